@@ -1,0 +1,50 @@
+"""One small exception hierarchy, so that every user-facing failure says what, where and what to do."""
+
+from __future__ import annotations
+
+
+class DagcheckError(Exception):
+    """Base of every error dagcheck raises on purpose."""
+
+
+class InventoryError(DagcheckError):
+    """The inventory cannot be used; the message names the file and the path inside it."""
+
+    def __init__(self, file: str, path: str, problem: str) -> None:
+        self.file = file
+        self.path = path
+        self.problem = problem
+        where = f"{file}: {path}" if path else file
+        super().__init__(f"invalid inventory {where}: {problem}")
+
+
+class RemoteError(DagcheckError):
+    """A remote call did not give a usable answer."""
+
+    def __init__(self, server: str, cmdlet: str, message: str) -> None:
+        self.server = server
+        self.cmdlet = cmdlet
+        self.reason = message
+        super().__init__(f"{server}: {cmdlet}: {message}")
+
+
+class ConnectionFailed(RemoteError):
+    """The endpoint could not be reached or refused us (network, TLS, credentials)."""
+
+
+class CmdletFailed(RemoteError):
+    """The cmdlet ran and wrote an error record (ErrorRecord.CategoryInfo is kept)."""
+
+    def __init__(self, server: str, cmdlet: str, message: str, category: str = "", error_id: str = "") -> None:
+        self.category = category
+        self.error_id = error_id
+        detail = f"{message} (category {category}, id {error_id})" if category or error_id else message
+        super().__init__(server, cmdlet, detail)
+
+
+class Throttled(CmdletFailed):
+    """Exchange's throttling (the MicroDelay/budget errors); the transport retries these with backoff."""
+
+
+class TransitionRefused(DagcheckError):
+    """A maintenance transition was refused by an interlock before anything changed."""

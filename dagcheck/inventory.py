@@ -1,0 +1,354 @@
+"""Load an inventory file, validate it against the shipped JSON Schema, and turn it into dataclasses.
+
+Validation happens before any connection so that a typo never costs a half-finished run, and the
+error names the file and the path inside it (``servers[2].fqdn``) the way an administrator would
+look for it in the YAML.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from dagcheck.errors import InventoryError
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "inventory" / "dagcheck.schema.json"
+
+DEFAULT_CONTENT_INDEX_ALLOWED = ("Healthy", "NotApplicable", "AutoSuspended")
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """How to reach one server. Secrets are never held here, only where to find them."""
+
+    exchange_uri: str | None = None
+    windows_uri: str | None = None
+    auth: str = "kerberos"
+    username_env: str | None = None
+    password_env: str | None = None
+    certificate_pem_env: str | None = None
+    certificate_key_pem_env: str | None = None
+    ca_bundle: str | None = None
+    verify_tls: bool = True
+    encryption: str = "auto"
+    operation_timeout: int = 60
+    read_timeout: int = 90
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    fqdn: str
+    site: str
+    dag: str | None
+    connection: ConnectionSettings
+
+    def exchange_uri(self) -> str:
+        return self.connection.exchange_uri or f"https://{self.fqdn}/PowerShell"
+
+    def windows_uri(self) -> str:
+        return self.connection.windows_uri or f"https://{self.fqdn}:5986/wsman"
+
+
+@dataclass(frozen=True)
+class Witness:
+    server: str
+    directory: str | None = None
+
+
+@dataclass(frozen=True)
+class Dag:
+    name: str
+    members: tuple[str, ...]
+    witness: Witness | None = None
+    allow_parallel_maintenance: bool = False
+
+
+@dataclass(frozen=True)
+class AutodiscoverSite:
+    uri: str
+    site_scope: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Expectations:
+    copy_queue_max: int = 10
+    replay_queue_max: int = 100
+    transport_queue_max: int = 0
+    content_index_allowed: tuple[str, ...] = DEFAULT_CONTENT_INDEX_ALLOWED
+    activation_policy: str = "Unrestricted"
+    build: str = "same-across-dag"
+    ep_matrix: str = "microsoft-default"
+    ep_overrides: dict[str, str] = field(default_factory=dict)
+    autodiscover: dict[str, AutodiscoverSite] = field(default_factory=dict)
+    monitoring_inactive_in_maintenance: bool = False
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.params[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.params.get(key, default)
+
+
+@dataclass(frozen=True)
+class LabDatabase:
+    name: str
+    copies: tuple[str, ...]
+    lagged: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    build: str = "15.2.1544.4"
+    databases: tuple[LabDatabase, ...] = ()
+    faults: tuple[Fault, ...] = ()
+
+
+@dataclass(frozen=True)
+class Inventory:
+    file: str
+    sites: tuple[str, ...]
+    servers: tuple[Server, ...]
+    dags: tuple[Dag, ...]
+    expectations: Expectations
+    lab: LabSpec | None = None
+
+    def server(self, name: str) -> Server:
+        for server in self.servers:
+            if server.name.lower() == name.lower():
+                return server
+        raise KeyError(name)
+
+    def dag(self, name: str) -> Dag:
+        for dag in self.dags:
+            if dag.name.lower() == name.lower():
+                return dag
+        raise KeyError(name)
+
+    def dag_of(self, server: str) -> Dag | None:
+        name = self.server(server).dag
+        return self.dag(name) if name else None
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read, validate and build the inventory, or raise InventoryError naming file and path."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InventoryError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InventoryError(file, where, f"not valid YAML: {problem}") from None
+    return parse_inventory(data, file)
+
+
+def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
+    """Validate already-parsed YAML data (tests build inventories in memory this way)."""
+    _validate_schema(data, file)
+    _validate_references(data, file)
+    return _build(data, file)
+
+
+def _schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def _json_path(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validate_schema(data: Any, file: str) -> None:
+    validator = jsonschema.Draft202012Validator(_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    error = jsonschema.exceptions.best_match(errors) or errors[0]
+    path = _json_path(error.absolute_path) or "(top level)"
+    raise InventoryError(file, path, _describe(error))
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        return f"unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(sorted(error.schema.get('properties', {})))})"
+    if error.validator == "required":
+        return error.message.replace("is a required property", "is required")
+    if error.validator == "pattern":
+        return f"{error.instance!r} is not in the expected form"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    if error.validator == "minimum":
+        return f"{error.instance!r} is below the minimum {error.validator_value}"
+    return error.message
+
+
+def _duplicates(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    dups = []
+    for name in names:
+        if name.lower() in seen:
+            dups.append(name)
+        seen.add(name.lower())
+    return dups
+
+
+def _validate_references(data: dict[str, Any], file: str) -> None:
+    def fail(path: str, problem: str) -> None:
+        raise InventoryError(file, path, problem)
+
+    sites = [s["name"] for s in data["sites"]]
+    for i, name in enumerate(sites):
+        if name.lower() in {s.lower() for s in sites[:i]}:
+            fail(f"sites[{i}].name", f"duplicate site name {name!r}")
+    servers = data["servers"]
+    site_set = {s.lower() for s in sites}
+    dag_names = {d["name"].lower() for d in data["dags"]}
+    names: list[str] = []
+    for i, server in enumerate(servers):
+        if server["name"].lower() in {n.lower() for n in names}:
+            fail(f"servers[{i}].name", f"duplicate server name {server['name']!r}")
+        names.append(server["name"])
+        if server["site"].lower() not in site_set:
+            fail(f"servers[{i}].site", f"site {server['site']!r} is not listed under sites")
+        if "dag" in server and server["dag"].lower() not in dag_names:
+            fail(f"servers[{i}].dag", f"DAG {server['dag']!r} is not listed under dags")
+    fqdns = [s["fqdn"] for s in servers]
+    for dup in _duplicates(fqdns):
+        fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")
+    by_name = {s["name"].lower(): s for s in servers}
+    seen_dags: list[str] = []
+    for d, dag in enumerate(data["dags"]):
+        if dag["name"].lower() in {n.lower() for n in seen_dags}:
+            fail(f"dags[{d}].name", f"duplicate DAG name {dag['name']!r}")
+        seen_dags.append(dag["name"])
+        for m, member in enumerate(dag["members"]):
+            server = by_name.get(member.lower())
+            if server is None:
+                fail(f"dags[{d}].members[{m}]", f"member {member!r} is not listed under servers")
+            elif server.get("dag", "").lower() != dag["name"].lower():
+                fail(f"dags[{d}].members[{m}]", f"server {member!r} does not name DAG {dag['name']!r} in its dag key")
+    for i, server in enumerate(servers):
+        if "dag" in server:
+            dag = next(x for x in data["dags"] if x["name"].lower() == server["dag"].lower())
+            if server["name"].lower() not in {m.lower() for m in dag["members"]}:
+                fail(f"servers[{i}].dag", f"server {server['name']!r} is not among the members of DAG {dag['name']!r}")
+    for site in (data.get("expectations") or {}).get("autodiscover", {}) or {}:
+        if site.lower() not in site_set:
+            fail(f"expectations.autodiscover.{site}", f"site {site!r} is not listed under sites")
+        for j, scoped in enumerate(data["expectations"]["autodiscover"][site].get("site_scope", [])):
+            if scoped.lower() not in site_set:
+                fail(f"expectations.autodiscover.{site}.site_scope[{j}]", f"site {scoped!r} is not listed under sites")
+    _validate_lab_references(data.get("lab") or {}, by_name, fail)
+
+
+def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail: Any) -> None:
+    db_names: list[str] = []
+    for d, db in enumerate(lab.get("databases", [])):
+        if db["name"].lower() in {n.lower() for n in db_names}:
+            fail(f"lab.databases[{d}].name", f"duplicate database name {db['name']!r}")
+        db_names.append(db["name"])
+        dags = set()
+        for c, server in enumerate(db["copies"]):
+            if server.lower() not in by_name:
+                fail(f"lab.databases[{d}].copies[{c}]", f"server {server!r} is not listed under servers")
+            dags.add((by_name[server.lower()].get("dag") or "").lower())
+        if len(dags) > 1 or "" in dags and len(db["copies"]) > 1:
+            fail(f"lab.databases[{d}].copies", "all copies of a database must be on members of one DAG")
+        for server in db.get("lagged", {}):
+            if server.lower() not in {s.lower() for s in db["copies"]}:
+                fail(f"lab.databases[{d}].lagged.{server}", f"{server!r} holds no copy of {db['name']}")
+    for f, fault in enumerate(lab.get("faults", [])):
+        if "server" in fault and fault["server"].lower() not in by_name:
+            fail(f"lab.faults[{f}].server", f"server {fault['server']!r} is not listed under servers")
+        if "database" in fault and fault["database"].lower() not in {n.lower() for n in db_names}:
+            fail(f"lab.faults[{f}].database", f"database {fault['database']!r} is not listed under lab.databases")
+
+
+def _connection(raw: dict[str, Any] | None, base: ConnectionSettings) -> ConnectionSettings:
+    if not raw:
+        return base
+    merged = {**base.__dict__, **raw}
+    return ConnectionSettings(**merged)
+
+
+def _build(data: dict[str, Any], file: str) -> Inventory:
+    defaults = _connection(data.get("connection"), ConnectionSettings())
+    servers = tuple(
+        Server(
+            name=s["name"],
+            fqdn=s["fqdn"],
+            site=s["site"],
+            dag=s.get("dag"),
+            connection=_connection(s.get("connection"), defaults),
+        )
+        for s in data["servers"]
+    )
+    dags = tuple(
+        Dag(
+            name=d["name"],
+            members=tuple(d["members"]),
+            witness=Witness(**d["witness"]) if d.get("witness") else None,
+            allow_parallel_maintenance=d.get("allow_parallel_maintenance", False),
+        )
+        for d in data["dags"]
+    )
+    raw_exp = data.get("expectations") or {}
+    ep = raw_exp.get("extended_protection") or {}
+    expectations = Expectations(
+        copy_queue_max=raw_exp.get("copy_queue_max", 10),
+        replay_queue_max=raw_exp.get("replay_queue_max", 100),
+        transport_queue_max=raw_exp.get("transport_queue_max", 0),
+        content_index_allowed=tuple(raw_exp.get("content_index_allowed", DEFAULT_CONTENT_INDEX_ALLOWED)),
+        activation_policy=raw_exp.get("activation_policy", "Unrestricted"),
+        build=raw_exp.get("build", "same-across-dag"),
+        ep_matrix=ep.get("matrix", "microsoft-default"),
+        ep_overrides=dict(ep.get("overrides", {})),
+        autodiscover={
+            site: AutodiscoverSite(uri=v["uri"], site_scope=tuple(v.get("site_scope", [site])))
+            for site, v in (raw_exp.get("autodiscover") or {}).items()
+        },
+        monitoring_inactive_in_maintenance=raw_exp.get("monitoring_inactive_in_maintenance", False),
+    )
+    lab = None
+    if "lab" in data:
+        raw_lab = data["lab"] or {}
+        lab = LabSpec(
+            build=raw_lab.get("build", "15.2.1544.4"),
+            databases=tuple(
+                LabDatabase(name=d["name"], copies=tuple(d["copies"]), lagged=dict(d.get("lagged", {})))
+                for d in raw_lab.get("databases", [])
+            ),
+            faults=tuple(
+                Fault(kind=f["kind"], params={k: v for k, v in f.items() if k != "kind"})
+                for f in raw_lab.get("faults", [])
+            ),
+        )
+    return Inventory(
+        file=file,
+        sites=tuple(s["name"] for s in data["sites"]),
+        servers=servers,
+        dags=dags,
+        expectations=expectations,
+        lab=lab,
+    )

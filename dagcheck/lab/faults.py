@@ -1,0 +1,180 @@
+"""Faults are data: each kind is one function that puts the organisation into the faulty state.
+
+Runtime faults (a cmdlet that errors, a slow cmdlet, a dropped connection) are kept in a list
+that the cmdlet dispatcher and the WSMan server consult; they have no state to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from dagcheck.inventory import Fault
+
+if TYPE_CHECKING:
+    from dagcheck.lab.state import Organization
+
+RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection"})
+_APPLY: dict[str, Callable[["Organization", Fault], None]] = {}
+
+
+def fault(kind: str) -> Callable[[Callable[["Organization", Fault], None]], Callable[["Organization", Fault], None]]:
+    def register(fn: Callable[["Organization", Fault], None]) -> Callable[["Organization", Fault], None]:
+        _APPLY[kind] = fn
+        return fn
+
+    return register
+
+
+def apply_fault(org: "Organization", f: Fault) -> None:
+    if f.kind in RUNTIME_KINDS:
+        org.runtime_faults.append(f)
+        return
+    if f.kind not in _APPLY:
+        raise ValueError(f"unknown lab fault kind {f.kind!r}; known: {', '.join(sorted(known_kinds()))}")
+    _APPLY[f.kind](org, f)
+
+
+def known_kinds() -> set[str]:
+    return set(_APPLY) | set(RUNTIME_KINDS)
+
+
+def _db(org: "Organization", f: Fault):
+    return org.databases[f["database"].lower()]
+
+
+def _copy(org: "Organization", f: Fault):
+    db = _db(org, f)
+    server = f.get("server") or next(c.server for c in db.copies if c.server.lower() != db.active_server.lower())
+    copy = db.copy_on(server)
+    if copy is None:
+        raise ValueError(f"{db.name} has no copy on {server}")
+    return copy
+
+
+@fault("stuck_queue")
+def _stuck_queue(org, f):
+    server = org.server(f["server"])
+    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None)
+    if queue is None:
+        queue = org_add_queue(server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
+    queue.message_count = f.get("count", 25)
+    queue.status = "Retry"
+    queue.stuck = True
+    queue.last_error = "451 4.4.0 Primary target IP address responded with: \"421 4.4.2 Connection dropped.\""
+
+
+@fault("poison_messages")
+def _poison(org, f):
+    server = org.server(f["server"])
+    queue = server.queue_by_type("Poison") or org_add_queue(server, "Poison", "Undefined", "Poison Message")
+    queue.message_count = f.get("count", 1)
+    queue.stuck = True
+
+
+@fault("shadow_queue")
+def _shadow(org, f):
+    """A shadow queue on another member holding copies of messages whose primary is f['server']."""
+    primary = org.server(f["server"])
+    holder_name = f.get("value") or next(m for m in org.dag_of(primary).members if m.lower() != primary.name.lower())
+    holder = org.server(holder_name)
+    queue = org_add_queue(holder, "Shadow", "ShadowRedundancy", primary.fqdn)
+    queue.message_count = f.get("count", 3)
+
+
+@fault("copy_failed")
+def _copy_failed(org, f):
+    copy = _copy(org, f)
+    copy.status = "Failed"
+    copy.error_message = "The log copier was unable to communicate with server. The copy of database is in a disconnected state."
+
+
+@fault("copy_suspended")
+def _copy_suspended(org, f):
+    copy = _copy(org, f)
+    copy.status = "Suspended"
+    copy.activation_suspended = True
+
+
+@fault("copy_queue_high")
+def _copy_queue_high(org, f):
+    _copy(org, f).copy_queue = f.get("count", 250)
+
+
+@fault("replay_queue_high")
+def _replay_queue_high(org, f):
+    _copy(org, f).replay_queue = f.get("count", 5000)
+
+
+@fault("content_index_failed")
+def _ci_failed(org, f):
+    _copy(org, f).content_index = "Failed"
+
+
+@fault("single_copy")
+def _single_copy(org, f):
+    db = _db(org, f)
+    db.copies = [c for c in db.copies if c.server.lower() == db.active_server.lower()]
+
+
+@fault("component_inactive")
+def _component_inactive(org, f):
+    server = org.server(f["server"])
+    org.set_component_state(server, f.get("component", "HubTransport"), f.get("requester", "HealthApi"), "Inactive")
+
+
+@fault("cluster_node_down")
+def _node_down(org, f):
+    org.server(f["server"]).cluster_state = "Down"
+    org.server(f["server"]).services["ClusSvc"] = "Stopped"
+
+
+@fault("witness_unavailable")
+def _witness(org, f):
+    for dag in org.dags.values():
+        dag.witness_available = False
+
+
+@fault("ep_mismatch")
+def _ep(org, f):
+    server = org.server(f["server"])
+    name = f.get("vdir", "Autodiscover (Default Web Site)")
+    if name not in server.vdir_tokens:
+        raise ValueError(f"unknown virtual directory {name!r}")
+    server.vdir_tokens[name] = f.get("value", "Require")
+
+
+@fault("scp_wrong_uri")
+def _scp_uri(org, f):
+    org.server(f["server"]).scp_uri = f.get("value", "https://mail.wrong.test/Autodiscover/Autodiscover.xml")
+
+
+@fault("scp_missing_site")
+def _scp_scope(org, f):
+    server = org.server(f["server"])
+    server.site_scope = [s for s in server.site_scope if s != f.get("site", server.site)]
+
+
+@fault("build_mismatch")
+def _build(org, f):
+    server = org.server(f["server"])
+    server.exsetup_version = tuple(int(p) for p in f.get("value", "15.2.1544.9").split("."))  # type: ignore[assignment]
+
+
+@fault("service_stopped")
+def _service(org, f):
+    org.server(f["server"]).services[f.get("service", "MSExchangeTransport")] = "Stopped"
+
+
+@fault("replication_check_failed")
+def _repl_check(org, f):
+    org.server(f["server"]).failing_replication_checks.add(f.get("check", "ClusterNetwork"))
+
+
+def org_add_queue(server, queue_type: str, delivery_type: str, next_hop: str):
+    from dagcheck.lab.state import LabQueue
+
+    queue = LabQueue(server.next_row_id, queue_type, delivery_type, next_hop)
+    server.next_row_id += 1
+    server.queues.append(queue)
+    return queue

@@ -1,0 +1,111 @@
+"""What every transport offers, and the transcript of what was run (the report shows it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+
+class Endpoint(str, Enum):
+    EXCHANGE = "exchange"  # https://<fqdn>/PowerShell, configuration Microsoft.Exchange
+    WINDOWS = "windows"  # https://<fqdn>:5986/wsman, default configuration
+
+
+@dataclass(frozen=True)
+class Command:
+    """One cmdlet with its named parameters, optionally piped into ForEach-Object -MemberName."""
+
+    cmdlet: str
+    parameters: tuple[tuple[str, Any], ...] = ()
+    member: str | None = None
+
+    @classmethod
+    def of(cls, cmdlet: str, member: str | None = None, **parameters: Any) -> Command:
+        return cls(cmdlet, tuple(parameters.items()), member)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.parameters)
+
+    def render(self) -> str:
+        """The command as an administrator would type it (for dry-runs and the transcript)."""
+        parts = [self.cmdlet]
+        for name, value in self.parameters:
+            if value is True:
+                parts.append(f"-{name}:$true" if name not in SWITCHES else f"-{name}")
+            elif value is False:
+                parts.append(f"-{name}:$false")
+            else:
+                text = str(value)
+                parts.append(f"-{name} {text}" if text.replace(".", "").replace("-", "").isalnum() else f"-{name} '{text}'")
+        line = " ".join(parts)
+        return f"{line} | ForEach-Object {self.member}" if self.member else line
+
+
+SWITCHES = frozenset({"Status", "Force", "Active", "ADPropertiesOnly", "PassThru"})
+
+
+@dataclass
+class Invocation:
+    """A record of one remote call, kept for the report's transcript."""
+
+    server: str
+    endpoint: Endpoint
+    command: Command
+    started: float
+    duration: float = 0.0
+    outcome: str = "running"  # ok, error, unreachable
+    objects: int = 0
+    message: str = ""
+
+
+@dataclass
+class Transcript:
+    """Every invocation of the run, in order; thread-safe because collection runs in parallel."""
+
+    invocations: list[Invocation] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @contextmanager
+    def record(self, server: str, endpoint: Endpoint, command: Command) -> Iterator[Invocation]:
+        inv = Invocation(server, endpoint, command, time.time())
+        with self._lock:
+            self.invocations.append(inv)
+        start = time.perf_counter()
+        try:
+            yield inv
+        except Exception as exc:
+            from dagcheck.errors import ConnectionFailed
+
+            inv.outcome = "unreachable" if isinstance(exc, ConnectionFailed) else "error"
+            inv.message = str(exc)
+            raise
+        else:
+            inv.outcome = "ok"
+        finally:
+            inv.duration = time.perf_counter() - start
+
+    def for_server(self, server: str) -> list[Invocation]:
+        with self._lock:
+            return [i for i in self.invocations if i.server.lower() == server.lower()]
+
+    def count(self, cmdlet: str | None = None, server: str | None = None) -> int:
+        with self._lock:
+            return sum(
+                1
+                for i in self.invocations
+                if (cmdlet is None or i.command.cmdlet.lower() == cmdlet.lower())
+                and (server is None or i.server.lower() == server.lower())
+            )
+
+
+class Transport(Protocol):
+    """Runs one command on one server's endpoint; returns deserialized objects or raises RemoteError."""
+
+    def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]: ...
+
+    def close(self) -> None: ...

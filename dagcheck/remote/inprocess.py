@@ -1,0 +1,44 @@
+"""In-process transport over the lab: no network, but every object still goes through CLIXML.
+
+A unit-test convenience only. The checks, the report and CI talk to the lab through pypsrp over
+HTTP (dagcheck.remote.psrp); this exists so that lab semantics can be tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from psrpcore.types import serialize
+
+from dagcheck.clixml import CIPHER, from_element_text
+from dagcheck.errors import CmdletFailed, ConnectionFailed
+from dagcheck.lab import cmdlets
+from dagcheck.lab.errors import LabCmdletError
+from dagcheck.lab.state import Organization
+from dagcheck.remote.base import Command, Endpoint, Transcript
+
+
+class InProcessTransport:
+    def __init__(self, org: Organization, transcript: Transcript | None = None) -> None:
+        self.org = org
+        self.transcript = transcript or Transcript()
+
+    def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
+        with self.transcript.record(server, endpoint, command) as inv:
+            if any(f.kind == "dropped_connection" and f.get("server", "").lower() == server.lower()
+                   for f in self.org.runtime_faults):
+                raise ConnectionFailed(server, command.cmdlet, "connection reset by peer (lab fault dropped_connection)")
+            pipeline = [(command.cmdlet, command.params())]
+            if command.member:
+                pipeline.append(("ForEach-Object", {"MemberName": command.member}))
+            try:
+                objects = cmdlets.run_pipeline(self.org, endpoint.value, server, pipeline)
+            except LabCmdletError as exc:
+                raise CmdletFailed(server, command.cmdlet, exc.message, exc.category, exc.error_id) from None
+            result = [from_element_text(ET.tostring(serialize(o, CIPHER), encoding="unicode")) for o in objects]
+            inv.objects = len(result)
+            return result
+
+    def close(self) -> None:
+        pass

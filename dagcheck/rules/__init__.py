@@ -1,0 +1,1 @@
+"""Pure evaluation logic that deserves its own unit tests; checks call these."""

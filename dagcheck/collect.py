@@ -1,0 +1,134 @@
+"""Snapshots: each source (one cmdlet) collected once per server per phase, whatever reads it.
+
+A source that fails (unreachable server, cmdlet error) is remembered as failed with its reason,
+so that every check reading it fails with that reason and the run goes on for the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from dagcheck import model
+from dagcheck.errors import RemoteError
+from dagcheck.remote.base import Command, Endpoint, Transport
+
+
+@dataclass(frozen=True)
+class Source:
+    """One cmdlet run on a server's endpoint and the parser of each object it returns."""
+
+    name: str
+    endpoint: Endpoint
+    command: Callable[[str], Command]
+    parse: Callable[[Any, str], Any]
+
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source("components", Endpoint.EXCHANGE, lambda s: Command.of("Get-ServerComponentState", Identity=s),
+               lambda o, s: model.parse_component_state(o, s)),
+        Source("copies", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabaseCopyStatus", Server=s),
+               lambda o, s: model.parse_copy_status(o)),
+        Source("queues", Endpoint.EXCHANGE, lambda s: Command.of("Get-Queue", Server=s), model.parse_queue),
+        Source("replication", Endpoint.EXCHANGE, lambda s: Command.of("Test-ReplicationHealth", Identity=s),
+               lambda o, s: model.parse_replication_check(o)),
+        Source("services", Endpoint.EXCHANGE, lambda s: Command.of("Test-ServiceHealth", Server=s),
+               model.parse_service_health),
+        Source("exchange_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-ExchangeServer", Identity=s),
+               lambda o, s: model.parse_exchange_server(o)),
+        Source("mailbox_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxServer", Identity=s),
+               lambda o, s: model.parse_mailbox_server(o)),
+        Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
+               lambda o, s: model.parse_file_version(o)),
+    )
+}
+
+
+class SourceFailed(Exception):
+    """Raised to every reader of a source whose collection failed; carries the original reason."""
+
+    def __init__(self, error: RemoteError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class Snapshot:
+    """What one server looked like in one phase; filled lazily, each source at most once."""
+
+    def __init__(self, server: str, phase: str, transport: Transport) -> None:
+        self.server = server
+        self.phase = phase
+        self._transport = transport
+        self._results: dict[str, tuple[Any, ...] | RemoteError] = {}
+        self._lock = threading.Lock()
+        self._source_locks: dict[str, threading.Lock] = {}
+
+    def get(self, source: str) -> tuple[Any, ...]:
+        result = self._collect(source)
+        if isinstance(result, RemoteError):
+            raise SourceFailed(result)
+        return result
+
+    def failed(self, source: str) -> RemoteError | None:
+        result = self._collect(source)
+        return result if isinstance(result, RemoteError) else None
+
+    def _collect(self, name: str) -> tuple[Any, ...] | RemoteError:
+        with self._lock:
+            if name in self._results:
+                return self._results[name]
+            lock = self._source_locks.setdefault(name, threading.Lock())
+        with lock:
+            with self._lock:
+                if name in self._results:
+                    return self._results[name]
+            source = SOURCES[name]
+            try:
+                raw = self._transport.run(self.server, source.endpoint, source.command(self.server))
+                result: tuple[Any, ...] | RemoteError = tuple(source.parse(o, self.server) for o in raw)
+            except RemoteError as exc:
+                result = exc
+            with self._lock:
+                self._results[name] = result
+            return result
+
+
+class Collector:
+    """Snapshots by (server, phase) for the whole session; prefetches sources in parallel."""
+
+    def __init__(self, transport: Transport, max_workers: int = 8) -> None:
+        self.transport = transport
+        self.max_workers = max_workers
+        self._snapshots: dict[tuple[str, str], Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def snapshot(self, server: str, phase: str) -> Snapshot:
+        key = (server.lower(), phase)
+        with self._lock:
+            if key not in self._snapshots:
+                self._snapshots[key] = Snapshot(server, phase, self.transport)
+            return self._snapshots[key]
+
+    def prefetch(self, servers: Iterable[str], sources: Iterable[str], phase: str) -> None:
+        """Collect many (server, source) pairs at once: one pool per server, servers in parallel."""
+        servers = list(servers)
+        sources = list(sources)
+
+        def one_server(server: str) -> None:
+            snap = self.snapshot(server, phase)
+            for source in sources:
+                snap.failed(source)
+
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            list(pool.map(one_server, servers))
+
+    def invalidate(self, phase: str) -> None:
+        """Forget a phase's snapshots (a transition changed the servers)."""
+        with self._lock:
+            for key in [k for k in self._snapshots if k[1] == phase]:
+                del self._snapshots[key]

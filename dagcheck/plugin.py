@@ -1,0 +1,193 @@
+"""The pytest plugin: options, markers, parametrization from the inventory, fixtures, report data."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagcheck.catalogue import PHASES, CheckFailure, CheckSpec
+from dagcheck.collect import SOURCES, SourceFailed
+from dagcheck.errors import InventoryError
+from dagcheck.inventory import Expectations, Inventory, load_inventory
+from dagcheck.session import DagcheckSession, Target
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
+INVENTORY_KEY = pytest.StashKey[Inventory]()
+SESSION_KEY = pytest.StashKey[DagcheckSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dagcheck", "Exchange DAG compliance checks")
+    group.addoption("--inventory", default=str(DEFAULT_INVENTORY),
+                    help="inventory YAML (default: inventory/lab.yml, the embedded lab)")
+    group.addoption("--server", action="append", default=[], help="check only this server (repeatable)")
+    group.addoption("--dag", default=None, help="check only the members of this DAG")
+    group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")
+    group.addoption("--transport", default="psrp", choices=("psrp", "inprocess"),
+                    help="psrp (default: WSMan/PSRP, also for the lab); inprocess is for unit tests of the lab")
+    group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
+
+
+def _runs_checks(config: pytest.Config) -> bool:
+    args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath)]
+    return any("checks" in Path(a).parts or Path(a).resolve() == ROOT for a in args)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # tryfirst: the report paths must be set before pytest-html and junitxml read them.
+    try:
+        inventory = load_inventory(config.getoption("--inventory"))
+    except InventoryError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[INVENTORY_KEY] = inventory
+    for name in (config.getoption("--server") or []):
+        try:
+            inventory.server(name)
+        except KeyError:
+            raise pytest.UsageError(f"--server {name}: not in {inventory.file}") from None
+    if config.getoption("--dag"):
+        try:
+            inventory.dag(config.getoption("--dag"))
+        except KeyError:
+            raise pytest.UsageError(f"--dag {config.getoption('--dag')}: not in {inventory.file}") from None
+    phase = config.getoption("--phase")
+    if not config.getoption("markexpr"):
+        config.option.markexpr = phase
+    if _runs_checks(config):
+        reports = Path(config.getoption("--reports-dir"))
+        reports.mkdir(parents=True, exist_ok=True)
+        if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+            config.option.htmlpath = str(reports / "dagcheck.html")
+            config.option.self_contained_html = True
+        if not getattr(config.option, "xmlpath", None):
+            config.option.xmlpath = str(reports / "junit.xml")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.close()
+
+
+def dagcheck_session(config: pytest.Config) -> DagcheckSession:
+    if SESSION_KEY not in config.stash:
+        config.stash[SESSION_KEY] = DagcheckSession(
+            config.stash[INVENTORY_KEY],
+            transport_kind=config.getoption("--transport"),
+            servers=config.getoption("--server") or None,
+            dag=config.getoption("--dag"),
+            phase=config.getoption("--phase"),
+        )
+    return config.stash[SESSION_KEY]
+
+
+def _spec(function: Any) -> CheckSpec | None:
+    return getattr(function, "_dagcheck_check", None)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    spec = _spec(metafunc.function)
+    if spec is None or "target" not in metafunc.fixturenames:
+        return
+    phase = metafunc.config.getoption("--phase")
+    if phase not in spec.phases:
+        metafunc.parametrize("target", [], ids=[])
+        return
+    targets = dagcheck_session(metafunc.config).targets(spec)
+    metafunc.parametrize("target", targets, ids=[t.label for t in targets])
+
+
+@pytest.fixture(scope="session")
+def inventory(request: pytest.FixtureRequest) -> Inventory:
+    return request.config.stash[INVENTORY_KEY]
+
+
+@pytest.fixture(scope="session")
+def expect(inventory: Inventory) -> Expectations:
+    return inventory.expectations
+
+
+@pytest.fixture
+def item(request: pytest.FixtureRequest, target: Target) -> Any:
+    """The object the check judges, from the current phase's snapshot; fails with the reason if uncollectable."""
+    if target.error is not None:
+        pytest.fail(f"could not collect: {target.error}", pytrace=False)
+    try:
+        return dagcheck_session(request.config).lookup(target, _spec(request.function))  # type: ignore[arg-type]
+    except SourceFailed as exc:
+        pytest.fail(f"could not collect: {exc}", pytrace=False)
+
+
+# ---- reporting ------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    spec = _spec(getattr(item, "function", None))
+    if spec is None or report.when != "call" and not (report.when == "setup" and report.failed):
+        return
+    target: Target | None = item.callspec.params.get("target") if hasattr(item, "callspec") else None
+    failure = call.excinfo.value if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailure) else None
+    if failure is not None:
+        report.longrepr = failure.message
+    remediation = (failure.remediation if failure and failure.remediation else spec.remediation).format(
+        server=target.server if target else "", key=target.key if target else "")
+    props = {
+        "check_id": spec.id, "title": spec.title, "severity": spec.severity,
+        "server": target.server if target else "", "object": target.label if target else "",
+        "expected": failure.expected if failure else "", "actual": failure.actual if failure else "",
+        "remediation": remediation if report.failed else "",
+    }
+    for key, value in props.items():
+        report.user_properties.append((key, value))
+    session = item.config.stash.get(SESSION_KEY, None)
+    commands = []
+    if session is not None and target is not None:
+        source = SOURCES[spec.source]
+        wanted = source.command(target.server)
+        commands = [i for i in session.transcript.for_server(target.server) if i.command == wanted]
+    report.dagcheck = props  # type: ignore[attr-defined]
+    pytest_html = item.config.pluginmanager.getplugin("html")
+    if pytest_html is not None:
+        extras = getattr(report, "extras", [])
+        extras.append(pytest_html.extras.html(_details_html(spec, props, commands, report.failed)))
+        report.extras = extras
+
+
+def _details_html(spec: CheckSpec, props: dict[str, str], commands: list[Any], failed: bool) -> str:
+    rows = [("Check", f"{spec.id} — {spec.title}"), ("Severity", spec.severity), ("Server", props["server"]),
+            ("Object", props["object"]), ("Why it matters", spec.rationale)]
+    if failed:
+        rows += [("Expected", props["expected"]), ("Actual", props["actual"]), ("Remediation", props["remediation"])]
+    table = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+                    for k, v in rows if v)
+    transcript = "".join(
+        f"<li><code>[{html.escape(i.server)}/{i.endpoint.value}] {html.escape(i.command.render())}</code> — "
+        f"{i.outcome}, {i.objects} object(s), {i.duration * 1000:.0f} ms{(': ' + html.escape(i.message)) if i.message else ''}</li>"
+        for i in commands
+    )
+    return f"<div class='dagcheck'><table>{table}</table><p>Commands behind this verdict:</p><ul>{transcript}</ul></div>"
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, "<th>Check</th>")
+    cells.insert(2, "<th>Severity</th>")
+    cells.insert(3, "<th>Server</th>")
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    props = getattr(report, "dagcheck", None) or {}
+    cells.insert(1, f"<td>{html.escape(props.get('check_id', ''))}</td>")
+    cells.insert(2, f"<td>{html.escape(props.get('severity', ''))}</td>")
+    cells.insert(3, f"<td>{html.escape(props.get('server', ''))}</td>")
+
+
+def pytest_html_report_title(report: Any) -> None:
+    report.title = "dagcheck — Exchange DAG compliance report"

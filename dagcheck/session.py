@@ -1,0 +1,116 @@
+"""One run's wiring: the inventory, the lab when the inventory has one, the transport, the snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from dagcheck.catalogue import CheckSpec
+from dagcheck.collect import SOURCES, Collector
+from dagcheck.errors import RemoteError
+from dagcheck.inventory import Inventory, Server
+from dagcheck.remote.base import Transcript, Transport
+from dagcheck.remote.credentials import Credentials
+
+log = logging.getLogger(__name__)
+
+
+PER_SERVER = "*"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One parametrized instance of a check: a server and the key of an object its source returned."""
+
+    server: str
+    source: str
+    key: str | None  # None: the whole source failed for this server (error holds why)
+    label: str
+    error: str | None = None
+
+
+class DagcheckSession:
+    def __init__(self, inventory: Inventory, transport_kind: str = "psrp", servers: list[str] | None = None,
+                 dag: str | None = None, phase: str = "health") -> None:
+        self.inventory = inventory
+        self.phase = phase
+        self.transcript = Transcript()
+        self.lab = None
+        self.org = None
+        self.transport: Transport = self._make_transport(transport_kind)
+        self.collector = Collector(self.transport)
+        self.servers = self._scope(servers, dag)
+
+    def _scope(self, servers: list[str] | None, dag: str | None) -> list[Server]:
+        scope = list(self.inventory.servers)
+        if dag:
+            members = {m.lower() for m in self.inventory.dag(dag).members}
+            scope = [s for s in scope if s.name.lower() in members]
+        if servers:
+            wanted = {s.lower() for s in servers}
+            scope = [s for s in scope if s.name.lower() in wanted]
+        return scope
+
+    def _make_transport(self, kind: str) -> Transport:
+        if self.inventory.lab is not None:
+            from dagcheck.lab.state import Organization
+
+            self.org = Organization(self.inventory)
+        if kind == "inprocess":
+            if self.org is None:
+                raise ValueError("the in-process transport needs an inventory with a lab: section")
+            from dagcheck.remote.inprocess import InProcessTransport
+
+            return InProcessTransport(self.org, self.transcript)
+        from dagcheck.remote.psrp import PsrpTransport, settings_for_lab
+
+        servers = {s.name: s for s in self.inventory.servers}
+        credentials: dict[str, Credentials] = {}
+        if self.org is not None:
+            from dagcheck.lab.server import LabServer
+
+            self.lab = LabServer(self.org).start()
+            for name, server in servers.items():
+                conn = settings_for_lab(server.connection, self.lab.exchange_uri(name), self.lab.windows_uri(name))
+                servers[name] = dataclasses.replace(server, connection=conn)
+                credentials[name] = Credentials(self.lab.credentials.username, self.lab.credentials.password)
+        return PsrpTransport(servers, self.transcript, credentials)
+
+    def targets(self, spec: CheckSpec) -> list[Target]:
+        """Every object the check applies to, on every server in scope; a failed source gives one target."""
+        self.collector.prefetch([s.name for s in self.servers], [spec.source], self.phase)
+        out: list[Target] = []
+        for server in self.servers:
+            snap = self.collector.snapshot(server.name, self.phase)
+            error = snap.failed(spec.source)
+            if error is not None:
+                out.append(Target(server.name, spec.source, None, server.name, _reason(error)))
+                continue
+            if spec.per_server:
+                out.append(Target(server.name, spec.source, PER_SERVER, server.name))
+                continue
+            for obj in snap.get(spec.source):
+                if spec.select is None or spec.select(obj):
+                    out.append(Target(server.name, spec.source, obj.key, obj.key))
+        return out
+
+    def lookup(self, target: Target, spec: CheckSpec) -> object:
+        snap = self.collector.snapshot(target.server, self.phase)
+        if target.key == PER_SERVER:
+            return tuple(o for o in snap.get(target.source) if spec.select is None or spec.select(o))
+        for obj in snap.get(target.source):
+            if obj.key == target.key:
+                return obj
+        raise LookupError(f"{target.label} is no longer returned by {SOURCES[target.source].command(target.server).render()}")
+
+    def close(self) -> None:
+        try:
+            self.transport.close()
+        finally:
+            if self.lab is not None:
+                self.lab.stop()
+
+
+def _reason(error: RemoteError) -> str:
+    return f"{error.server}: {error.cmdlet} failed: {error.reason}"

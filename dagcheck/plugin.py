@@ -55,10 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory.dag(config.getoption("--dag"))
         except KeyError:
             raise pytest.UsageError(f"--dag {config.getoption('--dag')}: not in {inventory.file}") from None
-    phase = config.getoption("--phase")
-    if not config.getoption("markexpr"):
-        config.option.markexpr = phase
     if _runs_checks(config):
+        if not config.getoption("markexpr"):
+            config.option.markexpr = config.getoption("--phase")
         reports = Path(config.getoption("--reports-dir"))
         reports.mkdir(parents=True, exist_ok=True)
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
@@ -112,15 +111,31 @@ def expect(inventory: Inventory) -> Expectations:
     return inventory.expectations
 
 
+class Uncollectable:
+    """Stands in for the object when its source could not be collected; the check then fails (not errors)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 @pytest.fixture
 def item(request: pytest.FixtureRequest, target: Target) -> Any:
-    """The object the check judges, from the current phase's snapshot; fails with the reason if uncollectable."""
+    """The object the check judges, from the current phase's snapshot."""
     if target.error is not None:
-        pytest.fail(f"could not collect: {target.error}", pytrace=False)
+        return Uncollectable(target.error)
     try:
         return dagcheck_session(request.config).lookup(target, _spec(request.function))  # type: ignore[arg-type]
     except SourceFailed as exc:
-        pytest.fail(f"could not collect: {exc}", pytrace=False)
+        return Uncollectable(str(exc))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+    # An unreachable server or a failed cmdlet fails that server's checks with the reason: a verdict
+    # ("cannot show compliance"), not a test error.
+    value = pyfuncitem.funcargs.get("item")
+    if isinstance(value, Uncollectable):
+        pytest.fail(f"could not collect: {value.reason}", pytrace=False)
 
 
 # ---- reporting ------------------------------------------------------------------------------
@@ -137,8 +152,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     failure = call.excinfo.value if call.excinfo is not None and isinstance(call.excinfo.value, CheckFailure) else None
     if failure is not None:
         report.longrepr = failure.message
-    remediation = (failure.remediation if failure and failure.remediation else spec.remediation).format(
-        server=target.server if target else "", key=target.key if target else "")
+    remediation = (failure.remediation if failure and failure.remediation else
+                   spec.remediation.format(server=target.server if target else "", key=target.key if target else ""))
     props = {
         "check_id": spec.id, "title": spec.title, "severity": spec.severity,
         "server": target.server if target else "", "object": target.label if target else "",

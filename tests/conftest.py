@@ -1,0 +1,64 @@
+"""Helpers for the project's own tests: run the checks against a lab with faults, in this process."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_YML = ROOT / "inventory" / "lab.yml"
+
+
+def lab_data(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    data = yaml.safe_load(LAB_YML.read_text(encoding="utf-8"))
+    data = copy.deepcopy(data)
+    data["lab"]["faults"] = list(faults or [])
+    return data
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/skipped
+    messages: dict[str, str] = field(default_factory=dict)
+
+    def failed(self) -> set[str]:
+        return {n for n, o in self.outcomes.items() if o == "failed"}
+
+    def short_failed(self) -> set[str]:
+        """Failed tests as 'test_name[param]', without the module path."""
+        return {n.split("::", 1)[1].replace("\\\\", "\\") for n in self.failed()}
+
+
+class _Recorder:
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.failed:
+            if report.nodeid not in self.result.outcomes or report.failed:
+                self.result.outcomes[report.nodeid] = report.outcome
+                if report.failed:
+                    self.result.messages[report.nodeid] = str(report.longrepr)
+
+
+@pytest.fixture
+def run_checks(tmp_path: Path):
+    """Run checks/ in this process against an inventory (dict) and return every outcome."""
+
+    def run(data: dict[str, Any], *extra: str) -> RunResult:
+        inv = tmp_path / "inventory.yml"
+        inv.write_text(yaml.safe_dump(data), encoding="utf-8")
+        result = RunResult(0)
+        args = [str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir", str(tmp_path / "reports"),
+                "-p", "no:cacheprovider", "-q", "-o", "console_output_style=classic", "--rootdir", str(ROOT),
+                "-c", str(ROOT / "pyproject.toml"), *extra]
+        result.exit_code = int(pytest.main(args, plugins=[_Recorder(result)]))
+        return result
+
+    return run

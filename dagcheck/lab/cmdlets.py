@@ -765,7 +765,7 @@ def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
                         "Server": _server_id(s),
                         "MetabasePath": f"IIS://{s.fqdn}/W3SVC/{path}/ROOT/{vdir}",
                         "ExtendedProtectionTokenChecking": token,
-                        "ExtendedProtectionFlags": ps.mvp([]),
+                        "ExtendedProtectionFlags": ps.mvp([], element=ps.EP_FLAG),
                         "ExtendedProtectionSPNList": ps.mvp([]),
                         "InternalUrl": f"https://{s.fqdn}/{vdir}" if site == "Default Web Site" else None,
                         "ExternalUrl": None,

@@ -101,6 +101,8 @@ def _convert(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return PSDateTime(value.year, value.month, value.day, value.hour, value.minute, value.second,
                           value.microsecond, tzinfo=value.tzinfo or dt.timezone.utc)
+    if isinstance(value, PSList):
+        return value  # already typed by its builder
     if isinstance(value, (list, tuple)):
         return typed_list(value, [MVP_STRING, "System.Object"])
     return value
@@ -114,6 +116,10 @@ def typed_list(values: Iterable[Any], type_names: list[str]) -> PSList:
 
 def mvp(values: Iterable[Any], element: str = "System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089") -> PSList:
     return typed_list(values, [f"{EX}.Data.MultiValuedProperty`1[[{element}]]", "System.Object"])
+
+
+EP_FLAG = ("Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionFlag, Microsoft.Exchange.Data.Directory, "
+           "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35")
 
 
 def ad_object_id(name: str, dn: str, guid: uuid.UUID, to_string: str | None = None) -> PSObject:

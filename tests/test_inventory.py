@@ -1,0 +1,88 @@
+"""An invalid inventory stops the run before any connection, naming the file and the path inside it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dagcheck.errors import InventoryError
+from dagcheck.inventory import load_inventory, parse_inventory
+from tests.conftest import ROOT, lab_data
+
+
+def _mutate(fn):
+    data = lab_data()
+    fn(data)
+    return data
+
+
+INVALID = [
+    ("unknown top-level key", lambda d: d.update(servres=[]), "(top level)", "unknown key 'servres'"),
+    ("unknown server key", lambda d: d["servers"][1].update(fdqn="x.y"), "servers[1]", "unknown key 'fdqn'"),
+    ("missing fqdn", lambda d: d["servers"][2].pop("fqdn"), "servers[2]", "'fqdn' is required"),
+    ("bad fqdn", lambda d: d["servers"][2].update(fqdn="not a host"), "servers[2].fqdn", "expected form"),
+    ("duplicate server", lambda d: d["servers"].append(dict(d["servers"][0])), "servers[4].name", "duplicate server name"),
+    ("DAG member not a server", lambda d: d["dags"][0]["members"].append("mbx9"), "dags[0].members[4]", "'mbx9' is not listed"),
+    ("server in unknown DAG", lambda d: d["servers"][0].update(dag="DAG9"), "servers[0].dag", "DAG 'DAG9' is not listed"),
+    ("server in unknown site", lambda d: d["servers"][3].update(site="Site-Z"), "servers[3].site", "site 'Site-Z'"),
+    ("negative threshold", lambda d: d["expectations"].update(copy_queue_max=-1), "expectations.copy_queue_max", "below the minimum 0"),
+    ("bad URI", lambda d: d["expectations"]["autodiscover"]["Site-A"].update(uri="autodiscover.contoso"),
+     "expectations.autodiscover.Site-A.uri", "expected form"),
+    ("bad activation policy", lambda d: d["expectations"].update(activation_policy="Sometimes"),
+     "expectations.activation_policy", "not one of"),
+    ("unknown fault kind", lambda d: d["lab"]["faults"].append({"kind": "meteor"}), "lab.faults[0].kind", "not one of"),
+    ("fault on unknown server", lambda d: d["lab"]["faults"].append({"kind": "stuck_queue", "server": "mbx7"}),
+     "lab.faults[0].server", "'mbx7' is not listed"),
+    ("copy on unknown server", lambda d: d["lab"]["databases"][0]["copies"].append("mbx8"),
+     "lab.databases[0].copies[3]", "'mbx8' is not listed"),
+    ("credentials are never in the file", lambda d: d.update(connection={"auth": "basic", "password": "x"}),
+     "connection", "unknown key 'password'"),
+    ("member not naming its DAG", lambda d: d["servers"][3].pop("dag"), "dags[0].members[3]", "does not name DAG"),
+]
+
+
+@pytest.mark.parametrize("mutate,path,problem", [i[1:] for i in INVALID], ids=[i[0] for i in INVALID])
+def test_invalid_inventory_names_path_and_problem(mutate, path, problem) -> None:
+    with pytest.raises(InventoryError) as exc:
+        parse_inventory(_mutate(mutate), "inv.yml")
+    assert exc.value.path == path
+    assert problem in exc.value.problem
+    assert str(exc.value).startswith(f"invalid inventory inv.yml: {path}")
+
+
+def test_bad_yaml_names_line(tmp_path: Path) -> None:
+    p = tmp_path / "broken.yml"
+    p.write_text("sites:\n  - name: A\n servers: [\n", encoding="utf-8")
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(p)
+    assert "line" in exc.value.path and "not valid YAML" in exc.value.problem and str(p) in str(exc.value)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(InventoryError, match="cannot read the file"):
+        load_inventory("/nonexistent/inventory.yml")
+
+
+def test_shipped_inventories_are_valid() -> None:
+    lab = load_inventory(ROOT / "inventory" / "lab.yml")
+    assert lab.lab is not None and len(lab.servers) == 4
+    example = load_inventory(ROOT / "inventory" / "example.yml")
+    assert example.lab is None and example.servers[0].connection.auth == "kerberos"
+
+
+def test_pytest_run_with_invalid_inventory_exits_cleanly(tmp_path: Path) -> None:
+    """The main job prints one clear line and a non-zero exit, never a traceback."""
+    data = lab_data()
+    data["servers"][2]["fqdn"] = "bad host"
+    p = tmp_path / "bad.yml"
+    p.write_text(yaml.safe_dump(data), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "pytest", f"--inventory={p}", "-p", "no:cacheprovider"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"invalid inventory {p}: servers[2].fqdn" in output
+    assert "Traceback" not in output

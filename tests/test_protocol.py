@@ -1,0 +1,103 @@
+"""The lab speaks WSMan + PSRP: a plain pypsrp client that knows nothing of dagcheck can use it."""
+
+from __future__ import annotations
+
+import pytest
+from pypsrp.exceptions import AuthenticationError
+from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.wsman import WSMan
+
+from dagcheck.errors import CmdletFailed, ConnectionFailed
+from dagcheck.inventory import load_inventory
+from dagcheck.lab.server import LabServer
+from dagcheck.lab.state import Organization
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.remote.credentials import Credentials
+from dagcheck.remote.psrp import PsrpTransport, settings_for_lab
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def lab():
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    with LabServer(Organization(inventory)) as server:
+        yield inventory, server
+
+
+def test_plain_pypsrp_script_reads_component_states(lab) -> None:
+    _, server = lab
+    wsman = WSMan("127.0.0.1", port=server.port("mbx1"), path="PowerShell", ssl=False, auth="basic",
+                  username=server.credentials.username, password=server.credentials.password, encryption="never")
+    with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+        ps = PowerShell(pool)
+        ps.add_cmdlet("Get-ServerComponentState").add_parameter("Identity", "mbx1")
+        output = ps.invoke()
+    assert not ps.had_errors
+    states = {o.adapted_properties["Component"]: str(o.adapted_properties["State"]) for o in output}
+    assert states["HubTransport"] == "Active" and states["ForwardSyncDaemon"] == "Inactive"
+    assert len(states) == 34
+
+
+def test_wrong_password_gets_401(lab) -> None:
+    _, server = lab
+    wsman = WSMan("127.0.0.1", port=server.port("mbx2"), path="PowerShell", ssl=False, auth="basic",
+                  username=server.credentials.username, password="wrong", encryption="never")
+    # pypsrp turns the server's 401 into AuthenticationError, chained to the HTTP error.
+    with pytest.raises(AuthenticationError) as exc:
+        RunspacePool(wsman, configuration_name="Microsoft.Exchange").open()
+    assert "401" in str(exc.value.__context__)
+
+
+def _transport(lab, password: str | None = None) -> PsrpTransport:
+    inventory, server = lab
+    servers = {s.name: s.__class__(s.name, s.fqdn, s.site, s.dag, settings_for_lab(
+        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))) for s in inventory.servers}
+    creds = {n: Credentials(server.credentials.username, password or server.credentials.password) for n in servers}
+    return PsrpTransport(servers, credentials=creds, throttle_retries=0)
+
+
+def test_wrong_credentials_fail_clearly_through_the_transport(lab) -> None:
+    transport = _transport(lab, password="nope")
+    with pytest.raises(ConnectionFailed, match="authentication failed: Failed to authenticate the user"):
+        transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
+
+
+def test_unknown_cmdlet_and_parameter_give_powershell_error_records(lab) -> None:
+    transport = _transport(lab)
+    try:
+        with pytest.raises(CmdletFailed, match="is not recognized as the name of a cmdlet") as exc:
+            transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Mailboxx"))
+        assert exc.value.category == "ObjectNotFound" and exc.value.error_id == "CommandNotFoundException"
+        with pytest.raises(CmdletFailed, match="A parameter cannot be found that matches parameter name 'Bogus'"):
+            transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Bogus="x"))
+        # Windows cmdlets are not on the Exchange endpoint, and the other way round.
+        with pytest.raises(CmdletFailed, match="Get-ClusterNode"):
+            transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ClusterNode"))
+        nodes = transport.run("mbx1", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))
+        assert sorted(str(n.State) for n in nodes) == ["Up"] * 4
+        exsetup = transport.run("mbx1", Endpoint.WINDOWS, Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"))
+        assert exsetup[0].FileVersion == "15.02.1544.004"
+    finally:
+        transport.close()
+
+
+def test_one_pool_per_server_and_endpoint_is_reused(lab) -> None:
+    transport = _transport(lab)
+    try:
+        for _ in range(3):
+            transport.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx2"))
+        assert len(transport._pools) == 1
+        assert transport.transcript.count("Get-MailboxServer", "mbx2") == 3
+    finally:
+        transport.close()
+
+
+def test_script_text_is_refused_like_a_nolanguage_endpoint(lab) -> None:
+    _, server = lab
+    wsman = WSMan("127.0.0.1", port=server.port("mbx1"), path="PowerShell", ssl=False, auth="basic",
+                  username=server.credentials.username, password=server.credentials.password, encryption="never")
+    with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+        ps = PowerShell(pool)
+        ps.add_script("Get-Queue | Remove-Message")
+        ps.invoke()
+    assert ps.streams.error and "no-language mode" in str(ps.streams.error[0])

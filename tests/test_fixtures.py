@@ -4,7 +4,6 @@ objects have the same structure for the properties the checks read."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from psrpcore.types import serialize

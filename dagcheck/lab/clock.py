@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 
-EPOCH = dt.datetime(2026, 11, 2, 22, 0, 0, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(2026, 11, 2, 22, 0, 0, tzinfo=dt.UTC)
 
 
 class LabClock:

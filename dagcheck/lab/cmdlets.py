@@ -997,7 +997,7 @@ def _service_obj(s: LabServer, name: str) -> Any:
             "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", "Automatic"),
             "ServiceName": name, "MachineName": ".", "CanStop": status == "Running",
         },
-        to_string=f"System.ServiceProcess.ServiceController",
+        to_string="System.ServiceProcess.ServiceController",
     )
 
 

@@ -15,18 +15,18 @@ if TYPE_CHECKING:
     from dagcheck.lab.state import Organization
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection"})
-_APPLY: dict[str, Callable[["Organization", Fault], None]] = {}
+_APPLY: dict[str, Callable[[Organization, Fault], None]] = {}
 
 
-def fault(kind: str) -> Callable[[Callable[["Organization", Fault], None]], Callable[["Organization", Fault], None]]:
-    def register(fn: Callable[["Organization", Fault], None]) -> Callable[["Organization", Fault], None]:
+def fault(kind: str) -> Callable[[Callable[[Organization, Fault], None]], Callable[[Organization, Fault], None]]:
+    def register(fn: Callable[[Organization, Fault], None]) -> Callable[[Organization, Fault], None]:
         _APPLY[kind] = fn
         return fn
 
     return register
 
 
-def apply_fault(org: "Organization", f: Fault) -> None:
+def apply_fault(org: Organization, f: Fault) -> None:
     if f.kind in RUNTIME_KINDS:
         org.runtime_faults.append(f)
         return
@@ -39,11 +39,11 @@ def known_kinds() -> set[str]:
     return set(_APPLY) | set(RUNTIME_KINDS)
 
 
-def _db(org: "Organization", f: Fault):
+def _db(org: Organization, f: Fault):
     return org.databases[f["database"].lower()]
 
 
-def _copy(org: "Organization", f: Fault):
+def _copy(org: Organization, f: Fault):
     db = _db(org, f)
     server = f.get("server") or next(c.server for c in db.copies if c.server.lower() != db.active_server.lower())
     copy = db.copy_on(server)

@@ -100,7 +100,7 @@ def obj(type_names: list[str], props: dict[str, Any], to_string: str | None = No
 def _convert(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return PSDateTime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                          value.microsecond, tzinfo=value.tzinfo or dt.timezone.utc)
+                          value.microsecond, tzinfo=value.tzinfo or dt.UTC)
     if isinstance(value, PSList):
         return value  # already typed by its builder
     if isinstance(value, (list, tuple)):

@@ -27,7 +27,7 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 
 from dagcheck.lab import cmdlets
-from dagcheck.lab.errors import LabCmdletError, command_not_found
+from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,81 @@
+"""The lab's state semantics, through the in-process transport (still CLIXML round-tripped)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dagcheck import model
+from dagcheck.errors import CmdletFailed
+from dagcheck.inventory import load_inventory
+from dagcheck.lab.state import Organization
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.remote.inprocess import InProcessTransport
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def lab():
+    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    return org, InProcessTransport(org)
+
+
+def _components(t, server):
+    objs = t.run(server, Endpoint.EXCHANGE, Command.of("Get-ServerComponentState", Identity=server))
+    return {c.component: c for c in (model.parse_component_state(o) for o in objs)}
+
+
+def test_server_wide_offline_turns_every_component_but_monitoring_inactive(lab) -> None:
+    _, t = lab
+    t.run("mbx1", Endpoint.EXCHANGE, Command.of("Set-ServerComponentState", Identity="mbx1",
+                                                Component="ServerWideOffline", State="Inactive", Requester="Maintenance"))
+    states = _components(t, "mbx1")
+    assert states["ServerWideOffline"].state == "Inactive"
+    assert states["HubTransport"].state == "Inactive" and states["OwaProxy"].state == "Inactive"
+    assert states["Monitoring"].state == "Active" and states["RecoveryActionsEnabled"].state == "Active"
+    assert states["ServerWideOffline"].requesters("Inactive") == ("Maintenance",)
+
+
+def test_any_requester_inactive_wins(lab) -> None:
+    _, t = lab
+    for requester, state in (("HealthApi", "Inactive"), ("Maintenance", "Active")):
+        t.run("mbx2", Endpoint.EXCHANGE, Command.of("Set-ServerComponentState", Identity="mbx2",
+                                                    Component="HubTransport", State=state, Requester=requester))
+    hub = _components(t, "mbx2")["HubTransport"]
+    assert hub.state == "Inactive" and hub.requesters("Inactive") == ("HealthApi",)
+
+
+def test_move_now_moves_actives_to_a_healthy_unblocked_copy(lab) -> None:
+    org, t = lab
+    t.run("mbx2", Endpoint.EXCHANGE, Command.of("Set-MailboxServer", Identity="mbx2", DatabaseCopyAutoActivationPolicy="Blocked"))
+    t.run("mbx1", Endpoint.EXCHANGE, Command.of("Set-MailboxServer", Identity="mbx1", DatabaseCopyAutoActivationPolicy="Blocked",
+                                                DatabaseCopyActivationDisabledAndMoveNow=True))
+    # DB01 (mbx1, mbx2, mbx3): mbx2 is Blocked, so it goes to mbx3.
+    assert org.databases["db01"].active_server == "mbx3"
+    copies = [model.parse_copy_status(o) for o in t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxDatabaseCopyStatus", Server="mbx1"))]
+    assert all(not c.active and c.status == "Healthy" for c in copies)
+
+
+def test_invalid_enum_value_is_refused_like_parameter_binding(lab) -> None:
+    _, t = lab
+    with pytest.raises(CmdletFailed, match="Unable to match the identifier name Sometimes"):
+        t.run("mbx1", Endpoint.EXCHANGE, Command.of("Set-MailboxServer", Identity="mbx1", DatabaseCopyAutoActivationPolicy="Sometimes"))
+
+
+def test_suspending_the_pam_moves_the_pam(lab) -> None:
+    org, t = lab
+    assert org.dags["dag1"].primary_active_manager == "mbx1"
+    t.run("mbx1", Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name="mbx1"))
+    dag = model.prop(t.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-DatabaseAvailabilityGroup", Identity="DAG1", Status=True))[0],
+                     "PrimaryActiveManager")
+    assert str(dag) == "MBX2"
+    nodes = {str(n.Name): str(n.State) for n in t.run("mbx2", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))}
+    assert nodes["MBX1"] == "Paused"
+
+
+def test_transport_restart_makes_get_queue_fail_until_transport_is_back(lab) -> None:
+    org, t = lab
+    t.run("mbx1", Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))
+    with pytest.raises(CmdletFailed, match="Failed to connect to the Microsoft Exchange Transport service"):
+        t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1"))
+    org.clock.advance(60)
+    assert t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1"))

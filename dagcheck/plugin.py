@@ -162,6 +162,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     }
     for key, value in props.items():
         report.user_properties.append((key, value))
+        item.user_properties.append((key, value))  # junitxml reads them from the teardown report
     session = item.config.stash.get(SESSION_KEY, None)
     commands = []
     if session is not None and target is not None:

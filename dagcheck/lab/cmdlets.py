@@ -696,15 +696,10 @@ def redirect_message(call: Call) -> list[Any]:
                              f"{target.component_state('HubTransport')}).", "InvalidOperation",
                              f"[Server={source.name.upper()}] LocalizedException,{call.cmdlet}",
                              "Microsoft.Exchange.Data.QueueViewer.QueueViewerException")
-    moved = 0
+    # The target accepts and delivers redirected messages at once in the lab; stuck queues stay stuck.
     for q in source.queues:
         if q.queue_type in ("Delivery", "Submission", "Unreachable") and not q.stuck:
-            moved += q.message_count
             q.message_count = 0
-    if moved:
-        sub = target.queue_by_type("Submission")
-        if sub is not None:
-            sub.message_count += 0  # delivered by the target at once in the lab
     # Shadow copies held for the source on the other members are discarded once its queues are empty.
     if all(q.message_count == 0 for q in source.queues if q.queue_type != "Poison"):
         for other in org.servers.values():

@@ -24,11 +24,16 @@ def lab():
         yield inventory, server
 
 
+def _plain_wsman(server: LabServer, name: str, password: str | None = None) -> WSMan:
+    """What any pypsrp user would write to reach the lab: HTTP, Basic, no message encryption."""
+    return WSMan("127.0.0.1", port=server.port(name), path="PowerShell", ssl=False, auth="basic",
+                 username=server.credentials.username, password=password or server.credentials.password,
+                 encryption="never")
+
+
 def test_plain_pypsrp_script_reads_component_states(lab) -> None:
     _, server = lab
-    wsman = WSMan("127.0.0.1", port=server.port("mbx1"), path="PowerShell", ssl=False, auth="basic",
-                  username=server.credentials.username, password=server.credentials.password, encryption="never")
-    with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+    with RunspacePool(_plain_wsman(server, "mbx1"), configuration_name="Microsoft.Exchange") as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-ServerComponentState").add_parameter("Identity", "mbx1")
         output = ps.invoke()
@@ -40,8 +45,7 @@ def test_plain_pypsrp_script_reads_component_states(lab) -> None:
 
 def test_wrong_password_gets_401(lab) -> None:
     _, server = lab
-    wsman = WSMan("127.0.0.1", port=server.port("mbx2"), path="PowerShell", ssl=False, auth="basic",
-                  username=server.credentials.username, password="wrong", encryption="never")
+    wsman = _plain_wsman(server, "mbx2", password="wrong")
     # pypsrp turns the server's 401 into AuthenticationError, chained to the HTTP error.
     with pytest.raises(AuthenticationError) as exc:
         RunspacePool(wsman, configuration_name="Microsoft.Exchange").open()
@@ -94,9 +98,7 @@ def test_one_pool_per_server_and_endpoint_is_reused(lab) -> None:
 
 def test_script_text_is_refused_like_a_nolanguage_endpoint(lab) -> None:
     _, server = lab
-    wsman = WSMan("127.0.0.1", port=server.port("mbx1"), path="PowerShell", ssl=False, auth="basic",
-                  username=server.credentials.username, password=server.credentials.password, encryption="never")
-    with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
+    with RunspacePool(_plain_wsman(server, "mbx1"), configuration_name="Microsoft.Exchange") as pool:
         ps = PowerShell(pool)
         ps.add_script("Get-Queue | Remove-Message")
         ps.invoke()

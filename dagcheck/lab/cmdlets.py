@@ -8,6 +8,7 @@ its /wsman default configuration (FailoverClusters, services, files).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -216,7 +217,7 @@ def get_exchange_server(call: Call) -> list[Any]:
                 "IsMailboxServer": True,
                 "IsFrontendTransportServer": True,
                 "AdminDisplayVersion": _version(s.admin_display_version),
-                "Site": ps.ad_object_id(s.site, site_dn, call.org.servers[s.name.lower()].guid,
+                "Site": ps.ad_object_id(s.site, site_dn, uuid.uuid5(uuid.NAMESPACE_URL, f"dagcheck-lab:site:{s.site}"),
                                         to_string=f"contoso.test/Configuration/Sites/{s.site}"),
                 "ServerRole": ps.enum(f"{SYSCONF}.ServerRole", "Mailbox"),
                 "IsExchangeTrialEdition": False,

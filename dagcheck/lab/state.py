@@ -262,10 +262,14 @@ class Organization:
     # ---- lookups -------------------------------------------------------------------------
 
     def server(self, name: str) -> LabServer:
-        key = name.split(".", 1)[0].lower() if "." in name and name.lower() not in self.servers else name.lower()
-        if key not in self.servers:
-            raise KeyError(name)
-        return self.servers[key]
+        """A server by short name or FQDN, as Exchange's ServerIdParameter accepts either."""
+        key = name.lower()
+        if key in self.servers:
+            return self.servers[key]
+        for server in self.servers.values():
+            if server.fqdn.lower() == key:
+                return server
+        raise KeyError(name)
 
     def dag_of(self, server: LabServer) -> LabDag | None:
         return self.dags.get((server.dag or "").lower())

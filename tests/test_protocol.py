@@ -7,8 +7,8 @@ from pypsrp.exceptions import AuthenticationError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
-from dagcheck.errors import CmdletFailed, ConnectionFailed
-from dagcheck.inventory import load_inventory
+from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
+from dagcheck.inventory import Fault, load_inventory
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint
@@ -103,3 +103,22 @@ def test_script_text_is_refused_like_a_nolanguage_endpoint(lab) -> None:
         ps.add_script("Get-Queue | Remove-Message")
         ps.invoke()
     assert ps.streams.error and "no-language mode" in str(ps.streams.error[0])
+
+
+def test_throttled_cmdlet_is_retried_with_backoff() -> None:
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    org = Organization(inventory)
+    org.runtime_faults.append(Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2}))
+    with LabServer(org) as server:
+        transport = _transport((inventory, server))
+        transport.throttle_retries, transport.backoff = 3, 0.01
+        try:
+            assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+            calls = [c for c in org.call_log if c[1] == "Get-MailboxServer"]
+            assert len(calls) == 3  # two over budget, the third answered
+            transport.throttle_retries = 0
+            org.fault_hits.clear()
+            with pytest.raises(Throttled, match="exceeded the budget"):
+                transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+        finally:
+            transport.close()

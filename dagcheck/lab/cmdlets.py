@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dagcheck.lab import faults
 from dagcheck.lab import psobjects as ps
 from dagcheck.lab.errors import (
     LabCmdletError,
@@ -96,18 +97,26 @@ def invoke(org: Organization, endpoint: str, server_name: str, name: str, params
         bound[canonical[key.lower()]] = value
     with org.lock:
         org.call_log.append((server_name, spec.name, dict(bound)))
-        for f in org.runtime_faults:
-            if f.kind == "cmdlet_error" and f.get("cmdlet", "").lower() == name.lower() and (
-                not f.get("server") or f.get("server").lower() == server_name.lower()
-            ):
+        for f in faults.matching(org, "cmdlet_error", server_name, spec.name):
+            raise LabCmdletError(
+                f.get("value") or "The Microsoft Exchange Replication service may not be running on server "
+                f"{server_name}. Specific RPC error message: Error 0x6ba (The RPC server is unavailable).",
+                "NotSpecified",
+                f"[Server={server_name.upper()}] {spec.name.replace('-', '')}Exception,{spec.name}",
+                "Microsoft.Exchange.Cluster.Replay.ReplayServiceDownException",
+                activity=spec.name,
+            )
+        for f in faults.matching(org, "throttled", server_name, spec.name):
+            # The first `count` calls exceed the PowerShell budget (message shape guessed from the
+            # OverBudgetException text administrators report).
+            hits = org.fault_hits.get(id(f), 0)
+            if hits < f.get("count", 1):
+                org.fault_hits[id(f)] = hits + 1
                 raise LabCmdletError(
-                    f.get("value") or "The Microsoft Exchange Replication service may not be running on server "
-                    f"{server_name}. Specific RPC error message: Error 0x6ba (The RPC server is unavailable).",
-                    "NotSpecified",
-                    f"[Server={server_name.upper()}] {spec.name.replace('-', '')}Exception,{spec.name}",
-                    "Microsoft.Exchange.Cluster.Replay.ReplayServiceDownException",
-                    activity=spec.name,
-                )
+                    f"The user \"{org.admin_account}\" has exceeded the budget for PowerShell cmdlets "
+                    "(policy part: PowerShellMaxCmdlets). Please wait 2 seconds before trying again.",
+                    "NotSpecified", f"[Server={server_name.upper()}] OverBudgetException,{spec.name}",
+                    "Microsoft.Exchange.Data.Storage.OverBudgetException", activity=spec.name)
         return spec.fn(Call(org, org.server(server_name), spec.name, bound))
 
 
@@ -134,13 +143,7 @@ def _member(value: Any, name: str) -> Any:
 
 def slow_seconds(org: Organization, server_name: str, name: str) -> float:
     """Wall-clock delay the slow_cmdlet fault asks for (the WSMan server sleeps it, outside the lock)."""
-    return sum(
-        float(f.get("seconds", 5))
-        for f in org.runtime_faults
-        if f.kind == "slow_cmdlet"
-        and f.get("cmdlet", "").lower() == name.lower()
-        and (not f.get("server") or f.get("server").lower() == server_name.lower())
-    )
+    return sum(float(f.get("seconds", 5)) for f in faults.matching(org, "slow_cmdlet", server_name, name))
 
 
 # ---- shared builders ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from dagcheck.inventory import Fault
 if TYPE_CHECKING:
     from dagcheck.lab.state import Organization
 
-RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection"})
+RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled"})
 _APPLY: dict[str, Callable[[Organization, Fault], None]] = {}
 
 
@@ -33,6 +33,16 @@ def apply_fault(org: Organization, f: Fault) -> None:
     if f.kind not in _APPLY:
         raise ValueError(f"unknown lab fault kind {f.kind!r}; known: {', '.join(sorted(known_kinds()))}")
     _APPLY[f.kind](org, f)
+
+
+def matching(org: "Organization", kind: str, server: str, cmdlet: str | None = None) -> list[Fault]:
+    """Runtime faults of a kind that apply to this server (and cmdlet); no server/cmdlet means all."""
+    return [
+        f for f in org.runtime_faults
+        if f.kind == kind
+        and (not f.get("server") or f.get("server").lower() == server.lower())
+        and (cmdlet is None or not f.get("cmdlet") or f.get("cmdlet").lower() == cmdlet.lower())
+    ]
 
 
 def known_kinds() -> set[str]:

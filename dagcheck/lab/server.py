@@ -26,7 +26,7 @@ from psrpcore import PSRPPayload, ServerPipeline, ServerRunspacePool, StreamType
 from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 
-from dagcheck.lab import cmdlets
+from dagcheck.lab import cmdlets, faults
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 
@@ -147,8 +147,7 @@ class LabServer:
         return f"http://127.0.0.1:{self.port(server)}/wsman"
 
     def dropped(self, server: str) -> bool:
-        return any(f.kind == "dropped_connection" and f.get("server", "").lower() == server.lower()
-                   for f in self.org.runtime_faults)
+        return bool(faults.matching(self.org, "dropped_connection", server))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

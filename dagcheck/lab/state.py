@@ -207,6 +207,8 @@ class Organization:
         self.lock = threading.RLock()
         self.call_log: list[tuple[str, str, dict[str, object]]] = []
         self.runtime_faults: list[Fault] = []
+        self.fault_hits: dict[int, int] = {}
+        self.admin_account = "contoso\\dagcheck"
         spec = inventory.lab
         build = _version(spec.build if spec else "15.2.1544.4")
         self.sites = list(inventory.sites)

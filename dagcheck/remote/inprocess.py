@@ -13,7 +13,7 @@ from psrpcore.types import serialize
 
 from dagcheck.clixml import CIPHER, from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed
-from dagcheck.lab import cmdlets
+from dagcheck.lab import cmdlets, faults
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint, Transcript
@@ -26,8 +26,7 @@ class InProcessTransport:
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:
-            if any(f.kind == "dropped_connection" and f.get("server", "").lower() == server.lower()
-                   for f in self.org.runtime_faults):
+            if faults.matching(self.org, "dropped_connection", server):
                 raise ConnectionFailed(server, command.cmdlet, "connection reset by peer (lab fault dropped_connection)")
             pipeline = [(command.cmdlet, command.params())]
             if command.member:

@@ -122,3 +122,24 @@ def test_throttled_cmdlet_is_retried_with_backoff() -> None:
                 transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
         finally:
             transport.close()
+
+
+def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    with LabServer(Organization(inventory), https=True) as server:
+        ca = server.certificate.write_ca_bundle(str(tmp_path / "lab-ca.pem"))
+        s = inventory.server("mbx1")
+        creds = {"mbx1": Credentials(server.credentials.username, server.credentials.password)}
+        trusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
+                              settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca))
+        transport = PsrpTransport({"mbx1": trusted}, credentials=creds)
+        try:
+            assert server.exchange_uri("mbx1").startswith("https://")
+            assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
+        finally:
+            transport.close()
+        untrusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
+                                settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1")))
+        transport = PsrpTransport({"mbx1": untrusted}, credentials=creds)
+        with pytest.raises(ConnectionFailed, match="(?i)certificate"):
+            transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))

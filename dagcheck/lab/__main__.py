@@ -13,6 +13,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
 
 from dagcheck.errors import InventoryError
@@ -29,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=0, help="first port; each server takes the next one (default: free ports)")
     serve.add_argument("--username", default="lab\\dagcheck")
     serve.add_argument("--password", default=None, help="default: $DAGCHECK_LAB_PASSWORD, else generated")
-    serve.add_argument("--https", action="store_true", help="not available yet: the lab serves HTTP with Basic auth")
+    serve.add_argument("--https", action="store_true", help="serve HTTPS with a certificate generated at start")
+    serve.add_argument("--ca-out", default=os.path.join(tempfile.gettempdir(), "dagcheck-lab-ca.pem"),
+                       help="with --https: where to write the certificate clients verify against")
     args = parser.parse_args(argv)
-    if args.https:
-        parser.error("--https is not implemented yet; use HTTP with encryption='never' on loopback")
     try:
         inventory = load_inventory(args.inventory)
     except InventoryError as exc:
@@ -45,14 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     generated = password is None
     creds = LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
     ports = {s.name.lower(): args.port + i for i, s in enumerate(inventory.servers)} if args.port else None
-    lab = LabServer(Organization(inventory), creds, ports).start()
-    print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 (HTTP, Basic auth)")
+    lab = LabServer(Organization(inventory), creds, ports, https=args.https).start()
+    print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
+          f"({lab.scheme.upper()}, Basic auth)")
+    if lab.certificate is not None:
+        print(f"  certificate to trust (cert_validation=...): {lab.certificate.write_ca_bundle(args.ca_out)}")
     print(f"  user name: {creds.username}")
     print(f"  password:  {creds.password if generated else '(as given)'}")
     for s in inventory.servers:
         print(f"  {s.name:<10} Exchange: {lab.exchange_uri(s.name)}   Windows: {lab.windows_uri(s.name)}")
-    print("Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', ssl=False, auth='basic', "
-          "encryption='never', ...) and RunspacePool(..., configuration_name='Microsoft.Exchange').")
+    how = "ssl=True, cert_validation=<certificate>" if args.https else "ssl=False, encryption='never'"
+    print(f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='basic', {how}, ...) "
+          "and RunspacePool(..., configuration_name='Microsoft.Exchange').")
     print("Ctrl-C stops the lab.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

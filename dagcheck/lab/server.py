@@ -29,6 +29,7 @@ from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from dagcheck.lab import cmdlets, faults
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
+from dagcheck.lab.tls import LabCertificate
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,10 @@ class LabServer:
     """All endpoints of the simulated organisation; start() binds one port per server."""
 
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
-                 ports: dict[str, int] | None = None, receive_wait: float = 5.0) -> None:
+                 ports: dict[str, int] | None = None, receive_wait: float = 5.0, https: bool = False) -> None:
         self.org = org
+        self.certificate = LabCertificate() if https else None
+        self._tls = self.certificate.server_context() if self.certificate else None
         self.credentials = credentials or LabCredentials.generate()
         self.endpoints: dict[str, LabEndpointServer] = {}
         self.threads: list[threading.Thread] = []
@@ -120,6 +123,8 @@ class LabServer:
     def start(self) -> LabServer:
         for name, server in self.org.servers.items():
             endpoint = LabEndpointServer(self, server.name, self._ports.get(name, 0))
+            if self._tls is not None:
+                endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
             self.endpoints[name] = endpoint
             thread = threading.Thread(target=endpoint.serve_forever, name=f"lab-{name}", daemon=True)
             thread.start()
@@ -141,10 +146,14 @@ class LabServer:
         return self.endpoints[server.lower()].server_address[1]
 
     def exchange_uri(self, server: str) -> str:
-        return f"http://127.0.0.1:{self.port(server)}/PowerShell"
+        return f"{self.scheme}://127.0.0.1:{self.port(server)}/PowerShell"
 
     def windows_uri(self, server: str) -> str:
-        return f"http://127.0.0.1:{self.port(server)}/wsman"
+        return f"{self.scheme}://127.0.0.1:{self.port(server)}/wsman"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.certificate else "http"
 
     def dropped(self, server: str) -> bool:
         return bool(faults.matching(self.org, "dropped_connection", server))

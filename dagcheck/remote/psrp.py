@@ -201,7 +201,12 @@ def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
     return CmdletFailed(server, cmdlet, message, category, error_id)
 
 
-def settings_for_lab(base: ConnectionSettings, exchange_uri: str, windows_uri: str) -> ConnectionSettings:
-    """The lab serves plain HTTP with Basic auth; message encryption is off as for any HTTP+Basic."""
+def settings_for_lab(base: ConnectionSettings, exchange_uri: str, windows_uri: str,
+                     ca_bundle: str | None = None) -> ConnectionSettings:
+    """The lab uses Basic auth: over HTTPS verified against its own certificate, over HTTP with message
+    encryption off (pypsrp refuses Basic over HTTP otherwise; acceptable on loopback only)."""
+    https = exchange_uri.startswith("https://")
     return ConnectionSettings(**{**base.__dict__, "exchange_uri": exchange_uri, "windows_uri": windows_uri,
-                                 "auth": "basic", "encryption": "never", "operation_timeout": 20, "read_timeout": 30})
+                                 "auth": "basic", "encryption": "auto" if https else "never",
+                                 "verify_tls": True, "ca_bundle": ca_bundle,
+                                 "operation_timeout": 20, "read_timeout": 30})

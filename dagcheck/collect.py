@@ -14,7 +14,10 @@ from typing import Any
 
 from dagcheck import model
 from dagcheck.errors import RemoteError
-from dagcheck.remote.base import Command, Endpoint, Transport
+from dagcheck.inventory import Expectations
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
+from dagcheck.remote.testinfra_backend import host_for
+from dagcheck.rules import host as host_rules
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,16 @@ class Source:
     endpoint: Endpoint
     command: Callable[[str], Command]
     parse: Callable[[Any, str], Any]
+
+
+@dataclass(frozen=True)
+class HostSource:
+    """Windows command lines run through the server's testinfra host (WinRS), and their parser."""
+
+    name: str
+    lines: Callable[[str, Expectations], list[str]]
+    parse: Callable[[list[CmdResult], str, Expectations], list[Any]]
+    endpoint: Endpoint = Endpoint.WINRS
 
 
 SOURCES: dict[str, Source] = {
@@ -49,6 +62,29 @@ SOURCES: dict[str, Source] = {
 }
 
 
+HOST_SOURCES: dict[str, HostSource] = {
+    s.name: s
+    for s in (
+        HostSource("pending_reboot", lambda server, e: host_rules.reboot_command_lines(server),
+                   lambda results, server, e: host_rules.parse_reboot(results, server)),
+        HostSource("dotnet", lambda server, e: [f'reg.exe query "{host_rules.NDP_FULL}" /v Release'],
+                   lambda results, server, e: host_rules.parse_dotnet(results, server)),
+        HostSource("volumes", lambda server, e: [f"fsutil volume diskfree {v}" for v in e.host_volumes],
+                   lambda results, server, e: [model.parse_diskfree(server, v, r.rc, r.stdout, r.stderr)
+                                               for v, r in zip(e.host_volumes, results)]),
+        HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
+                   lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+    )
+}
+
+
+def describe(source: str, server: str, expectations: Expectations | None = None) -> list[str]:
+    """The command lines behind a source, as an administrator would type them."""
+    if source in SOURCES:
+        return [SOURCES[source].command(server).render()]
+    return HOST_SOURCES[source].lines(server, expectations or Expectations())
+
+
 class SourceFailed(Exception):
     """Raised to every reader of a source whose collection failed; carries the original reason."""
 
@@ -60,10 +96,11 @@ class SourceFailed(Exception):
 class Snapshot:
     """What one server looked like in one phase; filled lazily, each source at most once."""
 
-    def __init__(self, server: str, phase: str, transport: Transport) -> None:
+    def __init__(self, server: str, phase: str, transport: Transport, expectations: Expectations | None = None) -> None:
         self.server = server
         self.phase = phase
         self._transport = transport
+        self._expectations = expectations or Expectations()
         self._results: dict[str, tuple[Any, ...] | RemoteError] = {}
         self._lock = threading.Lock()
         self._source_locks: dict[str, threading.Lock] = {}
@@ -87,10 +124,8 @@ class Snapshot:
             with self._lock:
                 if name in self._results:
                     return self._results[name]
-            source = SOURCES[name]
             try:
-                raw = self._transport.run(self.server, source.endpoint, source.command(self.server))
-                result: tuple[Any, ...] | RemoteError = tuple(source.parse(o, self.server) for o in raw)
+                result: tuple[Any, ...] | RemoteError = self._fetch(name)
             except RemoteError as exc:
                 result = exc
             with self._lock:
@@ -98,11 +133,26 @@ class Snapshot:
             return result
 
 
+    def _fetch(self, name: str) -> tuple[Any, ...]:
+        if name in HOST_SOURCES:
+            source = HOST_SOURCES[name]
+            host = host_for(self._transport, self.server)
+            results = []
+            for line in source.lines(self.server, self._expectations):
+                r = host.run(line)
+                results.append(CmdResult(r.rc, r.stdout, r.stderr))
+            return tuple(source.parse(results, self.server, self._expectations))
+        cmdlet = SOURCES[name]
+        raw = self._transport.run(self.server, cmdlet.endpoint, cmdlet.command(self.server))
+        return tuple(cmdlet.parse(o, self.server) for o in raw)
+
+
 class Collector:
     """Snapshots by (server, phase) for the whole session; prefetches sources in parallel."""
 
-    def __init__(self, transport: Transport, max_workers: int = 8) -> None:
+    def __init__(self, transport: Transport, max_workers: int = 8, expectations: Expectations | None = None) -> None:
         self.transport = transport
+        self.expectations = expectations
         self.max_workers = max_workers
         self._snapshots: dict[tuple[str, str], Snapshot] = {}
         self._lock = threading.Lock()
@@ -111,7 +161,7 @@ class Collector:
         key = (server.lower(), phase)
         with self._lock:
             if key not in self._snapshots:
-                self._snapshots[key] = Snapshot(server, phase, self.transport)
+                self._snapshots[key] = Snapshot(server, phase, self.transport, self.expectations)
             return self._snapshots[key]
 
     def prefetch(self, servers: Iterable[str], sources: Iterable[str], phase: str) -> None:

@@ -87,6 +87,9 @@ class Expectations:
     ep_overrides: dict[str, str] = field(default_factory=dict)
     autodiscover: dict[str, AutodiscoverSite] = field(default_factory=dict)
     monitoring_inactive_in_maintenance: bool = False
+    host_volumes: tuple[str, ...] = ("C:",)
+    host_min_free_gb: int = 10
+    host_min_free_percent: int = 10
 
 
 @dataclass(frozen=True)
@@ -329,6 +332,9 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             for site, v in (raw_exp.get("autodiscover") or {}).items()
         },
         monitoring_inactive_in_maintenance=raw_exp.get("monitoring_inactive_in_maintenance", False),
+        host_volumes=tuple(v.upper() for v in (raw_exp.get("host") or {}).get("volumes", ["C:"])),
+        host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
+        host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
     )
     lab = None
     if "lab" in data:

@@ -279,3 +279,87 @@ class VirtualDirectory:
 def parse_virtual_directory(obj: Any, server: str) -> VirtualDirectory:
     return VirtualDirectory(short_name(server), str(prop(obj, "Name")),
                             enum_name(prop(obj, "ExtendedProtectionTokenChecking"), {0: "None", 1: "Allow", 2: "Require"}))
+
+
+# ---- host facts (WinRS command output; formats of Windows Server 2019/2022) ----------------------
+
+
+@dataclass(frozen=True)
+class RebootIndicator:
+    server: str
+    source: str  # what says so: a registry key or value
+    detail: str
+
+
+def registry_values(stdout: str) -> dict[str, tuple[str, str]]:
+    """`reg.exe query` output -> {value name: (type, data)}; lines are '    Name    REG_TYPE    data'."""
+    values = {}
+    for line in stdout.splitlines():
+        if line.startswith("    ") and "    REG_" in line:
+            name, _, rest = line.strip().partition("    ")
+            kind, _, data = rest.strip().partition("    ")
+            values[name.strip()] = (kind.strip(), data.strip())
+    return values
+
+
+@dataclass(frozen=True)
+class VolumeSpace:
+    server: str
+    volume: str
+    free_bytes: int | None
+    total_bytes: int | None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.server}:{self.volume}"
+
+
+def parse_diskfree(server: str, volume: str, rc: int, stdout: str, stderr: str) -> VolumeSpace:
+    """`fsutil volume diskfree X:`; newer builds add thousands separators and '( 1.2 GB)'."""
+    numbers: dict[str, int] = {}
+    for line in stdout.splitlines():
+        label, sep, value = line.partition(":")
+        if sep:
+            digits = value.split("(")[0].replace(",", "").replace(".", "").strip()
+            if digits.isdigit():
+                numbers[" ".join(label.split()).lower()] = int(digits)
+    free, total = numbers.get("total # of free bytes"), numbers.get("total # of bytes")
+    if rc != 0 or free is None or total is None:
+        return VolumeSpace(short_name(server), volume, None, None, (stderr or stdout).strip() or f"exit code {rc}")
+    return VolumeSpace(short_name(server), volume, free, total)
+
+
+@dataclass(frozen=True)
+class DotNetRelease:
+    server: str
+    release: int | None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.server
+
+
+@dataclass(frozen=True)
+class WindowsService:
+    server: str
+    name: str
+    state: str  # RUNNING, STOPPED, START_PENDING ...
+
+    @property
+    def key(self) -> str:
+        return f"{self.server}:{self.name}"
+
+
+def parse_sc_query(server: str, stdout: str) -> list[WindowsService]:
+    """`sc.exe queryex` blocks: SERVICE_NAME: X ... STATE : 4  RUNNING."""
+    services, name = [], None
+    for line in stdout.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("SERVICE_NAME:"):
+            name = stripped.split(":", 1)[1].strip()
+        elif stripped.startswith("STATE") and name:
+            services.append(WindowsService(short_name(server), name, stripped.split(":", 1)[1].split()[-1]))
+            name = None
+    return services

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dagcheck.catalogue import PHASES, CheckFailure, CheckSpec
-from dagcheck.collect import SOURCES, SourceFailed
+from dagcheck.collect import SourceFailed, describe
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.session import DagcheckSession, Target
@@ -129,13 +129,27 @@ def item(request: pytest.FixtureRequest, target: Target) -> Any:
         return Uncollectable(str(exc))
 
 
+@pytest.fixture
+def snapshot(request: pytest.FixtureRequest, target: Target) -> Any:
+    """The whole snapshot of the target's server, for checks that compare two of its sources."""
+    session = dagcheck_session(request.config)
+    return session.collector.snapshot(target.server, session.phase)
+
+
 @pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> None:
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     # An unreachable server or a failed cmdlet fails that server's checks with the reason: a verdict
     # ("cannot show compliance"), not a test error.
+    if _spec(pyfuncitem.function) is None:
+        return None
     value = pyfuncitem.funcargs.get("item")
     if isinstance(value, Uncollectable):
         pytest.fail(f"could not collect: {value.reason}", pytrace=False)
+    try:
+        pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames})
+    except SourceFailed as exc:  # a second source the check reads could not be collected
+        pytest.fail(f"could not collect: {exc}", pytrace=False)
+    return True
 
 
 # ---- reporting ------------------------------------------------------------------------------
@@ -166,9 +180,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     session = item.config.stash.get(SESSION_KEY, None)
     commands = []
     if session is not None and target is not None:
-        source = SOURCES[spec.source]
-        wanted = source.command(target.server)
-        commands = [i for i in session.transcript.for_server(target.server) if i.command == wanted]
+        wanted = set(describe(spec.source, target.server, session.inventory.expectations))
+        commands = [i for i in session.transcript.for_server(target.server) if i.command.render() in wanted]
     report.dagcheck = props  # type: ignore[attr-defined]
     pytest_html = item.config.pluginmanager.getplugin("html")
     if pytest_html is not None:

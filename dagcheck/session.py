@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from dagcheck.catalogue import CheckSpec
-from dagcheck.collect import SOURCES, Collector
+from dagcheck.collect import Collector, describe
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
@@ -39,7 +39,7 @@ class DagcheckSession:
         self.lab = None
         self.org = None
         self.transport: Transport = self._make_transport(transport_kind)
-        self.collector = Collector(self.transport)
+        self.collector = Collector(self.transport, expectations=inventory.expectations)
         self.servers = self._scope(servers, dag)
 
     def _scope(self, servers: list[str] | None, dag: str | None) -> list[Server]:
@@ -102,7 +102,7 @@ class DagcheckSession:
         for obj in snap.get(target.source):
             if obj.key == target.key:
                 return obj
-        raise LookupError(f"{target.label} is no longer returned by {SOURCES[target.source].command(target.server).render()}")
+        raise LookupError(f"{target.label} is no longer returned by {'; '.join(describe(target.source, target.server))}")
 
     def close(self) -> None:
         try:

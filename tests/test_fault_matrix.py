@@ -78,3 +78,37 @@ def test_slow_cmdlet_still_answers(run_checks) -> None:
     result = run_checks(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Test-ServiceHealth", "seconds": 1.5}]),
                         "-k", "services")
     assert result.exit_code == 0 and result.outcomes
+
+
+PREFLIGHT_MATRIX = [
+    ({"kind": "pending_reboot", "server": "mbx2", "value": "cbs"},
+     {"test_no_reboot_is_pending[mbx2]"}, "Component Based Servicing\\RebootPending"),
+    ({"kind": "pending_reboot", "server": "mbx3", "value": "file_rename"},
+     {"test_no_reboot_is_pending[mbx3]"}, "PendingFileRenameOperations"),
+    ({"kind": "pending_reboot", "server": "mbx1", "value": "exchange_setup"},
+     {"test_no_reboot_is_pending[mbx1]"}, "UpdateExeVolatile"),
+    ({"kind": "low_disk", "server": "mbx4", "volume": "E:", "value": "3"},
+     {"test_volume_has_free_space[mbx4:E:]"}, "mbx4:E: has 3.0 GB free"),
+    ({"kind": "dotnet_outdated", "server": "mbx1", "value": "461814"},
+     {"test_dotnet_meets_build_requirement[mbx1]"}, "needs 4.8 (release 528040)"),
+    ({"kind": "service_stopped", "server": "mbx2", "service": "MSExchangeRepl"},
+     {"test_windows_service_running[mbx2:MSExchangeRepl]", "test_required_services_running[mbx2:Mailbox Server Role]"}
+     | {f"test_replication_check_passes[mbx2:{c}]" for c in
+        ("ReplayService", "ActiveManager", "TasksRpcListener", "TcpListener", "ServerLocatorService")},
+     "service MSExchangeRepl on mbx2 is STOPPED"),
+]
+
+
+def test_healthy_lab_passes_the_preflight(run_checks) -> None:
+    result = run_checks(lab_data(), "--phase", "preflight")
+    assert result.exit_code == 0, result.messages
+    assert any("test_no_reboot_is_pending" in n for n in result.outcomes)
+
+
+@pytest.mark.parametrize("fault,expected,phrase", PREFLIGHT_MATRIX,
+                         ids=[f"{m[0]['kind']}-{m[0].get('value', m[0].get('service', ''))}" for m in PREFLIGHT_MATRIX])
+def test_host_fault_turns_exactly_its_preflight_checks_red(run_checks, fault, expected, phrase) -> None:
+    result = run_checks(lab_data([fault]), "--phase", "preflight")
+    assert result.exit_code == 1
+    assert result.short_failed() == expected
+    assert phrase in " | ".join(result.messages.values())

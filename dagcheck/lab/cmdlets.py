@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dagcheck.facts import ROLE_SERVICES
 from dagcheck.lab import faults
 from dagcheck.lab import psobjects as ps
 from dagcheck.lab.errors import (
@@ -26,7 +27,6 @@ from dagcheck.lab.errors import (
 from dagcheck.lab.state import (
     COMPONENTS,
     REQUESTERS,
-    ROLE_SERVICES,
     SERVICE_DISPLAY_NAMES,
     VDIRS,
     LabCopy,
@@ -632,7 +632,6 @@ def set_server_component_state(call: Call) -> list[Any]:
 
 
 def _queue_obj(s: LabServer, q: Any) -> Any:
-    qtype = {"Delivery": 1, "Poison": 2, "Submission": 3, "Unreachable": 4, "Shadow": 5}[q.queue_type]
     identity = q.identity(s.name.upper())
     return ps.obj(
         ["Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo", "Microsoft.Exchange.Data.QueueViewer.PagedDataObject", "System.Object"],

@@ -181,6 +181,34 @@ def _repl_check(org, f):
     org.server(f["server"]).failing_replication_checks.add(f.get("check", "ClusterNetwork"))
 
 
+@fault("pending_reboot")
+def _pending_reboot(org, f):
+    from dagcheck.lab.state import REBOOT_KEYS, SESSION_MANAGER
+
+    server = org.server(f["server"])
+    which = f.get("value", "cbs")
+    if which == "file_rename":
+        server.registry[SESSION_MANAGER]["PendingFileRenameOperations"] = (
+            "REG_MULTI_SZ", ["\\??\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\x.dll.old", ""])
+    else:
+        server.registry[REBOOT_KEYS[which]] = {}
+
+
+@fault("low_disk")
+def _low_disk(org, f):
+    server = org.server(f["server"])
+    volume = f.get("volume", "C:")
+    _, total = server.volumes[volume]
+    server.volumes[volume] = (int(float(f.get("value", "2")) * 1024**3), total)
+
+
+@fault("dotnet_outdated")
+def _dotnet(org, f):
+    from dagcheck.lab.state import NDP_FULL
+
+    org.server(f["server"]).registry[NDP_FULL]["Release"] = ("REG_DWORD", int(f.get("value", "461814")))
+
+
 def org_add_queue(server, queue_type: str, delivery_type: str, next_hop: str):
     from dagcheck.lab.state import LabQueue
 

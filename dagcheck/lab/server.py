@@ -26,7 +26,7 @@ from psrpcore import PSRPPayload, ServerPipeline, ServerRunspacePool, StreamType
 from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 
-from dagcheck.lab import cmdlets, faults
+from dagcheck.lab import cmdlets, faults, windows
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 from dagcheck.lab.tls import LabCertificate
@@ -49,7 +49,13 @@ ACTION = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/"
 TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer/"
 RESOURCE_EXCHANGE = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
 RESOURCE_WINDOWS = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
-PATHS = {"/powershell": (RESOURCE_EXCHANGE, cmdlets.EXCHANGE), "/wsman": (RESOURCE_WINDOWS, cmdlets.WINDOWS)}
+RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+CMD = "cmd"
+# Per HTTP path, the resource URIs served there and what answers them.
+PATHS = {
+    "/powershell": {RESOURCE_EXCHANGE: cmdlets.EXCHANGE},
+    "/wsman": {RESOURCE_WINDOWS: cmdlets.WINDOWS, RESOURCE_CMD: CMD},
+}
 TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT: no output within OperationTimeout
 SIGNAL_TERMINATE = ACTION + "signal/terminate"
 
@@ -77,6 +83,15 @@ class Shell:
         while (payload := self.pool.data_to_send()) is not None:
             self.outbox.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
         self.cond.notify_all()
+
+
+@dataclass
+class CmdShell:
+    """A WinRS cmd shell: commands run at once; their (exit code, stdout, stderr) wait for Receive."""
+
+    shell_id: str
+    server_name: str
+    results: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -241,16 +256,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _dispatch(self, envelope: ET.Element, path: str) -> tuple[str, ET.Element | None]:
         action = _text(envelope, "s:Header/wsa:Action") or ""
         resource = _text(envelope, "s:Header/wsman:ResourceURI") or ""
-        expected_resource, endpoint = PATHS[path]
-        if resource.lower() != expected_resource.lower():
+        endpoint = next((e for r, e in PATHS[path].items() if r.lower() == resource.lower()), None)
+        if endpoint is None:
             raise WSManFault(2150858811, "w:InvalidResourceURI",
                              f"The WS-Management service cannot process the request. The resource URI ({resource}) "
                              "was not found in the WS-Management catalog.")
         body = envelope.find("s:Body", NS)
         shell_id = _selector(envelope, "ShellId")
         if action == TRANSFER + "Create":
-            return self._create(body, endpoint)
+            return self._create_cmd(body, resource) if endpoint == CMD else self._create(body, endpoint, resource)
         shell = self._shell(shell_id)
+        if isinstance(shell, CmdShell) and action in (ACTION + "Command", ACTION + "Receive", ACTION + "Signal", ACTION + "Send"):
+            return self._cmd_action(shell, action, body)
         if action == ACTION + "Command":
             return self._command(shell, body)
         if action == ACTION + "Send":
@@ -266,7 +283,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return TRANSFER + "DeleteResponse", None
         raise WSManFault(2150858770, "wsa:ActionNotSupported", f"The action {action} is not supported by the service.")
 
-    def _shell(self, shell_id: str | None) -> Shell:
+    def _shell(self, shell_id: str | None) -> Shell | CmdShell:
         with self.server.shells_lock:
             shell = self.server.shells.get((shell_id or "").upper())
         if shell is None:
@@ -275,7 +292,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                              f"{shell_id} failed because the shell was not found on the server.")
         return shell
 
-    def _create(self, body: ET.Element | None, endpoint: str) -> tuple[str, ET.Element]:
+    def _create(self, body: ET.Element | None, endpoint: str, resource: str) -> tuple[str, ET.Element]:
         shell_el = body.find("rsp:Shell", NS) if body is not None else None
         creation = shell_el.find("pwsh:creationXml", NS) if shell_el is not None else None
         if shell_el is None or creation is None or not creation.text:
@@ -289,19 +306,62 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             shell.flush()
         with self.server.shells_lock:
             self.server.shells[shell_id] = shell
+        return TRANSFER + "CreateResponse", self._resource_created(shell_id, resource, "stdin pr", "stdout")
+
+    def _create_cmd(self, body: ET.Element | None, resource: str) -> tuple[str, ET.Element]:
+        """A WinRS cmd shell (what pypsrp's WinRS and testinfra-style command runners open)."""
+        if body is None or body.find("rsp:Shell", NS) is None:
+            raise WSManFault(2150858817, "w:SchemaValidationError", "Create needs a Shell element.")
+        shell_id = str(uuid.uuid4()).upper()
+        with self.server.shells_lock:
+            self.server.shells[shell_id] = CmdShell(shell_id, self.server.sim_server)
+        return TRANSFER + "CreateResponse", self._resource_created(shell_id, resource, "stdin", "stdout stderr")
+
+    def _resource_created(self, shell_id: str, resource: str, inputs: str, outputs: str) -> ET.Element:
         resp = ET.Element(f"{{{NS['wst']}}}ResourceCreated")
-        ET.SubElement(resp, f"{{{NS['wsa']}}}Address").text = f"http://127.0.0.1/{'PowerShell' if endpoint == 'exchange' else 'wsman'}"
+        ET.SubElement(resp, f"{{{NS['wsa']}}}Address").text = f"http://127.0.0.1{self.path}"
         ref = ET.SubElement(resp, f"{{{NS['wsa']}}}ReferenceParameters")
-        ET.SubElement(ref, f"{{{NS['wsman']}}}ResourceURI").text = PATHS["/powershell" if endpoint == "exchange" else "/wsman"][0]
+        ET.SubElement(ref, f"{{{NS['wsman']}}}ResourceURI").text = resource
         sel = ET.SubElement(ET.SubElement(ref, f"{{{NS['wsman']}}}SelectorSet"), f"{{{NS['wsman']}}}Selector", {"Name": "ShellId"})
         sel.text = shell_id
         info = ET.SubElement(resp, f"{{{NS['rsp']}}}Shell")
-        for tag, value in (("ShellId", shell_id), ("ResourceUri", PATHS["/powershell" if endpoint == "exchange" else "/wsman"][0]),
+        for tag, value in (("ShellId", shell_id), ("ResourceUri", resource),
                            ("Owner", self.server.lab.credentials.username), ("ClientIP", "127.0.0.1"),
-                           ("IdleTimeOut", "PT7200.000S"), ("InputStreams", "stdin pr"), ("OutputStreams", "stdout"),
+                           ("IdleTimeOut", "PT7200.000S"), ("InputStreams", inputs), ("OutputStreams", outputs),
                            ("ShellRunTime", "P0DT0H0M0S"), ("ShellInactivity", "P0DT0H0M0S")):
             ET.SubElement(info, f"{{{NS['rsp']}}}{tag}").text = value
-        return TRANSFER + "CreateResponse", resp
+        return resp
+
+    def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None) -> tuple[str, ET.Element]:
+        if action == ACTION + "Send":  # the lab's commands read no input
+            return ACTION + "SendResponse", ET.Element(f"{{{NS['rsp']}}}SendResponse")
+        if action == ACTION + "Command":
+            line = body.find("rsp:CommandLine", NS) if body is not None else None
+            if line is None:
+                raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
+            command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
+            words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
+            shell.results[command_id] = windows.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
+            resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
+            ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
+            return ACTION + "CommandResponse", resp
+        if action == ACTION + "Signal":
+            signal = body.find("rsp:Signal", NS) if body is not None else None
+            shell.results.pop((signal.get("CommandId") or "").upper() if signal is not None else "", None)
+            return ACTION + "SignalResponse", ET.Element(f"{{{NS['rsp']}}}SignalResponse")
+        desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
+        command_id = (desired.get("CommandId") or "").upper() if desired is not None else ""
+        if command_id not in shell.results:
+            raise WSManFault(2150858843, "w:InvalidSelectors", f"The command {command_id} was not found in shell {shell.shell_id}.")
+        rc, out, err = shell.results[command_id]
+        resp = ET.Element(f"{{{NS['rsp']}}}ReceiveResponse")
+        for name, data in (("stdout", out), ("stderr", err)):
+            stream = ET.SubElement(resp, f"{{{NS['rsp']}}}Stream", {"Name": name, "CommandId": command_id, "End": "true"})
+            stream.text = base64.b64encode(data.encode("utf-8")).decode() if data else None
+        state = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState",
+                              {"CommandId": command_id, "State": ACTION + "CommandState/Done"})
+        ET.SubElement(state, f"{{{NS['rsp']}}}ExitCode").text = str(rc)
+        return ACTION + "ReceiveResponse", resp
 
     def _command(self, shell: Shell, body: ET.Element | None) -> tuple[str, ET.Element]:
         line = body.find("rsp:CommandLine", NS) if body is not None else None

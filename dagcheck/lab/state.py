@@ -12,6 +12,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
+from dagcheck.facts import ROLE_SERVICES
 from dagcheck.inventory import Fault, Inventory
 from dagcheck.lab.clock import LabClock
 
@@ -32,22 +33,6 @@ SWO_EXEMPT = frozenset({"ServerWideOffline", "Monitoring", "RecoveryActionsEnabl
 FUNCTIONAL_SEEDED = ("ServerWideOffline", "Monitoring", "RecoveryActionsEnabled")
 REQUESTERS = ("HealthApi", "Maintenance", "Sidelined", "Functional", "Deployment")
 
-# Test-ServiceHealth's roles and their required services (fixture TestServiceHealth.xml, E19).
-ROLE_SERVICES = {
-    "Mailbox Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeDelivery", "MSExchangeIS", "MSExchangeMailboxAssistants",
-        "MSExchangeRepl", "MSExchangeRPC", "MSExchangeServiceHost", "MSExchangeSubmission",
-        "MSExchangeThrottling", "MSExchangeTransportLogSearch", "W3Svc", "WinRM",
-    ),
-    "Client Access Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeMailboxReplication", "MSExchangeRPC",
-        "MSExchangeServiceHost", "W3Svc", "WinRM",
-    ),
-    "Hub Transport Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeEdgeSync", "MSExchangeServiceHost", "MSExchangeTransport",
-        "MSExchangeTransportLogSearch", "W3Svc", "WinRM",
-    ),
-}
 SERVICE_DISPLAY_NAMES = {
     "MSExchangeTransport": "Microsoft Exchange Transport",
     "MSExchangeIS": "Microsoft Exchange Information Store",
@@ -119,6 +104,9 @@ class LabServer:
     next_row_id: int = 1000
     transport_available_at: dt.datetime | None = None
     failing_replication_checks: set[str] = field(default_factory=set)
+    # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
+    registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
+    volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def dn(self) -> str:
@@ -229,6 +217,8 @@ class Organization:
             server.site_scope = list(expected.site_scope) if expected else [s.site]
             server.vdir_tokens = default_ep_tokens(build)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
+            server.registry = default_registry()
+            server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
             self.servers[s.name.lower()] = server
         self.dags: dict[str, LabDag] = {
             d.name.lower(): LabDag(
@@ -288,6 +278,27 @@ class Organization:
         entry = RequesterEntry(state, self.now())
         server.local_states.setdefault(component, {})[requester] = entry
         server.remote_states.setdefault(component, {})[requester] = RequesterEntry(state, self.now())
+
+
+GIB = 1024**3
+NDP_FULL = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
+SESSION_MANAGER = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
+# Keys whose existence means a reboot is pending (Windows servicing, Windows Update, Exchange setup).
+REBOOT_KEYS = {
+    "cbs": "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending",
+    "windows_update": "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update\\RebootRequired",
+    "exchange_setup": "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile",
+}
+
+
+def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
+    """.NET Framework 4.8.1 (release 533325 on Server 2022), no reboot pending."""
+    return {
+        NDP_FULL: {"Release": ("REG_DWORD", 533325), "Version": ("REG_SZ", "4.8.09032"), "Install": ("REG_DWORD", 1)},
+        SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
+        "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
+        "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
+    }
 
 
 def default_ep_tokens(build: tuple[int, int, int, int]) -> dict[str, str]:

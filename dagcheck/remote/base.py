@@ -14,6 +14,16 @@ from typing import Any, Protocol
 class Endpoint(str, Enum):
     EXCHANGE = "exchange"  # https://<fqdn>/PowerShell, configuration Microsoft.Exchange
     WINDOWS = "windows"  # https://<fqdn>:5986/wsman, default configuration
+    WINRS = "winrs"  # the same /wsman, a cmd shell: Windows command lines (reg.exe, sc.exe, fsutil)
+
+
+@dataclass(frozen=True)
+class CmdResult:
+    """What a Windows command line gave back."""
+
+    rc: int
+    stdout: str
+    stderr: str
 
 
 @dataclass(frozen=True)
@@ -107,5 +117,7 @@ class Transport(Protocol):
     """Runs one command on one server's endpoint; returns deserialized objects or raises RemoteError."""
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]: ...
+
+    def run_cmd(self, server: str, command_line: str) -> CmdResult: ...
 
     def close(self) -> None: ...

@@ -13,10 +13,10 @@ from psrpcore.types import serialize
 
 from dagcheck.clixml import CIPHER, from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed
-from dagcheck.lab import cmdlets, faults
+from dagcheck.lab import cmdlets, faults, windows
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
-from dagcheck.remote.base import Command, Endpoint, Transcript
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 
 
 class InProcessTransport:
@@ -38,6 +38,14 @@ class InProcessTransport:
             result = [from_element_text(ET.tostring(serialize(o, CIPHER), encoding="unicode")) for o in objects]
             inv.objects = len(result)
             return result
+
+    def run_cmd(self, server: str, command_line: str) -> CmdResult:
+        with self.transcript.record(server, Endpoint.WINRS, Command(command_line)) as inv:
+            if faults.matching(self.org, "dropped_connection", server):
+                raise ConnectionFailed(server, command_line, "connection reset by peer (lab fault dropped_connection)")
+            rc, out, err = windows.run(self.org, server, command_line)
+            inv.objects = 1
+            return CmdResult(rc, out, err)
 
     def close(self) -> None:
         pass

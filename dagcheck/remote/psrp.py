@@ -17,12 +17,13 @@ from urllib.parse import urlsplit
 import requests
 from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
 
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
 from dagcheck.inventory import ConnectionSettings, Server
-from dagcheck.remote.base import Command, Endpoint, Transcript
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials, resolve
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class PsrpTransport:
         self.transcript = transcript or Transcript()
         self._credentials = {k.lower(): v for k, v in (credentials or {}).items()}
         self._pools: dict[tuple[str, Endpoint], _Pool] = {}
+        self._connections: dict[tuple[str, Endpoint], WSMan] = {}
+        self._cmd_shells: dict[str, tuple[WinRS, threading.Lock]] = {}
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
@@ -76,7 +79,12 @@ class PsrpTransport:
         except KeyError:
             raise ConnectionFailed(name, "connect", "server is not in the inventory") from None
 
-    def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
+    def _wsman(self, server: Server, endpoint: Endpoint) -> WSMan:
+        """One WSMan connection (HTTP session, auth, TLS) per server and endpoint, shared by its shells."""
+        key = (server.name.lower(), endpoint)
+        with self._lock:
+            if key in self._connections:
+                return self._connections[key]
         settings = server.connection
         uri = server.exchange_uri() if endpoint is Endpoint.EXCHANGE else server.windows_uri()
         parts = urlsplit(uri)
@@ -101,7 +109,11 @@ class PsrpTransport:
             connection_timeout=min(30, settings.read_timeout),
             reconnection_retries=0,
         )
-        pool = RunspacePool(wsman, configuration_name=CONFIGURATION[endpoint])
+        with self._lock:
+            return self._connections.setdefault(key, wsman)
+
+    def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
+        pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint])
         pool.open()
         return _Pool(pool, threading.Lock())
 
@@ -119,6 +131,9 @@ class PsrpTransport:
     def _discard(self, server: Server, endpoint: Endpoint) -> None:
         with self._lock:
             self._pools.pop((server.name.lower(), endpoint), None)
+            self._connections.pop((server.name.lower(), endpoint), None)
+            if endpoint is Endpoint.WINDOWS:
+                self._cmd_shells.pop(server.name.lower(), None)
 
     # ---- commands --------------------------------------------------------------------------
 
@@ -165,10 +180,53 @@ class PsrpTransport:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
         return [_parse_output(o) for o in output]
 
+    def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
+        """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
+        key = server.name.lower()
+        with self._lock:
+            if key in self._cmd_shells:
+                return self._cmd_shells[key]
+        shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
+        shell.open()
+        with self._lock:
+            return self._cmd_shells.setdefault(key, (shell, threading.Lock()))
+
+    def run_cmd(self, server_name: str, command_line: str) -> CmdResult:
+        """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint."""
+        server = self._server(server_name)
+        command = Command(command_line)
+        with self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
+            try:
+                shell, lock = self._cmd_shell(server)
+                with lock:
+                    process = Process(shell, command_line)
+                    process.invoke()
+                    process.signal(SignalCode.TERMINATE)
+            except AuthenticationError as exc:
+                self._discard(server, Endpoint.WINDOWS)
+                raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+            except WSManFaultError as exc:
+                self._discard(server, Endpoint.WINDOWS)
+                raise ConnectionFailed(server.name, command_line, f"WSMan fault {exc.code}: {exc.reason}") from None
+            except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
+                self._discard(server, Endpoint.WINDOWS)
+                raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
+            inv.objects = 1
+            return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
+                             process.stderr.decode("utf-8", "replace"))
+
     def close(self) -> None:
         with self._lock:
             pools = list(self._pools.values())
+            shells = [shell for shell, _ in self._cmd_shells.values()]
             self._pools.clear()
+            self._cmd_shells.clear()
+            self._connections.clear()
+        for shell in shells:
+            try:
+                shell.close()
+            except Exception as exc:  # best effort, as for the pools below
+                log.debug("closing a WinRS shell failed: %s", exc)
         for entry in pools:
             try:
                 entry.pool.close()

@@ -1,0 +1,87 @@
+"""Windows host facts that belong before patching, read through testinfra over WinRS."""
+
+from __future__ import annotations
+
+from dagcheck.catalogue import check, require
+from dagcheck.collect import Snapshot
+from dagcheck.facts import REQUIRED_SERVICES
+from dagcheck.inventory import Expectations
+from dagcheck.model import DotNetRelease, RebootIndicator, VolumeSpace, WindowsService
+from dagcheck.rules.host import dotnet_name, required_dotnet
+
+GIB = 1024**3
+
+
+@check(
+    "HOST-001",
+    "No reboot is pending",
+    severity="critical",
+    rationale="Exchange setup refuses to run, or fails half-way, while Windows servicing, Windows Update or a "
+    "previous Exchange update waits for a reboot; a pending file rename means binaries are not yet replaced.",
+    remediation="Restart {server} (after moving its databases away), then run the pre-flight again",
+    phases=("preflight", "postflight"),
+    source="pending_reboot",
+    per_server=True,
+)
+def test_no_reboot_is_pending(item: tuple[RebootIndicator, ...]) -> None:
+    reasons = "; ".join(f"{i.source} ({i.detail})" for i in item)
+    require(not item, f"a reboot is pending on {item[0].server if item else ''}: {reasons}",
+            expected="no pending-reboot indicator", actual=reasons or "none")
+
+
+@check(
+    "HOST-002",
+    "Enough free space on the system, database and log volumes",
+    severity="critical",
+    rationale="A CU needs several GB on the system drive, and a database or log volume that fills up "
+    "dismounts its databases; both thresholds come from the inventory (expectations.host).",
+    remediation="Free space on {key} (old logs under V15\\Logging, IIS logs, CU installers) or extend the volume",
+    phases=("health", "preflight"),
+    source="volumes",
+)
+def test_volume_has_free_space(item: VolumeSpace, expect: Expectations) -> None:
+    require(item.error is None, f"free space of {item.key} could not be read: {item.error}",
+            expected="fsutil volume diskfree output", actual=str(item.error))
+    free_gb = item.free_bytes / GIB  # type: ignore[operator]
+    percent = 100 * item.free_bytes / item.total_bytes  # type: ignore[operator]
+    require(free_gb >= expect.host_min_free_gb and percent >= expect.host_min_free_percent,
+            f"{item.key} has {free_gb:.1f} GB free ({percent:.0f}%)",
+            expected=f"at least {expect.host_min_free_gb} GB and {expect.host_min_free_percent}% free",
+            actual=f"{free_gb:.1f} GB, {percent:.0f}%")
+
+
+@check(
+    "HOST-003",
+    ".NET Framework meets what the installed Exchange build requires",
+    severity="critical",
+    rationale="Each Exchange CU supports a narrow range of .NET Framework releases; setup blocks on an "
+    "older one, and an unsupported one is an unsupported server (Exchange Server supportability matrix).",
+    remediation="Install the required .NET Framework on {server} (with its reboot) before the CU",
+    phases=("preflight",),
+    source="dotnet",
+)
+def test_dotnet_meets_build_requirement(item: DotNetRelease, snapshot: Snapshot) -> None:
+    require(item.release is not None, f".NET Framework 4 release of {item.server} could not be read: {item.error}",
+            expected="a Release value under NDP\\v4\\Full", actual=str(item.error))
+    build = snapshot.get("exchange_server")[0].admin_display_version
+    needed = required_dotnet(build)
+    require(item.release >= needed,  # type: ignore[operator]
+            f"{item.server} runs .NET {dotnet_name(item.release)}, Exchange {'.'.join(map(str, build))} needs {dotnet_name(needed)}",  # type: ignore[arg-type]
+            expected=f"release >= {needed}", actual=str(item.release))
+
+
+@check(
+    "HOST-004",
+    "Windows services Exchange and the cluster need are running",
+    severity="critical",
+    rationale="Read from the service control manager (sc.exe), not from Exchange, so that it also answers "
+    "when Exchange's own endpoint is degraded; ClusSvc is needed by every DAG member.",
+    remediation="Start-Service <name> on {server}; if it stops again, read the Application log",
+    phases=("preflight", "postflight"),
+    source="windows_services",
+    select=lambda s: s.name in REQUIRED_SERVICES,
+)
+def test_windows_service_running(item: WindowsService) -> None:
+    require(item.state == "RUNNING", f"service {item.name} on {item.server} is {item.state}",
+            expected="RUNNING", actual=item.state,
+            remediation=f"Invoke-Command -ComputerName {item.server} {{ Start-Service {item.name} }}")

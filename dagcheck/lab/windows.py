@@ -1,0 +1,111 @@
+"""The few Windows commands the host checks run through WinRS, with their real output formats.
+
+reg.exe query, sc.exe query/queryex and fsutil volume diskfree print what Windows Server 2019
+prints (CRLF line ends, four-space registry indents, the sc.exe block layout); anything else gets
+cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from dagcheck.lab.state import LabServer, Organization
+
+NOT_RECOGNIZED = "'{0}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
+REG_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value.\r\n"
+HIVES = {"HKLM": "HKEY_LOCAL_MACHINE", "HKEY_LOCAL_MACHINE": "HKEY_LOCAL_MACHINE"}
+SC_STATES = {"Running": "4  RUNNING", "Stopped": "1  STOPPED", "StartPending": "2  START_PENDING",
+             "StopPending": "3  STOP_PENDING"}
+
+
+def run(org: Organization, server_name: str, command_line: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one command line, as cmd.exe on the server would give them."""
+    try:
+        words = [w[1:-1] if len(w) > 1 and w[0] == w[-1] == '"' else w for w in shlex.split(command_line, posix=False)]
+    except ValueError:
+        return 1, "", "The syntax of the command is incorrect.\r\n"
+    while words and words[0].lower() in ("cmd", "cmd.exe") and len(words) > 1 and words[1].lower() == "/c":
+        words = words[2:]
+    if not words:
+        return 0, "", ""
+    program = words[0].lower().removesuffix(".exe")
+    with org.lock:
+        server = org.server(server_name)
+        org.call_log.append((server_name, f"winrs:{program}", {"CommandLine": command_line}))
+        if program == "reg" and len(words) >= 3 and words[1].lower() == "query":
+            return _reg_query(server, words[2:])
+        if program == "sc" and len(words) >= 2 and words[1].lower() in ("query", "queryex"):
+            return _sc_query(server, words[2:], ex=words[1].lower() == "queryex")
+        if program == "fsutil" and words[1:3] == ["volume", "diskfree"] and len(words) == 4:
+            return _diskfree(server, words[3])
+    return 1, "", NOT_RECOGNIZED.format(words[0])
+
+
+def _normalize_key(key: str) -> str | None:
+    hive, _, rest = key.partition("\\")
+    full = HIVES.get(hive.upper())
+    return f"{full}\\{rest}".rstrip("\\") if full else None
+
+
+def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
+    key = _normalize_key(args[0])
+    if key is None:
+        return 1, "", "ERROR: Invalid key name.\r\nType \"REG QUERY /?\" for usage.\r\n"
+    values = next((v for k, v in server.registry.items() if k.lower() == key.lower()), None)
+    if values is None:
+        return 1, "", REG_NOT_FOUND
+    wanted = None
+    if len(args) >= 3 and args[1].lower() == "/v":
+        wanted = args[2]
+    shown = {n: v for n, v in values.items() if wanted is None or n.lower() == wanted.lower()}
+    if wanted is not None and not shown:
+        return 1, "", REG_NOT_FOUND
+    lines = ["", key]
+    for name, (kind, data) in shown.items():
+        lines.append(f"    {name}    {kind}    {_reg_data(kind, data)}")
+    if wanted is None:
+        prefix = key.lower() + "\\"
+        lines.append("")
+        lines += [k for k in server.registry if k.lower().startswith(prefix) and "\\" not in k[len(prefix):]]
+    return 0, "\r\n".join(lines) + "\r\n\r\n", ""
+
+
+def _reg_data(kind: str, data: object) -> str:
+    if kind == "REG_DWORD":
+        return hex(int(data))  # type: ignore[call-overload]
+    if kind == "REG_MULTI_SZ":
+        return "\\0".join(data)  # type: ignore[arg-type]
+    return str(data)
+
+
+def _sc_block(name: str, status: str) -> str:
+    state = SC_STATES.get(status, "1  STOPPED")
+    flags = "(STOPPABLE, NOT_PAUSABLE, ACCEPTS_SHUTDOWN)" if status == "Running" else "(NOT_STOPPABLE, NOT_PAUSABLE, IGNORES_SHUTDOWN)"
+    return (f"SERVICE_NAME: {name}\r\n        TYPE               : 10  WIN32_OWN_PROCESS\r\n"
+            f"        STATE              : {state}\r\n                                {flags}\r\n"
+            "        WIN32_EXIT_CODE    : 0  (0x0)\r\n        SERVICE_EXIT_CODE  : 0  (0x0)\r\n"
+            "        CHECKPOINT         : 0x0\r\n        WAIT_HINT          : 0x0\r\n")
+
+
+def _sc_query(server: LabServer, args: list[str], ex: bool) -> tuple[int, str, str]:
+    options = {args[i].lower().rstrip("="): args[i + 1] for i in range(0, len(args) - 1, 2) if args[i].endswith("=")}
+    names = [a for a in args if not a.endswith("=") and a not in options.values()]
+    if names:
+        match = next((k for k in server.services if k.lower() == names[0].lower()), None)
+        if match is None:
+            return 1060, ("[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\r\n\r\n"
+                          "The specified service does not exist as an installed service.\r\n\r\n"), ""
+        return 0, "\r\n" + _sc_block(match, server.services[match]) + "\r\n", ""
+    state = options.get("state", "active").lower()
+    shown = [n for n in sorted(server.services) if state == "all" or (server.services[n] == "Running") == (state == "active")]
+    return 0, "".join("\r\n" + _sc_block(n, server.services[n]) for n in shown) + "\r\n", ""
+
+
+def _diskfree(server: LabServer, volume: str) -> tuple[int, str, str]:
+    drive = volume.upper().rstrip("\\")
+    if drive not in server.volumes:
+        return 1, "", "Error:  The system cannot find the path specified.\r\n"
+    free, total = server.volumes[drive]
+    return 0, (f"Total # of free bytes        : {free}\r\n"
+               f"Total # of bytes             : {total}\r\n"
+               f"Total # of avail free bytes  : {free}\r\n"), ""

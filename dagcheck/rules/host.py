@@ -1,0 +1,58 @@
+"""Host facts read through WinRS: which registry keys mean a pending reboot, which .NET a build needs."""
+
+from __future__ import annotations
+
+from dagcheck.model import DotNetRelease, RebootIndicator, registry_values, short_name
+from dagcheck.remote.base import CmdResult
+
+# Key existence means a reboot is pending (Windows servicing, Windows Update, Exchange setup's
+# UpdateExeVolatile); the value is a pending file rename (the check HealthChecker and Exchange setup make).
+REBOOT_KEYS = (
+    r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending",
+    r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired",
+    r"HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile",
+)
+SESSION_MANAGER = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager"
+NDP_FULL = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full"
+DOTNET_NAMES = {378389: "4.5", 461808: "4.7.2", 528040: "4.8", 533320: "4.8.1"}
+
+
+def reboot_command_lines(server: str) -> list[str]:
+    return [f'reg.exe query "{key}"' for key in REBOOT_KEYS] + [f'reg.exe query "{SESSION_MANAGER}" /v PendingFileRenameOperations']
+
+
+def parse_reboot(results: list[CmdResult], server: str) -> list[RebootIndicator]:
+    indicators = []
+    for key, result in zip(REBOOT_KEYS, results):
+        if result.rc == 0:
+            indicators.append(RebootIndicator(short_name(server), key, "key exists"))
+    rename = results[len(REBOOT_KEYS)] if len(results) > len(REBOOT_KEYS) else None
+    if rename is not None and rename.rc == 0:
+        data = registry_values(rename.stdout).get("PendingFileRenameOperations", ("", ""))[1]
+        if data.strip("\\0 "):
+            indicators.append(RebootIndicator(short_name(server), f"{SESSION_MANAGER}\\PendingFileRenameOperations", data[:120]))
+    return indicators
+
+
+def parse_dotnet(results: list[CmdResult], server: str) -> list[DotNetRelease]:
+    result = results[0]
+    value = registry_values(result.stdout).get("Release")
+    if result.rc != 0 or value is None:
+        return [DotNetRelease(short_name(server), None, (result.stderr or result.stdout).strip() or f"exit code {result.rc}")]
+    return [DotNetRelease(short_name(server), int(value[1], 0))]
+
+
+def required_dotnet(build: tuple[int, int, int, int]) -> int:
+    """Minimum .NET Framework release for an Exchange build (Exchange Server supportability matrix:
+    2019 CU10+ and SE need 4.8, 2016 CU21+ needs 4.8, older CUs 4.7.2). Verify when a new CU ships."""
+    major, minor, cu_build, _ = build
+    if (major, minor) == (15, 2):
+        return 528040 if cu_build >= 922 else 461808
+    if (major, minor) == (15, 1):
+        return 528040 if cu_build >= 2308 else 461808
+    return 528040
+
+
+def dotnet_name(release: int) -> str:
+    best = max((r for r in DOTNET_NAMES if r <= release), default=None)
+    return f"{DOTNET_NAMES[best]} (release {release})" if best else f"release {release}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
-from pypsrp.exceptions import AuthenticationError
+from pypsrp.client import Client
+from pypsrp.exceptions import AuthenticationError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
@@ -143,3 +146,39 @@ def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
         transport = PsrpTransport({"mbx1": untrusted}, credentials=creds)
         with pytest.raises(ConnectionFailed, match="(?i)certificate"):
             transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
+
+
+def test_unknown_resource_uri_gets_a_wsman_fault(lab) -> None:
+    _, server = lab
+    wsman = _plain_wsman(server, "mbx1")
+    with pytest.raises(WSManFaultError) as exc:
+        wsman.get("http://schemas.microsoft.com/wbem/wsman/1/wmi/root/cimv2/Win32_Service")
+    assert exc.value.code == 2150858811 and "not found in the WS-Management catalog" in exc.value.reason
+
+
+def test_several_pools_and_pipelines_at_once(lab) -> None:
+    _, server = lab
+    names = ["mbx1", "mbx2", "mbx3", "mbx4"] * 2
+
+    def work(name: str) -> int:
+        with RunspacePool(_plain_wsman(server, name), configuration_name="Microsoft.Exchange") as pool:
+            total = 0
+            for _ in range(3):
+                ps = PowerShell(pool)
+                ps.add_cmdlet("Get-MailboxDatabaseCopyStatus").add_parameter("Server", name)
+                total += len(ps.invoke())
+            return total
+
+    with ThreadPoolExecutor(8) as ex:
+        counts = list(ex.map(work, names))
+    assert counts == [9] * 8  # three copies on every server, three calls each
+
+
+def test_winrs_cmd_shell_with_a_plain_pypsrp_client(lab) -> None:
+    _, server = lab
+    client = Client("127.0.0.1", port=server.port("mbx3"), path="wsman", ssl=False, auth="basic",
+                    username=server.credentials.username, password=server.credentials.password, encryption="never")
+    stdout, stderr, rc = client.execute_cmd("sc.exe query MSExchangeTransport")
+    assert rc == 0 and "STATE              : 4  RUNNING" in stdout
+    stdout, stderr, rc = client.execute_cmd("ipconfig /all")
+    assert rc == 1 and "is not recognized as an internal or external command" in stderr

@@ -6,7 +6,8 @@ import pytest
 
 from dagcheck import model
 from dagcheck.errors import CmdletFailed
-from dagcheck.inventory import load_inventory
+from dagcheck.inventory import Fault, load_inventory
+from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.inprocess import InProcessTransport
@@ -79,3 +80,37 @@ def test_transport_restart_makes_get_queue_fail_until_transport_is_back(lab) -> 
         t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1"))
     org.clock.advance(60)
     assert t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1"))
+
+
+def _queue_total(t, server: str) -> int:
+    queues = [model.parse_queue(o, server) for o in t.run(server, Endpoint.EXCHANGE, Command.of("Get-Queue", Server=server))]
+    return sum(q.message_count for q in queues if q.kind not in ("Poison", "Shadow"))
+
+
+def test_time_passes_with_each_call_and_a_backlog_drains() -> None:
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    org = Organization(inventory)
+    apply_fault(org, Fault("mail_backlog", {"server": "mbx1", "count": 50}))
+    t = InProcessTransport(org)
+    start = org.now()
+    counts = [_queue_total(t, "mbx1") for _ in range(6)]
+    assert counts[0] < 50 and counts == sorted(counts, reverse=True) and counts[-1] == 0
+    assert (org.now() - start).total_seconds() == 6 * 5
+
+
+def test_redirect_moves_mail_but_not_a_stuck_queue_and_then_clears_shadows(lab) -> None:
+    org, t = lab
+    apply_fault(org, Fault("mail_backlog", {"server": "mbx1", "count": 500}))
+    apply_fault(org, Fault("shadow_queue", {"server": "mbx1", "value": "mbx2", "count": 4}))
+    t.run("mbx1", Endpoint.EXCHANGE, Command.of("Redirect-Message", Server="mbx1", Target="mbx2.lab.contoso.test"))
+    assert _queue_total(t, "mbx1") < 500
+    for _ in range(10):
+        _queue_total(t, "mbx1")
+    assert _queue_total(t, "mbx1") == 0
+    shadows = [model.parse_queue(o, "mbx2") for o in t.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx2"))]
+    assert [q.message_count for q in shadows if q.kind == "Shadow"] == [0]
+    org2 = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    apply_fault(org2, Fault("stuck_queue", {"server": "mbx3", "count": 25}))
+    t2 = InProcessTransport(org2)
+    t2.run("mbx3", Endpoint.EXCHANGE, Command.of("Redirect-Message", Server="mbx3", Target="mbx4"))
+    assert [_queue_total(t2, "mbx3") for _ in range(5)] == [25] * 5

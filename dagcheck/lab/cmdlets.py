@@ -31,6 +31,7 @@ from dagcheck.lab.state import (
     VDIRS,
     LabCopy,
     LabDatabase,
+    TICK_SECONDS,
     LabServer,
     Organization,
 )
@@ -96,6 +97,7 @@ def invoke(org: Organization, endpoint: str, server_name: str, name: str, params
             raise parameter_not_found(spec.name, key)
         bound[canonical[key.lower()]] = value
     with org.lock:
+        org.tick(TICK_SECONDS)
         org.call_log.append((server_name, spec.name, dict(bound)))
         for f in faults.matching(org, "cmdlet_error", server_name, spec.name):
             raise LabCmdletError(
@@ -368,6 +370,7 @@ def switchover(org: Organization, db: LabDatabase, target: LabCopy) -> None:
     target.status = "Mounted"
     target.copy_queue = target.replay_queue = 0
     previous = org.server(db.active_server)
+    org.tick(15)  # a switchover takes lab time
     db.active_server = target.server
     # The delivery queue for the database follows it to its new host.
     for q in list(previous.queues):
@@ -378,7 +381,6 @@ def switchover(org: Organization, db: LabDatabase, target: LabCopy) -> None:
         from dagcheck.lab.faults import org_add_queue
 
         org_add_queue(new, "Delivery", "SmtpDeliveryToMailbox", db.name)
-    org.clock.advance(15)
 
 
 def _copy_status(call: Call, db: LabDatabase, copy: LabCopy) -> Any:
@@ -699,17 +701,9 @@ def redirect_message(call: Call) -> list[Any]:
                              f"{target.component_state('HubTransport')}).", "InvalidOperation",
                              f"[Server={source.name.upper()}] LocalizedException,{call.cmdlet}",
                              "Microsoft.Exchange.Data.QueueViewer.QueueViewerException")
-    # The target accepts and delivers redirected messages at once in the lab; stuck queues stay stuck.
-    for q in source.queues:
-        if q.queue_type in ("Delivery", "Submission", "Unreachable") and not q.stuck:
-            q.message_count = 0
-    # Shadow copies held for the source on the other members are discarded once its queues are empty.
-    if all(q.message_count == 0 for q in source.queues if q.queue_type != "Poison"):
-        for other in org.servers.values():
-            for q in other.queues:
-                if q.queue_type == "Shadow" and q.next_hop.lower() == source.fqdn.lower():
-                    q.message_count = 0
-    org.clock.advance(5)
+    # From now on the source hands its queued mail to the target as lab time passes (Organization.tick);
+    # stuck queues stay stuck, and shadow copies elsewhere go once the source is drained.
+    source.redirect_target = target.name
     return []
 
 
@@ -1030,7 +1024,8 @@ def restart_service(call: Call) -> list[Any]:
     if match == "MSExchangeTransport":
         # Transport answers Get-Queue again only after its BootLoader is done (ExchangeDsc waits up to 5 min).
         s.transport_available_at = call.org.now() + dt.timedelta(seconds=60)
-    call.org.clock.advance(20)
+        s.redirect_target = None
+    call.org.tick(20)
     return [_service_obj(s, match)] if call.switch("PassThru") else []
 
 

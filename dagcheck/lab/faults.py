@@ -74,6 +74,16 @@ def _stuck_queue(org, f):
     queue.last_error = "451 4.4.0 Primary target IP address responded with: \"421 4.4.2 Connection dropped.\""
 
 
+@fault("mail_backlog")
+def _backlog(org, f):
+    """Mail waiting in a delivery queue that drains as lab time passes (not a failure by itself)."""
+    server = org.server(f["server"])
+    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None) or org_add_queue(
+        server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
+    queue.message_count = f.get("count", 200)
+    queue.status = "Active"
+
+
 @fault("poison_messages")
 def _poison(org, f):
     server = org.server(f["server"])

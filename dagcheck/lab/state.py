@@ -103,6 +103,7 @@ class LabServer:
     queues: list[LabQueue] = field(default_factory=list)
     next_row_id: int = 1000
     transport_available_at: dt.datetime | None = None
+    redirect_target: str | None = None
     failing_replication_checks: set[str] = field(default_factory=set)
     # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
@@ -274,12 +275,33 @@ class Organization:
 
     # ---- state changes ---------------------------------------------------------------------
 
+    def tick(self, seconds: float) -> None:
+        """Let lab time pass: healthy queues deliver, redirected servers hand their mail to the target,
+        and shadow copies held for a drained server are discarded. Stuck and Poison queues never move."""
+        self.clock.advance(seconds)
+        for server in self.servers.values():
+            rate = DELIVERY_RATE * (REDIRECT_SPEEDUP if server.redirect_target else 1)
+            for q in server.queues:
+                if q.message_count and not q.stuck and q.queue_type not in ("Poison", "Shadow"):
+                    q.message_count = max(0, q.message_count - int(rate * seconds))
+            drained = all(q.message_count == 0 for q in server.queues if q.queue_type not in ("Poison", "Shadow"))
+            if server.redirect_target and drained:
+                for other in self.servers.values():
+                    for q in other.queues:
+                        if q.queue_type == "Shadow" and q.next_hop.lower() == server.fqdn.lower():
+                            q.message_count = max(0, q.message_count - int(rate * seconds))
+
     def set_component_state(self, server: LabServer, component: str, requester: str, state: str) -> None:
         entry = RequesterEntry(state, self.now())
         server.local_states.setdefault(component, {})[requester] = entry
         server.remote_states.setdefault(component, {})[requester] = RequesterEntry(state, self.now())
 
 
+# Lab time each cmdlet call takes, and how fast queues deliver: polling makes time pass, so waits
+# progress deterministically without real sleeps.
+TICK_SECONDS = 5.0
+DELIVERY_RATE = 2  # messages per second per queue
+REDIRECT_SPEEDUP = 5
 GIB = 1024**3
 NDP_FULL = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
 SESSION_MANAGER = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"

@@ -8,28 +8,23 @@ from typing import Any
 
 import pytest
 
-from dagcheck.catalogue import PHASES, CheckFailure, CheckSpec
+from dagcheck.catalogue import CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
+from dagcheck.options import ROOT, add_options
 from dagcheck.session import DagcheckSession, Target
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
 INVENTORY_KEY = pytest.StashKey[Inventory]()
 SESSION_KEY = pytest.StashKey[DagcheckSession]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("dagcheck", "Exchange DAG compliance checks")
-    group.addoption("--inventory", default=str(DEFAULT_INVENTORY),
-                    help="inventory YAML (default: inventory/lab.yml, the embedded lab)")
-    group.addoption("--server", action="append", default=[], help="check only this server (repeatable)")
-    group.addoption("--dag", default=None, help="check only the members of this DAG")
-    group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")
-    group.addoption("--transport", default="psrp", choices=("psrp", "inprocess"),
-                    help="psrp (default: WSMan/PSRP, also for the lab); inprocess is for unit tests of the lab")
-    group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    # Installed, dagcheck registers its options through the "dagcheck" pytest11 entry point, early
+    # enough that `--inventory /elsewhere/prod.yml` is not mistaken for a test path; from a bare
+    # checkout (no install) this plugin adds them itself.
+    if not pluginmanager.has_plugin("dagcheck"):
+        add_options(parser)
 
 
 def _runs_checks(config: pytest.Config) -> bool:

@@ -75,12 +75,13 @@ def test_shipped_inventories_are_valid() -> None:
 
 
 def test_pytest_run_with_invalid_inventory_exits_cleanly(tmp_path: Path) -> None:
-    """The main job prints one clear line and a non-zero exit, never a traceback."""
+    """The main job prints one clear line and a non-zero exit, never a traceback; the inventory lives
+    outside the repository and is given as `--inventory PATH` (needs dagcheck installed, as README says)."""
     data = lab_data()
     data["servers"][2]["fqdn"] = "bad host"
     p = tmp_path / "bad.yml"
     p.write_text(yaml.safe_dump(data), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pytest", f"--inventory={p}", "-p", "no:cacheprovider"],
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--inventory", str(p), "-p", "no:cacheprovider"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -1,0 +1,33 @@
+"""dagcheck's command-line options, registered early through the pytest11 entry point "dagcheck".
+
+Only options live here: registering them before pytest looks for its root directory keeps
+`--inventory PATH` working for a path outside the repository. Everything else is dagcheck.plugin,
+which the repository's conftest.py loads, so installing dagcheck changes no other project's runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dagcheck.catalogue import PHASES
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dagcheck", "Exchange DAG compliance checks")
+    group.addoption("--inventory", default=str(DEFAULT_INVENTORY),
+                    help="inventory YAML (default: inventory/lab.yml, the embedded lab)")
+    group.addoption("--server", action="append", default=[], help="check only this server (repeatable)")
+    group.addoption("--dag", default=None, help="check only the members of this DAG")
+    group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")
+    group.addoption("--transport", default="psrp", choices=("psrp", "inprocess"),
+                    help="psrp (default: WSMan/PSRP, also for the lab); inprocess is for unit tests of the lab")
+    group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)

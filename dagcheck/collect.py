@@ -22,12 +22,16 @@ from dagcheck.rules import host as host_rules
 
 @dataclass(frozen=True)
 class Source:
-    """One cmdlet run on a server's endpoint and the parser of each object it returns."""
+    """One cmdlet (or a few of one kind) run on a server's endpoint, and the parser of each object."""
 
     name: str
     endpoint: Endpoint
-    command: Callable[[str], Command]
+    command: Callable[[str], Command | list[Command]]
     parse: Callable[[Any, str], Any]
+
+    def commands(self, server: str) -> list[Command]:
+        made = self.command(server)
+        return made if isinstance(made, list) else [made]
 
 
 @dataclass(frozen=True)
@@ -56,11 +60,30 @@ SOURCES: dict[str, Source] = {
                lambda o, s: model.parse_exchange_server(o)),
         Source("mailbox_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxServer", Identity=s),
                lambda o, s: model.parse_mailbox_server(o)),
+        Source("dag_status", Endpoint.EXCHANGE, lambda s: Command.of("Get-DatabaseAvailabilityGroup", Status=True),
+               lambda o, s: model.parse_dag_status(o)),
+        Source("cluster_nodes", Endpoint.WINDOWS, lambda s: Command.of("Get-ClusterNode"),
+               lambda o, s: model.parse_cluster_node(o)),
+        Source("databases", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabase", Server=s, Status=True),
+               lambda o, s: model.parse_mailbox_database(o)),
+        Source("mapi", Endpoint.EXCHANGE, lambda s: Command.of("Test-MAPIConnectivity", Server=s),
+               lambda o, s: model.parse_mapi(o)),
+        Source("client_access", Endpoint.EXCHANGE, lambda s: Command.of("Get-ClientAccessService", Identity=s),
+               lambda o, s: model.parse_client_access(o)),
+        Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s) for c in VDIR_CMDLETS],
+               model.parse_virtual_directory),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                lambda o, s: model.parse_file_version(o)),
     )
 }
 
+
+# The Get-*VirtualDirectory cmdlets whose Extended Protection settings are checked.
+VDIR_CMDLETS = (
+    "Get-OwaVirtualDirectory", "Get-EcpVirtualDirectory", "Get-WebServicesVirtualDirectory",
+    "Get-AutodiscoverVirtualDirectory", "Get-MapiVirtualDirectory", "Get-OabVirtualDirectory",
+    "Get-ActiveSyncVirtualDirectory", "Get-PowerShellVirtualDirectory",
+)
 
 HOST_SOURCES: dict[str, HostSource] = {
     s.name: s
@@ -81,7 +104,7 @@ HOST_SOURCES: dict[str, HostSource] = {
 def describe(source: str, server: str, expectations: Expectations | None = None) -> list[str]:
     """The command lines behind a source, as an administrator would type them."""
     if source in SOURCES:
-        return [SOURCES[source].command(server).render()]
+        return [c.render() for c in SOURCES[source].commands(server)]
     return HOST_SOURCES[source].lines(server, expectations or Expectations())
 
 
@@ -143,7 +166,7 @@ class Snapshot:
                 results.append(CmdResult(r.rc, r.stdout, r.stderr))
             return tuple(source.parse(results, self.server, self._expectations))
         cmdlet = SOURCES[name]
-        raw = self._transport.run(self.server, cmdlet.endpoint, cmdlet.command(self.server))
+        raw = [o for c in cmdlet.commands(self.server) for o in self._transport.run(self.server, cmdlet.endpoint, c)]
         return tuple(cmdlet.parse(o, self.server) for o in raw)
 
 

@@ -363,3 +363,135 @@ def parse_sc_query(server: str, stdout: str) -> list[WindowsService]:
             services.append(WindowsService(short_name(server), name, stripped.split(":", 1)[1].split()[-1]))
             name = None
     return services
+
+
+# ---- DAG, cluster, databases, client access --------------------------------------------------------
+
+
+def names(value: Any) -> tuple[str, ...]:
+    """Server names from an ADObjectId list (bags with Name), strings or FQDNs, short and lower-case."""
+    out = []
+    for v in value or ():
+        out.append(short_name(prop(v, "Name") or v))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class DagStatus:
+    name: str
+    servers: tuple[str, ...]
+    operational_servers: tuple[str, ...]
+    primary_active_manager: str
+    servers_in_maintenance: tuple[str, ...]
+    witness_server: str | None
+    witness_share_in_use: str | None
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def parse_dag_status(obj: Any) -> DagStatus:
+    pam = prop(obj, "PrimaryActiveManager")
+    return DagStatus(
+        name=str(prop(obj, "Name")),
+        servers=names(prop(obj, "Servers")),
+        operational_servers=names(prop(obj, "OperationalServers")),
+        primary_active_manager=short_name(prop(pam, "Name") or pam),
+        servers_in_maintenance=names(prop(obj, "ServersInMaintenance")),
+        witness_server=text(prop(obj, "WitnessServer")),
+        witness_share_in_use=enum_name(prop(obj, "WitnessShareInUse"), {0: "Primary", 1: "Alternate", 2: "InvalidConfiguration", 3: "None"}),
+    )
+
+
+@dataclass(frozen=True)
+class ClusterNode:
+    name: str
+    state: str  # Up, Down, Paused, Joining, Unknown
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def parse_cluster_node(obj: Any) -> ClusterNode:
+    return ClusterNode(short_name(prop(obj, "Name")),
+                       enum_name(prop(obj, "State"), {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}) or "Unknown")
+
+
+@dataclass(frozen=True)
+class MailboxDatabase:
+    name: str
+    mounted: bool | None
+    mounted_on: str  # short server name of the active copy
+    activation_preference: tuple[tuple[str, int], ...]
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def preferred_server(self) -> str | None:
+        return min(self.activation_preference, key=lambda p: p[1])[0] if self.activation_preference else None
+
+
+def _preference(value: Any) -> tuple[tuple[str, int], ...]:
+    """ActivationPreference: KeyValuePair bags {Key, Value} or their '[EX1, 1]' string form (§5)."""
+    out = []
+    for entry in value or ():
+        if isinstance(entry, str):
+            server, _, pref = entry.strip("[] ").partition(",")
+            out.append((short_name(server.strip()), int(pref.strip())))
+        else:
+            key = prop(entry, "Key")
+            out.append((short_name(prop(key, "Name") or key), int(prop(entry, "Value"))))
+    return tuple(out)
+
+
+def parse_mailbox_database(obj: Any) -> MailboxDatabase:
+    mounted = prop(obj, "Mounted")
+    return MailboxDatabase(
+        name=str(prop(obj, "Name")),
+        mounted=None if mounted is None else bool(mounted),
+        mounted_on=short_name(prop(obj, "MountedOnServer") or prop(obj, "ServerName") or ""),
+        activation_preference=_preference(prop(obj, "ActivationPreference")),
+    )
+
+
+@dataclass(frozen=True)
+class MapiResult:
+    server: str
+    database: str
+    result: str  # Success, Failure, ...
+    error: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.database}@{self.server}"
+
+
+MAPI_RESULTS = {"success": "Success", "erfolgreich": "Success", "*failure*": "Failure", "failure": "Failure",
+                "*fehler*": "Failure", "mdbmoved": "MdbMoved", "storenotrunning": "Failure"}
+
+
+def parse_mapi(obj: Any) -> MapiResult:
+    raw = prop(obj, "Result")
+    value = prop(raw, "Value") if hasattr(raw, "PSObject") and prop(raw, "Value") is not None else raw
+    return MapiResult(short_name(prop(obj, "Server")), str(prop(obj, "Database")),
+                      MAPI_RESULTS.get(str(value or "").strip().lower(), str(value)), text(prop(obj, "Error")))
+
+
+@dataclass(frozen=True)
+class ClientAccess:
+    server: str
+    internal_uri: str | None
+    site_scope: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.server
+
+
+def parse_client_access(obj: Any) -> ClientAccess:
+    return ClientAccess(short_name(prop(obj, "Name")), text(prop(obj, "AutoDiscoverServiceInternalUri")),
+                        strings(prop(obj, "AutoDiscoverSiteScope")))

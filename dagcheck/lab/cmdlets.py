@@ -155,6 +155,12 @@ def _server_id(s: LabServer) -> Any:
     return ps.ad_object_id(s.name.upper(), s.dn, s.guid)
 
 
+def _server_ids(servers: list[LabServer]) -> Any:
+    return ps.typed_list([_server_id(m) for m in servers], [
+        f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.EX}.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, "
+        "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]", "System.Object"])
+
+
 def _version(v: tuple[int, int, int, int]) -> Any:
     return ps.server_version(*v)
 
@@ -311,7 +317,7 @@ def get_dag(call: Call) -> list[Any]:
         present, total, witness = quorum(call.org, d.name)
         props: dict[str, Any] = {
             "Name": d.name,
-            "Servers": ps.typed_list([_server_id(m) for m in members], [f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.EX}.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]", "System.Object"]),
+            "Servers": _server_ids(members),
             "WitnessServer": d.witness_server,
             "WitnessDirectory": d.witness_directory,
             "AlternateWitnessServer": None,
@@ -324,9 +330,9 @@ def get_dag(call: Call) -> list[Any]:
             pam = call.org.server(d.primary_active_manager)
             in_maintenance = [m for m in members if m.own_state("ServerWideOffline") != "Active"]
             props.update({
-                "OperationalServers": [m.name.upper() for m in members if m.cluster_state in ("Up", "Paused")],
+                "OperationalServers": _server_ids([m for m in members if m.cluster_state in ("Up", "Paused")]),
                 "PrimaryActiveManager": _server_id(pam),
-                "ServersInMaintenance": [m.name.upper() for m in in_maintenance],
+                "ServersInMaintenance": _server_ids(in_maintenance),
                 "ServersInDeferredRecovery": [],
                 "ReplicationPort": 64327,
                 "WitnessShareInUse": ps.enum(

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from pypsrp.exceptions import AuthenticationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
+from pypsrp.serializer import Serializer
 from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
 
@@ -114,6 +115,7 @@ class PsrpTransport:
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint])
+        _install_tolerant_serializer(pool)
         pool.open()
         return _Pool(pool, threading.Lock())
 
@@ -232,6 +234,34 @@ class PsrpTransport:
                 entry.pool.close()
             except Exception as exc:  # closing is best effort: the run's verdicts are already made
                 log.debug("closing a runspace pool failed: %s", exc)
+
+
+class RawClixml:
+    """An output object pypsrp 0.9 could not deserialize; psrpcore reads its XML instead."""
+
+    def __init__(self, xml: str) -> None:
+        self._xml = xml
+
+
+class _TolerantSerializer(Serializer):
+    """pypsrp 0.9 cannot read generic List`1/MultiValuedProperty contents, and then fails on a later
+    <TNRef> to a type first named inside such a list (Get-DatabaseAvailabilityGroup -Status does this:
+    ADObjectIds in Servers, then PrimaryActiveManager). Output objects that fail are kept as raw XML."""
+
+    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        try:
+            return super().deserialize(element, metadata, clear)
+        except (KeyError, SerializationError, AttributeError, TypeError, ValueError):
+            if not clear or not isinstance(element, str):
+                raise
+            return RawClixml(element)
+
+
+def _install_tolerant_serializer(pool: RunspacePool) -> None:
+    # Private attributes of pypsrp 0.9 (pinned <1 in pyproject): the pool's serializer and fragmenter.
+    serializer = _TolerantSerializer()
+    pool._serializer = serializer
+    pool._fragmenter.serializer = serializer
 
 
 def _parse_output(value: Any) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dagcheck.catalogue import check, require
+from dagcheck.collect import Snapshot
+from dagcheck.inventory import Expectations
 from dagcheck.model import ComponentState
 from dagcheck.rules.components import unexpected_inactive
 
@@ -15,20 +17,60 @@ from dagcheck.rules.components import unexpected_inactive
     "no mail flow through it); ForwardSyncDaemon and ProvisioningRps are Inactive by default on premises. "
     "Any requester holding a component Inactive wins, so the requester is named.",
     remediation="Set-ServerComponentState -Identity {server} -Component <component> -State Active -Requester <requester>",
-    phases=("health", "postflight"),
+    phases=("health", "preflight", "postflight"),
     source="components",
 )
-def test_component_is_active(item: ComponentState) -> None:
+def test_component_is_active(item: ComponentState, snapshot: Snapshot) -> None:
     problem = unexpected_inactive(item)
     holders = item.requesters("Inactive")
-    require(
-        problem is None,
-        f"{item.component} is {item.state} on {item.server}"
-        + (f", held Inactive by requester {', '.join(holders)}" if holders else ""),
-        expected="Active",
-        actual=f"{item.state} (requesters Inactive: {', '.join(holders) or 'none'})",
-        remediation=" ; ".join(
-            f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
-            for r in holders or ("Maintenance",)
-        ),
-    )
+    swo = next(c for c in snapshot.get("components") if c.component == "ServerWideOffline")
+    if not holders and item.component != "ServerWideOffline" and swo.state != "Active":
+        # No requester of its own: ServerWideOffline switches it off (EXCHANGE-NOTES lesson 2).
+        cause = f"because ServerWideOffline is {swo.state} (requester {', '.join(swo.requesters('Inactive')) or 'unknown'})"
+        fixes = [f"Set-ServerComponentState -Identity {item.server} -Component ServerWideOffline -State Active -Requester {r}"
+                 for r in swo.requesters("Inactive") or ("Maintenance",)]
+    else:
+        cause = f"held Inactive by requester {', '.join(holders)}" if holders else "with no requester holding it"
+        fixes = [f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
+                 for r in holders or ("Maintenance",)]
+    require(problem is None, f"{item.component} is {item.state} on {item.server}, {cause}",
+            expected="Active", actual=f"{item.state} ({cause})", remediation=" ; ".join(fixes))
+
+
+@check(
+    "DAG-COMP-002",
+    "In maintenance every component is Inactive but Monitoring and RecoveryActionsEnabled",
+    severity="critical",
+    rationale="ServerWideOffline Inactive (requester Maintenance) takes every protocol off the server; "
+    "Monitoring and RecoveryActionsEnabled stay Active unless the inventory asks for Monitoring off too.",
+    remediation="Set-ServerComponentState -Identity {server} -Component ServerWideOffline -State Inactive -Requester Maintenance",
+    phases=("maintenance",),
+    source="components",
+)
+def test_component_is_offline_in_maintenance(item: ComponentState, expect: Expectations) -> None:
+    stays_active = {"RecoveryActionsEnabled"} | (set() if expect.monitoring_inactive_in_maintenance else {"Monitoring"})
+    expected = "Active" if item.component in stays_active else "Inactive"
+    require(item.state == expected, f"{item.component} is {item.state} on {item.server} in maintenance",
+            expected=expected, actual=item.state,
+            remediation=None if expected == "Inactive" else
+            f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester Maintenance")
+
+
+@check(
+    "DAG-COMP-003",
+    "Local (registry) and remote (AD) component states agree",
+    severity="warning",
+    rationale="Exchange merges the registry and Active Directory copies of each requester's state, the newer "
+    "winning; when they disagree a later AD replication or restart can flip the component unexpectedly.",
+    remediation="Set the component again for that requester so both stores agree: Set-ServerComponentState "
+    "-Identity {server} -Component <component> -State <state> -Requester <requester>",
+    phases=("health", "preflight", "postflight"),
+    source="components",
+)
+def test_local_and_remote_states_agree(item: ComponentState) -> None:
+    local = {r.requester: r.state for r in item.local}
+    remote = {r.requester: r.state for r in item.remote}
+    differ = sorted(r for r in set(local) & set(remote) if local[r] != remote[r])
+    require(not differ, f"{item.component} on {item.server}: " + "; ".join(
+        f"{r} is {local[r]} in the registry but {remote[r]} in AD" for r in differ),
+        expected="the same state per requester in both stores", actual=", ".join(differ))

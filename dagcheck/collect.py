@@ -62,10 +62,9 @@ SOURCES: dict[str, Source] = {
                lambda o, s: model.parse_mailbox_server(o)),
         Source("dag_status", Endpoint.EXCHANGE, lambda s: Command.of("Get-DatabaseAvailabilityGroup", Status=True),
                lambda o, s: model.parse_dag_status(o)),
-        Source("cluster_nodes", Endpoint.WINDOWS, lambda s: Command.of("Get-ClusterNode"),
-               lambda o, s: model.parse_cluster_node(o)),
+        Source("cluster_nodes", Endpoint.WINDOWS, lambda s: Command.of("Get-ClusterNode"), model.parse_cluster_node),
         Source("databases", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabase", Server=s, Status=True),
-               lambda o, s: model.parse_mailbox_database(o)),
+               model.parse_mailbox_database),
         Source("mapi", Endpoint.EXCHANGE, lambda s: Command.of("Test-MAPIConnectivity", Server=s),
                lambda o, s: model.parse_mapi(o)),
         Source("client_access", Endpoint.EXCHANGE, lambda s: Command.of("Get-ClientAccessService", Identity=s),
@@ -73,7 +72,7 @@ SOURCES: dict[str, Source] = {
         Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s) for c in VDIR_CMDLETS],
                model.parse_virtual_directory),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
-               lambda o, s: model.parse_file_version(o)),
+               model.parse_file_version),
     )
 }
 

@@ -115,7 +115,7 @@ class LabDatabase:
 
 @dataclass(frozen=True)
 class LabSpec:
-    build: str = "15.2.1544.4"
+    build: str = "15.2.1544.44"
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
 
@@ -340,7 +340,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
     if "lab" in data:
         raw_lab = data["lab"] or {}
         lab = LabSpec(
-            build=raw_lab.get("build", "15.2.1544.4"),
+            build=raw_lab.get("build", "15.2.1544.44"),
             databases=tuple(
                 LabDatabase(name=d["name"], copies=tuple(d["copies"]), lagged=dict(d.get("lagged", {})))
                 for d in raw_lab.get("databases", [])

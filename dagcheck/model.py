@@ -232,6 +232,10 @@ class ExchangeServer:
     site: str
     admin_display_version: tuple[int, int, int, int]
 
+    @property
+    def key(self) -> str:
+        return self.name
+
 
 def parse_exchange_server(obj: Any) -> ExchangeServer:
     v = prop(obj, "AdminDisplayVersion")
@@ -247,6 +251,10 @@ class MailboxServer:
     activation_policy: str
     move_now: bool
 
+    @property
+    def key(self) -> str:
+        return self.name
+
 
 def parse_mailbox_server(obj: Any) -> MailboxServer:
     return MailboxServer(short_name(prop(obj, "Name")),
@@ -258,11 +266,16 @@ def parse_mailbox_server(obj: Any) -> MailboxServer:
 class FileVersion:
     file_name: str
     version: tuple[int, int, int, int]
+    server: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.server
 
 
-def parse_file_version(obj: Any) -> FileVersion:
+def parse_file_version(obj: Any, server: str = "") -> FileVersion:
     version = tuple(int(prop(obj, k) or 0) for k in ("FileMajorPart", "FileMinorPart", "FileBuildPart", "FilePrivatePart"))
-    return FileVersion(str(prop(obj, "FileName") or ""), version)  # type: ignore[arg-type]
+    return FileVersion(str(prop(obj, "FileName") or ""), version, short_name(server))  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -408,15 +421,17 @@ def parse_dag_status(obj: Any) -> DagStatus:
 class ClusterNode:
     name: str
     state: str  # Up, Down, Paused, Joining, Unknown
+    seen_from: str = ""
 
     @property
     def key(self) -> str:
         return self.name
 
 
-def parse_cluster_node(obj: Any) -> ClusterNode:
+def parse_cluster_node(obj: Any, seen_from: str = "") -> ClusterNode:
     return ClusterNode(short_name(prop(obj, "Name")),
-                       enum_name(prop(obj, "State"), {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}) or "Unknown")
+                       enum_name(prop(obj, "State"), {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}) or "Unknown",
+                       short_name(seen_from))
 
 
 @dataclass(frozen=True)
@@ -425,6 +440,7 @@ class MailboxDatabase:
     mounted: bool | None
     mounted_on: str  # short server name of the active copy
     activation_preference: tuple[tuple[str, int], ...]
+    seen_from: str = ""  # the server whose Get-MailboxDatabase -Server returned it
 
     @property
     def key(self) -> str:
@@ -448,9 +464,10 @@ def _preference(value: Any) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-def parse_mailbox_database(obj: Any) -> MailboxDatabase:
+def parse_mailbox_database(obj: Any, seen_from: str = "") -> MailboxDatabase:
     mounted = prop(obj, "Mounted")
     return MailboxDatabase(
+        seen_from=short_name(seen_from),
         name=str(prop(obj, "Name")),
         mounted=None if mounted is None else bool(mounted),
         mounted_on=short_name(prop(obj, "MountedOnServer") or prop(obj, "ServerName") or ""),

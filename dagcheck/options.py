@@ -26,6 +26,11 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")
     group.addoption("--transport", default="psrp", choices=("psrp", "inprocess"),
                     help="psrp (default: WSMan/PSRP, also for the lab); inprocess is for unit tests of the lab")
+    group.addoption("--target", default=None,
+                    help="the server that takes the maintenance server's messages (default: a DAG member with "
+                    "HubTransport Active, same AD site first)")
+    group.addoption("--strict-warnings", action="store_true",
+                    help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
     group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
 
 

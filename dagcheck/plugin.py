@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,17 @@ import pytest
 from dagcheck.catalogue import CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.errors import InventoryError
+from dagcheck.context import DagView
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.options import ROOT, add_options
 from dagcheck.session import DagcheckSession, Target
 
+PHASE_MARKERS = {
+    "health": "nightly DAG health checks",
+    "preflight": "the gate before patching a DAG member",
+    "maintenance": "the server is fully in maintenance",
+    "postflight": "the server is fully back in service",
+}
 INVENTORY_KEY = pytest.StashKey[Inventory]()
 SESSION_KEY = pytest.StashKey[DagcheckSession]()
 
@@ -35,6 +43,13 @@ def _runs_checks(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     # tryfirst: the report paths must be set before pytest-html and junitxml read them.
+    for phase, text in PHASE_MARKERS.items():
+        config.addinivalue_line("markers", f"{phase}: {text}")
+    if config.inipath is None:
+        # Each check's id, severity, expected, actual and remediation go into JUnit as <property>
+        # elements, which only the legacy (xunit1) family carries. Set here too, because pytest finds no
+        # ini file when an --inventory path outside the repository decides its root directory.
+        config._inicache["junit_family"] = "legacy"  # type: ignore[attr-defined]
     try:
         inventory = load_inventory(config.getoption("--inventory"))
     except InventoryError as exc:
@@ -45,6 +60,8 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory.server(name)
         except KeyError:
             raise pytest.UsageError(f"--server {name}: not in {inventory.file}") from None
+    if config.getoption("--phase") == "maintenance" and len(config.getoption("--server") or []) != 1:
+        raise pytest.UsageError("--phase maintenance checks one server in maintenance: name it with --server")
     if config.getoption("--dag"):
         try:
             inventory.dag(config.getoption("--dag"))
@@ -55,11 +72,21 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.markexpr = config.getoption("--phase")
         reports = Path(config.getoption("--reports-dir"))
         reports.mkdir(parents=True, exist_ok=True)
+        stem = report_stem(config.getoption("--phase"), config.getoption("--server") or [])
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
-            config.option.htmlpath = str(reports / "dagcheck.html")
+            config.option.htmlpath = str(reports / f"{stem}.html")
             config.option.self_contained_html = True
         if not getattr(config.option, "xmlpath", None):
-            config.option.xmlpath = str(reports / "junit.xml")
+            config.option.xmlpath = str(reports / ("junit.xml" if stem == "dagcheck" else f"{stem}.xml"))
+
+
+def report_stem(phase: str, servers: list[str]) -> str:
+    """reports/dagcheck.html for the nightly health run; one file per phase, server and time otherwise,
+    so that a pre-flight and a post-maintenance report can be kept side by side."""
+    if phase == "health" and not servers:
+        return "dagcheck"
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{phase}-{'-'.join(s.lower() for s in servers) or 'all'}-{stamp}"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -125,6 +152,14 @@ def item(request: pytest.FixtureRequest, target: Target) -> Any:
 
 
 @pytest.fixture
+def dag(request: pytest.FixtureRequest, target: Target) -> DagView:
+    """The target server's DAG as seen in this phase: the other members' snapshots, the --target server."""
+    session = dagcheck_session(request.config)
+    return DagView(target.server, session.inventory, session.collector, session.phase,
+                   request.config.getoption("--target"))
+
+
+@pytest.fixture
 def snapshot(request: pytest.FixtureRequest, target: Target) -> Any:
     """The whole snapshot of the target's server, for checks that compare two of its sources."""
     session = dagcheck_session(request.config)
@@ -140,10 +175,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     value = pyfuncitem.funcargs.get("item")
     if isinstance(value, Uncollectable):
         pytest.fail(f"could not collect: {value.reason}", pytrace=False)
+    reason = None
     try:
         pyfuncitem.obj(**{name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames})
-    except SourceFailed as exc:  # a second source the check reads could not be collected
-        pytest.fail(f"could not collect: {exc}", pytrace=False)
+    except SourceFailed as exc:  # a second source the check reads (another member's) could not be collected
+        reason = str(exc)
+    if reason is not None:
+        pytest.fail(f"could not collect: {reason}", pytrace=False)
     return True
 
 
@@ -198,6 +236,29 @@ def _details_html(spec: CheckSpec, props: dict[str, str], commands: list[Any], f
         for i in commands
     )
     return f"<div class='dagcheck'><table>{table}</table><p>Commands behind this verdict:</p><ul>{transcript}</ul></div>"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # The gate: a failed critical check fails the run; failed warnings are reported (as failures, in
+    # the report and JUnit) but leave the exit status 0 unless --strict-warnings.
+    if exitstatus != pytest.ExitCode.TESTS_FAILED or session.config.getoption("--strict-warnings"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    failed = reporter.stats.get("failed", []) if reporter is not None else []
+    if failed and all((getattr(r, "dagcheck", None) or {}).get("severity") == "warning" for r in failed):
+        session.exitstatus = pytest.ExitCode.OK
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    failed = [r for r in terminalreporter.stats.get("failed", []) if getattr(r, "dagcheck", None)]
+    warnings = [r for r in failed if r.dagcheck["severity"] == "warning"]
+    critical = len(failed) - len(warnings)
+    if failed:
+        verdict = "FAILS" if critical or config.getoption("--strict-warnings") else "PASSES"
+        terminalreporter.write_line(
+            f"dagcheck gate {verdict}: {critical} critical and {len(warnings)} warning check(s) failed"
+            + ("" if config.getoption("--strict-warnings") else " (warnings alone do not fail the gate; "
+               "--strict-warnings makes them)"), bold=True, red=verdict == "FAILS", yellow=verdict == "PASSES")
 
 
 def pytest_html_results_table_header(cells: list[str]) -> None:

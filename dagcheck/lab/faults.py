@@ -6,6 +6,7 @@ that the cmdlet dispatcher and the WSMan server consult; they have no state to c
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -139,8 +140,18 @@ def _single_copy(org, f):
 
 @fault("component_inactive")
 def _component_inactive(org, f):
+    """A requester holds a component Inactive; value local_only: only in the registry, while AD says Active
+    (the two stores disagree, the newer registry entry wins)."""
+    from dagcheck.lab.state import RequesterEntry
+
     server = org.server(f["server"])
-    org.set_component_state(server, f.get("component", "HubTransport"), f.get("requester", "HealthApi"), "Inactive")
+    component, requester = f.get("component", "HubTransport"), f.get("requester", "HealthApi")
+    if f.get("value") == "local_only":
+        older = org.now() - dt.timedelta(hours=1)
+        server.remote_states.setdefault(component, {})[requester] = RequesterEntry("Active", older)
+        server.local_states.setdefault(component, {})[requester] = RequesterEntry("Inactive", org.now())
+    else:
+        org.set_component_state(server, component, requester, "Inactive")
 
 
 @fault("cluster_node_down")
@@ -217,6 +228,43 @@ def _dotnet(org, f):
     from dagcheck.lab.state import NDP_FULL
 
     org.server(f["server"]).registry[NDP_FULL]["Release"] = ("REG_DWORD", int(f.get("value", "461814")))
+
+
+MAINTENANCE_STEPS = ("drain", "redirect", "pause", "block", "offline")
+
+
+@fault("in_maintenance")
+def _in_maintenance(org, f):
+    """Put a server in the state the maintenance procedure leaves it in (for maintenance-phase checks);
+    `value` lists steps to leave out, comma-separated: drain, redirect, pause, block, offline."""
+    from dagcheck.lab import cmdlets
+
+    server = org.server(f["server"])
+    skip = {s.strip() for s in str(f.get("value", "")).split(",") if s.strip()}
+    unknown = skip - set(MAINTENANCE_STEPS)
+    if unknown:
+        raise ValueError(f"in_maintenance: unknown step(s) {sorted(unknown)}; steps: {', '.join(MAINTENANCE_STEPS)}")
+    dag = org.dag_of(server)
+    if "drain" not in skip:
+        org.set_component_state(server, "HubTransport", "Maintenance", "Draining")
+    if "redirect" not in skip:
+        for q in server.queues:
+            if q.queue_type not in ("Poison", "Shadow") and not q.stuck:
+                q.message_count = 0
+    if "pause" not in skip:
+        server.cluster_state = "Paused"
+        if dag is not None and dag.primary_active_manager.lower() == server.name.lower():
+            dag.primary_active_manager = next(m for m in dag.members if org.server(m).cluster_state == "Up")
+    if "block" not in skip:
+        server.activation_policy = "Blocked"
+        server.move_now = True
+        for db in org.databases.values():
+            if db.active_server.lower() == server.name.lower():
+                target = cmdlets.best_activation_target(org, db, exclude=server.name)
+                if target is not None:
+                    cmdlets.switchover(org, db, target)
+    if "offline" not in skip:
+        org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
 
 def org_add_queue(server, queue_type: str, delivery_type: str, next_hop: str):

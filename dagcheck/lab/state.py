@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from dagcheck.facts import ROLE_SERVICES
+from dagcheck.rules.builds import cu_of
 from dagcheck.inventory import Fault, Inventory
 from dagcheck.lab.clock import LabClock
 
@@ -199,14 +200,17 @@ class Organization:
         self.fault_hits: dict[int, int] = {}
         self.admin_account = "contoso\\dagcheck"
         spec = inventory.lab
-        build = _version(spec.build if spec else "15.2.1544.4")
+        build = _version(spec.build if spec else "15.2.1544.44")
+        # AdminDisplayVersion shows the CU's own build; ExSetup.exe carries the SU revision.
+        cu = cu_of(build)
+        admin_version = cu.cu_build if cu else build
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
         for s in inventory.servers:
             server = LabServer(
                 name=s.name, fqdn=s.fqdn, site=s.site, dag=s.dag, guid=_guid("server", s.name),
-                admin_display_version=build, exsetup_version=build,
+                admin_display_version=admin_version, exsetup_version=build,
             )
             for component in FUNCTIONAL_SEEDED:
                 server.local_states[component] = {"Functional": RequesterEntry("Active", t0)}

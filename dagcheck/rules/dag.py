@@ -1,0 +1,108 @@
+"""DAG-wide arithmetic: quorum, redundancy, who is in maintenance, which server takes the mail.
+
+Pure functions over the typed model, so each can be unit-tested and each check stays one assert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from dagcheck.model import ClusterNode, ComponentState, DatabaseCopyStatus, DagStatus, MailboxServer
+
+REDUNDANT_STATUSES = ("Healthy", "DisconnectedAndHealthy", "SeedingSource")
+EXEMPT_FROM_SWO = ("ServerWideOffline", "Monitoring", "RecoveryActionsEnabled")
+
+
+@dataclass(frozen=True)
+class Quorum:
+    votes_present: int
+    votes_total: int
+    witness_counted: bool
+
+    @property
+    def has_quorum(self) -> bool:
+        return self.votes_present * 2 > self.votes_total
+
+
+def quorum_after_pausing(nodes: Iterable[ClusterNode], paused: str, status: DagStatus) -> Quorum:
+    """Votes once `paused` is paused: nodes Up and not Paused, plus the witness when it is in use.
+
+    Node majority with a file share witness for an even member count (what a DAG configures);
+    dynamic quorum is ignored on purpose: the gate asks whether the static majority survives.
+    """
+    nodes = list(nodes)
+    witness_used = len(nodes) % 2 == 0 and bool(status.witness_server)
+    witness_ok = status.witness_share_in_use in ("Primary", "Alternate")
+    present = sum(1 for n in nodes if n.state == "Up" and n.name != paused)
+    total = len(nodes) + (1 if witness_used else 0)
+    return Quorum(present + (1 if witness_used and witness_ok else 0), total, witness_used and witness_ok)
+
+
+def in_maintenance(server: str, components: Iterable[ComponentState], nodes: Iterable[ClusterNode],
+                   mailbox: MailboxServer | None) -> list[str]:
+    """The signs that a server is (partly) in maintenance; empty when it is fully in service."""
+    signs = []
+    swo = next((c for c in components if c.component == "ServerWideOffline"), None)
+    if swo is not None and swo.state != "Active":
+        signs.append(f"ServerWideOffline {swo.state}")
+    node = next((n for n in nodes if n.name == server), None)
+    if node is not None and node.state == "Paused":
+        signs.append("cluster node Paused")
+    if mailbox is not None and mailbox.activation_policy == "Blocked":
+        signs.append("DatabaseCopyAutoActivationPolicy Blocked")
+    return signs
+
+
+def redundant_copies(database: str, server: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],
+                     mailbox_servers: Mapping[str, MailboxServer], maintenance: Mapping[str, list[str]],
+                     copy_queue_max: int, replay_queue_max: int) -> tuple[list[str], list[str]]:
+    """(copies that can take over, why each other copy cannot) for a database active on `server`."""
+    good, refused = [], []
+    for other, copies in copies_by_server.items():
+        if other == server:
+            continue
+        for c in copies:
+            if c.database != database:
+                continue
+            why = []
+            if c.status not in REDUNDANT_STATUSES:
+                why.append(f"status {c.status}")
+            if c.lagged:
+                why.append("lagged copy")
+            if c.activation_suspended:
+                why.append("activation suspended")
+            mbx = mailbox_servers.get(other)
+            if mbx is not None and mbx.activation_policy == "Blocked":
+                why.append("server activation Blocked")
+            if maintenance.get(other):
+                why.append("server in maintenance (" + ", ".join(maintenance[other]) + ")")
+            if c.copy_queue > copy_queue_max:
+                why.append(f"copy queue {c.copy_queue}")
+            if c.replay_queue > replay_queue_max:
+                why.append(f"replay queue {c.replay_queue}")
+            (refused if why else good).append(f"{c.key}" + (f": {', '.join(why)}" if why else ""))
+    return good, refused
+
+
+def choose_target(server: str, site_of: Mapping[str, str], hub_active: Mapping[str, bool],
+                  members: Iterable[str]) -> str | None:
+    """The member that takes the server's messages: HubTransport Active, same AD site first."""
+    candidates = [m for m in members if m != server and hub_active.get(m)]
+    same_site = [m for m in candidates if site_of.get(m) == site_of.get(server)]
+    return (same_site or candidates or [None])[0]
+
+
+def odd_ones_out(values: Mapping[str, object]) -> dict[str, object]:
+    """Members whose value differs from the DAG's majority value; with no strict majority, every member
+    that differs from any other is odd (nobody can say which side is right)."""
+    counts: dict[object, int] = {}
+    for v in values.values():
+        counts[v] = counts.get(v, 0) + 1
+    if len(counts) <= 1:
+        return {}
+    best = max(counts.values())
+    leaders = [v for v, c in counts.items() if c == best]
+    if len(leaders) == 1 and best * 2 > len(values):
+        return {m: v for m, v in values.items() if v != leaders[0]}
+    return dict(values)

@@ -93,7 +93,7 @@ HOST_SOURCES: dict[str, HostSource] = {
                    lambda results, server, e: host_rules.parse_dotnet(results, server)),
         HostSource("volumes", lambda server, e: [f"fsutil volume diskfree {v}" for v in e.host_volumes],
                    lambda results, server, e: [model.parse_diskfree(server, v, r.rc, r.stdout, r.stderr)
-                                               for v, r in zip(e.host_volumes, results)]),
+                                               for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
     )

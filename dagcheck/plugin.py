@@ -11,8 +11,8 @@ import pytest
 
 from dagcheck.catalogue import CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
-from dagcheck.errors import InventoryError
 from dagcheck.context import DagView
+from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.options import ROOT, add_options
 from dagcheck.session import DagcheckSession, Target

@@ -28,10 +28,10 @@ from dagcheck.lab.state import (
     COMPONENTS,
     REQUESTERS,
     SERVICE_DISPLAY_NAMES,
+    TICK_SECONDS,
     VDIRS,
     LabCopy,
     LabDatabase,
-    TICK_SECONDS,
     LabServer,
     Organization,
 )
@@ -699,7 +699,6 @@ def get_queue(call: Call) -> list[Any]:
 
 @cmdlet("Redirect-Message", "Server", "Target", changes_state=True)
 def redirect_message(call: Call) -> list[Any]:
-    org = call.org
     source = _lookup_server(call, call.require("Server"))
     target = _lookup_server(call, call.require("Target"))
     if target.component_state("HubTransport") != "Active":

@@ -13,9 +13,9 @@ import uuid
 from dataclasses import dataclass, field
 
 from dagcheck.facts import ROLE_SERVICES
-from dagcheck.rules.builds import cu_of
 from dagcheck.inventory import Fault, Inventory
 from dagcheck.lab.clock import LabClock
+from dagcheck.rules.builds import cu_of
 
 # Components as listed by a real Exchange 2019 server (fixture GetServerComponentState.xml), in order.
 COMPONENTS = (

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from dagcheck.model import ClusterNode, ComponentState, DatabaseCopyStatus, DagStatus, MailboxServer
+from dagcheck.model import ClusterNode, ComponentState, DagStatus, DatabaseCopyStatus, MailboxServer
 
 REDUNDANT_STATUSES = ("Healthy", "DisconnectedAndHealthy", "SeedingSource")
 EXEMPT_FROM_SWO = ("ServerWideOffline", "Monitoring", "RecoveryActionsEnabled")

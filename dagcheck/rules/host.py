@@ -23,7 +23,7 @@ def reboot_command_lines(server: str) -> list[str]:
 
 def parse_reboot(results: list[CmdResult], server: str) -> list[RebootIndicator]:
     indicators = []
-    for key, result in zip(REBOOT_KEYS, results):
+    for key, result in zip(REBOOT_KEYS, results, strict=False):
         if result.rc == 0:
             indicators.append(RebootIndicator(short_name(server), key, "key exists"))
     rename = results[len(REBOOT_KEYS)] if len(results) > len(REBOOT_KEYS) else None

@@ -78,11 +78,14 @@ def test_target_transport_is_active(item: tuple, dag: DagView) -> None:
     remediation="Redirect-Message -Server {server} -Target <target FQDN>, then wait; Get-Queue -Server {server}",
     phases=("maintenance",),
     source="queues",
+    per_server=True,  # queues come and go while a server drains: judge them together, not by identity
     select=lambda q: q.kind not in ("Shadow", "Poison"),
 )
-def test_local_queue_is_drained(item: QueueInfo) -> None:
-    require(item.message_count == 0, f"{item.identity} (next hop {item.next_hop}) still holds {item.message_count} message(s)",
-            expected="0 messages", actual=str(item.message_count))
+def test_local_queues_are_drained(item: tuple[QueueInfo, ...]) -> None:
+    left = [q for q in item if q.message_count]
+    require(not left, "messages still queued: " + "; ".join(
+        f"{q.identity} (next hop {q.next_hop}) holds {q.message_count}" for q in left),
+        expected="0 messages outside Shadow and Poison", actual=f"{sum(q.message_count for q in left)} message(s)")
 
 
 @check(

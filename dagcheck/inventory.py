@@ -93,6 +93,14 @@ class Expectations:
 
 
 @dataclass(frozen=True)
+class MaintenanceSettings:
+    poll_interval: float = 10.0
+    wait_timeout: int = 900
+    no_progress_polls: int = 12
+    force_allowed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Fault:
     """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
 
@@ -128,6 +136,7 @@ class Inventory:
     dags: tuple[Dag, ...]
     expectations: Expectations
     lab: LabSpec | None = None
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
 
     def server(self, name: str) -> Server:
         for server in self.servers:
@@ -350,7 +359,15 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
                 for f in raw_lab.get("faults", [])
             ),
         )
+    raw_mm = data.get("maintenance") or {}
+    maintenance = MaintenanceSettings(
+        poll_interval=raw_mm.get("poll_interval", 10.0),
+        wait_timeout=raw_mm.get("wait_timeout", 900),
+        no_progress_polls=raw_mm.get("no_progress_polls", 12),
+        force_allowed=tuple(raw_mm.get("force_allowed", ())),
+    )
     return Inventory(
+        maintenance=maintenance,
         file=file,
         sites=tuple(s["name"] for s in data["sites"]),
         servers=servers,

@@ -29,6 +29,12 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--target", default=None,
                     help="the server that takes the maintenance server's messages (default: a DAG member with "
                     "HubTransport Active, same AD site first)")
+    group.addoption("--cycle", action="store_true",
+                    help="pre-flight, enter maintenance, verify, exit, verify, in one run (needs --server)")
+    group.addoption("--apply", action="store_true",
+                    help="perform the maintenance transitions; without it dagcheck only prints and reports the plan")
+    group.addoption("--force", action="store_true",
+                    help="override the interlocks that maintenance.force_allowed in the inventory lists (reported)")
     group.addoption("--strict-warnings", action="store_true",
                     help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
     group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")

@@ -14,6 +14,7 @@ from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
+from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
 from dagcheck.options import ROOT, add_options
 from dagcheck.session import DagcheckSession, Target
 
@@ -25,6 +26,7 @@ PHASE_MARKERS = {
 }
 INVENTORY_KEY = pytest.StashKey[Inventory]()
 SESSION_KEY = pytest.StashKey[DagcheckSession]()
+CONTROLLER_KEY = pytest.StashKey[Controller]()
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -60,8 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory.server(name)
         except KeyError:
             raise pytest.UsageError(f"--server {name}: not in {inventory.file}") from None
-    if config.getoption("--phase") == "maintenance" and len(config.getoption("--server") or []) != 1:
-        raise pytest.UsageError("--phase maintenance checks one server in maintenance: name it with --server")
+    needs_one = config.getoption("--phase") == "maintenance" or config.getoption("--cycle")
+    if needs_one and len(config.getoption("--server") or []) != 1:
+        raise pytest.UsageError("--phase maintenance and --cycle act on one server: name it with --server")
+    if config.getoption("--target"):
+        try:
+            inventory.server(config.getoption("--target"))
+        except KeyError:
+            raise pytest.UsageError(f"--target {config.getoption('--target')}: not in {inventory.file}") from None
     if config.getoption("--dag"):
         try:
             inventory.dag(config.getoption("--dag"))
@@ -69,10 +77,11 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--dag {config.getoption('--dag')}: not in {inventory.file}") from None
     if _runs_checks(config):
         if not config.getoption("markexpr"):
-            config.option.markexpr = config.getoption("--phase")
+            config.option.markexpr = " or ".join(_run_phases(config))
         reports = Path(config.getoption("--reports-dir"))
         reports.mkdir(parents=True, exist_ok=True)
-        stem = report_stem(config.getoption("--phase"), config.getoption("--server") or [])
+        stem = report_stem("cycle" if config.getoption("--cycle") else config.getoption("--phase"),
+                           config.getoption("--server") or [])
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
             config.option.htmlpath = str(reports / f"{stem}.html")
             config.option.self_contained_html = True
@@ -95,6 +104,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         session.close()
 
 
+def _run_phases(config: pytest.Config) -> list[str]:
+    return run_phases(config.getoption("--phase"), config.getoption("--cycle"))
+
+
+def controller(config: pytest.Config) -> Controller:
+    if CONTROLLER_KEY not in config.stash:
+        servers = config.getoption("--server") or []
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+
+        def progress(line: str) -> None:
+            if reporter is not None:
+                reporter.write_line(line)
+
+        config.stash[CONTROLLER_KEY] = Controller(
+            dagcheck_session(config), servers[0] if len(servers) == 1 else None, config.getoption("--target"),
+            _run_phases(config), config.getoption("--apply"), config.getoption("--force"),
+            config.getoption("--reports-dir"), progress)
+    return config.stash[CONTROLLER_KEY]
+
+
 def dagcheck_session(config: pytest.Config) -> DagcheckSession:
     if SESSION_KEY not in config.stash:
         config.stash[SESSION_KEY] = DagcheckSession(
@@ -115,12 +144,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = _spec(metafunc.function)
     if spec is None or "target" not in metafunc.fixturenames:
         return
-    phase = metafunc.config.getoption("--phase")
-    if phase not in spec.phases:
-        metafunc.parametrize("target", [], ids=[])
-        return
-    targets = dagcheck_session(metafunc.config).targets(spec)
-    metafunc.parametrize("target", targets, ids=[t.label for t in targets])
+    phases = [p for p in _run_phases(metafunc.config) if p in spec.phases]
+    session = dagcheck_session(metafunc.config)
+    targets = [t for phase in phases for t in session.targets(spec, phase)]
+    # A check that runs in two phases of one run (pre-flight and post-maintenance) says which in its id.
+    ids = [f"{t.phase}-{t.label}" if len(phases) > 1 else t.label for t in targets]
+    metafunc.parametrize("target", targets, ids=ids)
+
+
+def _phase_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("target") if callspec is not None else None
+    return target.phase if isinstance(target, Target) else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Phases run in order, so that a transition sits between the checks of one phase and the next.
+    order = {p: i for i, p in enumerate(PHASE_ORDER)}
+    items.sort(key=lambda item: order.get(_phase_of(item) or "", -1))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    phase = _phase_of(item)
+    if phase is not None:
+        controller(item.config).before(phase)
 
 
 @pytest.fixture(scope="session")
@@ -143,11 +190,20 @@ class Uncollectable:
 @pytest.fixture
 def item(request: pytest.FixtureRequest, target: Target) -> Any:
     """The object the check judges, from the current phase's snapshot."""
+    ctl = controller(request.config)
+    if target.phase == "preflight" and (resume := ctl.resuming()) is not None:
+        pytest.skip(resume)
+    if (blocked := ctl.blocked(target.phase)) is not None:
+        return Uncollectable(blocked)
+    if (dry := ctl.pending_dry_run(target.phase)) is not None:
+        pytest.skip(dry)
     if target.error is not None:
         return Uncollectable(target.error)
     try:
         return dagcheck_session(request.config).lookup(target, _spec(request.function))  # type: ignore[arg-type]
     except SourceFailed as exc:
+        return Uncollectable(str(exc))
+    except LookupError as exc:
         return Uncollectable(str(exc))
 
 
@@ -155,15 +211,14 @@ def item(request: pytest.FixtureRequest, target: Target) -> Any:
 def dag(request: pytest.FixtureRequest, target: Target) -> DagView:
     """The target server's DAG as seen in this phase: the other members' snapshots, the --target server."""
     session = dagcheck_session(request.config)
-    return DagView(target.server, session.inventory, session.collector, session.phase,
+    return DagView(target.server, session.inventory, session.collector, target.phase,
                    request.config.getoption("--target"))
 
 
 @pytest.fixture
 def snapshot(request: pytest.FixtureRequest, target: Target) -> Any:
     """The whole snapshot of the target's server, for checks that compare two of its sources."""
-    session = dagcheck_session(request.config)
-    return session.collector.snapshot(target.server, session.phase)
+    return dagcheck_session(request.config).collector.snapshot(target.server, target.phase)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -206,7 +261,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         "server": target.server if target else "", "object": target.label if target else "",
         "expected": failure.expected if failure else "", "actual": failure.actual if failure else "",
         "remediation": remediation if report.failed else "",
+        "phase": target.phase if target else "",
     }
+    if report.failed and target is not None and target.phase == "preflight" and (
+            spec.severity == "critical" or item.config.getoption("--strict-warnings")):
+        # The gate that stands before entering maintenance.
+        controller(item.config).gate_failures.append(f"{spec.id} [{target.label}]: {failure.message if failure else report.longreprtext[:200]}")
     for key, value in props.items():
         report.user_properties.append((key, value))
         item.user_properties.append((key, value))  # junitxml reads them from the teardown report
@@ -250,6 +310,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    ctl = config.stash.get(CONTROLLER_KEY, None)
+    for result in (ctl.results.values() if ctl else ()):
+        terminalreporter.section(f"dagcheck {result.direction} maintenance: {result.server}")
+        for line in _transition_lines(result):
+            terminalreporter.write_line(line)
     failed = [r for r in terminalreporter.stats.get("failed", []) if getattr(r, "dagcheck", None)]
     warnings = [r for r in failed if r.dagcheck["severity"] == "warning"]
     critical = len(failed) - len(warnings)
@@ -259,6 +324,38 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"dagcheck gate {verdict}: {critical} critical and {len(warnings)} warning check(s) failed"
             + ("" if config.getoption("--strict-warnings") else " (warnings alone do not fail the gate; "
                "--strict-warnings makes them)"), bold=True, red=verdict == "FAILS", yellow=verdict == "PASSES")
+
+
+def _transition_lines(result: Any) -> list[str]:
+    head = (f"{'Applied' if result.applied else 'Dry-run (nothing changed; --apply performs it)'}: "
+            f"{result.direction} maintenance on {result.server}" + (f", messages to {result.target}" if result.target else ""))
+    lines = [head]
+    if result.resumed_from:
+        lines.append(f"Journal: {result.resumed_from}")
+    lines += [f"REFUSED [{r.interlock}]: {r.reason}" for r in result.refusals]
+    lines += [f"FORCED past [{r.interlock}]: {r.reason}" for r in result.forced]
+    for step in result.steps:
+        timing = f" ({step.duration:.1f} s)" if step.outcome in ("done", "failed") else ""
+        lines.append(f"  {step.outcome:>12}  {step.title}{timing}" + (f": {step.detail}" if step.detail else ""))
+        lines += [f"                {c}" for c in step.commands if step.outcome != "already done"]
+    lines += [f"Note: {n}" for n in result.notes]
+    if result.error:
+        lines.append(f"STOPPED: {result.error}")
+    return lines
+
+
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+    ctl = session.config.stash.get(CONTROLLER_KEY, None)
+    for result in (ctl.results.values() if ctl else ()):
+        body = html.escape("\n".join(_transition_lines(result)))
+        prefix.append(f"<h2>Maintenance transition: {html.escape(result.direction)}</h2><pre>{body}</pre>")
+    dc = session.config.stash.get(SESSION_KEY, None)
+    if dc is not None and ctl is not None and ctl.results:
+        changes = [i for i in dc.transcript.invocations if not i.command.cmdlet.startswith(("Get-", "Test-"))
+                   and i.endpoint.value != "winrs"]
+        rows = "".join(f"<li><code>[{html.escape(i.server)}/{i.endpoint.value}] {html.escape(i.command.render())}</code> "
+                       f"— {i.outcome}, {i.duration * 1000:.0f} ms</li>" for i in changes)
+        prefix.append(f"<h3>Commands that changed servers</h3><ul>{rows or '<li>none</li>'}</ul>")
 
 
 def pytest_html_results_table_header(cells: list[str]) -> None:

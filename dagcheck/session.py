@@ -28,6 +28,7 @@ class Target:
     key: str | None  # None: the whole source failed for this server (error holds why)
     label: str
     error: str | None = None
+    phase: str = "health"
 
 
 class DagcheckSession:
@@ -77,26 +78,30 @@ class DagcheckSession:
                 credentials[name] = Credentials(self.lab.credentials.username, self.lab.credentials.password)
         return PsrpTransport(servers, self.transcript, credentials)
 
-    def targets(self, spec: CheckSpec) -> list[Target]:
-        """Every object the check applies to, on every server in scope; a failed source gives one target."""
-        self.collector.prefetch([s.name for s in self.servers], [spec.source], self.phase)
+    def targets(self, spec: CheckSpec, phase: str | None = None) -> list[Target]:
+        """Every object the check applies to, on every server in scope; a failed source gives one target.
+
+        Enumerated from the phase's snapshot as it is at collection time: a transition later in the run
+        invalidates that phase, and the values are read again when the checks run."""
+        phase = phase or self.phase
+        self.collector.prefetch([s.name for s in self.servers], [spec.source], phase)
         out: list[Target] = []
         for server in self.servers:
-            snap = self.collector.snapshot(server.name, self.phase)
+            snap = self.collector.snapshot(server.name, phase)
             error = snap.failed(spec.source)
             if error is not None:
-                out.append(Target(server.name, spec.source, None, server.name, _reason(error)))
+                out.append(Target(server.name, spec.source, None, server.name, _reason(error), phase))
                 continue
             if spec.per_server:
-                out.append(Target(server.name, spec.source, PER_SERVER, server.name))
+                out.append(Target(server.name, spec.source, PER_SERVER, server.name, None, phase))
                 continue
             for obj in snap.get(spec.source):
                 if spec.select is None or spec.select(obj):
-                    out.append(Target(server.name, spec.source, obj.key, obj.key))
+                    out.append(Target(server.name, spec.source, obj.key, obj.key, None, phase))
         return out
 
     def lookup(self, target: Target, spec: CheckSpec) -> object:
-        snap = self.collector.snapshot(target.server, self.phase)
+        snap = self.collector.snapshot(target.server, target.phase)
         if target.key == PER_SERVER:
             return tuple(o for o in snap.get(target.source) if spec.select is None or spec.select(o))
         for obj in snap.get(target.source):

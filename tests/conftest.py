@@ -40,7 +40,7 @@ class _Recorder:
         self.result = result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or report.failed:
+        if report.when == "call" or report.failed or (report.when == "setup" and report.skipped):
             if report.nodeid not in self.result.outcomes or report.failed:
                 self.result.outcomes[report.nodeid] = report.outcome
                 if report.failed:

@@ -1,0 +1,183 @@
+"""Run a transition: interlocks, the plan, each step journaled and verified, waits that report progress.
+
+Without apply it only makes the plan (the exact commands, in order) and changes nothing. With apply it
+executes that same plan; an interrupted run leaves a journal, and the next run re-reads the state,
+says where it stands and continues (enter) or rolls back (exit) from there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dagcheck.errors import RemoteError, TransitionRefused
+from dagcheck.inventory import Inventory
+from dagcheck.maintenance.interlocks import Refusal, check_interlocks
+from dagcheck.maintenance.journal import Journal
+from dagcheck.maintenance.live import Live
+from dagcheck.maintenance.steps import Action, Ctx, Step, Wait, enter_steps, exit_steps
+
+
+class TransitionFailed(Exception):
+    """A step's command failed or its wait gave up; the journal says how far the transition got."""
+
+
+@dataclass
+class StepRecord:
+    name: str
+    title: str
+    commands: list[str]
+    outcome: str = "planned"  # planned, already done, done, failed
+    duration: float = 0.0
+    detail: str = ""
+
+
+@dataclass
+class TransitionResult:
+    direction: str
+    server: str
+    target: str | None
+    applied: bool
+    steps: list[StepRecord] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    forced: list[Refusal] = field(default_factory=list)
+    resumed_from: str | None = None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def commands(self) -> list[str]:
+        return [c for s in self.steps if s.outcome != "already done" for c in s.commands]
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals and self.error is None
+
+
+class Transition:
+    def __init__(self, direction: str, server: str, target: str | None, live: Live, inventory: Inventory,
+                 journal: Journal, apply: bool, force: bool = False, gate_failures: list[str] | None = None,
+                 progress: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
+                 after_step: Callable[[str], None] | None = None) -> None:
+        if direction not in ("enter", "exit"):
+            raise ValueError(direction)
+        self.direction = direction
+        self.ctx = Ctx(server.lower(), target.lower() if target else None, live, inventory, journal)
+        self.apply = apply
+        self.force = force
+        self.gate_failures = gate_failures or []
+        self.progress = progress or (lambda line: None)
+        self.sleep = sleep
+        self.after_step = after_step  # test hook: may raise to simulate an interruption after a step
+        monitoring_off = inventory.expectations.monitoring_inactive_in_maintenance
+        self.steps: list[Step] = enter_steps(monitoring_off) if direction == "enter" else exit_steps(monitoring_off)
+
+    # ---- plan -------------------------------------------------------------------------------
+
+    def plan(self) -> list[tuple[Step, list[Action], bool]]:
+        """Each step with its commands and whether it is already done, from the current state."""
+        out = []
+        for step in self.steps:
+            done = step.done(self.ctx)
+            out.append((step, [] if done else step.actions(self.ctx), done))
+        return out
+
+    # ---- run --------------------------------------------------------------------------------
+
+    def run(self) -> TransitionResult:
+        ctx = self.ctx
+        result = TransitionResult(self.direction, ctx.server, ctx.target, self.apply)
+        result.resumed_from = ctx.journal.where_it_stands()
+        if result.resumed_from:
+            self.progress(f"{ctx.server}: {result.resumed_from}; continuing from the current state"
+                          if self.direction == "enter" else f"{ctx.server}: {result.resumed_from}; rolling back")
+        if self.direction == "enter":
+            refusals = check_interlocks(ctx, self.gate_failures)
+            allowed = set(ctx.inventory.maintenance.force_allowed) if self.force else set()
+            result.forced = [r for r in refusals if r.interlock in allowed]
+            result.refusals = [r for r in refusals if r.interlock not in allowed]
+            if result.refusals:
+                if self.apply:
+                    ctx.journal.append(event="transition_refused", direction=self.direction,
+                                       reasons=[r.reason for r in result.refusals])
+                return result
+        plan = self.plan()
+        result.steps = [StepRecord(s.name, s.title, [a.render() for a in actions],
+                                   "already done" if done else "planned") for s, actions, done in plan]
+        if not self.apply:
+            return result
+        ctx.journal.append(event="transition_started", direction=self.direction, target=ctx.target,
+                           plan=result.commands, forced=[r.reason for r in result.forced])
+        for (step, actions, done), record in zip(plan, result.steps, strict=True):
+            if done:
+                ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="already done")
+                continue
+            started = time.monotonic()
+            try:
+                self._execute(step, actions)
+                record.outcome = "done"
+            except (RemoteError, TransitionFailed) as exc:
+                record.outcome, record.detail = "failed", str(exc)
+                result.error = f"step '{step.title}' failed: {exc}"
+                ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="failed", error=str(exc))
+                return result
+            finally:
+                record.duration = time.monotonic() - started
+            ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
+                               commands=record.commands, seconds=round(record.duration, 3))
+            if self.after_step is not None:
+                self.after_step(step.name)
+        ctx.journal.append(event="transition_completed", direction=self.direction)
+        result.notes = ctx.notes
+        return result
+
+    def _execute(self, step: Step, actions: list[Action]) -> None:
+        ctx = self.ctx
+        self.progress(f"{ctx.server}: {step.title}")
+        if step.effect is not None:
+            step.effect(ctx)
+        for action in actions:
+            before = action.render()
+            ctx.live.run(action.server, action.endpoint, action.command)
+            self.progress(f"  ran {before}")
+        if step.wait is not None:
+            self._wait(step.wait)
+        check = step.postcondition()
+        if check is not None and not check(ctx):
+            raise TransitionFailed(f"after '{step.title}' the server is still not in the expected state")
+
+    def _wait(self, wait: Wait) -> None:
+        settings = self.ctx.inventory.maintenance
+        deadline = time.monotonic() + settings.wait_timeout
+        max_polls = int(settings.wait_timeout / settings.poll_interval) if settings.poll_interval else 10 * settings.wait_timeout
+        last, unchanged = None, 0
+        for poll in range(max_polls + 1):
+            try:
+                satisfied, value = wait.probe(self.ctx)
+            except RemoteError as exc:  # e.g. Get-Queue right after a transport restart: keep polling
+                satisfied, value = False, f"not answering ({str(exc)[:60]})"
+            if satisfied:
+                self.progress(f"  {wait.what}: done ({value})")
+                return
+            unchanged = unchanged + 1 if value == last else 0
+            last = value
+            left = max(0.0, deadline - time.monotonic())
+            self.progress(f"  waiting for {wait.what}: now {value}; {left:.0f} s left")
+            if unchanged >= settings.no_progress_polls:
+                if not wait.required:
+                    self.progress(f"  {wait.what}: no progress after {unchanged} polls, going on")
+                    return
+                raise TransitionFailed(f"no progress waiting for {wait.what} (still {value} after {unchanged} polls)")
+            if time.monotonic() >= deadline or poll == max_polls:
+                if not wait.required:
+                    return
+                raise TransitionFailed(f"timed out waiting for {wait.what} (still {value})")
+            self.sleep(settings.poll_interval)
+
+
+def refuse_message(result: TransitionResult) -> str:
+    return "; ".join(f"[{r.interlock}] {r.reason}" for r in result.refusals)
+
+
+__all__ = ["Transition", "TransitionFailed", "TransitionRefused", "TransitionResult", "refuse_message"]

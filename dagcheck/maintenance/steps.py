@@ -1,0 +1,268 @@
+"""The steps of entering and leaving maintenance, each: is it done already? the commands; what to await.
+
+The order follows Microsoft's procedure for DAG members (and its community variants): drain transport,
+redirect, pause the cluster node, block activation and move databases, ServerWideOffline; the exit is
+the reverse and ends by redistributing databases by activation preference. A step's done() reads the
+live state, so a re-run skips what an interrupted run already did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagcheck.errors import RemoteError
+from dagcheck.inventory import Inventory
+from dagcheck.maintenance.journal import Journal
+from dagcheck.maintenance.live import Live
+from dagcheck.model import ComponentState
+from dagcheck.remote.base import Command, Endpoint
+
+
+@dataclass(frozen=True)
+class Action:
+    """One command of a step, on the endpoint of a given server."""
+
+    server: str
+    endpoint: Endpoint
+    command: Command
+
+    def render(self) -> str:
+        where = "" if self.endpoint is Endpoint.EXCHANGE else f"[{self.server} {self.endpoint.value}] "
+        return where + self.command.render()
+
+
+@dataclass
+class Ctx:
+    """What steps read and act on; `live` always goes to the servers."""
+
+    server: str
+    target: str | None
+    live: Live
+    inventory: Inventory
+    journal: Journal
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fqdn(self) -> str:
+        return self.inventory.server(self.server).fqdn
+
+    def components(self, server: str | None = None) -> dict[str, ComponentState]:
+        return {c.component: c for c in self.live.read(server or self.server, "components")}
+
+    def queues(self, server: str | None = None) -> tuple[Any, ...]:
+        return self.live.read(server or self.server, "queues")
+
+    def members(self) -> list[str]:
+        dag = self.inventory.dag_of(self.server)
+        return [m.lower() for m in dag.members] if dag else [self.server]
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A condition polled until it holds: probe returns (satisfied, current value for progress)."""
+
+    what: str
+    probe: Callable[[Ctx], tuple[bool, object]]
+    required: bool = True  # False: no progress means "go on to the next step", not failure
+
+
+@dataclass(frozen=True)
+class Step:
+    """done: is the step's end state already there (then it is skipped); actions: its commands, built
+    when the plan is made; wait: what to poll afterwards; verify: the post-condition (default: done;
+    None when the next step's wait verifies it)."""
+
+    name: str
+    title: str
+    done: Callable[[Ctx], bool]
+    actions: Callable[[Ctx], list[Action]] = lambda ctx: []
+    wait: Wait | None = None
+    effect: Callable[[Ctx], None] | None = None  # work that is not a command (journal records)
+    verify: Callable[[Ctx], bool] | None | str = "done"
+
+    def postcondition(self) -> Callable[[Ctx], bool] | None:
+        return self.done if self.verify == "done" else self.verify  # type: ignore[return-value]
+
+
+def _held_by_maintenance(c: ComponentState, *states: str) -> bool:
+    return any("Maintenance" in c.requesters(s) for s in states)
+
+
+def _local_mail(ctx: Ctx) -> int:
+    return sum(q.message_count for q in ctx.queues() if q.kind not in ("Shadow", "Poison"))
+
+
+def _shadow_for_server(ctx: Ctx) -> int:
+    total = 0
+    for member in ctx.members():
+        if member == ctx.server.lower():
+            continue
+        total += sum(q.message_count for q in ctx.queues(member)
+                     if q.kind == "Shadow" and q.next_hop.lower() == ctx.fqdn.lower())
+    return total
+
+
+def _drained(ctx: Ctx) -> bool:
+    return _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive")
+
+
+def _transport_answers(ctx: Ctx) -> tuple[bool, object]:
+    try:
+        ctx.queues()
+    except RemoteError as exc:
+        return False, f"Get-Queue fails ({str(exc)[:80]})"
+    return True, "Get-Queue answers"
+
+
+def _set_component(ctx: Ctx, component: str, state: str) -> Action:
+    return Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+        "Set-ServerComponentState", Identity=ctx.server, Component=component, State=state, Requester="Maintenance"))
+
+
+def _record_policy(ctx: Ctx) -> None:
+    policy = ctx.live.one(ctx.server, "mailbox_server").activation_policy
+    if policy == "Blocked":
+        # Blocked before we ever touched it: restoring "Blocked" would keep the server out of service.
+        ctx.notes.append(f"{ctx.server} was already Blocked before maintenance; the exit restores the "
+                         f"inventory's {ctx.inventory.expectations.activation_policy}")
+        policy = ctx.inventory.expectations.activation_policy
+    ctx.journal.append(event="policy_recorded", policy=policy)
+
+
+def _node_state(ctx: Ctx) -> str:
+    return next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes") if n.name == ctx.server.lower()), "Unknown")
+
+
+def _mounted_here(ctx: Ctx) -> list[str]:
+    return [c.database for c in ctx.live.read(ctx.server, "copies") if c.status in ("Mounted", "Mounting")]
+
+
+def _pam(ctx: Ctx) -> str:
+    dag = ctx.inventory.dag_of(ctx.server)
+    return next(d.primary_active_manager for d in ctx.live.read(ctx.server, "dag_status")
+                if dag and d.name.lower() == dag.name.lower())
+
+
+def enter_steps(monitoring_off: bool) -> list[Step]:
+    components = ["ServerWideOffline"] + (["Monitoring"] if monitoring_off else [])
+    return [
+        Step("record_policy", "Record the current database activation policy",
+             done=lambda ctx: ctx.journal.recorded_policy() is not None, effect=_record_policy),
+        Step("drain_transport", "Drain HubTransport (requester Maintenance)",
+             done=_drained, actions=lambda ctx: [_set_component(ctx, "HubTransport", "Draining")]),
+        Step("restart_transport", "Restart MSExchangeTransport so that draining takes effect",
+             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=lambda ctx: _transport_answers(ctx)[0],
+             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
+             wait=Wait("transport to answer again", _transport_answers)),
+        Step("wait_local_drain", "Wait for the local queues to drain",
+             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=None,
+             wait=Wait("local queues to drain (messages)", lambda ctx: ((n := _local_mail(ctx)) == 0, n), required=False)),
+        Step("redirect_messages", "Redirect the remaining messages to the target server",
+             # Also re-run while other members hold shadow copies for this server: the redirect is what
+             # makes the primary hand its mail over and the shadows go.
+             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0, verify=None,
+             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+                 "Redirect-Message", Server=ctx.server, Target=ctx.inventory.server(ctx.target or "").fqdn, Confirm=False))]),
+        Step("wait_queues_empty", "Wait for local queues and other members' shadow queues for this server to empty",
+             done=lambda ctx: _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
+             wait=Wait("queues to empty (local + shadow messages)",
+                       lambda ctx: ((n := _local_mail(ctx) + _shadow_for_server(ctx)) == 0, n))),
+        Step("suspend_cluster_node", "Pause the cluster node (the PAM moves away)",
+             done=lambda ctx: _node_state(ctx) == "Paused" and _pam(ctx) != ctx.server.lower(),
+             actions=lambda ctx: [] if _node_state(ctx) == "Paused" else
+             [Action(ctx.server, Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name=ctx.server))],
+             wait=Wait("the PAM role to leave the node", lambda ctx: ((p := _pam(ctx)) != ctx.server.lower(), p))),
+        Step("block_activation", "Block database activation and move active copies away",
+             done=lambda ctx: (m := ctx.live.one(ctx.server, "mailbox_server")).activation_policy == "Blocked" and m.move_now,
+             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyActivationDisabledAndMoveNow=True,
+                 DatabaseCopyAutoActivationPolicy="Blocked"))]),
+        Step("wait_no_mounted_copy", "Wait until no database copy is mounted here",
+             done=lambda ctx: not _mounted_here(ctx),
+             wait=Wait("mounted databases to move away", lambda ctx: (not (d := _mounted_here(ctx)), ", ".join(d) or "none"))),
+        Step("server_wide_offline", "Set ServerWideOffline Inactive" + (" and Monitoring Inactive" if monitoring_off else ""),
+             done=lambda ctx: all(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
+             actions=lambda ctx: [_set_component(ctx, c, "Inactive") for c in components
+                                  if not _held_by_maintenance(ctx.components()[c], "Inactive")]),
+    ]
+
+
+def _restore_policy(ctx: Ctx) -> str:
+    return ctx.journal.recorded_policy() or ctx.inventory.expectations.activation_policy
+
+
+def _restart_done_since_hub_active(ctx: Ctx) -> bool:
+    """A transport restart leaves no trace in state, so this one is journal-based: it is needed when this
+    exit makes HubTransport Active, or when a journaled activation was not followed by a restart."""
+    if _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive"):
+        return False  # transport_active will run now, and the restart must follow it
+    pending = False
+    for e in ctx.journal.entries():
+        if e.get("event") == "step" and e.get("outcome") == "done":
+            if e.get("step") == "transport_active":
+                pending = True
+            elif e.get("step") == "restart_transport_exit":
+                pending = False
+    return not pending
+
+
+def _misplaced(ctx: Ctx) -> list[tuple[str, str]]:
+    """(database, preferred server) for databases not active on their most preferred available copy;
+    the server being brought back counts as available (the plan is made before it is)."""
+    moves = []
+    seen: set[str] = set()
+    available = {m for m in ctx.members()
+                 if m == ctx.server.lower() or (ctx.components(m)["ServerWideOffline"].state == "Active"
+                                                and ctx.live.one(m, "mailbox_server").activation_policy != "Blocked")}
+    for member in ctx.members():
+        for db in ctx.live.read(member, "databases"):
+            if db.name in seen:
+                continue
+            seen.add(db.name)
+            for server, _ in sorted(db.activation_preference, key=lambda p: p[1]):
+                if server in available:
+                    if db.mounted_on != server:
+                        moves.append((db.name, server))
+                    break
+    return moves
+
+
+def _dismounted(ctx: Ctx) -> list[str]:
+    return sorted({db.name for m in ctx.members() for db in ctx.live.read(m, "databases") if db.mounted is False})
+
+
+def exit_steps(monitoring_off: bool) -> list[Step]:
+    components = ["ServerWideOffline", "Monitoring"]
+    return [
+        Step("server_wide_online", "Set ServerWideOffline (and Monitoring) Active",
+             done=lambda ctx: not any(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
+             actions=lambda ctx: [_set_component(ctx, c, "Active") for c in components
+                                  if _held_by_maintenance(ctx.components()[c], "Inactive")]),
+        Step("resume_cluster_node", "Resume the cluster node",
+             done=lambda ctx: _node_state(ctx) == "Up",
+             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Resume-ClusterNode", Name=ctx.server))]),
+        Step("allow_activation", "Stop moving databases away (MoveNow $false)",
+             done=lambda ctx: not ctx.live.one(ctx.server, "mailbox_server").move_now,
+             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyActivationDisabledAndMoveNow=False))]),
+        Step("restore_activation_policy", "Restore the activation policy recorded before maintenance",
+             done=lambda ctx: ctx.live.one(ctx.server, "mailbox_server").activation_policy == _restore_policy(ctx),
+             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyAutoActivationPolicy=_restore_policy(ctx)))]),
+        Step("transport_active", "Set HubTransport Active",
+             done=lambda ctx: not _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive"),
+             actions=lambda ctx: [_set_component(ctx, "HubTransport", "Active")]),
+        Step("restart_transport_exit", "Restart MSExchangeTransport so that it accepts mail again",
+             done=_restart_done_since_hub_active, verify=lambda ctx: _transport_answers(ctx)[0],
+             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
+             wait=Wait("transport to answer again", _transport_answers)),
+        Step("redistribute_databases", "Move databases back to their activation-preference-1 servers",
+             done=lambda ctx: not _misplaced(ctx), verify=lambda ctx: not _misplaced(ctx) and not _dismounted(ctx),
+             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+                 "Move-ActiveMailboxDatabase", Identity=db, ActivateOnServer=server, Confirm=False))
+                 for db, server in _misplaced(ctx)],
+             wait=Wait("databases mounted on their preferred servers",
+                       lambda ctx: (not (m := _misplaced(ctx)) and not _dismounted(ctx), len(m) + len(_dismounted(ctx))))),
+    ]

@@ -309,7 +309,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.OK
 
 
+def _unverified_tls(config: pytest.Config) -> list[str]:
+    session = config.stash.get(SESSION_KEY, None)
+    return sorted(getattr(session.transport, "unverified_tls", ())) if session is not None else []
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    unverified = _unverified_tls(config)
+    if unverified:
+        terminalreporter.write_line(f"WARNING: TLS certificates were NOT verified for {', '.join(unverified)} "
+                                    "(connection.verify_tls: false in the inventory)", red=True, bold=True)
     ctl = config.stash.get(CONTROLLER_KEY, None)
     for result in (ctl.results.values() if ctl else ()):
         terminalreporter.section(f"dagcheck {result.direction} maintenance: {result.server}")
@@ -345,6 +354,10 @@ def _transition_lines(result: Any) -> list[str]:
 
 
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+    unverified = _unverified_tls(session.config)
+    if unverified:
+        prefix.append(f"<p style='color:#b00;font-weight:bold'>TLS certificates were NOT verified for "
+                      f"{html.escape(', '.join(unverified))} (connection.verify_tls: false).</p>")
     ctl = session.config.stash.get(CONTROLLER_KEY, None)
     for result in (ctl.results.values() if ctl else ()):
         body = html.escape("\n".join(_transition_lines(result)))

@@ -163,6 +163,20 @@ def test_dropped_connection_fails_only_that_servers_checks(run_checks) -> None:
     assert all("connection dropped" in m or "connection" in m for m in result.messages.values())
 
 
+def test_rejected_credentials_fail_only_that_servers_checks(run_checks) -> None:
+    result = run_checks(lab_data([{"kind": "auth_rejected", "server": "mbx2"}]))
+    failed = result.short_failed()
+    assert failed and all("mbx2" in name for name in failed), failed
+    assert all("authentication failed" in m for m in result.messages.values())
+    assert any(o == "passed" and "mbx1" in n for n, o in result.outcomes.items())
+
+
+def test_missing_cmdlet_fails_the_checks_that_read_it(run_checks) -> None:
+    result = run_checks(lab_data([{"kind": "cmdlet_missing", "server": "mbx4", "cmdlet": "Test-ReplicationHealth"}]))
+    assert result.short_failed() == {"test_replication_check_passes[mbx4]"}
+    assert "'Test-ReplicationHealth' is not recognized as the name of a cmdlet" in " ".join(result.messages.values())
+
+
 def test_slow_cmdlet_still_answers(run_checks) -> None:
     result = run_checks(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Test-ServiceHealth", "seconds": 1.5}]),
                         "-k", "services")

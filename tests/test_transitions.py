@@ -183,3 +183,17 @@ def test_stuck_queue_is_detected_early_and_nothing_further_changes(tmp_path) -> 
     s = lab.org.server("mbx1")
     assert s.cluster_state == "Up" and s.activation_policy == "Unrestricted"  # stopped before these steps
     assert any(e.get("outcome") == "failed" for e in lab.journal.entries())
+
+
+def test_journal_records_state_before_and_after_and_poison_is_reported(tmp_path) -> None:
+    lab = Lab(tmp_path, [{"kind": "poison_messages", "server": "mbx1", "count": 3},
+                         {"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 2}])
+    result = lab.transition("enter").run()
+    assert result.ok, result.error
+    assert any("3 poison message(s) stay on mbx1" in n for n in result.notes)
+    steps = {e["step"]: e for e in lab.journal.entries() if e.get("event") == "step" and e.get("outcome") == "done"}
+    offline = steps["server_wide_offline"]
+    assert offline["before"]["components"]["ServerWideOffline"] == "Active"
+    assert offline["after"]["components"]["ServerWideOffline"] == "Inactive"
+    assert offline["commands"] == ["Set-ServerComponentState -Identity mbx1 -Component ServerWideOffline -State Inactive -Requester Maintenance"]
+    assert steps["block_activation"]["after"]["activation"] == "Blocked, MoveNow True"

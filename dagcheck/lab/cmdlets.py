@@ -88,7 +88,8 @@ def cmdlet(name: str, *parameters: str, endpoint: str = EXCHANGE, changes_state:
 def invoke(org: Organization, endpoint: str, server_name: str, name: str, params: dict[str, Any]) -> list[Any]:
     """Run one cmdlet as the server's endpoint would; raise LabCmdletError for what PowerShell rejects."""
     spec = REGISTRY.get(name.lower())
-    if spec is None or spec.endpoint != endpoint:
+    if spec is None or spec.endpoint != endpoint or faults.matching(org, "cmdlet_missing", server_name, name):
+        # cmdlet_missing: e.g. an older build, or a role group that does not grant the cmdlet.
         raise command_not_found(name)
     canonical = {p.lower(): p for p in spec.parameters | COMMON}
     bound: dict[str, Any] = {}

@@ -15,7 +15,8 @@ from dagcheck.inventory import Fault
 if TYPE_CHECKING:
     from dagcheck.lab.state import Organization
 
-RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled"})
+RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
+                           "cmdlet_missing"})
 _APPLY: dict[str, Callable[[Organization, Fault], None]] = {}
 
 

@@ -227,6 +227,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             return False
         creds = self.server.lab.credentials
+        if faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+            return False  # the account is locked out or lacks rights on this server
         return secrets.compare_digest(user, creds.username) and secrets.compare_digest(password, creds.password)
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:

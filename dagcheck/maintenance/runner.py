@@ -102,6 +102,7 @@ class Transition:
                     ctx.journal.append(event="transition_refused", direction=self.direction,
                                        reasons=[r.reason for r in result.refusals])
                 return result
+        result.notes = ctx.notes  # shared: notes made by a step that later fails still reach the report
         plan = self.plan()
         result.steps = [StepRecord(s.name, s.title, [a.render() for a in actions],
                                    "already done" if done else "planned") for s, actions, done in plan]
@@ -114,22 +115,24 @@ class Transition:
                 ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="already done")
                 continue
             started = time.monotonic()
+            before = state_summary(ctx)
             try:
                 self._execute(step, actions)
                 record.outcome = "done"
             except (RemoteError, TransitionFailed) as exc:
                 record.outcome, record.detail = "failed", str(exc)
                 result.error = f"step '{step.title}' failed: {exc}"
-                ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="failed", error=str(exc))
+                ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="failed",
+                                   commands=record.commands, error=str(exc), before=before, after=state_summary(ctx))
                 return result
             finally:
                 record.duration = time.monotonic() - started
             ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
-                               commands=record.commands, seconds=round(record.duration, 3))
+                               commands=record.commands, seconds=round(record.duration, 3),
+                               before=before, after=state_summary(ctx))
             if self.after_step is not None:
                 self.after_step(step.name)
         ctx.journal.append(event="transition_completed", direction=self.direction)
-        result.notes = ctx.notes
         return result
 
     def _execute(self, step: Step, actions: list[Action]) -> None:
@@ -174,6 +177,27 @@ class Transition:
                     return
                 raise TransitionFailed(f"timed out waiting for {wait.what} (still {value})")
             self.sleep(settings.poll_interval)
+
+
+def state_summary(ctx: Ctx) -> dict[str, object]:
+    """The server's maintenance-relevant state, journaled before and after each step."""
+    out: dict[str, object] = {}
+    probes = {
+        "components": lambda: {c.component: c.state for c in ctx.live.read(ctx.server, "components")
+                               if c.component in ("ServerWideOffline", "HubTransport", "Monitoring")},
+        "cluster_node": lambda: next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes") if n.name == ctx.server), None),
+        "activation": lambda: (lambda m: f"{m.activation_policy}, MoveNow {m.move_now}")(ctx.live.one(ctx.server, "mailbox_server")),
+        "mounted_here": lambda: [c.database for c in ctx.live.read(ctx.server, "copies") if c.status == "Mounted"],
+        "queued_messages": lambda: sum(q.message_count for q in ctx.live.read(ctx.server, "queues")
+                                       if q.kind not in ("Shadow", "Poison")),
+        "poison_messages": lambda: sum(q.message_count for q in ctx.live.read(ctx.server, "queues") if q.kind == "Poison"),
+    }
+    for name, probe in probes.items():
+        try:
+            out[name] = probe()
+        except RemoteError as exc:  # e.g. Get-Queue while transport restarts
+            out[name] = f"unreadable: {str(exc)[:80]}"
+    return out
 
 
 def refuse_message(result: TransitionResult) -> str:

@@ -121,6 +121,16 @@ def _set_component(ctx: Ctx, component: str, state: str) -> Action:
         "Set-ServerComponentState", Identity=ctx.server, Component=component, State=state, Requester="Maintenance"))
 
 
+def _report_poison(ctx: Ctx) -> None:
+    """Poison messages are never redirected: say so (they stay for an administrator), never ignore them."""
+    poison = [q for q in ctx.queues() if q.kind == "Poison" and q.message_count]
+    if poison:
+        ctx.notes.append(f"{sum(q.message_count for q in poison)} poison message(s) stay on {ctx.server} "
+                         f"({', '.join(q.identity for q in poison)}); examine them with Get-Message -Queue "
+                         f"{ctx.server}\\Poison")
+        ctx.journal.append(event="poison_messages", count=sum(q.message_count for q in poison))
+
+
 def _record_policy(ctx: Ctx) -> None:
     policy = ctx.live.one(ctx.server, "mailbox_server").activation_policy
     if policy == "Blocked":
@@ -166,6 +176,7 @@ def enter_steps(monitoring_off: bool) -> list[Step]:
              actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
                  "Redirect-Message", Server=ctx.server, Target=ctx.inventory.server(ctx.target or "").fqdn, Confirm=False))]),
         Step("wait_queues_empty", "Wait for local queues and other members' shadow queues for this server to empty",
+             effect=_report_poison,
              done=lambda ctx: _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
              wait=Wait("queues to empty (local + shadow messages)",
                        lambda ctx: ((n := _local_mail(ctx) + _shadow_for_server(ctx)) == 0, n))),

@@ -26,11 +26,13 @@ def resolve(server: str, settings: ConnectionSettings, prompt: bool = True) -> C
     if settings.auth == "kerberos" and not settings.username_env:
         return Credentials()
     if settings.auth == "certificate":
+        # The variables hold the paths of the client certificate and its key (PEM), as pypsrp reads files.
         cert = os.environ.get(settings.certificate_pem_env or "")
         key = os.environ.get(settings.certificate_key_pem_env or "")
-        if not cert or not key:
+        if not cert or not key or not os.path.isfile(cert) or not os.path.isfile(key):
             raise ConnectionFailed(server, "connect", "certificate auth needs the environment variables named by "
-                                   "connection.certificate_pem_env and certificate_key_pem_env")
+                                   "connection.certificate_pem_env and certificate_key_pem_env, each holding the "
+                                   "path of a PEM file")
         return Credentials(certificate_pem=cert, certificate_key_pem=key)
     username = os.environ.get(settings.username_env or "") if settings.username_env else None
     password = os.environ.get(settings.password_env or "") if settings.password_env else None

@@ -68,6 +68,7 @@ class PsrpTransport:
         self._pools: dict[tuple[str, Endpoint], _Pool] = {}
         self._connections: dict[tuple[str, Endpoint], WSMan] = {}
         self._cmd_shells: dict[str, tuple[WinRS, threading.Lock]] = {}
+        self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
@@ -93,6 +94,7 @@ class PsrpTransport:
         ssl = parts.scheme == "https"
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
+            self.unverified_tls.add(server.name)
         wsman = WSMan(
             parts.hostname or server.fqdn,
             port=parts.port or (443 if ssl else 80),
@@ -101,7 +103,7 @@ class PsrpTransport:
             auth=settings.auth,
             username=creds.username,
             password=creds.password,
-            certificate_pem=creds.certificate_pem,
+            certificate_pem=creds.certificate_pem,  # paths of the PEM files (pypsrp reads them)
             certificate_key_pem=creds.certificate_key_pem,
             cert_validation=(settings.ca_bundle or True) if settings.verify_tls else False,
             encryption=settings.encryption,

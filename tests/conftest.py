@@ -26,6 +26,7 @@ class RunResult:
     exit_code: int
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/skipped
     messages: dict[str, str] = field(default_factory=dict)
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (server, endpoint, command) sent
 
     def failed(self) -> set[str]:
         return {n for n, o in self.outcomes.items() if o == "failed"}
@@ -38,6 +39,13 @@ class RunResult:
 class _Recorder:
     def __init__(self, result: RunResult) -> None:
         self.result = result
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from dagcheck.plugin import SESSION_KEY
+
+        dc = session.config.stash.get(SESSION_KEY, None)
+        if dc is not None:
+            self.result.calls = [(i.server, i.endpoint.value, i.command.render()) for i in dc.transcript.invocations]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or report.failed or (report.when == "setup" and report.skipped):

@@ -144,9 +144,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = _spec(metafunc.function)
     if spec is None or "target" not in metafunc.fixturenames:
         return
-    phases = [p for p in _run_phases(metafunc.config) if p in spec.phases]
+    run = _run_phases(metafunc.config)
+    phases = [p for p in run if p in spec.phases]
     session = dagcheck_session(metafunc.config)
-    targets = [t for phase in phases for t in session.targets(spec, phase)]
+    targets = [t for phase in phases for t in session.targets(spec, phase, enumerate_in=run[0])]
     # A check that runs in two phases of one run (pre-flight and post-maintenance) says which in its id.
     ids = [f"{t.phase}-{t.label}" if len(phases) > 1 else t.label for t in targets]
     metafunc.parametrize("target", targets, ids=ids)

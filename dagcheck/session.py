@@ -78,16 +78,18 @@ class DagcheckSession:
                 credentials[name] = Credentials(self.lab.credentials.username, self.lab.credentials.password)
         return PsrpTransport(servers, self.transcript, credentials)
 
-    def targets(self, spec: CheckSpec, phase: str | None = None) -> list[Target]:
+    def targets(self, spec: CheckSpec, phase: str | None = None, enumerate_in: str | None = None) -> list[Target]:
         """Every object the check applies to, on every server in scope; a failed source gives one target.
 
-        Enumerated from the phase's snapshot as it is at collection time: a transition later in the run
-        invalidates that phase, and the values are read again when the checks run."""
+        Objects are enumerated at collection time from the snapshot of `enumerate_in` (the run's first
+        phase: what the servers look like now), so that a phase that follows a transition is collected
+        only once, after it; the values are read from the target's own phase when the check runs."""
         phase = phase or self.phase
-        self.collector.prefetch([s.name for s in self.servers], [spec.source], phase)
+        enumerate_in = enumerate_in or phase
+        self.collector.prefetch([s.name for s in self.servers], [spec.source], enumerate_in)
         out: list[Target] = []
         for server in self.servers:
-            snap = self.collector.snapshot(server.name, phase)
+            snap = self.collector.snapshot(server.name, enumerate_in)
             error = snap.failed(spec.source)
             if error is not None:
                 out.append(Target(server.name, spec.source, None, server.name, _reason(error), phase))

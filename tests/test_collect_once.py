@@ -19,3 +19,16 @@ def test_each_command_runs_once_per_server(run_checks, args) -> None:
     assert servers == {"mbx1", "mbx2", "mbx3", "mbx4"}
     # hundreds of verdicts from a few dozen calls
     assert len(result.calls) < len(result.outcomes) / 4
+
+
+def test_a_cycle_reads_each_phase_once(run_checks) -> None:
+    """Pre-flight, maintenance and post-maintenance each read a command at most once per server; the
+    transitions' own polling reads are not snapshots and are not counted here."""
+    result = run_checks(lab_data(), "--cycle", "--apply", "--server", "mbx1")
+    assert result.exit_code == 0
+    # Get-ClientAccessService is read only by checks (never by a transition): once in each of the three
+    # phases for the maintenance server, even though the phases after a transition were enumerated
+    # before it.
+    reads = Counter(result.calls)
+    assert reads[("mbx1", "exchange", "Get-ClientAccessService -Identity mbx1")] == 3
+    assert reads[("mbx2", "exchange", "Get-ClientAccessService -Identity mbx2")] == 2  # pre-flight, maintenance

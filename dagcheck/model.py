@@ -201,10 +201,16 @@ class ReplicationCheck:
         return f"{self.server}:{self.check}"
 
 
-def parse_replication_check(obj: Any) -> ReplicationCheck:
+def monitoring_result(obj: Any, names: dict[str, str]) -> str:
+    """A monitoring cmdlet's Result: its .Value when the object survived, else its localized ToString,
+    mapped to the enum name (Test-ExchangeServerHealth.ps1's `$r.Result.Value ?? $r.Result`, §5)."""
     raw = prop(obj, "Result")
     value = prop(raw, "Value") if hasattr(raw, "PSObject") and prop(raw, "Value") is not None else raw
-    result = REPLICATION_RESULTS.get(str(value or "").strip().lower(), str(value))
+    return names.get(str(value or "").strip().lower(), str(value))
+
+
+def parse_replication_check(obj: Any) -> ReplicationCheck:
+    result = monitoring_result(obj, REPLICATION_RESULTS)
     return ReplicationCheck(short_name(prop(obj, "Server")), str(prop(obj, "Check")), result, text(prop(obj, "Error")))
 
 
@@ -492,10 +498,8 @@ MAPI_RESULTS = {"success": "Success", "erfolgreich": "Success", "*failure*": "Fa
 
 
 def parse_mapi(obj: Any) -> MapiResult:
-    raw = prop(obj, "Result")
-    value = prop(raw, "Value") if hasattr(raw, "PSObject") and prop(raw, "Value") is not None else raw
     return MapiResult(short_name(prop(obj, "Server")), str(prop(obj, "Database")),
-                      MAPI_RESULTS.get(str(value or "").strip().lower(), str(value)), text(prop(obj, "Error")))
+                      monitoring_result(obj, MAPI_RESULTS), text(prop(obj, "Error")))
 
 
 @dataclass(frozen=True)

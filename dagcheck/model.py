@@ -51,12 +51,11 @@ def enum_name(value: Any, by_int: dict[int, str] | None = None) -> str | None:
     if value is None:
         return None
     meta = getattr(value, "PSObject", None)
-    to_string = getattr(meta, "to_string", None) if meta is not None else None
-    if to_string:
-        return str(to_string)
-    if isinstance(value, int) and not isinstance(value, bool) and by_int is not None:
+    is_enum = meta is not None and any(t.endswith("System.Enum") for t in getattr(meta, "type_names", []))
+    if isinstance(value, int) and not isinstance(value, bool) and not is_enum and by_int is not None:
         return by_int.get(int(value), str(int(value)))
-    return str(value)
+    to_string = getattr(meta, "to_string", None) if meta is not None else None
+    return str(to_string) if to_string else str(value)
 
 
 def strings(value: Any) -> tuple[str, ...]:
@@ -342,8 +341,9 @@ def parse_diskfree(server: str, volume: str, rc: int, stdout: str, stderr: str) 
         if sep:
             digits = value.split("(")[0].replace(",", "").replace(".", "").strip()
             if digits.isdigit():
-                numbers[" ".join(label.split()).lower()] = int(digits)
-    free, total = numbers.get("total # of free bytes"), numbers.get("total # of bytes")
+                # 2019 prints "Total # of free bytes", 2022 "Total free bytes": one key for both.
+                numbers[" ".join(label.replace("# of ", "").split()).lower()] = int(digits)
+    free, total = numbers.get("total free bytes"), numbers.get("total bytes")
     if rc != 0 or free is None or total is None:
         return VolumeSpace(short_name(server), volume, None, None, (stderr or stdout).strip() or f"exit code {rc}")
     return VolumeSpace(short_name(server), volume, free, total)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from pypsrp.client import Client
@@ -182,3 +183,25 @@ def test_winrs_cmd_shell_with_a_plain_pypsrp_client(lab) -> None:
     assert rc == 0 and "STATE              : 4  RUNNING" in stdout
     stdout, stderr, rc = client.execute_cmd("ipconfig /all")
     assert rc == 1 and "is not recognized as an internal or external command" in stderr
+
+
+def test_ntlm_with_pyspnego_as_the_acceptor() -> None:
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    with LabServer(Organization(inventory), auth="ntlm") as server:
+        s = inventory.server("mbx1")
+
+        def transport(password: str) -> PsrpTransport:
+            conn = settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), auth="ntlm")
+            return PsrpTransport({"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
+                                 credentials={"mbx1": Credentials(server.credentials.username, password)})
+
+        good = transport(server.credentials.password)
+        try:
+            assert good.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+            assert good.run("mbx1", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))  # second connection
+        finally:
+            good.close()
+        with pytest.raises(ConnectionFailed, match="authentication failed"):
+            transport("wrong").run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+        store = server._ntlm_store
+    assert store is not None and not Path(store.path).exists()  # the throwaway account file is gone

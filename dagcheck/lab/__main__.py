@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--username", default="lab\\dagcheck")
     serve.add_argument("--password", default=None, help="default: $DAGCHECK_LAB_PASSWORD, else generated")
     serve.add_argument("--https", action="store_true", help="serve HTTPS with a certificate generated at start")
+    serve.add_argument("--auth", choices=("basic", "ntlm"), default="basic",
+                       help="basic (default) or ntlm (pyspnego acceptor; connect with encryption='never' over HTTP)")
     serve.add_argument("--ca-out", default=os.path.join(tempfile.gettempdir(), "dagcheck-lab-ca.pem"),
                        help="with --https: where to write the certificate clients verify against")
     args = parser.parse_args(argv)
@@ -46,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     generated = password is None
     creds = LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
     ports = {s.name.lower(): args.port + i for i, s in enumerate(inventory.servers)} if args.port else None
-    lab = LabServer(Organization(inventory), creds, ports, https=args.https).start()
+    lab = LabServer(Organization(inventory), creds, ports, https=args.https, auth=args.auth).start()
     print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
-          f"({lab.scheme.upper()}, Basic auth)")
+          f"({lab.scheme.upper()}, {args.auth} auth)")
     if lab.certificate is not None:
         print(f"  certificate to trust (cert_validation=...): {lab.certificate.write_ca_bundle(args.ca_out)}")
     print(f"  user name: {creds.username}")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in inventory.servers:
         print(f"  {s.name:<10} Exchange: {lab.exchange_uri(s.name)}   Windows: {lab.windows_uri(s.name)}")
     how = "ssl=True, cert_validation=<certificate>" if args.https else "ssl=False, encryption='never'"
-    print(f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='basic', {how}, ...) "
+    print(f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='{args.auth}', {how}, ...) "
           "and RunspacePool(..., configuration_name='Microsoft.Exchange').")
     print("Ctrl-C stops the lab.")
     stop = threading.Event()

@@ -12,9 +12,12 @@ from __future__ import annotations
 import base64
 import http.server
 import logging
+import os
 import secrets
+import shutil
 import socket
 import socketserver
+import tempfile
 import threading
 import time
 import uuid
@@ -22,9 +25,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
+import spnego
 from psrpcore import PSRPPayload, ServerPipeline, ServerRunspacePool, StreamType
 from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
+from spnego.exceptions import SpnegoError
 
 from dagcheck.lab import cmdlets, faults, windows
 from dagcheck.lab.errors import LabCmdletError
@@ -94,6 +99,29 @@ class CmdShell:
     results: dict[str, tuple[int, str, str]] = field(default_factory=dict)
 
 
+class NtlmStore:
+    """pyspnego's NTLM acceptor reads credentials only from the file named by NTLM_USER_FILE. The lab
+    writes its generated throwaway account there (0600, a private temporary directory) for as long as it
+    serves NTLM, and removes it at stop. Never used with a real account."""
+
+    def __init__(self, credentials: LabCredentials) -> None:
+        domain, _, user = credentials.username.rpartition("\\")
+        self.directory = tempfile.mkdtemp(prefix="dagcheck-lab-ntlm-")
+        self.path = os.path.join(self.directory, "ntlm_user_file")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{domain}:{user}:{credentials.password}\n")
+        self._previous = os.environ.get("NTLM_USER_FILE")
+        os.environ["NTLM_USER_FILE"] = self.path
+
+    def remove(self) -> None:
+        if self._previous is None:
+            os.environ.pop("NTLM_USER_FILE", None)
+        else:
+            os.environ["NTLM_USER_FILE"] = self._previous
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
 @dataclass
 class LabCredentials:
     username: str
@@ -125,8 +153,13 @@ class LabServer:
     """All endpoints of the simulated organisation; start() binds one port per server."""
 
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
-                 ports: dict[str, int] | None = None, receive_wait: float = 5.0, https: bool = False) -> None:
+                 ports: dict[str, int] | None = None, receive_wait: float = 5.0, https: bool = False,
+                 auth: str = "basic") -> None:
+        if auth not in ("basic", "ntlm"):
+            raise ValueError(f"the lab serves basic or ntlm auth, not {auth!r}")
         self.org = org
+        self.auth = auth
+        self._ntlm_store: NtlmStore | None = None
         self.certificate = LabCertificate() if https else None
         self._tls = self.certificate.server_context() if self.certificate else None
         self.credentials = credentials or LabCredentials.generate()
@@ -136,6 +169,8 @@ class LabServer:
         self.receive_wait = receive_wait
 
     def start(self) -> LabServer:
+        if self.auth == "ntlm":
+            self._ntlm_store = NtlmStore(self.credentials)
         for name, server in self.org.servers.items():
             endpoint = LabEndpointServer(self, server.name, self._ports.get(name, 0))
             if self._tls is not None:
@@ -150,6 +185,8 @@ class LabServer:
         for endpoint in self.endpoints.values():
             endpoint.shutdown()
             endpoint.server_close()
+        if self._ntlm_store is not None:
+            self._ntlm_store.remove()
 
     def __enter__(self) -> LabServer:
         return self.start()
@@ -198,7 +235,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path not in PATHS:
             self._send(404, b"", "text/plain")
             return
-        if not self._authorized():
+        if self.server.lab.auth == "ntlm":
+            if not self._ntlm_authorized():
+                return
+        elif not self._authorized():
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="WSMan"')
             self.send_header("Content-Length", "0")
@@ -230,6 +270,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
             return False  # the account is locked out or lacks rights on this server
         return secrets.compare_digest(user, creds.username) and secrets.compare_digest(password, creds.password)
+
+    def _ntlm_authorized(self) -> bool:
+        """NTLM over HTTP is connection-based: a 401 round trip per connection, then it stays authenticated
+        (this handler object lives as long as its keep-alive connection). Sends the 401s itself."""
+        if getattr(self, "_ntlm_user", None) and not faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+            return True
+        header = self.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("negotiate", "ntlm") or not token:
+            self._challenge(None)
+            return False
+        try:
+            data = base64.b64decode(token)
+            if data[8:12] == b"\x01\x00\x00\x00" or getattr(self, "_ntlm", None) is None:  # a NEGOTIATE starts over
+                self._ntlm = spnego.server(protocol="ntlm")
+            out = self._ntlm.step(data)
+        except (SpnegoError, ValueError) as exc:
+            log.debug("NTLM authentication failed: %s", exc)
+            self._ntlm = None
+            self._challenge(None)
+            return False
+        if not self._ntlm.complete:
+            self._challenge(out)
+            return False
+        if faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+            self._challenge(None)
+            return False
+        self._ntlm_user = self._ntlm.client_principal or "authenticated"
+        return True
+
+    def _challenge(self, token: bytes | None) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", "Negotiate" + (f" {base64.b64encode(token).decode()}" if token else ""))
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
         self.send_response(status)

@@ -292,11 +292,11 @@ def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
 
 
 def settings_for_lab(base: ConnectionSettings, exchange_uri: str, windows_uri: str,
-                     ca_bundle: str | None = None) -> ConnectionSettings:
-    """The lab uses Basic auth: over HTTPS verified against its own certificate, over HTTP with message
-    encryption off (pypsrp refuses Basic over HTTP otherwise; acceptable on loopback only)."""
+                     ca_bundle: str | None = None, auth: str = "basic") -> ConnectionSettings:
+    """The lab uses Basic (or NTLM) auth: over HTTPS verified against its own certificate, over HTTP with
+    message encryption off (the lab does not implement WSMan message encryption; loopback only)."""
     https = exchange_uri.startswith("https://")
     return ConnectionSettings(**{**base.__dict__, "exchange_uri": exchange_uri, "windows_uri": windows_uri,
-                                 "auth": "basic", "encryption": "auto" if https else "never",
+                                 "auth": auth, "encryption": "auto" if https else "never",
                                  "verify_tls": True, "ca_bundle": ca_bundle,
                                  "operation_timeout": 20, "read_timeout": 30})

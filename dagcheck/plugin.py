@@ -165,10 +165,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: order.get(_phase_of(item) or "", -1))
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    phase = _phase_of(item)
-    if phase is not None:
-        controller(item.config).before(phase)
+
 
 
 @pytest.fixture(scope="session")
@@ -189,9 +186,18 @@ class Uncollectable:
 
 
 @pytest.fixture
-def item(request: pytest.FixtureRequest, target: Target) -> Any:
-    """The object the check judges, from the current phase's snapshot."""
+def transition(request: pytest.FixtureRequest, target: Target) -> Controller:
+    """Performs the maintenance transition due before this check's phase, once per run (entering before
+    the first maintenance check, leaving before the first post-maintenance check); a no-op otherwise."""
     ctl = controller(request.config)
+    ctl.before(target.phase)
+    return ctl
+
+
+@pytest.fixture
+def item(request: pytest.FixtureRequest, target: Target, transition: Controller) -> Any:
+    """The object the check judges, from the current phase's snapshot."""
+    ctl = transition
     if target.phase == "preflight" and (resume := ctl.resuming()) is not None:
         pytest.skip(resume)
     if (blocked := ctl.blocked(target.phase)) is not None:

@@ -20,8 +20,8 @@ from pypsrp.wsman import WSMan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dagcheck.inventory import load_inventory  # noqa: E402
+from dagcheck.lab.build import build_organization  # noqa: E402
 from dagcheck.lab.server import LabServer  # noqa: E402
-from dagcheck.lab.state import Organization  # noqa: E402
 
 
 def open_pool(lab: LabServer, server: str) -> RunspacePool:
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     args = parser.parse_args()
     inventory = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "lab.yml")
-    with LabServer(Organization(inventory)) as lab:
+    with LabServer(build_organization(inventory)) as lab:
         opens = []
         for _ in range(5):
             t = time.perf_counter()

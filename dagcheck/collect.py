@@ -69,7 +69,7 @@ SOURCES: dict[str, Source] = {
                lambda o, s: model.parse_mapi(o)),
         Source("client_access", Endpoint.EXCHANGE, lambda s: Command.of("Get-ClientAccessService", Identity=s),
                lambda o, s: model.parse_client_access(o)),
-        Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s) for c in VDIR_CMDLETS],
+        Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s, ShowMailboxVirtualDirectories=True) for c in VDIR_CMDLETS],
                model.parse_virtual_directory),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),

@@ -123,7 +123,8 @@ class LabDatabase:
 
 @dataclass(frozen=True)
 class LabSpec:
-    build: str = "15.2.1544.44"
+    build: str | None = None  # None: the lab's own default (Exchange SE)
+    builds: dict[str, str] = field(default_factory=dict)  # per-server overrides (mixed-version DAGs)
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
 
@@ -290,6 +291,9 @@ def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail:
         for server in db.get("lagged", {}):
             if server.lower() not in {s.lower() for s in db["copies"]}:
                 fail(f"lab.databases[{d}].lagged.{server}", f"{server!r} holds no copy of {db['name']}")
+    for server in lab.get("builds") or {}:
+        if server.lower() not in by_name:
+            fail(f"lab.builds.{server}", f"server {server!r} is not listed under servers")
     for f, fault in enumerate(lab.get("faults", [])):
         if "server" in fault and fault["server"].lower() not in by_name:
             fail(f"lab.faults[{f}].server", f"server {fault['server']!r} is not listed under servers")
@@ -349,7 +353,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
     if "lab" in data:
         raw_lab = data["lab"] or {}
         lab = LabSpec(
-            build=raw_lab.get("build", "15.2.1544.44"),
+            build=raw_lab.get("build"),
+            builds={k.lower(): v for k, v in (raw_lab.get("builds") or {}).items()},
             databases=tuple(
                 LabDatabase(name=d["name"], copies=tuple(d["copies"]), lagged=dict(d.get("lagged", {})))
                 for d in raw_lab.get("databases", [])

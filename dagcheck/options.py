@@ -24,8 +24,6 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--server", action="append", default=[], help="check only this server (repeatable)")
     group.addoption("--dag", default=None, help="check only the members of this DAG")
     group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")
-    group.addoption("--transport", default="psrp", choices=("psrp", "inprocess"),
-                    help="psrp (default: WSMan/PSRP, also for the lab); inprocess is for unit tests of the lab")
     group.addoption("--target", default=None,
                     help="the server that takes the maintenance server's messages (default: a DAG member with "
                     "HubTransport Active, same AD site first)")

@@ -128,7 +128,6 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
     if SESSION_KEY not in config.stash:
         config.stash[SESSION_KEY] = DagcheckSession(
             config.stash[INVENTORY_KEY],
-            transport_kind=config.getoption("--transport"),
             servers=config.getoption("--server") or None,
             dag=config.getoption("--dag"),
             phase=config.getoption("--phase"),

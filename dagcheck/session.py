@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from dagcheck.catalogue import CheckSpec
 from dagcheck.collect import Collector, describe
@@ -12,6 +12,7 @@ from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
 from dagcheck.remote.credentials import Credentials
+from dagcheck.remote.psrp import PsrpTransport
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,13 @@ class Target:
 
 
 class DagcheckSession:
-    def __init__(self, inventory: Inventory, transport_kind: str = "psrp", servers: list[str] | None = None,
+    def __init__(self, inventory: Inventory, servers: list[str] | None = None,
                  dag: str | None = None, phase: str = "health") -> None:
         self.inventory = inventory
         self.phase = phase
         self.transcript = Transcript()
-        self.lab = None
-        self.org = None
-        self.transport: Transport = self._make_transport(transport_kind)
+        self.lab: Any = None  # the embedded lab (dagcheck.lab.embedded.EmbeddedLab) when the inventory has one
+        self.transport: Transport = self._make_transport()
         self.collector = Collector(self.transport, expectations=inventory.expectations)
         self.servers = self._scope(servers, dag)
 
@@ -53,30 +53,16 @@ class DagcheckSession:
             scope = [s for s in scope if s.name.lower() in wanted]
         return scope
 
-    def _make_transport(self, kind: str) -> Transport:
-        if self.inventory.lab is not None:
-            from dagcheck.lab.state import Organization
-
-            self.org = Organization(self.inventory)
-        if kind == "inprocess":
-            if self.org is None:
-                raise ValueError("the in-process transport needs an inventory with a lab: section")
-            from dagcheck.remote.inprocess import InProcessTransport
-
-            return InProcessTransport(self.org, self.transcript)
-        from dagcheck.remote.psrp import PsrpTransport, settings_for_lab
-
-        servers = {s.name: s for s in self.inventory.servers}
+    def _make_transport(self) -> Transport:
+        servers = list(self.inventory.servers)
         credentials: dict[str, Credentials] = {}
-        if self.org is not None:
-            from dagcheck.lab.server import LabServer
+        if self.inventory.lab is not None:
+            # The embedded default: the inventory describes a lab, so start it and talk to it over the wire.
+            from dagcheck.lab.embedded import start_embedded
 
-            self.lab = LabServer(self.org).start()
-            for name, server in servers.items():
-                conn = settings_for_lab(server.connection, self.lab.exchange_uri(name), self.lab.windows_uri(name))
-                servers[name] = dataclasses.replace(server, connection=conn)
-                credentials[name] = Credentials(self.lab.credentials.username, self.lab.credentials.password)
-        return PsrpTransport(servers, self.transcript, credentials)
+            self.lab = start_embedded(self.inventory)
+            servers, credentials = self.lab.endpoints(servers)
+        return PsrpTransport({s.name: s for s in servers}, self.transcript, credentials)
 
     def targets(self, spec: CheckSpec, phase: str | None = None, enumerate_in: str | None = None) -> list[Target]:
         """Every object the check applies to, on every server in scope; a failed source gives one target.

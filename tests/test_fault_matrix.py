@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from dagcheck.lab.state import COMPONENTS
+from dagcheck.lab.products import COMPONENTS_2019 as COMPONENTS
 from tests.conftest import lab_data
 
 ALL = [f"mbx{i}" for i in range(1, 5)]

@@ -11,7 +11,7 @@ from psrpcore.types import serialize
 from dagcheck import clixml, model
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import cmdlets
-from dagcheck.lab.state import Organization
+from dagcheck.lab.build import build_organization
 from tests.conftest import ROOT
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
@@ -54,7 +54,7 @@ def test_mailbox_server_exchange_server_services_exsetup_fixtures() -> None:
 
 
 def _lab_objects(cmdlet: str, endpoint: str = "exchange", **params) -> list:
-    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    org = build_organization(load_inventory(ROOT / "inventory" / "lab.yml"))
     pipeline = [(cmdlet, params)]
     if cmdlet == "Get-Command":
         pipeline.append(("ForEach-Object", {"MemberName": "FileVersionInfo"}))

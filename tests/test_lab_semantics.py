@@ -7,16 +7,16 @@ import pytest
 from dagcheck import model
 from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import Fault, load_inventory
+from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
-from dagcheck.lab.state import Organization
+from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.remote.base import Command, Endpoint
-from dagcheck.remote.inprocess import InProcessTransport
 from tests.conftest import ROOT
 
 
 @pytest.fixture
 def lab():
-    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    org = build_organization(load_inventory(ROOT / "inventory" / "lab.yml"))
     return org, InProcessTransport(org)
 
 
@@ -89,7 +89,7 @@ def _queue_total(t, server: str) -> int:
 
 def test_time_passes_with_each_call_and_a_backlog_drains() -> None:
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    org = Organization(inventory)
+    org = build_organization(inventory)
     apply_fault(org, Fault("mail_backlog", {"server": "mbx1", "count": 50}))
     t = InProcessTransport(org)
     start = org.now()
@@ -109,7 +109,7 @@ def test_redirect_moves_mail_but_not_a_stuck_queue_and_then_clears_shadows(lab) 
     assert _queue_total(t, "mbx1") == 0
     shadows = [model.parse_queue(o, "mbx2") for o in t.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx2"))]
     assert [q.message_count for q in shadows if q.kind == "Shadow"] == [0]
-    org2 = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    org2 = build_organization(load_inventory(ROOT / "inventory" / "lab.yml"))
     apply_fault(org2, Fault("stuck_queue", {"server": "mbx3", "count": 25}))
     t2 = InProcessTransport(org2)
     t2.run("mbx3", Endpoint.EXCHANGE, Command.of("Redirect-Message", Server="mbx3", Target="mbx4"))

@@ -13,18 +13,19 @@ from pypsrp.wsman import WSMan
 
 from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
 from dagcheck.inventory import Fault, load_inventory
+from dagcheck.lab.build import build_organization
+from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
-from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
-from dagcheck.remote.psrp import PsrpTransport, settings_for_lab
+from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
 def lab():
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    with LabServer(Organization(inventory)) as server:
+    with LabServer(build_organization(inventory)) as server:
         yield inventory, server
 
 
@@ -58,7 +59,7 @@ def test_wrong_password_gets_401(lab) -> None:
 
 def _transport(lab, password: str | None = None) -> PsrpTransport:
     inventory, server = lab
-    servers = {s.name: s.__class__(s.name, s.fqdn, s.site, s.dag, settings_for_lab(
+    servers = {s.name: s.__class__(s.name, s.fqdn, s.site, s.dag, lab_connection(
         s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))) for s in inventory.servers}
     creds = {n: Credentials(server.credentials.username, password or server.credentials.password) for n in servers}
     return PsrpTransport(servers, credentials=creds, throttle_retries=0)
@@ -111,7 +112,7 @@ def test_script_text_is_refused_like_a_nolanguage_endpoint(lab) -> None:
 
 def test_throttled_cmdlet_is_retried_with_backoff() -> None:
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    org = Organization(inventory)
+    org = build_organization(inventory)
     org.runtime_faults.append(Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2}))
     with LabServer(org) as server:
         transport = _transport((inventory, server))
@@ -130,12 +131,12 @@ def test_throttled_cmdlet_is_retried_with_backoff() -> None:
 
 def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    with LabServer(Organization(inventory), https=True) as server:
+    with LabServer(build_organization(inventory), https=True) as server:
         ca = server.certificate.write_ca_bundle(str(tmp_path / "lab-ca.pem"))
         s = inventory.server("mbx1")
         creds = {"mbx1": Credentials(server.credentials.username, server.credentials.password)}
         trusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
-                              settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca))
+                              lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca))
         transport = PsrpTransport({"mbx1": trusted}, credentials=creds)
         try:
             assert server.exchange_uri("mbx1").startswith("https://")
@@ -143,7 +144,7 @@ def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
         finally:
             transport.close()
         untrusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
-                                settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1")))
+                                lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1")))
         transport = PsrpTransport({"mbx1": untrusted}, credentials=creds)
         with pytest.raises(ConnectionFailed, match="(?i)certificate"):
             transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
@@ -187,11 +188,11 @@ def test_winrs_cmd_shell_with_a_plain_pypsrp_client(lab) -> None:
 
 def test_ntlm_with_pyspnego_as_the_acceptor() -> None:
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    with LabServer(Organization(inventory), auth="ntlm") as server:
+    with LabServer(build_organization(inventory), auth="ntlm") as server:
         s = inventory.server("mbx1")
 
         def transport(password: str) -> PsrpTransport:
-            conn = settings_for_lab(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), auth="ntlm")
+            conn = lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), auth="ntlm")
             return PsrpTransport({"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
                                  credentials={"mbx1": Credentials(server.credentials.username, password)})
 

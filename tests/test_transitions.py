@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from dagcheck.inventory import Fault, parse_inventory
+from dagcheck.lab.build import build_organization
 from dagcheck.lab.cmdlets import REGISTRY
 from dagcheck.lab.faults import apply_fault
-from dagcheck.lab.state import Organization
+from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
 from dagcheck.maintenance.runner import Transition
 from dagcheck.maintenance.steps import Action, enter_steps, exit_steps
-from dagcheck.remote.inprocess import InProcessTransport
 from tests.conftest import lab_data
 
 CHANGING = {spec.name for spec in REGISTRY.values() if spec.changes_state}
@@ -28,7 +28,7 @@ class Lab:
             section, _, name = key.partition("__")
             data.setdefault(section, {})[name] = value
         self.inventory = parse_inventory(data, "lab.yml")
-        self.org = Organization(self.inventory)
+        self.org = build_organization(self.inventory)
         self.transport = InProcessTransport(self.org)
         self.live = Live(self.transport, self.inventory.expectations)
         self.journal = Journal.for_server(tmp, "mbx1")

@@ -18,8 +18,8 @@ import threading
 
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
+from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabCredentials, LabServer
-from dagcheck.lab.state import Organization
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     generated = password is None
     creds = LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
     ports = {s.name.lower(): args.port + i for i, s in enumerate(inventory.servers)} if args.port else None
-    lab = LabServer(Organization(inventory), creds, ports, https=args.https, auth=args.auth).start()
+    lab = LabServer(build_organization(inventory), creds, ports, https=args.https, auth=args.auth).start()
     print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
           f"({lab.scheme.upper()}, {args.auth} auth)")
     if lab.certificate is not None:

@@ -1,19 +1,18 @@
 """Faults are data: each kind is one function that puts the organisation into the faulty state.
 
-Runtime faults (a cmdlet that errors, a slow cmdlet, a dropped connection) are kept in a list
-that the cmdlet dispatcher and the WSMan server consult; they have no state to change.
+Runtime faults (a cmdlet that errors, a slow cmdlet, a dropped connection) are kept in the
+organisation's list, which the cmdlet dispatcher and the WSMan server consult
+(Organization.faults_matching); they have no state to change. This module acts on the state
+only: it imports no cmdlet and no wire code.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from dagcheck.inventory import Fault
-
-if TYPE_CHECKING:
-    from dagcheck.lab.state import Organization
+from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing"})
@@ -37,25 +36,16 @@ def apply_fault(org: Organization, f: Fault) -> None:
     _APPLY[f.kind](org, f)
 
 
-def matching(org: "Organization", kind: str, server: str, cmdlet: str | None = None) -> list[Fault]:
-    """Runtime faults of a kind that apply to this server (and cmdlet); no server/cmdlet means all."""
-    return [
-        f for f in org.runtime_faults
-        if f.kind == kind
-        and (not f.get("server") or f.get("server").lower() == server.lower())
-        and (cmdlet is None or not f.get("cmdlet") or f.get("cmdlet").lower() == cmdlet.lower())
-    ]
-
 
 def known_kinds() -> set[str]:
     return set(_APPLY) | set(RUNTIME_KINDS)
 
 
-def _db(org: Organization, f: Fault):
+def _db(org: Organization, f: Fault) -> LabDatabase:
     return org.databases[f["database"].lower()]
 
 
-def _copy(org: Organization, f: Fault):
+def _copy(org: Organization, f: Fault) -> LabCopy:
     db = _db(org, f)
     server = f.get("server") or next(c.server for c in db.copies if c.server.lower() != db.active_server.lower())
     copy = db.copy_on(server)
@@ -69,7 +59,7 @@ def _stuck_queue(org, f):
     server = org.server(f["server"])
     queue = next((q for q in server.queues if q.queue_type == "Delivery"), None)
     if queue is None:
-        queue = org_add_queue(server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
+        queue = org.add_queue(server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
     queue.message_count = f.get("count", 25)
     queue.status = "Retry"
     queue.stuck = True
@@ -80,8 +70,7 @@ def _stuck_queue(org, f):
 def _backlog(org, f):
     """Mail waiting in a delivery queue that drains as lab time passes (not a failure by itself)."""
     server = org.server(f["server"])
-    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None) or org_add_queue(
-        server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
+    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None) or org.add_queue(server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
     queue.message_count = f.get("count", 200)
     queue.status = "Active"
 
@@ -89,7 +78,7 @@ def _backlog(org, f):
 @fault("poison_messages")
 def _poison(org, f):
     server = org.server(f["server"])
-    queue = server.queue_by_type("Poison") or org_add_queue(server, "Poison", "Undefined", "Poison Message")
+    queue = server.queue_by_type("Poison") or org.add_queue(server, "Poison", "Undefined", "Poison Message")
     queue.message_count = f.get("count", 1)
     queue.stuck = True
 
@@ -100,7 +89,7 @@ def _shadow(org, f):
     primary = org.server(f["server"])
     holder_name = f.get("value") or next(m for m in org.dag_of(primary).members if m.lower() != primary.name.lower())
     holder = org.server(holder_name)
-    queue = org_add_queue(holder, "Shadow", "ShadowRedundancy", primary.fqdn)
+    queue = org.add_queue(holder, "Shadow", "ShadowRedundancy", primary.fqdn)
     queue.message_count = f.get("count", 3)
 
 
@@ -143,8 +132,6 @@ def _single_copy(org, f):
 def _component_inactive(org, f):
     """A requester holds a component Inactive; value local_only: only in the registry, while AD says Active
     (the two stores disagree, the newer registry entry wins)."""
-    from dagcheck.lab.state import RequesterEntry
-
     server = org.server(f["server"])
     component, requester = f.get("component", "HubTransport"), f.get("requester", "HealthApi")
     if f.get("value") == "local_only":
@@ -169,11 +156,15 @@ def _witness(org, f):
 
 @fault("ep_mismatch")
 def _ep(org, f):
+    """Extended Protection of one IIS application changed from what setup configured; vdir names it as
+    the cmdlets do ('owa (Exchange Back End)') or as IIS does ('Exchange Back End/mapi/emsmdb')."""
     server = org.server(f["server"])
     name = f.get("vdir", "Autodiscover (Default Web Site)")
-    if name not in server.vdir_tokens:
+    app, _, site = name.rpartition(" (")
+    key = (site.rstrip(")"), app) if app else tuple(name.split("/", 1))
+    if key not in server.iis:
         raise ValueError(f"unknown virtual directory {name!r}")
-    server.vdir_tokens[name] = f.get("value", "Require")
+    server.iis[key].token_checking = f.get("value", "Require")
 
 
 @fault("scp_wrong_uri")
@@ -205,8 +196,6 @@ def _repl_check(org, f):
 
 @fault("pending_reboot")
 def _pending_reboot(org, f):
-    from dagcheck.lab.state import REBOOT_KEYS, SESSION_MANAGER
-
     server = org.server(f["server"])
     which = f.get("value", "cbs")
     if which == "file_rename":
@@ -226,8 +215,6 @@ def _low_disk(org, f):
 
 @fault("dotnet_outdated")
 def _dotnet(org, f):
-    from dagcheck.lab.state import NDP_FULL
-
     org.server(f["server"]).registry[NDP_FULL]["Release"] = ("REG_DWORD", int(f.get("value", "461814")))
 
 
@@ -238,8 +225,6 @@ MAINTENANCE_STEPS = ("drain", "redirect", "pause", "block", "offline")
 def _in_maintenance(org, f):
     """Put a server in the state the maintenance procedure leaves it in (for maintenance-phase checks);
     `value` lists steps to leave out, comma-separated: drain, redirect, pause, block, offline."""
-    from dagcheck.lab import cmdlets
-
     server = org.server(f["server"])
     skip = {s.strip() for s in str(f.get("value", "")).split(",") if s.strip()}
     unknown = skip - set(MAINTENANCE_STEPS)
@@ -261,17 +246,9 @@ def _in_maintenance(org, f):
         server.move_now = True
         for db in org.databases.values():
             if db.active_server.lower() == server.name.lower():
-                target = cmdlets.best_activation_target(org, db, exclude=server.name)
+                target = org.best_activation_target(db, exclude=server.name)
                 if target is not None:
-                    cmdlets.switchover(org, db, target)
+                    org.switchover(db, target)
     if "offline" not in skip:
         org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
-
-def org_add_queue(server, queue_type: str, delivery_type: str, next_hop: str):
-    from dagcheck.lab.state import LabQueue
-
-    queue = LabQueue(server.next_row_id, queue_type, delivery_type, next_hop)
-    server.next_row_id += 1
-    server.queues.append(queue)
-    return queue

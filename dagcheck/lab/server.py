@@ -31,7 +31,8 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
-from dagcheck.lab import cmdlets, faults, windows
+from dagcheck.lab import cmdlets, winrs
+from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 from dagcheck.lab.tls import LabCertificate
@@ -58,8 +59,8 @@ RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
 CMD = "cmd"
 # Per HTTP path, the resource URIs served there and what answers them.
 PATHS = {
-    "/powershell": {RESOURCE_EXCHANGE: cmdlets.EXCHANGE},
-    "/wsman": {RESOURCE_WINDOWS: cmdlets.WINDOWS, RESOURCE_CMD: CMD},
+    "/powershell": {RESOURCE_EXCHANGE: EXCHANGE},
+    "/wsman": {RESOURCE_WINDOWS: WINDOWS, RESOURCE_CMD: CMD},
 }
 TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT: no output within OperationTimeout
 SIGNAL_TERMINATE = ACTION + "signal/terminate"
@@ -208,7 +209,7 @@ class LabServer:
         return "https" if self.certificate else "http"
 
     def dropped(self, server: str) -> bool:
-        return bool(faults.matching(self.org, "dropped_connection", server))
+        return bool(self.org.faults_matching("dropped_connection", server))
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -267,14 +268,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, UnicodeDecodeError):
             return False
         creds = self.server.lab.credentials
-        if faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+        if self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
             return False  # the account is locked out or lacks rights on this server
         return secrets.compare_digest(user, creds.username) and secrets.compare_digest(password, creds.password)
 
     def _ntlm_authorized(self) -> bool:
         """NTLM over HTTP is connection-based: a 401 round trip per connection, then it stays authenticated
         (this handler object lives as long as its keep-alive connection). Sends the 401s itself."""
-        if getattr(self, "_ntlm_user", None) and not faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+        if getattr(self, "_ntlm_user", None) and not self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
             return True
         header = self.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -294,7 +295,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not self._ntlm.complete:
             self._challenge(out)
             return False
-        if faults.matching(self.server.lab.org, "auth_rejected", self.server.sim_server):
+        if self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
             self._challenge(None)
             return False
         self._ntlm_user = self._ntlm.client_principal or "authenticated"
@@ -418,7 +419,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
             command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
             words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
-            shell.results[command_id] = windows.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
+            shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
             return ACTION + "CommandResponse", resp

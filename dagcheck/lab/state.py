@@ -12,50 +12,22 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from dagcheck.facts import ROLE_SERVICES
 from dagcheck.inventory import Fault, Inventory
+from dagcheck.lab import products
 from dagcheck.lab.clock import LabClock
-from dagcheck.rules.builds import cu_of
+from dagcheck.lab.products import Build
 
-# Components as listed by a real Exchange 2019 server (fixture GetServerComponentState.xml), in order.
-COMPONENTS = (
-    "ServerWideOffline", "HubTransport", "FrontendTransport", "Monitoring", "RecoveryActionsEnabled",
-    "AutoDiscoverProxy", "ActiveSyncProxy", "EcpProxy", "EwsProxy", "ImapProxy", "OabProxy", "OwaProxy",
-    "PopProxy", "PushNotificationsProxy", "RpsProxy", "RwsProxy", "RpcProxy", "XropProxy",
-    "HttpProxyAvailabilityGroup", "ForwardSyncDaemon", "ProvisioningRps", "MapiProxy", "EdgeTransport",
-    "HighAvailability", "SharedCache", "MailboxDeliveryProxy", "RoutingUpdates", "RestProxy", "DefaultProxy",
-    "Lsass", "RoutingService", "E4EProxy", "CafeLAMv2", "LogExportProvider",
-)
-# Inactive by default on premises (product default-state table; both E16/E19 fixtures).
-DEFAULT_INACTIVE = frozenset({"ForwardSyncDaemon", "ProvisioningRps"})
-# Not switched off by ServerWideOffline.
-SWO_EXEMPT = frozenset({"ServerWideOffline", "Monitoring", "RecoveryActionsEnabled"})
-# Components that carry a Functional requester entry on a fresh server (as in the E19 fixture).
-FUNCTIONAL_SEEDED = ("ServerWideOffline", "Monitoring", "RecoveryActionsEnabled")
-REQUESTERS = ("HealthApi", "Maintenance", "Sidelined", "Functional", "Deployment")
+SWO_EXEMPT = products.SWO_EXEMPT
+DEFAULT_INACTIVE = products.DEFAULT_INACTIVE
 
-SERVICE_DISPLAY_NAMES = {
-    "MSExchangeTransport": "Microsoft Exchange Transport",
-    "MSExchangeIS": "Microsoft Exchange Information Store",
-    "MSExchangeRepl": "Microsoft Exchange Replication",
-    "MSExchangeADTopology": "Microsoft Exchange Active Directory Topology",
-    "ClusSvc": "Cluster Service",
-    "W3Svc": "World Wide Web Publishing Service",
-    "WinRM": "Windows Remote Management (WS-Management)",
-}
 
-# Virtual directories that the Get-*VirtualDirectory cmdlets return, per site (FE, BE).
-VDIRS = {
-    "Get-OwaVirtualDirectory": "owa",
-    "Get-EcpVirtualDirectory": "ecp",
-    "Get-WebServicesVirtualDirectory": "EWS",
-    "Get-AutodiscoverVirtualDirectory": "Autodiscover",
-    "Get-MapiVirtualDirectory": "mapi",
-    "Get-OabVirtualDirectory": "OAB",
-    "Get-ActiveSyncVirtualDirectory": "Microsoft-Server-ActiveSync",
-    "Get-PowerShellVirtualDirectory": "PowerShell",
-}
-WEB_SITES = ("Default Web Site", "Exchange Back End")
+@dataclass
+class IisApplication:
+    """One IIS application of a web site, as applicationHost.config describes it (<location path=...>)."""
+
+    token_checking: str = "None"  # extendedProtection tokenChecking: None, Allow, Require
+    ssl_flags: str = products.DEFAULT_SSL_FLAGS
+    ip_allow: list[str] = field(default_factory=list)  # ipSecurity allow entries; non-empty means allowUnlisted=false
 
 
 @dataclass
@@ -90,15 +62,15 @@ class LabServer:
     site: str
     dag: str | None
     guid: uuid.UUID
-    admin_display_version: tuple[int, int, int, int]
-    exsetup_version: tuple[int, int, int, int]
+    exsetup_version: Build
+    admin_display_version: Build
     local_states: dict[str, dict[str, RequesterEntry]] = field(default_factory=dict)
     remote_states: dict[str, dict[str, RequesterEntry]] = field(default_factory=dict)
     activation_policy: str = "Unrestricted"
     move_now: bool = False
     services: dict[str, str] = field(default_factory=dict)
     cluster_state: str = "Up"
-    vdir_tokens: dict[str, str] = field(default_factory=dict)  # "owa (Default Web Site)" -> None/Allow/Require
+    iis: dict[tuple[str, str], IisApplication] = field(default_factory=dict)  # (web site, application)
     scp_uri: str | None = None
     site_scope: list[str] = field(default_factory=list)
     queues: list[LabQueue] = field(default_factory=list)
@@ -116,6 +88,19 @@ class LabServer:
             f"CN={self.name.upper()},CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),"
             "CN=Administrative Groups,CN=Contoso,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=test"
         )
+
+    @property
+    def product(self) -> str:
+        return products.product_of(self.exsetup_version)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        return products.components(self.product)
+
+    def install(self, build: Build) -> None:
+        """Set the build as setup would: ExSetup.exe's version, and AdminDisplayVersion's CU build in AD."""
+        self.exsetup_version = build
+        self.admin_display_version = products.admin_display_version(build)
 
     def requester_states(self, component: str) -> dict[str, RequesterEntry]:
         """Per requester, the newer of the local (registry) and remote (AD) entry, as the product merges them."""
@@ -180,11 +165,6 @@ class LabDag:
     primary_active_manager: str = ""
 
 
-def _version(build: str) -> tuple[int, int, int, int]:
-    a, b, c, d = (int(p) for p in build.split("."))
-    return a, b, c, d
-
-
 def _guid(*parts: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, "dagcheck-lab:" + ":".join(parts))
 
@@ -200,27 +180,25 @@ class Organization:
         self.fault_hits: dict[int, int] = {}
         self.admin_account = "contoso\\dagcheck"
         spec = inventory.lab
-        build = _version(spec.build if spec else "15.2.1544.44")
-        # AdminDisplayVersion shows the CU's own build; ExSetup.exe carries the SU revision.
-        cu = cu_of(build)
-        admin_version = cu.cu_build if cu else build
+        default_build = products.parse_build(spec.build) if spec and spec.build else products.DEFAULT_BUILD
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
         for s in inventory.servers:
+            build = products.parse_build(spec.builds[s.name.lower()]) if spec and s.name.lower() in spec.builds else default_build
             server = LabServer(
                 name=s.name, fqdn=s.fqdn, site=s.site, dag=s.dag, guid=_guid("server", s.name),
-                admin_display_version=admin_version, exsetup_version=build,
+                exsetup_version=build, admin_display_version=products.admin_display_version(build),
             )
-            for component in FUNCTIONAL_SEEDED:
+            for component in products.FUNCTIONAL_SEEDED:
                 server.local_states[component] = {"Functional": RequesterEntry("Active", t0)}
                 server.remote_states[component] = {"Functional": RequesterEntry("Active", t0)}
-            server.services = {svc: "Running" for role in ROLE_SERVICES.values() for svc in role}
+            server.services = {svc: "Running" for role in products.role_services(server.product).values() for svc in role}
             server.services["ClusSvc"] = "Running"
             expected = inventory.expectations.autodiscover.get(s.site)
             server.scp_uri = expected.uri if expected else f"https://{s.fqdn}/Autodiscover/Autodiscover.xml"
             server.site_scope = list(expected.site_scope) if expected else [s.site]
-            server.vdir_tokens = default_ep_tokens(build)
+            server.iis = setup_iis(build)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
             server.registry = default_registry()
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
@@ -238,8 +216,10 @@ class Organization:
         for db in spec.databases if spec else ():
             dag = self.servers[db.copies[0].lower()].dag or ""
             copies = [
+                # Exchange 2019 and SE report NotApplicable (the index lives in the database); 2016 Healthy.
                 LabCopy(server=srv, preference=i + 1, lag=db.lagged.get(srv),
-                        content_index="NotApplicable" if build[1] >= 2 else "Healthy")
+                        content_index="Healthy" if self.servers[srv.lower()].product.endswith("2016")
+                        else "NotApplicable")
                 for i, srv in enumerate(db.copies)
             ]
             copies[0].status = "Mounted"
@@ -251,10 +231,6 @@ class Organization:
                         LabQueue(server.next_row_id, "Delivery", "SmtpDeliveryToMailbox", db.name)
                     )
                     server.next_row_id += 1
-        from dagcheck.lab.faults import apply_fault  # faults act on a built organisation
-
-        for fault in spec.faults if spec else ():
-            apply_fault(self, fault)
 
     # ---- lookups -------------------------------------------------------------------------
 
@@ -300,6 +276,77 @@ class Organization:
         server.local_states.setdefault(component, {})[requester] = entry
         server.remote_states.setdefault(component, {})[requester] = RequesterEntry(state, self.now())
 
+    def add_queue(self, server: LabServer, queue_type: str, delivery_type: str, next_hop: str) -> LabQueue:
+        queue = LabQueue(server.next_row_id, queue_type, delivery_type, next_hop)
+        server.next_row_id += 1
+        server.queues.append(queue)
+        return queue
+
+    def quorum(self, dag_name: str) -> tuple[int, int, bool]:
+        """(votes present, total votes, witness in use) for a DAG's cluster; Paused nodes still vote."""
+        dag = self.dags[dag_name.lower()]
+        members = [self.server(m) for m in dag.members]
+        witness = dag.witness_server is not None and len(members) % 2 == 0
+        total = len(members) + (1 if witness else 0)
+        present = sum(1 for m in members if m.cluster_state in ("Up", "Paused")) + (
+            1 if witness and dag.witness_available else 0
+        )
+        return present, total, witness
+
+    def healthy_for_activation(self, copy: LabCopy, exclude: str | None) -> bool:
+        server = self.server(copy.server)
+        return (
+            copy.server.lower() != (exclude or "").lower()
+            and copy.status in ("Healthy", "DisconnectedAndHealthy")
+            and not copy.activation_suspended
+            and copy.lag is None
+            and server.activation_policy != "Blocked"
+            and server.cluster_state == "Up"
+            and server.services.get("MSExchangeIS") == "Running"
+        )
+
+    def best_activation_target(self, db: LabDatabase, exclude: str | None = None) -> LabCopy | None:
+        """What Active Manager's best-copy selection would pick, simplified: healthy copies, shortest queues,
+        then activation preference."""
+        candidates = [c for c in db.copies if self.healthy_for_activation(c, exclude)]
+        candidates.sort(key=lambda c: (c.copy_queue + c.replay_queue, c.preference))
+        return candidates[0] if candidates else None
+
+    def switchover(self, db: LabDatabase, target: LabCopy) -> None:
+        old = db.copy_on(db.active_server)
+        if old is not None:
+            old.status = "Healthy"
+        target.status = "Mounted"
+        target.copy_queue = target.replay_queue = 0
+        previous = self.server(db.active_server)
+        self.tick(15)  # a switchover takes lab time
+        db.active_server = target.server
+        # The delivery queue for the database follows it to its new host.
+        for q in list(previous.queues):
+            if q.queue_type == "Delivery" and q.next_hop.lower() == db.name.lower() and not q.stuck:
+                previous.queues.remove(q)
+        new = self.server(target.server)
+        if not any(q.queue_type == "Delivery" and q.next_hop.lower() == db.name.lower() for q in new.queues):
+            self.add_queue(new, "Delivery", "SmtpDeliveryToMailbox", db.name)
+
+    def move_active_databases_off(self, server: LabServer) -> None:
+        """What DatabaseCopyActivationDisabledAndMoveNow does at once: every active copy moves to the best
+        healthy copy on a server that is not Blocked."""
+        for db in self.databases.values():
+            if db.active_server.lower() == server.name.lower():
+                target = self.best_activation_target(db, exclude=server.name)
+                if target is not None:
+                    self.switchover(db, target)
+
+    def faults_matching(self, kind: str, server: str, cmdlet: str | None = None) -> list[Fault]:
+        """Runtime faults of a kind that apply to this server (and cmdlet); no server/cmdlet in a fault means all."""
+        return [
+            f for f in self.runtime_faults
+            if f.kind == kind
+            and (not f.get("server") or f.get("server").lower() == server.lower())
+            and (cmdlet is None or not f.get("cmdlet") or f.get("cmdlet").lower() == cmdlet.lower())
+        ]
+
 
 # Lab time each cmdlet call takes, and how fast queues deliver: polling makes time pass, so waits
 # progress deterministically without real sleeps.
@@ -327,16 +374,15 @@ def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
     }
 
 
-def default_ep_tokens(build: tuple[int, int, int, int]) -> dict[str, str]:
-    """Extended Protection as Exchange 2019 CU14+ setup configures it (Microsoft's matrix), else None."""
-    from dagcheck.rules.extended_protection import expected_token_checking, supports_extended_protection
-
-    tokens = {}
-    for vdir in VDIRS.values():
-        for site in WEB_SITES:
-            name = f"{vdir} ({site})"
-            if build >= (15, 2, 1544, 0) and supports_extended_protection(build):
-                tokens[name] = expected_token_checking(vdir, site) or "None"
-            else:
-                tokens[name] = "None"
-    return tokens
+def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
+    """The IIS applications of both web sites with the Extended Protection and SSL settings setup leaves:
+    EP as Microsoft documents it on builds whose setup enables it, otherwise None everywhere."""
+    enabled = products.setup_enables_extended_protection(build)
+    return {
+        (site, app): IisApplication(
+            token_checking=token if enabled else "None",
+            ssl_flags=products.SETUP_SSL_FLAGS.get((site, app), products.DEFAULT_SSL_FLAGS),
+        )
+        for site, apps in products.SETUP_EP.items()
+        for app, token in apps.items()
+    }

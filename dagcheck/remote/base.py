@@ -56,7 +56,7 @@ class Command:
         return f"{line} | ForEach-Object {self.member}" if self.member else line
 
 
-SWITCHES = frozenset({"Status", "Force", "Active", "ADPropertiesOnly", "PassThru"})
+SWITCHES = frozenset({"Status", "Force", "Active", "ADPropertiesOnly", "PassThru", "ShowMailboxVirtualDirectories"})
 
 
 @dataclass

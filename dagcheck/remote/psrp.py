@@ -23,7 +23,7 @@ from pypsrp.wsman import WSMan
 
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
-from dagcheck.inventory import ConnectionSettings, Server
+from dagcheck.inventory import Server
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials, resolve
 
@@ -289,14 +289,3 @@ def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
     if any(marker.lower() in (message + error_id).lower() for marker in THROTTLING_MARKERS):
         return Throttled(server, cmdlet, message, category, error_id)
     return CmdletFailed(server, cmdlet, message, category, error_id)
-
-
-def settings_for_lab(base: ConnectionSettings, exchange_uri: str, windows_uri: str,
-                     ca_bundle: str | None = None, auth: str = "basic") -> ConnectionSettings:
-    """The lab uses Basic (or NTLM) auth: over HTTPS verified against its own certificate, over HTTP with
-    message encryption off (the lab does not implement WSMan message encryption; loopback only)."""
-    https = exchange_uri.startswith("https://")
-    return ConnectionSettings(**{**base.__dict__, "exchange_uri": exchange_uri, "windows_uri": windows_uri,
-                                 "auth": auth, "encryption": "auto" if https else "never",
-                                 "verify_tls": True, "ca_bundle": ca_bundle,
-                                 "operation_timeout": 20, "read_timeout": 30})

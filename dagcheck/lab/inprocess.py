@@ -1,7 +1,8 @@
 """In-process transport over the lab: no network, but every object still goes through CLIXML.
 
-A unit-test convenience only. The checks, the report and CI talk to the lab through pypsrp over
-HTTP (dagcheck.remote.psrp); this exists so that lab semantics can be tested in milliseconds.
+A unit-test convenience that lives with the lab, not in the product's transport package: the checks,
+the report and CI talk to the lab through pypsrp over HTTP (dagcheck.remote.psrp); this exists so
+that lab semantics can be tested in milliseconds. It implements dagcheck.remote.base.Transport.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from psrpcore.types import serialize
 
 from dagcheck.clixml import CIPHER, from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed
-from dagcheck.lab import cmdlets, faults, windows
+from dagcheck.lab import cmdlets, winrs
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
@@ -26,7 +27,7 @@ class InProcessTransport:
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:
-            if faults.matching(self.org, "dropped_connection", server):
+            if self.org.faults_matching("dropped_connection", server):
                 raise ConnectionFailed(server, command.cmdlet, "connection reset by peer (lab fault dropped_connection)")
             pipeline = [(command.cmdlet, command.params())]
             if command.member:
@@ -41,9 +42,9 @@ class InProcessTransport:
 
     def run_cmd(self, server: str, command_line: str) -> CmdResult:
         with self.transcript.record(server, Endpoint.WINRS, Command(command_line)) as inv:
-            if faults.matching(self.org, "dropped_connection", server):
+            if self.org.faults_matching("dropped_connection", server):
                 raise ConnectionFailed(server, command_line, "connection reset by peer (lab fault dropped_connection)")
-            rc, out, err = windows.run(self.org, server, command_line)
+            rc, out, err = winrs.run(self.org, server, command_line)
             inv.objects = 1
             return CmdResult(rc, out, err)
 

@@ -1,0 +1,93 @@
+"""Client access: Get-ClientAccessService (Autodiscover SCP) and the Get-*VirtualDirectory cmdlets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagcheck.lab import products
+from dagcheck.lab import psobjects as ps
+from dagcheck.lab.cmdlets.base import (
+    MGMT,
+    SYSCONF,
+    Call,
+    cmdlet,
+    lookup_server,
+    server_id,
+    target_servers,
+    version,
+)
+
+
+@cmdlet("Get-ClientAccessService", "Identity", "IncludeAlternateServiceAccountCredentialStatus",
+        "IncludeAlternateServiceAccountCredentialPassword")
+def get_client_access_service(call: Call) -> list[Any]:
+    out = []
+    for s in target_servers(call):
+        out.append(ps.obj(
+            [f"{MGMT}.ClientAccessServer", *ps.AD_PRESENTATION],
+            {
+                "Name": s.name.upper(),
+                "Fqdn": s.fqdn,
+                "AutoDiscoverServiceInternalUri": s.scp_uri,
+                "AutoDiscoverServiceCN": s.name.upper(),
+                "AutoDiscoverServiceClassName": "ms-Exchange-AutoDiscover-Service",
+                "AutoDiscoverServiceGuid": "77378f46-2c66-4aa9-a6a6-3e7a48b19596",
+                "AutoDiscoverSiteScope": ps.mvp(s.site_scope),
+                "IsOutOfService": False,
+                "Identity": server_id(s),
+            },
+            to_string=s.name.upper(),
+        ))
+    return out
+
+
+VDIR_TYPES = {
+    "owa": "ADOwaVirtualDirectory", "ecp": "ADEcpVirtualDirectory", "EWS": "ADWebServicesVirtualDirectory",
+    "Autodiscover": "ADAutodiscoverVirtualDirectory", "mapi": "ADMapiVirtualDirectory",
+    "OAB": "ADOabVirtualDirectory", "Microsoft-Server-ActiveSync": "ADMobileVirtualDirectory",
+    "PowerShell": "ADPowerShellVirtualDirectory",
+}
+
+
+def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
+    type_name = VDIR_TYPES[vdir]
+
+    def get_vdirs(call: Call) -> list[Any]:
+        servers = [lookup_server(call, call.get("Server"))] if call.get("Server") else list(call.org.servers.values())
+        ad_only = call.switch("ADPropertiesOnly")
+        # Without -ShowMailboxVirtualDirectories the cmdlets list the front end (Default Web Site) only;
+        # HealthChecker passes the switch to see the "Exchange Back End" objects too.
+        sites = products.WEB_SITES if call.switch("ShowMailboxVirtualDirectories") else (products.FRONT_END,)
+        out = []
+        for s in servers:
+            for site in sites:
+                name = f"{vdir} ({site})"
+                app = s.iis.get((site, vdir))
+                # The EP properties are read from IIS ("task populated"): -ADPropertiesOnly leaves them empty.
+                token = None if ad_only else ps.enum(f"{SYSCONF}.ExtendedProtectionTokenCheckingMode",
+                                                      app.token_checking if app else "None")
+                path = "1" if site == products.FRONT_END else "2"
+                out.append(ps.obj(
+                    [f"{SYSCONF}.{type_name}", f"{SYSCONF}.ExchangeVirtualDirectory", f"{SYSCONF}.ADVirtualDirectory",
+                     f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject", f"{ps.EX}.Data.Directory.ADRawEntry", *ps.CONFIGURABLE],
+                    {
+                        "Name": name,
+                        "Server": server_id(s),
+                        "MetabasePath": f"IIS://{s.fqdn}/W3SVC/{path}/ROOT/{vdir}",
+                        "ExtendedProtectionTokenChecking": token,
+                        "ExtendedProtectionFlags": ps.mvp([], element=ps.EP_FLAG),
+                        "ExtendedProtectionSPNList": ps.mvp([]),
+                        "InternalUrl": f"https://{s.fqdn}/{vdir}" if site == products.FRONT_END else None,
+                        "ExternalUrl": None,
+                        "AdminDisplayVersion": version(s.admin_display_version),
+                        "Identity": f"{s.name.upper()}\\{name}",
+                    },
+                    to_string=f"{s.name.upper()}\\{name}",
+                ))
+        return out
+
+    cmdlet(cmdlet_name, "Identity", "Server", "ADPropertiesOnly", "ShowMailboxVirtualDirectories")(get_vdirs)
+
+
+for _name, _vdir in products.VDIR_CMDLETS.items():
+    _vdir_cmdlet(_name, _vdir)

@@ -173,7 +173,7 @@ def test_kill_9_after_a_step_then_resume_and_roll_back(lab, direction, step) -> 
     if direction == "enter":
         rc, out = finish(lab.dagcheck(*enter))  # resume: completes and verifies
         assert rc == 0, out[-3000:]
-        assert "did not finish" in out and "continuing from the current state" in out
+        assert "did not finish (last step done: " in out, out[-3000:]  # it says where it stands
     rc, out = finish(lab.dagcheck(*leave))  # roll back / finish leaving
     assert rc == 0, out[-3000:]
     assert_full_service(lab.org(), "mbx1")

@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     lab = LabServer(org, creds, ports, https=args.https, auth=args.auth).start()
     if args.state:
-        saver = persist.Saver(org, Path(args.state), {"ports": {s.name.lower(): lab.port(s.name) for s in inventory.servers}}).start()
+        served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
+        saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()
     print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
           f"({lab.scheme.upper()}, {args.auth} auth)")
     if lab.certificate is not None:

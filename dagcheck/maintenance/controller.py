@@ -108,7 +108,8 @@ class Controller:
         if result is None:
             return None
         if result.refusals:
-            return f"the {direction} transition was refused, nothing was changed: {refuse_message(result)}"
+            verb = "entering" if direction == "enter" else "leaving"
+            return f"{verb} maintenance was refused, nothing was changed: {refuse_message(result)}"
         if result.error:
             return f"the {direction} transition stopped: {result.error} (see the journal; re-run to continue)"
         return None

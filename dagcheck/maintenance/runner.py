@@ -127,6 +127,7 @@ class Transition:
                 if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=False)):
                     result.refusals = [refusal]
                     return result
+                _test_kill_after(step.name)
                 continue
             started = time.monotonic()
             before = state_summary(ctx)

@@ -67,6 +67,12 @@ class Dag:
     members: tuple[str, ...]
     witness: Witness | None = None
     allow_parallel_maintenance: bool = False
+    max_parallel_maintenance: int = 1  # members that may hold the maintenance lease at once
+
+    @property
+    def maintenance_slots(self) -> int:
+        """How many members may be in maintenance at once (allow_parallel_maintenance: all of them)."""
+        return len(self.members) if self.allow_parallel_maintenance else max(1, self.max_parallel_maintenance)
 
 
 @dataclass(frozen=True)
@@ -326,6 +332,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             members=tuple(d["members"]),
             witness=Witness(**d["witness"]) if d.get("witness") else None,
             allow_parallel_maintenance=d.get("allow_parallel_maintenance", False),
+            max_parallel_maintenance=d.get("max_parallel_maintenance", 1),
         )
         for d in data["dags"]
     )

@@ -1,6 +1,7 @@
 """Run the lab standalone so that an administrator (or any PSRP client) can rehearse against it.
 
     python -m dagcheck.lab serve --inventory inventory/lab.yml [--port N] [--username U --password P]
+                                 [--state FILE] [--write-inventory PATH]
 
 Each simulated server gets its own port (N, N+1, ... when --port is given). The password is read
 from --password, else the DAGCHECK_LAB_PASSWORD environment variable, else generated and printed
@@ -15,11 +16,16 @@ import signal
 import sys
 import tempfile
 import threading
+from pathlib import Path
+
+import yaml
 
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
+from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabCredentials, LabServer
+from dagcheck.lab.state import Organization
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="basic (default) or ntlm (pyspnego acceptor; connect with encryption='never' over HTTP)")
     serve.add_argument("--ca-out", default=os.path.join(tempfile.gettempdir(), "dagcheck-lab-ca.pem"),
                        help="with --https: where to write the certificate clients verify against")
+    serve.add_argument("--state", default=None,
+                       help="keep the simulated organisation in this JSON file: loaded at start if it exists, saved after "
+                       "every call and at stop")
+    serve.add_argument("--write-inventory", default=None, metavar="PATH",
+                       help="write an inventory that points dagcheck at this lab (credentials from environment variables)")
     args = parser.parse_args(argv)
     try:
         inventory = load_inventory(args.inventory)
@@ -48,7 +59,15 @@ def main(argv: list[str] | None = None) -> int:
     generated = password is None
     creds = LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
     ports = {s.name.lower(): args.port + i for i, s in enumerate(inventory.servers)} if args.port else None
-    lab = LabServer(build_organization(inventory), creds, ports, https=args.https, auth=args.auth).start()
+    org, saver = build_organization(inventory), None
+    if args.state:
+        org, ports = _persisted(Path(args.state), org, ports)
+        if org is None:
+            return 2
+    lab = LabServer(org, creds, ports, https=args.https, auth=args.auth).start()
+    if args.state:
+        served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
+        saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()
     print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
           f"({lab.scheme.upper()}, {args.auth} auth)")
     if lab.certificate is not None:
@@ -60,7 +79,20 @@ def main(argv: list[str] | None = None) -> int:
     how = "ssl=True, cert_validation=<certificate>" if args.https else "ssl=False, encryption='never'"
     print(f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='{args.auth}', {how}, ...) "
           "and RunspacePool(..., configuration_name='Microsoft.Exchange').")
-    print("Ctrl-C stops the lab.")
+    if args.state:
+        print(f"  state: {args.state} (saved after every call and at stop; delete it to start afresh)")
+    if args.write_inventory:
+        with open(args.inventory, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+        text = "# Written by python -m dagcheck.lab serve: points dagcheck at that running lab.\n" + yaml.safe_dump(
+            persist.inventory_for(raw, lab.exchange_uri, lab.windows_uri,
+                                  str(Path(args.ca_out).resolve()) if lab.certificate else None, args.auth), sort_keys=False)
+        persist.write_atomically(Path(args.write_inventory), text)
+        print(f"  inventory: {args.write_inventory}; before running dagcheck with it:")
+        print(f"    export {persist.USERNAME_ENV}='{creds.username}'")
+        print(f"    export {persist.PASSWORD_ENV}='{creds.password}'" if generated
+              else f"    export {persist.PASSWORD_ENV}=<the password given>")
+    print("Ctrl-C stops the lab.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -68,7 +100,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     lab.stop()
+    if saver is not None:
+        saver.stop()
     return 0
+
+
+def _persisted(path: Path, fresh: Organization, ports: dict[str, int] | None):
+    """The saved organisation when `path` exists (and the ports it was served on, unless --port is given)."""
+    if not path.exists():
+        return fresh, ports
+    try:
+        org, data = persist.load(path)
+    except persist.StateFileError as exc:
+        print(f"error: {exc}; delete it to start from the inventory", file=sys.stderr)
+        return None, ports
+    print(f"dagcheck lab: loaded {path} (lab time {org.now().isoformat()})")
+    return org, ports or data.get("ports")
 
 
 if __name__ == "__main__":

@@ -272,9 +272,17 @@ class Organization:
                             q.message_count = max(0, q.message_count - int(rate * seconds))
 
     def set_component_state(self, server: LabServer, component: str, requester: str, state: str) -> None:
-        entry = RequesterEntry(state, self.now())
-        server.local_states.setdefault(component, {})[requester] = entry
-        server.remote_states.setdefault(component, {})[requester] = RequesterEntry(state, self.now())
+        """Timestamps are distinct and ordered by real call order across every client of the lab (the lease
+        of concurrent dagcheck runs depends on it): a change at the same lab time as the last one is
+        stamped one microsecond after it."""
+        with self.lock:
+            stamp = self.now()
+            last = getattr(self, "last_component_stamp", None)
+            if last is not None and stamp <= last:
+                stamp = last + dt.timedelta(microseconds=1)
+            self.last_component_stamp = stamp
+            server.local_states.setdefault(component, {})[requester] = RequesterEntry(state, stamp)
+            server.remote_states.setdefault(component, {})[requester] = RequesterEntry(state, stamp)
 
     def add_queue(self, server: LabServer, queue_type: str, delivery_type: str, next_hop: str) -> LabQueue:
         queue = LabQueue(server.next_row_id, queue_type, delivery_type, next_hop)

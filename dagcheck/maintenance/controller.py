@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 from dagcheck.context import DagView
 from dagcheck.errors import RemoteError
+from dagcheck.maintenance.interlocks import Refusal
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
+from dagcheck.maintenance.runlock import LockBusy, RunLock
 from dagcheck.maintenance.runner import Transition, TransitionResult, refuse_message
 from dagcheck.rules.dag import in_maintenance
 from dagcheck.session import DagcheckSession
@@ -86,7 +88,17 @@ class Controller:
             force=self.force, gate_failures=self.gate_failures if direction == "enter" and not self.resuming() else [],
             progress=self.progress)
         self.signs_before.setdefault(direction, self._signs())
-        self.results[direction] = transition.run()
+        lock = RunLock.beside(transition.ctx.journal.path)
+        try:
+            if self.apply:
+                lock.acquire()
+            self.results[direction] = transition.run()
+        except LockBusy as exc:
+            self.progress(f"{self.server}: REFUSED: {exc}")
+            self.results[direction] = TransitionResult(direction, self.server.lower(), target, self.apply,
+                                                       refusals=[Refusal("same_server", str(exc))])
+        finally:
+            lock.release()
         self.session.collector.invalidate(phase)
 
     def blocked(self, phase: str) -> str | None:
@@ -96,7 +108,8 @@ class Controller:
         if result is None:
             return None
         if result.refusals:
-            return f"entering maintenance was refused, nothing was changed: {refuse_message(result)}"
+            verb = "entering" if direction == "enter" else "leaving"
+            return f"{verb} maintenance was refused, nothing was changed: {refuse_message(result)}"
         if result.error:
             return f"the {direction} transition stopped: {result.error} (see the journal; re-run to continue)"
         return None

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dagcheck.errors import RemoteError
+from dagcheck.maintenance import lease
 from dagcheck.maintenance.steps import Ctx
 from dagcheck.rules.dag import in_maintenance, quorum_after_pausing, redundant_copies
 
@@ -36,10 +37,11 @@ def _busy(ctx: Ctx) -> dict[str, list[str]]:
 
 
 def _one_at_a_time(ctx: Ctx) -> list[str]:
-    dag = ctx.inventory.dag_of(ctx.server)
-    busy = _busy(ctx)
-    if busy and not (dag and dag.allow_parallel_maintenance):
-        return ["another member is in maintenance: " + "; ".join(f"{m} ({', '.join(s)})" for m, s in busy.items())]
+    """Before this run's own claim: refuse while the DAG's lease slots are taken by other members (the
+    claim made afterwards settles who wins when two runs get past this at the same moment)."""
+    busy = lease.others_holding(ctx)
+    if len(busy) >= lease.slots(ctx):
+        return [lease.busy_refusal(ctx, busy)]
     return []
 
 

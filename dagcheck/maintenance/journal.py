@@ -26,7 +26,7 @@ class Journal:
         return cls(path)
 
     def append(self, **entry: Any) -> None:
-        entry = {"time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **entry}
+        entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
         line = json.dumps(entry, default=str)
         with self._lock, self.path.open("a", encoding="utf-8") as f:
             f.write(line + "\n")
@@ -49,8 +49,8 @@ class Journal:
         for e in self.entries():
             if e.get("event") == "policy_recorded" and policy is None:
                 policy = e.get("policy")
-            if e.get("event") == "transition_completed" and e.get("direction") == "exit":
-                policy = None
+            if (e.get("event") == "transition_completed" and e.get("direction") == "exit") or e.get("event") == "lease_lost":
+                policy = None  # back in service, or a lost lease's claim was undone: the next entry records afresh
         return policy
 
     def where_it_stands(self) -> str | None:

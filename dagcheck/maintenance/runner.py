@@ -7,16 +7,20 @@ says where it stands and continues (enter) or rolls back (exit) from there.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dagcheck.errors import RemoteError, TransitionRefused
 from dagcheck.inventory import Inventory
+from dagcheck.maintenance import lease
 from dagcheck.maintenance.interlocks import Refusal, check_interlocks
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
 from dagcheck.maintenance.steps import Action, Ctx, Step, Wait, enter_steps, exit_steps
+from dagcheck.remote.base import Command, Endpoint
 
 
 class TransitionFailed(Exception):
@@ -106,6 +110,13 @@ class Transition:
         plan = self.plan()
         result.steps = [StepRecord(s.name, s.title, [a.render() for a in actions],
                                    "already done" if done else "planned") for s, actions, done in plan]
+        if self.direction == "enter" and result.resumed_from is None and (foreign := self._foreign_claim()):
+            if not self.apply:
+                ctx.notes.append(foreign)
+            else:
+                result.refusals = [Refusal("lease", foreign)]
+                ctx.journal.append(event="transition_refused", direction=self.direction, reasons=[foreign])
+                return result
         if not self.apply:
             return result
         ctx.journal.append(event="transition_started", direction=self.direction, target=ctx.target,
@@ -113,6 +124,10 @@ class Transition:
         for (step, actions, done), record in zip(plan, result.steps, strict=True):
             if done:
                 ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="already done")
+                if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=False)):
+                    result.refusals = [refusal]
+                    return result
+                _test_kill_after(step.name)
                 continue
             started = time.monotonic()
             before = state_summary(ctx)
@@ -130,10 +145,62 @@ class Transition:
             ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
                                commands=record.commands, seconds=round(record.duration, 3),
                                before=before, after=state_summary(ctx))
+            if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=True)):
+                record.outcome = "undone"
+                result.refusals = [refusal]
+                return result
             if self.after_step is not None:
                 self.after_step(step.name)
+            _test_kill_after(step.name)
         ctx.journal.append(event="transition_completed", direction=self.direction)
         return result
+
+    # ---- the DAG-wide lease (dagcheck/maintenance/lease.py) ------------------------------------
+
+    def _foreign_claim(self) -> str | None:
+        """This server already holds the lease, but this run's journal has no unfinished transition: the
+        claim belongs to another run (another host or reports folder) or to someone working by hand."""
+        ctx = self.ctx
+        try:
+            mine = lease.holder(ctx, ctx.server)
+        except RemoteError as exc:
+            return f"could not read whether {ctx.server} is already being entered into maintenance: {exc}"
+        if mine is None:
+            return None
+        since = mine.since.isoformat() if mine.since else "an unknown time"
+        return (f"{ctx.server} is already being entered into maintenance by another run since {since} "
+                f"({', '.join(mine.signs)}; no unfinished transition in {ctx.journal.path}); "
+                + lease.how_to_clear(ctx.server))
+
+    def _contest(self, claimed_now: bool) -> Refusal | None:
+        """Right after the claim, re-read every member; the loser undoes its own claim and refuses."""
+        ctx = self.ctx
+        try:
+            at_claim = lease.holder(ctx, ctx.server)
+            reason = lease.contest(ctx)
+            now = lease.holder(ctx, ctx.server)
+            if reason is None and claimed_now and at_claim and now and at_claim.since != now.since:
+                # The same server claimed again after us (a run from another reports folder): the latest
+                # claim is that run's; ours is no longer ours to undo.
+                reason = (f"{ctx.server} is already being entered into maintenance by another run since "
+                          f"{now.since.isoformat() if now.since else 'an unknown time'}")
+                claimed_now = False
+        except RemoteError as exc:
+            reason = f"could not re-read the DAG after the claim: {exc}"
+        if reason is None:
+            self.progress(f"{ctx.server}: holds the DAG's maintenance lease")
+            return None
+        if claimed_now:
+            undo = _set_hub_active(ctx)
+            try:
+                ctx.live.run(undo.server, undo.endpoint, undo.command)
+                reason += f"; this run undid its claim ({undo.render()})"
+            except RemoteError as exc:
+                reason += f"; undoing this run's claim FAILED ({exc}): run {undo.render()}"
+        ctx.journal.append(event="lease_lost", direction=self.direction, reason=reason)
+        ctx.journal.append(event="transition_refused", direction=self.direction, reasons=[reason])
+        self.progress(f"{ctx.server}: REFUSED: {reason}")
+        return Refusal("one_at_a_time", reason)
 
     def _execute(self, step: Step, actions: list[Action]) -> None:
         ctx = self.ctx
@@ -177,6 +244,23 @@ class Transition:
                     return
                 raise TransitionFailed(f"timed out waiting for {wait.what} (still {value})")
             self.sleep(settings.poll_interval)
+
+
+CLAIM_STEP = "drain_transport"  # the first change of entering: the lease's claim
+KILL_ENV = "DAGCHECK_TEST_KILL_AFTER_STEP"
+
+
+def _set_hub_active(ctx: Ctx) -> Action:
+    return Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+        "Set-ServerComponentState", Identity=ctx.server, Component="HubTransport", State="Active", Requester="Maintenance"))
+
+
+def _test_kill_after(step: str) -> None:
+    """TEST-ONLY: with DAGCHECK_TEST_KILL_AFTER_STEP=<step name> the process kills itself with SIGKILL
+    right after journaling that step, so tests can prove resume and rollback from a hard crash
+    (tests/test_lease.py). Never set it in production."""
+    if os.environ.get(KILL_ENV) == step:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 def state_summary(ctx: Ctx) -> dict[str, object]:

@@ -5,6 +5,7 @@ Pure functions over the typed model, so each can be unit-tested and each check s
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -41,7 +42,11 @@ def quorum_after_pausing(nodes: Iterable[ClusterNode], paused: str, status: DagS
 
 def in_maintenance(server: str, components: Iterable[ComponentState], nodes: Iterable[ClusterNode],
                    mailbox: MailboxServer | None) -> list[str]:
-    """The signs that a server is (partly) in maintenance; empty when it is fully in service."""
+    """The signs that a server is (partly) in maintenance; empty when it is fully in service.
+
+    A member counts as busy from the first step of entering (HubTransport Draining by requester
+    Maintenance): this is the DAG-wide maintenance lease every dagcheck reads (see `lease_since`)."""
+    components = list(components)
     signs = []
     swo = next((c for c in components if c.component == "ServerWideOffline"), None)
     if swo is not None and swo.state != "Active":
@@ -51,7 +56,30 @@ def in_maintenance(server: str, components: Iterable[ComponentState], nodes: Ite
         signs.append("cluster node Paused")
     if mailbox is not None and mailbox.activation_policy == "Blocked":
         signs.append("DatabaseCopyAutoActivationPolicy Blocked")
+    if mailbox is not None and mailbox.move_now:
+        signs.append("DatabaseCopyActivationDisabledAndMoveNow set")
+    for c in components:
+        held = [s for s in ("Draining", "Inactive") if "Maintenance" in c.requesters(s)]
+        if held and c.component != "ServerWideOffline":
+            signs.append(f"{c.component} {held[0]} by requester Maintenance")
     return signs
+
+
+def lease_since(components: Iterable[ComponentState]) -> dt.datetime | None:
+    """When the server's maintenance began, by Exchange's own data: the earliest timestamp of a
+    requester-Maintenance entry that holds a component non-Active (local or remote store). Every host
+    reads the same value through Get-ServerComponentState, so it settles who came first. None when no
+    component is held by Maintenance (or its timestamps could not be read)."""
+    stamps = [r.timestamp for c in components for r in (*c.local, *c.remote)
+              if r.requester == "Maintenance" and r.state in ("Draining", "Inactive") and r.timestamp is not None]
+    return min(stamps) if stamps else None
+
+
+def lease_order(since: dt.datetime | None, server: str) -> tuple[int, dt.datetime | None, str]:
+    """Sort key of a maintenance lease: earlier first, ties by server name. A member busy without a
+    readable Maintenance timestamp (paused by hand, Blocked by hand) sorts before every timed claim:
+    it was there first as far as anyone can tell."""
+    return (0, None, server) if since is None else (1, since, server)
 
 
 def redundant_copies(database: str, server: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],

@@ -8,6 +8,7 @@ Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where th
 from __future__ import annotations
 
 import datetime as dt
+import smtplib
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from dagcheck.options import ROOT
-from dagcheck.report import history, summary, trend
+from dagcheck.report import history, mail, summary, trend
 from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
 from dagcheck.report.waivers import Waivers, parse
 
@@ -33,6 +34,9 @@ class ReportState:
         self.summary_html: str | None = None
         self.results_path: Path | None = None
         self.summary_path: Path | None = None
+        self.results: RunResults | None = None
+        self.changed = False
+        self.mail_outcome: str | None = None
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -70,6 +74,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(reports / f"{stem}.xml")
     config.stash[STATE_KEY] = ReportState(kind, stem, reports)
+    _register_mailer(config)
 
 
 def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
@@ -185,6 +190,8 @@ def finish(session: pytest.Session) -> ReportState | None:
                 continue
         trend_html = trend.render(runs)
         history.prune(state.reports, int(inventory.report.get("history_keep", history.DEFAULT_KEEP)))
+    new, resolved = summary.changes(results, previous)
+    state.results, state.changed = results, bool(new or resolved or previous is None)
     state.summary_html = summary.render(results, previous, trend_html)
     out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
     try:
@@ -200,6 +207,41 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     finish(session)  # before pytest-html writes its report, which asks for the summary below
 
 
+class _Mailer:
+    """Sends once every sessionfinish has run, so that pytest-html has written the report it attaches
+    (pytest calls the terminal summary after them)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        session = terminalreporter._session
+        state = session.config.stash.get(STATE_KEY, None)
+        from dagcheck.plugin import INVENTORY_KEY
+
+        raw = session.config.stash[INVENTORY_KEY].report.get("email") if state is not None else None
+        if state is None or not raw or state.results is None:
+            return
+        settings = mail.EmailSettings.from_inventory(raw)
+        failing = bool(state.results.failing())
+        if not mail.due(settings, failing, state.changed):
+            state.mail_outcome = f"not sent (when: {settings.when})"
+            return
+        line = summary.verdict(state.results)[1]
+        html_path = getattr(session.config.option, "htmlpath", None)
+        message = mail.build(settings, f"dagcheck: {line}", summary.render(state.results, None, standalone=True)
+                             if state.summary_path is None else state.summary_path.read_text(encoding="utf-8"),
+                             Path(html_path) if html_path else None)
+        try:
+            mail.send(settings, message)
+            state.mail_outcome = f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}"
+        except (OSError, smtplib.SMTPException, KeyError) as exc:
+            # Reported, and the reports on disk stay as written.
+            state.mail_outcome = f"FAILED to send via {settings.host}:{settings.port}: {exc}"
+
+
+def _register_mailer(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Mailer(), "dagcheck-report-mailer")
+
+
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
     state = finish(session)
     if state is not None and state.summary_html:
@@ -213,6 +255,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for name, path in (("results", state.results_path), ("summary", state.summary_path)):
         if path is not None:
             terminalreporter.write_line(f"dagcheck {name}: {path}")
+    if state.mail_outcome:
+        terminalreporter.write_line(f"dagcheck email: {state.mail_outcome}", red=state.mail_outcome.startswith("FAILED"))
     if state.waivers is not None:
         for w in state.waivers.review()["expired"]:
             terminalreporter.write_line(f"dagcheck waiver EXPIRED (the check counts again): {w}", yellow=True)

@@ -144,6 +144,9 @@ class Inventory:
     expectations: Expectations
     lab: LabSpec | None = None
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    # Read by dagcheck.report (kept raw here: the report package owns their meaning).
+    report: dict[str, Any] = field(default_factory=dict)
+    waivers: tuple[dict[str, Any], ...] = ()
 
     def server(self, name: str) -> Server:
         for server in self.servers:
@@ -386,4 +389,6 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         dags=dags,
         expectations=expectations,
         lab=lab,
+        report=dict(data.get("report") or {}),
+        waivers=tuple(data.get("waivers") or ()),
     )

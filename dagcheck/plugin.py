@@ -18,6 +18,9 @@ from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
 from dagcheck.options import ROOT, add_options
 from dagcheck.session import DagcheckSession, Target
 
+# The verdict-first summary, results JSON, history and waivers (issue 11) live in their own plugin.
+pytest_plugins = ["dagcheck.report.plugin"]
+
 PHASE_MARKERS = {
     "health": "nightly DAG health checks",
     "preflight": "the gate before patching a DAG member",

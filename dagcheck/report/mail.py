@@ -1,0 +1,74 @@
+"""Mail the summary: the verdict-first HTML as the body, the full pytest-html report attached.
+
+The password comes only from the environment variable the inventory names (never from a file);
+a failure to send is returned as a message for the terminal, and the report on disk is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+WHEN = ("always", "on_failure", "on_change")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    host: str
+    port: int
+    security: str  # starttls, tls (implicit), none
+    sender: str
+    recipients: tuple[str, ...]
+    when: str = "always"
+    username: str | None = None
+    password_env: str | None = None
+    ca_file: str | None = None  # a private CA's bundle; the system's trust store otherwise
+    timeout: float = 30.0
+
+    @classmethod
+    def from_inventory(cls, raw: dict[str, Any]) -> EmailSettings:
+        security = raw.get("security", "starttls")
+        return cls(raw["host"], int(raw.get("port", {"tls": 465, "starttls": 587}.get(security, 25))), security,
+                   raw["sender"], tuple(raw["recipients"]), raw.get("when", "always"), raw.get("username"),
+                   raw.get("password_env"), raw.get("ca_file"), float(raw.get("timeout", 30)))
+
+
+def due(settings: EmailSettings, failing: bool, changed: bool) -> bool:
+    return settings.when == "always" or (settings.when == "on_failure" and failing) or (settings.when == "on_change" and changed)
+
+
+def build(settings: EmailSettings, subject: str, html_body: str, attachment: Path | None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg["From"] = settings.sender
+    msg["To"] = ", ".join(settings.recipients)
+    msg.set_content("This report is HTML; open it in a mail client that shows HTML, or open the attachment.")
+    msg.add_alternative(html_body, subtype="html")
+    if attachment is not None and attachment.is_file():
+        msg.add_attachment(attachment.read_text(encoding="utf-8"), subtype="html", charset="utf-8", filename=attachment.name)
+    return msg
+
+
+def send(settings: EmailSettings, msg: EmailMessage) -> None:
+    """Send or raise (smtplib.SMTPException, OSError, KeyError for a missing password variable)."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    password = None
+    if settings.username:
+        if not settings.password_env or settings.password_env not in os.environ:
+            raise KeyError(f"report.email.password_env: environment variable {settings.password_env!r} is not set")
+        password = os.environ[settings.password_env]
+    if settings.security == "tls":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
+    else:
+        client = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with client:
+        if settings.security == "starttls":
+            client.starttls(context=context)
+        if settings.username:
+            client.login(settings.username, password or "")
+        client.send_message(msg)

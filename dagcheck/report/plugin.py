@@ -1,0 +1,264 @@
+"""The pytest side of dagcheck's reports: gathers every check's outcome as data, applies waivers,
+writes the results JSON into the history folder and the verdict-first summary (standalone
+reports/summary.html, and at the top of the pytest-html report).
+
+Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where the checks are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import smtplib
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dagcheck.options import ROOT
+from dagcheck.report import history, mail, summary, trend
+from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
+from dagcheck.report.waivers import Waivers, parse
+
+STATE_KEY = pytest.StashKey["ReportState"]()
+
+
+class ReportState:
+    def __init__(self, kind: str, stem: str, reports: Path) -> None:
+        self.kind = kind  # "nightly" or "adhoc"
+        self.stem = stem
+        self.reports = reports
+        self.started = dt.datetime.now(dt.UTC)
+        self.checks: list[CheckResult] = []
+        self.waivers: Waivers | None = None
+        self.summary_html: str | None = None
+        self.results_path: Path | None = None
+        self.summary_path: Path | None = None
+        self.results: RunResults | None = None
+        self.changed = False
+        self.mail_outcome: str | None = None
+
+
+def _is_check_run(config: pytest.Config) -> bool:
+    from dagcheck.plugin import _runs_checks
+
+    return _runs_checks(config)
+
+
+def run_kind(config: pytest.Config) -> str:
+    """nightly only for the whole health run over the whole inventory; anything narrower is ad hoc."""
+    whole = all(Path(a.split("::")[0]).resolve() in (ROOT, ROOT / "checks")
+                for a in config.args if not a.startswith("-"))
+    narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("collectonly")
+                or config.getoption("--server") or config.getoption("--dag") or config.getoption("--cycle")
+                or config.getoption("--phase") != "health" or config.getoption("lf", False) or not whole)
+    return "adhoc" if narrowed else "nightly"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # Runs before dagcheck.plugin's configure (both tryfirst; this one registers later and pluggy
+    # calls it first), so markexpr is still what the user gave.
+    if not _is_check_run(config):
+        return
+    kind = run_kind(config)
+    reports = Path(config.getoption("--reports-dir"))
+    stem = "dagcheck" if kind == "nightly" else f"adhoc-{config.getoption('--phase')}-{stamp()}"
+    if kind == "adhoc" and config.getoption("--phase") == "health" and not config.getoption("--server") \
+            and not config.getoption("--cycle"):
+        # dagcheck.plugin would name this reports/dagcheck.html: keep the nightly report untouched.
+        reports.mkdir(parents=True, exist_ok=True)
+        if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
+            config.option.htmlpath = str(reports / f"{stem}.html")
+            config.option.self_contained_html = True
+        if not getattr(config.option, "xmlpath", None):
+            config.option.xmlpath = str(reports / f"{stem}.xml")
+    config.stash[STATE_KEY] = ReportState(kind, stem, reports)
+    _register_mailer(config)
+
+
+def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
+    if state.waivers is None:
+        from dagcheck.plugin import INVENTORY_KEY
+
+        inventory = config.stash[INVENTORY_KEY]
+        state.waivers = Waivers(parse(inventory.waivers, inventory.file))
+    return state.waivers
+
+
+def _commands(config: pytest.Config, spec: Any, server: str) -> list[str]:
+    from dagcheck.collect import describe
+    from dagcheck.plugin import SESSION_KEY
+
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return []
+    wanted = set(describe(spec.source, server, session.inventory.expectations))
+    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}" for i in session.transcript.for_server(server)
+                   if i.command.render() in wanted})
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    state = item.config.stash.get(STATE_KEY, None)
+    spec = getattr(getattr(item, "function", None), "_dagcheck_check", None)
+    if state is None or spec is None:
+        return
+    report = outcome.get_result()
+    props = getattr(report, "dagcheck", None)
+    target = item.callspec.params.get("target") if hasattr(item, "callspec") else None
+    if props is None:
+        if not (report.when == "setup" and report.skipped):
+            return
+        props = {"check_id": spec.id, "title": spec.title, "severity": spec.severity,
+                 "server": getattr(target, "server", ""), "object": getattr(target, "label", ""),
+                 "expected": "", "actual": "", "remediation": "", "phase": getattr(target, "phase", "")}
+    waiver = None
+    if report.failed:
+        waiver = _waivers(item.config, state).find(spec.id, props["server"], props["object"])
+        if waiver is not None:
+            # xfail-like: pytest counts it as xfailed, so neither the exit status nor the gate counts it.
+            report.outcome = "skipped"
+            report.wasxfail = f"waived: {waiver.reason} (owner {waiver.owner}, until {waiver.expires})"
+    if waiver is not None:
+        result = "waived"
+    elif report.failed:
+        result = "fail" if spec.severity == "critical" else "warn"
+    elif report.skipped:
+        result = "not-checked"
+    else:
+        result = "pass"
+    message = report.longreprtext[:500] if report.failed or report.skipped else ""
+    state.checks.append(CheckResult(
+        id=spec.id, title=spec.title, severity=spec.severity, area=area_of(spec.id), server=props["server"],
+        object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
+        actual=props["actual"], message=message, remediation=props["remediation"] or (
+            spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
+        commands=_commands(item.config, spec, props["server"]) if props["server"] else [],
+        waiver=waiver.describe() if waiver else None))
+
+
+def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
+    from dagcheck.plugin import INVENTORY_KEY
+
+    inventory = config.stash[INVENTORY_KEY]
+    wanted = {s.lower() for s in config.getoption("--server") or []}
+    only_dag = (config.getoption("--dag") or "").lower()
+    dags: dict[str, list[str]] = {}
+    for server in inventory.servers:
+        if wanted and server.name.lower() not in wanted:
+            continue
+        if only_dag and (server.dag or "").lower() != only_dag:
+            continue
+        dags.setdefault(server.dag or "(no DAG)", []).append(server.name)
+    scope = f"{Path(inventory.file).resolve()}|" + ",".join(sorted(s for v in dags.values() for s in v))
+    return scope, dags
+
+
+def finish(session: pytest.Session) -> ReportState | None:
+    """Write the results file and the summary once; returns the state (None outside a check run)."""
+    config = session.config
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or state.summary_html is not None or config.getoption("collectonly"):
+        return None if state is None or config.getoption("collectonly") else state
+    from dagcheck.plugin import INVENTORY_KEY
+
+    inventory = config.stash[INVENTORY_KEY]
+    scope, dags = _scope(config)
+    waivers = _waivers(config, state)
+    results = RunResults(
+        run={"started": state.started.isoformat(timespec="seconds"),
+             "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+             "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
+             "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus)},
+        inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review())
+    folder = history.folder(state.reports, state.kind)
+    path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"
+    previous = history.previous(state.reports, scope) if state.kind == "nightly" else None
+    try:
+        state.results_path = write(results, path)
+    except OSError as exc:
+        print(f"dagcheck: cannot write the results file {path}: {exc}", file=sys.stderr)
+    trend_html = ""
+    if state.kind == "nightly":
+        runs = []
+        for p in history.nightly_runs(state.reports, scope)[-30:]:
+            try:
+                runs.append(history.read(p))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        trend_html = trend.render(runs)
+        history.prune(state.reports, int(inventory.report.get("history_keep", history.DEFAULT_KEEP)))
+    new, resolved = summary.changes(results, previous)
+    state.results, state.changed = results, bool(new or resolved or previous is None)
+    state.summary_html = summary.render(results, previous, trend_html)
+    out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
+    try:
+        out.write_text(summary.render(results, previous, trend_html, standalone=True), encoding="utf-8")
+        state.summary_path = out
+    except OSError as exc:
+        print(f"dagcheck: cannot write the summary {out}: {exc}", file=sys.stderr)
+    return state
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    finish(session)  # before pytest-html writes its report, which asks for the summary below
+
+
+class _Mailer:
+    """Sends once every sessionfinish has run, so that pytest-html has written the report it attaches
+    (pytest calls the terminal summary after them)."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        session = terminalreporter._session
+        state = session.config.stash.get(STATE_KEY, None)
+        from dagcheck.plugin import INVENTORY_KEY
+
+        raw = session.config.stash[INVENTORY_KEY].report.get("email") if state is not None else None
+        if state is None or not raw or state.results is None:
+            return
+        settings = mail.EmailSettings.from_inventory(raw)
+        failing = bool(state.results.failing())
+        if not mail.due(settings, failing, state.changed):
+            state.mail_outcome = f"not sent (when: {settings.when})"
+            return
+        line = summary.verdict(state.results)[1]
+        html_path = getattr(session.config.option, "htmlpath", None)
+        message = mail.build(settings, f"dagcheck: {line}", summary.render(state.results, None, standalone=True)
+                             if state.summary_path is None else state.summary_path.read_text(encoding="utf-8"),
+                             Path(html_path) if html_path else None)
+        try:
+            mail.send(settings, message)
+            state.mail_outcome = f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}"
+        except (OSError, smtplib.SMTPException, KeyError) as exc:
+            # Reported, and the reports on disk stay as written.
+            state.mail_outcome = f"FAILED to send via {settings.host}:{settings.port}: {exc}"
+
+
+def _register_mailer(config: pytest.Config) -> None:
+    config.pluginmanager.register(_Mailer(), "dagcheck-report-mailer")
+
+
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+    state = finish(session)
+    if state is not None and state.summary_html:
+        prefix.insert(0, state.summary_html)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE_KEY, None)
+    if state is None or state.summary_html is None:
+        return
+    for name, path in (("results", state.results_path), ("summary", state.summary_path)):
+        if path is not None:
+            terminalreporter.write_line(f"dagcheck {name}: {path}")
+    if state.mail_outcome:
+        terminalreporter.write_line(f"dagcheck email: {state.mail_outcome}", red=state.mail_outcome.startswith("FAILED"))
+    if state.waivers is not None:
+        for w in state.waivers.review()["expired"]:
+            terminalreporter.write_line(f"dagcheck waiver EXPIRED (the check counts again): {w}", yellow=True)
+        for w in state.waivers.review()["unmatched"]:
+            terminalreporter.write_line(f"dagcheck waiver matches nothing: {w}", yellow=True)

@@ -1,0 +1,53 @@
+"""The `dagcheck` command: one-screen help, each subcommand's own options, pytest from any directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dagcheck import cli
+
+BIN = Path(sys.executable).with_name("dagcheck")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300, check=False)
+
+
+pytestmark = pytest.mark.skipif(not BIN.exists(), reason="the dagcheck console script is not installed in this venv")
+
+
+def test_help_fits_one_screen_and_subcommand_help_is_its_own(tmp_path) -> None:
+    top = _run("--help", cwd=tmp_path)
+    assert top.returncode == 0 and len(top.stdout.splitlines()) < 25 and "gate SERVER" in top.stdout
+    gate = _run("gate", "--help", cwd=tmp_path).stdout
+    assert gate.startswith("usage: dagcheck gate") and "--target" in gate and "--apply" not in gate
+    assert "--apply" in _run("enter", "--help", cwd=tmp_path).stdout
+    rolling = _run("rolling", "DAG1", cwd=tmp_path)
+    assert rolling.returncode == 2 and "not yet" in rolling.stderr
+
+
+def test_health_runs_the_checks_from_any_directory_and_passes_pytest_options(tmp_path) -> None:
+    done = _run("health", "--reports-dir", "out", "-k", "copy_is_healthy", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout and "deselected" in done.stdout
+    [results] = list((tmp_path / "out" / "history" / "adhoc").glob("*.json"))  # -k: an ad-hoc run
+    data = json.loads(results.read_text(encoding="utf-8"))
+    assert {c["id"] for c in data["checks"]} == {"DAG-COPY-001"}
+
+    rendered = _run("report", str(results), "-o", "again.html", cwd=tmp_path)
+    assert rendered.returncode == 0 and "HEALTHY" in rendered.stdout
+    assert "DAG DAG1" in (tmp_path / "again.html").read_text(encoding="utf-8")
+
+
+def test_gate_stands_for_the_preflight_phase_of_one_server() -> None:
+    args, rest = cli._parser().parse_known_args(["gate", "mbx1", "--target", "mbx2", "-x"])
+    line = cli.pytest_args(args, rest)
+    assert line[:1] == [str(cli.ROOT / "checks")]
+    assert ["--phase", "preflight", "--server", "mbx1", "--target", "mbx2", "-x"] == line[-7:]

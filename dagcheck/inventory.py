@@ -38,6 +38,10 @@ class ConnectionSettings:
     encryption: str = "auto"
     operation_timeout: int = 60
     read_timeout: int = 90
+    # Shells dagcheck keeps open on one server at once (Exchange pool, Windows pool, WinRS cmd shell):
+    # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
+    # every other admin session of the same account shares.
+    max_runspaces: int = 3
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,8 @@ class LabServer:
             endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
         self._ports[name] = endpoint.server_address[1]
         self.endpoints[name] = endpoint
-        thread = threading.Thread(target=endpoint.serve_forever, name=f"lab-{name}", daemon=True)
+        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.1}, name=f"lab-{name}",
+                                  daemon=True)
         thread.start()
         self.threads.append(thread)
 

@@ -239,9 +239,10 @@ class PsrpTransport:
     def _run_once(self, server: Server, endpoint: Endpoint, command: Command) -> list[Any]:
         with self._lock:
             established = (server.name.lower(), endpoint) in self._pools
-        sent = False
+        sent = requested = False  # the Command was answered / the Command request went out
         try:
             entry = self._pool(server, endpoint)
+            requested = True
             with entry.lock:
                 ps = PowerShell(entry.pool)
                 ps.add_cmdlet(command.cmdlet)
@@ -265,7 +266,8 @@ class PsrpTransport:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, endpoint, close=not timed_out and not established)
             if established and not timed_out:  # the server was there a moment ago: a restart, a reset
-                raise _ShellLost(_connection_reason(exc), may_have_run=sent, connection=True) from None
+                # Dropped with the Command on its way: the server may have started it before it went.
+                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
             raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
         if ps.streams.error:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
@@ -317,9 +319,10 @@ class PsrpTransport:
     def _run_cmd_once(self, server: Server, command_line: str) -> CmdResult:
         with self._lock:
             established = server.name.lower() in self._cmd_shells
-        sent = False
+        sent = requested = False
         try:
             shell, lock = self._cmd_shell(server)
+            requested = True
             with lock:
                 process = Process(shell, command_line)
                 process.begin_invoke()
@@ -335,7 +338,7 @@ class PsrpTransport:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
             if established and not timed_out:
-                raise _ShellLost(_connection_reason(exc), may_have_run=sent, connection=True) from None
+                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
             raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
         return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
                          process.stderr.decode("utf-8", "replace"))

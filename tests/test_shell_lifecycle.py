@@ -235,3 +235,42 @@ def test_no_shell_is_left_open_after_a_run_with_faults(run_checks, monkeypatch) 
     assert result.exit_code == 0, sorted(result.failed())
     assert fired["app_pool_recycle"] >= 4 and fired["throttled"] == 1 and fired["reboot"] >= 6  # they happened
     assert left == [0]
+
+
+class _LosesTheAnswer:
+    """A transport that loses the answer to one change (as a reboot under it would): the change ran, or
+    did not, and the caller only gets OutcomeUnknown."""
+
+    def __init__(self, inner: Any, cmdlet: str, runs: bool) -> None:
+        self.inner, self.cmdlet, self.runs, self.fired = inner, cmdlet, runs, False
+
+    def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
+        if command.cmdlet == self.cmdlet and not self.fired:
+            self.fired = True
+            if self.runs:
+                self.inner.run(server, endpoint, command)
+            raise OutcomeUnknown(server, command.cmdlet, "connection dropped by the server; it may or may not have run")
+        return self.inner.run(server, endpoint, command)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("ran", [True, False])
+def test_a_change_with_unknown_outcome_is_verified_by_reading_not_repeated(tmp_path, ran) -> None:
+    from dagcheck.maintenance.live import Live
+    from tests.test_transitions import Lab
+
+    lab = Lab(tmp_path)
+    lossy = _LosesTheAnswer(lab.transport, "Suspend-ClusterNode", runs=ran)
+    lab.live = Live(lossy, lab.inventory.expectations)
+    result = lab.transition("enter").run()
+    suspends = [c for c in lab.org.call_log if c[1] == "Suspend-ClusterNode"]
+    assert lossy.fired and len(suspends) == (1 if ran else 0)  # never sent a second time
+    if ran:
+        assert result.ok, result.error
+        lab.assert_in_maintenance()
+    else:
+        assert not result.ok and "reading back shows it did not take effect" in (result.error or "")
+    events = [line for line in lab.journal.path.read_text().splitlines() if "outcome_unknown" in line]
+    assert len(events) == 1

@@ -221,7 +221,13 @@ class Transition:
                 break
             self.progress(f"  ran {before}")
         if step.wait is not None:
-            self._wait(step.wait)
+            try:
+                self._wait(step.wait)
+            except TransitionFailed as exc:
+                if unknown is None:
+                    raise
+                raise TransitionFailed(f"'{step.title}': {unknown}; reading back shows it did not take effect "
+                                       f"({exc})") from None
         check = step.postcondition() or (step.done if unknown is not None else None)
         if check is not None and not check(ctx):
             if unknown is not None:

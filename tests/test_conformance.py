@@ -29,6 +29,8 @@ SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"
 CMD_URI = SHELL_URI + "/cmd"
 EXCHANGE_URI = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
 NS = {**NAMESPACES, "wsen": "http://schemas.xmlsoap.org/ws/2004/09/enumeration"}
+# pywinrm warns that it reads REQUESTS_CA_BUNDLE; the lab here is plain HTTP on loopback.
+pytestmark = pytest.mark.filterwarnings("ignore:'pywinrm' will use an environment variable:DeprecationWarning")
 
 
 @pytest.fixture

@@ -274,3 +274,39 @@ def test_a_change_with_unknown_outcome_is_verified_by_reading_not_repeated(tmp_p
         assert not result.ok and "reading back shows it did not take effect" in (result.error or "")
     events = [line for line in lab.journal.path.read_text().splitlines() if "outcome_unknown" in line]
     assert len(events) == 1
+
+
+def test_ctrl_c_during_a_command_still_closes_every_shell(lab) -> None:
+    """Ctrl-C (KeyboardInterrupt in the main thread) while a slow cmdlet runs: close() deletes the shells,
+    and deleting the runspace pool stops the pipeline on the server too."""
+    import _thread
+
+    _, org, server = lab
+    org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx2", "cmdlet": "Get-Queue", "seconds": 30}))
+    transport = _transport(lab)
+    transport.run_cmd("mbx2", "sc.exe query MSExchangeTransport")
+    threading.Timer(0.5, _thread.interrupt_main).start()
+    with pytest.raises(KeyboardInterrupt):
+        transport.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx2"))
+    assert len(server.open_shells("mbx2")) == 2
+    transport.close()
+    assert not server.open_shells()
+    time.sleep(0.2)
+    assert not [c for c in org.call_log if c[1] == "Get-Queue"]  # stopped with its pool, never ran
+
+
+def test_a_budget_that_never_frees_gives_a_throttled_verdict(run_checks, monkeypatch) -> None:
+    """Fault throttled (more refusals than retries) on mbx3's Get-Queue: the checks reading it fail with
+    "throttled", the others pass, and no shell is left open."""
+    from dagcheck.lab import embedded
+    from dagcheck.remote import psrp
+
+    left: list[int] = []
+    stop = embedded.EmbeddedLab.stop
+    monkeypatch.setattr(embedded.EmbeddedLab, "stop", lambda self: (left.append(len(self.wire.open_shells())), stop(self)))
+    monkeypatch.setattr(psrp.PsrpTransport.__init__, "__defaults__", (None, None, 2, 0.05, 0.5))
+    result = run_checks(lab_data([{"kind": "throttled", "server": "mbx3", "cmdlet": "Get-Queue", "count": 99}]))
+    assert result.failed() and all("mbx3" in n for n in result.failed())
+    assert all("throttled by the server" in m and "user load quota" in m for m in result.messages.values())
+    assert not any("unreachable" in m for m in result.messages.values())
+    assert left == [0]

@@ -464,6 +464,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise wf.shell_not_found(shell_id)
         if action == TRANSFER + "Delete":
             self.server.shells.remove(shell.shell_id)
+            if isinstance(shell, Shell):  # closing the runspace pool stops what still runs in it
+                with shell.cond:
+                    shell.stopped.update(shell.pool.pipeline_table)
+                    shell.cond.notify_all()
             return TRANSFER + "DeleteResponse", []
         if isinstance(shell, CmdShell) and action in (ACTION + "Command", ACTION + "Receive", ACTION + "Signal", ACTION + "Send"):
             return self._cmd_action(shell, action, body)

@@ -695,8 +695,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wait = min(timeout, MAX_TIMEOUT) if timeout else self.server.lab.receive_wait
         budget = _payload_budget(max_envelope)
         with shell.cond:
-            shell.cond.wait_for(lambda: bool(shell.outbox.get(pid)) or self.server.shells.get(shell.shell_id) is None,
-                                timeout=wait)
+            shell.receiving += 1
+            try:
+                shell.cond.wait_for(lambda: bool(shell.outbox.get(pid)) or self.server.shells.get(shell.shell_id) is None,
+                                    timeout=wait)
+            finally:
+                shell.receiving -= 1
             data = shell.take(pid, budget)
             finished = pid is not None and pid in shell.done and not shell.outbox.get(pid)
         shell.last_used = time.monotonic()

@@ -39,6 +39,7 @@ class Shell:
     cond: threading.Condition = field(default_factory=threading.Condition)
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
+    receiving: int = 0  # Receives being held now: a shell waiting on a long poll is not idle
 
     def flush(self) -> None:
         """Move what psrpcore has queued into the outbox of its target (pool or pipeline). Hold cond."""
@@ -102,15 +103,17 @@ class ShellTable:
     def drop(self, keep: Callable[[AnyShell], bool] = lambda s: False) -> int:
         """Forget every shell `keep` does not keep (a recycle, a reboot); returns how many went."""
         with self._lock:
-            gone = [k for k, s in self._shells.items() if not keep(s)]
-            for k in gone:
-                del self._shells[k]
+            gone = [self._shells.pop(k) for k, s in list(self._shells.items()) if not keep(s)]
+        for shell in gone:  # a Receive held on a shell that is gone answers at once
+            if isinstance(shell, Shell):
+                with shell.cond:
+                    shell.cond.notify_all()
         return len(gone)
 
     def expire_idle(self, timeout: float) -> int:
         """IdleTimeOut: shells nobody used for `timeout` seconds are gone."""
         now = time.monotonic()
-        return self.drop(lambda s: now - s.last_used < timeout)
+        return self.drop(lambda s: now - s.last_used < timeout or getattr(s, "receiving", 0) > 0)
 
     def list(self, path: str | None = None, owner: str | None = None) -> list[AnyShell]:
         with self._lock:

@@ -182,11 +182,11 @@ class PsrpTransport:
             for pkey, entry in list(self._pools.items()):
                 if pkey[0] == name and pkey != keep and entry.lock.acquire(blocking=False):
                     del self._pools[pkey]
-                    return lambda entry=entry: (_close_quietly(entry.pool), entry.lock.release())  # type: ignore[func-returns-value]
+                    return _closer(entry.pool, entry.lock)
             cmd = self._cmd_shells.get(name)
             if cmd is not None and keep != name and cmd[1].acquire(blocking=False):
                 del self._cmd_shells[name]
-                return lambda: (_close_quietly(cmd[0]), cmd[1].release())  # type: ignore[func-returns-value]
+                return _closer(cmd[0], cmd[1])
         return None
 
     def _discard(self, server: Server, endpoint: Endpoint, close: bool = True) -> None:
@@ -280,8 +280,7 @@ class PsrpTransport:
             self._discard(server, endpoint, close=False)  # the server no longer has it
             # Refused at Command: the pipeline was never created. Lost while receiving: it may have run.
             return _ShellLost(f"the server lost the shell ({exc.reason.strip()})", may_have_run=sent)
-        if code in QUOTA_CODES:
-            self._discard(server, endpoint, close=True)
+        if code in QUOTA_CODES:  # refused at Create (nothing was opened) or at Command (the pool is fine)
             return Throttled(server.name, what, f"throttled by the server (WSMan fault {code}): {exc.reason.strip()}")
         self._discard(server, endpoint)
         return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {exc.reason}")
@@ -369,6 +368,16 @@ class _ShellLost(Exception):
     def __init__(self, reason: str, may_have_run: bool, connection: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
+
+
+def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:
+    def close() -> None:
+        try:
+            _close_quietly(closable)
+        finally:
+            lock.release()
+
+    return close
 
 
 def _close_quietly(closable: Any) -> None:

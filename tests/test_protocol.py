@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def test_throttled_cmdlet_is_retried_with_backoff() -> None:
     load quota WSMan fault, before they run; the transport backs off and the third is answered."""
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     org = build_organization(inventory)
-    fault = Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2})
+    fault = Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2, "seconds": 0.05})
     org.runtime_faults.append(fault)
     with LabServer(org) as server:
         transport = _transport((inventory, server))
@@ -212,3 +213,19 @@ def test_ntlm_with_pyspnego_as_the_acceptor() -> None:
             transport("wrong").run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
         store = server._ntlm_store
     assert store is not None and not Path(store.path).exists()  # the throwaway account file is gone
+
+
+def test_the_wait_the_user_load_quota_names_is_honoured() -> None:
+    """Fault throttled with a 1 s wait in its message: the retry comes no sooner, whatever the backoff."""
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    org = build_organization(inventory)
+    org.runtime_faults.append(Fault("throttled", {"server": "mbx2", "cmdlet": "Get-MailboxServer", "count": 1, "seconds": 1}))
+    with LabServer(org) as server:
+        transport = _transport((inventory, server))
+        transport.throttle_retries, transport.backoff = 1, 0.01
+        try:
+            started = time.monotonic()
+            assert transport.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx2"))
+            assert time.monotonic() - started >= 1.0  # a lower bound the server set, not a performance figure
+        finally:
+            transport.close()

@@ -229,7 +229,7 @@ def test_no_shell_is_left_open_after_a_run_with_faults(run_checks, monkeypatch) 
     monkeypatch.setattr(psrp.PsrpTransport.__init__, "__defaults__", (None, None, 3, 0.05, 0.5))
     result = run_checks(lab_data([
         {"kind": "app_pool_recycle", "server": "mbx1", "count": 4},
-        {"kind": "throttled", "server": "mbx2", "cmdlet": "Get-Queue", "count": 1},
+        {"kind": "throttled", "server": "mbx2", "cmdlet": "Get-Queue", "count": 1, "seconds": 0.05},
         {"kind": "reboot", "server": "mbx3", "count": 6, "seconds": 0.2},
     ]))
     assert result.exit_code == 0, sorted(result.failed())
@@ -305,7 +305,7 @@ def test_a_budget_that_never_frees_gives_a_throttled_verdict(run_checks, monkeyp
     stop = embedded.EmbeddedLab.stop
     monkeypatch.setattr(embedded.EmbeddedLab, "stop", lambda self: (left.append(len(self.wire.open_shells())), stop(self)))
     monkeypatch.setattr(psrp.PsrpTransport.__init__, "__defaults__", (None, None, 2, 0.05, 0.5))
-    result = run_checks(lab_data([{"kind": "throttled", "server": "mbx3", "cmdlet": "Get-Queue", "count": 99}]))
+    result = run_checks(lab_data([{"kind": "throttled", "server": "mbx3", "cmdlet": "Get-Queue", "count": 99, "seconds": 0.05}]))
     assert result.failed() and all("mbx3" in n for n in result.failed())
     assert all("throttled by the server" in m and "user load quota" in m for m in result.messages.values())
     assert not any("unreachable" in m for m in result.messages.values())

@@ -632,8 +632,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if hits < int(f.get("count", 1)):
                     org.fault_hits[id(f)] = hits + 1
                     shell.pool.pipeline_table.pop(pipeline.pipeline_id, None)
-                    # Exchange's documented default budget figures (guessed for the wait).
-                    raise wf.user_load_quota(int(f.get("value") or 1000), 2, 2000)
+                    # value: the quota (1000 requests per 2 seconds, as reported); seconds: the wait it names.
+                    raise wf.user_load_quota(int(f.get("value") or 1000), 2, int(float(f.get("seconds", 2)) * 1000))
 
     def _run_pipeline(self, shell: Shell, pipeline: ServerPipeline) -> None:
         lab = self.server.lab

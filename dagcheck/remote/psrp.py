@@ -8,6 +8,7 @@ raw CLIXML with psrpcore (see dagcheck.clixml for why).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +51,8 @@ SHELL_LOST_CODES = frozenset({2150858843})
 # concurrent users. The server refused before running anything: back off and retry.
 QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
 _T = TypeVar("_T")
+MAX_RETRY_AFTER = 60.0
+_RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
 
 
 @dataclass
@@ -220,10 +223,12 @@ class PsrpTransport:
         while True:
             try:
                 return attempt()
-            except Throttled:
+            except Throttled as exc:
                 if throttled >= self.throttle_retries:
                     raise
-                time.sleep(self.backoff * (2**throttled))
+                # Exchange's user load quota says how long the next request will be refused: wait that
+                # long at least (capped), else back off exponentially.
+                time.sleep(max(self.backoff * (2**throttled), min(_retry_after(exc.reason), MAX_RETRY_AFTER)))
                 throttled += 1
             except _ShellLost as lost:
                 if lost.may_have_run and not is_read:
@@ -368,6 +373,11 @@ class _ShellLost(Exception):
     def __init__(self, reason: str, may_have_run: bool, connection: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
+
+
+def _retry_after(reason: str) -> float:
+    match = _RETRY_AFTER.search(reason)
+    return int(match.group(1)) / 1000 if match else 0.0
 
 
 def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:

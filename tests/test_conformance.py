@@ -265,14 +265,20 @@ def test_enumerate_the_shell_resource_lists_what_clients_left_open(lab) -> None:
         context = body.findtext("wsen:EnumerateResponse/wsen:EnumerationContext", namespaces=NS)
         pull = ET.Element(f"{{{NS['wsen']}}}Pull")
         ET.SubElement(pull, f"{{{NS['wsen']}}}EnumerationContext").text = context
-        items = wsman.pull(SHELL_URI, pull).find("wsen:PullResponse/wsman:Items", NS)
+        items = wsman.pull(SHELL_URI, pull).find("wsen:PullResponse/wsen:Items", NS)
         listed = {s.findtext("rsp:ShellId", namespaces=NS): s for s in items.findall("rsp:Shell", NS)}
         assert set(listed) == {left_open.id, pool.shell.id}
         assert listed[left_open.id].findtext("rsp:ResourceUri", namespaces=NS) == CMD_URI
         assert listed[left_open.id].findtext("rsp:Owner", namespaces=NS) == server.credentials.username
+        # optimized, as Get-WSManInstance -Enumerate asks: the items come in the EnumerateResponse itself
+        enumerate_ = ET.Element(f"{{{NS['wsen']}}}Enumerate")
+        ET.SubElement(enumerate_, f"{{{NS['wsman']}}}OptimizeEnumeration")
+        optimized = wsman.enumerate(SHELL_URI, enumerate_).find("wsen:EnumerateResponse", NS)
+        assert len(optimized.findall("wsman:Items/rsp:Shell", NS)) == 2
+        assert optimized.find("wsman:EndOfSequence", NS) is not None
         # the Exchange endpoint's runspaces are not the WinRM service's: /wsman does not list them
         with RunspacePool(_wsman(server), configuration_name="Microsoft.Exchange"):
-            items = wsman.pull(SHELL_URI, pull).find("wsen:PullResponse/wsman:Items", NS)
+            items = wsman.pull(SHELL_URI, pull).find("wsen:PullResponse/wsen:Items", NS)
             assert len(items.findall("rsp:Shell", NS)) == 2
     finally:
         left_open.close()

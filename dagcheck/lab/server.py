@@ -540,19 +540,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         wsman:OptimizeEnumeration the items come in the EnumerateResponse, as Windows does; a Pull on
         the context gives them otherwise. The lab lists every user's shells (guessed: Windows shows a
         non-administrator only their own)."""
-        items = ET.Element(f"{{{NS['wsman']}}}Items")
-        for shell in self.server.shells.list(path=path):
-            kind = ("stdin", "stdout stderr") if isinstance(shell, CmdShell) else ("stdin pr", "stdout")
-            items.append(self._shell_element(shell, *kind))
-        eos = ET.Element(f"{{{NS['wsman']}}}EndOfSequence")
-        if action == ENUMERATION + "Pull":
+        shells = [self._shell_element(s, *(("stdin", "stdout stderr") if isinstance(s, CmdShell) else ("stdin pr", "stdout")))
+                  for s in self.server.shells.list(path=path)]
+        if action == ENUMERATION + "Pull":  # WS-Enumeration's own Items and EndOfSequence
             resp = ET.Element(f"{{{NS['wsen']}}}PullResponse")
-            resp.extend([items, eos])
+            ET.SubElement(resp, f"{{{NS['wsen']}}}Items").extend(shells)
+            ET.SubElement(resp, f"{{{NS['wsen']}}}EndOfSequence")
             return ENUMERATION + "PullResponse", [resp]
         resp = ET.Element(f"{{{NS['wsen']}}}EnumerateResponse")
         ET.SubElement(resp, f"{{{NS['wsen']}}}EnumerationContext").text = f"uuid:{uuid.uuid4()}"
-        if envelope.find("s:Body/wsen:Enumerate/wsman:OptimizeEnumeration", NS) is not None:
-            resp.extend([items, eos])
+        if envelope.find("s:Body/wsen:Enumerate/wsman:OptimizeEnumeration", NS) is not None:  # DSP0226 8.2.3
+            ET.SubElement(resp, f"{{{NS['wsman']}}}Items").extend(shells)
+            ET.SubElement(resp, f"{{{NS['wsman']}}}EndOfSequence")
         return ENUMERATION + "EnumerateResponse", [resp]
 
     def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None) -> tuple[str, list[ET.Element]]:

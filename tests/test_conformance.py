@@ -92,6 +92,40 @@ def test_create_response_matches_the_windows_recording(lab) -> None:
     assert not server.open_shells()
 
 
+def _recording(wsman: WSMan) -> list[tuple[int, ET.Element]]:
+    """Every response envelope the client receives: its size on the wire, and parsed."""
+    seen: list[tuple[int, ET.Element]] = []
+    send = wsman.transport.send
+
+    def recording(message: bytes, **kw: Any) -> bytes:
+        response = send(message, **kw)
+        seen.append((len(response), ET.fromstring(response)))
+        return response
+
+    wsman.transport.send = recording  # type: ignore[method-assign]
+    return seen
+
+
+def test_powershell_create_and_pool_receive_match_the_windows_recording(lab) -> None:
+    """test_psrp_open_runspace.yml: a PowerShell shell's rsp:Shell has its own fields; the pool's Receive
+    answers rsp:Stream elements (one per PSRP payload) without a CommandState."""
+    _, server = lab
+    wsman = _wsman(server, path="wsman")
+    seen = _recording(wsman)
+    with RunspacePool(wsman, configuration_name="Microsoft.PowerShell"):
+        pass
+    info = seen[0][1].find("s:Body/rsp:Shell", NS)
+    assert [c.tag.split("}")[1] for c in info] == [
+        "ShellId", "ResourceUri", "Owner", "ClientIP", "ProcessId", "IdleTimeOut", "InputStreams", "OutputStreams",
+        "MaxIdleTimeOut", "Locale", "DataLocale", "CompressionMode", "ProfileLoaded", "Encoding", "BufferMode",
+        "State", "ShellRunTime", "ShellInactivity"]
+    assert info.findtext("rsp:InputStreams", namespaces=NS) == "stdin pr"
+    receive = next(e.find("s:Body/rsp:ReceiveResponse", NS) for _, e in seen[1:]
+                   if e.find("s:Body/rsp:ReceiveResponse", NS) is not None)
+    assert receive.find("rsp:CommandState", NS) is None
+    assert all(st.get("CommandId") is None and st.get("Name") == "stdout" for st in receive.findall("rsp:Stream", NS))
+
+
 def test_pywinrm_runs_a_command_through_create_command_receive_signal_delete(lab) -> None:
     _, server = lab
     session = winrm.Session(f"http://127.0.0.1:{server.port('mbx2')}/wsman", transport="basic",
@@ -225,20 +259,13 @@ def test_receive_responses_fit_the_clients_max_envelope_size_as_psrp_fragments(l
     _, server = lab
     size = 10240
     wsman = _wsman(server, max_envelope_size=size)
-    sizes: list[int] = []
-    send = wsman.transport.send
-
-    def recording(message: bytes, **kw: Any) -> bytes:
-        response = send(message, **kw)
-        sizes.append(len(response))
-        return response
-
-    wsman.transport.send = recording  # type: ignore[method-assign]
+    seen = _recording(wsman)
     with RunspacePool(wsman, configuration_name="Microsoft.Exchange") as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-ServerComponentState").add_parameter("Identity", "mbx1")
         output = ps.invoke()
     assert len(output) == 34 and not ps.had_errors  # reassembled whole from many fragments
+    sizes = [n for n, _ in seen]
     assert max(sizes) <= size and len(sizes) > 10, sizes
 
 

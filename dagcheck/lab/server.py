@@ -524,13 +524,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return [resp, self._shell_element(shell, inputs, outputs)]
 
     def _shell_element(self, shell: AnyShell, inputs: str, outputs: str) -> ET.Element:
+        """rsp:Shell with the fields, in the order, of the recorded Windows responses: a PowerShell shell
+        (test_psrp_open_runspace.yml) has more than a cmd shell (test_winrs_standard.yml)."""
         info = ET.Element(f"{{{NS['rsp']}}}Shell")
-        idle = self.server.lab.idle_timeout_for(shell.server_name)
-        for tag, value in (("ShellId", shell.shell_id), ("ResourceUri", shell.resource),
-                           ("Owner", shell.owner), ("ClientIP", "127.0.0.1"),
-                           ("IdleTimeOut", f"PT{idle:.3f}S"), ("InputStreams", inputs), ("OutputStreams", outputs),
-                           ("ShellRunTime", _xs_duration(time.time() - shell.created)),
-                           ("ShellInactivity", _xs_duration(time.monotonic() - shell.last_used))):
+        idle = f"PT{self.server.lab.idle_timeout_for(shell.server_name):.3f}S"
+        fields = [("ShellId", shell.shell_id), ("ResourceUri", shell.resource), ("Owner", shell.owner),
+                  ("ClientIP", "127.0.0.1")]
+        if isinstance(shell, Shell):
+            fields += [("ProcessId", str(os.getpid())), ("IdleTimeOut", idle), ("InputStreams", inputs),
+                       ("OutputStreams", outputs), ("MaxIdleTimeOut", "PT2147483.647S"), ("Locale", "en-US"),
+                       ("DataLocale", "en-US"), ("CompressionMode", "NoCompression"), ("ProfileLoaded", "Yes"),
+                       ("Encoding", "UTF8"), ("BufferMode", "Block"), ("State", "Connected")]
+        else:
+            fields += [("IdleTimeOut", idle), ("InputStreams", inputs), ("OutputStreams", outputs)]
+        fields += [("ShellRunTime", _xs_duration(time.time() - shell.created)),
+                   ("ShellInactivity", _xs_duration(time.monotonic() - shell.last_used))]
+        for tag, value in fields:
             ET.SubElement(info, f"{{{NS['rsp']}}}{tag}").text = value
         return info
 
@@ -708,15 +717,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise wf.shell_not_found(shell.shell_id)
             raise wf.timed_out()
         resp = ET.Element(f"{{{NS['rsp']}}}ReceiveResponse")
-        attrs = {"Name": "stdout"}
-        if pid_text:
-            attrs["CommandId"] = pid_text
-        ET.SubElement(resp, f"{{{NS['rsp']}}}Stream", attrs).text = base64.b64encode(data).decode()
-        state = ACTION + ("CommandState/Done" if finished else "CommandState/Running")
-        cs = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState",
-                           {"State": state, **({"CommandId": pid_text} if pid_text else {})})
-        if finished:
-            ET.SubElement(cs, f"{{{NS['rsp']}}}ExitCode").text = "0"
+        attrs = {"Name": "stdout", **({"CommandId": pid_text} if pid_text else {})}
+        for chunk in data:
+            ET.SubElement(resp, f"{{{NS['rsp']}}}Stream", attrs).text = base64.b64encode(chunk).decode()
+        if pid_text:  # the pool's own Receive carries no CommandState (as recorded from Windows)
+            state = ACTION + ("CommandState/Done" if finished else "CommandState/Running")
+            cs = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState", {"CommandId": pid_text, "State": state})
+            if finished:
+                ET.SubElement(cs, f"{{{NS['rsp']}}}ExitCode").text = "0"
         return ACTION + "ReceiveResponse", [resp]
 
     def _signal(self, shell: Shell, body: ET.Element | None) -> tuple[str, list[ET.Element]]:

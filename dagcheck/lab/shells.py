@@ -48,13 +48,14 @@ class Shell:
             self.outbox.setdefault(payload.pipeline_id, []).append(payload.data)
         self.cond.notify_all()
 
-    def take(self, target: uuid.UUID | None, budget: int) -> bytes:
-        """Whole payloads for one target, as many as fit in budget bytes (at least one). Hold cond."""
+    def take(self, target: uuid.UUID | None, budget: int) -> list[bytes]:
+        """Whole payloads for one target, as many as fit in budget bytes together (at least one), each for
+        its own rsp:Stream as Windows sends them. Hold cond."""
         queue = self.outbox.get(target) or []
-        out = bytearray()
-        while queue and (not out or len(out) + len(queue[0]) <= budget):
-            out += queue.pop(0)
-        return bytes(out)
+        out: list[bytes] = []
+        while queue and (not out or sum(map(len, out)) + len(queue[0]) <= budget):
+            out.append(queue.pop(0))
+        return out
 
 
 @dataclass

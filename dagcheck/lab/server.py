@@ -328,9 +328,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         if len(body) > lab.max_envelope_kb * 1024:
-            # MaxEnvelopeSizekb also bounds what a client may send (MS-WSMV 2.2.4.10): Windows answers
-            # HTTP 413, which its client reports as "the request size exceeded the configured
-            # MaxEnvelopeSize quota" (an empty 413 body is guessed).
+            # MaxEnvelopeSizekb also bounds what a client may send (MS-WSMV 2.2.4.10): the WinRM service
+            # answers HTTP 413 (as pypsrp/Ansible users report), which the Windows client shows as "the
+            # request size exceeded the configured MaxEnvelopeSize quota" (an empty 413 body is guessed).
             self._send(413, b"", "text/plain")
             return
         try:

@@ -78,8 +78,10 @@ def max_shells_per_user(limit: int) -> WSManFault:
 
 def powershell_max_concurrency(limit: int) -> WSManFault:
     """Exchange's throttling policy (PowerShellMaxConcurrency, 18 in the default policy) refusing a runspace."""
-    # The text is Exchange's (reported from Exchange 2010 EMC sessions, "maximum of N", no "number");
-    # code, subcode and answering it at Create (not at the first Receive) are guessed.
+    # The text is Exchange's as reported from Exchange 2010 ("maximum of N", no "number"), behind
+    # PowerShell's "Connecting to remote server failed" prefix, which it puts on faults from Create.
+    # Guessed: the code and subcode (those of WinRM's own shell quota), and that Exchange 2016/2019/SE
+    # still word it so.
     return WSManFault(
         QUOTA_MAX_SHELLS, "w:QuotaLimit",
         f"The WS-Management service cannot process the request. This user is allowed a maximum of {limit} "

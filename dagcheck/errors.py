@@ -43,7 +43,14 @@ class CmdletFailed(RemoteError):
 
 
 class Throttled(CmdletFailed):
-    """Exchange's throttling (the MicroDelay/budget errors); the transport retries these with backoff."""
+    """The server refused for now: Exchange's throttling (budget errors, the user load quota, the runspace
+    quota) or WinRM's shell quota. The transport backs off and retries; this is raised when the budget
+    never freed. A verdict of "throttled", not "unreachable": the server answered."""
+
+
+class OutcomeUnknown(RemoteError):
+    """A change was sent and the connection or shell was lost before its answer: it may or may not have
+    run. It is never repeated blindly; the caller re-verifies by reading."""
 
 
 class TransitionRefused(DagcheckError):

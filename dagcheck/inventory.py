@@ -38,6 +38,10 @@ class ConnectionSettings:
     encryption: str = "auto"
     operation_timeout: int = 60
     read_timeout: int = 90
+    # Shells dagcheck keeps open on one server at once (Exchange pool, Windows pool, WinRS cmd shell):
+    # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
+    # every other admin session of the same account shares.
+    max_runspaces: int = 3
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,19 @@ def _duplicates(names: list[str]) -> list[str]:
     return dups
 
 
+def _validate_timeouts(data: dict[str, Any], fail: Any) -> None:
+    """A server holds a Receive for the whole OperationTimeout before answering TimedOut: a read_timeout
+    that is not longer would cut every quiet long poll as a network failure."""
+    defaults = data.get("connection") or {}
+    places = [("connection", defaults)] + [(f"servers[{i}].connection", {**defaults, **(s.get("connection") or {})})
+                                           for i, s in enumerate(data["servers"])]
+    for path, conn in places:
+        op, read = conn.get("operation_timeout", 60), conn.get("read_timeout", 90)
+        if read <= op:
+            fail(f"{path}.read_timeout", f"{read} must be longer than operation_timeout ({op}): the server holds a "
+                 "Receive for the whole operation timeout")
+
+
 def _validate_references(data: dict[str, Any], file: str) -> None:
     def fail(path: str, problem: str) -> None:
         raise InventoryError(file, path, problem)
@@ -255,6 +272,7 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
             fail(f"servers[{i}].site", f"site {server['site']!r} is not listed under sites")
         if "dag" in server and server["dag"].lower() not in dag_names:
             fail(f"servers[{i}].dag", f"DAG {server['dag']!r} is not listed under dags")
+    _validate_timeouts(data, fail)
     fqdns = [s["fqdn"] for s in servers]
     for dup in _duplicates(fqdns):
         fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")

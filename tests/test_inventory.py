@@ -87,3 +87,12 @@ def test_pytest_run_with_invalid_inventory_exits_cleanly(tmp_path: Path) -> None
     assert proc.returncode != 0
     assert f"invalid inventory {p}: servers[2].fqdn" in output
     assert "Traceback" not in output
+
+
+def test_read_timeout_not_longer_than_operation_timeout_is_refused() -> None:
+    """The server holds a Receive for the whole OperationTimeout; a shorter read timeout would cut it."""
+    data = lab_data()
+    data["servers"][1]["connection"] = {"operation_timeout": 60, "read_timeout": 60}
+    with pytest.raises(InventoryError, match=r"servers\[1\]\.connection\.read_timeout: 60 must be longer than "
+                                             r"operation_timeout \(60\)"):
+        parse_inventory(data, "lab.yml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -111,22 +112,28 @@ def test_script_text_is_refused_like_a_nolanguage_endpoint(lab) -> None:
 
 
 def test_throttled_cmdlet_is_retried_with_backoff() -> None:
+    """Fault throttled: Exchange's PowerShellMaxCmdlets budget refuses the first two invocations with the user
+    load quota WSMan fault, before they run; the transport backs off and the third is answered."""
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     org = build_organization(inventory)
-    org.runtime_faults.append(Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2}))
+    fault = Fault("throttled", {"server": "mbx1", "cmdlet": "Get-MailboxServer", "count": 2, "seconds": 0.05})
+    org.runtime_faults.append(fault)
     with LabServer(org) as server:
         transport = _transport((inventory, server))
         transport.throttle_retries, transport.backoff = 3, 0.01
         try:
             assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
             calls = [c for c in org.call_log if c[1] == "Get-MailboxServer"]
-            assert len(calls) == 3  # two over budget, the third answered
+            assert len(calls) == 1 and org.fault_hits[id(fault)] == 2  # two refused unrun, the third answered
             transport.throttle_retries = 0
             org.fault_hits.clear()
-            with pytest.raises(Throttled, match="exceeded the budget"):
+            with pytest.raises(Throttled, match="user load quota of 1000 requests per 2 seconds") as exc:
                 transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+            assert not isinstance(exc.value, ConnectionFailed)
+            assert transport.transcript.invocations[-1].outcome == "throttled"
         finally:
             transport.close()
+        assert not server.open_shells()
 
 
 def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
@@ -206,3 +213,19 @@ def test_ntlm_with_pyspnego_as_the_acceptor() -> None:
             transport("wrong").run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
         store = server._ntlm_store
     assert store is not None and not Path(store.path).exists()  # the throwaway account file is gone
+
+
+def test_the_wait_the_user_load_quota_names_is_honoured() -> None:
+    """Fault throttled with a 1 s wait in its message: the retry comes no sooner, whatever the backoff."""
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    org = build_organization(inventory)
+    org.runtime_faults.append(Fault("throttled", {"server": "mbx2", "cmdlet": "Get-MailboxServer", "count": 1, "seconds": 1}))
+    with LabServer(org) as server:
+        transport = _transport((inventory, server))
+        transport.throttle_retries, transport.backoff = 1, 0.01
+        try:
+            started = time.monotonic()
+            assert transport.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx2"))
+            assert time.monotonic() - started >= 1.0  # a lower bound the server set, not a performance figure
+        finally:
+            transport.close()

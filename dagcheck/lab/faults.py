@@ -15,7 +15,16 @@ from dagcheck.inventory import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
-                           "cmdlet_missing"})
+                           "cmdlet_missing", *{
+                               # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
+                               "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
+                               "shell_quota",       # count: WinRM's MaxShellsPerUser (default 30)
+                               "idle_timeout",      # seconds: shells idle that long are gone (default 7200)
+                               "app_pool_recycle",  # count: at that Command on /PowerShell every runspace is gone
+                               "reboot",            # count, seconds: at that Command the server restarts
+                           }})
+# "throttled" (cmdlet, count, value): the first `count` invocations of the cmdlet exceed Exchange's
+# PowerShellMaxCmdlets budget and are refused with the user load quota WSMan fault (value: the quota).
 _APPLY: dict[str, Callable[[Organization, Fault], None]] = {}
 
 

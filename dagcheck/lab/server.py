@@ -3,8 +3,14 @@
 Paths: /PowerShell (configuration Microsoft.Exchange, as on an Exchange server's IIS) and /wsman
 (configuration Microsoft.PowerShell, the Windows endpoint). psrpcore's ServerRunspacePool and
 ServerPipeline speak PSRP; this module speaks WSMan (Create, Command, Send, Receive, Signal,
-Delete) around them and runs the lab's cmdlets. Pipelines run on worker threads so that a slow
-cmdlet makes Receive wait, as with a real server.
+Delete, Enumerate) around them and runs the lab's cmdlets. Pipelines run on worker threads so that a
+slow cmdlet makes Receive wait, as with a real server: a Receive is held for the request's
+OperationTimeout and then answered w:TimedOut, as Windows does.
+
+Shells end as on real servers (dagcheck.lab.shells): IdleTimeOut, an application-pool recycle, a
+reboot (the listener closes: connection refused until it is back). Quotas are enforced per user:
+Exchange's PowerShellMaxConcurrency on /PowerShell, WinRM's MaxShellsPerUser on /wsman. The fault
+shapes are in dagcheck.lab.wirefaults.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import spnego
@@ -31,11 +37,15 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
+from dagcheck.inventory import Fault
 from dagcheck.lab import cmdlets, winrs
+from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
+from dagcheck.lab.shells import EXCHANGE_PATH, WSMAN_PATH, AnyShell, CmdShell, Shell, ShellTable
 from dagcheck.lab.state import Organization
 from dagcheck.lab.tls import LabCertificate
+from dagcheck.lab.wirefaults import WSManFault
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,8 @@ NS = {
     "wst": "http://schemas.xmlsoap.org/ws/2004/09/transfer",
     "wsmanfault": "http://schemas.microsoft.com/wbem/wsman/1/wsmanfault",
     "pwsh": "http://schemas.microsoft.com/powershell",
+    "wsen": "http://schemas.xmlsoap.org/ws/2004/09/enumeration",
+    "wsmv": "http://schemas.microsoft.com/wbem/wsman/1/wsman.xsd",
 }
 for _prefix, _uri in NS.items():
     ET.register_namespace(_prefix, _uri)
@@ -56,48 +68,19 @@ TRANSFER = "http://schemas.xmlsoap.org/ws/2004/09/transfer/"
 RESOURCE_EXCHANGE = "http://schemas.microsoft.com/powershell/Microsoft.Exchange"
 RESOURCE_WINDOWS = "http://schemas.microsoft.com/powershell/Microsoft.PowerShell"
 RESOURCE_CMD = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd"
+RESOURCE_SHELL = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"  # Enumerate: the open shells
+ENUMERATION = "http://schemas.xmlsoap.org/ws/2004/09/enumeration/"
 CMD = "cmd"
 # Per HTTP path, the resource URIs served there and what answers them.
 PATHS = {
-    "/powershell": {RESOURCE_EXCHANGE: EXCHANGE},
-    "/wsman": {RESOURCE_WINDOWS: WINDOWS, RESOURCE_CMD: CMD},
+    EXCHANGE_PATH: {RESOURCE_EXCHANGE: EXCHANGE},
+    WSMAN_PATH: {RESOURCE_WINDOWS: WINDOWS, RESOURCE_CMD: CMD},
 }
-TIMED_OUT = 2150858793  # ERROR_WSMAN_OPERATION_TIMEDOUT: no output within OperationTimeout
+TIMED_OUT = wf.TIMED_OUT
 SIGNAL_TERMINATE = ACTION + "signal/terminate"
-
-
-class WSManFault(Exception):
-    def __init__(self, code: int, subcode: str, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.code, self.subcode, self.message, self.status = code, subcode, message, status
-
-
-@dataclass
-class Shell:
-    """One client runspace pool: psrpcore's state machine plus per-target outboxes for Receive."""
-
-    shell_id: str
-    endpoint: str
-    server_name: str
-    pool: ServerRunspacePool
-    outbox: dict[uuid.UUID | None, bytearray] = field(default_factory=dict)
-    done: set[uuid.UUID] = field(default_factory=set)
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-    def flush(self) -> None:
-        """Move what psrpcore has queued into the outbox of its target (pool or pipeline). Hold cond."""
-        while (payload := self.pool.data_to_send()) is not None:
-            self.outbox.setdefault(payload.pipeline_id, bytearray()).extend(payload.data)
-        self.cond.notify_all()
-
-
-@dataclass
-class CmdShell:
-    """A WinRS cmd shell: commands run at once; their (exit code, stdout, stderr) wait for Receive."""
-
-    shell_id: str
-    server_name: str
-    results: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+MAX_TIMEOUT = 60.0  # winrm/config MaxTimeoutms 60000: no Receive is held longer
+MIN_ENVELOPE = 8192
+ENVELOPE_OVERHEAD = 2048  # room for the SOAP headers and the ReceiveResponse around a stream
 
 
 class NtlmStore:
@@ -145,17 +128,25 @@ class LabEndpointServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
     def __init__(self, lab: LabServer, server_name: str, port: int = 0) -> None:
         self.lab = lab
         self.sim_server = server_name
-        self.shells: dict[str, Shell] = {}
-        self.shells_lock = threading.Lock()
+        self.shells = ShellTable()
+        self.connections: set[socket.socket] = set()  # open client connections: a reboot resets them
+        self.connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
+
+    def reset_connections(self) -> None:
+        with self.connections_lock:
+            conns = list(self.connections)
+        for conn in conns:
+            _reset(conn)
 
 
 class LabServer:
     """All endpoints of the simulated organisation; start() binds one port per server."""
 
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
-                 ports: dict[str, int] | None = None, receive_wait: float = 5.0, https: bool = False,
-                 auth: str = "basic") -> None:
+                 ports: dict[str, int] | None = None, receive_wait: float = MAX_TIMEOUT, https: bool = False,
+                 auth: str = "basic", idle_timeout: float = 7200.0, max_shells_per_user: int = 30,
+                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500) -> None:
         if auth not in ("basic", "ntlm"):
             raise ValueError(f"the lab serves basic or ntlm auth, not {auth!r}")
         self.org = org
@@ -166,28 +157,110 @@ class LabServer:
         self.credentials = credentials or LabCredentials.generate()
         self.endpoints: dict[str, LabEndpointServer] = {}
         self.threads: list[threading.Thread] = []
-        self._ports = ports or {}
-        self.receive_wait = receive_wait
+        self._ports = dict(ports or {})
+        self.receive_wait = receive_wait  # how long a Receive without an OperationTimeout header is held
+        # Windows' and Exchange's defaults: IdleTimeOut PT7200S; winrm/config/winrs MaxShellsPerUser 30
+        # (Server 2012 and later); the default throttling policy's PowerShellMaxConcurrency 18;
+        # winrm/config MaxEnvelopeSizekb 500. Faults (idle_timeout, shell_quota, runspace_quota) lower them.
+        self.idle_timeout = idle_timeout
+        self.max_shells_per_user = max_shells_per_user
+        self.powershell_max_concurrency = powershell_max_concurrency
+        self.max_envelope_kb = max_envelope_kb
+        self._down: set[str] = set()
+        self._stopped = False
+        self._state_lock = threading.Lock()
 
     def start(self) -> LabServer:
         if self.auth == "ntlm":
             self._ntlm_store = NtlmStore(self.credentials)
         for name, server in self.org.servers.items():
-            endpoint = LabEndpointServer(self, server.name, self._ports.get(name, 0))
-            if self._tls is not None:
-                endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
-            self.endpoints[name] = endpoint
-            thread = threading.Thread(target=endpoint.serve_forever, name=f"lab-{name}", daemon=True)
-            thread.start()
-            self.threads.append(thread)
+            self._listen(name, server.name, self._ports.get(name, 0))
         return self
 
+    def _listen(self, name: str, server_name: str, port: int) -> None:
+        endpoint = LabEndpointServer(self, server_name, port)
+        if self._tls is not None:
+            endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
+        self._ports[name] = endpoint.server_address[1]
+        self.endpoints[name] = endpoint
+        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.1}, name=f"lab-{name}",
+                                  daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
     def stop(self) -> None:
-        for endpoint in self.endpoints.values():
+        with self._state_lock:
+            self._stopped = True
+            endpoints = [e for n, e in self.endpoints.items() if n not in self._down]
+        for endpoint in endpoints:
             endpoint.shutdown()
             endpoint.server_close()
         if self._ntlm_store is not None:
             self._ntlm_store.remove()
+
+    # ---- the lab's own controls: what happens to a real server's shells -------------------------
+
+    def recycle_app_pool(self, server: str) -> int:
+        """MSExchangePowerShellAppPool recycles: every /PowerShell runspace on the server is gone (the
+        WinRM service's /wsman shells live in another process and stay). Returns how many went."""
+        return self.endpoints[server.lower()].shells.drop(lambda s: s.path != EXCHANGE_PATH)
+
+    def expire_idle_shells(self, server: str | None = None, idle_for: float | None = None) -> int:
+        """Expire shells idle for `idle_for` seconds (default: the IdleTimeOut); 0 expires every shell now."""
+        names = [server.lower()] if server else list(self.endpoints)
+        timeout = self.idle_timeout if idle_for is None else idle_for
+        return sum(self.endpoints[n].shells.expire_idle(timeout) for n in names)
+
+    def reboot(self, server: str, seconds: float) -> None:
+        """The server restarts: its connections are reset, its port refuses connections for `seconds`,
+        and it comes back with no shells."""
+        name = server.lower()
+        with self._state_lock:
+            if name in self._down or self._stopped:
+                return
+            self._down.add(name)
+            endpoint = self.endpoints[name]
+        endpoint.shutdown()
+        endpoint.server_close()
+        endpoint.reset_connections()
+        endpoint.shells.drop()
+        timer = threading.Timer(seconds, self._boot, args=(name, endpoint.sim_server))
+        timer.daemon = True
+        timer.start()
+
+    def _boot(self, name: str, server_name: str) -> None:
+        with self._state_lock:
+            if self._stopped:
+                return
+            self._listen(name, server_name, self._ports[name])
+            self._down.discard(name)
+
+    def is_down(self, server: str) -> bool:
+        return server.lower() in self._down
+
+    def open_shells(self, server: str | None = None, owner: str | None = None) -> list[AnyShell]:
+        """The shells the servers hold (every server, or one), optionally only one user's."""
+        names = [server.lower()] if server else list(self.endpoints)
+        return [s for n in names for s in self.endpoints[n].shells.list(owner=owner)]
+
+    def idle_timeout_for(self, server: str) -> float:
+        faults = self.org.faults_matching("idle_timeout", server)
+        return min([float(f.get("seconds", 60)) for f in faults] + [self.idle_timeout])
+
+    def shell_limit(self, server: str, path: str) -> int:
+        kind, default = (("runspace_quota", self.powershell_max_concurrency) if path == EXCHANGE_PATH
+                         else ("shell_quota", self.max_shells_per_user))
+        return min([int(f.get("count", 1)) for f in self.org.faults_matching(kind, server)] + [default])
+
+    def fault_fires(self, kind: str, server: str, cmdlet: str | None = None) -> Fault | None:
+        """A one-shot runtime fault that fires at its `count`-th request (default the first), then never."""
+        with self.org.lock:
+            for f in self.org.faults_matching(kind, server, cmdlet):
+                hits = self.org.fault_hits.get(id(f), 0) + 1
+                self.org.fault_hits[id(f)] = hits
+                if hits == int(f.get("count", 1) or 1):
+                    return f
+        return None
 
     def __enter__(self) -> LabServer:
         return self.start()
@@ -196,7 +269,7 @@ class LabServer:
         self.stop()
 
     def port(self, server: str) -> int:
-        return self.endpoints[server.lower()].server_address[1]
+        return self._ports[server.lower()]
 
     def exchange_uri(self, server: str) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port(server)}/PowerShell"
@@ -220,6 +293,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.server.sim_server, format % args)
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
     # ---- HTTP ---------------------------------------------------------------------------------
 
     def do_POST(self) -> None:
@@ -228,9 +311,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         if lab.dropped(self.server.sim_server):
             # A dropped connection: no response at all, the socket is reset.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             self.close_connection = True
-            self.connection.close()
+            _reset(self.connection)
             return
         path = self.path.split("?", 1)[0].rstrip("/").lower()
         if path not in PATHS:
@@ -245,19 +327,38 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if len(body) > lab.max_envelope_kb * 1024:
+            # MaxEnvelopeSizekb also bounds what a client may send (MS-WSMV 2.2.4.10): the WinRM service
+            # answers HTTP 413 (as pypsrp/Ansible users report), which the Windows client shows as "the
+            # request size exceeded the configured MaxEnvelopeSize quota" (an empty 413 body is guessed).
+            self._send(413, b"", "text/plain")
+            return
         try:
             envelope = ET.fromstring(body)
         except ET.ParseError:
             self._fault(None, WSManFault(2150858817, "w:SchemaValidationError", "The SOAP XML in the message does not match the corresponding XML schema definition.", 400))
             return
         message_id = _text(envelope, "s:Header/wsa:MessageID") or ""
+        action = _text(envelope, "s:Header/wsa:Action") or ""
+        server = self.server.sim_server
+        if action == ACTION + "Command" and (f := lab.fault_fires("reboot", server)) is not None:
+            # The server goes down under this request: no answer, then connection refused for a while.
+            self.close_connection = True
+            threading.Thread(target=lab.reboot, args=(server, float(f.get("seconds", 3))), daemon=True).start()
+            _reset(self.connection)
+            return
+        self.server.shells.expire_idle(lab.idle_timeout_for(server))
         try:
             response = self._dispatch(envelope, path)
         except WSManFault as fault:
             self._fault(message_id, fault)
             return
-        action, body_el = response
-        self._send(200, _envelope(action, message_id, body_el), "application/soap+xml;charset=UTF-8")
+        action, body_els = response
+        self._send(200, _envelope(action, message_id, body_els), "application/soap+xml;charset=UTF-8")
+
+    def _owner(self) -> str:
+        """The authenticated user, whose shells the quotas count."""
+        return getattr(self, "_ntlm_user", None) or getattr(self, "_basic_user", None) or self.server.lab.credentials.username
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -270,7 +371,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         creds = self.server.lab.credentials
         if self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
             return False  # the account is locked out or lacks rights on this server
-        return secrets.compare_digest(user, creds.username) and secrets.compare_digest(password, creds.password)
+        ok = secrets.compare_digest(user, creds.username) and secrets.compare_digest(password, creds.password)
+        self._basic_user = user if ok else None
+        return ok
 
     def _ntlm_authorized(self) -> bool:
         """NTLM over HTTP is connection-based: a 401 round trip per connection, then it stays authenticated
@@ -317,102 +420,152 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _fault(self, message_id: str | None, fault: WSManFault) -> None:
         body = ET.Element(f"{{{NS['s']}}}Fault")
         code = ET.SubElement(body, f"{{{NS['s']}}}Code")
-        ET.SubElement(code, f"{{{NS['s']}}}Value").text = "s:Receiver" if fault.status == 500 else "s:Sender"
+        sender = fault.sender or fault.status != 500
+        ET.SubElement(code, f"{{{NS['s']}}}Value").text = "s:Sender" if sender else "s:Receiver"
         sub = ET.SubElement(code, f"{{{NS['s']}}}Subcode")
         ET.SubElement(sub, f"{{{NS['s']}}}Value").text = fault.subcode
         reason = ET.SubElement(body, f"{{{NS['s']}}}Reason")
-        ET.SubElement(reason, f"{{{NS['s']}}}Text", {"xml:lang": "en-US"}).text = fault.message
+        ET.SubElement(reason, f"{{{NS['s']}}}Text", {"xml:lang": "en-US"}).text = fault.reason or fault.message
         detail = ET.SubElement(body, f"{{{NS['s']}}}Detail")
-        wf = ET.SubElement(detail, f"{{{NS['wsmanfault']}}}WSManFault",
-                           {"Code": str(fault.code), "Machine": self.server.sim_server})
-        ET.SubElement(wf, f"{{{NS['wsmanfault']}}}Message").text = fault.message
-        data = _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", message_id or "", body)
+        if fault.detail:
+            ET.SubElement(detail, f"{{{NS['wsman']}}}FaultDetail").text = fault.detail
+        wsf = ET.SubElement(detail, f"{{{NS['wsmanfault']}}}WSManFault",
+                            {"Code": str(fault.code), "Machine": self.server.sim_server})
+        ET.SubElement(wsf, f"{{{NS['wsmanfault']}}}Message").text = fault.message
+        data = _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", message_id or "", [body])
         self._send(fault.status, data, "application/soap+xml;charset=UTF-8")
 
     # ---- WSMan actions ------------------------------------------------------------------------
 
-    def _dispatch(self, envelope: ET.Element, path: str) -> tuple[str, ET.Element | None]:
+    def _dispatch(self, envelope: ET.Element, path: str) -> tuple[str, list[ET.Element]]:
         action = _text(envelope, "s:Header/wsa:Action") or ""
         resource = _text(envelope, "s:Header/wsman:ResourceURI") or ""
+        body = envelope.find("s:Body", NS)
+        max_envelope = int(_text(envelope, "s:Header/wsman:MaxEnvelopeSize") or 153600)
+        if max_envelope < MIN_ENVELOPE:
+            raise wf.envelope_too_small(max_envelope)
+        if resource.lower() == RESOURCE_SHELL.lower() and action in (ENUMERATION + "Enumerate", ENUMERATION + "Pull"):
+            return self._enumerate_shells(envelope, path, action)
         endpoint = next((e for r, e in PATHS[path].items() if r.lower() == resource.lower()), None)
         if endpoint is None:
             raise WSManFault(2150858811, "w:InvalidResourceURI",
                              f"The WS-Management service cannot process the request. The resource URI ({resource}) "
                              "was not found in the WS-Management catalog.")
-        body = envelope.find("s:Body", NS)
-        shell_id = _selector(envelope, "ShellId")
         if action == TRANSFER + "Create":
-            return self._create_cmd(body, resource) if endpoint == CMD else self._create(body, endpoint, resource)
-        shell = self._shell(shell_id)
+            if endpoint == CMD:
+                return self._create_cmd(body, resource, path)
+            return self._create(body, endpoint, resource, path, max_envelope)
+        if action == ACTION + "Command" and path == EXCHANGE_PATH and \
+                self.server.lab.fault_fires("app_pool_recycle", self.server.sim_server) is not None:
+            self.server.lab.recycle_app_pool(self.server.sim_server)  # before this request finds its shell
+        shell_id = _selector(envelope, "ShellId")
+        shell = self.server.shells.get(shell_id)
+        if shell is None or shell.path != path:
+            raise wf.shell_not_found(shell_id)
+        if action == TRANSFER + "Delete":
+            self.server.shells.remove(shell.shell_id)
+            if isinstance(shell, Shell):  # closing the runspace pool stops what still runs in it
+                with shell.cond:
+                    shell.stopped.update(shell.pool.pipeline_table)
+                    shell.cond.notify_all()
+            return TRANSFER + "DeleteResponse", []
         if isinstance(shell, CmdShell) and action in (ACTION + "Command", ACTION + "Receive", ACTION + "Signal", ACTION + "Send"):
             return self._cmd_action(shell, action, body)
+        if isinstance(shell, CmdShell):
+            raise WSManFault(2150858770, "wsa:ActionNotSupported", f"The action {action} is not supported by the service.")
         if action == ACTION + "Command":
             return self._command(shell, body)
         if action == ACTION + "Send":
             return self._send_input(shell, body)
         if action == ACTION + "Receive":
             timeout = _duration(_text(envelope, "s:Header/wsman:OperationTimeout"))
-            return self._receive(shell, body, timeout)
+            return self._receive(shell, body, timeout, max_envelope)
         if action == ACTION + "Signal":
             return self._signal(shell, body)
-        if action == TRANSFER + "Delete":
-            with self.server.shells_lock:
-                self.server.shells.pop(shell.shell_id.upper(), None)
-            return TRANSFER + "DeleteResponse", None
         raise WSManFault(2150858770, "wsa:ActionNotSupported", f"The action {action} is not supported by the service.")
 
-    def _shell(self, shell_id: str | None) -> Shell | CmdShell:
-        with self.server.shells_lock:
-            shell = self.server.shells.get((shell_id or "").upper())
-        if shell is None:
-            raise WSManFault(2150858843, "w:InvalidSelectors",
-                             "The request for the Windows Remote Shell with ShellId "
-                             f"{shell_id} failed because the shell was not found on the server.")
-        return shell
-
-    def _create(self, body: ET.Element | None, endpoint: str, resource: str) -> tuple[str, ET.Element]:
+    def _create(self, body: ET.Element | None, endpoint: str, resource: str, path: str,
+                max_envelope: int) -> tuple[str, list[ET.Element]]:
         shell_el = body.find("rsp:Shell", NS) if body is not None else None
         creation = shell_el.find("pwsh:creationXml", NS) if shell_el is not None else None
         if shell_el is None or creation is None or not creation.text:
             raise WSManFault(2150858817, "w:SchemaValidationError", "A PowerShell shell needs creationXml.")
         shell_id = (shell_el.get("ShellId") or str(uuid.uuid4())).upper()
         pool = ServerRunspacePool()
-        shell = Shell(shell_id, endpoint, self.server.sim_server, pool)
+        lab, server = self.server.lab, self.server.sim_server
+        shell = Shell(shell_id, endpoint, server, pool, owner=self._owner(), path=path, resource=resource,
+                      max_fragment=_payload_budget(max_envelope))
+        refuse = wf.powershell_max_concurrency if path == EXCHANGE_PATH else wf.max_shells_per_user
+        self.server.shells.add(shell, lab.shell_limit(server, path), refuse)
         with shell.cond:
             pool.receive_data(PSRPPayload(base64.b64decode(creation.text), StreamType.default, None))
             _drain_events(pool)
             shell.flush()
-        with self.server.shells_lock:
-            self.server.shells[shell_id] = shell
-        return TRANSFER + "CreateResponse", self._resource_created(shell_id, resource, "stdin pr", "stdout")
+        return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin pr", "stdout")
 
-    def _create_cmd(self, body: ET.Element | None, resource: str) -> tuple[str, ET.Element]:
+    def _create_cmd(self, body: ET.Element | None, resource: str, path: str) -> tuple[str, list[ET.Element]]:
         """A WinRS cmd shell (what pypsrp's WinRS and testinfra-style command runners open)."""
         if body is None or body.find("rsp:Shell", NS) is None:
             raise WSManFault(2150858817, "w:SchemaValidationError", "Create needs a Shell element.")
-        shell_id = str(uuid.uuid4()).upper()
-        with self.server.shells_lock:
-            self.server.shells[shell_id] = CmdShell(shell_id, self.server.sim_server)
-        return TRANSFER + "CreateResponse", self._resource_created(shell_id, resource, "stdin", "stdout stderr")
+        shell = CmdShell(str(uuid.uuid4()).upper(), self.server.sim_server, owner=self._owner(), path=path,
+                         resource=resource)
+        lab = self.server.lab
+        self.server.shells.add(shell, lab.shell_limit(shell.server_name, path), wf.max_shells_per_user)
+        return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin", "stdout stderr")
 
-    def _resource_created(self, shell_id: str, resource: str, inputs: str, outputs: str) -> ET.Element:
+    def _resource_created(self, shell: AnyShell, inputs: str, outputs: str) -> list[ET.Element]:
+        """As recorded from Windows: x:ResourceCreated (the EPR), then rsp:Shell beside it in the Body."""
         resp = ET.Element(f"{{{NS['wst']}}}ResourceCreated")
         ET.SubElement(resp, f"{{{NS['wsa']}}}Address").text = f"http://127.0.0.1{self.path}"
         ref = ET.SubElement(resp, f"{{{NS['wsa']}}}ReferenceParameters")
-        ET.SubElement(ref, f"{{{NS['wsman']}}}ResourceURI").text = resource
-        sel = ET.SubElement(ET.SubElement(ref, f"{{{NS['wsman']}}}SelectorSet"), f"{{{NS['wsman']}}}Selector", {"Name": "ShellId"})
-        sel.text = shell_id
-        info = ET.SubElement(resp, f"{{{NS['rsp']}}}Shell")
-        for tag, value in (("ShellId", shell_id), ("ResourceUri", resource),
-                           ("Owner", self.server.lab.credentials.username), ("ClientIP", "127.0.0.1"),
-                           ("IdleTimeOut", "PT7200.000S"), ("InputStreams", inputs), ("OutputStreams", outputs),
-                           ("ShellRunTime", "P0DT0H0M0S"), ("ShellInactivity", "P0DT0H0M0S")):
-            ET.SubElement(info, f"{{{NS['rsp']}}}{tag}").text = value
-        return resp
+        ET.SubElement(ref, f"{{{NS['wsman']}}}ResourceURI").text = shell.resource
+        selectors = ET.SubElement(ref, f"{{{NS['wsman']}}}SelectorSet")
+        ET.SubElement(selectors, f"{{{NS['wsman']}}}Selector", {"Name": "ShellId"}).text = shell.shell_id
+        return [resp, self._shell_element(shell, inputs, outputs)]
 
-    def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None) -> tuple[str, ET.Element]:
+    def _shell_element(self, shell: AnyShell, inputs: str, outputs: str) -> ET.Element:
+        """rsp:Shell with the fields, in the order, of the recorded Windows responses: a PowerShell shell
+        (test_psrp_open_runspace.yml) has more than a cmd shell (test_winrs_standard.yml)."""
+        info = ET.Element(f"{{{NS['rsp']}}}Shell")
+        idle = f"PT{self.server.lab.idle_timeout_for(shell.server_name):.3f}S"
+        fields = [("ShellId", shell.shell_id), ("ResourceUri", shell.resource), ("Owner", shell.owner),
+                  ("ClientIP", "127.0.0.1")]
+        if isinstance(shell, Shell):
+            fields += [("ProcessId", str(os.getpid())), ("IdleTimeOut", idle), ("InputStreams", inputs),
+                       ("OutputStreams", outputs), ("MaxIdleTimeOut", "PT2147483.647S"), ("Locale", "en-US"),
+                       ("DataLocale", "en-US"), ("CompressionMode", "NoCompression"), ("ProfileLoaded", "Yes"),
+                       ("Encoding", "UTF8"), ("BufferMode", "Block"), ("State", "Connected")]
+        else:
+            fields += [("IdleTimeOut", idle), ("InputStreams", inputs), ("OutputStreams", outputs)]
+        fields += [("ShellRunTime", _xs_duration(time.time() - shell.created)),
+                   ("ShellInactivity", _xs_duration(time.monotonic() - shell.last_used))]
+        for tag, value in fields:
+            ET.SubElement(info, f"{{{NS['rsp']}}}{tag}").text = value
+        return info
+
+    def _enumerate_shells(self, envelope: ET.Element, path: str, action: str) -> tuple[str, list[ET.Element]]:
+        """Get-WSManInstance -ResourceURI shell -Enumerate (or winrm enumerate): the open shells on this
+        endpoint, owner and idle time included, so anyone can see what a client left open. With
+        wsman:OptimizeEnumeration the items come in the EnumerateResponse, as Windows does; a Pull on
+        the context gives them otherwise. The lab lists every user's shells (guessed: Windows shows a
+        non-administrator only their own)."""
+        shells = [self._shell_element(s, *(("stdin", "stdout stderr") if isinstance(s, CmdShell) else ("stdin pr", "stdout")))
+                  for s in self.server.shells.list(path=path)]
+        if action == ENUMERATION + "Pull":  # WS-Enumeration's own Items and EndOfSequence
+            resp = ET.Element(f"{{{NS['wsen']}}}PullResponse")
+            ET.SubElement(resp, f"{{{NS['wsen']}}}Items").extend(shells)
+            ET.SubElement(resp, f"{{{NS['wsen']}}}EndOfSequence")
+            return ENUMERATION + "PullResponse", [resp]
+        resp = ET.Element(f"{{{NS['wsen']}}}EnumerateResponse")
+        ET.SubElement(resp, f"{{{NS['wsen']}}}EnumerationContext").text = f"uuid:{uuid.uuid4()}"
+        if envelope.find("s:Body/wsen:Enumerate/wsman:OptimizeEnumeration", NS) is not None:  # DSP0226 8.2.3
+            ET.SubElement(resp, f"{{{NS['wsman']}}}Items").extend(shells)
+            ET.SubElement(resp, f"{{{NS['wsman']}}}EndOfSequence")
+        return ENUMERATION + "EnumerateResponse", [resp]
+
+    def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
         if action == ACTION + "Send":  # the lab's commands read no input
-            return ACTION + "SendResponse", ET.Element(f"{{{NS['rsp']}}}SendResponse")
+            return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
         if action == ACTION + "Command":
             line = body.find("rsp:CommandLine", NS) if body is not None else None
             if line is None:
@@ -422,15 +575,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
-            return ACTION + "CommandResponse", resp
+            return ACTION + "CommandResponse", [resp]
         if action == ACTION + "Signal":
             signal = body.find("rsp:Signal", NS) if body is not None else None
-            shell.results.pop((signal.get("CommandId") or "").upper() if signal is not None else "", None)
-            return ACTION + "SignalResponse", ET.Element(f"{{{NS['rsp']}}}SignalResponse")
+            command_id = (signal.get("CommandId") or "").upper() if signal is not None else ""
+            if command_id and command_id not in shell.results:
+                raise wf.command_not_found()
+            shell.results.pop(command_id, None)
+            return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
         command_id = (desired.get("CommandId") or "").upper() if desired is not None else ""
         if command_id not in shell.results:
-            raise WSManFault(2150858843, "w:InvalidSelectors", f"The command {command_id} was not found in shell {shell.shell_id}.")
+            raise wf.command_not_found()
         rc, out, err = shell.results[command_id]
         resp = ET.Element(f"{{{NS['rsp']}}}ReceiveResponse")
         for name, data in (("stdout", out), ("stderr", err)):
@@ -439,9 +595,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         state = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState",
                               {"CommandId": command_id, "State": ACTION + "CommandState/Done"})
         ET.SubElement(state, f"{{{NS['rsp']}}}ExitCode").text = str(rc)
-        return ACTION + "ReceiveResponse", resp
+        return ACTION + "ReceiveResponse", [resp]
 
-    def _command(self, shell: Shell, body: ET.Element | None) -> tuple[str, ET.Element]:
+    def _command(self, shell: Shell, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
         line = body.find("rsp:CommandLine", NS) if body is not None else None
         if line is None:
             raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
@@ -453,14 +609,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._feed(shell, base64.b64decode(args.text), uuid.UUID(command_id))
         resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
         ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
-        return ACTION + "CommandResponse", resp
+        return ACTION + "CommandResponse", [resp]
 
-    def _send_input(self, shell: Shell, body: ET.Element | None) -> tuple[str, ET.Element]:
+    def _send_input(self, shell: Shell, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
         for stream in body.findall("rsp:Send/rsp:Stream", NS) if body is not None else []:
             pid = stream.get("CommandId")
             with shell.cond:
                 self._feed(shell, base64.b64decode(stream.text or ""), uuid.UUID(pid) if pid else None)
-        return ACTION + "SendResponse", ET.Element(f"{{{NS['rsp']}}}SendResponse")
+        return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
 
     def _feed(self, shell: Shell, data: bytes, pipeline_id: uuid.UUID | None) -> None:
         """Hand PSRP fragments to psrpcore; start any pipeline they complete. Caller holds shell.cond."""
@@ -468,8 +624,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for event in _drain_events(shell.pool):
             if isinstance(event, CreatePipelineEvent):
                 pipeline = shell.pool.pipeline_table[event.pipeline_id]
+                if shell.path == EXCHANGE_PATH:
+                    self._throttle(shell, pipeline)
                 threading.Thread(target=self._run_pipeline, args=(shell, pipeline), daemon=True).start()
         shell.flush()
+
+    def _throttle(self, shell: Shell, pipeline: ServerPipeline) -> None:
+        """Exchange's PowerShellMaxCmdlets budget (the throttled fault): the first `count` invocations of
+        the cmdlet are refused before they run, with the user load quota fault."""
+        cmdlet = pipeline.metadata.commands[0].command_text if pipeline.metadata.commands else ""
+        org = self.server.lab.org
+        with org.lock:
+            for f in org.faults_matching("throttled", shell.server_name, cmdlet):
+                hits = org.fault_hits.get(id(f), 0)
+                if hits < int(f.get("count", 1)):
+                    org.fault_hits[id(f)] = hits + 1
+                    shell.pool.pipeline_table.pop(pipeline.pipeline_id, None)
+                    # value: the quota (1000 requests per 2 seconds, as reported); seconds: the wait it names.
+                    raise wf.user_load_quota(int(f.get("value") or 1000), 2, int(float(f.get("seconds", 2)) * 1000))
 
     def _run_pipeline(self, shell: Shell, pipeline: ServerPipeline) -> None:
         lab = self.server.lab
@@ -490,60 +662,97 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                      "System.Management.Automation.ParameterBindingException")
             delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0])
             if delay:
-                time.sleep(delay)
+                with shell.cond:  # a Signal terminate ends the wait, as stopping a pipeline does
+                    shell.cond.wait_for(lambda: pipeline.pipeline_id in shell.stopped, timeout=delay)
+            if pipeline.pipeline_id in shell.stopped:
+                return
             output = cmdlets.run_pipeline(lab.org, shell.endpoint, shell.server_name, pipe)
             with shell.cond:
+                if pipeline.pipeline_id in shell.stopped:
+                    return
                 for obj in output:
                     pipeline.write_output(obj)
                 shell.flush()
         except LabCmdletError as exc:
             with shell.cond:
-                _write_error(pipeline, exc)
-                shell.flush()
+                if pipeline.pipeline_id not in shell.stopped:
+                    _write_error(pipeline, exc)
+                    shell.flush()
         except Exception as exc:  # a lab bug must still answer like a server, not hang the client
             log.exception("lab cmdlet crashed")
             with shell.cond:
-                _write_error(pipeline, LabCmdletError(f"Lab internal error: {exc}", "NotSpecified", "LabInternalError"))
-                shell.flush()
+                if pipeline.pipeline_id not in shell.stopped:
+                    _write_error(pipeline, LabCmdletError(f"Lab internal error: {exc}", "NotSpecified", "LabInternalError"))
+                    shell.flush()
         with shell.cond:
+            if pipeline.pipeline_id in shell.stopped:
+                return
             pipeline.complete()
             shell.done.add(pipeline.pipeline_id)
             shell.flush()
 
-    def _receive(self, shell: Shell, body: ET.Element | None, timeout: float) -> tuple[str, ET.Element]:
+    def _receive(self, shell: Shell, body: ET.Element | None, timeout: float,
+                 max_envelope: int) -> tuple[str, list[ET.Element]]:
+        """Held until there is output or the request's OperationTimeout passes (then w:TimedOut, as
+        Windows answers); at most as many whole PSRP fragments as the client's MaxEnvelopeSize takes."""
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
         pid_text = desired.get("CommandId") if desired is not None else None
         pid = uuid.UUID(pid_text) if pid_text else None
-        wait = min(timeout, self.server.lab.receive_wait) if timeout else self.server.lab.receive_wait
+        if pid is not None and pid not in shell.pool.pipeline_table and pid not in shell.done:
+            raise wf.command_not_found()
+        wait = min(timeout, MAX_TIMEOUT) if timeout else self.server.lab.receive_wait
+        budget = _payload_budget(max_envelope)
         with shell.cond:
-            shell.cond.wait_for(lambda: bool(shell.outbox.get(pid)), timeout=wait)
-            data = bytes(shell.outbox.pop(pid, b""))
+            shell.receiving += 1
+            try:
+                shell.cond.wait_for(lambda: bool(shell.outbox.get(pid)) or self.server.shells.get(shell.shell_id) is None,
+                                    timeout=wait)
+            finally:
+                shell.receiving -= 1
+            data = shell.take(pid, budget)
             finished = pid is not None and pid in shell.done and not shell.outbox.get(pid)
+        shell.last_used = time.monotonic()
         if not data:
-            raise WSManFault(TIMED_OUT, "w:TimedOut", "The WS-Management service cannot complete the operation within "
-                             "the time specified in OperationTimeout.")
+            if self.server.shells.get(shell.shell_id) is None:  # recycled or expired while held
+                raise wf.shell_not_found(shell.shell_id)
+            raise wf.timed_out()
         resp = ET.Element(f"{{{NS['rsp']}}}ReceiveResponse")
-        attrs = {"Name": "stdout"}
-        if pid_text:
-            attrs["CommandId"] = pid_text
-        ET.SubElement(resp, f"{{{NS['rsp']}}}Stream", attrs).text = base64.b64encode(data).decode()
-        state = ACTION + ("CommandState/Done" if finished else "CommandState/Running")
-        cs = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState", {"State": state, **({"CommandId": pid_text} if pid_text else {})})
-        if finished:
-            ET.SubElement(cs, f"{{{NS['rsp']}}}ExitCode").text = "0"
-        return ACTION + "ReceiveResponse", resp
+        attrs = {"Name": "stdout", **({"CommandId": pid_text} if pid_text else {})}
+        for chunk in data:
+            ET.SubElement(resp, f"{{{NS['rsp']}}}Stream", attrs).text = base64.b64encode(chunk).decode()
+        if pid_text:  # the pool's own Receive carries no CommandState (as recorded from Windows)
+            state = ACTION + ("CommandState/Done" if finished else "CommandState/Running")
+            cs = ET.SubElement(resp, f"{{{NS['rsp']}}}CommandState", {"CommandId": pid_text, "State": state})
+            if finished:
+                ET.SubElement(cs, f"{{{NS['rsp']}}}ExitCode").text = "0"
+        return ACTION + "ReceiveResponse", [resp]
 
-    def _signal(self, shell: Shell, body: ET.Element | None) -> tuple[str, ET.Element]:
+    def _signal(self, shell: Shell, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
+        """Signal terminate stops a running pipeline (PowerShell answers it Stopped) and frees it."""
         signal = body.find("rsp:Signal", NS) if body is not None else None
         pid = signal.get("CommandId") if signal is not None else None
         if pid:
+            pipeline_id = uuid.UUID(pid)
             with shell.cond:
-                pipeline = shell.pool.pipeline_table.get(uuid.UUID(pid))
-                if pipeline is not None and uuid.UUID(pid) in shell.done:
-                    pipeline.close()
-                shell.outbox.pop(uuid.UUID(pid), None)
-                shell.done.discard(uuid.UUID(pid))
-        return ACTION + "SignalResponse", ET.Element(f"{{{NS['rsp']}}}SignalResponse")
+                pipeline = shell.pool.pipeline_table.get(pipeline_id)
+                if pipeline is None and pipeline_id not in shell.done:
+                    raise wf.command_not_found()
+                if pipeline is not None and pipeline_id not in shell.done:
+                    shell.stopped.add(pipeline_id)
+                    try:
+                        pipeline.stop()  # PipelineState Stopped with PipelineStoppedException, as PowerShell
+                    except Exception as exc:  # not yet started: nothing to stop
+                        log.debug("stopping %s: %s", pid, exc)
+                if pipeline is not None:
+                    try:
+                        pipeline.close()
+                    except Exception as exc:
+                        log.debug("closing %s: %s", pid, exc)
+                shell.outbox.pop(pipeline_id, None)
+                shell.done.discard(pipeline_id)
+                shell.pool.data_to_send()  # what stop() queued is for a client that no longer listens
+                shell.cond.notify_all()
+        return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
 
 
 def _drain_events(pool: ServerRunspacePool) -> list[Any]:
@@ -591,7 +800,31 @@ def _duration(text: str | None) -> float:
         return 0.0
 
 
-def _envelope(action: str, relates_to: str, body_el: ET.Element | None) -> bytes:
+def _payload_budget(max_envelope: int) -> int:
+    """Bytes of PSRP data one response can carry: base64 inside what MaxEnvelopeSize leaves after the
+    SOAP around it."""
+    return max(64, (max_envelope - ENVELOPE_OVERHEAD) * 3 // 4)
+
+
+def _xs_duration(seconds: float) -> str:
+    s = int(max(0, seconds))
+    return f"P{s // 86400}DT{s % 86400 // 3600}H{s % 3600 // 60}M{s % 60}S"
+
+
+def _reset(conn: socket.socket) -> None:
+    """Close a client connection with a TCP reset (SO_LINGER 0), as a dying server does."""
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        conn.close()
+    except OSError:
+        pass
+
+
+def _envelope(action: str, relates_to: str, body_els: list[ET.Element]) -> bytes:
     env = ET.Element(f"{{{NS['s']}}}Envelope")
     header = ET.SubElement(env, f"{{{NS['s']}}}Header")
     ET.SubElement(header, f"{{{NS['wsa']}}}Action").text = action
@@ -599,6 +832,5 @@ def _envelope(action: str, relates_to: str, body_el: ET.Element | None) -> bytes
     ET.SubElement(header, f"{{{NS['wsa']}}}RelatesTo").text = relates_to
     ET.SubElement(header, f"{{{NS['wsa']}}}To").text = "http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous"
     body = ET.SubElement(env, f"{{{NS['s']}}}Body")
-    if body_el is not None:
-        body.append(body_el)
+    body.extend(body_els)
     return ET.tostring(env, encoding="utf-8", xml_declaration=False)

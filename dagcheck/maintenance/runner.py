@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagcheck.errors import RemoteError, TransitionRefused
+from dagcheck.errors import OutcomeUnknown, RemoteError, TransitionRefused
 from dagcheck.inventory import Inventory
 from dagcheck.maintenance import lease
 from dagcheck.maintenance.interlocks import Refusal, check_interlocks
@@ -207,14 +207,31 @@ class Transition:
         self.progress(f"{ctx.server}: {step.title}")
         if step.effect is not None:
             step.effect(ctx)
+        unknown: OutcomeUnknown | None = None
         for action in actions:
             before = action.render()
-            ctx.live.run(action.server, action.endpoint, action.command)
+            try:
+                ctx.live.run(action.server, action.endpoint, action.command)
+            except OutcomeUnknown as exc:
+                # The change may have run: never repeated blindly; reading the state back decides.
+                unknown = exc
+                self.progress(f"  {before}: {exc.reason}; re-verifying by reading, not repeating it")
+                ctx.journal.append(event="outcome_unknown", direction=self.direction, step=step.title,
+                                   command=before, reason=exc.reason)
+                break
             self.progress(f"  ran {before}")
         if step.wait is not None:
-            self._wait(step.wait)
-        check = step.postcondition()
+            try:
+                self._wait(step.wait)
+            except TransitionFailed as exc:
+                if unknown is None:
+                    raise
+                raise TransitionFailed(f"'{step.title}': {unknown}; reading back shows it did not take effect "
+                                       f"({exc})") from None
+        check = step.postcondition() or (step.done if unknown is not None else None)
         if check is not None and not check(ctx):
+            if unknown is not None:
+                raise TransitionFailed(f"'{step.title}': {unknown}; reading back shows it did not take effect")
             raise TransitionFailed(f"after '{step.title}' the server is still not in the expected state")
 
     def _wait(self, wait: Wait) -> None:

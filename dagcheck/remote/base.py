@@ -41,6 +41,12 @@ class Command:
     def params(self) -> dict[str, Any]:
         return dict(self.parameters)
 
+    @property
+    def is_read(self) -> bool:
+        """Get-/Test- cmdlets only read: safe to run again after a lost shell. Anything else (Set-,
+        Suspend-, Move-, Redirect-, ...) may change the server and is never repeated by the transport."""
+        return self.cmdlet.split("-", 1)[0].lower() in READ_VERBS
+
     def render(self) -> str:
         """The command as an administrator would type it (for dry-runs and the transcript)."""
         parts = [self.cmdlet]
@@ -56,6 +62,7 @@ class Command:
         return f"{line} | ForEach-Object {self.member}" if self.member else line
 
 
+READ_VERBS = frozenset({"get", "test"})
 SWITCHES = frozenset({"Status", "Force", "Active", "ADPropertiesOnly", "PassThru", "ShowMailboxVirtualDirectories"})
 
 
@@ -68,7 +75,7 @@ class Invocation:
     command: Command
     started: float
     duration: float = 0.0
-    outcome: str = "running"  # ok, error, unreachable
+    outcome: str = "running"  # ok, error, unreachable, throttled
     objects: int = 0
     message: str = ""
 
@@ -89,9 +96,10 @@ class Transcript:
         try:
             yield inv
         except Exception as exc:
-            from dagcheck.errors import ConnectionFailed
+            from dagcheck.errors import ConnectionFailed, Throttled
 
-            inv.outcome = "unreachable" if isinstance(exc, ConnectionFailed) else "error"
+            inv.outcome = ("throttled" if isinstance(exc, Throttled)
+                           else "unreachable" if isinstance(exc, ConnectionFailed) else "error")
             inv.message = str(exc)
             raise
         else:

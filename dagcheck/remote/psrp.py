@@ -8,10 +8,12 @@ raw CLIXML with psrpcore (see dagcheck.clixml for why).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -22,7 +24,7 @@ from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
 
 from dagcheck.clixml import from_element_text
-from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
+from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials, resolve
@@ -43,6 +45,14 @@ ERROR_CATEGORIES = {
 # Exchange's throttling errors: the budget/micro-delay exceptions (retry with backoff).
 THROTTLING_MARKERS = ("OverBudgetException", "MicroDelay", "throttling", "ServerBusyException")
 CONFIGURATION = {Endpoint.EXCHANGE: "Microsoft.Exchange", Endpoint.WINDOWS: "Microsoft.PowerShell"}
+# WSManFault codes (wsmerror.h). The shell is gone: Windows answers 0x8033805B with w:InvalidSelectors.
+SHELL_LOST_CODES = frozenset({2150858843})
+# Quotas: MaxShellsPerUser / Exchange's runspace concurrency, concurrent operations, the user load quota,
+# concurrent users. The server refused before running anything: back off and retry.
+QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
+_T = TypeVar("_T")
+MAX_RETRY_AFTER = 60.0
+_RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
 
 
 @dataclass
@@ -61,6 +71,7 @@ class PsrpTransport:
         credentials: dict[str, Credentials] | None = None,
         throttle_retries: int = 3,
         backoff: float = 2.0,
+        reconnect_delay: float = 5.0,
     ) -> None:
         self.servers = {k.lower(): v for k, v in servers.items()}
         self.transcript = transcript or Transcript()
@@ -72,6 +83,8 @@ class PsrpTransport:
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
+        self.reconnect_delay = reconnect_delay  # before retrying a read on a server that dropped us mid-run
+        self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -118,7 +131,12 @@ class PsrpTransport:
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint])
         _install_tolerant_serializer(pool)
-        pool.open()
+        try:
+            pool.open()
+        except BaseException:
+            # Create may have succeeded before the open failed: never leave that shell on the server.
+            _close_quietly(pool.shell)
+            raise
         return _Pool(pool, threading.Lock())
 
     def _pool(self, server: Server, endpoint: Endpoint) -> _Pool:
@@ -127,38 +145,109 @@ class PsrpTransport:
             existing = self._pools.get(key)
         if existing is not None:
             return existing
-        opened = self._open(server, endpoint)
-        with self._lock:
-            self._pools.setdefault(key, opened)
-            return self._pools[key]
+        with self._opening(server):
+            with self._lock:
+                if key in self._pools:
+                    return self._pools[key]
+            self._make_room(server, key)
+            opened = self._open(server, endpoint)
+            with self._lock:
+                self._pools[key] = opened
+                return opened
 
-    def _discard(self, server: Server, endpoint: Endpoint) -> None:
+    def _opening(self, server: Server) -> threading.Lock:
         with self._lock:
-            self._pools.pop((server.name.lower(), endpoint), None)
+            return self._open_locks.setdefault(server.name.lower(), threading.Lock())
+
+    def _open_count(self, name: str) -> int:
+        with self._lock:
+            return sum(1 for s, _ in self._pools if s == name) + (1 if name in self._cmd_shells else 0)
+
+    def _make_room(self, server: Server, key: tuple[str, Endpoint] | str) -> None:
+        """Keep within the server's budget (connection.max_runspaces): close an idle shell of ours before
+        opening another; if all are busy, wait for one to be free. Caller holds the server's open lock."""
+        name = server.name.lower()
+        budget = max(1, server.connection.max_runspaces)
+        deadline = time.monotonic() + server.connection.operation_timeout
+        while self._open_count(name) >= budget:
+            victim = self._idle_shell(name, key)
+            if victim is not None:
+                victim()
+                continue
+            if time.monotonic() > deadline:
+                raise Throttled(server.name, "connect", f"dagcheck's budget of {budget} shell(s) on this server "
+                                "(connection.max_runspaces) stayed busy")
+            time.sleep(0.05)
+
+    def _idle_shell(self, name: str, keep: tuple[str, Endpoint] | str) -> Callable[[], None] | None:
+        """A closer for one of the server's shells that no command is using (its lock taken), or None."""
+        with self._lock:
+            for pkey, entry in list(self._pools.items()):
+                if pkey[0] == name and pkey != keep and entry.lock.acquire(blocking=False):
+                    del self._pools[pkey]
+                    return _closer(entry.pool, entry.lock)
+            cmd = self._cmd_shells.get(name)
+            if cmd is not None and keep != name and cmd[1].acquire(blocking=False):
+                del self._cmd_shells[name]
+                return _closer(cmd[0], cmd[1])
+        return None
+
+    def _discard(self, server: Server, endpoint: Endpoint, close: bool = True) -> None:
+        """Forget a broken pool (or WinRS shell). Unless the server has already lost it (close=False), it is
+        closed first: a fault we recover from must not leave a shell behind to eat into the user's quota."""
+        with self._lock:
+            entry = self._pools.pop((server.name.lower(), endpoint), None)
             self._connections.pop((server.name.lower(), endpoint), None)
-            if endpoint is Endpoint.WINDOWS:
-                self._cmd_shells.pop(server.name.lower(), None)
+            cmd = self._cmd_shells.pop(server.name.lower(), None) if endpoint is Endpoint.WINDOWS else None
+        if close:
+            if entry is not None:
+                _close_quietly(entry.pool)
+            if cmd is not None:
+                _close_quietly(cmd[0])
 
     # ---- commands --------------------------------------------------------------------------
 
     def run(self, server_name: str, endpoint: Endpoint, command: Command) -> list[Any]:
         server = self._server(server_name)
         with self.transcript.record(server.name, endpoint, command) as inv:
-            for attempt in range(self.throttle_retries + 1):
-                try:
-                    result = self._run_once(server, endpoint, command)
-                except Throttled:
-                    if attempt == self.throttle_retries:
-                        raise
-                    time.sleep(self.backoff * (2**attempt))
-                    continue
-                inv.objects = len(result)
-                return result
-        raise AssertionError("unreachable")
+            result = self._with_retries(server, command.cmdlet, command.is_read,
+                                        lambda: self._run_once(server, endpoint, command))
+            inv.objects = len(result)
+            return result
+
+    def _with_retries(self, server: Server, what: str, is_read: bool, attempt: Callable[[], _T]) -> _T:
+        """Throttling: back off and try again (the server refused before running anything). A lost shell
+        or connection: a read is retried once on a new shell; a change that may have run is not repeated
+        (OutcomeUnknown: the caller re-verifies by reading); one that certainly did not run is."""
+        throttled, reopened = 0, False
+        while True:
+            try:
+                return attempt()
+            except Throttled as exc:
+                if throttled >= self.throttle_retries:
+                    raise
+                # Exchange's user load quota says how long the next request will be refused: wait that
+                # long at least (capped), else back off exponentially.
+                time.sleep(max(self.backoff * (2**throttled), min(_retry_after(exc.reason), MAX_RETRY_AFTER)))
+                throttled += 1
+            except _ShellLost as lost:
+                if lost.may_have_run and not is_read:
+                    raise OutcomeUnknown(server.name, what, f"{lost.reason}; it may or may not have run: verify "
+                                         "by reading before doing anything else") from None
+                if reopened:
+                    raise ConnectionFailed(server.name, what, f"{lost.reason} (again after reopening)") from None
+                reopened = True
+                log.info("%s: %s; reopening and retrying %s once", server.name, lost.reason, what)
+                if lost.connection:
+                    time.sleep(self.reconnect_delay)
 
     def _run_once(self, server: Server, endpoint: Endpoint, command: Command) -> list[Any]:
+        with self._lock:
+            established = (server.name.lower(), endpoint) in self._pools
+        sent = requested = False  # the Command was answered / the Command request went out
         try:
             entry = self._pool(server, endpoint)
+            requested = True
             with entry.lock:
                 ps = PowerShell(entry.pool)
                 ps.add_cmdlet(command.cmdlet)
@@ -166,7 +255,9 @@ class PsrpTransport:
                     ps.add_parameter(name, value)
                 if command.member:
                     ps.add_cmdlet("ForEach-Object").add_parameter("MemberName", command.member)
-                output = ps.invoke()
+                ps.begin_invoke()
+                sent = True
+                output = ps.end_invoke()
         except AuthenticationError as exc:
             self._discard(server, endpoint)
             raise ConnectionFailed(server.name, command.cmdlet, f"authentication failed: {exc}") from None
@@ -175,14 +266,29 @@ class PsrpTransport:
             reason = "access denied (HTTP 401): check the user name and password" if exc.code == 401 else str(exc)
             raise ConnectionFailed(server.name, command.cmdlet, reason) from None
         except WSManFaultError as exc:
-            self._discard(server, endpoint)
-            raise ConnectionFailed(server.name, command.cmdlet, f"WSMan fault {exc.code}: {exc.reason}") from None
+            raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
-            self._discard(server, endpoint)
+            timed_out = isinstance(exc, requests.exceptions.Timeout)
+            self._discard(server, endpoint, close=not timed_out and not established)
+            if established and not timed_out:  # the server was there a moment ago: a restart, a reset
+                # Dropped with the Command on its way: the server may have started it before it went.
+                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
             raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
         if ps.streams.error:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
         return [_parse_output(o) for o in output]
+
+    def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
+        """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
+        code = int(exc.code) if str(exc.code or "").isdigit() else 0
+        if code in SHELL_LOST_CODES or "InvalidSelectors" in str(exc.code or ""):
+            self._discard(server, endpoint, close=False)  # the server no longer has it
+            # Refused at Command: the pipeline was never created. Lost while receiving: it may have run.
+            return _ShellLost(f"the server lost the shell ({exc.reason.strip()})", may_have_run=sent)
+        if code in QUOTA_CODES:  # refused at Create (nothing was opened) or at Command (the pool is fine)
+            return Throttled(server.name, what, f"throttled by the server (WSMan fault {code}): {exc.reason.strip()}")
+        self._discard(server, endpoint)
+        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {exc.reason}")
 
     def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
         """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
@@ -190,36 +296,65 @@ class PsrpTransport:
         with self._lock:
             if key in self._cmd_shells:
                 return self._cmd_shells[key]
-        shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
-        shell.open()
-        with self._lock:
-            return self._cmd_shells.setdefault(key, (shell, threading.Lock()))
+        with self._opening(server):
+            with self._lock:
+                if key in self._cmd_shells:
+                    return self._cmd_shells[key]
+            self._make_room(server, key)
+            shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
+            try:
+                shell.open()
+            except BaseException:
+                _close_quietly(shell)
+                raise
+            with self._lock:
+                return self._cmd_shells.setdefault(key, (shell, threading.Lock()))
 
     def run_cmd(self, server_name: str, command_line: str) -> CmdResult:
-        """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint."""
+        """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint. The host
+        checks' command lines only read (reg query, sc query, fsutil volume diskfree)."""
         server = self._server(server_name)
         command = Command(command_line)
         with self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
-            try:
-                shell, lock = self._cmd_shell(server)
-                with lock:
-                    process = Process(shell, command_line)
-                    process.invoke()
-                    process.signal(SignalCode.TERMINATE)
-            except AuthenticationError as exc:
-                self._discard(server, Endpoint.WINDOWS)
-                raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
-            except WSManFaultError as exc:
-                self._discard(server, Endpoint.WINDOWS)
-                raise ConnectionFailed(server.name, command_line, f"WSMan fault {exc.code}: {exc.reason}") from None
-            except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
-                self._discard(server, Endpoint.WINDOWS)
-                raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
+            result = self._with_retries(server, command_line, True, lambda: self._run_cmd_once(server, command_line))
             inv.objects = 1
-            return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
-                             process.stderr.decode("utf-8", "replace"))
+            return result
+
+    def _run_cmd_once(self, server: Server, command_line: str) -> CmdResult:
+        with self._lock:
+            established = server.name.lower() in self._cmd_shells
+        sent = requested = False
+        try:
+            shell, lock = self._cmd_shell(server)
+            requested = True
+            with lock:
+                process = Process(shell, command_line)
+                process.begin_invoke()
+                sent = True
+                process.end_invoke()
+                process.signal(SignalCode.TERMINATE)
+        except AuthenticationError as exc:
+            self._discard(server, Endpoint.WINDOWS)
+            raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+        except WSManFaultError as exc:
+            raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
+        except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
+            timed_out = isinstance(exc, requests.exceptions.Timeout)
+            self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
+            if established and not timed_out:
+                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
+            raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
+        return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
+                         process.stderr.decode("utf-8", "replace"))
+
+    def open_shells(self) -> int:
+        """How many shells this transport holds open now (pools and WinRS shells)."""
+        with self._lock:
+            return len(self._pools) + len(self._cmd_shells)
 
     def close(self) -> None:
+        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes
+        the transport in pytest_unconfigure, which runs after a KeyboardInterrupt too)."""
         with self._lock:
             pools = list(self._pools.values())
             shells = [shell for shell, _ in self._cmd_shells.values()]
@@ -227,15 +362,40 @@ class PsrpTransport:
             self._cmd_shells.clear()
             self._connections.clear()
         for shell in shells:
-            try:
-                shell.close()
-            except Exception as exc:  # best effort, as for the pools below
-                log.debug("closing a WinRS shell failed: %s", exc)
+            _close_quietly(shell)
         for entry in pools:
-            try:
-                entry.pool.close()
-            except Exception as exc:  # closing is best effort: the run's verdicts are already made
-                log.debug("closing a runspace pool failed: %s", exc)
+            _close_quietly(entry.pool)
+
+
+class _ShellLost(Exception):
+    """The server no longer has our shell (expired, recycled, rebooted) or dropped an established connection."""
+
+    def __init__(self, reason: str, may_have_run: bool, connection: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
+
+
+def _retry_after(reason: str) -> float:
+    match = _RETRY_AFTER.search(reason)
+    return int(match.group(1)) / 1000 if match else 0.0
+
+
+def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:
+    def close() -> None:
+        try:
+            _close_quietly(closable)
+        finally:
+            lock.release()
+
+    return close
+
+
+def _close_quietly(closable: Any) -> None:
+    """Closing is best effort: the run's verdicts are already made, and a dead server has nothing to close."""
+    try:
+        closable.close()
+    except Exception as exc:
+        log.debug("closing %s failed: %s", type(closable).__name__, exc)
 
 
 class RawClixml:

@@ -97,17 +97,6 @@ def invoke(org: Organization, endpoint: str, server_name: str, name: str, params
                 "Microsoft.Exchange.Cluster.Replay.ReplayServiceDownException",
                 activity=spec.name,
             )
-        for f in org.faults_matching("throttled", server_name, spec.name):
-            # The first `count` calls exceed the PowerShell budget (message shape guessed from the
-            # OverBudgetException text administrators report).
-            hits = org.fault_hits.get(id(f), 0)
-            if hits < f.get("count", 1):
-                org.fault_hits[id(f)] = hits + 1
-                raise LabCmdletError(
-                    f"The user \"{org.admin_account}\" has exceeded the budget for PowerShell cmdlets "
-                    "(policy part: PowerShellMaxCmdlets). Please wait 2 seconds before trying again.",
-                    "NotSpecified", f"[Server={server_name.upper()}] OverBudgetException,{spec.name}",
-                    "Microsoft.Exchange.Data.Storage.OverBudgetException", activity=spec.name)
         return spec.fn(Call(org, org.server(server_name), spec.name, bound))
 
 

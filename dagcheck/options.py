@@ -35,6 +35,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="override the interlocks that maintenance.force_allowed in the inventory lists (reported)")
     group.addoption("--strict-warnings", action="store_true",
                     help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
+    group.addoption("--build-table", default=None, metavar="PATH",
+                    help="CSV of CUs and their latest SUs to judge builds by (default: dagcheck/data/exchange_builds.csv)")
+    group.addoption("--lifecycle-table", default=None, metavar="PATH",
+                    help="CSV of products' and CUs' end of support (default: dagcheck/data/exchange_lifecycle.csv)")
     group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
 
 

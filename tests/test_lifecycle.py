@@ -16,8 +16,16 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.rules.builds import (
-    LIFECYCLE_TABLE, TABLE, TableError, load_build_table, load_lifecycle_table, load_tables, name, stale,
-    stale_tables, support,
+    LIFECYCLE_TABLE,
+    TABLE,
+    TableError,
+    load_build_table,
+    load_lifecycle_table,
+    load_tables,
+    name,
+    stale,
+    stale_tables,
+    support,
 )
 from tests.conftest import lab_data
 
@@ -221,7 +229,8 @@ def test_all_2016_lab_fails_lifecycle_only(run_checks) -> None:
     assert result.short_failed() == {f"test_product_and_cu_supported[{s}]" for s in ALL}, result.messages
     # The 2016 servers' own components and roles are judged and pass.
     assert result.outcomes["checks/test_components.py::test_component_is_active[mbx1:UMCallRouter]"] == "passed"
-    assert result.outcomes["checks/test_health.py::test_required_services_running[mbx1:Unified Messaging Server Role]"] == "passed"
+    um_role = "checks/test_health.py::test_required_services_running[mbx1:Unified Messaging Server Role]"
+    assert result.outcomes[um_role] == "passed"
 
 
 # ---- the tables' age and the options that replace them --------------------------------------------

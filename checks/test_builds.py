@@ -89,6 +89,6 @@ def test_build_is_current(item: FileVersion, exchange_tables: Tables, run_date: 
 def test_product_and_cu_supported(item: FileVersion, exchange_tables: Tables, run_date: dt.date) -> None:
     verdict = support(item.version, run_date, exchange_tables)
     actual = verdict.row and f"{verdict.row.product} {verdict.row.cu}".replace(" *", " (unlisted CU)")
-    require(verdict.problem is None, f"{item.server} runs {verdict.problem}; move to {verdict.move_to}",
+    require(verdict.problem is None, f"{item.server}: {verdict.problem}; move to {verdict.move_to}",
             expected="a supported product and CU (Exchange Server SE)", actual=actual or name(item.version, exchange_tables),
             remediation=verdict.move_to and f"Move to {verdict.move_to}")

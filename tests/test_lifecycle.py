@@ -207,7 +207,7 @@ def test_an_exchange_2019_server_gives_exactly_one_critical_out_of_support_findi
     assert result.exit_code == 1
     for s in ALL:
         message = result.messages[f"checks/test_builds.py::test_product_and_cu_supported[{s}]"]
-        assert f"{s} runs Exchange 2019 CU14 Aug26SU (15.2.1544.44) is out of support since 2025-10-14" in message
+        assert f"{s}: Exchange 2019 CU14 Aug26SU (15.2.1544.44) is out of support since 2025-10-14" in message
         assert "move to Exchange Server SE RTM (in-place upgrade from 2019 CU14)" in message
         # The SU-currency check does not fail for the same reason a second time.
         assert result.outcomes[f"checks/test_builds.py::test_build_is_current[{s}]"] == "skipped"

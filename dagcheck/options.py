@@ -35,6 +35,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="override the interlocks that maintenance.force_allowed in the inventory lists (reported)")
     group.addoption("--strict-warnings", action="store_true",
                     help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
+    group.addoption("--save", default=None, metavar="DIR",
+                    help="also write what every server returned (CLIXML per server and command) into DIR, for --replay")
+    group.addoption("--replay", default=None, metavar="DIR",
+                    help="run the checks from a folder saved by --save or Export-DagcheckData.ps1; connects to nothing")
     group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
 
 

@@ -46,12 +46,14 @@ def _is_check_run(config: pytest.Config) -> bool:
 
 
 def run_kind(config: pytest.Config) -> str:
-    """nightly only for the whole health run over the whole inventory; anything narrower is ad hoc."""
+    """nightly only for the whole live health run over the whole inventory; anything narrower is ad hoc,
+    and so is a replay of saved data (yesterday's data must not enter tonight's history)."""
     whole = all(Path(a.split("::")[0]).resolve() in (ROOT, ROOT / "checks")
                 for a in config.args if not a.startswith("-"))
     narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("collectonly")
                 or config.getoption("--server") or config.getoption("--dag") or config.getoption("--cycle")
-                or config.getoption("--phase") != "health" or config.getoption("lf", False) or not whole)
+                or config.getoption("--phase") != "health" or config.getoption("lf", False) or not whole
+                or config.getoption("--replay", None))
     return "adhoc" if narrowed else "nightly"
 
 

@@ -17,6 +17,13 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("dagcheck", "Exchange DAG compliance checks")
     group.addoption("--inventory", default=str(DEFAULT_INVENTORY),
@@ -39,6 +46,14 @@ def add_options(parser: pytest.Parser) -> None:
                     help="also write what every server returned (CLIXML per server and command) into DIR, for --replay")
     group.addoption("--replay", default=None, metavar="DIR",
                     help="run the checks from a folder saved by --save or Export-DagcheckData.ps1; connects to nothing")
+    group.addoption("--history-keep", type=_at_least_one, default=None, metavar="N",
+                    help="keep the last N nightly results files (default: report.history_keep, else 90)")
+    group.addoption("--mail-to", action="append", default=[], metavar="ADDR",
+                    help="mail the summary to ADDR (repeatable; replaces report.email.recipients)")
+    group.addoption("--mail-when", default=None, choices=("always", "on_failure", "on_change", "never"),
+                    help="when to mail (default: report.email.when, else always)")
+    group.addoption("--smtp", default=None, metavar="HOST[:PORT]", help="SMTP server (default: report.email.host)")
+    group.addoption("--mail-from", default=None, metavar="ADDR", help="sender (default: report.email.sender)")
     group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
 
 

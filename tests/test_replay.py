@@ -71,7 +71,9 @@ def test_real_export_clixml_files_replay(run_checks, tmp_path: Path) -> None:
     judged = {n: o for n, o in result.outcomes.items()
               if "not in the saved data" not in result.messages.get(n, "")}
     # Sources the capture has are judged from its data; the ones it lacks fail as missing, never silently.
-    assert any("test_component_is_active[Solo-E19A:HubTransport]" in n and o == "passed" for n, o in judged.items())
+    # (the object ids come from the data: the capture names the server in lower case)
+    assert any("test_component_is_active[solo-e19a:hubtransport]" in n.lower() and o == "passed"
+               for n, o in judged.items())
     assert any("test_required_services_running" in n for n in judged)
     # a real verdict on real data: Exchange 2019 CU11 (15.2.986.5) no longer receives updates
     build = [n for n in result.failed() if "test_build_is_current" in n]
@@ -110,3 +112,23 @@ def test_replay_refuses_transitions_and_save_with_a_usage_error(tmp_path: Path, 
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "--replay" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_export_script_reads_what_dagcheck_collects() -> None:
+    """The PowerShell export cannot run here (no Exchange); what can drift is its list of commands,
+    so every source dagcheck collects must be in it, by the file name replay looks for."""
+    from dagcheck.collect import HOST_SOURCES, SOURCES
+    from dagcheck.inventory import Expectations
+    from dagcheck.remote.replay import saved_name
+
+    script = (ROOT / "contrib" / "export" / "Export-DagcheckData.ps1").read_text(encoding="utf-8")
+    for source in SOURCES.values():
+        for command in source.commands("mbx1"):
+            name = saved_name(command)
+            assert f"'{name}'" in script, f"{name} is collected but not exported"
+            for parameter, value in command.parameters:
+                if value is True:
+                    assert f"-{parameter}" in script, f"{name} is collected with -{parameter}"
+    for source in HOST_SOURCES.values():
+        for line in source.lines("mbx1", Expectations()):
+            assert f"'{line}'" in script or line.startswith("fsutil volume diskfree"), f"{line!r} not exported"

@@ -160,7 +160,7 @@ class ReplayTransport:
         command = Command(command_line)
         with self.transcript.record(server, Endpoint.WINRS, command) as inv:
             path = _server_dir(self.folder, server) / WINRS_FILE
-            entries = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+            entries = json.loads(path.read_text(encoding="utf-8-sig")) if path.is_file() else {}  # PowerShell 5.1 writes a BOM
             wanted = _normalise(command_line)
             for line, entry in entries.items():
                 if _normalise(line) == wanted:

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
 
 
-def _at_least_one(text: str) -> int:
+def positive_integer(text: str) -> int:
     value = int(text)
     if value < 1:
         raise ValueError(text)
@@ -46,7 +46,7 @@ def add_options(parser: pytest.Parser) -> None:
                     help="also write what every server returned (CLIXML per server and command) into DIR, for --replay")
     group.addoption("--replay", default=None, metavar="DIR",
                     help="run the checks from a folder saved by --save or Export-DagcheckData.ps1; connects to nothing")
-    group.addoption("--history-keep", type=_at_least_one, default=None, metavar="N",
+    group.addoption("--history-keep", type=positive_integer, default=None, metavar="N",
                     help="keep the last N nightly results files (default: report.history_keep, else 90)")
     group.addoption("--mail-to", action="append", default=[], metavar="ADDR",
                     help="mail the summary to ADDR (repeatable; replaces report.email.recipients)")

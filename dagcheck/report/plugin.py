@@ -192,7 +192,8 @@ def finish(session: pytest.Session) -> ReportState | None:
                 continue
         trend_html = trend.render(runs)
         keep = session.config.getoption("--history-keep")
-        history.prune(state.reports, int(keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)))
+        keep = keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)
+        history.prune(state.reports, int(keep))
     new, resolved = summary.changes(results, previous)
     state.results, state.changed = results, bool(new or resolved or previous is None)
     state.summary_html = summary.render(results, previous, trend_html)

@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(health)
     health.add_argument("--dag", help="only this DAG's members")
     health.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
+    health.add_argument("--save", metavar="DIR", help="also save what the servers returned, for --replay")
+    health.add_argument("--replay", metavar="DIR", help="judge a saved folder; connects to nothing")
     for name, text in (("gate", "The pre-flight gate before patching SERVER."),
                        ("enter", "Enter maintenance on SERVER: gate, drain, move, verify (dry-run unless --apply)."),
                        ("exit", "Leave maintenance on SERVER and verify (dry-run unless --apply)."),
@@ -86,6 +88,8 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
         out += ["--phase", "health"] + (["--dag", args.dag] if args.dag else [])
         for server in args.server:
             out += ["--server", server]
+        out += ["--save", str(Path(args.save).resolve())] if args.save else []
+        out += ["--replay", str(Path(args.replay).resolve())] if args.replay else []
     else:
         out += PHASE_ARGS[args.command] + ["--server", args.server]
         if getattr(args, "target", None):

@@ -7,14 +7,13 @@ which the repository's conftest.py loads, so installing dagcheck changes no othe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from dagcheck import paths
 from dagcheck.catalogue import PHASES
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
+ROOT = paths.ROOT
+DEFAULT_INVENTORY = paths.LAB_INVENTORY
 
 
 def positive_integer(text: str) -> int:
@@ -54,7 +53,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="when to mail (default: report.email.when, else always)")
     group.addoption("--smtp", default=None, metavar="HOST[:PORT]", help="SMTP server (default: report.email.host)")
     group.addoption("--mail-from", default=None, metavar="ADDR", help="sender (default: report.email.sender)")
-    group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
+    group.addoption("--reports-dir", default=str(paths.DEFAULT_REPORTS),
+                    help="where the HTML and JUnit reports go (default: reports/ of the checkout)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

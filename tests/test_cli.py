@@ -70,11 +70,13 @@ def test_a_wheel_install_runs_the_checks_without_a_checkout(tmp_path) -> None:
     python = venv / "bin" / "python"
     purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                              capture_output=True, text=True, check=True).stdout.strip()
-    # --ignore-installed: never touch the running venv's own dagcheck. The dependencies come from this venv (appended after the new venv's own site-packages, so
+    # The dependencies come from this venv (appended after the new venv's own site-packages, so
     # the wheel's dagcheck is the one imported and the one whose files are listed).
-    Path(purelib, "deps.pth").write_text("\n".join(site.getsitepackages() + [sysconfig.get_path("purelib")]) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix", str(venv), str(wheel)],
-                   check=True, capture_output=True, timeout=300)
+    deps = [*site.getsitepackages(), sysconfig.get_path("purelib")]
+    Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
+    # --ignore-installed: without it pip uninstalls the running venv's own (editable) dagcheck first
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
+                    "--prefix", str(venv), str(wheel)], check=True, capture_output=True, timeout=300)
     assert (venv / "share" / "dagcheck" / "checks" / "test_components.py").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()

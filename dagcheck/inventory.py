@@ -15,9 +15,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dagcheck import paths
 from dagcheck.errors import InventoryError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "inventory" / "dagcheck.schema.json"
+SCHEMA_PATH = paths.INVENTORY_SCHEMA
 
 DEFAULT_CONTENT_INDEX_ALLOWED = ("Healthy", "NotApplicable", "AutoSuspended")
 

@@ -131,7 +131,8 @@ def enum_value(obj: Any, cmdlet: str, name: str, by_int: dict[int, str] | None =
         return default
     value = enum_name(raw, by_int)
     if value is None or not (_ENUM_NAME.match(value) or (value.lstrip("-").isdigit() and by_int is not None)):
-        raise ParseError(cmdlet, label or name, raw, "an enum name" + (f" such as {', '.join(list(by_int.values())[:3])}" if by_int else ""))
+        examples = f" such as {', '.join(list(by_int.values())[:3])}" if by_int else ""
+        raise ParseError(cmdlet, label or name, raw, f"an enum name{examples}")
     return value
 
 
@@ -244,7 +245,8 @@ def _requesters(obj: Any, name: str) -> tuple[RequesterState, ...]:
             if not match:
                 raise ParseError(GSCS, f"{name}[]", r, "a RequesterDetails or 'Requestor:X; State:Y; Timestamp:Z'")
             try:  # en-US ToString of the local time (guessed: read as UTC)
-                stamp: dt.datetime | None = dt.datetime.strptime(match["stamp"].strip(), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=dt.UTC)
+                stamp: dt.datetime | None = dt.datetime.strptime(
+                    match["stamp"].strip(), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=dt.UTC)
             except ValueError:
                 stamp = None
             out.append(RequesterState(match["requester"], match["state"], stamp))
@@ -628,9 +630,12 @@ class ClusterNode:
         return self.name
 
 
+CLUSTER_NODE_STATE_BY_INT = {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}
+
+
 def parse_cluster_node(obj: Any, seen_from: str = "") -> ClusterNode:
     return ClusterNode(short_name(required(obj, "Get-ClusterNode", "Name")),
-                       enum_value(obj, "Get-ClusterNode", "State", {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}),
+                       enum_value(obj, "Get-ClusterNode", "State", CLUSTER_NODE_STATE_BY_INT),
                        short_name(seen_from))
 
 

@@ -220,3 +220,17 @@ def byte_size_text(n: int) -> str:
 def enhanced_time_span(text: str) -> PSObject:
     """EnhancedTimeSpan, live (shape guessed: a bag whose ToString is TimeSpan's '[d.]hh:mm:ss')."""
     return obj([f"{EX}.Data.EnhancedTimeSpan", "System.ValueType", "System.Object"], {}, to_string=text)
+
+
+def with_property(value: PSObject, name: str, new: Any) -> PSObject:
+    """A copy of a bag with one property's value replaced (added when absent): the malformed_value fault."""
+    out = PSObject()
+    out.PSObject.type_names[:] = list(value.PSObject.type_names)
+    out.PSObject.to_string = value.PSObject.to_string
+    found = False
+    for p in value.PSObject.adapted_properties:
+        found = found or p.name == name
+        out.PSObject.adapted_properties.append(PSNoteProperty(p.name, new if p.name == name else p.get_value(value)))
+    if not found:
+        out.PSObject.adapted_properties.append(PSNoteProperty(name, new))
+    return out

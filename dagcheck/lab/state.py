@@ -173,6 +173,8 @@ def _guid(*parts: str) -> uuid.UUID:
 class Organization:
     """The whole simulated organisation. One lock guards it: the WSMan server is multi-threaded."""
 
+    object_shape: str = "remote"  # also the value for state files saved before the option existed
+
     def __init__(self, inventory: Inventory, clock: LabClock | None = None) -> None:
         self.clock = clock or LabClock()
         self.lock = threading.RLock()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck import model
-from dagcheck.errors import RemoteError
+from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
@@ -166,7 +166,10 @@ class Snapshot:
             return tuple(source.parse(results, self.server, self._expectations))
         cmdlet = SOURCES[name]
         raw = [o for c in cmdlet.commands(self.server) for o in self._transport.run(self.server, cmdlet.endpoint, c)]
-        return tuple(cmdlet.parse(o, self.server) for o in raw)
+        try:
+            return tuple(cmdlet.parse(o, self.server) for o in raw)
+        except ParseError as exc:  # an answer in no known shape: this source of this server fails, with why
+            raise exc.on(self.server) from None
 
 
 class Collector:

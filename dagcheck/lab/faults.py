@@ -15,7 +15,9 @@ from dagcheck.inventory import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
-                           "cmdlet_missing", *{
+                           "cmdlet_missing",
+                           "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
+                           *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
                                "shell_quota",       # count: WinRM's MaxShellsPerUser (default 30)
@@ -38,6 +40,8 @@ def fault(kind: str) -> Callable[[Callable[[Organization, Fault], None]], Callab
 
 def apply_fault(org: Organization, f: Fault) -> None:
     if f.kind in RUNTIME_KINDS:
+        if f.kind == "malformed_value" and not (f.get("cmdlet") and f.get("property")):
+            raise ValueError("lab fault malformed_value needs cmdlet and property (and the value to serve)")
         org.runtime_faults.append(f)
         return
     if f.kind not in _APPLY:

@@ -263,3 +263,21 @@ def test_an_unreadable_config_fails_only_that_servers_iis_checks(run_checks) -> 
     assert result.short_failed() == {"test_iis_extended_protection_matches[mbx2]",
                                      "test_cmdlet_and_iis_agree_on_extended_protection[mbx2]"}
     assert "could not read applicationHost.config: Access is denied." in " ".join(result.messages.values())
+
+
+def test_back_end_vdirs_come_only_with_show_mailbox_virtual_directories() -> None:
+    """Issue 12 item 2 (on main before this branch): the lab honours the switch, dagcheck passes it."""
+    from dagcheck import model
+    from dagcheck.collect import SOURCES
+    from dagcheck.lab.inprocess import InProcessTransport
+    from dagcheck.remote.base import Command, Endpoint
+
+    t = InProcessTransport(lab_org())
+
+    def names(**params: object) -> list[str]:
+        objs = t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-EcpVirtualDirectory", Server="mbx1", **params))
+        return [model.parse_virtual_directory(o, "mbx1").name for o in objs]
+
+    assert names() == ["ecp (Default Web Site)"]
+    assert names(ShowMailboxVirtualDirectories=True) == ["ecp (Default Web Site)", "ecp (Exchange Back End)"]
+    assert all("-ShowMailboxVirtualDirectories" in c.render() for c in SOURCES["vdirs"].commands("mbx1"))

@@ -50,6 +50,11 @@ class IpRule:
     domain_name: str
     allowed: bool  # IIS's default for the attribute is false (a deny entry)
 
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What <remove> matches on: the collection's key attributes."""
+        return self.ip_address, self.subnet_mask, self.domain_name
+
     def __str__(self) -> str:
         what = self.domain_name or (f"{self.ip_address}/{self.subnet_mask}" if self.subnet_mask else self.ip_address)
         return f"{'allow' if self.allowed else 'deny'} {what}"
@@ -91,6 +96,7 @@ class _Section:
     ssl_flags: str | None
     allow_unlisted: str | None
     ip_ops: tuple[tuple[str, IpRule | None], ...]  # ("clear", None), ("add", rule), ("remove", rule)
+    inherited: bool = True  # <location inheritInChildApplications="false">: for the path itself only
 
 
 class ApplicationHostConfig:
@@ -103,12 +109,13 @@ class ApplicationHostConfig:
         self.applications: set[str] = set()  # "site/app" (lower case) from <system.applicationHost><sites>
         self._add("", root)  # the server-wide <system.webServer> outside any <location>
         for location in root.findall("location"):
-            self._add(location.get("path", "").strip("/"), location)
+            inherit = location.get("inheritInChildApplications", "true").strip().lower() != "false"
+            self._add(location.get("path", "").strip("/"), location, inherit)
         for site in root.findall("system.applicationHost/sites/site"):
             for app in site.findall("application"):
                 self.applications.add(f"{site.get('name', '')}{app.get('path', '').rstrip('/')}".lower())
 
-    def _add(self, path: str, node: ET.Element) -> None:
+    def _add(self, path: str, node: ET.Element, inherited: bool = True) -> None:
         ep = node.find(_EP)
         access = node.find(_ACCESS)
         ipsec = node.find(_IPSEC)
@@ -122,7 +129,7 @@ class ApplicationHostConfig:
             ep.get("tokenChecking") if ep is not None else None,
             access.get("sslFlags") if access is not None else None,
             ipsec.get("allowUnlisted") if ipsec is not None else None,
-            tuple(ops)))
+            tuple(ops), inherited))
 
     def has_location(self, path: str) -> bool:
         return path.strip("/").lower() in self._sections
@@ -135,15 +142,16 @@ class ApplicationHostConfig:
         rules: list[IpRule] = []
         for path in chain:
             for section in self._sections.get(path, ()):
+                if not section.inherited and path != chain[-1]:
+                    continue  # IIS stops it at child applications (the lab's paths are all applications)
                 token = section.token_checking if section.token_checking is not None else token
                 ssl = section.ssl_flags if section.ssl_flags is not None else ssl
                 unlisted = section.allow_unlisted if section.allow_unlisted is not None else unlisted
                 for op, rule in section.ip_ops:
                     if op == "clear":
                         rules.clear()
-                    elif op == "remove":
-                        rules = [r for r in rules if (r.ip_address, r.subnet_mask, r.domain_name)
-                                 != (rule.ip_address, rule.subnet_mask, rule.domain_name)]  # type: ignore[union-attr]
+                    elif op == "remove" and rule is not None:
+                        rules = [r for r in rules if r.identity != rule.identity]
                     elif rule is not None:
                         rules.append(rule)
         return IisLocation(server, site, vdir, self.has_location(f"{site}/{vdir}"), _token(token), ssl,

@@ -281,3 +281,10 @@ def test_back_end_vdirs_come_only_with_show_mailbox_virtual_directories() -> Non
     assert names() == ["ecp (Default Web Site)"]
     assert names(ShowMailboxVirtualDirectories=True) == ["ecp (Default Web Site)", "ecp (Exchange Back End)"]
     assert all("-ShowMailboxVirtualDirectories" in c.render() for c in SOURCES["vdirs"].commands("mbx1"))
+
+
+def test_a_location_that_does_not_inherit_to_child_applications_stops_there() -> None:
+    text = config('<location path="Exchange Back End" inheritInChildApplications="false"><system.webServer><security>'
+                  + ep("Require") + "</security></system.webServer></location>")
+    locs = locations(text)
+    assert locs["Exchange Back End/owa"].token_checking == "None"

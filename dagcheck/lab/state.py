@@ -28,6 +28,7 @@ class IisApplication:
     token_checking: str = "None"  # extendedProtection tokenChecking: None, Allow, Require
     ssl_flags: str = products.DEFAULT_SSL_FLAGS
     ip_allow: list[str] = field(default_factory=list)  # ipSecurity allow entries; non-empty means allowUnlisted=false
+    cmdlet_token_checking: str | None = None  # what Get-*VirtualDirectory shows when it differs from IIS (a fault)
 
 
 @dataclass

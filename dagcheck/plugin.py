@@ -21,7 +21,7 @@ from dagcheck.remote.replay import check_folder as check_replay_folder
 from dagcheck.session import DagcheckSession, Target
 
 # The verdict-first summary, results JSON, history and waivers (issue 11) live in their own plugin.
-pytest_plugins = ["dagcheck.report.plugin"]
+pytest_plugins = ["dagcheck.report.plugin", "dagcheck.lifecycle_plugin"]  # tables: issue 12
 
 PHASE_MARKERS = {
     "health": "nightly DAG health checks",

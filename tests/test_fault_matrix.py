@@ -83,11 +83,14 @@ CASES = [
      {"test_scp_uri_is_expected[mbx3]"}, "publishes https://mail.wrong.test", 1),
     ("scp_missing_site (warning)", [{"kind": "scp_missing_site", "server": "mbx4", "site": "Site-B"}], [],
      {"test_site_scope_is_expected[mbx4]"}, "AutoDiscoverSiteScope lacks Site-B", 0),
-    ("build_su_behind", [{"kind": "build_mismatch", "server": "mbx2", "value": "15.2.1544.36"}], [],
-     {"test_build_is_current[mbx2]", "test_build_same_across_dag[mbx2]"}, "lacks Aug26SU", 1),
+    ("build_su_behind", [{"kind": "build_mismatch", "server": "mbx2", "value": "15.2.2562.46"}], [],
+     {"test_build_is_current[mbx2]", "test_build_same_across_dag[mbx2]"}, "lacks Sep26SU", 1),
+    # Setup stopped half-way between 2019 CU15 and SE: the binaries are still 2019's, so the product is also
+    # out of support (DAG-BUILD-004), while DAG-BUILD-003 leaves that verdict to it.
     ("build_half_installed_cu", [{"kind": "build_mismatch", "server": "mbx1", "value": "15.2.1748.49"}], [],
-     {"test_admin_display_version_matches_exsetup[mbx1]", "test_build_same_across_dag[mbx1]"},
-     "AdminDisplayVersion 15.2.1544.4 but ExSetup.exe 15.2.1748.49", 1),
+     {"test_admin_display_version_matches_exsetup[mbx1]", "test_build_same_across_dag[mbx1]",
+      "test_product_and_cu_supported[mbx1]"},
+     "AdminDisplayVersion Exchange Server SE RTM (15.2.2562.17) but ExSetup.exe Exchange 2019 CU15 Aug26SU (15.2.1748.49)", 1),
     ("local_remote_disagree (warning)", [{"kind": "component_inactive", "server": "mbx3", "component": "OwaProxy",
                                           "requester": "Functional", "value": "local_only"}], [],
      {"test_component_is_active[mbx3:OwaProxy]", "test_local_and_remote_states_agree[mbx3:OwaProxy]"},

@@ -30,11 +30,12 @@ def missing() -> str | None:
     absent = [t for t in TOOLS if shutil.which(t, path=path) is None]
     if absent:
         return f"MIT Kerberos tools not found ({', '.join(absent)}): apt-get install {PACKAGES}"
-    try:
+    try:  # pyspnego's Kerberos needs both (the extra pypsrp[kerberos] brings them; they build against libkrb5-dev)
         import gssapi  # noqa: F401
-        import gssapi.raw  # noqa: F401
+        import krb5  # noqa: F401
     except ImportError:
-        return "python-gssapi is not installed: apt-get install libkrb5-dev, then pip install -e '.[dev]'"
+        return ("python-gssapi/krb5 are not installed: apt-get install libkrb5-dev gcc python3-dev, "
+                "then pip install -e '.[dev,kerberos]'")
     return None
 
 

@@ -8,17 +8,23 @@ address to reach it by in `connect_address`, since the lab's FQDNs resolve nowhe
 
 from __future__ import annotations
 
+import base64
 import copy
 import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import spnego
+import yaml
+from pypsrp.encryption import WinRMEncryption
 
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import load_inventory
+from dagcheck.lab import auth
+from dagcheck.lab.auth import NegotiateAcceptor
 from dagcheck.lab.build import build_organization
-from dagcheck.lab.server import LabServer
+from dagcheck.lab.server import LabCredentials, LabServer, NtlmStore
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import LAB_YML, lab_data
@@ -71,8 +77,6 @@ def _inventory(lab: LabServer, **connection: Any) -> dict[str, Any]:
 
 
 def _transport(lab: LabServer, tmp_path: Any, **connection: Any) -> PsrpTransport:
-    import yaml
-
     path = tmp_path / "inventory.yml"
     path.write_text(yaml.safe_dump(_inventory(lab, **connection)), encoding="utf-8")
     inventory = load_inventory(path)
@@ -142,3 +146,53 @@ def test_unencrypted_messages_are_refused_on_http(kdc: Kdc, lab: LabServer, tmp_
     with pytest.raises(ConnectionFailed) as exc:
         transport.run("mbx4", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx4"))
     assert "mbx4" in str(exc.value)
+
+
+# ---- the framing alone, over NTLM in this process (no KDC needed) ----------------------------------
+
+
+@pytest.fixture
+def ntlm_pair() -> Iterator[tuple[Any, Any]]:
+    """An authenticated NTLM client (pyspnego, as pypsrp makes it) and the lab's acceptor for it."""
+    creds = LabCredentials.generate()
+    store = NtlmStore(creds)
+    try:
+        client = spnego.client(creds.username, creds.password, protocol="ntlm",
+                               options=spnego.NegotiateOptions.wrapping_winrm)
+        acceptor = NegotiateAcceptor("mbx1.lab.contoso.test")
+        token = client.step()
+        while not acceptor.complete:
+            step = acceptor.step("Negotiate " + base64.b64encode(token).decode())
+            token = client.step(step.token) if step.token else token
+        yield client, acceptor.context
+    finally:
+        store.remove()
+
+
+def _client_sealed(client: Any, message: bytes) -> tuple[str, bytes]:
+    content_type, body = WinRMEncryption(client, WinRMEncryption.SPNEGO).wrap_message(message)
+    return f'{content_type};protocol="{WinRMEncryption.SPNEGO}";boundary="Encrypted Boundary"', body
+
+
+def test_sealed_messages_round_trip_with_the_client_framing(ntlm_pair) -> None:
+    client, server = ntlm_pair
+    soap = b"<s:Envelope>" + b"x" * 5000 + b"</s:Envelope>"
+    assert auth.unwrap(server, *_client_sealed(client, soap)) == (soap, auth.SPNEGO_PROTOCOL)
+    content_type, body = auth.wrap(server, b"<reply/>")
+    assert content_type.startswith("multipart/encrypted;") and b"<reply/>" not in body
+    assert WinRMEncryption(client, WinRMEncryption.SPNEGO).unwrap_message(body, "Encrypted Boundary") == b"<reply/>"
+
+
+def test_a_tampered_or_misdeclared_sealed_message_is_refused(ntlm_pair) -> None:
+    client, server = ntlm_pair
+    content_type, body = _client_sealed(client, b"<s:Envelope>hello</s:Envelope>")
+    tampered = body[:-30] + bytes([body[-30] ^ 1]) + body[-29:]
+    with pytest.raises(auth.EncryptionError, match="does not unseal"):
+        auth.unwrap(server, content_type, tampered)
+    content_type, body = _client_sealed(client, b"<s:Envelope>hello</s:Envelope>")
+    with pytest.raises(auth.EncryptionError, match="shorter than its declared Length"):
+        auth.unwrap(server, content_type, body.replace(b"Length=30", b"Length=99"))
+    with pytest.raises(auth.EncryptionError, match="not authenticated"):
+        auth.unwrap(None, content_type, body)
+    with pytest.raises(auth.EncryptionError, match="unsupported"):
+        auth.unwrap(server, content_type.replace("SPNEGO", "CredSSP"), body)

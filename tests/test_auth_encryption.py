@@ -19,7 +19,7 @@ import spnego
 import yaml
 from pypsrp.encryption import WinRMEncryption
 
-from dagcheck.errors import ConnectionFailed
+from dagcheck.errors import ConnectionFailed, InventoryError
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import auth
 from dagcheck.lab.auth import NegotiateAcceptor
@@ -196,3 +196,39 @@ def test_a_tampered_or_misdeclared_sealed_message_is_refused(ntlm_pair) -> None:
         auth.unwrap(None, content_type, body)
     with pytest.raises(auth.EncryptionError, match="unsupported"):
         auth.unwrap(server, content_type.replace("SPNEGO", "CredSSP"), body)
+
+
+def test_a_ticket_for_another_servers_spn_is_refused(kdc: Kdc, lab: LabServer, tmp_path) -> None:
+    """Each lab server accepts only its own HTTP/<fqdn>: a ticket for mbx2 presented at mbx1 fails."""
+    kdc.kinit()
+    data = _inventory(lab, auth="kerberos")
+    mbx1 = next(s for s in data["servers"] if s["name"] == "mbx1")
+    port = lab.port("mbx1")
+    mbx1["connection"]["exchange_uri"] = f"http://mbx2.lab.contoso.test:{port}/PowerShell"
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    transport = PsrpTransport({s.name: s for s in load_inventory(path).servers})
+    with pytest.raises(ConnectionFailed, match="authentication failed"):
+        transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
+
+
+def test_the_ntlm_lab_also_seals_messages(tmp_path, monkeypatch) -> None:
+    """`LabServer(auth="ntlm")` (NTLM only, as `dagcheck-lab serve --auth ntlm`) with encryption: auto."""
+    with LabServer(build_organization(load_inventory(LAB_YML)), auth="ntlm") as server:
+        monkeypatch.setenv(USER_ENV, server.credentials.username)
+        monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
+        transport = _transport(server, tmp_path, auth="ntlm", username_env=USER_ENV, password_env=PASSWORD_ENV)
+        try:
+            assert transport.run("mbx2", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))
+            assert "RUNNING" in transport.run_cmd("mbx2", "sc.exe query MSExchangeTransport").stdout  # WinRS, sealed
+        finally:
+            transport.close()
+
+
+def test_connect_address_is_validated(tmp_path) -> None:
+    data = lab_data()
+    data["servers"][0]["connection"] = {"connect_address": "10.0.0.1/PowerShell"}
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    with pytest.raises(InventoryError, match=r"servers\[0\]\.connection\.connect_address"):
+        load_inventory(path)

@@ -76,8 +76,9 @@ class NegotiateAcceptor:
             if self.context is None or self.context.complete or token.startswith(NTLMSSP + b"\x01"):
                 self.context, self.principal, self.scheme = self._new_context(token), None, scheme
             out = self.context.step(token)
-        except (SpnegoError, ValueError) as exc:
-            log.debug("%s: Negotiate authentication failed: %s", self.fqdn, exc)
+        except Exception as exc:  # noqa: BLE001 - any token the acceptor cannot take is a refused logon, never a
+            # crash of the listener (python-gssapi raises AttributeError, not GSSError, for a ticket to another SPN)
+            log.debug("%s: Negotiate authentication failed: %s: %s", self.fqdn, type(exc).__name__, exc)
             self.context = None
             return Step(False)
         if not self.context.complete:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from dagcheck import paths
 from dagcheck.catalogue import CATALOGUE, CheckSpec
 from dagcheck.collect import describe
 
-CHECKS_DIR = Path(__file__).resolve().parent.parent / "checks"
+CHECKS_DIR = paths.CHECKS
 BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"
 
 

@@ -2,9 +2,8 @@
 root directory and configuration, from any working directory; options it does not know go to pytest.
 
 Where the checks are: checks/ and the conftest.py that loads dagcheck.plugin sit at the repository
-root, next to the package (dagcheck.options.ROOT). The documented install is editable
-(`pip install -e .`), so ROOT is the checkout; a non-editable install has no checks/ and this
-command says so rather than running nothing.
+root, next to the package; a wheel installs the same files under <prefix>/share/dagcheck
+(dagcheck.paths finds either). If neither is there, this command says so rather than running nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +26,9 @@ commands:
   report JSON       re-render the summary HTML from a results file
   lab               serve the simulated DAG (dagcheck lab --help)
 
-`dagcheck COMMAND --help` shows that command's options. Options dagcheck does
-not know (-k, -x, --html ...) are passed to pytest. Reports go to ./reports of
-the checkout unless --reports-dir. Exit status: 0 healthy, 1 a check failed,
-2-4 usage or configuration error (pytest's).
+`dagcheck COMMAND --help`: its options. Others (-k, -x ...) go to pytest. Reports
+go to reports/ of the checkout (of the current directory if installed).
+Exit status: 0 healthy, 1 a check failed, 2-4 usage or configuration error.
 """
 
 
@@ -48,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(health)
     health.add_argument("--dag", help="only this DAG's members")
     health.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
+    health.add_argument("--save", metavar="DIR", help="also save what the servers returned, for --replay")
+    health.add_argument("--replay", metavar="DIR", help="judge a saved folder; connects to nothing")
     for name, text in (("gate", "The pre-flight gate before patching SERVER."),
                        ("enter", "Enter maintenance on SERVER: gate, drain, move, verify (dry-run unless --apply)."),
                        ("exit", "Leave maintenance on SERVER and verify (dry-run unless --apply)."),
@@ -86,6 +86,8 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
         out += ["--phase", "health"] + (["--dag", args.dag] if args.dag else [])
         for server in args.server:
             out += ["--server", server]
+        out += ["--save", str(Path(args.save).resolve())] if args.save else []
+        out += ["--replay", str(Path(args.replay).resolve())] if args.replay else []
     else:
         out += PHASE_ARGS[args.command] + ["--server", args.server]
         if getattr(args, "target", None):
@@ -112,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return _report(args)
     if not (ROOT / "checks").is_dir() or not (ROOT / "conftest.py").is_file():
-        print(f"dagcheck: the checks are not at {ROOT / 'checks'}; install from a checkout with "
-              "`pip install -e .`", file=sys.stderr)
+        print(f"dagcheck: the checks are not at {ROOT / 'checks'}: this installation lacks its data files "
+              "(share/dagcheck); reinstall dagcheck with pip", file=sys.stderr)
         return 4
     import pytest
 

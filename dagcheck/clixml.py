@@ -35,6 +35,10 @@ def from_element_text(xml: str) -> Any:
 
 def from_file(path: str | Path) -> list[Any]:
     """Every object of an Export-Clixml file (a BOM and the <Objs> wrapper are fine)."""
-    text = Path(path).read_text(encoding="utf-8-sig")
+    return from_clixml_text(Path(path).read_text(encoding="utf-8-sig"))
+
+
+def from_clixml_text(text: str) -> list[Any]:
+    """Every object of an <Objs> document (Export-Clixml's, or one saved by --save)."""
     result = deserialize_clixml(text, CIPHER)
     return result if isinstance(result, list) else [result]

@@ -12,11 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import model
-from dagcheck.errors import RemoteError
+from dagcheck import iis, model
+from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
+from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
 
 
@@ -96,6 +97,9 @@ HOST_SOURCES: dict[str, HostSource] = {
                                                for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+        # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
+        HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
+                   lambda results, server, e: ep_rules.read_iis(results[0], server)),
     )
 }
 
@@ -166,7 +170,10 @@ class Snapshot:
             return tuple(source.parse(results, self.server, self._expectations))
         cmdlet = SOURCES[name]
         raw = [o for c in cmdlet.commands(self.server) for o in self._transport.run(self.server, cmdlet.endpoint, c)]
-        return tuple(cmdlet.parse(o, self.server) for o in raw)
+        try:
+            return tuple(cmdlet.parse(o, self.server) for o in raw)
+        except ParseError as exc:  # an answer in no known shape: this source of this server fails, with why
+            raise exc.on(self.server) from None
 
 
 class Collector:

@@ -55,3 +55,30 @@ class OutcomeUnknown(RemoteError):
 
 class TransitionRefused(DagcheckError):
     """A maintenance transition was refused by an interlock before anything changed."""
+
+
+class ParseError(RemoteError):
+    """A cmdlet answered, but a property it returned is in no form the model knows (neither the live
+    Exchange type nor its remote-session string form). Never read as a silent zero or empty string:
+    the source fails for that one server, and every check that reads it fails with this message."""
+
+    def __init__(self, cmdlet: str, prop: str, value: object, expected: str, server: str = "") -> None:
+        self.prop = prop
+        self.value = value
+        self.expected = expected
+        shown = _show(value)
+        super().__init__(server, cmdlet, f"cannot read {prop} = {shown}: expected {expected}")
+        if not server:  # raised by a parser, which does not know the server; collect adds it
+            self.args = (f"{cmdlet}: cannot read {prop} = {shown}: expected {expected}",)
+
+    def on(self, server: str) -> ParseError:
+        """The same error, naming the server whose answer could not be read."""
+        return ParseError(self.cmdlet, self.prop, self.value, self.expected, server)
+
+
+def _show(value: object) -> str:
+    if value is None:
+        return "nothing"
+    names = getattr(getattr(value, "PSObject", None), "type_names", None)
+    text = repr(str(value)) if isinstance(value, str) or not names else f"{names[0]} {str(value)!r}"
+    return text if len(text) <= 120 else text[:117] + "..."

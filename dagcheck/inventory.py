@@ -15,9 +15,10 @@ from typing import Any
 import jsonschema
 import yaml
 
+from dagcheck import paths
 from dagcheck.errors import InventoryError
 
-SCHEMA_PATH = Path(__file__).resolve().parent.parent / "inventory" / "dagcheck.schema.json"
+SCHEMA_PATH = paths.INVENTORY_SCHEMA
 
 DEFAULT_CONTENT_INDEX_ALLOWED = ("Healthy", "NotApplicable", "AutoSuspended")
 
@@ -140,6 +141,7 @@ class LabSpec:
     builds: dict[str, str] = field(default_factory=dict)  # per-server overrides (mixed-version DAGs)
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
+    object_shape: str = "remote"  # how the lab serializes Exchange objects: "remote" (a /PowerShell client's view) or "live"
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         raw_lab = data["lab"] or {}
         lab = LabSpec(
             build=raw_lab.get("build"),
+            object_shape=raw_lab.get("object_shape", "remote"),
             builds={k.lower(): v for k, v in (raw_lab.get("builds") or {}).items()},
             databases=tuple(
                 LabDatabase(name=d["name"], copies=tuple(d["copies"]), lagged=dict(d.get("lagged", {})))

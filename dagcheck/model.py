@@ -3,13 +3,24 @@
 Over remote PowerShell, top-level enums keep their ToString and integer, nested ones degrade to
 strings, monitoring results arrive as localized ToString, and enums unknown to the calling shell
 arrive as bare integers (EXCHANGE-NOTES.md §5). The parsers accept all of these forms.
+
+Two shapes of the same object reach the model (docs/remote-session-shapes.md): the *live* shape
+(what Export-Clixml writes on an Exchange server, where Exchange's value types are rebuilt: a
+ServerVersion bag with Major/Minor/Build/Revision, an ADObjectId bag, enums as ToString + I32) and
+the *remote-session* shape a client of /PowerShell without Exchange's assemblies receives (those
+value types as their ToString: "Version 15.2 (Build 1544.4)", "contoso.com/Configuration/Sites/A",
+"1.5 GB (1,610,612,736 bytes)", "7.00:00:00"; enums as their names). A value in neither form raises
+ParseError naming the cmdlet, the property and the value: never a silent zero or empty string.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from dagcheck.errors import ParseError
 
 # Integers seen for enum values when the calling shell does not know the enum (§5).
 CONTENT_INDEX_BY_INT = {0: "Unknown", 1: "Healthy", 2: "Crawling", 3: "Failed", 4: "Seeding", 5: "FailedAndSuspended",
@@ -71,6 +82,131 @@ def short_name(value: Any) -> str:
     return str(value or "").split(".", 1)[0].lower()
 
 
+# ---- strict readers: one form or the other, else ParseError ----------------------------------------
+
+_ENUM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]*$")
+_SERVER_VERSION = re.compile(r"^Version (\d+)\.(\d+) \(Build (\d+)\.(\d+)\)$")
+_BYTES = re.compile(r"^(?:[\d.,]+ (?:B|KB|MB|GB|TB|PB) )?\((\d{1,3}(?:,\d{3})*|\d+) bytes\)$")
+_TIMESPAN = re.compile(r"^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})(?:\.(\d{1,7}))?$")
+
+
+def required(obj: Any, cmdlet: str, name: str, label: str | None = None) -> str:
+    """A property that must be there and not empty (a name, an identity): its string form.
+    label names it in the error when it is nested (e.g. 'LocalStates[].Requester')."""
+    value = prop(obj, name)
+    if value is None or str(value).strip() == "":
+        raise ParseError(cmdlet, label or name, value, "a non-empty value")
+    return str(value)
+
+
+def integer(obj: Any, cmdlet: str, name: str, default: int | None = None, label: str | None = None) -> int:
+    """An integer property (I32/I64/U64, or its decimal string); absent means default, if there is one."""
+    value = prop(obj, name)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, int) and not isinstance(value, bool) and not _is_enum(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").replace(",", "").isdigit():
+        return int(value.strip().replace(",", ""))
+    raise ParseError(cmdlet, label or name, value, "an integer")
+
+
+def boolean(obj: Any, cmdlet: str, name: str, default: bool | None = None) -> bool:
+    """A Boolean property, or its string form True/False; absent means default, if there is one."""
+    value = prop(obj, name)
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ParseError(cmdlet, name, value, "True or False")
+
+
+def enum_value(obj: Any, cmdlet: str, name: str, by_int: dict[int, str] | None = None,
+               default: str | None = None, label: str | None = None) -> str:
+    """An enum property: an enum object (ToString + I32), its name as a string, or a bare integer."""
+    raw = prop(obj, name)
+    if raw is None and default is not None:
+        return default
+    value = enum_name(raw, by_int)
+    if value is None or not (_ENUM_NAME.match(value) or (value.lstrip("-").isdigit() and by_int is not None)):
+        examples = f" such as {', '.join(list(by_int.values())[:3])}" if by_int else ""
+        raise ParseError(cmdlet, label or name, raw, f"an enum name{examples}")
+    return value
+
+
+def server_version(obj: Any, cmdlet: str, name: str = "AdminDisplayVersion") -> tuple[int, int, int, int]:
+    """ServerVersion: live, a bag with Major/Minor/Build/Revision; remote, its ToString
+    'Version 15.2 (Build 1544.4)' (the form HealthChecker parses from AdminDisplayVersion.ToString())."""
+    value = prop(obj, name)
+    if hasattr(value, "PSObject") and prop(value, "Major") is not None:
+        parts = [prop(value, k) for k in ("Major", "Minor", "Build", "Revision")]
+        if all(isinstance(x, int) and not isinstance(x, bool) for x in parts):
+            return tuple(int(x) for x in parts)  # type: ignore[return-value]
+    match = _SERVER_VERSION.match(str(value).strip()) if isinstance(value, str) else None
+    if match:
+        return tuple(int(g) for g in match.groups())  # type: ignore[return-value]
+    raise ParseError(cmdlet, name, value, "a ServerVersion (Major, Minor, Build, Revision) or 'Version 15.2 (Build 1544.4)'")
+
+
+def ad_name(value: Any, cmdlet: str, name: str) -> str:
+    """An ADObjectId's Name: live, a bag with Name; remote, its ToString, which is the name for
+    servers ('EX01'), a canonical name for others ('contoso.com/Configuration/Sites/Site-A'), or a DN."""
+    if hasattr(value, "PSObject") and prop(value, "Name") not in (None, ""):
+        return str(prop(value, "Name"))
+    text_value = str(value).strip() if isinstance(value, str) else ""
+    if text_value.upper().startswith(("CN=", "OU=")):
+        rdn = re.split(r"(?<!\\),", text_value, maxsplit=1)[0]
+        return rdn.split("=", 1)[1]
+    last = text_value.rstrip("/").rsplit("/", 1)[-1]
+    if last:
+        return last
+    raise ParseError(cmdlet, name, value, "an ADObjectId (a bag with Name, or its string form)")
+
+
+def ad_names(obj: Any, cmdlet: str, name: str) -> tuple[str, ...]:
+    """A multi-valued ADObjectId property: a list of bags or of strings; absent or empty is ()."""
+    value = prop(obj, name)
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    return tuple(short_name(ad_name(v, cmdlet, name)) for v in value)
+
+
+def byte_size(obj: Any, cmdlet: str, name: str) -> int | None:
+    """ByteQuantifiedSize (e.g. DatabaseSize): '152.1 MB (159,449,088 bytes)' in both shapes (live, the
+    bag's ToString); None when the cmdlet left it empty (without -Status)."""
+    value = prop(obj, name)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    match = _BYTES.match(str(value).strip())
+    if match:
+        return int(match.group(1).replace(",", ""))
+    raise ParseError(cmdlet, name, value, "a ByteQuantifiedSize such as '1.5 GB (1,610,612,736 bytes)'")
+
+
+def timespan_seconds(value: Any, cmdlet: str, name: str) -> float:
+    """EnhancedTimeSpan / TimeSpan: a duration object, or its ToString '7.00:00:00' ([-][d.]hh:mm:ss[.fffffff])."""
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    match = _TIMESPAN.match(str(value).strip()) if isinstance(value, str) else None
+    if match:
+        sign, days, hours, minutes, seconds, fraction = match.groups()
+        total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+        total += int((fraction or "0").ljust(7, "0")) / 10**7
+        return -total if sign else float(total)
+    raise ParseError(cmdlet, name, value, "a time span such as '7.00:00:00'")
+
+
+def _is_enum(value: Any) -> bool:
+    meta = getattr(value, "PSObject", None)
+    return meta is not None and any(t.endswith("System.Enum") for t in getattr(meta, "type_names", []))
+
+
 @dataclass(frozen=True)
 class RequesterState:
     requester: str
@@ -95,22 +231,40 @@ class ComponentState:
         return tuple(sorted({r.requester for r in (*self.local, *self.remote) if r.state == state}))
 
 
-def _requesters(value: Any) -> tuple[RequesterState, ...]:
+GSCS = "Get-ServerComponentState"
+# RequesterDetails.ToString, the form a list element takes when it is not serialized as a bag
+# (the fixture's <ToString>; guessed: that a remote session can send the elements in this form).
+_REQUESTER_TEXT = re.compile(r"^Requestor:(?P<requester>[A-Za-z]+); State:(?P<state>[A-Za-z]+); Timestamp:(?P<stamp>.+)$")
+
+
+def _requesters(obj: Any, name: str) -> tuple[RequesterState, ...]:
     out = []
-    for r in value or ():
+    for r in prop(obj, name) or ():
+        if isinstance(r, str):
+            match = _REQUESTER_TEXT.match(r.strip())
+            if not match:
+                raise ParseError(GSCS, f"{name}[]", r, "a RequesterDetails or 'Requestor:X; State:Y; Timestamp:Z'")
+            try:  # en-US ToString of the local time (guessed: read as UTC)
+                stamp: dt.datetime | None = dt.datetime.strptime(
+                    match["stamp"].strip(), "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=dt.UTC)
+            except ValueError:
+                stamp = None
+            out.append(RequesterState(match["requester"], match["state"], stamp))
+            continue
         stamp = prop(r, "Timestamp")
-        out.append(RequesterState(str(prop(r, "Requester", "")), enum_name(prop(r, "State"), SERVICE_STATE_BY_INT) or "",
+        out.append(RequesterState(required(r, GSCS, "Requester", f"{name}[].Requester"),
+                                  enum_value(r, GSCS, "State", SERVICE_STATE_BY_INT, label=f"{name}[].State"),
                                   stamp if isinstance(stamp, dt.datetime) else None))
     return tuple(out)
 
 
 def parse_component_state(obj: Any, server: str | None = None) -> ComponentState:
     return ComponentState(
-        server=short_name(server or prop(obj, "ServerFqdn")),
-        component=str(prop(obj, "Component")),
-        state=enum_name(prop(obj, "State"), SERVICE_STATE_BY_INT) or "Unknown",
-        local=_requesters(prop(obj, "LocalStates")),
-        remote=_requesters(prop(obj, "RemoteStates")),
+        server=short_name(server or required(obj, GSCS, "ServerFqdn")),
+        component=required(obj, GSCS, "Component"),
+        state=enum_value(obj, GSCS, "State", SERVICE_STATE_BY_INT),
+        local=_requesters(obj, "LocalStates"),
+        remote=_requesters(obj, "RemoteStates"),
     )
 
 
@@ -133,21 +287,38 @@ class DatabaseCopyStatus:
         return f"{self.database}\\{self.server}"
 
 
+GCOPY = "Get-MailboxDatabaseCopyStatus"
+
+
+def _lagged(obj: Any) -> bool:
+    """ReplayLagStatus: 'Enabled:True; PlayDownReason:None; ...' (its ToString, both shapes), or a bag
+    with Enabled (guessed: a rebuilt ReplayLagStatus object); absent means not lagged."""
+    value = prop(obj, "ReplayLagStatus")
+    if value is None:
+        return False
+    if hasattr(value, "PSObject") and prop(value, "Enabled") is not None:
+        return boolean(value, GCOPY, "Enabled")
+    flat = str(value).replace(" ", "").lower()
+    if flat.startswith(("enabled:true", "enabled:false")):
+        return flat.startswith("enabled:true")
+    raise ParseError(GCOPY, "ReplayLagStatus", value, "'Enabled:True; ...' or 'Enabled:False; ...'")
+
+
 def parse_copy_status(obj: Any) -> DatabaseCopyStatus:
     name = str(prop(obj, "Name") or prop(obj, "Identity") or "")
     db, _, server = name.partition("\\")
-    lag = str(prop(obj, "ReplayLagStatus") or "")
+    preference = prop(obj, "ActivationPreference")
     return DatabaseCopyStatus(
-        database=str(prop(obj, "DatabaseName") or db),
-        server=short_name(prop(obj, "MailboxServer") or server),
-        status=enum_name(prop(obj, "Status"), COPY_STATUS_BY_INT) or "Unknown",
-        active=bool(prop(obj, "ActiveCopy", False)),
-        activation_preference=prop(obj, "ActivationPreference"),
-        copy_queue=int(prop(obj, "CopyQueueLength") or 0),
-        replay_queue=int(prop(obj, "ReplayQueueLength") or 0),
-        content_index=enum_name(prop(obj, "ContentIndexState"), CONTENT_INDEX_BY_INT) or "Unknown",
-        activation_suspended=bool(prop(obj, "ActivationSuspended", False)),
-        lagged=lag.replace(" ", "").lower().startswith("enabled:true"),
+        database=str(prop(obj, "DatabaseName") or db) or required(obj, GCOPY, "DatabaseName"),
+        server=short_name(prop(obj, "MailboxServer") or server) or short_name(required(obj, GCOPY, "MailboxServer")),
+        status=enum_value(obj, GCOPY, "Status", COPY_STATUS_BY_INT),
+        active=boolean(obj, GCOPY, "ActiveCopy", False),
+        activation_preference=None if preference is None else integer(obj, GCOPY, "ActivationPreference"),
+        copy_queue=integer(obj, GCOPY, "CopyQueueLength"),
+        replay_queue=integer(obj, GCOPY, "ReplayQueueLength"),
+        content_index=enum_value(obj, GCOPY, "ContentIndexState", CONTENT_INDEX_BY_INT, default="Unknown"),
+        activation_suspended=boolean(obj, GCOPY, "ActivationSuspended", False),
+        lagged=_lagged(obj),
         error_message=text(prop(obj, "ErrorMessage")),
     )
 
@@ -176,14 +347,14 @@ class QueueInfo:
 
 
 def parse_queue(obj: Any, server: str) -> QueueInfo:
-    identity = str(prop(obj, "QueueIdentity") or prop(obj, "Identity") or "")
+    identity = str(prop(obj, "QueueIdentity") or prop(obj, "Identity") or "") or required(obj, "Get-Queue", "Identity")
     return QueueInfo(
         identity=identity,
         server=short_name(server),
-        delivery_type=enum_name(prop(obj, "DeliveryType")) or "Undefined",
-        next_hop=str(prop(obj, "NextHopDomain") or ""),
-        status=enum_name(prop(obj, "Status"), QUEUE_STATUS_BY_INT) or "None",
-        message_count=int(prop(obj, "MessageCount") or 0),
+        delivery_type=enum_value(obj, "Get-Queue", "DeliveryType"),
+        next_hop=str(prop(obj, "NextHopDomain") or ""),  # empty is a real value (Submission on some builds)
+        status=enum_value(obj, "Get-Queue", "Status", QUEUE_STATUS_BY_INT),
+        message_count=integer(obj, "Get-Queue", "MessageCount"),
         last_error=text(prop(obj, "LastError")),
     )
 
@@ -200,17 +371,25 @@ class ReplicationCheck:
         return f"{self.server}:{self.check}"
 
 
-def monitoring_result(obj: Any, names: dict[str, str]) -> str:
+def monitoring_result(obj: Any, names: dict[str, str], cmdlet: str = "Test-ReplicationHealth") -> str:
     """A monitoring cmdlet's Result: its .Value when the object survived, else its localized ToString,
-    mapped to the enum name (Test-ExchangeServerHealth.ps1's `$r.Result.Value ?? $r.Result`, §5)."""
+    mapped to the enum name (Test-ExchangeServerHealth.ps1's `$r.Result.Value ?? $r.Result`, §5).
+    A ToString in a language the map does not know is a ParseError, not a verdict."""
     raw = prop(obj, "Result")
     value = prop(raw, "Value") if hasattr(raw, "PSObject") and prop(raw, "Value") is not None else raw
-    return names.get(str(value or "").strip().lower(), str(value))
+    key = str(value if value is not None else "").strip().lower()
+    if key in names:
+        return names[key]
+    known = {v.lower(): v for v in names.values()}
+    if key in known:
+        return known[key]
+    raise ParseError(cmdlet, "Result", raw, f"one of {', '.join(sorted(set(names.values())))} (English or German ToString)")
 
 
 def parse_replication_check(obj: Any) -> ReplicationCheck:
     result = monitoring_result(obj, REPLICATION_RESULTS)
-    return ReplicationCheck(short_name(prop(obj, "Server")), str(prop(obj, "Check")), result, text(prop(obj, "Error")))
+    return ReplicationCheck(short_name(required(obj, "Test-ReplicationHealth", "Server")),
+                            required(obj, "Test-ReplicationHealth", "Check"), result, text(prop(obj, "Error")))
 
 
 @dataclass(frozen=True)
@@ -226,7 +405,8 @@ class ServiceHealth:
 
 
 def parse_service_health(obj: Any, server: str) -> ServiceHealth:
-    return ServiceHealth(short_name(server), str(prop(obj, "Role")), bool(prop(obj, "RequiredServicesRunning")),
+    return ServiceHealth(short_name(server), required(obj, "Test-ServiceHealth", "Role"),
+                         boolean(obj, "Test-ServiceHealth", "RequiredServicesRunning"),
                          strings(prop(obj, "ServicesNotRunning")))
 
 
@@ -243,11 +423,9 @@ class ExchangeServer:
 
 
 def parse_exchange_server(obj: Any) -> ExchangeServer:
-    v = prop(obj, "AdminDisplayVersion")
-    version = tuple(int(prop(v, k) or 0) for k in ("Major", "Minor", "Build", "Revision"))
-    site = prop(obj, "Site")
-    return ExchangeServer(short_name(prop(obj, "Name")), str(prop(obj, "Fqdn") or ""),
-                          str(prop(site, "Name") or str(site or "").rsplit("/", 1)[-1]), version)  # type: ignore[arg-type]
+    cmdlet = "Get-ExchangeServer"
+    return ExchangeServer(short_name(required(obj, cmdlet, "Name")), required(obj, cmdlet, "Fqdn"),
+                          ad_name(prop(obj, "Site"), cmdlet, "Site"), server_version(obj, cmdlet))
 
 
 @dataclass(frozen=True)
@@ -262,9 +440,10 @@ class MailboxServer:
 
 
 def parse_mailbox_server(obj: Any) -> MailboxServer:
-    return MailboxServer(short_name(prop(obj, "Name")),
-                         enum_name(prop(obj, "DatabaseCopyAutoActivationPolicy"), ACTIVATION_POLICY_BY_INT) or "Unknown",
-                         bool(prop(obj, "DatabaseCopyActivationDisabledAndMoveNow", False)))
+    cmdlet = "Get-MailboxServer"
+    return MailboxServer(short_name(required(obj, cmdlet, "Name")),
+                         enum_value(obj, cmdlet, "DatabaseCopyAutoActivationPolicy", ACTIVATION_POLICY_BY_INT),
+                         boolean(obj, cmdlet, "DatabaseCopyActivationDisabledAndMoveNow", False))
 
 
 @dataclass(frozen=True)
@@ -279,7 +458,8 @@ class FileVersion:
 
 
 def parse_file_version(obj: Any, server: str = "") -> FileVersion:
-    version = tuple(int(prop(obj, k) or 0) for k in ("FileMajorPart", "FileMinorPart", "FileBuildPart", "FilePrivatePart"))
+    cmdlet = "Get-Command ExSetup.exe"
+    version = tuple(integer(obj, cmdlet, k) for k in ("FileMajorPart", "FileMinorPart", "FileBuildPart", "FilePrivatePart"))
     return FileVersion(str(prop(obj, "FileName") or ""), version, short_name(server))  # type: ignore[arg-type]
 
 
@@ -294,9 +474,19 @@ class VirtualDirectory:
         return f"{self.server}:{self.name}"
 
 
+TOKEN_CHECKING_BY_INT = {0: "None", 1: "Allow", 2: "Require"}
+
+
 def parse_virtual_directory(obj: Any, server: str) -> VirtualDirectory:
-    return VirtualDirectory(short_name(server), str(prop(obj, "Name")),
-                            enum_name(prop(obj, "ExtendedProtectionTokenChecking"), {0: "None", 1: "Allow", 2: "Require"}))
+    cmdlet = "Get-*VirtualDirectory"
+    name = required(obj, cmdlet, "Name")
+    # Empty (not read from IIS, e.g. -ADPropertiesOnly) stays None: the rules report it as unknown.
+    token = None if prop(obj, "ExtendedProtectionTokenChecking") is None else enum_value(
+        obj, cmdlet, "ExtendedProtectionTokenChecking", TOKEN_CHECKING_BY_INT)
+    if token is not None and token not in TOKEN_CHECKING_BY_INT.values():
+        raise ParseError(cmdlet, f"{name}.ExtendedProtectionTokenChecking", prop(obj, "ExtendedProtectionTokenChecking"),
+                         "None, Allow or Require")
+    return VirtualDirectory(short_name(server), name, token)
 
 
 # ---- host facts (WinRS command output; formats of Windows Server 2019/2022) ----------------------
@@ -381,6 +571,9 @@ def parse_sc_query(server: str, stdout: str) -> list[WindowsService]:
         elif stripped.startswith("STATE") and name:
             services.append(WindowsService(short_name(server), name, stripped.split(":", 1)[1].split()[-1]))
             name = None
+    if not services:  # every Windows server runs services: nothing read means output we do not understand
+        raise ParseError("sc.exe queryex", "output", stdout.strip() or None,
+                         "SERVICE_NAME: and STATE : blocks (sc.exe's English labels)", server)
     return services
 
 
@@ -393,6 +586,9 @@ def names(value: Any) -> tuple[str, ...]:
     for v in value or ():
         out.append(short_name(prop(v, "Name") or v))
     return tuple(out)
+
+
+GDAG = "Get-DatabaseAvailabilityGroup"
 
 
 @dataclass(frozen=True)
@@ -412,14 +608,17 @@ class DagStatus:
 
 def parse_dag_status(obj: Any) -> DagStatus:
     pam = prop(obj, "PrimaryActiveManager")
+    in_use = prop(obj, "WitnessShareInUse")
     return DagStatus(
-        name=str(prop(obj, "Name")),
-        servers=names(prop(obj, "Servers")),
-        operational_servers=names(prop(obj, "OperationalServers")),
-        primary_active_manager=short_name(prop(pam, "Name") or pam),
-        servers_in_maintenance=names(prop(obj, "ServersInMaintenance")),
+        name=required(obj, GDAG, "Name"),
+        servers=ad_names(obj, GDAG, "Servers"),
+        operational_servers=ad_names(obj, GDAG, "OperationalServers"),
+        # Empty without -Status (or while no PAM is elected): '' makes the PAM check fail visibly.
+        primary_active_manager="" if pam is None else short_name(ad_name(pam, GDAG, "PrimaryActiveManager")),
+        servers_in_maintenance=ad_names(obj, GDAG, "ServersInMaintenance"),
         witness_server=text(prop(obj, "WitnessServer")),
-        witness_share_in_use=enum_name(prop(obj, "WitnessShareInUse"), {0: "Primary", 1: "Alternate", 2: "InvalidConfiguration", 3: "None"}),
+        witness_share_in_use=None if in_use is None else enum_value(
+            obj, GDAG, "WitnessShareInUse", {0: "Primary", 1: "Alternate", 2: "InvalidConfiguration", 3: "None"}),
     )
 
 
@@ -434,9 +633,12 @@ class ClusterNode:
         return self.name
 
 
+CLUSTER_NODE_STATE_BY_INT = {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}
+
+
 def parse_cluster_node(obj: Any, seen_from: str = "") -> ClusterNode:
-    return ClusterNode(short_name(prop(obj, "Name")),
-                       enum_name(prop(obj, "State"), {-1: "Unknown", 0: "Up", 1: "Down", 2: "Paused", 3: "Joining"}) or "Unknown",
+    return ClusterNode(short_name(required(obj, "Get-ClusterNode", "Name")),
+                       enum_value(obj, "Get-ClusterNode", "State", CLUSTER_NODE_STATE_BY_INT),
                        short_name(seen_from))
 
 
@@ -447,6 +649,7 @@ class MailboxDatabase:
     mounted_on: str  # short server name of the active copy
     activation_preference: tuple[tuple[str, int], ...]
     seen_from: str = ""  # the server whose Get-MailboxDatabase -Server returned it
+    size_bytes: int | None = None  # DatabaseSize (ByteQuantifiedSize), with -Status
 
     @property
     def key(self) -> str:
@@ -457,16 +660,25 @@ class MailboxDatabase:
         return min(self.activation_preference, key=lambda p: p[1])[0] if self.activation_preference else None
 
 
+GMDB = "Get-MailboxDatabase"
+_KVP_TEXT = re.compile(r"^\[([^,\]]+),\s*(\d+)\]$")
+
+
 def _preference(value: Any) -> tuple[tuple[str, int], ...]:
     """ActivationPreference: KeyValuePair bags {Key, Value} or their '[EX1, 1]' string form (§5)."""
     out = []
     for entry in value or ():
         if isinstance(entry, str):
-            server, _, pref = entry.strip("[] ").partition(",")
-            out.append((short_name(server.strip()), int(pref.strip())))
+            match = _KVP_TEXT.match(entry.strip())
+            if not match:
+                raise ParseError(GMDB, "ActivationPreference[]", entry, "'[EX1, 1]' or a {Key, Value} pair")
+            out.append((short_name(match.group(1).strip()), int(match.group(2))))
         else:
             key = prop(entry, "Key")
-            out.append((short_name(prop(key, "Name") or key), int(prop(entry, "Value"))))
+            if key is None:
+                raise ParseError(GMDB, "ActivationPreference[]", entry, "'[EX1, 1]' or a {Key, Value} pair")
+            out.append((short_name(ad_name(key, GMDB, "ActivationPreference[].Key")),
+                        integer(entry, GMDB, "Value", label="ActivationPreference[].Value")))
     return tuple(out)
 
 
@@ -474,10 +686,11 @@ def parse_mailbox_database(obj: Any, seen_from: str = "") -> MailboxDatabase:
     mounted = prop(obj, "Mounted")
     return MailboxDatabase(
         seen_from=short_name(seen_from),
-        name=str(prop(obj, "Name")),
-        mounted=None if mounted is None else bool(mounted),
+        name=required(obj, GMDB, "Name"),
+        mounted=None if mounted is None else boolean(obj, GMDB, "Mounted"),
         mounted_on=short_name(prop(obj, "MountedOnServer") or prop(obj, "ServerName") or ""),
         activation_preference=_preference(prop(obj, "ActivationPreference")),
+        size_bytes=byte_size(obj, GMDB, "DatabaseSize"),
     )
 
 
@@ -498,8 +711,9 @@ MAPI_RESULTS = {"success": "Success", "erfolgreich": "Success", "*failure*": "Fa
 
 
 def parse_mapi(obj: Any) -> MapiResult:
-    return MapiResult(short_name(prop(obj, "Server")), str(prop(obj, "Database")),
-                      monitoring_result(obj, MAPI_RESULTS), text(prop(obj, "Error")))
+    cmdlet = "Test-MAPIConnectivity"
+    return MapiResult(short_name(required(obj, cmdlet, "Server")), required(obj, cmdlet, "Database"),
+                      monitoring_result(obj, MAPI_RESULTS, cmdlet), text(prop(obj, "Error")))
 
 
 @dataclass(frozen=True)
@@ -514,5 +728,6 @@ class ClientAccess:
 
 
 def parse_client_access(obj: Any) -> ClientAccess:
-    return ClientAccess(short_name(prop(obj, "Name")), text(prop(obj, "AutoDiscoverServiceInternalUri")),
-                        strings(prop(obj, "AutoDiscoverSiteScope")))
+    # AutoDiscoverServiceInternalUri: System.Uri, a string in both shapes; empty (no SCP URI) stays None.
+    return ClientAccess(short_name(required(obj, "Get-ClientAccessService", "Name")),
+                        text(prop(obj, "AutoDiscoverServiceInternalUri")), strings(prop(obj, "AutoDiscoverSiteScope")))

@@ -7,14 +7,20 @@ which the repository's conftest.py loads, so installing dagcheck changes no othe
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from dagcheck import paths
 from dagcheck.catalogue import PHASES
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_INVENTORY = ROOT / "inventory" / "lab.yml"
+ROOT = paths.ROOT
+DEFAULT_INVENTORY = paths.LAB_INVENTORY
+
+
+def positive_integer(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -35,7 +41,20 @@ def add_options(parser: pytest.Parser) -> None:
                     help="override the interlocks that maintenance.force_allowed in the inventory lists (reported)")
     group.addoption("--strict-warnings", action="store_true",
                     help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
-    group.addoption("--reports-dir", default=str(ROOT / "reports"), help="where the HTML and JUnit reports go")
+    group.addoption("--save", default=None, metavar="DIR",
+                    help="also write what every server returned (CLIXML per server and command) into DIR, for --replay")
+    group.addoption("--replay", default=None, metavar="DIR",
+                    help="run the checks from a folder saved by --save or Export-DagcheckData.ps1; connects to nothing")
+    group.addoption("--history-keep", type=positive_integer, default=None, metavar="N",
+                    help="keep the last N nightly results files (default: report.history_keep, else 90)")
+    group.addoption("--mail-to", action="append", default=[], metavar="ADDR",
+                    help="mail the summary to ADDR (repeatable; replaces report.email.recipients)")
+    group.addoption("--mail-when", default=None, choices=("always", "on_failure", "on_change", "never"),
+                    help="when to mail (default: report.email.when, else always)")
+    group.addoption("--smtp", default=None, metavar="HOST[:PORT]", help="SMTP server (default: report.email.host)")
+    group.addoption("--mail-from", default=None, metavar="ADDR", help="sender (default: report.email.sender)")
+    group.addoption("--reports-dir", default=str(paths.DEFAULT_REPORTS),
+                    help="where the HTML and JUnit reports go (default: reports/ of the checkout)")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

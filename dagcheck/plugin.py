@@ -16,6 +16,8 @@ from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
 from dagcheck.options import ROOT, add_options
+from dagcheck.remote.replay import ReplayError
+from dagcheck.remote.replay import check_folder as check_replay_folder
 from dagcheck.session import DagcheckSession, Target
 
 # The verdict-first summary, results JSON, history and waivers (issue 11) live in their own plugin.
@@ -73,6 +75,16 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory.server(config.getoption("--target"))
         except KeyError:
             raise pytest.UsageError(f"--target {config.getoption('--target')}: not in {inventory.file}") from None
+    if config.getoption("--replay"):
+        if config.getoption("--save"):
+            raise pytest.UsageError("--replay reads saved data and --save writes it: use one of them")
+        if config.getoption("--apply") or config.getoption("--cycle") or config.getoption("--phase") == "maintenance":
+            raise pytest.UsageError("--replay analyses saved data offline: it cannot perform or verify a transition "
+                                    "(no --apply, --cycle or --phase maintenance)")
+        try:
+            check_replay_folder(config.getoption("--replay"))
+        except ReplayError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if config.getoption("--dag"):
         try:
             inventory.dag(config.getoption("--dag"))
@@ -134,6 +146,8 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
             servers=config.getoption("--server") or None,
             dag=config.getoption("--dag"),
             phase=config.getoption("--phase"),
+            save=config.getoption("--save"),
+            replay=config.getoption("--replay"),
         )
     return config.stash[SESSION_KEY]
 

@@ -13,6 +13,7 @@ from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
+from dagcheck.remote.replay import ReplayTransport, SavingTransport
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,12 @@ class Target:
 
 class DagcheckSession:
     def __init__(self, inventory: Inventory, servers: list[str] | None = None,
-                 dag: str | None = None, phase: str = "health") -> None:
+                 dag: str | None = None, phase: str = "health",
+                 save: str | None = None, replay: str | None = None) -> None:
         self.inventory = inventory
         self.phase = phase
+        self.save = save
+        self.replay = replay
         self.transcript = Transcript()
         self.lab: Any = None  # the embedded lab (dagcheck.lab.embedded.EmbeddedLab) when the inventory has one
         self.transport: Transport = self._make_transport()
@@ -54,6 +58,9 @@ class DagcheckSession:
         return scope
 
     def _make_transport(self) -> Transport:
+        if self.replay:
+            # Offline analysis: answers come from the saved folder; neither the lab nor a server is contacted.
+            return ReplayTransport(self.replay, self.transcript)
         servers = list(self.inventory.servers)
         credentials: dict[str, Credentials] = {}
         if self.inventory.lab is not None:
@@ -62,7 +69,10 @@ class DagcheckSession:
 
             self.lab = start_embedded(self.inventory)
             servers, credentials = self.lab.endpoints(servers)
-        return PsrpTransport({s.name: s for s in servers}, self.transcript, credentials)
+        transport: Transport = PsrpTransport({s.name: s for s in servers}, self.transcript, credentials)
+        if self.save:
+            transport = SavingTransport(transport, self.save, str(self.inventory.file))
+        return transport
 
     def targets(self, spec: CheckSpec, phase: str | None = None, enumerate_in: str | None = None) -> list[Target]:
         """Every object the check applies to, on every server in scope; a failed source gives one target.

@@ -91,3 +91,33 @@ def test_a_closed_port_is_reported_and_the_reports_stay(run_checks, monkeypatch,
     assert f"dagcheck email: FAILED to send via 127.0.0.1:{closed}" in out
     assert "NOT HEALTHY" in (tmp_path / "reports" / "summary.html").read_text(encoding="utf-8")
     assert (tmp_path / "reports" / "dagcheck.html").is_file()
+
+
+def test_mail_set_up_from_the_command_line(run_checks, smtp_server, monkeypatch) -> None:
+    """The inventory holds only the account and CA; host, sender, recipients and when come from flags."""
+    port, ca, inbox = smtp_server
+    monkeypatch.setenv("DAGCHECK_SMTP_TEST_PW", "s3cret!")
+    data = lab_data([{"kind": "copy_failed", "database": "DB01", "server": "mbx2"}])
+    data["report"] = {"email": {"username": "reports", "password_env": "DAGCHECK_SMTP_TEST_PW", "ca_file": ca,
+                                "timeout": 5}}
+    run_checks(data, "--smtp", f"127.0.0.1:{port}", "--mail-from", "dagcheck@contoso.test",
+               "--mail-to", "oncall@contoso.test", "--mail-to", "exchange@contoso.test", "--mail-when", "on_failure")
+    [msg] = inbox.messages
+    assert msg["To"] == "oncall@contoso.test, exchange@contoso.test"
+    assert "NOT HEALTHY" in msg["Subject"]
+
+
+def test_mail_when_never_overrides_the_inventory(run_checks, smtp_server, monkeypatch) -> None:
+    port, ca, inbox = smtp_server
+    monkeypatch.setenv("DAGCHECK_SMTP_TEST_PW", "s3cret!")
+    data = lab_data([{"kind": "copy_failed", "database": "DB01", "server": "mbx2"}])
+    data["report"] = {"email": _email(port, ca)}
+    result = run_checks(data, "--mail-when", "never")
+    assert result.exit_code == 1 and inbox.messages == []
+
+
+def test_incomplete_mail_set_up_is_a_usage_error_before_any_check(run_checks, capsys) -> None:
+    result = run_checks(lab_data([]), "--mail-to", "oncall@contoso.test")
+    assert result.exit_code == 4 and result.outcomes == {}
+    err = capsys.readouterr().err
+    assert "email: host (--smtp), sender (--mail-from) not set" in err

@@ -68,6 +68,8 @@ def test_history_keeps_the_configured_number_of_nightly_runs(run_checks, tmp_pat
     for _ in range(3):
         run_checks(data)
     assert len(_nightly(tmp_path)) == 2
+    run_checks(data, "--history-keep", "1")  # the command line wins over the inventory
+    assert len(_nightly(tmp_path)) == 1
 
 
 def test_waiver_turns_a_failure_into_waived_until_it_expires(run_checks, tmp_path) -> None:

@@ -15,7 +15,10 @@ from dagcheck.inventory import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
-                           "cmdlet_missing", *{
+                           "cmdlet_missing",
+                           "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
+                           "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
+                           *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
                                "shell_quota",       # count: WinRM's MaxShellsPerUser (default 30)
@@ -38,6 +41,8 @@ def fault(kind: str) -> Callable[[Callable[[Organization, Fault], None]], Callab
 
 def apply_fault(org: Organization, f: Fault) -> None:
     if f.kind in RUNTIME_KINDS:
+        if f.kind == "malformed_value" and not (f.get("cmdlet") and f.get("property")):
+            raise ValueError("lab fault malformed_value needs cmdlet and property (and the value to serve)")
         org.runtime_faults.append(f)
         return
     if f.kind not in _APPLY:
@@ -174,6 +179,30 @@ def _ep(org, f):
     if key not in server.iis:
         raise ValueError(f"unknown virtual directory {name!r}")
     server.iis[key].token_checking = f.get("value", "Require")
+
+
+@fault("ep_ip_mitigation")
+def _ep_ip_mitigation(org, f):
+    """The supported alternative to Extended Protection on the back-end EWS: tokenChecking None and an IIS
+    IP allow-list (what ExchangeExtendedProtectionManagement.ps1 -RestrictType EWSBackend leaves);
+    value: the allowed addresses or CIDR ranges, comma-separated."""
+    server = org.server(f["server"])
+    app = server.iis[("Exchange Back End", "EWS")]
+    app.token_checking = "None"
+    app.ip_allow = [a.strip() for a in str(f.get("value", "192.0.2.0/24,127.0.0.1")).split(",") if a.strip()]
+
+
+@fault("ep_cmdlet_differs")
+def _ep_cmdlet_differs(org, f):
+    """The cmdlets report another ExtendedProtectionTokenChecking than IIS has (guessed cause: IIS changed
+    past Exchange, the cmdlet's view stale); vdir as for ep_mismatch, value what the cmdlet shows."""
+    server = org.server(f["server"])
+    name = f.get("vdir", "owa (Default Web Site)")
+    app, _, site = name.rpartition(" (")
+    key = (site.rstrip(")"), app) if app else tuple(name.split("/", 1))
+    if key not in server.iis:
+        raise ValueError(f"unknown virtual directory {name!r}")
+    server.iis[key].cmdlet_token_checking = f.get("value", "None")
 
 
 @fault("scp_wrong_uri")

@@ -4,6 +4,13 @@ The shapes follow the real Export-Clixml output in ../shared/fixtures/css-exchan
 hierarchy, ToString, enums as ToString plus I32, ADObjectId as a property bag, nested requester
 states as plain strings, multi-valued properties as lists). Where no real sample exists the shape
 comes from Microsoft Learn and is marked "shape guessed" at the builder.
+
+Two shapes (docs/remote-session-shapes.md). The builders make the *live* shape, the one of the
+fixture files. remote_shape() turns an object into what a client of Exchange's /PowerShell
+endpoint without Exchange's assemblies receives: Exchange's own value types (ServerVersion,
+ADObjectId, ByteQuantifiedSize, EnhancedTimeSpan, KeyValuePair, QueueIdentity) as their ToString,
+enums as their names. The type names on the wire stay the real ones: the receiving deserializer
+(PowerShell's, and psrpcore's) prefixes every TN entry with "Deserialized.".
 """
 
 from __future__ import annotations
@@ -151,3 +158,79 @@ def server_version(major: int, minor: int, build: int, revision: int) -> PSObjec
         {"Major": major, "Minor": minor, "Build": build, "Revision": revision, "FilePatchLevelDescription": None},
         to_string=f"Version {major}.{minor} (Build {build}.{revision})",
     )
+
+
+# ---- the remote-session shape ------------------------------------------------------------------
+
+SHAPES = ("remote", "live")
+# Exchange value types whose properties a non-Exchange client never sees: only their ToString.
+# Established for ServerVersion ("Version 15.2 (Build 1544.4)", HealthChecker's string branch) and
+# ByteQuantifiedSize ("152.1 MB (159,449,088 bytes)", Shay Levy 2011); guessed for the others, by
+# analogy (their ToString is what the fixtures carry as <ToString>).
+STRING_FORM_TYPES = (
+    f"{EX}.Data.ServerVersion",
+    f"{EX}.Data.Directory.ADObjectId",
+    f"{EX}.Data.ByteQuantifiedSize",
+    f"{EX}.Data.EnhancedTimeSpan",
+    "Microsoft.Exchange.Data.QueueViewer.QueueIdentity",
+    "System.Collections.Generic.KeyValuePair`2",
+)
+
+
+def remote_shape(value: Any) -> Any:
+    """value as a remote session delivers it: string forms for Exchange value types, enum names as
+    strings (guessed: top-level enum properties of Exchange objects arrive as <S>, as in CSS-Exchange's
+    non-rebuilt Deserialized.* exports), lists element by element, other bags property by property."""
+    if isinstance(value, PSEnumBase):
+        return value.name
+    if isinstance(value, PSList):
+        return typed_list((remote_shape(v) for v in value), list(value.PSObject.type_names))
+    if isinstance(value, PSObject) and type(value) is PSObject:
+        first = value.PSObject.type_names[0] if value.PSObject.type_names else ""
+        if first.startswith(STRING_FORM_TYPES):
+            return str(value.PSObject.to_string)
+        out = PSObject()
+        out.PSObject.type_names[:] = list(value.PSObject.type_names)
+        out.PSObject.to_string = value.PSObject.to_string
+        for p in value.PSObject.adapted_properties:
+            out.PSObject.adapted_properties.append(PSNoteProperty(p.name, remote_shape(p.get_value(value))))
+        return out
+    return value
+
+
+def byte_quantified_size(n: int) -> PSObject:
+    """ByteQuantifiedSize, live: its ToString is all the lab models (shape guessed: no sample with its
+    properties). ToString: the largest 1024-based unit with at most 4 significant digits, then the
+    exact bytes with thousands separators (derived from '152.1 MB (159,449,088 bytes)', '1.5 GB
+    (1,610,612,736 bytes)', '49.5 GB (53,150,121,984 bytes)')."""
+    return obj([f"{EX}.Data.ByteQuantifiedSize", "System.ValueType", "System.Object"], {}, to_string=byte_size_text(n))
+
+
+def byte_size_text(n: int) -> str:
+    units = ("B", "KB", "MB", "GB", "TB", "PB")
+    i = 0
+    while i + 1 < len(units) and n >= 1024 ** (i + 1):
+        i += 1
+    scaled = n / 1024**i
+    digits = max(0, 3 - len(str(int(scaled))) + 1)
+    shown = f"{scaled:.{digits}f}".rstrip("0").rstrip(".") if digits else f"{scaled:.0f}"
+    return f"{shown} {units[i]} ({n:,} bytes)"
+
+
+def enhanced_time_span(text: str) -> PSObject:
+    """EnhancedTimeSpan, live (shape guessed: a bag whose ToString is TimeSpan's '[d.]hh:mm:ss')."""
+    return obj([f"{EX}.Data.EnhancedTimeSpan", "System.ValueType", "System.Object"], {}, to_string=text)
+
+
+def with_property(value: PSObject, name: str, new: Any) -> PSObject:
+    """A copy of a bag with one property's value replaced (added when absent): the malformed_value fault."""
+    out = PSObject()
+    out.PSObject.type_names[:] = list(value.PSObject.type_names)
+    out.PSObject.to_string = value.PSObject.to_string
+    found = False
+    for p in value.PSObject.adapted_properties:
+        found = found or p.name == name
+        out.PSObject.adapted_properties.append(PSNoteProperty(p.name, new if p.name == name else p.get_value(value)))
+    if not found:
+        out.PSObject.adapted_properties.append(PSNoteProperty(name, new))
+    return out

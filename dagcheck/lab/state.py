@@ -28,6 +28,7 @@ class IisApplication:
     token_checking: str = "None"  # extendedProtection tokenChecking: None, Allow, Require
     ssl_flags: str = products.DEFAULT_SSL_FLAGS
     ip_allow: list[str] = field(default_factory=list)  # ipSecurity allow entries; non-empty means allowUnlisted=false
+    cmdlet_token_checking: str | None = None  # what Get-*VirtualDirectory shows when it differs from IIS (a fault)
 
 
 @dataclass
@@ -150,6 +151,7 @@ class LabDatabase:
     dag: str
     copies: list[LabCopy]
     active_server: str
+    size_bytes: int = 159449088  # DatabaseSize with -Status (152.1 MB, the size in Shay Levy's sample)
 
     def copy_on(self, server: str) -> LabCopy | None:
         return next((c for c in self.copies if c.server.lower() == server.lower()), None)
@@ -172,6 +174,8 @@ def _guid(*parts: str) -> uuid.UUID:
 class Organization:
     """The whole simulated organisation. One lock guards it: the WSMan server is multi-threaded."""
 
+    object_shape: str = "remote"  # also the value for state files saved before the option existed
+
     def __init__(self, inventory: Inventory, clock: LabClock | None = None) -> None:
         self.clock = clock or LabClock()
         self.lock = threading.RLock()
@@ -180,6 +184,8 @@ class Organization:
         self.fault_hits: dict[int, int] = {}
         self.admin_account = "contoso\\dagcheck"
         spec = inventory.lab
+        # "remote": objects as a /PowerShell client receives them (string forms); "live": the fixtures' shape.
+        self.object_shape = spec.object_shape if spec else "remote"
         default_build = products.parse_build(spec.build) if spec and spec.build else products.DEFAULT_BUILD
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}

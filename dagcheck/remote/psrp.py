@@ -86,6 +86,8 @@ class PsrpTransport:
         self.backoff = backoff
         self.reconnect_delay = reconnect_delay  # before retrying a read on a server that dropped us mid-run
         self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
+        # --save: called with the CLIXML of each command's output objects as the server sent them
+        self.raw_sink: Callable[[str, Command, list[str]], None] | None = None
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -285,6 +287,9 @@ class PsrpTransport:
             raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
         if ps.streams.error:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
+        raw = [getattr(o, "_xml", None) for o in output]
+        if self.raw_sink is not None and all(isinstance(x, str) for x in raw):
+            self.raw_sink(server.name, command, raw)  # type: ignore[arg-type]
         return [_parse_output(o) for o in output]
 
     def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:

@@ -38,6 +38,36 @@ class EmailSettings:
                    raw.get("password_env"), raw.get("ca_file"), float(raw.get("timeout", 30)))
 
 
+def from_run(raw: dict[str, Any] | None, to: list[str], when: str | None, smtp: str | None,
+             sender: str | None) -> EmailSettings | None:
+    """The inventory's report.email with the command line's --mail-to/--mail-when/--smtp/--mail-from
+    over it; None when nothing asks for mail. Raises ValueError naming what is missing or wrong."""
+    merged = dict(raw or {})
+    if not merged and not (to or smtp or sender):
+        if when not in (None, "never"):
+            raise ValueError(f"--mail-when {when}: no mail is set up; give --smtp, --mail-from and --mail-to, "
+                             "or report.email in the inventory")
+        return None
+    if smtp:
+        host, _, port = smtp.rpartition(":") if smtp.rpartition(":")[2].isdigit() else (smtp, "", "")
+        merged["host"] = host
+        if port:
+            merged["port"] = int(port)
+    if to:
+        merged["recipients"] = list(to)
+    if sender:
+        merged["sender"] = sender
+    if when:
+        merged["when"] = when
+    missing = [f"{name} ({flag})" for name, flag in (("host", "--smtp"), ("sender", "--mail-from"),
+                                                      ("recipients", "--mail-to")) if not merged.get(name)]
+    if missing:
+        raise ValueError(f"email: {', '.join(missing)} not set, on the command line or in report.email")
+    if merged.get("when") == "never":
+        return None
+    return EmailSettings.from_inventory(merged)
+
+
 def due(settings: EmailSettings, failing: bool, changed: bool) -> bool:
     return settings.when == "always" or (settings.when == "on_failure" and failing) or (settings.when == "on_change" and changed)
 

@@ -46,12 +46,14 @@ def _is_check_run(config: pytest.Config) -> bool:
 
 
 def run_kind(config: pytest.Config) -> str:
-    """nightly only for the whole health run over the whole inventory; anything narrower is ad hoc."""
+    """nightly only for the whole live health run over the whole inventory; anything narrower is ad hoc,
+    and so is a replay of saved data (yesterday's data must not enter tonight's history)."""
     whole = all(Path(a.split("::")[0]).resolve() in (ROOT, ROOT / "checks")
                 for a in config.args if not a.startswith("-"))
     narrowed = (config.getoption("keyword") or config.getoption("markexpr") or config.getoption("collectonly")
                 or config.getoption("--server") or config.getoption("--dag") or config.getoption("--cycle")
-                or config.getoption("--phase") != "health" or config.getoption("lf", False) or not whole)
+                or config.getoption("--phase") != "health" or config.getoption("lf", False) or not whole
+                or config.getoption("--replay", None))
     return "adhoc" if narrowed else "nightly"
 
 
@@ -189,7 +191,9 @@ def finish(session: pytest.Session) -> ReportState | None:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         trend_html = trend.render(runs)
-        history.prune(state.reports, int(inventory.report.get("history_keep", history.DEFAULT_KEEP)))
+        keep = session.config.getoption("--history-keep")
+        keep = keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)
+        history.prune(state.reports, int(keep))
     new, resolved = summary.changes(results, previous)
     state.results, state.changed = results, bool(new or resolved or previous is None)
     state.summary_html = summary.render(results, previous, trend_html)
@@ -211,16 +215,28 @@ class _Mailer:
     """Sends once every sessionfinish has run, so that pytest-html has written the report it attaches
     (pytest calls the terminal summary after them)."""
 
+    settings: mail.EmailSettings | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # Here the inventory is loaded: a mail set-up that cannot work is a usage error before any check.
+        from dagcheck.plugin import INVENTORY_KEY
+
+        config = session.config
+        try:
+            self.settings = mail.from_run(config.stash[INVENTORY_KEY].report.get("email"),
+                                          config.getoption("--mail-to"), config.getoption("--mail-when"),
+                                          config.getoption("--smtp"), config.getoption("--mail-from"))
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         session = terminalreporter._session
         state = session.config.stash.get(STATE_KEY, None)
-        from dagcheck.plugin import INVENTORY_KEY
-
-        raw = session.config.stash[INVENTORY_KEY].report.get("email") if state is not None else None
-        if state is None or not raw or state.results is None:
+        settings = self.settings
+        if state is None or settings is None or state.results is None:
             return
-        settings = mail.EmailSettings.from_inventory(raw)
         failing = bool(state.results.failing())
         if not mail.due(settings, failing, state.changed):
             state.mail_outcome = f"not sent (when: {settings.when})"

@@ -97,7 +97,14 @@ def invoke(org: Organization, endpoint: str, server_name: str, name: str, params
                 "Microsoft.Exchange.Cluster.Replay.ReplayServiceDownException",
                 activity=spec.name,
             )
-        return spec.fn(Call(org, org.server(server_name), spec.name, bound))
+        out = spec.fn(Call(org, org.server(server_name), spec.name, bound))
+        if spec.endpoint == EXCHANGE and org.object_shape == "remote":
+            # What a client of /PowerShell without Exchange's assemblies receives (lab option object_shape).
+            out = [ps.remote_shape(o) for o in out]
+        for f in org.faults_matching("malformed_value", server_name, spec.name):
+            # A value the checker cannot know (another build, another language): it must say so, not guess.
+            out = [ps.with_property(o, str(f["property"]), f.get("value")) for o in out]
+        return out
 
 
 def run_pipeline(org: Organization, endpoint: str, server_name: str, commands: list[tuple[str, dict[str, Any]]]) -> list[Any]:

@@ -130,8 +130,9 @@ def get_mailbox_database(call: Call) -> list[Any]:
             "MasterServerOrAvailabilityGroup": db.dag,
             "MasterType": "DatabaseAvailabilityGroup",
             "Servers": [org.server(c.server).name.upper() for c in copies],
-            "ActivationPreference": _kvp_list([(org.server(c.server).name.upper(), c.preference) for c in copies], "System.Int32"),
-            "ReplayLagTimes": _kvp_list([(org.server(c.server).name.upper(), c.lag or "00:00:00") for c in copies], f"{ps.EX}.Data.EnhancedTimeSpan"),
+            "ActivationPreference": _kvp_list([(server_id(org.server(c.server)), c.preference) for c in copies], "System.Int32"),
+            "ReplayLagTimes": _kvp_list([(server_id(org.server(c.server)), ps.enhanced_time_span(c.lag or "00:00:00"))
+                                         for c in copies], f"{ps.EX}.Data.EnhancedTimeSpan"),
             "ReplicationType": "Remote" if len(copies) > 1 else "None",
             "Recovery": False,
             "MountAtStartup": True,
@@ -143,7 +144,7 @@ def get_mailbox_database(call: Call) -> list[Any]:
         props.update({
             "Mounted": mounted if status else None,
             "MountedOnServer": active.fqdn if status else None,
-            "DatabaseSize": "152.1 MB (159,449,088 bytes)" if status else None,
+            "DatabaseSize": ps.byte_quantified_size(db.size_bytes) if status else None,
             "BackupInProgress": False if status else None,
         })
         out.append(ps.obj([f"{SYSCONF}.MailboxDatabase", f"{SYSCONF}.Database", *ps.AD_PRESENTATION[1:]], props, to_string=db.name))

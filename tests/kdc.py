@@ -92,6 +92,13 @@ class Kdc:
             raise RuntimeError(f"{os.path.basename(args[0])} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def start(self) -> Kdc:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # a half-made realm (keys, keytab) never stays behind
+            raise
+
+    def _start(self) -> Kdc:
         os.chmod(self.directory, 0o700)
         # The lab's FQDNs do not resolve: no DNS canonicalisation, no reverse lookups, realm by default.
         self._write("krb5.conf", f"""[libdefaults]

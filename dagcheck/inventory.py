@@ -29,6 +29,9 @@ class ConnectionSettings:
 
     exchange_uri: str | None = None
     windows_uri: str | None = None
+    # Where to connect when it is not the URIs' host (a load balancer, a DNS alias, an address): the
+    # URIs' host stays the name whose SPN (HTTP/<host>) Kerberos asks a ticket for.
+    connect_address: str | None = None
     auth: str = "kerberos"
     username_env: str | None = None
     password_env: str | None = None

@@ -22,6 +22,7 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
+from spnego.exceptions import SpnegoError
 
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
@@ -110,8 +111,9 @@ class PsrpTransport:
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
             self.unverified_tls.add(server.name)
+        host = parts.hostname or server.fqdn
         wsman = WSMan(
-            parts.hostname or server.fqdn,
+            settings.connect_address or host,
             port=parts.port or (443 if ssl else 80),
             path=parts.path.lstrip("/") or "wsman",
             ssl=ssl,
@@ -126,6 +128,10 @@ class PsrpTransport:
             read_timeout=settings.read_timeout,
             connection_timeout=min(30, settings.read_timeout),
             reconnection_retries=0,
+            # Kerberos asks for HTTP/<host> (the SPN WinRM registers), for the URI's host even when the
+            # connection goes to another address; pypsrp's default would be host/<connect address>.
+            negotiate_service="HTTP",
+            negotiate_hostname_override=host,
         )
         with self._lock:
             return self._connections.setdefault(key, wsman)
@@ -263,6 +269,9 @@ class PsrpTransport:
         except AuthenticationError as exc:
             self._discard(server, endpoint)
             raise ConnectionFailed(server.name, command.cmdlet, f"authentication failed: {exc}") from None
+        except SpnegoError as exc:  # the client side of Kerberos/NTLM failed: no ticket, no SPN, ...
+            self._discard(server, endpoint)
+            raise ConnectionFailed(server.name, command.cmdlet, _negotiate_reason(server, exc)) from None
         except WinRMTransportError as exc:
             self._discard(server, endpoint)
             reason = "access denied (HTTP 401): check the user name and password" if exc.code == 401 else str(exc)
@@ -341,6 +350,9 @@ class PsrpTransport:
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)
             raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+        except SpnegoError as exc:
+            self._discard(server, Endpoint.WINDOWS)
+            raise ConnectionFailed(server.name, command_line, _negotiate_reason(server, exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
@@ -434,6 +446,15 @@ def _install_tolerant_serializer(pool: RunspacePool) -> None:
 def _parse_output(value: Any) -> Any:
     xml = getattr(value, "_xml", None)
     return from_element_text(xml) if xml else value
+
+
+def _negotiate_reason(server: Server, exc: SpnegoError) -> str:
+    """One line: what failed on our side of Negotiate, and what to do about it."""
+    detail = " ".join(str(exc).split())[:400]
+    if server.connection.auth == "kerberos":
+        return (f"Kerberos authentication failed: {detail}. Get a ticket first (kinit user@REALM), and check that "
+                "krb5.conf knows the realm and that the server's SPN HTTP/<fqdn> exists")
+    return f"{server.connection.auth} authentication failed: {detail}"
 
 
 def _connection_reason(exc: Exception) -> str:

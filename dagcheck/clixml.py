@@ -14,6 +14,8 @@ from typing import Any
 
 from psrpcore.types import PSCryptoProvider, deserialize, deserialize_clixml
 
+from dagcheck.remote.guard import refuse_dtd
+
 
 class _NoSecureStrings(PSCryptoProvider):
     """Exchange output carries no SecureString; refuse loudly rather than guess."""
@@ -29,12 +31,15 @@ CIPHER = _NoSecureStrings()
 
 
 def from_element_text(xml: str) -> Any:
-    """One serialized object (an <Obj> or primitive element) as sent in a PIPELINE_OUTPUT message."""
+    """One serialized object (an <Obj> or primitive element) as sent in a PIPELINE_OUTPUT message. A DTD is
+    refused unparsed (xml.etree would expand its entities)."""
+    refuse_dtd(xml, "an output object from the server")
     return deserialize(ET.fromstring(xml), CIPHER)
 
 
 def from_file(path: str | Path) -> list[Any]:
     """Every object of an Export-Clixml file (a BOM and the <Objs> wrapper are fine)."""
     text = Path(path).read_text(encoding="utf-8-sig")
+    refuse_dtd(text, str(path))
     result = deserialize_clixml(text, CIPHER)
     return result if isinstance(result, list) else [result]

@@ -55,3 +55,9 @@ class OutcomeUnknown(RemoteError):
 
 class TransitionRefused(DagcheckError):
     """A maintenance transition was refused by an interlock before anything changed."""
+
+
+class BadResponse(ConnectionFailed):
+    """The endpoint answered, but not with a usable WSMan/PSRP message: not well-formed XML, a DTD (entity
+    expansion and external entities are refused before parsing), an answer over the size limit, or an HTTP
+    error without a WSMan fault. Like an endpoint that cannot be reached, it costs that server's checks only."""

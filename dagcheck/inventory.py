@@ -42,6 +42,8 @@ class ConnectionSettings:
     # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
     # every other admin session of the same account shares.
     max_runspaces: int = 3
+    # The largest answer accepted from the server, enforced while reading (dagcheck.remote.guard).
+    max_response_mb: int = 64
 
 
 @dataclass(frozen=True)

@@ -184,3 +184,87 @@ def test_an_http_error_is_summarised_and_a_wsman_fault_passes_through() -> None:
 def test_a_summary_is_bounded_and_printable() -> None:
     summary = guard.summarize(b"\x00\x01\xff" + b"A" * 100_000)
     assert len(summary) < 260 and "\x00" not in summary and summary.endswith("...'")
+
+
+# ---- a damaged journal never stands between an operator and a rollback ---------------------------------
+
+from dagcheck.maintenance.journal import Journal  # noqa: E402
+from tests.test_transitions import Lab  # noqa: E402
+
+
+def _not_utf8(path: Path) -> None:
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([*lines[:3], b"\xff\xfe garbage \x80\x81", *lines[3:]]))
+
+
+def _cut_last_line(path: Path) -> None:
+    path.write_bytes(path.read_bytes().rstrip(b"\n")[:-7])
+
+
+def _directory(path: Path) -> None:
+    path.unlink()
+    (path / "sub").mkdir(parents=True)
+
+
+DAMAGE = {"not_utf8": (_not_utf8, "has 1 unreadable line(s) (not UTF-8 or not JSON; first: line 4)"),
+          "cut_last_line": (_cut_last_line, "had its last line cut off"),
+          "directory": (_directory, "is not a file")}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_rollback_with_a_damaged_journal_returns_the_server_to_service(tmp_path, damage) -> None:
+    lab = Lab(tmp_path, expectations__activation_policy="IntrasiteOnly")
+    for server in lab.org.servers.values():
+        server.activation_policy = "IntrasiteOnly"
+    assert lab.transition("enter").run().ok
+    lab.assert_in_maintenance()
+    damage_fn, said = DAMAGE[damage]
+    damage_fn(lab.journal.path)
+    original = sorted(p.name for p in tmp_path.iterdir())
+    lab.journal = Journal.for_server(tmp_path, "mbx1")
+    assert lab.journal.entries() is not None  # reading a damaged journal never raises
+    note = lab.journal.set_aside_if_damaged("mbx1")
+    assert note is not None and said in note and "\n" not in note
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("journal-mbx1.jsonl.damaged-")]
+    assert len(aside) == 1 and aside[0].name in note, note  # kept, named, not deleted
+    left = lab.transition("exit").run()
+    assert left.ok, left.error
+    # The policy recorded before entry survives where the entries could still be read; a directory held none,
+    # so the inventory's expectation (also IntrasiteOnly here) is restored.
+    lab.assert_in_service("IntrasiteOnly")
+    assert lab.journal.where_it_stands() is None and "journal-mbx1.jsonl" in original
+
+
+def test_a_dry_run_only_says_what_apply_will_do_with_a_damaged_journal(tmp_path) -> None:
+    journal = Journal.for_server(tmp_path, "mbx1")
+    journal.path.write_bytes(b'{"event": "step"}\n\xff\xff\n')
+    note = journal.set_aside_if_damaged("mbx1", move=False)
+    assert note and "--apply keeps it aside" in note
+    assert [p.name for p in tmp_path.iterdir()] == ["journal-mbx1.jsonl"]
+
+
+def test_a_whole_last_line_without_its_newline_is_completed_not_set_aside(tmp_path) -> None:
+    journal = Journal.for_server(tmp_path, "mbx1")
+    journal.path.write_bytes(b'{"event": "policy_recorded", "policy": "Blocked"}')
+    assert journal.set_aside_if_damaged("mbx1") is None
+    journal.append(event="step", step="drain")
+    assert [e["event"] for e in journal.entries()] == ["policy_recorded", "step"]
+
+
+@pytest.mark.parametrize("damage", ["directory"])  # the other damages: the in-process rollback test above
+def test_postflight_apply_rolls_back_a_server_in_maintenance_whose_journal_is_damaged(tmp_path, run_checks,
+                                                                                      damage) -> None:
+    reports = tmp_path / "reports"
+    journal = reports / "journal-mbx1.jsonl"
+    reports.mkdir()
+    journal.write_bytes(b'{"event": "transition_started", "direction": "enter"}\n' * 3)
+    DAMAGE[damage][0](journal)
+    result = run_checks(lab_data([{"kind": "in_maintenance", "server": "mbx1"}]),
+                        "--phase", "postflight", "--server", "mbx1", "--apply")
+    assert result.exit_code == 0, result.messages
+    assert result.outcomes and set(result.outcomes.values()) <= {"passed", "skipped"} and not result.failed()
+    assert len(list(reports.glob("journal-mbx1.jsonl.damaged-*"))) == 1
+    events = [e["event"] for e in Journal(journal).entries()]
+    assert events[-1] == "transition_completed"
+    changed = [c for s, _, c in result.calls if s == "mbx1" and c.startswith("Set-ServerComponentState")]
+    assert changed, "the exit ran (components set Active)"

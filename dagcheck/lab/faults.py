@@ -25,6 +25,8 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                                "idle_timeout",      # seconds: shells idle that long are gone (default 7200)
                                "app_pool_recycle",  # count: at that Command on /PowerShell every runspace is gone
                                "reboot",            # count, seconds: at that Command the server restarts
+                               # shape (wirefaults.HOSTILE_SHAPES), action, size_mb: the server answers that
+                               "hostile_response",
                            }})
 # "throttled" (cmdlet, count, value): the first `count` invocations of the cmdlet exceed Exchange's
 # PowerShellMaxCmdlets budget and are refused with the user load quota WSMan fault (value: the quota).

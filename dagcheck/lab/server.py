@@ -367,6 +367,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         message_id = _text(envelope, "s:Header/wsa:MessageID") or ""
         action = _text(envelope, "s:Header/wsa:Action") or ""
         server = self.server.sim_server
+        if (hostile := _hostile(lab, server, action)) is not None:
+            self._send_hostile(hostile)
+            return
         if action == ACTION + "Command" and (f := lab.fault_fires("reboot", server)) is not None:
             # The server goes down under this request: no answer, then connection refused for a while.
             self.close_connection = True
@@ -469,6 +472,32 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_hostile(self, answer: wf.HostileAnswer) -> None:
+        """A hostile_response fault's answer; a huge body is generated as it is written, and a client that
+        stops reading ends it."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        length = answer.size if answer.chunks is None else sum(map(len, answer.chunks))
+        if answer.declared:
+            self.send_header("Content-Length", str(length))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        try:
+            if answer.chunks is not None:
+                for chunk in answer.chunks:
+                    self.wfile.write(chunk)
+                return
+            pad = wf.SOAP_OPEN + b"<s:Header>" + b"<x>" * ((1 << 20) // 3)
+            sent = 0
+            while sent < length:
+                piece = pad[: length - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+        except OSError:  # the client stopped reading (its size cap) and closed
+            self.close_connection = True
 
     def _fault(self, message_id: str | None, fault: WSManFault) -> None:
         body = ET.Element(f"{{{NS['s']}}}Fault")
@@ -806,6 +835,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 shell.pool.data_to_send()  # what stop() queued is for a client that no longer listens
                 shell.cond.notify_all()
         return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
+
+
+def _hostile(lab: LabServer, server: str, action: str) -> wf.HostileAnswer | None:
+    """The hostile_response fault (shape, and optionally the WSMan action it answers: Create, Command,
+    Receive...; default every request) of this server, if any."""
+    for f in lab.org.faults_matching("hostile_response", server):
+        if not f.get("action") or action.rsplit("/", 1)[-1].lower() == str(f.get("action")).lower():
+            return wf.hostile_answer(str(f.get("shape", "malformed_xml")), float(f.get("size_mb", 200)))
+    return None
 
 
 def _drain_events(pool: ServerRunspacePool) -> list[Any]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,10 +27,11 @@ from pypsrp.wsman import WSMan
 from spnego.exceptions import SpnegoError
 
 from dagcheck.clixml import from_element_text
-from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
+from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials, resolve
+from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +115,7 @@ class PsrpTransport:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
             self.unverified_tls.add(server.name)
         host = parts.hostname or server.fqdn
-        wsman = WSMan(
+        wsman = install(WSMan(
             settings.connect_address or host,
             port=parts.port or (443 if ssl else 80),
             path=parts.path.lstrip("/") or "wsman",
@@ -132,7 +135,7 @@ class PsrpTransport:
             # connection goes to another address; pypsrp's default would be host/<connect address>.
             negotiate_service="HTTP",
             negotiate_hostname_override=host,
-        )
+        ), settings.max_response_mb)  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
         with self._lock:
             return self._connections.setdefault(key, wsman)
 
@@ -278,6 +281,8 @@ class PsrpTransport:
             raise ConnectionFailed(server.name, command.cmdlet, reason) from None
         except WSManFaultError as exc:
             raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, endpoint, close=not timed_out and not established)
@@ -290,7 +295,21 @@ class PsrpTransport:
         raw = [getattr(o, "_xml", None) for o in output]
         if self.raw_sink is not None and all(isinstance(x, str) for x in raw):
             self.raw_sink(server.name, command, raw)  # type: ignore[arg-type]
-        return [_parse_output(o) for o in output]
+        try:
+            return [_parse_output(o) for o in output]
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
+
+    def _bad_response(self, server: Server, endpoint: Endpoint, what: str, exc: Exception) -> Exception:
+        """An answer refused at the boundary or that broke parsing: this server's failure, never the run's.
+        An exception of ours (not raised inside the WSMan/PSRP/XML code) is a bug and is not disguised."""
+        if not isinstance(exc, (ResponseRefused, ET.ParseError)) and not _raised_in_parser(exc):
+            raise exc
+        self._discard(server, endpoint)  # whatever state that connection is in, it is not trusted again
+        if isinstance(exc, ResponseRefused):
+            return BadResponse(server.name, what, exc.reason)
+        return BadResponse(server.name, what, f"the server's answer could not be read ({type(exc).__name__}: "
+                           f"{str(exc)[:160]})")
 
     def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
         """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
@@ -302,7 +321,9 @@ class PsrpTransport:
         if code in QUOTA_CODES:  # refused at Create (nothing was opened) or at Command (the pool is fine)
             return Throttled(server.name, what, f"throttled by the server (WSMan fault {code}): {exc.reason.strip()}")
         self._discard(server, endpoint)
-        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {exc.reason}")
+        if exc.code is None and not exc.reason:  # a SOAP Fault without Code or Reason: say so, not "None: None"
+            return BadResponse(server.name, what, "the server answered a SOAP fault with no code and no reason")
+        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {str(exc.reason or '').strip()[:300]}")
 
     def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
         """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
@@ -355,6 +376,8 @@ class PsrpTransport:
             raise ConnectionFailed(server.name, command_line, _negotiate_reason(server, exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, Endpoint.WINDOWS, command_line, exc) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
@@ -428,6 +451,8 @@ class _TolerantSerializer(Serializer):
     ADObjectIds in Servers, then PrimaryActiveManager). Output objects that fail are kept as raw XML."""
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
+        if isinstance(element, str):
+            refuse_dtd(element, "a PSRP message from the server")  # before pypsrp's ET.fromstring
         try:
             return super().deserialize(element, metadata, clear)
         except (KeyError, SerializationError, AttributeError, TypeError, ValueError):
@@ -441,6 +466,22 @@ def _install_tolerant_serializer(pool: RunspacePool) -> None:
     serializer = _TolerantSerializer()
     pool._serializer = serializer
     pool._fragmenter.serializer = serializer
+
+
+# What a malformed answer raises from inside pypsrp, psrpcore or xml.etree (beside ET.ParseError).
+PARSE_ERRORS = (ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError, struct.error)
+_PARSER_PATHS = ("pypsrp", "psrpcore", "xml", "base64", "encodings", "struct", "dagcheck/clixml")
+
+
+def _raised_in_parser(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is in the WSMan/PSRP/XML decoding code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return any(f"/{part}" in filename for part in _PARSER_PATHS)
 
 
 def _parse_output(value: Any) -> Any:

@@ -137,6 +137,19 @@ class LabSpec:
     builds: dict[str, str] = field(default_factory=dict)  # per-server overrides (mixed-version DAGs)
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
+    latency: LabLatency | None = None  # None: the lab answers as fast as it can
+
+
+@dataclass(frozen=True)
+class LabLatency:
+    """Seconds the lab spends where a real server would, so that scheduling can be measured against
+    realistic timing (benchmarks/fleet.py). jitter: up to that much more, uniformly at random."""
+
+    runspace_open: float = 0.0
+    cmdlet: float = 0.0
+    test_cmdlet: float = 0.0
+    winrs: float = 0.0
+    jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -391,6 +404,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
                 Fault(kind=f["kind"], params={k: v for k, v in f.items() if k != "kind"})
                 for f in raw_lab.get("faults", [])
             ),
+            latency=LabLatency(**{k: float(v) for k, v in raw_lab["latency"].items()}) if raw_lab.get("latency") else None,
         )
     raw_mm = data.get("maintenance") or {}
     maintenance = MaintenanceSettings(

@@ -19,6 +19,7 @@ import base64
 import http.server
 import logging
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -37,7 +38,7 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
-from dagcheck.inventory import Fault
+from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import cmdlets, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
@@ -146,7 +147,8 @@ class LabServer:
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
                  ports: dict[str, int] | None = None, receive_wait: float = MAX_TIMEOUT, https: bool = False,
                  auth: str = "basic", idle_timeout: float = 7200.0, max_shells_per_user: int = 30,
-                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500) -> None:
+                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500,
+                 latency: LabLatency | None = None) -> None:
         if auth not in ("basic", "ntlm"):
             raise ValueError(f"the lab serves basic or ntlm auth, not {auth!r}")
         self.org = org
@@ -166,6 +168,7 @@ class LabServer:
         self.max_shells_per_user = max_shells_per_user
         self.powershell_max_concurrency = powershell_max_concurrency
         self.max_envelope_kb = max_envelope_kb
+        self.latency = latency or LabLatency()  # spent on the request's or pipeline's own thread, no lock held
         self._down: set[str] = set()
         self._stopped = False
         self._state_lock = threading.Lock()
@@ -251,6 +254,15 @@ class LabServer:
         kind, default = (("runspace_quota", self.powershell_max_concurrency) if path == EXCHANGE_PATH
                          else ("shell_quota", self.max_shells_per_user))
         return min([int(f.get("count", 1)) for f in self.org.faults_matching(kind, server)] + [default])
+
+    def latency_for(self, kind: str, cmdlet: str = "") -> float:
+        """Seconds a real server would spend: kind is runspace_open, cmdlet (Test-* cmdlets cost
+        test_cmdlet) or winrs; plus up to `jitter` at random."""
+        lat = self.latency
+        if kind == "cmdlet" and cmdlet.lower().startswith("test-"):
+            kind = "test_cmdlet"
+        base = float(getattr(lat, kind))
+        return base + random.uniform(0, lat.jitter) if base > 0 else 0.0
 
     def fault_fires(self, kind: str, server: str, cmdlet: str | None = None) -> Fault | None:
         """A one-shot runtime fault that fires at its `count`-th request (default the first), then never."""
@@ -501,6 +513,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pool.receive_data(PSRPPayload(base64.b64decode(creation.text), StreamType.default, None))
             _drain_events(pool)
             shell.flush()
+        # Opening a runspace (loading the Exchange snap-in, RBAC) is the slow part of a real connection.
+        if (spend := lab.latency_for("runspace_open")) > 0:
+            time.sleep(spend)
         return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin pr", "stdout")
 
     def _create_cmd(self, body: ET.Element | None, resource: str, path: str) -> tuple[str, list[ET.Element]]:
@@ -572,6 +587,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
             command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
             words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
+            if (spend := self.server.lab.latency_for("winrs")) > 0:
+                time.sleep(spend)  # this request's own thread; other requests go on
             shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
@@ -660,7 +677,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise LabCmdletError("Positional parameters are not accepted by this lab endpoint.",
                                      "InvalidArgument", "PositionalParameterNotFound",
                                      "System.Management.Automation.ParameterBindingException")
-            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0])
+            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0]) + lab.latency_for("cmdlet", pipe[0][0])
             if delay:
                 with shell.cond:  # a Signal terminate ends the wait, as stopping a pipeline does
                     shell.cond.wait_for(lambda: pipeline.pipeline_id in shell.stopped, timeout=delay)

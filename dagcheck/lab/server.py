@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,9 +196,15 @@ class LabServer:
         with self._state_lock:
             self._stopped = True
             endpoints = [e for n, e in self.endpoints.items() if n not in self._down]
-        for endpoint in endpoints:
+        # Every listener at once: shutdown() waits for its serve_forever loop to notice (a poll interval),
+        # and one after another that was a quarter of a second per server.
+        def close(endpoint: LabEndpointServer) -> None:
             endpoint.shutdown()
             endpoint.server_close()
+
+        if endpoints:
+            with ThreadPoolExecutor(max_workers=min(64, len(endpoints)), thread_name_prefix="lab-stop") as pool:
+                list(pool.map(close, endpoints))
         if self._ntlm_store is not None:
             self._ntlm_store.remove()
 

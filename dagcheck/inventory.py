@@ -40,7 +40,8 @@ class ConnectionSettings:
     read_timeout: int = 90
     # Shells dagcheck keeps open on one server at once (Exchange pool, Windows pool, WinRS cmd shell):
     # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
-    # every other admin session of the same account shares.
+    # every other admin session of the same account shares. Also the calls run on the server at once
+    # (the pipelines of one runspace pool side by side: dagcheck.remote.psrp.PsrpTransport.lanes).
     max_runspaces: int = 3
 
 

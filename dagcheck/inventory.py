@@ -7,6 +7,8 @@ look for it in the YAML.
 
 from __future__ import annotations
 
+import functools
+
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,16 +169,28 @@ class Inventory:
     waivers: tuple[dict[str, Any], ...] = ()
 
     def server(self, name: str) -> Server:
-        for server in self.servers:
-            if server.name.lower() == name.lower():
-                return server
-        raise KeyError(name)
+        try:
+            return self._by_name[0][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
 
     def dag(self, name: str) -> Dag:
+        try:
+            return self._by_name[1][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @functools.cached_property
+    def _by_name(self) -> tuple[dict[str, Server], dict[str, Dag]]:
+        """Lookups by lower-case name: checks ask per test item, tens of thousands of times in a fleet run
+        (a scan of every server each time was quadratic). The first of a duplicated name wins, as before."""
+        servers: dict[str, Server] = {}
+        dags: dict[str, Dag] = {}
+        for server in self.servers:
+            servers.setdefault(server.name.lower(), server)
         for dag in self.dags:
-            if dag.name.lower() == name.lower():
-                return dag
-        raise KeyError(name)
+            dags.setdefault(dag.name.lower(), dag)
+        return servers, dags
 
     def dag_of(self, server: str) -> Dag | None:
         name = self.server(server).dag

@@ -234,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         base4 = (args.baseline or sequential(4, args.dag_size, latency, work)) if latency else None
         if base4 is not None:
-            print(f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 (one server after another, one call at a time); "
-                  "scaled linearly for larger N", flush=True)
+            print(f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 "
+                  "(one server after another, one call at a time); scaled linearly for larger N", flush=True)
         print(f"profile: {json.dumps(latency) if latency else 'no latency'}; per-server budget 3 calls at once "
               "(connection.max_runspaces)", flush=True)
         last = ""
@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             if base4 is not None:
                 seq = base4 * n / 4
                 ratio = r["wall"] / r["floor"]
+                collect = r.get("last_answer", 0) - r.get("first_call", 0)
                 line += (f" floor={r['floor']:.1f}s ({r['floor_server']}) wall/floor={ratio:.2f} "
+                         f"collection/floor={collect / r['floor']:.2f} "
                          f"sequential={seq:.0f}s{' (scaled from N=4)' if n != 4 else ''} speedup={seq / r['wall']:.1f}")
                 summary = (f"fleet: N={n} wall/floor={ratio:.2f} speedup={seq / r['wall']:.0f} cpu/server={cpu_per:.2f}s "
                            f"rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB")

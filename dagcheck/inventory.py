@@ -45,7 +45,8 @@ class ConnectionSettings:
     read_timeout: int = 90
     # Shells dagcheck keeps open on one server at once (Exchange pool, Windows pool, WinRS cmd shell):
     # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
-    # every other admin session of the same account shares.
+    # every other admin session of the same account shares. Also the calls run on the server at once
+    # (the pipelines of one runspace pool side by side: dagcheck.remote.psrp.PsrpTransport.lanes).
     max_runspaces: int = 3
     # The largest answer accepted from the server, enforced while reading (dagcheck.remote.guard).
     max_response_mb: int = 64
@@ -145,6 +146,19 @@ class LabSpec:
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
     object_shape: str = "remote"  # how the lab serializes Exchange objects: "remote" (a /PowerShell client's view) or "live"
+    latency: LabLatency | None = None  # None: the lab answers as fast as it can
+
+
+@dataclass(frozen=True)
+class LabLatency:
+    """Seconds the lab spends where a real server would, so that scheduling can be measured against
+    realistic timing (benchmarks/fleet.py). jitter: up to that much more, uniformly at random."""
+
+    runspace_open: float = 0.0
+    cmdlet: float = 0.0
+    test_cmdlet: float = 0.0
+    winrs: float = 0.0
+    jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -161,16 +175,28 @@ class Inventory:
     waivers: tuple[dict[str, Any], ...] = ()
 
     def server(self, name: str) -> Server:
-        for server in self.servers:
-            if server.name.lower() == name.lower():
-                return server
-        raise KeyError(name)
+        try:
+            return self._by_name[0][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
 
     def dag(self, name: str) -> Dag:
+        try:
+            return self._by_name[1][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @functools.cached_property
+    def _by_name(self) -> tuple[dict[str, Server], dict[str, Dag]]:
+        """Lookups by lower-case name: checks ask per test item, tens of thousands of times in a fleet run
+        (a scan of every server each time was quadratic). The first of a duplicated name wins, as before."""
+        servers: dict[str, Server] = {}
+        dags: dict[str, Dag] = {}
+        for server in self.servers:
+            servers.setdefault(server.name.lower(), server)
         for dag in self.dags:
-            if dag.name.lower() == name.lower():
-                return dag
-        raise KeyError(name)
+            dags.setdefault(dag.name.lower(), dag)
+        return servers, dags
 
     def dag_of(self, server: str) -> Dag | None:
         name = self.server(server).dag
@@ -524,6 +550,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
                 Fault(kind=f["kind"], params={k: v for k, v in f.items() if k != "kind"})
                 for f in raw_lab.get("faults", [])
             ),
+            latency=LabLatency(**{k: float(v) for k, v in raw_lab["latency"].items()}) if raw_lab.get("latency") else None,
         )
     raw_mm = data.get("maintenance") or {}
     maintenance = MaintenanceSettings(

@@ -19,6 +19,7 @@ import base64
 import http.server
 import logging
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -28,6 +29,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,7 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
-from dagcheck.inventory import Fault
+from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import auth as negotiate
 from dagcheck.lab import cmdlets, winrs
 from dagcheck.lab import wirefaults as wf
@@ -147,7 +149,8 @@ class LabServer:
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
                  ports: dict[str, int] | None = None, receive_wait: float = MAX_TIMEOUT, https: bool = False,
                  auth: str = "basic", idle_timeout: float = 7200.0, max_shells_per_user: int = 30,
-                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500) -> None:
+                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500,
+                 latency: LabLatency | None = None) -> None:
         # negotiate: Kerberos or NTLM, and WSMan message encryption on HTTP (dagcheck.lab.auth).
         if auth not in ("basic", "ntlm", "negotiate"):
             raise ValueError(f"the lab serves basic, ntlm or negotiate auth, not {auth!r}")
@@ -168,6 +171,7 @@ class LabServer:
         self.max_shells_per_user = max_shells_per_user
         self.powershell_max_concurrency = powershell_max_concurrency
         self.max_envelope_kb = max_envelope_kb
+        self.latency = latency or LabLatency()  # spent on the request's or pipeline's own thread, no lock held
         self._down: set[str] = set()
         self._stopped = False
         self._state_lock = threading.Lock()
@@ -185,7 +189,9 @@ class LabServer:
             endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
         self._ports[name] = endpoint.server_address[1]
         self.endpoints[name] = endpoint
-        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.1}, name=f"lab-{name}",
+        # A connection wakes the loop at once; the interval only bounds how long stop() waits (all
+        # listeners stop together), and each wake-up costs CPU: ten a second per server were 3000 at 300.
+        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.25}, name=f"lab-{name}",
                                   daemon=True)
         thread.start()
         self.threads.append(thread)
@@ -194,9 +200,15 @@ class LabServer:
         with self._state_lock:
             self._stopped = True
             endpoints = [e for n, e in self.endpoints.items() if n not in self._down]
-        for endpoint in endpoints:
+        # Every listener at once: shutdown() waits for its serve_forever loop to notice (a poll interval),
+        # and one after another that was a quarter of a second per server.
+        def close(endpoint: LabEndpointServer) -> None:
             endpoint.shutdown()
             endpoint.server_close()
+
+        if endpoints:
+            with ThreadPoolExecutor(max_workers=min(64, len(endpoints)), thread_name_prefix="lab-stop") as pool:
+                list(pool.map(close, endpoints))
         if self._ntlm_store is not None:
             self._ntlm_store.remove()
 
@@ -253,6 +265,15 @@ class LabServer:
         kind, default = (("runspace_quota", self.powershell_max_concurrency) if path == EXCHANGE_PATH
                          else ("shell_quota", self.max_shells_per_user))
         return min([int(f.get("count", 1)) for f in self.org.faults_matching(kind, server)] + [default])
+
+    def latency_for(self, kind: str, cmdlet: str = "") -> float:
+        """Seconds a real server would spend: kind is runspace_open, cmdlet (Test-* cmdlets cost
+        test_cmdlet) or winrs; plus up to `jitter` at random."""
+        lat = self.latency
+        if kind == "cmdlet" and cmdlet.lower().startswith("test-"):
+            kind = "test_cmdlet"
+        base = float(getattr(lat, kind))
+        return base + random.uniform(0, lat.jitter) if base > 0 else 0.0
 
     def fault_fires(self, kind: str, server: str, cmdlet: str | None = None) -> Fault | None:
         """A one-shot runtime fault that fires at its `count`-th request (default the first), then never."""
@@ -583,6 +604,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pool.receive_data(PSRPPayload(base64.b64decode(creation.text), StreamType.default, None))
             _drain_events(pool)
             shell.flush()
+        # Opening a runspace (loading the Exchange snap-in, RBAC) is the slow part of a real connection.
+        if (spend := lab.latency_for("runspace_open")) > 0:
+            time.sleep(spend)
         return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin pr", "stdout")
 
     def _create_cmd(self, body: ET.Element | None, resource: str, path: str) -> tuple[str, list[ET.Element]]:
@@ -654,6 +678,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
             command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
             words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
+            if (spend := self.server.lab.latency_for("winrs")) > 0:
+                time.sleep(spend)  # this request's own thread; other requests go on
             shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
@@ -742,7 +768,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise LabCmdletError("Positional parameters are not accepted by this lab endpoint.",
                                      "InvalidArgument", "PositionalParameterNotFound",
                                      "System.Management.Automation.ParameterBindingException")
-            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0])
+            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0]) + lab.latency_for("cmdlet", pipe[0][0])
             if delay:
                 with shell.cond:  # a Signal terminate ends the wait, as stopping a pipeline does
                     shell.cond.wait_for(lambda: pipeline.pipeline_id in shell.stopped, timeout=delay)

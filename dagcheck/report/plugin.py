@@ -88,16 +88,14 @@ def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
     return state.waivers
 
 
-def _commands(config: pytest.Config, spec: Any, server: str) -> list[str]:
-    from dagcheck.collect import describe
-    from dagcheck.plugin import SESSION_KEY
+def _commands(config: pytest.Config, spec: Any, server: str, phase: str = "health") -> list[str]:
+    from dagcheck.plugin import SESSION_KEY, commands_behind
 
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
-    wanted = set(describe(spec.source, server, session.inventory.expectations))
-    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}" for i in session.transcript.for_server(server)
-                   if i.command.render() in wanted})
+    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
+                   for i in commands_behind(session, spec.source, server, phase)})
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -137,7 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
-        commands=_commands(item.config, spec, props["server"]) if props["server"] else [],
+        commands=_commands(item.config, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -246,6 +247,12 @@ def test_a_table_older_than_90_days_warns_in_terminal_and_report(run_checks, tmp
     html = (tmp_path / "reports" / "dagcheck.html").read_text(encoding="utf-8")
     assert "Stale table: the build table" in html
     assert "the lifecycle table" not in out  # the package's lifecycle table is fresh
+    # the summary people read (and mail) and the results file say it too, under the verdict
+    reports = tmp_path / "reports"
+    summaries = list(reports.glob("summary*.html"))
+    assert summaries and all("Stale table: the build table" in p.read_text(encoding="utf-8") for p in summaries)
+    saved = [json.loads(p.read_text(encoding="utf-8")) for p in (reports / "history").rglob("*.json")]
+    assert saved and all(any("the build table" in n and "days old" in n for n in r["run"]["notices"]) for r in saved)
 
 
 def test_a_newer_build_table_is_used(run_checks, tmp_path: Path) -> None:

@@ -156,6 +156,14 @@ def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
     return scope, dags
 
 
+def _notices(config: pytest.Config) -> list[str]:
+    """What the reader must know about the run itself, beside the verdicts: a stale build or lifecycle
+    table (its verdicts may miss newer releases)."""
+    from dagcheck.lifecycle_plugin import STALE_KEY
+
+    return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+
+
 def finish(session: pytest.Session) -> ReportState | None:
     """Write the results file and the summary once; returns the state (None outside a check run)."""
     config = session.config
@@ -171,7 +179,8 @@ def finish(session: pytest.Session) -> ReportState | None:
         run={"started": state.started.isoformat(timespec="seconds"),
              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
-             "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus)},
+             "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
+             "notices": _notices(config)},
         inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review())
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"

@@ -32,8 +32,9 @@ IIS_MATRIX: dict[tuple[str, str], str] = {
     (FRONT_END, "Microsoft-Server-ActiveSync"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync"): "Require",
     # Allow on the front end since Outlook for Mac could not download the OAB (CSS-Exchange #1812).
     (FRONT_END, "OAB"): "Allow", (BACK_END, "OAB"): "Require",
-    # None on the front end (Require breaks remote PowerShell), as setup and the E16/E19 configured
-    # files write it. Later HealthChecker versions list Require here: not followed, see the report.
+    # None on the front end (Require breaks remote PowerShell), as the E16/E19 configured files write it
+    # and as CSS-Exchange's current Get-ExtendedProtectionConfigurationResult lists it (with Allow on the
+    # front-end ActiveSync and OAB). Only an earlier HealthChecker version listed Require here.
     (FRONT_END, "PowerShell"): "None", (BACK_END, "PowerShell"): "Require",
     (FRONT_END, "owa"): "Require", (BACK_END, "owa"): "Require",
     (FRONT_END, "Rpc"): "Require", (BACK_END, "Rpc"): "Require",

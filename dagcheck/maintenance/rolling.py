@@ -69,7 +69,7 @@ class PatchStep:
     pause: bool = False
     wait: bool = False
     timeout: float = 3600.0
-    poll: float = 2.0
+    poll: float = 1.0
 
     def describe(self) -> str:
         if self.command:

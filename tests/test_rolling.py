@@ -174,7 +174,8 @@ def test_member_whose_databases_refuse_to_move_stops_the_run_and_resume_starts_t
     assert f"{ORDER[0]}: done" in out
     stopped = next(line for line in out.splitlines() if line.startswith(f"  {second}: STOPPED"))
     assert "pre-flight gate, enter maintenance" in stopped
-    assert "left in maintenance or partly" in out and "activation Blocked" in out
+    assert "mounted databases to move away (still DB03" in stopped
+    assert "left in maintenance or partly (" in out and "DatabaseCopyAutoActivationPolicy Blocked" in out
     for untouched in ORDER[2:]:
         assert f"{untouched}: not started (untouched)" in out
     changed = {c["server"].lower() for c in lab.calls()}

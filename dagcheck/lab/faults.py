@@ -18,6 +18,7 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                            "cmdlet_missing",
                            "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
                            "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
+                           "databases_wont_move",  # server: Active Manager moves none of its active copies away
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)

@@ -1,0 +1,81 @@
+"""The nightly run knows planned maintenance (issue 10): planned is skipped with its reason, forgotten is one finding."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tests.conftest import lab_data
+
+IN_MAINTENANCE = [{"kind": "in_maintenance", "server": "mbx2"}]
+
+
+def _stamp(hours: float) -> str:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=hours)).isoformat(timespec="seconds")
+
+
+def _window(start: float, end: float, **extra) -> dict:
+    return {"server": "mbx2", "start": _stamp(start), "end": _stamp(end), "reason": "CU15 install", "by": "jdoe",
+            **extra}
+
+
+def _mbx2(result) -> dict[str, str]:
+    return {n: o for n, o in result.outcomes.items() if "mbx2" in n}
+
+
+def test_member_in_a_current_window_is_planned_maintenance(run_checks) -> None:
+    data = lab_data(IN_MAINTENANCE)
+    data["maintenance_windows"] = [_window(-1, 2)]
+    result = run_checks(data)
+    assert result.failed() == set(), result.messages
+    assert result.exit_code == 0
+    skipped = [n for n, o in _mbx2(result).items() if o == "skipped"]
+    assert len(skipped) > 30  # the 33 failures of the issue, now each skipped with the reason
+    forgotten = [n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n]
+    assert forgotten and result.outcomes[forgotten[0]] == "passed"  # planned, and the DAG keeps quorum without it
+
+
+def test_skip_reason_says_since_by_and_until(run_checks, tmp_path) -> None:
+    data = lab_data(IN_MAINTENANCE)
+    window = _window(-1, 2)
+    data["maintenance_windows"] = [window]
+    result = run_checks(data, "-rs")
+    reasons = result.skip_reasons()
+    cluster = next(r for n, r in reasons.items() if "test_cluster_node_up[mbx2]" in n)
+    assert "mbx2 is in planned maintenance since " in cluster
+    assert "by jdoe" in cluster and f"until {window['end']}" in cluster and "CU15 install" in cluster
+
+
+def test_same_state_without_a_window_is_exactly_one_critical_finding(run_checks) -> None:
+    result = run_checks(lab_data(IN_MAINTENANCE))
+    assert result.short_failed() == {"test_member_not_forgotten_in_maintenance[mbx2]"}, result.short_failed()
+    assert result.exit_code == 1
+    message = next(iter(result.messages.values()))
+    assert "mbx2 is forgotten in maintenance since " in message
+    assert "no current maintenance window or transition covers it" in message
+    reasons = result.skip_reasons()
+    assert "covered by DAG-MAINT-001" in next(r for n, r in reasons.items() if "test_cluster_node_up[mbx2]" in n)
+
+
+def test_past_the_window_end_is_one_critical_finding(run_checks) -> None:
+    data = lab_data(IN_MAINTENANCE)
+    data["maintenance_windows"] = [_window(-5, -1)]
+    result = run_checks(data)
+    assert result.short_failed() == {"test_member_not_forgotten_in_maintenance[mbx2]"}
+    assert "its maintenance window ended " in next(iter(result.messages.values()))
+
+
+def test_a_window_for_another_server_does_not_cover_it(run_checks) -> None:
+    data = lab_data(IN_MAINTENANCE)
+    data["maintenance_windows"] = [{**_window(-1, 2), "server": "mbx3"}]
+    result = run_checks(data)
+    assert result.short_failed() == {"test_member_not_forgotten_in_maintenance[mbx2]"}
+
+
+def test_a_dag_window_covers_its_members_and_in_service_members_are_checked(run_checks) -> None:
+    data = lab_data(IN_MAINTENANCE + [{"kind": "service_stopped", "server": "mbx3"}])
+    window = _window(-1, 2)
+    del window["server"]
+    data["maintenance_windows"] = [{**window, "dag": "DAG1"}]
+    result = run_checks(data)
+    # mbx2 is planned; mbx3 is not in maintenance, so its stopped service still fails.
+    assert result.failed() and all("mbx3" in n for n in result.failed()), result.short_failed()

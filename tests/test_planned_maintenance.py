@@ -79,3 +79,43 @@ def test_a_dag_window_covers_its_members_and_in_service_members_are_checked(run_
     result = run_checks(data)
     # mbx2 is planned; mbx3 is not in maintenance, so its stopped service still fails.
     assert result.failed() and all("mbx3" in n for n in result.failed()), result.short_failed()
+
+
+def _old_build(*servers: str, value: str = "15.2.1544.9") -> list[dict]:
+    return [{"kind": "build_mismatch", "server": s, "value": value} for s in servers]
+
+
+def _parity(result) -> dict[str, str]:
+    return {n.split("[", 1)[1].rstrip("]"): o for n, o in result.outcomes.items() if "test_build_same_across_dag[" in n}
+
+
+def _dag_window(**extra) -> dict:
+    window = _window(-1, 3, **extra)
+    del window["server"]
+    return {**window, "dag": "DAG1"}
+
+
+def test_parity_during_a_window_accepts_old_and_target_and_says_how_many_are_left(run_checks, capsys) -> None:
+    data = lab_data(_old_build("mbx1", "mbx2"))  # mbx3 and mbx4 already on the lab's 15.2.1544.44
+    data["maintenance_windows"] = [_dag_window(target_build="15.2.1544.44")]
+    result = run_checks(data)
+    assert set(_parity(result).values()) == {"passed"}, result.messages
+    out = capsys.readouterr().out
+    assert "2 of 4 members on 15.2.1544.44, 2 left (mbx1, mbx2 on 15.2.1544.9)" in out
+
+
+def test_parity_outside_a_window_stays_critical(run_checks) -> None:
+    data = lab_data(_old_build("mbx1"))
+    data["maintenance_windows"] = [{**_dag_window(target_build="15.2.1544.44"), "start": _stamp(-6), "end": _stamp(-4)}]
+    result = run_checks(data)
+    assert _parity(result)["mbx1"] == "failed"
+    assert "unlike the DAG" in next(m for n, m in result.messages.items() if "test_build_same_across_dag[mbx1]" in n)
+
+
+def test_parity_during_a_window_fails_a_third_build(run_checks) -> None:
+    data = lab_data(_old_build("mbx1") + _old_build("mbx2", value="15.2.1544.4"))
+    data["maintenance_windows"] = [_dag_window(target_build="15.2.1544.44")]
+    result = run_checks(data)
+    parity = _parity(result)
+    assert parity["mbx1"] == parity["mbx2"] == "failed" and parity["mbx3"] == "passed"
+    assert "more than one build" in next(m for n, m in result.messages.items() if "test_build_same_across_dag[mbx2]" in n)

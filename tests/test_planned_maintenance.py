@@ -119,3 +119,24 @@ def test_parity_during_a_window_fails_a_third_build(run_checks) -> None:
     parity = _parity(result)
     assert parity["mbx1"] == parity["mbx2"] == "failed" and parity["mbx3"] == "passed"
     assert "more than one build" in next(m for n, m in result.messages.items() if "test_build_same_across_dag[mbx2]" in n)
+
+
+def test_planned_member_whose_database_has_no_mounted_copy_elsewhere_fails(run_checks) -> None:
+    # DB02 is active on mbx2; its other copies failed first, so entering maintenance could not move it.
+    data = lab_data([{"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
+                     {"kind": "copy_failed", "database": "DB02", "server": "mbx4"}] + IN_MAINTENANCE)
+    data["maintenance_windows"] = [_window(-1, 2)]
+    result = run_checks(data)
+    assert result.outcomes[next(n for n in result.outcomes
+                                if "test_member_not_forgotten_in_maintenance[mbx2]" in n)] == "failed"
+    message = next(m for n, m in result.messages.items() if "test_member_not_forgotten_in_maintenance[mbx2]" in n)
+    assert "mbx2 is in planned maintenance since " in message and "no other member has mounted DB02" in message
+
+
+def test_planned_member_and_the_rest_without_quorum_fails(run_checks) -> None:
+    down = [{"kind": "cluster_node_down", "server": s} for s in ("mbx3", "mbx4")]
+    data = lab_data(down + IN_MAINTENANCE)
+    data["maintenance_windows"] = [_window(-1, 2)]
+    result = run_checks(data)
+    message = next(m for n, m in result.messages.items() if "test_member_not_forgotten_in_maintenance[mbx2]" in n)
+    assert "with it down the DAG has 2 of 5 votes" in message

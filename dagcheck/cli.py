@@ -22,7 +22,7 @@ commands:
   enter SERVER      enter maintenance (dry-run unless --apply)
   exit SERVER       leave maintenance and verify (dry-run unless --apply)
   cycle SERVER      gate, enter, verify, exit, verify in one run
-  rolling DAG       not yet: comes with the rolling-patch issue
+  rolling DAG       patch every member of DAG in turn (dry-run unless --apply)
   report JSON       re-render the summary HTML from a results file
   lab               serve the simulated DAG (dagcheck lab --help)
 
@@ -60,8 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         if name != "gate":
             p.add_argument("--apply", action="store_true", help="perform it (default: print the plan)")
             p.add_argument("--force", action="store_true", help="override interlocks the inventory allows")
-    rolling = sub.add_parser("rolling", description="Not yet: rolling patching of a DAG comes with its own issue.")
+    rolling = sub.add_parser("rolling", description="Patch every member of DAG in turn: target gate, pre-flight gate, "
+                             "enter, patch step, build check, exit, post-maintenance checks (dry-run unless --apply).")
     rolling.add_argument("dag", metavar="DAG")
+    _common(rolling)
+    rolling.add_argument("--apply", action="store_true", help="perform it (default: print the plan)")
+    rolling.add_argument("--patch-command", metavar="CMD", help="the local command that patches a member")
+    rolling.add_argument("--patch-pause", action="store_true", help="wait for the operator to confirm each patch")
+    rolling.add_argument("--patch-wait", action="store_true", help="wait until the member reports the target build")
+    rolling.add_argument("--patch-timeout", metavar="S", help="how long a patch step may take (default 3600)")
+    rolling.add_argument("--target-build", metavar="BUILD", help="the build every member goes to")
     report = sub.add_parser("report", description="Re-render the summary HTML from a results JSON file.")
     report.add_argument("results", metavar="JSON")
     report.add_argument("--previous", metavar="JSON", help="compare with this earlier results file")
@@ -88,6 +96,13 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
             out += ["--server", server]
         out += ["--save", str(Path(args.save).resolve())] if args.save else []
         out += ["--replay", str(Path(args.replay).resolve())] if args.replay else []
+    elif args.command == "rolling":
+        out += ["--rolling", args.dag] + (["--apply"] if args.apply else [])
+        out += ["--patch-command", args.patch_command] if args.patch_command else []
+        out += ["--patch-pause"] if args.patch_pause else []
+        out += ["--patch-wait"] if args.patch_wait else []
+        out += ["--patch-timeout", args.patch_timeout] if args.patch_timeout else []
+        out += ["--target-build", args.target_build] if args.target_build else []
     else:
         out += PHASE_ARGS[args.command] + ["--server", args.server]
         if getattr(args, "target", None):
@@ -108,9 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         print(USAGE, end="")
         return 0 if args.help else 2
-    if args.command == "rolling":
-        print("dagcheck rolling: not yet (rolling patching of a DAG comes with its own issue)", file=sys.stderr)
-        return 2
     if args.command == "report":
         return _report(args)
     if not (ROOT / "checks").is_dir() or not (ROOT / "conftest.py").is_file():

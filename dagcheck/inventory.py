@@ -74,6 +74,8 @@ class Dag:
     witness: Witness | None = None
     allow_parallel_maintenance: bool = False
     max_parallel_maintenance: int = 1  # members that may hold the maintenance lease at once
+    patch_command: str | None = None  # rolling patch: the local command run on each member's turn
+    target_build: str | None = None  # rolling patch: the build every member goes to
 
     @property
     def maintenance_slots(self) -> int:
@@ -405,6 +407,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             witness=Witness(**d["witness"]) if d.get("witness") else None,
             allow_parallel_maintenance=d.get("allow_parallel_maintenance", False),
             max_parallel_maintenance=d.get("max_parallel_maintenance", 1),
+            patch_command=d.get("patch_command"),
+            target_build=d.get("target_build"),
         )
         for d in data["dags"]
     )

@@ -53,6 +53,17 @@ def add_options(parser: pytest.Parser) -> None:
                     help="when to mail (default: report.email.when, else always)")
     group.addoption("--smtp", default=None, metavar="HOST[:PORT]", help="SMTP server (default: report.email.host)")
     group.addoption("--mail-from", default=None, metavar="ADDR", help="sender (default: report.email.sender)")
+    group.addoption("--rolling", default=None, metavar="DAG",
+                    help="patch every member of DAG in turn: gate, enter, patch, exit, verify (dry-run unless --apply)")
+    group.addoption("--patch-command", default=None, metavar="CMD",
+                    help="with --rolling: the local command that patches a member (default: dags[].patch_command)")
+    group.addoption("--patch-pause", action="store_true", help="with --rolling: wait for the operator to confirm each patch")
+    group.addoption("--patch-wait", action="store_true",
+                    help="with --rolling: wait until the member reports the target build and answers again")
+    group.addoption("--patch-timeout", type=float, default=3600.0, metavar="S",
+                    help="with --rolling: how long a patch step may take, reboot included (default 3600)")
+    group.addoption("--target-build", default=None, metavar="BUILD",
+                    help="with --rolling: the build every member goes to (default: dags[].target_build)")
     group.addoption("--reports-dir", default=str(paths.DEFAULT_REPORTS),
                     help="where the HTML and JUnit reports go (default: reports/ of the checkout)")
 

@@ -47,6 +47,16 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
         add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    # --rolling drives whole pytest runs per member (dagcheck/maintenance/rolling.py), so it replaces this one.
+    if config.getoption("--rolling", None):
+        from dagcheck.maintenance.rolling import main_from_config
+
+        return main_from_config(config)
+    return None
+
+
 def _runs_checks(config: pytest.Config) -> bool:
     args = [a for a in config.args if not a.startswith("-")] or [str(config.rootpath)]
     return any("checks" in Path(a).parts or Path(a).resolve() == ROOT for a in args)

@@ -11,6 +11,7 @@ once on the terminal (never written to disk).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ import yaml
 
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
-from dagcheck.lab import persist
+from dagcheck.lab import patching, persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabCredentials, LabServer
 from dagcheck.lab.state import Organization
@@ -46,7 +47,16 @@ def main(argv: list[str] | None = None) -> int:
                        "every call and at stop")
     serve.add_argument("--write-inventory", default=None, metavar="PATH",
                        help="write an inventory that points dagcheck at this lab (credentials from environment variables)")
+    patch = sub.add_parser("patch", help="patch a server of a running persistent lab (it must be in maintenance)")
+    patch.add_argument("--state", required=True, help="the --state FILE of the running lab")
+    patch.add_argument("--server", default=os.environ.get("DAGCHECK_SERVER"), help="default: $DAGCHECK_SERVER")
+    patch.add_argument("--build", default=os.environ.get("DAGCHECK_TARGET_BUILD"), help="default: $DAGCHECK_TARGET_BUILD")
+    patch.add_argument("--reboot-seconds", type=float, default=2.0, help="how long the server is unreachable (default 2)")
+    calls = sub.add_parser("calls", help="print the changes a running persistent lab was asked to make (JSON lines)")
+    calls.add_argument("--state", required=True, help="the --state FILE of the running lab")
     args = parser.parse_args(argv)
+    if args.command in ("patch", "calls"):
+        return _control(args)
     try:
         inventory = load_inventory(args.inventory)
     except InventoryError as exc:
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.state:
         served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
         saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()
+        control = patching.ControlWatcher(org, lab, Path(args.state), on_change=saver.save).start()
     print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
           f"({lab.scheme.upper()}, {args.auth} auth)")
     if lab.certificate is not None:
@@ -101,8 +112,25 @@ def main(argv: list[str] | None = None) -> int:
         pass
     lab.stop()
     if saver is not None:
+        control.stop()
         saver.stop()
     return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    """`patch` and `calls`: one request to the running lab through its control folder."""
+    if args.command == "calls":
+        answer = patching.request(Path(args.state), {"op": "calls"})
+        for call in answer.get("calls", []):
+            print(json.dumps(call, default=str))
+    else:
+        if not args.server or not args.build:
+            print("error: patch needs --server and --build (or $DAGCHECK_SERVER and $DAGCHECK_TARGET_BUILD)", file=sys.stderr)
+            return 2
+        answer = patching.request(Path(args.state), {"op": "patch", "server": args.server, "build": args.build,
+                                                     "reboot_seconds": args.reboot_seconds})
+        print(answer.get("message", ""), file=sys.stdout if answer.get("ok") else sys.stderr)
+    return 0 if answer.get("ok") else 1
 
 
 def _persisted(path: Path, fresh: Organization, ports: dict[str, int] | None):

@@ -17,6 +17,7 @@ from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",
                            "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
+                           "databases_wont_move",  # server: Active Manager moves none of its active copies away
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)

@@ -344,7 +344,9 @@ class Organization:
 
     def move_active_databases_off(self, server: LabServer) -> None:
         """What DatabaseCopyActivationDisabledAndMoveNow does at once: every active copy moves to the best
-        healthy copy on a server that is not Blocked."""
+        healthy copy on a server that is not Blocked (none with the databases_wont_move fault)."""
+        if self.faults_matching("databases_wont_move", server.name):
+            return
         for db in self.databases.values():
             if db.active_server.lower() == server.name.lower():
                 target = self.best_activation_target(db, exclude=server.name)

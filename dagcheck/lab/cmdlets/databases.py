@@ -165,6 +165,12 @@ def move_active_mailbox_database(call: Call) -> list[Any]:
     out = []
     for db in dbs:
         source = org.server(db.active_server)
+        if org.faults_matching("databases_wont_move", source.name):
+            # guessed: the text of a move Active Manager gives up on (the shape of its other move errors)
+            raise LabCmdletError(
+                f"An Active Manager operation failed. Error: The database action failed. Error: An error "
+                f"occurred while trying to move database '{db.name}' from server '{source.fqdn}'.",
+                "InvalidOperation", "AmDbActionWrapperException,Microsoft.Exchange.Management.SystemConfigurationTasks.MoveActiveMailboxDatabase")
         if call.get("ActivateOnServer"):
             target_server = lookup_server(call, call.get("ActivateOnServer"))
             target = db.copy_on(target_server.name)

@@ -1,0 +1,156 @@
+"""The lab's "patch": what running a CU or SU installer does to a server that is in maintenance.
+
+Setup writes the new build (ExSetup.exe's file version; AdminDisplayVersion in AD shows the CU's own
+build, products.admin_display_version), then the server restarts: its connections are reset and its
+port refuses connections for a while (LabServer.reboot, the same reboot the `reboot` wire fault uses),
+and it comes back with no shells. The lab refuses to patch a server that is not in maintenance
+(ServerWideOffline not Inactive): in a rehearsal, patching a server in service is the mistake to catch.
+
+A running persistent lab (`python -m dagcheck.lab serve --state FILE`) takes patch requests from other
+processes through a control folder beside its state file (FILE.control/): a request is a JSON file the
+serving process picks up, applies under the organisation's lock and answers with a `.done` file. This is
+what a rolling run's patch command talks to:
+
+    python -m dagcheck.lab patch --state FILE --server mbx1 --build 15.2.1748.49 [--reboot-seconds 2]
+
+(--server and --build default to $DAGCHECK_SERVER and $DAGCHECK_TARGET_BUILD, which a rolling run sets
+for its patch command). `python -m dagcheck.lab calls --state FILE` prints the changes the lab's cmdlets
+were asked to make (its call log), so a test in another process can show which servers were touched.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Protocol
+
+from dagcheck.lab import products
+from dagcheck.lab.state import Organization
+
+POLL = 0.05
+
+
+class PatchRefused(Exception):
+    """The lab will not patch this server (unknown build, server not in maintenance)."""
+
+
+class Rebooter(Protocol):
+    def reboot(self, server: str, seconds: float) -> None: ...
+
+
+def apply_patch(org: Organization, server_name: str, build_text: str) -> str:
+    """Install `build_text` on a server in maintenance; returns a one-line account of what changed."""
+    try:
+        build = products.parse_build(build_text)
+    except ValueError:
+        raise PatchRefused(f"{build_text!r} is not a build number (15.2.x.y)") from None
+    release = products.release_of(build)
+    if release is None or (build != release.cu_build and build not in release.su_builds):
+        raise PatchRefused(f"the lab knows no Exchange build {build_text} (it simulates: "
+                           + ", ".join(f"{r.product} {r.name}" for r in products.RELEASES) + ")")
+    with org.lock:
+        try:
+            server = org.server(server_name)
+        except KeyError:
+            raise PatchRefused(f"the lab has no server {server_name!r}") from None
+        if server.own_state("ServerWideOffline") != "Inactive":
+            raise PatchRefused(f"{server.name} is not in maintenance (ServerWideOffline "
+                               f"{server.own_state('ServerWideOffline')}); the lab patches only servers in maintenance")
+        before = ".".join(map(str, server.exsetup_version))
+        server.install(build)
+        org.call_log.append((server.name, "lab:patch", {"Build": build_text}))
+    return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})"
+
+
+def patch_and_reboot(org: Organization, lab: Rebooter, server_name: str, build_text: str, seconds: float) -> str:
+    """Patch, then restart the server; it is down (connection refused) when this returns."""
+    done = apply_patch(org, server_name, build_text)
+    if seconds > 0:
+        lab.reboot(org.server(server_name).name, seconds)
+        done += f"; restarting, back in {seconds:g} s"
+    return done
+
+
+def changes(org: Organization) -> list[dict[str, Any]]:
+    """The call log's entries that asked for a change (not Get-/Test-), oldest first."""
+    with org.lock:
+        return [{"server": s, "cmdlet": c, "parameters": p} for s, c, p in org.call_log
+                if not c.split(":")[-1].startswith(("Get-", "Test-")) and not c.startswith("winrs:")]
+
+
+# ---- the control folder of a persistent lab ---------------------------------------------------------
+
+
+def control_dir(state: Path) -> Path:
+    return state.with_name(state.name + ".control")
+
+
+class ControlWatcher:
+    """In `serve --state FILE`: applies requests dropped into FILE.control/ and answers each."""
+
+    def __init__(self, org: Organization, lab: Rebooter, state: Path, on_change: Any = None) -> None:
+        self.org, self.lab, self.folder = org, lab, control_dir(state)
+        self.on_change = on_change  # e.g. the saver's save(): a patch is not a call, so it is saved here
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lab-control", daemon=True)
+
+    def start(self) -> ControlWatcher:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(POLL):
+            for request in sorted(self.folder.glob("*.request.json")):
+                self._answer(request)
+
+    def _answer(self, request: Path) -> None:
+        try:
+            data = json.loads(request.read_text(encoding="utf-8"))
+            op = data.get("op")
+            if op == "patch":
+                answer = {"ok": True, "message": patch_and_reboot(self.org, self.lab, str(data["server"]),
+                                                                  str(data["build"]), float(data.get("reboot_seconds", 2)))}
+                if self.on_change is not None:
+                    self.on_change()
+            elif op == "calls":
+                answer = {"ok": True, "calls": changes(self.org)}
+            else:
+                answer = {"ok": False, "message": f"unknown lab control request {op!r}"}
+        except PatchRefused as exc:
+            answer = {"ok": False, "message": str(exc)}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            answer = {"ok": False, "message": f"bad lab control request {request.name}: {exc}"}
+        done = request.with_name(request.name.replace(".request.json", ".done.json"))
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(answer, default=str), encoding="utf-8")
+        tmp.replace(done)
+        request.unlink(missing_ok=True)
+
+
+def request(state: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    """Send one control request to the lab serving `state` and wait for its answer."""
+    folder = control_dir(state)
+    if not folder.is_dir():
+        return {"ok": False, "message": f"no lab is serving {state} (no {folder}): start "
+                                        f"`python -m dagcheck.lab serve --state {state}` first"}
+    name = uuid.uuid4().hex
+    tmp = folder / f"{name}.tmp"
+    tmp.write_text(json.dumps(payload), encoding="utf-8")
+    tmp.replace(folder / f"{name}.request.json")
+    done = folder / f"{name}.done.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done.exists():
+            answer = json.loads(done.read_text(encoding="utf-8"))
+            done.unlink(missing_ok=True)
+            return answer
+        time.sleep(POLL)
+    (folder / f"{name}.request.json").unlink(missing_ok=True)
+    return {"ok": False, "message": f"the lab serving {state} did not answer within {timeout:g} s"}

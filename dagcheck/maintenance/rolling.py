@@ -1,0 +1,505 @@
+"""Rolling maintenance of a DAG: every member in turn through gate, enter, patch, exit and verification.
+
+Each member's turn reuses the single-server machinery as it is: a separate `pytest --phase maintenance
+--server M --apply` run (the pre-flight gate, the enter transition with its interlocks, lease and
+journal, the maintenance checks), the patch step, then `pytest --phase postflight --server M --apply`
+(the exit transition and the post-maintenance checks). A separate run per phase gives every member its
+own reports and journal exactly as a hand-driven cycle would, and a fresh snapshot of the DAG as the
+previous member left it. Around those runs this module adds what only a rolling run knows:
+
+- the order (rules.rolling.rolling_order: the PAM holder last, fewest active databases first);
+- the target gate (rules.rolling.target_problems) and the window's build parity, on fresh state;
+- the patch step (a local command, a pause for the operator, or a wait for the new build);
+- the build check after the patch: ExSetup.exe exactly the target, AdminDisplayVersion on its CU;
+- a journal, reports/rolling-<dag>.jsonl: the run stops at the first member that fails, names the
+  state it left that member in, never starts the next one, and the next run resumes from there.
+
+DAG-BUILD-002 (same build on every member) is left out of the per-member runs: mixed builds are the
+point of a rolling window; this module judges the window's parity itself, and the final nightly run
+judges the DAG as a whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dagcheck.errors import RemoteError
+from dagcheck.inventory import Inventory
+from dagcheck.maintenance import lease
+from dagcheck.maintenance.journal import Journal
+from dagcheck.maintenance.live import Live
+from dagcheck.maintenance.runlock import LockBusy, RunLock
+from dagcheck.maintenance.steps import Ctx, exit_steps
+from dagcheck.options import ROOT
+from dagcheck.rules.builds import Build, parse_build, same_cu, show
+from dagcheck.rules.dag import in_maintenance
+from dagcheck.rules.rolling import MemberFacts, explain, rolling_order, target_problems, window_parity
+from dagcheck.session import DagcheckSession
+
+STEPS = ("target_gate", "gate_and_enter", "patch", "verify_build", "exit_and_verify")
+STEP_TITLES = {
+    "target_gate": "target gate (the target build's needs, the DAG's builds, the lease)",
+    "gate_and_enter": "pre-flight gate, enter maintenance, maintenance checks",
+    "patch": "patch step",
+    "verify_build": "the member reports the target build",
+    "exit_and_verify": "exit maintenance, post-maintenance checks",
+}
+PARITY_CHECK = "test_build_same_across_dag"  # DAG-BUILD-002: judged by the window rule here instead
+OUTPUT_KEEP = 4000  # characters of a step's output kept in the journal (its tail)
+
+
+class RollingUsage(Exception):
+    """A rolling run that cannot start as asked; the message says what to change."""
+
+
+@dataclass
+class PatchStep:
+    """How a member gets patched: a local command, the operator's confirmation, or a wait for the build."""
+
+    command: str | None = None
+    pause: bool = False
+    wait: bool = False
+    timeout: float = 3600.0
+    poll: float = 1.0
+
+    def describe(self) -> str:
+        if self.command:
+            return f"run `{self.command}`"
+        if self.pause:
+            return "pause until the operator confirms on the terminal"
+        if self.wait:
+            return f"wait until the server reports the target build and answers again (at most {self.timeout:g} s)"
+        return "none given (--patch-command, --patch-pause or --patch-wait; needed with --apply)"
+
+    @property
+    def given(self) -> bool:
+        return bool(self.command or self.pause or self.wait)
+
+
+@dataclass
+class MemberOutcome:
+    name: str
+    status: str = "not started"  # not started, done, stopped, skipped (done by an earlier run)
+    step: str | None = None
+    reason: str = ""
+    state: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Rolling:
+    inventory: Inventory
+    inventory_path: Path
+    dag: str
+    reports_dir: Path
+    apply: bool
+    patch: PatchStep
+    target_build: Build | None
+    strict_warnings: bool = False
+    progress: Callable[[str], None] = print
+    confirm: Callable[[str], str] = input
+    sleep: Callable[[float], None] = time.sleep
+    pytest_extra: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        try:
+            self.dag_spec = self.inventory.dag(self.dag)
+        except KeyError:
+            raise RollingUsage(f"--rolling {self.dag}: not in {self.inventory.file}") from None
+        self.dag = self.dag_spec.name
+        self.members = [m.lower() for m in self.dag_spec.members]
+        self.journal = Journal(self.reports_dir / f"rolling-{self.dag.lower()}.jsonl")
+        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        if self.patch.command and self.patch.pause:
+            raise RollingUsage("give one patch step: --patch-command or --patch-pause, not both")
+        if self.apply and not self.patch.given:
+            raise RollingUsage(f"--rolling {self.dag} --apply needs a patch step: --patch-command CMD (or "
+                               f"dags[].patch_command in {self.inventory.file}), --patch-pause or --patch-wait")
+        if self.patch.wait and self.target_build is None:
+            raise RollingUsage("--patch-wait waits for the target build: give --target-build (or dags[].target_build)")
+        if self.apply and self.inventory.lab is not None:
+            raise RollingUsage(f"{self.inventory.file} describes the embedded lab, which starts afresh for every run: "
+                               "a rolling patch needs real servers or a persistent lab (python -m dagcheck.lab serve "
+                               "--state FILE --write-inventory PATH, then --inventory PATH)")
+
+    # ---- reading the DAG ------------------------------------------------------------------------
+
+    def _session(self) -> DagcheckSession:
+        return DagcheckSession(self.inventory, dag=self.dag)
+
+    def _with_live(self, fn: Callable[[Live], Any]) -> Any:
+        """A fresh session for each look: a member that rebooted has dropped every connection."""
+        session = self._session()
+        try:
+            return fn(Live(session.transport, self.inventory.expectations))
+        finally:
+            session.close()
+
+    def _order(self, live: Live) -> list[MemberFacts]:
+        status = next((d for d in live.read(self.members[0], "dag_status") if d.name.lower() == self.dag.lower()), None)
+        pam = (status.primary_active_manager or "").lower() if status else ""
+        facts = []
+        for m in self.members:
+            copies = live.read(m, "copies")
+            facts.append(MemberFacts(m, sum(1 for c in copies if c.status == "Mounted"), len(copies), m == pam))
+        return rolling_order(facts)
+
+    def _builds(self, live: Live) -> dict[str, Build]:
+        return {m: live.one(m, "exsetup").version for m in self.members}
+
+    def _state_of(self, member: str) -> str:
+        """The state a stopped run left the member in, read fresh, in words."""
+        def read(live: Live) -> str:
+            signs = in_maintenance(member, live.read(member, "components"), live.read(member, "cluster_nodes"),
+                                   live.one(member, "mailbox_server"))
+            build = show(live.one(member, "exsetup").version)
+            if not signs:
+                return f"in service (no sign of maintenance), build {build}"
+            return f"in maintenance or partly ({', '.join(signs)}), build {build}"
+        try:
+            return self._with_live(read)
+        except RemoteError as exc:
+            return f"unknown: its state could not be read ({exc})"
+
+    # ---- the journal ----------------------------------------------------------------------------
+
+    def unfinished(self) -> dict[str, Any] | None:
+        """The rolling_started entry of a run that neither completed nor was abandoned, with what it did."""
+        current: dict[str, Any] | None = None
+        for e in self.journal.entries():
+            if e.get("event") == "rolling_started":
+                current = {**e, "done": [], "patched": [], "stopped": None}
+            elif current is None:
+                continue
+            elif e.get("event") == "member_done":
+                current["done"].append(e["member"])
+            elif e.get("event") == "member_step" and e.get("step") == "patch" and e.get("outcome") == "done":
+                current["patched"].append(e["member"])
+            elif e.get("event") == "rolling_stopped":
+                current["stopped"] = e
+            elif e.get("event") == "rolling_completed":
+                current = None
+        return current
+
+    # ---- the plan -------------------------------------------------------------------------------
+
+    def phase_command(self, member: str, phase: str) -> list[str]:
+        """The pytest run behind one member's phase (as `dagcheck enter/exit M --apply` runs it)."""
+        args = [sys.executable, "-m", "pytest", str(ROOT / "checks"), "--rootdir", str(ROOT), "-c",
+                str(ROOT / "pyproject.toml"), "--inventory", str(self.inventory_path.resolve()),
+                "--reports-dir", str(self.reports_dir.resolve()), "--phase", phase, "--server", member, "--apply",
+                "-k", f"not {PARITY_CHECK}", "-p", "no:cacheprovider", "-q", "-rfE"]
+        return args + (["--strict-warnings"] if self.strict_warnings else []) + self.pytest_extra
+
+    def patch_env(self, member: str) -> dict[str, str]:
+        env = {"DAGCHECK_SERVER": member, "DAGCHECK_FQDN": self.inventory.server(member).fqdn,
+               "DAGCHECK_DAG": self.dag}
+        if self.target_build is not None:
+            env["DAGCHECK_TARGET_BUILD"] = show(self.target_build)
+        return env
+
+    def plan_lines(self, order: list[MemberFacts], resume: dict[str, Any] | None) -> list[str]:
+        head = "Applying" if self.apply else "Dry run (nothing changes; --apply performs it)"
+        lines = [f"{head}: rolling patch of {self.dag}, {len(order)} member(s)"
+                 + (f", to build {show(self.target_build)}" if self.target_build else ", no target build given"),
+                 f"Patch step: {self.patch.describe()}",
+                 "Order (the PAM holder last, fewest active databases first): "
+                 + "; ".join(f"{i}. {m.name} ({explain(m)})" for i, m in enumerate(order, 1))]
+        if resume:
+            lines.append(f"Resuming the run started {resume.get('time')}: done {', '.join(resume['done']) or 'none'}"
+                         + (f"; stopped at {resume['stopped'].get('member')} ({resume['stopped'].get('reason')})"
+                            if resume.get("stopped") else ""))
+        monitoring_off = self.inventory.expectations.monitoring_inactive_in_maintenance
+        exit_titles = "; ".join(s.title for s in exit_steps(monitoring_off))
+        for i, m in enumerate(order, 1):
+            done = resume is not None and m.name in resume["done"]
+            lines.append(f"{i}. {m.name}" + (" (done by the earlier run: skipped)" if done else ""))
+            if done:
+                continue
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.patch_env(m.name).items())
+            lines += [
+                f"   a. {STEP_TITLES['target_gate']}"
+                + ("" if self.target_build else " (no target build: only the lease)"),
+                f"   b. {STEP_TITLES['gate_and_enter']}: {shlex.join(self.phase_command(m.name, 'maintenance')[1:])}",
+                f"   c. {STEP_TITLES['patch']}: " + (f"{env} {self.patch.command}" if self.patch.command
+                                                    else self.patch.describe()),
+                f"   d. {STEP_TITLES['verify_build']}"
+                + (f": ExSetup.exe {show(self.target_build)}, AdminDisplayVersion on its CU" if self.target_build
+                   else ": ExSetup.exe and AdminDisplayVersion on one CU"),
+                f"   e. {STEP_TITLES['exit_and_verify']}: {shlex.join(self.phase_command(m.name, 'postflight')[1:])}",
+                f"      (the exit transition's steps: {exit_titles})",
+            ]
+        lines.append("Stops at the first member whose gate, transition, patch or verification fails; "
+                     "the next run resumes there.")
+        return lines
+
+    # ---- the run --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        resume = self.unfinished()
+        try:
+            order, before = self._with_live(lambda live: (self._order(live), self._builds(live)))
+        except RemoteError as exc:
+            self.progress(f"dagcheck rolling {self.dag}: cannot read the DAG: {exc}")
+            return 1
+        if resume:
+            by_name = {m.name: m for m in order}
+            order = [by_name[n] for n in resume.get("order", []) if n in by_name] or order
+            before = {m: parse_build(b) for m, b in (resume.get("builds_before") or {}).items()} or before
+        for line in self.plan_lines(order, resume):
+            self.progress(line)
+        if not self.apply:
+            return 0
+        lock = RunLock.beside(self.journal.path)
+        try:
+            lock.acquire()
+        except LockBusy as exc:
+            self.progress(f"dagcheck rolling {self.dag}: REFUSED: {exc}")
+            return 1
+        try:
+            return self._apply(order, before, resume)
+        finally:
+            lock.release()
+
+    def _apply(self, order: list[MemberFacts], before: dict[str, Build], resume: dict[str, Any] | None) -> int:
+        if resume is None:
+            self.journal.append(event="rolling_started", dag=self.dag, order=[m.name for m in order],
+                                target=show(self.target_build) if self.target_build else None,
+                                builds_before={m: show(b) for m, b in before.items()},
+                                patch=self.patch.describe())
+            resume = {"done": [], "patched": []}
+        else:
+            self.journal.append(event="rolling_resumed", dag=self.dag, done=resume["done"])
+        outcomes = [MemberOutcome(m.name) for m in order]
+        for outcome in outcomes:
+            if outcome.name in resume["done"]:
+                outcome.status = "skipped"
+                continue
+            if not self._member(outcome, before, already_patched=outcome.name in resume["patched"]):
+                self.journal.append(event="rolling_stopped", member=outcome.name, step=outcome.step,
+                                    reason=outcome.reason, state=outcome.state)
+                self._report(outcomes)
+                return 1
+            self.journal.append(event="member_done", member=outcome.name)
+        self.journal.append(event="rolling_completed", dag=self.dag)
+        self._report(outcomes)
+        return 0
+
+    def _member(self, outcome: MemberOutcome, before: dict[str, Build], already_patched: bool) -> bool:
+        m = outcome.name
+        self.progress(f"== {m}")
+        for step in STEPS:
+            outcome.step = step
+            self.progress(f"{m}: {STEP_TITLES[step]}")
+            started = time.monotonic()
+            try:
+                ok, detail, output = getattr(self, f"_step_{step}")(m, before, already_patched)
+            except RemoteError as exc:
+                ok, detail, output = False, f"could not read the state this step needs: {exc}", ""
+            self.journal.append(event="member_step", member=m, step=step, outcome="done" if ok else "failed",
+                                detail=detail, seconds=round(time.monotonic() - started, 3),
+                                output=output[-OUTPUT_KEEP:] if output else None)
+            if detail:
+                self.progress(f"  {detail}")
+            if not ok:
+                outcome.status, outcome.reason = "stopped", detail
+                outcome.state = self._state_of(m)
+                return False
+            if detail:
+                outcome.notes.append(detail)
+        outcome.status, outcome.step = "done", None
+        return True
+
+    # ---- the steps: each returns (ok, one line, output to journal) -------------------------------
+
+    def _step_target_gate(self, m: str, before: dict[str, Build], _: bool) -> tuple[bool, str, str]:
+        def read(live: Live) -> list[str]:
+            ctx = Ctx(m, None, live, self.inventory, Journal.for_server(self.reports_dir, m))
+            busy = [h for h in lease.others_holding(ctx)]
+            problems = [lease.busy_refusal(ctx, busy)] if len(busy) >= lease.slots(ctx) else []
+            if self.target_build is None:
+                return problems
+            builds = self._builds(live)
+            dotnet = live.one(m, "dotnet").release
+            problems += target_problems(self.target_build, m, before.get(m, builds[m]), dotnet,
+                                        {o: b for o, b in builds.items() if o != m})
+            return problems + window_parity(self.target_build, builds, before)
+        problems = self._with_live(read)
+        if problems:
+            return False, "target gate refused: " + "; ".join(problems), ""
+        return True, "", ""
+
+    def _run_phase(self, m: str, phase: str) -> tuple[bool, str]:
+        proc = subprocess.run(self.phase_command(m, phase), capture_output=True, text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return proc.returncode == 0, proc.stdout + proc.stderr
+
+    def _step_gate_and_enter(self, m: str, *_: Any) -> tuple[bool, str, str]:
+        ok, output = self._run_phase(m, "maintenance")
+        if ok:
+            return True, "", output
+        return False, ("the pre-flight gate, the enter transition or the maintenance checks failed: "
+                       + _gist(output)), output
+
+    def _step_patch(self, m: str, _: dict[str, Build], already_patched: bool) -> tuple[bool, str, str]:
+        if already_patched:
+            return True, "patched by the earlier run (journal): not run again", ""
+        if self.target_build is not None:
+            current = self._with_live(lambda live: live.one(m, "exsetup").version)
+            if current == self.target_build:
+                return True, f"already on {show(self.target_build)}: nothing to install", ""
+        signs = self._with_live(lambda live: in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"),
+                                                            live.one(m, "mailbox_server")))
+        if not signs:
+            return False, f"{m} is not in maintenance: the patch step is not run on a server in service", ""
+        if self.patch.command:
+            ok, detail, output = self._patch_command(m)
+            if not ok:
+                return ok, detail, output
+            back = self._wait_back(m, want_target=False)
+            return back is None, back or detail, output
+        if self.patch.pause:
+            answer = self.confirm(f"Patch {m} now; type 'done' when it is patched and running again "
+                                  "(anything else stops the rolling run): ")
+            if answer.strip().lower() != "done":
+                return False, f"the operator did not confirm the patch of {m} (answered {answer.strip()!r})", ""
+            back = self._wait_back(m, want_target=False)
+            return back is None, back or "the operator confirmed the patch", ""
+        back = self._wait_back(m, want_target=True)
+        return back is None, back or f"{m} reports {show(self.target_build)}", ""  # type: ignore[arg-type]
+
+    def _patch_command(self, m: str) -> tuple[bool, str, str]:
+        assert self.patch.command is not None
+        argv = shlex.split(self.patch.command, posix=os.name != "nt")
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.patch.timeout,
+                                  env={**os.environ, **self.patch_env(m)})
+        except FileNotFoundError:
+            return False, f"the patch command {argv[0]!r} was not found", ""
+        except subprocess.TimeoutExpired as exc:
+            out = (exc.stdout or "") + (exc.stderr or "")
+            return False, f"the patch command did not finish within {self.patch.timeout:g} s", str(out)
+        output = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            return False, f"the patch command exited {proc.returncode}: {_gist(output)}", output
+        return True, f"the patch command exited 0: {_gist(output)}", output
+
+    def _wait_back(self, m: str, want_target: bool) -> str | None:
+        """Poll until the member answers again (and, when asked, reports the target build); None when it
+        does, else why not. A reboot makes it unreachable for a while: that is waited out, not a failure."""
+        deadline = time.monotonic() + self.patch.timeout
+        last = "not read yet"
+        while True:
+            try:
+                version = self._with_live(lambda live: (live.one(m, "exchange_server"), live.one(m, "exsetup").version)[1])
+                if not want_target or version == self.target_build:
+                    return None
+                last = f"reports {show(version)}"
+            except RemoteError as exc:
+                last = f"not answering ({str(exc)[:80]})"
+            if time.monotonic() >= deadline:
+                return f"{m} did not come back" + (f" on {show(self.target_build)}" if want_target and self.target_build
+                                                   else "") + f" within {self.patch.timeout:g} s (last: {last})"
+            self.progress(f"  waiting for {m}: {last}")
+            self.sleep(self.patch.poll)
+
+    def _step_verify_build(self, m: str, before: dict[str, Build], _: bool) -> tuple[bool, str, str]:
+        exsetup, adv = self._with_live(lambda live: (live.one(m, "exsetup").version,
+                                                     live.one(m, "exchange_server").admin_display_version))
+        if not same_cu(adv, exsetup):
+            return False, f"ExSetup.exe {show(exsetup)} and AdminDisplayVersion {show(adv)} disagree on the CU", ""
+        if self.target_build is None:
+            was = before.get(m)
+            return True, (f"now {show(exsetup)}" + (f" (was {show(was)})" if was else "")
+                          + ("; unchanged: no target build was given to hold it to" if was == exsetup else "")), ""
+        if exsetup != self.target_build:
+            return False, f"{m} reports ExSetup.exe {show(exsetup)}, not the target {show(self.target_build)}", ""
+        return True, f"ExSetup.exe {show(exsetup)}, AdminDisplayVersion {show(adv)}", ""
+
+    def _step_exit_and_verify(self, m: str, *_: Any) -> tuple[bool, str, str]:
+        ok, output = self._run_phase(m, "postflight")
+        if ok:
+            return True, "", output
+        return False, "the exit transition or the post-maintenance checks failed: " + _gist(output), output
+
+    # ---- the report -----------------------------------------------------------------------------
+
+    def _report(self, outcomes: list[MemberOutcome]) -> None:
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        stopped = next((o for o in outcomes if o.status == "stopped"), None)
+        verdict = (f"STOPPED at {stopped.name} ({STEP_TITLES.get(stopped.step or '', stopped.step)})" if stopped
+                   else "COMPLETED: every member patched and verified")
+        lines = [f"dagcheck rolling {self.dag} — {verdict} ({stamp})"]
+        for o in outcomes:
+            if o.status == "done":
+                lines.append(f"  {o.name}: done" + (f" ({'; '.join(o.notes)})" if o.notes else ""))
+            elif o.status == "skipped":
+                lines.append(f"  {o.name}: done by an earlier run")
+            elif o.status == "stopped":
+                lines += [f"  {o.name}: STOPPED at {STEP_TITLES.get(o.step or '', o.step)}: {o.reason}",
+                          f"    left {o.state}",
+                          f"    fix the cause, then `dagcheck rolling {self.dag} --apply` resumes at {o.name}; or bring it "
+                          f"back into service with `dagcheck exit {o.name} --apply`"]
+            else:
+                lines.append(f"  {o.name}: not started (untouched)")
+        lines.append(f"Journal: {self.journal.path}; each member's reports and transition journal: {self.reports_dir}")
+        path = self.reports_dir / f"rolling-{self.dag.lower()}.txt"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        for line in lines:
+            self.progress(line)
+        self.progress(f"written: {path}")
+
+
+def _gist(output: str) -> str:
+    """The lines of a run's output that say why: failures, refusals, the gate's verdict, else the last line."""
+    keep = [line.strip() for line in output.splitlines()
+            if line.startswith(("FAILED", "ERROR")) or "REFUSED" in line or "STOPPED" in line
+            or "dagcheck gate" in line]
+    if not keep:
+        keep = [line.strip() for line in output.splitlines() if line.strip()][-1:]
+    text = " | ".join(keep[:6])
+    return text[:600] + ("…" if len(text) > 600 else "")
+
+
+def main_from_config(config: Any) -> int:
+    """`pytest --rolling DAG` (and `dagcheck rolling DAG`): the rolling run instead of a check run."""
+    from dagcheck.errors import InventoryError
+    from dagcheck.inventory import load_inventory
+
+    opt = config.getoption
+    name = f"--rolling {opt('--rolling')}"
+    try:
+        inventory = load_inventory(opt("--inventory"))
+    except InventoryError as exc:
+        print(f"dagcheck: {exc}", file=sys.stderr)
+        return 4
+    try:
+        dag = inventory.dag(opt("--rolling"))
+    except KeyError:
+        print(f"dagcheck: {name}: not in {inventory.file}", file=sys.stderr)
+        return 4
+    target_text = opt("--target-build") or dag.target_build
+    try:
+        target = parse_build(target_text) if target_text else None
+    except ValueError:
+        print(f"dagcheck: --target-build {target_text!r} is not a build number (15.2.x.y)", file=sys.stderr)
+        return 4
+    patch = PatchStep(opt("--patch-command") or dag.patch_command, opt("--patch-pause"), opt("--patch-wait"),
+                      float(opt("--patch-timeout")))
+    try:
+        rolling = Rolling(inventory, Path(opt("--inventory")), dag.name, Path(opt("--reports-dir")), opt("--apply"),
+                          patch, target, strict_warnings=opt("--strict-warnings"),
+                          progress=lambda line: print(line, flush=True))
+    except RollingUsage as exc:
+        print(f"dagcheck: {exc}", file=sys.stderr)
+        return 4
+    return rolling.run()

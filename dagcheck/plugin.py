@@ -15,7 +15,7 @@ from dagcheck.context import DagView
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
-from dagcheck.maintenance.planned import MaintenanceState, state_of
+from dagcheck.maintenance.planned import MaintenanceState, state_of, with_rolling_windows
 from dagcheck.options import ROOT, add_options
 from dagcheck.remote.replay import ReplayError
 from dagcheck.remote.replay import check_folder as check_replay_folder
@@ -74,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config._inicache["junit_family"] = "legacy"  # type: ignore[attr-defined]
     try:
         inventory = load_inventory(config.getoption("--inventory"))
+        # A rolling run in progress on this host is a patch window of its DAG (issue 10).
+        inventory = with_rolling_windows(inventory, config.getoption("--reports-dir"))
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[INVENTORY_KEY] = inventory

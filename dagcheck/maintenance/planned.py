@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dagcheck.collect import Collector, SourceFailed
@@ -147,3 +147,48 @@ def current_windows(inventory: Inventory, dag: str | None, now: dt.datetime) -> 
     members = {m.lower() for m in inventory.dag(dag).members}
     return [w for w in inventory.maintenance_windows if w.current(now)
             and ((w.dag or "").lower() == dag.lower() or (w.server or "").lower() in members)]
+
+
+def rolling_on_record(reports_dir: str | Path, dag: str) -> MaintenanceWindow | None:
+    """A `dagcheck rolling DAG` run in progress on this host, read from its journal
+    (reports/rolling-<dag>.jsonl), as a window of the whole DAG: from its start until ENTERED_GRACE
+    after its latest entry (a run silent that long is abandoned, its member forgotten). A stopped run
+    still counts: it resumes where it stopped, and until then the DAG is legitimately half-patched.
+    None when no run is unfinished. Read here rather than through maintenance.rolling, which drives
+    the run; the journal's event names are its contract."""
+    path = Path(reports_dir) / f"rolling-{dag.lower()}.jsonl"
+    if not path.exists():
+        return None
+    started: dict | None = None
+    last: dt.datetime | None = None
+    stopped = ""
+    for e in Journal(path).entries():
+        try:
+            stamp = dt.datetime.fromisoformat(str(e.get("time")))
+        except ValueError:
+            continue
+        event = e.get("event")
+        if event == "rolling_started":
+            started, stopped = {**e, "start": stamp}, ""
+        elif started is None:
+            continue
+        elif event == "rolling_completed":
+            started = None
+            continue
+        elif event == "rolling_stopped":
+            stopped = f", stopped at {e.get('member')} ({e.get('step')})"
+        elif event == "rolling_resumed":
+            stopped = ""
+        last = stamp
+    if started is None:
+        return None
+    target = started.get("target")
+    return MaintenanceWindow(start=started["start"], end=max(last or started["start"], started["start"]) + ENTERED_GRACE,
+                             reason=f"dagcheck rolling run{' to ' + target if target else ''}{stopped}",
+                             by=f"dagcheck rolling ({path})", dag=dag, target_build=target or None)
+
+
+def with_rolling_windows(inventory: Inventory, reports_dir: str | Path) -> Inventory:
+    """The inventory with a window per DAG whose rolling run is in progress on this host."""
+    found = tuple(w for d in inventory.dags if (w := rolling_on_record(reports_dir, d.name)) is not None)
+    return replace(inventory, maintenance_windows=inventory.maintenance_windows + found) if found else inventory

@@ -1,13 +1,23 @@
-"""Extended Protection per virtual directory: Microsoft's matrix, the inventory's overrides, DAG parity."""
+"""Extended Protection per virtual directory: Microsoft's matrix, the inventory's overrides, DAG parity,
+and IIS's own configuration (applicationHost.config) for every directory of both web sites."""
 
 from __future__ import annotations
 
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
+from dagcheck.iis import IisLocation
 from dagcheck.inventory import Expectations
 from dagcheck.model import VirtualDirectory
 from dagcheck.rules.dag import odd_ones_out
-from dagcheck.rules.extended_protection import expected_token_checking, split_vdir_name, supports_extended_protection
+from dagcheck.rules.extended_protection import (
+    MITIGATION_SUPPORTED,
+    cmdlet_name,
+    expected_token_checking,
+    has_cmdlet_view,
+    judge_location,
+    split_vdir_name,
+    supports_extended_protection,
+)
 
 
 def expected_for(item: VirtualDirectory, build: tuple[int, int, int, int], expect: Expectations) -> str:
@@ -35,6 +45,12 @@ def test_extended_protection_matches(item: VirtualDirectory, expect: Expectation
     build = snapshot.get("exsetup")[0].version
     expected = expected_for(item, build, expect)
     actual = item.token_checking or "not readable (IIS not reached)"
+    vdir, site = split_vdir_name(item.name)
+    if expected == "Require" and (site, vdir.lower()) in MITIGATION_SUPPORTED and snapshot.failed("iis") is None:
+        # The supported IP-filter mitigation stands in for EP here; only IIS's configuration shows it.
+        iis = next((loc for loc in snapshot.get("iis") if (loc.site, loc.vdir.lower()) == (site, vdir.lower())), None)
+        if iis is not None and iis.ip_allow_list and item.token_checking == iis.token_checking:
+            return
     higher = item.token_checking is not None and LEVELS.get(item.token_checking, 0) > LEVELS[expected]
     require(item.token_checking == expected,
             f"{item.name} on {item.server} has ExtendedProtectionTokenChecking {actual}"
@@ -63,3 +79,47 @@ def test_extended_protection_same_across_dag(item: VirtualDirectory, dag: DagVie
     require(item.server not in odd, f"{item.name} is {item.token_checking} on {item.server}, unlike the DAG ("
             + ", ".join(f"{m}={v}" for m, v in values.items()) + ")",
             expected="the value the other members have", actual=str(item.token_checking))
+
+
+@check(
+    "DAG-EP-003",
+    "Extended Protection in IIS (applicationHost.config) matches the matrix on every directory of both sites",
+    severity="critical",
+    rationale="IIS enforces what applicationHost.config says, per <location> of both web sites; the cmdlets do "
+    "not show the back end's mapi/emsmdb, mapi/nspi, Rpc, RpcWithCert, PushNotifications or API, which is why "
+    "HealthChecker reads the file. On Exchange Back End/EWS an IP allow-list (ipSecurity allowUnlisted=false) "
+    "is the supported alternative to Require.",
+    remediation="ExchangeExtendedProtectionManagement.ps1 (CSS-Exchange) on {server}; for EWS on the back end "
+    "with known incompatible clients: ExchangeExtendedProtectionManagement.ps1 -RestrictType EWSBackend "
+    "-IPRangeFilePath <file> ({key})",
+    phases=("health", "preflight", "postflight"),
+    source="iis",
+)
+def test_iis_extended_protection_matches(item: IisLocation, expect: Expectations, snapshot) -> None:
+    verdict = judge_location(item, snapshot.get("exsetup")[0].version, expect.ep_overrides)
+    require(verdict.ok, verdict.message, expected=verdict.expected, actual=verdict.actual)
+
+
+@check(
+    "DAG-EP-004",
+    "The cmdlets' Extended Protection agrees with IIS's configuration",
+    severity="warning",
+    rationale="Get-*VirtualDirectory and applicationHost.config should tell the same story; when they differ, "
+    "a change was made past Exchange (IIS Manager, appcmd, a restored config) or one view is stale, and "
+    "whatever was checked from the other view is in doubt.",
+    remediation="Compare Get-<Type>VirtualDirectory -Server {server} -ShowMailboxVirtualDirectories with IIS "
+    "Manager for {key}; set the intended value with Set-<Type>VirtualDirectory -ExtendedProtectionTokenChecking",
+    phases=("health",),
+    source="iis",
+    select=has_cmdlet_view,
+)
+def test_cmdlet_and_iis_agree_on_extended_protection(item: IisLocation, snapshot) -> None:
+    name = cmdlet_name(item.site, item.vdir)
+    view = next((v for v in snapshot.get("vdirs") if v.name.lower() == name.lower()), None)
+    require(view is not None, f"IIS configures {item.path} on {item.server} but the Get-*VirtualDirectory cmdlets "
+            f"(-ShowMailboxVirtualDirectories) list no '{name}'",
+            expected=f"tokenChecking {item.token_checking} in both", actual="no cmdlet object")
+    shown = view.token_checking or "not readable"  # type: ignore[union-attr]
+    require(shown == item.token_checking, f"{name} on {item.server}: the cmdlet shows ExtendedProtectionTokenChecking "
+            f"{shown} but applicationHost.config has tokenChecking {item.token_checking}",
+            expected=f"the same value ({item.token_checking} in IIS)", actual=f"cmdlet {shown}")

@@ -2,32 +2,42 @@
 
 A source that fails (unreachable server, cmdlet error) is remembered as failed with its reason,
 so that every check reading it fails with that reason and the run goes on for the others.
+
+DAG-wide sources (the DAG's -Status, the cluster's nodes) are the same from every member: they are
+fetched once per DAG and phase from one member (the next one when it fails) and shared by every
+member's snapshot. Prefetching schedules every source of every server at once, each server's calls
+on as many lanes as its budget allows (PsrpTransport.lanes), longest first.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import model
+from dagcheck import iis, model
 from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
+from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
 
 
 @dataclass(frozen=True)
 class Source:
-    """One cmdlet (or a few of one kind) run on a server's endpoint, and the parser of each object."""
+    """One cmdlet (or a few of one kind) run on a server's endpoint, and the parser of each object.
+
+    dag_wide: the command takes the DAG's name (None for a server in no DAG) instead of the server's,
+    and its answer is the same from every member; parse still gets the member that reads it."""
 
     name: str
     endpoint: Endpoint
-    command: Callable[[str], Command | list[Command]]
+    command: Callable[[Any], Command | list[Command]]
     parse: Callable[[Any, str], Any]
+    dag_wide: bool = False
 
     def commands(self, server: str) -> list[Command]:
         made = self.command(server)
@@ -60,9 +70,14 @@ SOURCES: dict[str, Source] = {
                lambda o, s: model.parse_exchange_server(o)),
         Source("mailbox_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxServer", Identity=s),
                lambda o, s: model.parse_mailbox_server(o)),
-        Source("dag_status", Endpoint.EXCHANGE, lambda s: Command.of("Get-DatabaseAvailabilityGroup", Status=True),
-               lambda o, s: model.parse_dag_status(o)),
-        Source("cluster_nodes", Endpoint.WINDOWS, lambda s: Command.of("Get-ClusterNode"), model.parse_cluster_node),
+        # -Identity: without it every DAG of the organisation comes back, from every server (and -Status
+        # asks each DAG's Active Manager).
+        Source("dag_status", Endpoint.EXCHANGE,
+               lambda d: Command.of("Get-DatabaseAvailabilityGroup", Identity=d, Status=True) if d
+               else Command.of("Get-DatabaseAvailabilityGroup", Status=True),
+               lambda o, s: model.parse_dag_status(o), dag_wide=True),
+        Source("cluster_nodes", Endpoint.WINDOWS, lambda d: Command.of("Get-ClusterNode"), model.parse_cluster_node,
+               dag_wide=True),
         Source("databases", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabase", Server=s, Status=True),
                model.parse_mailbox_database),
         Source("mapi", Endpoint.EXCHANGE, lambda s: Command.of("Test-MAPIConnectivity", Server=s),
@@ -96,15 +111,28 @@ HOST_SOURCES: dict[str, HostSource] = {
                                                for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+        # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
+        HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
+                   lambda results, server, e: ep_rules.read_iis(results[0], server)),
     )
 }
 
 
-def describe(source: str, server: str, expectations: Expectations | None = None) -> list[str]:
-    """The command lines behind a source, as an administrator would type them."""
+def describe(source: str, server: str, expectations: Expectations | None = None, dag: str | None = None) -> list[str]:
+    """The command lines behind a source, as an administrator would type them (a DAG-wide source names
+    the server's DAG, `<DAG>` when it is not given)."""
     if source in SOURCES:
-        return [c.render() for c in SOURCES[source].commands(server)]
+        cmdlet = SOURCES[source]
+        return [c.render() for c in cmdlet.commands(dag or "<DAG>" if cmdlet.dag_wide else server)]
     return HOST_SOURCES[source].lines(server, expectations or Expectations())
+
+
+def cost(source: str, expectations: Expectations | None = None) -> int:
+    """A rough relative duration, to start the longest sources first (Test-* cmdlets take seconds on a
+    real server, a Get- a fraction of one): what keeps a server's lanes evenly busy."""
+    if source in HOST_SOURCES:
+        return len(HOST_SOURCES[source].lines("server", expectations or Expectations()))
+    return sum(10 if c.cmdlet.lower().startswith("test-") else 1 for c in SOURCES[source].commands("x"))
 
 
 class SourceFailed(Exception):
@@ -118,10 +146,12 @@ class SourceFailed(Exception):
 class Snapshot:
     """What one server looked like in one phase; filled lazily, each source at most once."""
 
-    def __init__(self, server: str, phase: str, transport: Transport, expectations: Expectations | None = None) -> None:
+    def __init__(self, server: str, phase: str, transport: Transport, expectations: Expectations | None = None,
+                 shared: Callable[[str, str, str], list[Any]] | None = None) -> None:
         self.server = server
         self.phase = phase
         self._transport = transport
+        self._shared = shared  # (source, server, phase) -> the raw objects of a DAG-wide source
         self._expectations = expectations or Expectations()
         self._results: dict[str, tuple[Any, ...] | RemoteError] = {}
         self._lock = threading.Lock()
@@ -165,7 +195,11 @@ class Snapshot:
                 results.append(CmdResult(r.rc, r.stdout, r.stderr))
             return tuple(source.parse(results, self.server, self._expectations))
         cmdlet = SOURCES[name]
-        raw = [o for c in cmdlet.commands(self.server) for o in self._transport.run(self.server, cmdlet.endpoint, c)]
+        if cmdlet.dag_wide and self._shared is not None:
+            raw = self._shared(name, self.server, self.phase)
+        else:
+            own = None if cmdlet.dag_wide else self.server  # no DAG known: ask for every DAG
+            raw = [o for c in cmdlet.commands(own) for o in self._transport.run(self.server, cmdlet.endpoint, c)]
         try:
             return tuple(cmdlet.parse(o, self.server) for o in raw)
         except ParseError as exc:  # an answer in no known shape: this source of this server fails, with why
@@ -173,37 +207,108 @@ class Snapshot:
 
 
 class Collector:
-    """Snapshots by (server, phase) for the whole session; prefetches sources in parallel."""
+    """Snapshots by (server, phase) for the whole session; prefetches every source of every server at once.
 
-    def __init__(self, transport: Transport, max_workers: int = 8, expectations: Expectations | None = None) -> None:
+    dags: each server's DAG and its members (inventory order), for the DAG-wide sources. lanes: how
+    many calls a server takes at once (the transport's budget); max_workers caps the threads."""
+
+    def __init__(self, transport: Transport, max_workers: int = 1024, expectations: Expectations | None = None,
+                 dags: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+                 lanes: Callable[[str], int] | None = None) -> None:
         self.transport = transport
         self.expectations = expectations
         self.max_workers = max_workers
+        self._dags = {k.lower(): (d, [m.lower() for m in ms]) for k, (d, ms) in (dags or {}).items()}
+        self._lanes = lanes or (lambda server: 1)
         self._snapshots: dict[tuple[str, str], Snapshot] = {}
+        self._shared: dict[tuple[str, str, str], list[Any] | RemoteError] = {}
+        self._shared_locks: dict[tuple[str, str, str], threading.Lock] = {}
+        self.served_by: dict[tuple[str, str, str], str] = {}  # (dag, phase, source) -> the member asked
         self._lock = threading.Lock()
 
     def snapshot(self, server: str, phase: str) -> Snapshot:
         key = (server.lower(), phase)
         with self._lock:
             if key not in self._snapshots:
-                self._snapshots[key] = Snapshot(server, phase, self.transport, self.expectations)
+                self._snapshots[key] = Snapshot(server, phase, self.transport, self.expectations, self._dag_wide)
             return self._snapshots[key]
 
-    def prefetch(self, servers: Iterable[str], sources: Iterable[str], phase: str) -> None:
-        """Collect many (server, source) pairs at once: one pool per server, servers in parallel."""
-        servers = list(servers)
-        sources = list(sources)
+    def dag_of(self, server: str) -> tuple[str | None, list[str]]:
+        dag, members = self._dags.get(server.lower(), (None, []))
+        return dag, members or [server.lower()]
 
-        def one_server(server: str) -> None:
-            snap = self.snapshot(server, phase)
+    def server_asked(self, source: str, server: str, phase: str) -> str:
+        """The member whose transcript holds the call behind this server's copy of the source."""
+        if source in SOURCES and SOURCES[source].dag_wide:
+            dag, _ = self.dag_of(server)
+            return self.served_by.get(((dag or server).lower(), phase, source), server)
+        return server
+
+    def _dag_wide(self, source: str, server: str, phase: str) -> list[Any]:
+        """A DAG-wide source, fetched once per DAG and phase: from the asking member, else the others in
+        turn (one that is unreachable or fails the cmdlet); the first error when every member fails."""
+        dag, members = self.dag_of(server)
+        key = ((dag or server).lower(), phase, source)
+        with self._lock:
+            lock = self._shared_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._shared:
+                cmdlet = SOURCES[source]
+                order = [server.lower()] + [m for m in members if m != server.lower()]
+                first: RemoteError | None = None
+                result: list[Any] | RemoteError | None = None
+                for member in order:
+                    try:
+                        result = [o for c in cmdlet.commands(dag) for o in self.transport.run(member, cmdlet.endpoint, c)]
+                        self.served_by[key] = member
+                        break
+                    except RemoteError as exc:
+                        first = first or exc
+                self._shared[key] = result if result is not None else first  # type: ignore[assignment]
+            result = self._shared[key]
+        if isinstance(result, RemoteError):
+            raise result
+        return result
+
+    def prefetch(self, servers: Iterable[str], sources: Iterable[str], phase: str) -> None:
+        """Collect every (server, source) pair at once: no source waits for another server's. Each server
+        gets as many worker lanes as its budget; each lane takes the longest source left first. A
+        DAG-wide source is asked of the first member in scope only; the others share its answer."""
+        servers = list(servers)
+        sources = sorted(sources, key=lambda n: -cost(n, self.expectations))
+        asked: set[tuple[str, str]] = set()
+        queues: dict[str, list[str]] = {}
+        for server in servers:
+            todo = []
             for source in sources:
+                if source in SOURCES and SOURCES[source].dag_wide:
+                    dag = (self.dag_of(server)[0] or server).lower()
+                    if (dag, source) in asked:
+                        continue
+                    asked.add((dag, source))
+                todo.append(source)
+            queues[server] = todo
+        locks = {server: threading.Lock() for server in servers}
+
+        def lane(server: str) -> None:
+            snap = self.snapshot(server, phase)
+            while True:
+                with locks[server]:
+                    if not queues[server]:
+                        return
+                    source = queues[server].pop(0)
                 snap.failed(source)
 
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
-            list(pool.map(one_server, servers))
+        jobs = [server for server in servers for _ in range(max(1, min(self._lanes(server), len(queues[server]))))]
+        if not jobs:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(jobs))), thread_name_prefix="collect") as pool:
+            list(pool.map(lane, jobs))
 
     def invalidate(self, phase: str) -> None:
         """Forget a phase's snapshots (a transition changed the servers)."""
         with self._lock:
             for key in [k for k in self._snapshots if k[1] == phase]:
                 del self._snapshots[key]
+            for skey in [k for k in self._shared if k[1] == phase]:
+                del self._shared[skey]

@@ -82,3 +82,9 @@ def _show(value: object) -> str:
     names = getattr(getattr(value, "PSObject", None), "type_names", None)
     text = repr(str(value)) if isinstance(value, str) or not names else f"{names[0]} {str(value)!r}"
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+class BadResponse(ConnectionFailed):
+    """The endpoint answered, but not with a usable WSMan/PSRP message: not well-formed XML, a DTD (entity
+    expansion and external entities are refused before parsing), an answer over the size limit, or an HTTP
+    error without a WSMan fault. Like an endpoint that cannot be reached, it costs that server's checks only."""

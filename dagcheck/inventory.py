@@ -8,6 +8,7 @@ look for it in the YAML.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,9 @@ class ConnectionSettings:
 
     exchange_uri: str | None = None
     windows_uri: str | None = None
+    # Where to connect when it is not the URIs' host (a load balancer, a DNS alias, an address): the
+    # URIs' host stays the name whose SPN (HTTP/<host>) Kerberos asks a ticket for.
+    connect_address: str | None = None
     auth: str = "kerberos"
     username_env: str | None = None
     password_env: str | None = None
@@ -42,8 +46,11 @@ class ConnectionSettings:
     read_timeout: int = 90
     # Shells dagcheck keeps open on one server at once (Exchange pool, Windows pool, WinRS cmd shell):
     # well under Exchange's PowerShellMaxConcurrency (18) and WinRM's MaxShellsPerUser (30), which
-    # every other admin session of the same account shares.
+    # every other admin session of the same account shares. Also the calls run on the server at once
+    # (the pipelines of one runspace pool side by side: dagcheck.remote.psrp.PsrpTransport.lanes).
     max_runspaces: int = 3
+    # The largest answer accepted from the server, enforced while reading (dagcheck.remote.guard).
+    max_response_mb: int = 64
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,19 @@ class LabSpec:
     databases: tuple[LabDatabase, ...] = ()
     faults: tuple[Fault, ...] = ()
     object_shape: str = "remote"  # how the lab serializes Exchange objects: "remote" (a /PowerShell client's view) or "live"
+    latency: LabLatency | None = None  # None: the lab answers as fast as it can
+
+
+@dataclass(frozen=True)
+class LabLatency:
+    """Seconds the lab spends where a real server would, so that scheduling can be measured against
+    realistic timing (benchmarks/fleet.py). jitter: up to that much more, uniformly at random."""
+
+    runspace_open: float = 0.0
+    cmdlet: float = 0.0
+    test_cmdlet: float = 0.0
+    winrs: float = 0.0
+    jitter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -190,36 +210,150 @@ class Inventory:
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
 
     def server(self, name: str) -> Server:
-        for server in self.servers:
-            if server.name.lower() == name.lower():
-                return server
-        raise KeyError(name)
+        try:
+            return self._by_name[0][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
 
     def dag(self, name: str) -> Dag:
+        try:
+            return self._by_name[1][name.lower()]
+        except KeyError:
+            raise KeyError(name) from None
+
+    @functools.cached_property
+    def _by_name(self) -> tuple[dict[str, Server], dict[str, Dag]]:
+        """Lookups by lower-case name: checks ask per test item, tens of thousands of times in a fleet run
+        (a scan of every server each time was quadratic). The first of a duplicated name wins, as before."""
+        servers: dict[str, Server] = {}
+        dags: dict[str, Dag] = {}
+        for server in self.servers:
+            servers.setdefault(server.name.lower(), server)
         for dag in self.dags:
-            if dag.name.lower() == name.lower():
-                return dag
-        raise KeyError(name)
+            dags.setdefault(dag.name.lower(), dag)
+        return servers, dags
 
     def dag_of(self, server: str) -> Dag | None:
         name = self.server(server).dag
         return self.dag(name) if name else None
 
 
+# Bounds on what the loader accepts, so that a hostile or mangled file fails fast (issue 9): a real
+# inventory is a few KiB, a few levels deep, with a handful of anchors.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 200_000  # nodes after aliases are expanded (a "billion laughs" expands to 10^9)
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+         (b"\xfe\xff", "UTF-16"))
+SAVE_AS_UTF8 = "save it as UTF-8 (PowerShell: Get-Content FILE | Set-Content -Encoding utf8 NEW)"
+
+
+class _BoundedComposer(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys (PyYAML keeps the last one silently), nesting deeper than
+    MAX_DEPTH (its composer recurses), and aliases that expand past MAX_NODES or refer to themselves."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _expanded_size(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = key_node.value
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}; YAML would keep "
+                        "only the last)", key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
+
+
+def _expanded_size(root: Any) -> int:
+    """Nodes in the document as if every alias were copied out; refuses cycles and bombs without expanding."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
+                                              node.start_mark)
+        active.add(id(node))
+        children: list[Any] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        total = 1 + sum(size(child) for child in children)
+        active.discard(id(node))
+        if total > MAX_NODES:
+            raise yaml.composer.ComposerError(None, None, f"aliases expand it past {MAX_NODES:,} values (an "
+                                              "alias bomb?)", node.start_mark)
+        sizes[id(node)] = total
+        return total
+
+    return size(root) if root is not None else 0
+
+
+def _decode(raw: bytes, file: str) -> str:
+    """UTF-8 (a BOM is fine); anything else is refused with what it looks like and how to fix it."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            raise InventoryError(file, "", f"the file is {name} (it starts with a {name} byte-order mark), not "
+                                 f"UTF-8; {SAVE_AS_UTF8}")
+    if b"\x00" in raw[:4096]:
+        raise InventoryError(file, "", f"the file contains NUL bytes: it looks like UTF-16 or binary, not UTF-8 "
+                             f"text; {SAVE_AS_UTF8}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InventoryError(file, f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+                             f"{exc.start}); {SAVE_AS_UTF8}") from None
+
+
 def load_inventory(path: str | Path) -> Inventory:
     """Read, validate and build the inventory, or raise InventoryError naming file and path."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with Path(path).open("rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise InventoryError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InventoryError(file, "", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; an "
+                             "inventory is a few KiB")
+    text = _decode(raw, file)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise InventoryError(file, where, f"not valid YAML: {problem}") from None
+    except (ValueError, OverflowError) as exc:  # PyYAML's timestamp and number constructors (e.g. 2026-13-45)
+        raise InventoryError(file, "", f"not valid YAML: a value cannot be read ({exc})") from None
+    except RecursionError:
+        raise InventoryError(file, "", "not valid YAML: nested too deeply") from None
     return parse_inventory(data, file)
 
 
@@ -246,8 +380,30 @@ def _json_path(path: Any) -> str:
     return out
 
 
+@functools.cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_schema())
+
+
+def _text_keys(data: Any, file: str) -> None:
+    """JSON Schema speaks of text keys only; YAML also makes numbers, booleans and dates of them (`1: x`,
+    `no: x`), which the validator cannot even sort. Refused with the path, before validation."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise InventoryError(file, _json_path(path) or "(top level)", f"key {key!r} is not text (YAML "
+                                         f"read it as {type(key).__name__}); quote it if it is meant as a name")
+                stack.append((value, (*path, key)))
+        elif isinstance(node, list):
+            stack.extend((value, (*path, i)) for i, value in enumerate(node))
+
+
 def _validate_schema(data: Any, file: str) -> None:
-    validator = jsonschema.Draft202012Validator(_schema())
+    _text_keys(data, file)
+    validator = _validator()
     errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
         return
@@ -258,7 +414,7 @@ def _validate_schema(data: Any, file: str) -> None:
 
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
         return f"unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(sorted(error.schema.get('properties', {})))})"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
@@ -447,6 +603,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
                 Fault(kind=f["kind"], params={k: v for k, v in f.items() if k != "kind"})
                 for f in raw_lab.get("faults", [])
             ),
+            latency=LabLatency(**{k: float(v) for k, v in raw_lab["latency"].items()}) if raw_lab.get("latency") else None,
         )
     raw_mm = data.get("maintenance") or {}
     maintenance = MaintenanceSettings(

@@ -571,6 +571,9 @@ def parse_sc_query(server: str, stdout: str) -> list[WindowsService]:
         elif stripped.startswith("STATE") and name:
             services.append(WindowsService(short_name(server), name, stripped.split(":", 1)[1].split()[-1]))
             name = None
+    if not services:  # every Windows server runs services: nothing read means output we do not understand
+        raise ParseError("sc.exe queryex", "output", stdout.strip() or None,
+                         "SERVICE_NAME: and STATE : blocks (sc.exe's English labels)", server)
     return services
 
 

@@ -41,6 +41,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="override the interlocks that maintenance.force_allowed in the inventory lists (reported)")
     group.addoption("--strict-warnings", action="store_true",
                     help="fail the run on failed warning-severity checks too (default: only critical ones fail it)")
+    group.addoption("--build-table", default=None, metavar="PATH",
+                    help="CSV of CUs and their latest SUs to judge builds by (default: dagcheck/data/exchange_builds.csv)")
+    group.addoption("--lifecycle-table", default=None, metavar="PATH",
+                    help="CSV of products' and CUs' end of support (default: dagcheck/data/exchange_lifecycle.csv)")
     group.addoption("--save", default=None, metavar="DIR",
                     help="also write what every server returned (CLIXML per server and command) into DIR, for --replay")
     group.addoption("--replay", default=None, metavar="DIR",

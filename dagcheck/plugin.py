@@ -22,7 +22,7 @@ from dagcheck.remote.replay import check_folder as check_replay_folder
 from dagcheck.session import DagcheckSession, Target
 
 # The verdict-first summary, results JSON, history and waivers (issue 11) live in their own plugin.
-pytest_plugins = ["dagcheck.report.plugin"]
+pytest_plugins = ["dagcheck.report.plugin", "dagcheck.lifecycle_plugin"]  # tables: issue 12
 
 PHASE_MARKERS = {
     "health": "nightly DAG health checks",
@@ -343,14 +343,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     session = item.config.stash.get(SESSION_KEY, None)
     commands = []
     if session is not None and target is not None:
-        wanted = set(describe(spec.source, target.server, session.inventory.expectations))
-        commands = [i for i in session.transcript.for_server(target.server) if i.command.render() in wanted]
+        commands = commands_behind(session, spec.source, target.server, target.phase)
     report.dagcheck = props  # type: ignore[attr-defined]
     pytest_html = item.config.pluginmanager.getplugin("html")
     if pytest_html is not None:
         extras = getattr(report, "extras", [])
         extras.append(pytest_html.extras.html(_details_html(spec, props, commands, report.failed)))
         report.extras = extras
+
+
+def commands_behind(session: DagcheckSession, source: str, server: str, phase: str) -> list[Any]:
+    """The invocations behind a server's copy of a source (a DAG-wide one: the member that was asked)."""
+    dag = session.inventory.dag_of(server) if server else None
+    asked = session.collector.server_asked(source, server, phase)
+    return session.transcript.matching(asked, describe(source, server, session.inventory.expectations,
+                                                       dag.name if dag else None))
 
 
 def _details_html(spec: CheckSpec, props: dict[str, str], commands: list[Any], failed: bool) -> str:

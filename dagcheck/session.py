@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.catalogue import CheckSpec
-from dagcheck.collect import Collector, describe
+from dagcheck.collect import HOST_SOURCES, SOURCES, Collector, describe
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
@@ -44,8 +44,17 @@ class DagcheckSession:
         self.transcript = Transcript()
         self.lab: Any = None  # the embedded lab (dagcheck.lab.embedded.EmbeddedLab) when the inventory has one
         self.transport: Transport = self._make_transport()
-        self.collector = Collector(self.transport, expectations=inventory.expectations)
+        dags = {m.lower(): (d.name, list(d.members)) for d in inventory.dags for m in d.members}
+        self.collector = Collector(self.transport, expectations=inventory.expectations, dags=dags,
+                                   lanes=self._lanes)
         self.servers = self._scope(servers, dag)
+        self._prefetched: set[str] = set()
+
+    def _lanes(self, name: str) -> int:
+        """Calls a server takes at once: the transport's per-server budget (one without a transport that knows)."""
+        lanes = getattr(self.transport, "lanes", None)
+        server = getattr(self.transport, "servers", {}).get(name.lower())
+        return lanes(server) if lanes is not None and server is not None else 1
 
     def _scope(self, servers: list[str] | None, dag: str | None) -> list[Server]:
         scope = list(self.inventory.servers)
@@ -82,6 +91,11 @@ class DagcheckSession:
         only once, after it; the values are read from the target's own phase when the check runs."""
         phase = phase or self.phase
         enumerate_in = enumerate_in or phase
+        if enumerate_in not in self._prefetched:
+            # Every source any check reads, of every server in scope, at once (collect once, evaluate many):
+            # no source waits for another, and the per-check enumeration below only reads memos.
+            self._prefetched.add(enumerate_in)
+            self.collector.prefetch([s.name for s in self.servers], [*SOURCES, *HOST_SOURCES], enumerate_in)
         self.collector.prefetch([s.name for s in self.servers], [spec.source], enumerate_in)
         out: list[Target] = []
         for server in self.servers:

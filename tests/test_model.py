@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from psrpcore.types import serialize
 
 from dagcheck import clixml, model
@@ -49,3 +50,12 @@ def test_sc_and_fsutil_output_formats() -> None:
     v = model.parse_diskfree("ex01", "C:", 0, "Total free bytes                :  53,687,091,200 ( 50.0 GB)\r\n"
                              "Total bytes                     : 107,374,182,400 (100.0 GB)\r\n", "")
     assert (v.free_bytes, v.total_bytes, v.error) == (53687091200, 107374182400, None)
+
+
+def test_sc_query_output_with_no_service_blocks_is_a_parse_error() -> None:
+    from dagcheck.errors import ParseError
+
+    with pytest.raises(ParseError, match=r"ex01: sc.exe queryex: cannot read output = '\[SC\] OpenSCManager FAILED 5"):
+        model.parse_sc_query("ex01", "[SC] OpenSCManager FAILED 5:\r\n\r\nAccess is denied.\r\n")
+    with pytest.raises(ParseError, match="cannot read output = nothing"):
+        model.parse_sc_query("ex01", "")

@@ -82,7 +82,7 @@ def test_a_dag_window_covers_its_members_and_in_service_members_are_checked(run_
     assert result.failed() and all("mbx3" in n for n in result.failed()), result.short_failed()
 
 
-def _old_build(*servers: str, value: str = "15.2.1544.9") -> list[dict]:
+def _old_build(*servers: str, value: str = "15.2.2562.17") -> list[dict]:
     return [{"kind": "build_mismatch", "server": s, "value": value} for s in servers]
 
 
@@ -97,25 +97,25 @@ def _dag_window(**extra) -> dict:
 
 
 def test_parity_during_a_window_accepts_old_and_target_and_says_how_many_are_left(run_checks, capsys) -> None:
-    data = lab_data(_old_build("mbx1", "mbx2"))  # mbx3 and mbx4 already on the lab's 15.2.1544.44
-    data["maintenance_windows"] = [_dag_window(target_build="15.2.1544.44")]
+    data = lab_data(_old_build("mbx1", "mbx2"))  # mbx3 and mbx4 already on the lab's 15.2.2562.49
+    data["maintenance_windows"] = [_dag_window(target_build="15.2.2562.49")]
     result = run_checks(data)
     assert set(_parity(result).values()) == {"passed"}, result.messages
     out = capsys.readouterr().out
-    assert "2 of 4 members on 15.2.1544.44, 2 left (mbx1, mbx2 on 15.2.1544.9)" in out
+    assert "2 of 4 members on 15.2.2562.49, 2 left (mbx1, mbx2 on 15.2.2562.17)" in out
 
 
 def test_parity_outside_a_window_stays_critical(run_checks) -> None:
     data = lab_data(_old_build("mbx1"))
-    data["maintenance_windows"] = [{**_dag_window(target_build="15.2.1544.44"), "start": _stamp(-6), "end": _stamp(-4)}]
+    data["maintenance_windows"] = [{**_dag_window(target_build="15.2.2562.49"), "start": _stamp(-6), "end": _stamp(-4)}]
     result = run_checks(data)
     assert _parity(result)["mbx1"] == "failed"
     assert "unlike the DAG" in next(m for n, m in result.messages.items() if "test_build_same_across_dag[mbx1]" in n)
 
 
 def test_parity_during_a_window_fails_a_third_build(run_checks) -> None:
-    data = lab_data(_old_build("mbx1") + _old_build("mbx2", value="15.2.1544.4"))
-    data["maintenance_windows"] = [_dag_window(target_build="15.2.1544.44")]
+    data = lab_data(_old_build("mbx1") + _old_build("mbx2", value="15.2.2562.20"))
+    data["maintenance_windows"] = [_dag_window(target_build="15.2.2562.49")]
     result = run_checks(data)
     parity = _parity(result)
     assert parity["mbx1"] == parity["mbx2"] == "failed" and parity["mbx3"] == "passed"
@@ -150,7 +150,7 @@ def _rolling_journal(tmp_path, *events: dict) -> None:
 
 
 def test_a_rolling_run_in_progress_is_a_window(run_checks, tmp_path, capsys) -> None:
-    _rolling_journal(tmp_path, {"time": _stamp(-1), "event": "rolling_started", "dag": "DAG1", "target": "15.2.1544.44",
+    _rolling_journal(tmp_path, {"time": _stamp(-1), "event": "rolling_started", "dag": "DAG1", "target": "15.2.2562.49",
                                 "order": ["mbx4", "mbx3", "mbx2", "mbx1"]},
                      {"time": _stamp(-0.5), "event": "member_done", "member": "mbx4"})
     result = run_checks(lab_data(_old_build("mbx1", "mbx2") + IN_MAINTENANCE))
@@ -158,12 +158,12 @@ def test_a_rolling_run_in_progress_is_a_window(run_checks, tmp_path, capsys) -> 
     assert result.short_failed() == {"test_build_is_current[mbx1]"} and result.exit_code == 0, result.short_failed()
     assert set(_parity(result).values()) <= {"passed", "skipped"} and _parity(result)["mbx1"] == "passed"
     out = capsys.readouterr().out
-    assert "2 of 4 members on 15.2.1544.44, 2 left (mbx1, mbx2 on 15.2.1544.9)" in out
+    assert "2 of 4 members on 15.2.2562.49, 2 left (mbx1, mbx2 on 15.2.2562.17)" in out
     assert "mbx2 is in planned maintenance since " in out and "by dagcheck rolling (" in out
 
 
 def test_a_completed_rolling_run_is_no_window(run_checks, tmp_path) -> None:
-    _rolling_journal(tmp_path, {"time": _stamp(-3), "event": "rolling_started", "dag": "DAG1", "target": "15.2.1544.44"},
+    _rolling_journal(tmp_path, {"time": _stamp(-3), "event": "rolling_started", "dag": "DAG1", "target": "15.2.2562.49"},
                      {"time": _stamp(-1), "event": "rolling_completed", "dag": "DAG1"})
     result = run_checks(lab_data(_old_build("mbx1")))
     assert _parity(result)["mbx1"] == "failed"

@@ -86,7 +86,7 @@ def test_unknown_cmdlet_and_parameter_give_powershell_error_records(lab) -> None
         nodes = transport.run("mbx1", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))
         assert sorted(str(n.State) for n in nodes) == ["Up"] * 4
         exsetup = transport.run("mbx1", Endpoint.WINDOWS, Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"))
-        assert exsetup[0].FileVersion == "15.02.1544.044"
+        assert exsetup[0].FileVersion == "15.02.2562.049"  # the lab is Exchange SE RTM Sep26SU
     finally:
         transport.close()
 

@@ -75,9 +75,11 @@ def test_real_export_clixml_files_replay(run_checks, tmp_path: Path) -> None:
     assert any("test_component_is_active[solo-e19a:hubtransport]" in n.lower() and o == "passed"
                for n, o in judged.items())
     assert any("test_required_services_running" in n for n in judged)
-    # a real verdict on real data: Exchange 2019 CU11 (15.2.986.5) no longer receives updates
-    build = [n for n in result.failed() if "test_build_is_current" in n]
-    assert build and "15.2.986" in result.messages[build[0]]
+    # a real verdict on real data: Exchange 2019 CU11 (15.2.986.5) is out of support (DAG-BUILD-004 says so;
+    # DAG-BUILD-001, the SU currency within a CU, then skips rather than report it twice)
+    build = [n for n in result.failed() if "test_product_and_cu_supported" in n]
+    assert build and "15.2.986" in result.messages[build[0]] and "out of support" in result.messages[build[0]]
+    assert any("test_build_is_current" in n and o == "skipped" for n, o in result.outcomes.items())
     missing = [m for m in result.messages.values() if "not in the saved data" in m]
     assert missing, "the capture has no Get-ClusterNode or queues: those checks must say so"
 

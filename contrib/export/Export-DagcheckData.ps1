@@ -7,7 +7,7 @@
     Run it in the Exchange Management Shell on a DAG member. For every server named (default: the
     members of this server's DAG) it writes DIR\<server>\<Cmdlet>.xml with Export-Clixml, the same
     layout `--save DIR` writes. The Windows-side data (Get-ClusterNode, the ExSetup.exe version, the
-    registry, disk and service command lines in winrs.json) can only be read on the server itself:
+    registry, disk, service and IIS configuration command lines in winrs.json) can only be read on the server itself:
     run the script on each member with -LocalOnly to add them, into the same folder.
 
     It only reads. Copy the folder to the jump host and run:
@@ -80,7 +80,8 @@ $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile"',
     'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager" /v PendingFileRenameOperations',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
-    'sc.exe queryex type= service state= all'
+    'sc.exe queryex type= service state= all',
+    'type "%windir%\System32\inetsrv\config\applicationHost.config"'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })
 $results = [ordered]@{}
 foreach ($line in $lines) {

@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         org, ports = _persisted(Path(args.state), org, ports)
         if org is None:
             return 2
-    lab = LabServer(org, creds, ports, https=args.https, auth=args.auth).start()
+    lab = LabServer(org, creds, ports, https=args.https, auth=args.auth,
+                    latency=inventory.lab.latency).start()
     if args.state:
         served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
         saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()

@@ -45,4 +45,4 @@ class EmbeddedLab:
 
 def start_embedded(inventory: Inventory) -> EmbeddedLab:
     org = build_organization(inventory)
-    return EmbeddedLab(org, LabServer(org).start())
+    return EmbeddedLab(org, LabServer(org, latency=inventory.lab.latency if inventory.lab else None).start())

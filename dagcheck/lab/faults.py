@@ -18,6 +18,7 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                            "cmdlet_missing",
                            "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
                            "databases_wont_move",  # server: Active Manager moves none of its active copies away
+                           "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
@@ -25,6 +26,8 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                                "idle_timeout",      # seconds: shells idle that long are gone (default 7200)
                                "app_pool_recycle",  # count: at that Command on /PowerShell every runspace is gone
                                "reboot",            # count, seconds: at that Command the server restarts
+                               # shape (wirefaults.HOSTILE_SHAPES), action, size_mb: the server answers that
+                               "hostile_response",
                            }})
 # "throttled" (cmdlet, count, value): the first `count` invocations of the cmdlet exceed Exchange's
 # PowerShellMaxCmdlets budget and are refused with the user load quota WSMan fault (value: the quota).
@@ -179,6 +182,30 @@ def _ep(org, f):
     if key not in server.iis:
         raise ValueError(f"unknown virtual directory {name!r}")
     server.iis[key].token_checking = f.get("value", "Require")
+
+
+@fault("ep_ip_mitigation")
+def _ep_ip_mitigation(org, f):
+    """The supported alternative to Extended Protection on the back-end EWS: tokenChecking None and an IIS
+    IP allow-list (what ExchangeExtendedProtectionManagement.ps1 -RestrictType EWSBackend leaves);
+    value: the allowed addresses or CIDR ranges, comma-separated."""
+    server = org.server(f["server"])
+    app = server.iis[("Exchange Back End", "EWS")]
+    app.token_checking = "None"
+    app.ip_allow = [a.strip() for a in str(f.get("value", "192.0.2.0/24,127.0.0.1")).split(",") if a.strip()]
+
+
+@fault("ep_cmdlet_differs")
+def _ep_cmdlet_differs(org, f):
+    """The cmdlets report another ExtendedProtectionTokenChecking than IIS has (guessed cause: IIS changed
+    past Exchange, the cmdlet's view stale); vdir as for ep_mismatch, value what the cmdlet shows."""
+    server = org.server(f["server"])
+    name = f.get("vdir", "owa (Default Web Site)")
+    app, _, site = name.rpartition(" (")
+    key = (site.rstrip(")"), app) if app else tuple(name.split("/", 1))
+    if key not in server.iis:
+        raise ValueError(f"unknown virtual directory {name!r}")
+    server.iis[key].cmdlet_token_checking = f.get("value", "None")
 
 
 @fault("scp_wrong_uri")

@@ -118,12 +118,17 @@ _ROLES_2019 = {
         "MSExchangeTransportLogSearch", "W3Svc", "WinRM",
     ),
 }
-# Exchange 2016 adds the Unified Messaging services (MSExchangeUM on the mailbox side, the call router
-# MSExchangeUMCR on the client access side). Guessed from the 2016 service list; no 2016 capture here.
+# Exchange 2016 still has Unified Messaging, and Test-ServiceHealth reports it as a fourth role, "Unified
+# Messaging Server Role" (EXCHANGE-NOTES 4.7). Guessed, no 2016 capture here: the role's place (after Client
+# Access), its service list (the common services plus MSExchangeUM, the pattern of the other roles), and the
+# call router MSExchangeUMCR under the Client Access role, where the front-end services are listed.
 _ROLES_2016 = {
-    **_ROLES_2019,
-    "Mailbox Server Role": (*_ROLES_2019["Mailbox Server Role"], "MSExchangeUM"),
+    "Mailbox Server Role": _ROLES_2019["Mailbox Server Role"],
     "Client Access Server Role": (*_ROLES_2019["Client Access Server Role"], "MSExchangeUMCR"),
+    "Unified Messaging Server Role": (
+        "IISAdmin", "MSExchangeADTopology", "MSExchangeServiceHost", "MSExchangeUM", "W3Svc", "WinRM",
+    ),
+    "Hub Transport Server Role": _ROLES_2019["Hub Transport Server Role"],
 }
 
 
@@ -191,3 +196,25 @@ def setup_enables_extended_protection(build: Build) -> bool:
     """Exchange 2019 CU14 and later (and so SE) turn Extended Protection on at setup; older builds leave it
     off unless an administrator ran ExchangeExtendedProtectionManagement.ps1."""
     return build[:2] == (15, 2) and build[2] >= 1544
+
+
+# The first build of each CU that can run Extended Protection: the August 2022 SU (Microsoft's EP
+# announcement, 2022-08-09; CSS-Exchange ExchangeExtendedProtectionManagement's prerequisites).
+_EP_CAPABLE_FROM: dict[tuple[int, int, int], int] = {
+    (15, 2, 986): 28, (15, 2, 1118): 11,   # 2019 CU11 Aug22SU, CU12 Aug22SU
+    (15, 1, 2375): 30, (15, 1, 2507): 11,  # 2016 CU22 Aug22SU, CU23 Aug22SU
+}
+
+
+def extended_protection_on(build: Build) -> bool:
+    """Whether a well-kept lab server of this build has Extended Protection on. Setup turns it on from 2019
+    CU14 (and SE). On an older build that can run it, the lab models the administrator having run
+    ExchangeExtendedProtectionManagement.ps1, as Microsoft has asked since August 2022: a 2016 CU23 or 2019
+    CU13 server that is healthy in every other way has EP on (an assumption of the lab, not a product default)."""
+    if setup_enables_extended_protection(build):
+        return True
+    first = _EP_CAPABLE_FROM.get(build[:3])
+    if first is not None:
+        return build[3] >= first
+    later_cu = {(15, 2): 1118, (15, 1): 2507}.get(build[:2])
+    return later_cu is not None and build[2] > later_cu

@@ -19,6 +19,7 @@ import base64
 import http.server
 import logging
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -28,6 +29,7 @@ import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,8 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
-from dagcheck.inventory import Fault
+from dagcheck.inventory import Fault, LabLatency
+from dagcheck.lab import auth as negotiate
 from dagcheck.lab import cmdlets, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
@@ -146,9 +149,11 @@ class LabServer:
     def __init__(self, org: Organization, credentials: LabCredentials | None = None,
                  ports: dict[str, int] | None = None, receive_wait: float = MAX_TIMEOUT, https: bool = False,
                  auth: str = "basic", idle_timeout: float = 7200.0, max_shells_per_user: int = 30,
-                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500) -> None:
-        if auth not in ("basic", "ntlm"):
-            raise ValueError(f"the lab serves basic or ntlm auth, not {auth!r}")
+                 powershell_max_concurrency: int = 18, max_envelope_kb: int = 500,
+                 latency: LabLatency | None = None) -> None:
+        # negotiate: Kerberos or NTLM, and WSMan message encryption on HTTP (dagcheck.lab.auth).
+        if auth not in ("basic", "ntlm", "negotiate"):
+            raise ValueError(f"the lab serves basic, ntlm or negotiate auth, not {auth!r}")
         self.org = org
         self.auth = auth
         self._ntlm_store: NtlmStore | None = None
@@ -166,12 +171,13 @@ class LabServer:
         self.max_shells_per_user = max_shells_per_user
         self.powershell_max_concurrency = powershell_max_concurrency
         self.max_envelope_kb = max_envelope_kb
+        self.latency = latency or LabLatency()  # spent on the request's or pipeline's own thread, no lock held
         self._down: set[str] = set()
         self._stopped = False
         self._state_lock = threading.Lock()
 
     def start(self) -> LabServer:
-        if self.auth == "ntlm":
+        if self.auth in ("ntlm", "negotiate"):
             self._ntlm_store = NtlmStore(self.credentials)
         for name, server in self.org.servers.items():
             self._listen(name, server.name, self._ports.get(name, 0))
@@ -183,7 +189,9 @@ class LabServer:
             endpoint.socket = self._tls.wrap_socket(endpoint.socket, server_side=True)
         self._ports[name] = endpoint.server_address[1]
         self.endpoints[name] = endpoint
-        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.1}, name=f"lab-{name}",
+        # A connection wakes the loop at once; the interval only bounds how long stop() waits (all
+        # listeners stop together), and each wake-up costs CPU: ten a second per server were 3000 at 300.
+        thread = threading.Thread(target=endpoint.serve_forever, kwargs={"poll_interval": 0.25}, name=f"lab-{name}",
                                   daemon=True)
         thread.start()
         self.threads.append(thread)
@@ -192,9 +200,15 @@ class LabServer:
         with self._state_lock:
             self._stopped = True
             endpoints = [e for n, e in self.endpoints.items() if n not in self._down]
-        for endpoint in endpoints:
+        # Every listener at once: shutdown() waits for its serve_forever loop to notice (a poll interval),
+        # and one after another that was a quarter of a second per server.
+        def close(endpoint: LabEndpointServer) -> None:
             endpoint.shutdown()
             endpoint.server_close()
+
+        if endpoints:
+            with ThreadPoolExecutor(max_workers=min(64, len(endpoints)), thread_name_prefix="lab-stop") as pool:
+                list(pool.map(close, endpoints))
         if self._ntlm_store is not None:
             self._ntlm_store.remove()
 
@@ -252,6 +266,15 @@ class LabServer:
                          else ("shell_quota", self.max_shells_per_user))
         return min([int(f.get("count", 1)) for f in self.org.faults_matching(kind, server)] + [default])
 
+    def latency_for(self, kind: str, cmdlet: str = "") -> float:
+        """Seconds a real server would spend: kind is runspace_open, cmdlet (Test-* cmdlets cost
+        test_cmdlet) or winrs; plus up to `jitter` at random."""
+        lat = self.latency
+        if kind == "cmdlet" and cmdlet.lower().startswith("test-"):
+            kind = "test_cmdlet"
+        base = float(getattr(lat, kind))
+        return base + random.uniform(0, lat.jitter) if base > 0 else 0.0
+
     def fault_fires(self, kind: str, server: str, cmdlet: str | None = None) -> Fault | None:
         """A one-shot runtime fault that fires at its `count`-th request (default the first), then never."""
         with self.org.lock:
@@ -307,6 +330,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         lab = self.server.lab
+        self._sealed = None  # the protocol this request was sealed under: its response is sealed too
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         if lab.dropped(self.server.sim_server):
@@ -318,7 +342,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path not in PATHS:
             self._send(404, b"", "text/plain")
             return
-        if self.server.lab.auth == "ntlm":
+        if self.server.lab.auth == "negotiate":
+            if not self._negotiate_authorized():
+                return
+        elif self.server.lab.auth == "ntlm":
             if not self._ntlm_authorized():
                 return
         elif not self._authorized():
@@ -333,6 +360,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             # request size exceeded the configured MaxEnvelopeSize quota" (an empty 413 body is guessed).
             self._send(413, b"", "text/plain")
             return
+        if not body:
+            # The client's empty POST that only sets up the security context before it seals messages
+            # (pypsrp does this, as the Windows client's first authenticated request carries no SOAP).
+            # Guessed: Windows answers it 200 with an empty body.
+            self._send(200, b"", "application/soap+xml;charset=UTF-8")
+            return
+        if negotiate.is_encrypted(self.headers.get("Content-Type", "")):
+            try:
+                body, self._sealed = negotiate.unwrap(self._security_context(), self.headers["Content-Type"], body)
+            except negotiate.EncryptionError as exc:
+                log.debug("%s: %s", self.server.sim_server, exc)
+                self.close_connection = True
+                self._send(400, b"", "text/plain")
+                return
+        elif lab.auth == "negotiate" and lab.certificate is None:
+            # AllowUnencrypted false (the Windows default): plaintext SOAP on HTTP is refused. Guessed: an
+            # empty HTTP 400 (the exact status Windows uses here is not in the recordings we have).
+            self.close_connection = True
+            self._send(400, b"", "text/plain")
+            return
         try:
             envelope = ET.fromstring(body)
         except ET.ParseError:
@@ -341,6 +388,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         message_id = _text(envelope, "s:Header/wsa:MessageID") or ""
         action = _text(envelope, "s:Header/wsa:Action") or ""
         server = self.server.sim_server
+        if (hostile := _hostile(lab, server, action)) is not None:
+            self._send_hostile(hostile)
+            return
         if action == ACTION + "Command" and (f := lab.fault_fires("reboot", server)) is not None:
             # The server goes down under this request: no answer, then connection refused for a while.
             self.close_connection = True
@@ -358,7 +408,29 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _owner(self) -> str:
         """The authenticated user, whose shells the quotas count."""
-        return getattr(self, "_ntlm_user", None) or getattr(self, "_basic_user", None) or self.server.lab.credentials.username
+        acceptor: negotiate.NegotiateAcceptor | None = getattr(self, "_negotiate", None)
+        return ((acceptor.principal if acceptor else None) or getattr(self, "_ntlm_user", None)
+                or getattr(self, "_basic_user", None) or self.server.lab.credentials.username)
+
+    def _negotiate_authorized(self) -> bool:
+        """Kerberos or NTLM under Negotiate (dagcheck.lab.auth); sends the 401s itself."""
+        acceptor: negotiate.NegotiateAcceptor | None = getattr(self, "_negotiate", None)
+        rejected = bool(self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server))
+        if acceptor is not None and acceptor.complete and not rejected:
+            return True
+        if acceptor is None:
+            fqdn = self.server.lab.org.servers[self.server.sim_server.lower()].fqdn
+            acceptor = self._negotiate = negotiate.NegotiateAcceptor(fqdn)
+        step = acceptor.step(self.headers.get("Authorization", ""))
+        if not step.complete or rejected:
+            self._challenge(None if rejected else step.token)
+            return False
+        return True
+
+    def _security_context(self) -> Any:
+        """The connection's authenticated security context, which seals its messages."""
+        acceptor: negotiate.NegotiateAcceptor | None = getattr(self, "_negotiate", None)
+        return acceptor.context if acceptor is not None else getattr(self, "_ntlm", None)
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -411,11 +483,42 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
 
     def _send(self, status: int, data: bytes, content_type: str) -> None:
+        if getattr(self, "_sealed", None) and data:
+            content_type, data = negotiate.wrap(self._security_context(), data, self._sealed)
         self.send_response(status)
+        acceptor: negotiate.NegotiateAcceptor | None = getattr(self, "_negotiate", None)
+        if acceptor is not None and (reply := acceptor.take_reply_header()):
+            self.send_header("WWW-Authenticate", reply)  # Kerberos' mutual authentication: the AP-REP
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_hostile(self, answer: wf.HostileAnswer) -> None:
+        """A hostile_response fault's answer; a huge body is generated as it is written, and a client that
+        stops reading ends it."""
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        length = answer.size if answer.chunks is None else sum(map(len, answer.chunks))
+        if answer.declared:
+            self.send_header("Content-Length", str(length))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        try:
+            if answer.chunks is not None:
+                for chunk in answer.chunks:
+                    self.wfile.write(chunk)
+                return
+            pad = wf.SOAP_OPEN + b"<s:Header>" + b"<x>" * ((1 << 20) // 3)
+            sent = 0
+            while sent < length:
+                piece = pad[: length - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+        except OSError:  # the client stopped reading (its size cap) and closed
+            self.close_connection = True
 
     def _fault(self, message_id: str | None, fault: WSManFault) -> None:
         body = ET.Element(f"{{{NS['s']}}}Fault")
@@ -501,6 +604,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             pool.receive_data(PSRPPayload(base64.b64decode(creation.text), StreamType.default, None))
             _drain_events(pool)
             shell.flush()
+        # Opening a runspace (loading the Exchange snap-in, RBAC) is the slow part of a real connection.
+        if (spend := lab.latency_for("runspace_open")) > 0:
+            time.sleep(spend)
         return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin pr", "stdout")
 
     def _create_cmd(self, body: ET.Element | None, resource: str, path: str) -> tuple[str, list[ET.Element]]:
@@ -572,6 +678,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise WSManFault(2150858817, "w:SchemaValidationError", "Command needs a CommandLine.")
             command_id = (line.get("CommandId") or str(uuid.uuid4())).upper()
             words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
+            if (spend := self.server.lab.latency_for("winrs")) > 0:
+                time.sleep(spend)  # this request's own thread; other requests go on
             shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
@@ -660,7 +768,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise LabCmdletError("Positional parameters are not accepted by this lab endpoint.",
                                      "InvalidArgument", "PositionalParameterNotFound",
                                      "System.Management.Automation.ParameterBindingException")
-            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0])
+            delay = cmdlets.slow_seconds(lab.org, shell.server_name, pipe[0][0]) + lab.latency_for("cmdlet", pipe[0][0])
             if delay:
                 with shell.cond:  # a Signal terminate ends the wait, as stopping a pipeline does
                     shell.cond.wait_for(lambda: pipeline.pipeline_id in shell.stopped, timeout=delay)
@@ -753,6 +861,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 shell.pool.data_to_send()  # what stop() queued is for a client that no longer listens
                 shell.cond.notify_all()
         return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
+
+
+def _hostile(lab: LabServer, server: str, action: str) -> wf.HostileAnswer | None:
+    """The hostile_response fault (shape, and optionally the WSMan action it answers: Create, Command,
+    Receive...; default every request) of this server, if any."""
+    for f in lab.org.faults_matching("hostile_response", server):
+        if not f.get("action") or action.rsplit("/", 1)[-1].lower() == str(f.get("action")).lower():
+            return wf.hostile_answer(str(f.get("shape", "malformed_xml")), float(f.get("size_mb", 200)))
+    return None
 
 
 def _drain_events(pool: ServerRunspacePool) -> list[Any]:

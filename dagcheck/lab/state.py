@@ -28,6 +28,7 @@ class IisApplication:
     token_checking: str = "None"  # extendedProtection tokenChecking: None, Allow, Require
     ssl_flags: str = products.DEFAULT_SSL_FLAGS
     ip_allow: list[str] = field(default_factory=list)  # ipSecurity allow entries; non-empty means allowUnlisted=false
+    cmdlet_token_checking: str | None = None  # what Get-*VirtualDirectory shows when it differs from IIS (a fault)
 
 
 @dataclass
@@ -391,8 +392,9 @@ def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
 
 def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
     """The IIS applications of both web sites with the Extended Protection and SSL settings setup leaves:
-    EP as Microsoft documents it on builds whose setup enables it, otherwise None everywhere."""
-    enabled = products.setup_enables_extended_protection(build)
+    EP as Microsoft documents it on builds whose setup enables it or that the administrator configured
+    (products.extended_protection_on), otherwise None everywhere."""
+    enabled = products.extended_protection_on(build)
     return {
         (site, app): IisApplication(
             token_checking=token if enabled else "None",

@@ -1,14 +1,15 @@
 """The few Windows commands the host checks run through WinRS, with their real output formats.
 
-reg.exe query, sc.exe query/queryex and fsutil volume diskfree print what Windows Server 2019
-prints (CRLF line ends, four-space registry indents, the sc.exe block layout); anything else gets
-cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
+reg.exe query, sc.exe query/queryex, fsutil volume diskfree and cmd.exe's type (of IIS's
+applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
+indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
 """
 
 from __future__ import annotations
 
 import shlex
 
+from dagcheck.lab import iis
 from dagcheck.lab.state import LabServer, Organization
 
 NOT_RECOGNIZED = "'{0}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
@@ -38,6 +39,8 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _sc_query(server, words[2:], ex=words[1].lower() == "queryex")
         if program == "fsutil" and words[1:3] == ["volume", "diskfree"] and len(words) == 4:
             return _diskfree(server, words[3])
+        if program == "type" and len(words) == 2:
+            return _type(org, server, words[1])
     return 1, "", NOT_RECOGNIZED.format(words[0])
 
 
@@ -109,3 +112,30 @@ def _diskfree(server: LabServer, volume: str) -> tuple[int, str, str]:
     return 0, (f"Total # of free bytes        : {free}\r\n"
                f"Total # of bytes             : {total}\r\n"
                f"Total # of avail free bytes  : {free}\r\n"), ""
+
+
+FILE_NOT_FOUND = "The system cannot find the file specified.\r\n"
+ENVIRONMENT = {"%windir%": iis.WINDIR, "%systemroot%": iis.WINDIR, "%systemdrive%": "C:"}
+
+
+def _expand(path: str) -> str:
+    for name, value in ENVIRONMENT.items():
+        start = path.lower().find(name)
+        while start != -1:
+            path = path[:start] + value + path[start + len(name):]
+            start = path.lower().find(name)
+    return path
+
+
+def _type(org: Organization, server: LabServer, path: str) -> tuple[int, str, str]:
+    """cmd.exe's type: the file's bytes as they are. The lab has one file, IIS's applicationHost.config;
+    fault iis_config makes it unreadable (value denied) or cut short (value truncated)."""
+    if _expand(path).lower() != iis.PATH.lower():
+        return 1, "", FILE_NOT_FOUND
+    fault = next(iter(org.faults_matching("iis_config", server.name)), None)
+    text = iis.application_host_config(server)
+    if fault is not None and fault.get("value", "truncated") == "denied":
+        return 1, "", "Access is denied.\r\n"
+    if fault is not None:
+        return 0, text[: len(text) // 2], ""
+    return 0, text, ""

@@ -104,3 +104,51 @@ def envelope_too_small(size: int) -> WSManFault:
                       "The WS-Management service cannot process the request because the encoding of the request "
                       f"exceeds an internal encoding limit. MaxEnvelopeSize {size} is below the minimum of 8192.",
                       sender=True)
+
+
+# ---- hostile answers (fault kind "hostile_response"): what a broken or malicious endpoint sends ----------
+
+HOSTILE_SHAPES = ("malformed_xml", "billion_laughs", "xxe", "huge", "huge_declared", "http_500_html",
+                  "fault_without_code")
+SOAP_OPEN = (b'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+             b'xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing">')
+# The classic billion-laughs document, as a SOAP envelope whose RelatesTo expands to 10^9 "lol"s.
+_LAUGHS = b"".join([b'<?xml version="1.0"?>\n<!DOCTYPE s:Envelope [\n <!ENTITY lol "lol">\n'] + [
+    b' <!ENTITY lol%d "%s">\n' % (i, b"".join([b"&lol%s;" % (str(i - 1).encode() if i > 1 else b"")] * 10))
+    for i in range(1, 10)] + [b"]>\n", SOAP_OPEN, b"<s:Header><wsa:RelatesTo>&lol9;</wsa:RelatesTo></s:Header>"
+                              b"<s:Body/></s:Envelope>"])
+_XXE = (b'<?xml version="1.0"?>\n<!DOCTYPE s:Envelope [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n' + SOAP_OPEN
+        + b"<s:Header><wsa:RelatesTo>&xxe;</wsa:RelatesTo></s:Header><s:Body/></s:Envelope>")
+# Guessed: the shape of IIS/ASP.NET's error page when the PowerShell virtual directory's application fails.
+_IIS_500 = (b"<!DOCTYPE html>\r\n<html>\r\n<head>\r\n<title>Runtime Error</title>\r\n</head>\r\n<body bgcolor=\"white\">"
+            b"<span><H1>Server Error in '/PowerShell' Application.<hr width=100% size=1 color=silver></H1><h2> "
+            b"<i>Runtime Error</i> </h2></span>" + b"<p>" + b"&nbsp;" * 4000 + b"</p></body>\r\n</html>\r\n")
+
+
+@dataclass(frozen=True)
+class HostileAnswer:
+    """One HTTP answer: status, content type, the body in chunks (so a huge one is never held), and whether
+    its length is declared (Content-Length) or only ends with the connection."""
+
+    status: int
+    content_type: str
+    chunks: tuple[bytes, ...] | None  # None: `size` bytes of padding generated as it is written
+    size: int = 0
+    declared: bool = True
+
+
+def hostile_answer(shape: str, size_mb: float = 200) -> HostileAnswer:
+    soap = "application/soap+xml;charset=UTF-8"
+    if shape == "malformed_xml":  # cut off mid-element, as a proxy that truncates does
+        return HostileAnswer(200, soap, (SOAP_OPEN + b"<s:Header><wsa:Action>http://schemas.xml",))
+    if shape == "billion_laughs":
+        return HostileAnswer(200, soap, (_LAUGHS,))
+    if shape == "xxe":
+        return HostileAnswer(200, soap, (_XXE,))
+    if shape in ("huge", "huge_declared"):  # "huge": no Content-Length, the body ends when the server closes
+        return HostileAnswer(200, soap, None, int(size_mb * 1024 * 1024), declared=shape == "huge_declared")
+    if shape == "http_500_html":
+        return HostileAnswer(500, "text/html; charset=utf-8", (_IIS_500,))
+    if shape == "fault_without_code":
+        return HostileAnswer(500, soap, (SOAP_OPEN + b"<s:Body><s:Fault/></s:Body></s:Envelope>",))
+    raise ValueError(f"hostile_response: unknown shape {shape!r}; shapes: {', '.join(HOSTILE_SHAPES)}")

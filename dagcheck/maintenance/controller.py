@@ -92,6 +92,10 @@ class Controller:
         try:
             if self.apply:
                 lock.acquire()
+            # A damaged journal is never a reason to stop: set aside (under the lock), said once, in the report.
+            if (damaged := transition.ctx.journal.set_aside_if_damaged(self.server, move=self.apply)) is not None:
+                self.progress(f"{self.server}: {damaged}")
+                transition.ctx.notes.append(damaged)
             self.results[direction] = transition.run()
         except LockBusy as exc:
             self.progress(f"{self.server}: REFUSED: {exc}")

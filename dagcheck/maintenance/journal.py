@@ -2,12 +2,18 @@
 
 The next run reads it to say where an interrupted transition stands, and to restore the activation
 policy the server had before its first entry into maintenance (never blindly Unrestricted).
+
+A damaged journal (not UTF-8, a line cut by a crash, a directory in its place) never stands between an
+operator and a rollback: Exchange's state decides where the server stands, the journal only adds what
+state cannot say. set_aside_if_damaged() moves the damaged file aside (kept, never deleted), starts a fresh
+journal with the entries that could still be read, and says so in one line (Journal.damaged).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +23,7 @@ from typing import Any
 @dataclass
 class Journal:
     path: Path
+    damaged: str | None = None  # one line on a damaged journal (set_aside_if_damaged)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -24,6 +31,13 @@ class Journal:
         path = Path(directory) / f"journal-{server.lower()}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(path)
+
+    def set_aside_if_damaged(self, server: str, move: bool = True) -> str | None:
+        """One line on a damaged journal, or None. With move (an --apply run, holding the server's run lock so
+        that no other run is writing it), the file is kept aside and a fresh journal holds its readable
+        entries; without (a dry-run changes nothing), the line only says what --apply will do."""
+        self.damaged = _set_aside_if_damaged(self, server, move)
+        return self.damaged
 
     def append(self, **entry: Any) -> None:
         entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
@@ -33,15 +47,12 @@ class Journal:
             f.flush()
 
     def entries(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
+        """The readable entries; never raises for what is in (or in place of) the file."""
+        try:
+            raw = self.path.read_bytes()
+        except OSError:  # missing, or damaged since for_server(): the state read from Exchange decides
             return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue  # a line cut by a crash mid-write: the state read at the next run decides
-        return out
+        return _readable(raw)[0]
 
     def recorded_policy(self) -> str | None:
         """The activation policy recorded by the first entry since the server was last fully back."""
@@ -68,3 +79,72 @@ class Journal:
             return None
         return (f"the {started.get('direction')} transition started {started.get('time')} did not finish"
                 + (f" (last step done: {last_step})" if last_step else " (no step done)"))
+
+
+def _readable(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:
+    """The entries that are whole (UTF-8 JSON objects) and the numbers of the lines that are not."""
+    good: list[dict[str, Any]] = []
+    bad: list[int] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):  # JSONDecodeError is a ValueError
+            entry = None
+        if isinstance(entry, dict):
+            good.append(entry)
+        else:
+            bad.append(number)  # a line cut by a crash mid-write, or not the journal's at all
+    return good, bad
+
+
+def _set_aside_if_damaged(journal: Journal, server: str, move: bool) -> str | None:
+    path = journal.path
+    if not path.exists() and not path.is_symlink():
+        return None
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    decides = f"{server}'s state in Exchange decides where it stands"
+    if not path.is_file():
+        what, good = "is not a file", []
+    else:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raw, what = b"", f"cannot be read ({exc.strerror or exc})"
+        else:
+            what = ""
+        good, bad = _readable(raw)
+        if not what and not bad:
+            if move and raw and not raw.endswith(b"\n"):  # whole, but its newline was not written: the
+                with path.open("ab") as f:                   # next entry would be glued to the last one
+                    f.write(b"\n")
+            return None
+        if not what:
+            cut = bad == [raw.rstrip(b"\n").count(b"\n") + 1] and not raw.endswith(b"\n")
+            what = ("had its last line cut off" if cut else
+                    f"has {len(bad)} unreadable line(s) ({'not UTF-8 or ' if _not_utf8(raw) else ''}not JSON; "
+                    f"first: line {bad[0]})")
+    if not move:
+        return f"the journal {path} {what}: --apply keeps it aside and starts a fresh one; {decides}"
+    try:
+        os.replace(path, aside)
+        fresh = path.with_name(path.name + ".tmp")
+        fresh.write_text("".join(json.dumps(e, default=str) + "\n" for e in good), encoding="utf-8")
+        os.replace(fresh, path)
+    except OSError as exc:
+        # Even moving it aside failed: this run journals to a new file beside it, rather than not at all.
+        journal.path = path.with_name(f"journal-{server.lower()}-{stamp}.jsonl")
+        return (f"the journal {path} {what} and could not be moved aside ({exc.strerror or exc}); this run journals "
+                f"to {journal.path.name}; {decides}")
+    kept = f"; its {len(good)} readable entries were kept" if good else ""
+    return f"the journal {path} {what}: kept aside as {aside.name}{kept}; {decides}"
+
+
+def _not_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False

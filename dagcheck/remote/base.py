@@ -86,12 +86,16 @@ class Transcript:
 
     invocations: list[Invocation] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # (server, rendered command) -> its invocations: the report asks per check item, which must not
+    # scan the whole run's transcript each time (quadratic at hundreds of servers).
+    _index: dict[tuple[str, str], list[Invocation]] = field(default_factory=dict, repr=False)
 
     @contextmanager
     def record(self, server: str, endpoint: Endpoint, command: Command) -> Iterator[Invocation]:
         inv = Invocation(server, endpoint, command, time.time())
         with self._lock:
             self.invocations.append(inv)
+            self._index.setdefault((server.lower(), command.render()), []).append(inv)
         start = time.perf_counter()
         try:
             yield inv
@@ -110,6 +114,12 @@ class Transcript:
     def for_server(self, server: str) -> list[Invocation]:
         with self._lock:
             return [i for i in self.invocations if i.server.lower() == server.lower()]
+
+    def matching(self, server: str, lines: list[str]) -> list[Invocation]:
+        """The server's invocations of these command lines (as Command.render() gives them), in order."""
+        with self._lock:
+            found = [i for line in dict.fromkeys(lines) for i in self._index.get((server.lower(), line), ())]
+        return sorted(found, key=lambda i: i.started)
 
     def count(self, cmdlet: str | None = None, server: str | None = None) -> int:
         with self._lock:

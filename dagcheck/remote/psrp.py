@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,12 +24,14 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import WSMan
+from spnego.exceptions import SpnegoError
 
 from dagcheck.clixml import from_element_text
-from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
+from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials, resolve
+from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,10 @@ _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds
 @dataclass
 class _Pool:
     pool: RunspacePool
-    lock: threading.Lock
+    lock: threading.Lock  # taken only to close the pool, and only while no pipeline uses it
+    active: int = 0  # pipelines running on it now (guarded by the transport's lock)
+    closed: bool = False
+    send: threading.Lock = field(default_factory=threading.Lock)  # one Command at a time (shared fragmenter)
 
 
 class PsrpTransport:
@@ -87,6 +94,7 @@ class PsrpTransport:
         self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
         # --save: called with the CLIXML of each command's output objects as the server sent them
         self.raw_sink: Callable[[str, Command, list[str]], None] | None = None
+        self._lanes: dict[str, threading.BoundedSemaphore] = {}  # concurrent calls per server (see lanes())
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -110,8 +118,9 @@ class PsrpTransport:
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
             self.unverified_tls.add(server.name)
-        wsman = WSMan(
-            parts.hostname or server.fqdn,
+        host = parts.hostname or server.fqdn
+        wsman = install(WSMan(
+            settings.connect_address or host,
             port=parts.port or (443 if ssl else 80),
             path=parts.path.lstrip("/") or "wsman",
             ssl=ssl,
@@ -126,12 +135,17 @@ class PsrpTransport:
             read_timeout=settings.read_timeout,
             connection_timeout=min(30, settings.read_timeout),
             reconnection_retries=0,
-        )
+            # Kerberos asks for HTTP/<host> (the SPN WinRM registers), for the URI's host even when the
+            # connection goes to another address; pypsrp's default would be host/<connect address>.
+            negotiate_service="HTTP",
+            negotiate_hostname_override=host,
+        ), settings.max_response_mb)  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
         with self._lock:
             return self._connections.setdefault(key, wsman)
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
-        pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint])
+        pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
+                            max_runspaces=self.lanes(server))
         _install_tolerant_serializer(pool)
         try:
             pool.open()
@@ -161,6 +175,21 @@ class PsrpTransport:
         with self._lock:
             return self._open_locks.setdefault(server.name.lower(), threading.Lock())
 
+    def lanes(self, server: Server) -> int:
+        """How many calls run on one server at once: connection.max_runspaces, the same per-server budget
+        that bounds the shells (a PSRP pool runs that many pipelines side by side). Over HTTP with
+        message encryption the NTLM/Kerberos sealing state is sequential, so calls stay one at a time."""
+        if server.exchange_uri().startswith("http://") and server.connection.encryption != "never":
+            return 1
+        return max(1, server.connection.max_runspaces)
+
+    def _lane(self, server: Server) -> threading.BoundedSemaphore:
+        with self._lock:
+            lane = self._lanes.get(server.name.lower())
+            if lane is None:
+                lane = self._lanes[server.name.lower()] = threading.BoundedSemaphore(self.lanes(server))
+            return lane
+
     def _open_count(self, name: str) -> int:
         with self._lock:
             return sum(1 for s, _ in self._pools if s == name) + (1 if name in self._cmd_shells else 0)
@@ -185,7 +214,8 @@ class PsrpTransport:
         """A closer for one of the server's shells that no command is using (its lock taken), or None."""
         with self._lock:
             for pkey, entry in list(self._pools.items()):
-                if pkey[0] == name and pkey != keep and entry.lock.acquire(blocking=False):
+                if pkey[0] == name and pkey != keep and entry.active == 0 and entry.lock.acquire(blocking=False):
+                    entry.closed = True
                     del self._pools[pkey]
                     return _closer(entry.pool, entry.lock)
             cmd = self._cmd_shells.get(name)
@@ -211,7 +241,7 @@ class PsrpTransport:
 
     def run(self, server_name: str, endpoint: Endpoint, command: Command) -> list[Any]:
         server = self._server(server_name)
-        with self.transcript.record(server.name, endpoint, command) as inv:
+        with self._lane(server), self.transcript.record(server.name, endpoint, command) as inv:
             result = self._with_retries(server, command.cmdlet, command.is_read,
                                         lambda: self._run_once(server, endpoint, command))
             inv.objects = len(result)
@@ -247,28 +277,34 @@ class PsrpTransport:
         with self._lock:
             established = (server.name.lower(), endpoint) in self._pools
         sent = requested = False  # the Command was answered / the Command request went out
+        entry: _Pool | None = None
         try:
-            entry = self._pool(server, endpoint)
+            entry = self._use_pool(server, endpoint)
             requested = True
-            with entry.lock:
-                ps = PowerShell(entry.pool)
-                ps.add_cmdlet(command.cmdlet)
-                for name, value in command.parameters:
-                    ps.add_parameter(name, value)
-                if command.member:
-                    ps.add_cmdlet("ForEach-Object").add_parameter("MemberName", command.member)
+            ps = PowerShell(entry.pool)
+            ps.add_cmdlet(command.cmdlet)
+            for name, value in command.parameters:
+                ps.add_parameter(name, value)
+            if command.member:
+                ps.add_cmdlet("ForEach-Object").add_parameter("MemberName", command.member)
+            with entry.send:
                 ps.begin_invoke()
-                sent = True
-                output = ps.end_invoke()
+            sent = True
+            output = ps.end_invoke()  # pipelines of one pool wait for their output side by side
         except AuthenticationError as exc:
             self._discard(server, endpoint)
             raise ConnectionFailed(server.name, command.cmdlet, f"authentication failed: {exc}") from None
+        except SpnegoError as exc:  # the client side of Kerberos/NTLM failed: no ticket, no SPN, ...
+            self._discard(server, endpoint)
+            raise ConnectionFailed(server.name, command.cmdlet, _negotiate_reason(server, exc)) from None
         except WinRMTransportError as exc:
             self._discard(server, endpoint)
             reason = "access denied (HTTP 401): check the user name and password" if exc.code == 401 else str(exc)
             raise ConnectionFailed(server.name, command.cmdlet, reason) from None
         except WSManFaultError as exc:
             raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, endpoint, close=not timed_out and not established)
@@ -276,12 +312,39 @@ class PsrpTransport:
                 # Dropped with the Command on its way: the server may have started it before it went.
                 raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
             raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
+        finally:
+            if entry is not None:
+                with self._lock:
+                    entry.active -= 1
         if ps.streams.error:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
         raw = [getattr(o, "_xml", None) for o in output]
         if self.raw_sink is not None and all(isinstance(x, str) for x in raw):
             self.raw_sink(server.name, command, raw)  # type: ignore[arg-type]
-        return [_parse_output(o) for o in output]
+        try:
+            return [_parse_output(o) for o in output]
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
+
+    def _bad_response(self, server: Server, endpoint: Endpoint, what: str, exc: Exception) -> Exception:
+        """An answer refused at the boundary or that broke parsing: this server's failure, never the run's.
+        An exception of ours (not raised inside the WSMan/PSRP/XML code) is a bug and is not disguised."""
+        if not isinstance(exc, (ResponseRefused, ET.ParseError)) and not _raised_in_parser(exc):
+            raise exc
+        self._discard(server, endpoint)  # whatever state that connection is in, it is not trusted again
+        if isinstance(exc, ResponseRefused):
+            return BadResponse(server.name, what, exc.reason)
+        return BadResponse(server.name, what, f"the server's answer could not be read ({type(exc).__name__}: "
+                           f"{str(exc)[:160]})")
+
+    def _use_pool(self, server: Server, endpoint: Endpoint) -> _Pool:
+        """The server's pool for the endpoint, counted as in use (so that _make_room leaves it open)."""
+        while True:
+            entry = self._pool(server, endpoint)
+            with self._lock:
+                if not entry.closed:
+                    entry.active += 1
+                    return entry
 
     def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
         """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
@@ -293,7 +356,9 @@ class PsrpTransport:
         if code in QUOTA_CODES:  # refused at Create (nothing was opened) or at Command (the pool is fine)
             return Throttled(server.name, what, f"throttled by the server (WSMan fault {code}): {exc.reason.strip()}")
         self._discard(server, endpoint)
-        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {exc.reason}")
+        if exc.code is None and not exc.reason:  # a SOAP Fault without Code or Reason: say so, not "None: None"
+            return BadResponse(server.name, what, "the server answered a SOAP fault with no code and no reason")
+        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {str(exc.reason or '').strip()[:300]}")
 
     def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
         """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
@@ -320,7 +385,7 @@ class PsrpTransport:
         checks' command lines only read (reg query, sc query, fsutil volume diskfree)."""
         server = self._server(server_name)
         command = Command(command_line)
-        with self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
+        with self._lane(server), self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
             result = self._with_retries(server, command_line, True, lambda: self._run_cmd_once(server, command_line))
             inv.objects = 1
             return result
@@ -341,8 +406,13 @@ class PsrpTransport:
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)
             raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+        except SpnegoError as exc:
+            self._discard(server, Endpoint.WINDOWS)
+            raise ConnectionFailed(server.name, command_line, _negotiate_reason(server, exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
+        except (ResponseRefused, *PARSE_ERRORS) as exc:
+            raise self._bad_response(server, Endpoint.WINDOWS, command_line, exc) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
             timed_out = isinstance(exc, requests.exceptions.Timeout)
             self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
@@ -413,15 +483,32 @@ class RawClixml:
 class _TolerantSerializer(Serializer):
     """pypsrp 0.9 cannot read generic List`1/MultiValuedProperty contents, and then fails on a later
     <TNRef> to a type first named inside such a list (Get-DatabaseAvailabilityGroup -Status does this:
-    ADObjectIds in Servers, then PrimaryActiveManager). Output objects that fail are kept as raw XML."""
+    ADObjectIds in Servers, then PrimaryActiveManager). Output objects are therefore never deserialized
+    by pypsrp: a PIPELINE_OUTPUT (the only message pypsrp hands over as a bare string without metadata)
+    is kept as raw XML for psrpcore, which parses it once (dagcheck.clixml). Protocol messages (state,
+    error records) still go through pypsrp, one at a time: its serializer keeps per-call state, and the
+    pipelines of one pool are received side by side."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._serial = threading.RLock()
 
     def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
-        try:
-            return super().deserialize(element, metadata, clear)
-        except (KeyError, SerializationError, AttributeError, TypeError, ValueError):
-            if not clear or not isinstance(element, str):
-                raise
+        if isinstance(element, str):
+            refuse_dtd(element, "a PSRP message from the server")  # before pypsrp's ET.fromstring
+        if metadata is None and clear and isinstance(element, str):
             return RawClixml(element)
+        with self._serial:
+            try:
+                return super().deserialize(element, metadata, clear)
+            except (KeyError, SerializationError, AttributeError, TypeError, ValueError):
+                if not clear or not isinstance(element, str):
+                    raise
+                return RawClixml(element)
+
+    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
+        with self._serial:
+            return super().serialize(value, metadata, parent, clear)
 
 
 def _install_tolerant_serializer(pool: RunspacePool) -> None:
@@ -431,9 +518,34 @@ def _install_tolerant_serializer(pool: RunspacePool) -> None:
     pool._fragmenter.serializer = serializer
 
 
+# What a malformed answer raises from inside pypsrp, psrpcore or xml.etree (beside ET.ParseError).
+PARSE_ERRORS = (ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError, struct.error)
+_PARSER_PATHS = ("pypsrp", "psrpcore", "xml", "base64", "encodings", "struct", "dagcheck/clixml")
+
+
+def _raised_in_parser(exc: BaseException) -> bool:
+    """Whether the innermost frame of the traceback is in the WSMan/PSRP/XML decoding code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+    return any(f"/{part}" in filename for part in _PARSER_PATHS)
+
+
 def _parse_output(value: Any) -> Any:
     xml = getattr(value, "_xml", None)
     return from_element_text(xml) if xml else value
+
+
+def _negotiate_reason(server: Server, exc: SpnegoError) -> str:
+    """One line: what failed on our side of Negotiate, and what to do about it."""
+    detail = " ".join(str(exc).split())[:400]
+    if server.connection.auth == "kerberos":
+        return (f"Kerberos authentication failed: {detail}. Get a ticket first (kinit user@REALM), and check that "
+                "krb5.conf knows the realm and that the server's SPN HTTP/<fqdn> exists")
+    return f"{server.connection.auth} authentication failed: {detail}"
 
 
 def _connection_reason(exc: Exception) -> str:

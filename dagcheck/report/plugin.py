@@ -88,16 +88,14 @@ def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
     return state.waivers
 
 
-def _commands(config: pytest.Config, spec: Any, server: str) -> list[str]:
-    from dagcheck.collect import describe
-    from dagcheck.plugin import SESSION_KEY
+def _commands(config: pytest.Config, spec: Any, server: str, phase: str = "health") -> list[str]:
+    from dagcheck.plugin import SESSION_KEY, commands_behind
 
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
-    wanted = set(describe(spec.source, server, session.inventory.expectations))
-    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}" for i in session.transcript.for_server(server)
-                   if i.command.render() in wanted})
+    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
+                   for i in commands_behind(session, spec.source, server, phase)})
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -137,7 +135,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
-        commands=_commands(item.config, spec, props["server"]) if props["server"] else [],
+        commands=_commands(item.config, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
 
 
@@ -158,6 +156,14 @@ def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
     return scope, dags
 
 
+def _notices(config: pytest.Config) -> list[str]:
+    """What the reader must know about the run itself, beside the verdicts: a stale build or lifecycle
+    table (its verdicts may miss newer releases)."""
+    from dagcheck.lifecycle_plugin import STALE_KEY
+
+    return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+
+
 def finish(session: pytest.Session) -> ReportState | None:
     """Write the results file and the summary once; returns the state (None outside a check run)."""
     config = session.config
@@ -173,7 +179,8 @@ def finish(session: pytest.Session) -> ReportState | None:
         run={"started": state.started.isoformat(timespec="seconds"),
              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
-             "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus)},
+             "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
+             "notices": _notices(config)},
         inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review())
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"

@@ -94,6 +94,7 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
              f"<p style='font-size:20px;font-weight:bold;color:{colour};margin:4px 0'>{_e(line)}</p>",
              f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
              f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>"]
+    parts += [f"<p style='margin:2px 0;color:#8a4b00;font-weight:bold'>{_e(n)}</p>" for n in results.run.get("notices", [])]
     for dag, servers in results.inventory.get("dags", {}).items():
         parts.append(_matrix(results, dag, servers))
     parts.append("<h3 style='margin:10px 0 4px'>Failures by check</h3>" + _grouped(results.failing()))

@@ -1,25 +1,53 @@
-"""Microsoft's expected Extended Protection token checking per virtual directory (EXCHANGE-NOTES.md)."""
+"""Microsoft's expected Extended Protection token checking per web site and virtual directory.
+
+The matrix is the one of Microsoft's "Configure Windows Extended Protection in Exchange Server" and
+CSS-Exchange's Get-ExtendedProtectionConfiguration (EXCHANGE-NOTES.md), for every IIS location of
+both web sites, spelled as applicationHost.config spells the paths. The cmdlet names
+('owa (Exchange Back End)') look it up case-insensitively too.
+
+One mitigation is supported in place of Extended Protection: an IIS IP allow-list (ipSecurity
+allowUnlisted="false" with the addresses that may connect) on Exchange Back End/EWS, which
+ExchangeExtendedProtectionManagement.ps1 -RestrictType EWSBackend applies and HealthChecker accepts.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dagcheck.iis import COMMAND_LINE, IisConfigError, IisLocation, parse_application_host
+from dagcheck.model import short_name
+from dagcheck.remote.base import CmdResult
 
 FRONT_END = "Default Web Site"
 BACK_END = "Exchange Back End"
 
-# vdir (as in the cmdlet's Name, lower-cased) -> (front end, back end); None = not published there.
-_MATRIX: dict[str, tuple[str | None, str | None]] = {
-    "api": ("Require", "Require"),
-    "autodiscover": ("None", "None"),
-    "ecp": ("Require", "Require"),
-    "ews": ("Allow", "Require"),
-    "microsoft-server-activesync": ("Allow", "Require"),
-    "oab": ("Allow", "Require"),
-    "powershell": ("None", "Require"),
-    "owa": ("Require", "Require"),
-    "rpc": ("Require", "Require"),
-    "mapi": ("Require", None),
-    "pushnotifications": (None, "Require"),
-    "rpcwithcert": (None, "Require"),
+# (web site, IIS application path) -> expected tokenChecking, in the order HealthChecker lists them.
+# Microsoft-Server-ActiveSync/Proxy is configured by the script but judged by neither HealthChecker
+# nor the documentation's table, so it is not judged here either.
+IIS_MATRIX: dict[tuple[str, str], str] = {
+    (FRONT_END, "API"): "Require", (BACK_END, "API"): "Require",
+    (FRONT_END, "Autodiscover"): "None", (BACK_END, "Autodiscover"): "None",
+    (FRONT_END, "ecp"): "Require", (BACK_END, "ecp"): "Require",
+    (FRONT_END, "EWS"): "Allow", (BACK_END, "EWS"): "Require",
+    (FRONT_END, "Microsoft-Server-ActiveSync"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync"): "Require",
+    # Allow on the front end since Outlook for Mac could not download the OAB (CSS-Exchange #1812).
+    (FRONT_END, "OAB"): "Allow", (BACK_END, "OAB"): "Require",
+    # None on the front end (Require breaks remote PowerShell), as the E16/E19 configured files write it
+    # and as CSS-Exchange's current Get-ExtendedProtectionConfigurationResult lists it (with Allow on the
+    # front-end ActiveSync and OAB). Only an earlier HealthChecker version listed Require here.
+    (FRONT_END, "PowerShell"): "None", (BACK_END, "PowerShell"): "Require",
+    (FRONT_END, "owa"): "Require", (BACK_END, "owa"): "Require",
+    (FRONT_END, "Rpc"): "Require", (BACK_END, "Rpc"): "Require",
+    (FRONT_END, "mapi"): "Require",
+    (BACK_END, "PushNotifications"): "Require",
+    (BACK_END, "RpcWithCert"): "Require",
+    (BACK_END, "mapi/emsmdb"): "Require",
+    (BACK_END, "mapi/nspi"): "Require",
 }
+_BY_LOWER = {(site, vdir.lower()): value for (site, vdir), value in IIS_MATRIX.items()}
+# Where an IP allow-list is a supported stand-in for Extended Protection (HealthChecker's
+# SiteVDirLocations ValidateSet).
+MITIGATION_SUPPORTED = frozenset({(BACK_END, "ews")})
 LEVELS = {"None": 0, "Allow": 1, "Require": 2}
 
 
@@ -35,11 +63,84 @@ def supports_extended_protection(build: tuple[int, int, int, int]) -> bool:
 
 def expected_token_checking(vdir: str, site: str) -> str | None:
     """The matrix value for a virtual directory on a web site, or None when the matrix has no entry."""
-    fe, be = _MATRIX.get(vdir.lower(), (None, None))
-    return fe if site == FRONT_END else be
+    return _BY_LOWER.get((site, vdir.lower()))
 
 
 def split_vdir_name(name: str) -> tuple[str, str]:
     """'owa (Default Web Site)' -> ('owa', 'Default Web Site')."""
     vdir, _, site = name.rpartition(" (")
     return vdir, site.rstrip(")")
+
+
+def cmdlet_name(site: str, vdir: str) -> str:
+    """The Name a Get-*VirtualDirectory object has for an IIS location: 'ecp (Exchange Back End)'."""
+    return f"{vdir} ({site})"
+
+
+def override_for(overrides: dict[str, str], site: str, vdir: str) -> str | None:
+    """The inventory's deliberate value for a directory, named either way ('EWS (Exchange Back End)' or
+    'Exchange Back End/EWS'), case-insensitively."""
+    wanted = {cmdlet_name(site, vdir).lower(), f"{site}/{vdir}".lower()}
+    return next((v for k, v in overrides.items() if k.lower() in wanted), None)
+
+
+@dataclass(frozen=True)
+class EpVerdict:
+    ok: bool
+    expected: str
+    actual: str
+    message: str
+
+
+def judge_location(loc: IisLocation, build: tuple[int, int, int, int], overrides: dict[str, str]) -> EpVerdict:
+    """One IIS location against the matrix for the server's build, the inventory's overrides and the
+    supported IP-filter mitigation. Higher than expected fails too: clients cannot authenticate."""
+    override = override_for(overrides, loc.site, loc.vdir)
+    matrix = expected_token_checking(loc.vdir, loc.site) or "None"
+    expected = override or (matrix if supports_extended_protection(build) else "None")
+    where = f"{loc.path} on {loc.server}"
+    origin = "" if loc.present else " (no <location> of its own: inherited or IIS's default)"
+    actual = loc.token_checking
+    allow = loc.ip_allow_list
+    if actual == expected:
+        return EpVerdict(True, expected, actual, f"{where} has tokenChecking {actual}{origin}")
+    mitigable = (loc.site, loc.vdir.lower()) in MITIGATION_SUPPORTED
+    if expected == "Require" and mitigable and allow:
+        listed = ", ".join(str(r) for r in allow[:5]) + (" ..." if len(allow) > 5 else "")
+        return EpVerdict(True, f"{expected} or an IP allow-list",
+                         f"tokenChecking {actual} with an IP allow-list ({listed})",
+                         f"{where} is mitigated by an IP allow-list instead of Extended Protection")
+    if actual.startswith("invalid"):
+        why = " — IIS refuses this value and the directory fails to load"
+    elif LEVELS[actual] > LEVELS[expected]:
+        why = " — higher than expected, clients will fail to authenticate"
+    else:
+        why = " — lower than expected, NTLM relay stays open"
+        if mitigable and not loc.allow_unlisted:
+            why += " (ipSecurity allowUnlisted is false but no address is allowed)"
+        elif mitigable:
+            why += " and no IP allow-list mitigates it"
+    shown = f"expected: {expected} or an IP allow-list" if expected == "Require" and mitigable else None
+    return EpVerdict(False, shown.removeprefix("expected: ") if shown else expected, actual,
+                     f"{where} has tokenChecking {actual}{origin}{why}")
+
+
+def read_iis(result: CmdResult, server: str) -> list[IisLocation]:
+    """The `type applicationHost.config` answer -> every location of the matrix, front end first.
+    A failed command or an unreadable file is an IisConfigError for this server (its checks fail with
+    the reason; the run goes on)."""
+    if result.rc != 0:
+        reason = (result.stderr or result.stdout).strip() or f"exit code {result.rc}"
+        raise IisConfigError(server, COMMAND_LINE, f"could not read applicationHost.config: {reason}")
+    config = parse_application_host(result.stdout, server)
+    name = short_name(server)
+    ordered = sorted(IIS_MATRIX, key=lambda k: (k[0] != FRONT_END, k[1].lower()))
+    return [config.location(name, site, vdir) for site, vdir in ordered]
+
+
+# The directories the Get-*VirtualDirectory cmdlets also describe (lower case): the cross-check's scope.
+CMDLET_VDIRS = frozenset({"owa", "ecp", "ews", "autodiscover", "mapi", "oab", "microsoft-server-activesync", "powershell"})
+
+
+def has_cmdlet_view(loc: IisLocation) -> bool:
+    return loc.vdir.lower() in CMDLET_VDIRS

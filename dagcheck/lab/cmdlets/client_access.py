@@ -64,8 +64,8 @@ def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
                 name = f"{vdir} ({site})"
                 app = s.iis.get((site, vdir))
                 # The EP properties are read from IIS ("task populated"): -ADPropertiesOnly leaves them empty.
-                token = None if ad_only else ps.enum(f"{SYSCONF}.ExtendedProtectionTokenCheckingMode",
-                                                      app.token_checking if app else "None")
+                shown = (app.cmdlet_token_checking or app.token_checking) if app else "None"
+                token = None if ad_only else ps.enum(f"{SYSCONF}.ExtendedProtectionTokenCheckingMode", shown)
                 path = "1" if site == products.FRONT_END else "2"
                 out.append(ps.obj(
                     [f"{SYSCONF}.{type_name}", f"{SYSCONF}.ExchangeVirtualDirectory", f"{SYSCONF}.ADVirtualDirectory",

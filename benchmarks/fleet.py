@@ -1,0 +1,265 @@
+"""The nightly health over a whole estate against the lab (a benchmark that prints, not a timed test).
+
+    python benchmarks/fleet.py [--n 4 40 300] [--dag-size 16] [--no-latency]
+
+For each N it writes an inventory of N lab servers in DAGs of up to 16 (dagcheck.lab.fleet), serves
+it with `python -m dagcheck.lab serve` in a process of its own (so the client's CPU and memory are
+the client's alone), and runs the nightly health against it in another process. With latency (the
+default) the lab spends the realistic profile of issue 14 (dagcheck.lab.fleet.REALISTIC_LATENCY)
+where a real server would; --no-latency measures the client's CPU and RSS with the lab as fast as
+it goes.
+
+Printed per N: wall time of the run, the floor, wall/floor, the sequential baseline and the speedup
+over it, client CPU (user+sys) in all and per server, client peak RSS, and the size of the HTML
+report. The floor, from the run's own transcript: for the slowest server, its runspace pool opens
+plus its calls (each at its nominal latency, jitter at its mean) scheduled longest first on as many
+lanes as its budget allows (connection.max_runspaces). The sequential baseline is measured for N=4
+only (one server after another, one call at a time, every member asking for its DAG's data, as
+before issue 14), then scaled linearly to N: it says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from dagcheck.lab.fleet import REALISTIC_LATENCY, fleet_inventory  # noqa: E402
+from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV  # noqa: E402
+
+USERNAME = "lab\\dagcheck"
+
+
+# ---- the child processes -----------------------------------------------------------------------
+
+
+class _Transcript:
+    """pytest plugin: keeps the run's transcript for the floor."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def pytest_sessionfinish(self, session: Any) -> None:
+        from dagcheck.plugin import SESSION_KEY
+
+        dc = session.config.stash.get(SESSION_KEY, None)
+        if dc is not None:
+            self.calls = [{"server": i.server, "endpoint": i.endpoint.value, "cmdlet": i.command.cmdlet,
+                           "started": i.started, "duration": i.duration, "outcome": i.outcome} for i in dc.transcript.invocations]
+
+
+def _usage() -> dict[str, float]:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu": me.ru_utime + me.ru_stime, "rss_mb": me.ru_maxrss / 1024}
+
+
+def child_run(inventory: str, reports: str, out: str) -> int:
+    """The nightly health, as `dagcheck health` runs it, in this process."""
+    import pytest
+
+    plugin = _Transcript()
+    began = time.time()
+    start = time.perf_counter()
+    code = pytest.main([str(ROOT / "checks"), "--inventory", inventory, "--reports-dir", reports, "-q",
+                        "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
+                       plugins=[plugin])
+    wall = time.perf_counter() - start
+    Path(out).write_text(json.dumps({"exit": int(code), "wall": wall, "began": began, **_usage(), "calls": plugin.calls}),
+                         encoding="utf-8")
+    return 0
+
+
+def child_sequential(inventory: str, out: str) -> int:
+    """One server after another, one call at a time: every source of every server, each member asking
+    for its DAG's data itself (the collection before issue 14, without its 8 servers at once)."""
+    from dagcheck.collect import HOST_SOURCES, SOURCES, Snapshot
+    from dagcheck.inventory import load_inventory
+    from dagcheck.remote.base import Transcript
+    from dagcheck.remote.psrp import PsrpTransport
+
+    inv = load_inventory(inventory)
+    transport = PsrpTransport({s.name: s for s in inv.servers}, Transcript())
+    start = time.perf_counter()
+    try:
+        for server in inv.servers:
+            snap = Snapshot(server.name, "health", transport, inv.expectations)
+            for source in [*SOURCES, *HOST_SOURCES]:
+                snap.failed(source)
+    finally:
+        transport.close()
+    wall = time.perf_counter() - start
+    Path(out).write_text(json.dumps({"wall": wall, "calls": len(transport.transcript.invocations)}), encoding="utf-8")
+    return 0
+
+
+# ---- the parent ----------------------------------------------------------------------------------
+
+
+class Lab:
+    """`python -m dagcheck.lab serve` for an inventory, in its own process."""
+
+    def __init__(self, data: dict[str, Any], work: Path) -> None:
+        self.password = secrets.token_urlsafe(18)
+        source = work / "lab.yml"
+        source.write_text(yaml.safe_dump(data), encoding="utf-8")
+        self.client_inventory = work / "client.yml"
+        env = {**os.environ, PASSWORD_ENV: self.password}
+        self.proc = subprocess.Popen([sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(source),
+                                      "--username", USERNAME, "--write-inventory", str(self.client_inventory)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("Ctrl-C stops the lab"):
+                break
+        else:
+            raise RuntimeError(f"the lab did not start (exit {self.proc.wait()})")
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, USERNAME_ENV: USERNAME, PASSWORD_ENV: self.password}
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+
+
+def _child(args: list[str], env: dict[str, str], log: Path) -> None:
+    with log.open("w", encoding="utf-8") as f:
+        done = subprocess.run([sys.executable, __file__, *args], env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args[:1])} failed (exit {done.returncode}); see {log}")
+
+
+def nominal(call: dict[str, Any], latency: dict[str, float]) -> float:
+    jitter = latency.get("jitter", 0.0) / 2  # uniform in [0, jitter]: its mean
+    if call["endpoint"] == "winrs":
+        return latency.get("winrs", 0.0) + jitter
+    if call["cmdlet"].lower().startswith("test-"):
+        return latency.get("test_cmdlet", 0.0) + jitter
+    return latency.get("cmdlet", 0.0) + jitter
+
+
+def makespan(durations: list[float], lanes: int) -> float:
+    """Longest first onto the lane that frees first (LPT): within 4/3 of the optimum, and what the
+    collector does."""
+    heap = [0.0] * max(1, lanes)
+    for d in sorted(durations, reverse=True):
+        heapq.heappush(heap, heapq.heappop(heap) + d)
+    return max(heap)
+
+
+def floor(calls: list[dict[str, Any]], latency: dict[str, float], lanes: int) -> tuple[float, str]:
+    """For the slowest server: runspace pool opens (one per PowerShell endpoint it used) plus its calls on
+    `lanes` lanes; and which server that is."""
+    by_server: dict[str, list[dict[str, Any]]] = {}
+    for c in calls:
+        by_server.setdefault(c["server"], []).append(c)
+    worst, who = 0.0, ""
+    for server, mine in by_server.items():
+        opens = len({c["endpoint"] for c in mine if c["endpoint"] in ("exchange", "windows")})
+        jitter = latency.get("jitter", 0.0) / 2
+        total = opens * (latency.get("runspace_open", 0.0) + jitter) + makespan([nominal(c, latency) for c in mine], lanes)
+        if total > worst:
+            worst, who = total, server
+    return worst, who
+
+
+def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path) -> dict[str, Any]:
+    data = fleet_inventory(n, dag_size=dag_size, latency=latency)
+    run_dir = work / f"n{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lab = Lab(data, run_dir)
+    try:
+        out = run_dir / "run.json"
+        _child(["--child-run", str(lab.client_inventory), str(run_dir / "reports"), str(out)], lab.env(),
+               run_dir / "run.log")
+        result = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        lab.stop()
+    html = run_dir / "reports" / "dagcheck.html"
+    result["report_mb"] = html.stat().st_size / 1e6 if html.exists() else 0.0
+    result["n"] = n
+    result["dags"] = len(data["dags"])
+    if latency:
+        result["floor"], result["floor_server"] = floor(result["calls"], latency, 3)  # default max_runspaces
+    calls = result.pop("calls")
+    result["ncalls"] = len(calls)
+    if calls:  # when the calls went out, from the start of the run: what is left is pytest and the reports
+        result["first_call"] = min(c["started"] for c in calls) - result["began"]
+        result["last_answer"] = max(c["started"] + c["duration"] for c in calls) - result["began"]
+    return result
+
+
+def sequential(n: int, dag_size: int, latency: dict[str, float], work: Path) -> float:
+    data = fleet_inventory(n, dag_size=dag_size, latency=latency)
+    run_dir = work / f"seq{n}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lab = Lab(data, run_dir)
+    try:
+        out = run_dir / "seq.json"
+        _child(["--child-sequential", str(lab.client_inventory), str(out)], lab.env(), run_dir / "seq.log")
+        return float(json.loads(out.read_text(encoding="utf-8"))["wall"])
+    finally:
+        lab.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[4, 40, 300], help="fleet sizes (default 4 40 300)")
+    parser.add_argument("--dag-size", type=int, default=16)
+    parser.add_argument("--no-latency", action="store_true", help="the lab as fast as it goes: client CPU and RSS")
+    parser.add_argument("--baseline", type=float, default=None, metavar="SECONDS",
+                        help="reuse a sequential N=4 figure measured before instead of measuring it (about 95 s)")
+    parser.add_argument("--child-run", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child-sequential", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_run:
+        return child_run(*args.child_run)
+    if args.child_sequential:
+        return child_sequential(*args.child_sequential)
+    latency = None if args.no_latency else dict(REALISTIC_LATENCY)
+    with tempfile.TemporaryDirectory(prefix="dagcheck-fleet-") as tmp:
+        work = Path(tmp)
+        base4 = (args.baseline or sequential(4, args.dag_size, latency, work)) if latency else None
+        if base4 is not None:
+            print(f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 "
+                  "(one server after another, one call at a time); scaled linearly for larger N", flush=True)
+        print(f"profile: {json.dumps(latency) if latency else 'no latency'}; per-server budget 3 calls at once "
+              "(connection.max_runspaces)", flush=True)
+        last = ""
+        for n in args.n:
+            r = measure(n, args.dag_size, latency, work)
+            cpu_per = r["cpu"] / n
+            line = (f"N={n:<4} DAGs={r['dags']:<3} exit={r['exit']} calls={r['ncalls']:<6} wall={r['wall']:7.1f}s "
+                    f"calls from {r.get('first_call', 0):.1f}s to {r.get('last_answer', 0):.1f}s "
+                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.1f}MB")
+            summary = f"fleet: N={n} cpu/server={cpu_per:.2f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB"
+            if base4 is not None:
+                seq = base4 * n / 4
+                ratio = r["wall"] / r["floor"]
+                collect = r.get("last_answer", 0) - r.get("first_call", 0)
+                line += (f" floor={r['floor']:.1f}s ({r['floor_server']}) wall/floor={ratio:.2f} "
+                         f"collection/floor={collect / r['floor']:.2f} "
+                         f"sequential={seq:.0f}s{' (scaled from N=4)' if n != 4 else ''} speedup={seq / r['wall']:.1f}")
+                summary = (f"fleet: N={n} wall/floor={ratio:.2f} speedup={seq / r['wall']:.0f} cpu/server={cpu_per:.2f}s "
+                           f"rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB")
+            print(line, flush=True)
+            last = summary
+        print(last)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,8 +25,10 @@ from dagcheck.rules.rolling import MemberFacts, rolling_order, target_problems, 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "rolling-test-only"
 ENV = {**os.environ, "DAGCHECK_LAB_USERNAME": "lab\\dagcheck", "DAGCHECK_LAB_PASSWORD": PASSWORD}
-TARGET = "15.2.1748.49"  # Exchange 2019 CU15 with the Aug26SU; the lab starts on CU14 (15.2.1544.44)
-OLD = "15.2.1544.44"
+# Exchange Server SE RTM: the lab starts on its RTM build (Exchange 2019 is out of support since main's
+# lifecycle table, so the final nightly run would not be green on a 2019 CU) and is patched to the Sep26SU.
+TARGET = "15.2.2562.49"
+OLD = "15.2.2562.17"
 ORDER = ["mbx2", "mbx3", "mbx4", "mbx1"]  # mbx1 holds the PAM in the lab: last; the rest one database each
 
 
@@ -38,6 +40,7 @@ class Lab:
         self.inventory = folder / "inventory.yml"
         source = yaml.safe_load((ROOT / "inventory/lab.yml").read_text(encoding="utf-8"))
         source["lab"]["faults"] = faults or []
+        source["lab"]["build"] = OLD
         self.source = folder / "lab-source.yml"
         self.source.write_text(yaml.safe_dump(source), encoding="utf-8")
         self.proc = subprocess.Popen(

@@ -10,8 +10,9 @@ from dagcheck.catalogue import check, require
 from dagcheck.collect import Snapshot
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
+from dagcheck.maintenance.planned import current_windows
 from dagcheck.model import FileVersion
-from dagcheck.rules.builds import Tables, currency, name, parse_build, same_cu, show, support
+from dagcheck.rules.builds import Tables, currency, name, parse_build, rolling_parity, same_cu, show, support
 from dagcheck.rules.dag import odd_ones_out
 
 
@@ -37,7 +38,8 @@ def test_admin_display_version_matches_exsetup(item: FileVersion, snapshot: Snap
     "Every DAG member runs the same build (or the inventory's expected one)",
     severity="critical",
     rationale="Members on different CUs or SUs fail over into different code; Microsoft supports mixed builds "
-    "only while an upgrade is in progress. The member that differs from the majority is the one flagged.",
+    "only while an upgrade is in progress. The member that differs from the majority is the one flagged. During "
+    "a current maintenance window of the DAG or a member, each member must be on the old or the target build.",
     remediation="Install the missing CU/SU on the members that lag behind",
     phases=("health", "postflight"),
     source="exsetup",
@@ -49,6 +51,19 @@ def test_build_same_across_dag(item: FileVersion, dag: DagView, expect: Expectat
                 expected=name(wanted, exchange_tables), actual=show(item.version))
         return
     builds = {m: v[0].version for m, v in dag.each("exsetup", reachable_only=True).items()}
+    dag_spec = dag.inventory.dag_of(dag.server)
+    windows = current_windows(dag.inventory, dag_spec.name if dag_spec else None, dag.now)
+    if windows:
+        # A patch window in progress: mixed builds are expected, old or target, the patched ones agreeing.
+        declared = next((w.target_build for w in windows if w.target_build), None)
+        parity = rolling_parity(builds, parse_build(declared) if declared else None)
+        dag.notes.append(f"{dag_spec.name if dag_spec else dag.server} patch window ({windows[0].describe()}): "
+                         f"{parity.progress()}")
+        # A patched member is fine; the one(s) off the old/target pair are flagged.
+        require(item.version == parity.target or parity.problem is None,
+                f"{dag.server} runs {show(item.version)} during the patch window: {parity.problem}",
+                expected=f"the old build or the target {show(parity.target)}", actual=show(item.version))
+        return
     odd = odd_ones_out(builds)
     others = ", ".join(f"{m}={show(b)}" for m, b in builds.items())  # type: ignore[arg-type]
     require(dag.server.lower() not in odd, f"{dag.server} runs {name(item.version, exchange_tables)}, unlike the DAG ({others})",

@@ -92,5 +92,7 @@ def test_activation_restored(item: MailboxServer, expect: Expectations) -> None:
 def test_all_members_operational(item: tuple[DagStatus, ...], dag: DagView) -> None:
     status = dag.status()  # this server's own DAG, as it reports it
     missing = sorted(set(status.servers) - set(status.operational_servers))
+    # A member in planned maintenance may be out (rebooting); DAG-MAINT-001 judges the DAG without it.
+    missing = [m for m in missing if not getattr(dag.maintenance(m), "planned", False)]
     require(not missing, f"{status.name}: {', '.join(missing)} not operational (seen from {dag.server})",
             expected="all members operational", actual=f"missing: {', '.join(missing)}")

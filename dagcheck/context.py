@@ -6,7 +6,9 @@ has already made for the same server and phase.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from dagcheck.collect import Collector, Snapshot
@@ -21,6 +23,10 @@ class DagView:
     collector: Collector
     phase: str
     target_override: str | None = None
+    # The nightly run's judgement of a member in maintenance (dagcheck.maintenance.planned), and its now.
+    maintenance: Callable[[str], Any] = lambda member: None
+    now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    notes: list[str] = field(default_factory=list)  # lines for the run's summary (how many members are left)
 
     @property
     def members(self) -> list[str]:

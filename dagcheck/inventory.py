@@ -7,6 +7,7 @@ look for it in the YAML.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 from dataclasses import dataclass, field
@@ -121,6 +122,37 @@ class MaintenanceSettings:
 
 
 @dataclass(frozen=True)
+class MaintenanceWindow:
+    """Planned maintenance declared in the inventory: one server, or a whole DAG (a rolling patch)."""
+
+    start: dt.datetime
+    end: dt.datetime
+    reason: str
+    by: str
+    server: str | None = None
+    dag: str | None = None
+    target_build: str | None = None
+
+    def covers(self, server: str, dag: str | None) -> bool:
+        if self.server is not None:
+            return self.server.lower() == server.lower()
+        return dag is not None and (self.dag or "").lower() == dag.lower()
+
+    def current(self, now: dt.datetime) -> bool:
+        return self.start <= now <= self.end
+
+    def describe(self) -> str:
+        where = self.server or f"DAG {self.dag}"
+        return f"{where} {self.start.isoformat()} to {self.end.isoformat()} ({self.reason}, by {self.by})"
+
+
+def parse_stamp(value: Any) -> dt.datetime:
+    """An ISO 8601 time from the inventory; without an offset it is UTC (YAML may already have parsed it)."""
+    stamp = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
 class Fault:
     """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
 
@@ -175,6 +207,7 @@ class Inventory:
     # Read by dagcheck.report (kept raw here: the report package owns their meaning).
     report: dict[str, Any] = field(default_factory=dict)
     waivers: tuple[dict[str, Any], ...] = ()
+    maintenance_windows: tuple[MaintenanceWindow, ...] = ()
 
     def server(self, name: str) -> Server:
         try:
@@ -326,6 +359,11 @@ def load_inventory(path: str | Path) -> Inventory:
 
 def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
     """Validate already-parsed YAML data (tests build inventories in memory this way)."""
+    if isinstance(data, dict) and isinstance(data.get("maintenance_windows"), list):
+        # An unquoted YAML timestamp arrives as a datetime: the schema judges its ISO text.
+        data["maintenance_windows"] = [
+            {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in w.items()} if isinstance(w, dict) else w
+            for w in data["maintenance_windows"]]
     _validate_schema(data, file)
     _validate_references(data, file)
     return _build(data, file)
@@ -460,6 +498,17 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
             if scoped.lower() not in site_set:
                 fail(f"expectations.autodiscover.{site}.site_scope[{j}]", f"site {scoped!r} is not listed under sites")
     _validate_lab_references(data.get("lab") or {}, by_name, fail)
+    for w, window in enumerate(data.get("maintenance_windows") or []):
+        if "server" in window and window["server"].lower() not in by_name:
+            fail(f"maintenance_windows[{w}].server", f"server {window['server']!r} is not listed under servers")
+        if "dag" in window and window["dag"].lower() not in dag_names:
+            fail(f"maintenance_windows[{w}].dag", f"DAG {window['dag']!r} is not listed under dags")
+        try:
+            start, end = parse_stamp(window["start"]), parse_stamp(window["end"])
+        except ValueError as exc:
+            fail(f"maintenance_windows[{w}]", f"start/end is not an ISO 8601 time ({exc})")
+        if end <= start:
+            fail(f"maintenance_windows[{w}].end", f"{window['end']} is not after start {window['start']}")
 
 
 def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail: Any) -> None:
@@ -573,4 +622,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         lab=lab,
         report=dict(data.get("report") or {}),
         waivers=tuple(data.get("waivers") or ()),
+        maintenance_windows=tuple(
+            MaintenanceWindow(start=parse_stamp(w["start"]), end=parse_stamp(w["end"]), reason=w["reason"], by=w["by"],
+                              server=w.get("server"), dag=w.get("dag"), target_build=w.get("target_build"))
+            for w in data.get("maintenance_windows") or ()),
     )

@@ -15,6 +15,7 @@ from dagcheck.context import DagView
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
+from dagcheck.maintenance.planned import MaintenanceState, state_of, with_rolling_windows
 from dagcheck.options import ROOT, add_options
 from dagcheck.remote.replay import ReplayError
 from dagcheck.remote.replay import check_folder as check_replay_folder
@@ -32,6 +33,10 @@ PHASE_MARKERS = {
 INVENTORY_KEY = pytest.StashKey[Inventory]()
 SESSION_KEY = pytest.StashKey[DagcheckSession]()
 CONTROLLER_KEY = pytest.StashKey[Controller]()
+MAINTENANCE_KEY = pytest.StashKey[dict[str, MaintenanceState | None]]()
+NOW_KEY = pytest.StashKey[dt.datetime]()
+NOTES_KEY = pytest.StashKey[list[str]]()
+FORGOTTEN_CHECK = "DAG-MAINT-001"
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -69,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config._inicache["junit_family"] = "legacy"  # type: ignore[attr-defined]
     try:
         inventory = load_inventory(config.getoption("--inventory"))
+        # A rolling run in progress on this host is a patch window of its DAG (issue 10).
+        inventory = with_rolling_windows(inventory, config.getoption("--reports-dir"))
     except InventoryError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[INVENTORY_KEY] = inventory
@@ -162,6 +169,23 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
     return config.stash[SESSION_KEY]
 
 
+def run_now(config: pytest.Config) -> dt.datetime:
+    """The run's one notion of now (UTC), against which maintenance windows are judged."""
+    return config.stash.setdefault(NOW_KEY, dt.datetime.now(dt.UTC))
+
+
+def maintenance_state(config: pytest.Config, server: str, phase: str) -> MaintenanceState | None:
+    """Planned or forgotten maintenance of a member, judged once per run (nightly health phase only)."""
+    if phase != "health":
+        return None
+    cache = config.stash.setdefault(MAINTENANCE_KEY, {})
+    if server.lower() not in cache:
+        session = dagcheck_session(config)
+        cache[server.lower()] = state_of(session.collector, session.inventory, server, phase,
+                                         config.getoption("--reports-dir"), run_now(config))
+    return cache[server.lower()]
+
+
 def _spec(function: Any) -> CheckSpec | None:
     return getattr(function, "_dagcheck_check", None)
 
@@ -232,6 +256,11 @@ def item(request: pytest.FixtureRequest, target: Target, transition: Controller)
         pytest.skip(dry)
     if target.error is not None:
         return Uncollectable(target.error)
+    spec = _spec(request.function)
+    if spec is not None and spec.id != FORGOTTEN_CHECK and (
+            state := maintenance_state(request.config, target.server, target.phase)) is not None:
+        # A member in maintenance: planned, its service checks say so; forgotten, DAG-MAINT-001 is the one finding.
+        pytest.skip(state.skip_reason())
     try:
         return dagcheck_session(request.config).lookup(target, _spec(request.function))  # type: ignore[arg-type]
     except SourceFailed as exc:
@@ -245,7 +274,15 @@ def dag(request: pytest.FixtureRequest, target: Target) -> DagView:
     """The target server's DAG as seen in this phase: the other members' snapshots, the --target server."""
     session = dagcheck_session(request.config)
     return DagView(target.server, session.inventory, session.collector, target.phase,
-                   request.config.getoption("--target"))
+                   request.config.getoption("--target"),
+                   lambda member: maintenance_state(request.config, member, target.phase), run_now(request.config),
+                   request.config.stash.setdefault(NOTES_KEY, []))
+
+
+@pytest.fixture
+def maintenance(request: pytest.FixtureRequest, target: Target) -> MaintenanceState | None:
+    """The target member's maintenance, planned or forgotten (None: in service, or not the nightly run)."""
+    return maintenance_state(request.config, target.server, target.phase)
 
 
 @pytest.fixture
@@ -364,6 +401,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.section(f"dagcheck {result.direction} maintenance: {result.server}")
         for line in _transition_lines(result):
             terminalreporter.write_line(line)
+    states = [s for s in config.stash.get(MAINTENANCE_KEY, {}).values() if s is not None]
+    for line in [s.describe() for s in states] + list(dict.fromkeys(config.stash.get(NOTES_KEY, []))):
+        terminalreporter.write_line(f"dagcheck: {line}", yellow=True)
     failed = [r for r in terminalreporter.stats.get("failed", []) if getattr(r, "dagcheck", None)]
     warnings = [r for r in failed if r.dagcheck["severity"] == "warning"]
     critical = len(failed) - len(warnings)

@@ -27,6 +27,10 @@ class RunResult:
     outcomes: dict[str, str] = field(default_factory=dict)  # nodeid -> passed/failed/skipped
     messages: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # (server, endpoint, command) sent
+    skips: dict[str, str] = field(default_factory=dict)  # nodeid -> skip reason
+
+    def skip_reasons(self) -> dict[str, str]:
+        return dict(self.skips)
 
     def failed(self) -> set[str]:
         return {n for n, o in self.outcomes.items() if o == "failed"}
@@ -53,6 +57,8 @@ class _Recorder:
                 self.result.outcomes[report.nodeid] = report.outcome
                 if report.failed:
                     self.result.messages[report.nodeid] = str(report.longrepr)
+                if report.skipped and isinstance(report.longrepr, tuple):
+                    self.result.skips[report.nodeid] = str(report.longrepr[2])
 
 
 @pytest.fixture

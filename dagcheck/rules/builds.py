@@ -312,3 +312,36 @@ def currency(exsetup: Build, tables: Tables | None = None) -> str | None:
         return (f"{cu.product} {cu.cu} at {show(exsetup)} lacks {cu.latest_su} ({show(cu.latest_su_build)}, "
                 f"{cu.latest_su_date})")
     return None
+
+
+@dataclass(frozen=True)
+class RollingParity:
+    """Parity while a patch window is in progress: every member on the old or the target build."""
+
+    target: Build
+    old: tuple[Build, ...]  # builds of the members not yet patched (more than one: a problem)
+    patched: tuple[str, ...]
+    left: tuple[str, ...]
+    problem: str | None
+
+    def progress(self) -> str:
+        where = f" ({', '.join(self.left)} on {', '.join(map(show, self.old))})" if self.left else ""
+        return (f"{len(self.patched)} of {len(self.patched) + len(self.left)} members on {show(self.target)}, "
+                f"{len(self.left)} left{where}")
+
+
+def rolling_parity(builds: dict[str, Build], target: Build | None) -> RollingParity:
+    """Judge a mixed-build DAG during a window. Without a declared target, the newest build seen is the
+    target (the one the patched members went to). The members not on the target must all be on one
+    old build; a third build means a member was patched to something else, or a patch stopped half-way."""
+    goal = target or max(builds.values())
+    patched = tuple(sorted(m for m, b in builds.items() if b == goal))
+    left = tuple(sorted(m for m, b in builds.items() if b != goal))
+    old = tuple(sorted({builds[m] for m in left}))
+    problem = None
+    if len(old) > 1:
+        problem = ("members not on the target " + show(goal) + " are on more than one build: "
+                   + ", ".join(f"{m}={show(builds[m])}" for m in left))
+    elif old and old[0] > goal:
+        problem = f"{', '.join(left)} run {show(old[0])}, newer than the window's target {show(goal)}"
+    return RollingParity(goal, old, patched, left, problem)

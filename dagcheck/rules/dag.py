@@ -134,3 +134,16 @@ def odd_ones_out(values: Mapping[str, object]) -> dict[str, object]:
     if len(leaders) == 1 and best * 2 > len(values):
         return {m: v for m, v in values.items() if v != leaders[0]}
     return dict(values)
+
+
+def unserved_without(member: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]]) -> list[str]:
+    """The databases with a copy on `member` that no other member has Mounted: with the member down
+    (planned maintenance) they are dismounted, or about to be. Each entry says where its copies stand."""
+    mine = sorted({c.database for c in copies_by_server.get(member, ())})
+    lacking = []
+    for database in mine:
+        elsewhere = [c for other, copies in copies_by_server.items() if other != member
+                     for c in copies if c.database == database]
+        if not any(c.status == "Mounted" for c in elsewhere):
+            lacking.append(f"{database} ({', '.join(f'{c.server} {c.status}' for c in elsewhere) or 'no other copy'})")
+    return lacking

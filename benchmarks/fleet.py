@@ -222,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-latency", action="store_true", help="the lab as fast as it goes: client CPU and RSS")
     parser.add_argument("--baseline", type=float, default=None, metavar="SECONDS",
                         help="reuse a sequential N=4 figure measured before instead of measuring it (about 95 s)")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep each run's inventories, logs and reports in DIR (e.g. to open DIR/n300/reports/dagcheck.html)")
     parser.add_argument("--child-run", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-sequential", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -230,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child_sequential:
         return child_sequential(*args.child_sequential)
     latency = None if args.no_latency else dict(REALISTIC_LATENCY)
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dagcheck-fleet-") as tmp:
-        work = Path(tmp)
+        work = args.keep.resolve() if args.keep else Path(tmp)
         base4 = (args.baseline or sequential(4, args.dag_size, latency, work)) if latency else None
         if base4 is not None:
             print(f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 "

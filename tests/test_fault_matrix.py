@@ -106,10 +106,12 @@ CASES = [
     ("only_a_lagged_copy_left", [{"kind": "copy_failed", "database": "DB04", "server": "mbx3"}],
      ["--phase", "preflight", "--server", "mbx4"],
      {"test_active_database_has_a_redundant_copy[DB04\\mbx4]"} | repl("mbx4", "DatabaseRedundancy"), "DB04\\mbx2: lagged copy", 1),
+    # Get-ClusterNode is DAG-wide, asked of one member whose cluster service answers (issue 14): mbx3's own
+    # "Cluster service ... is not running" no longer blinds the checks that read the other members' state
+    # (redundancy, sites, maintenance), which pass on the data; the quorum and witness checks catch it.
     ("quorum_lost", [{"kind": "cluster_node_down", "server": "mbx3"}, {"kind": "witness_unavailable"}], PRE,
-     {"test_quorum_survives_pausing_this_node[mbx1]", "test_witness_share_in_use[mbx1]",
-      "test_active_database_has_a_redundant_copy[DB01\\mbx1]", "test_no_other_member_in_maintenance[mbx1]",
-      "test_sites_stay_covered[mbx1]"} | repl("mbx1", "DagMembersUp", "FileShareQuorum"),
+     {"test_quorum_survives_pausing_this_node[mbx1]", "test_witness_share_in_use[mbx1]"}
+     | repl("mbx1", "DagMembersUp", "FileShareQuorum"),
      "pausing mbx1 leaves 2 of 5 votes", 1),
     ("another_member_in_maintenance", [{"kind": "in_maintenance", "server": "mbx3"}], PRE,
      {"test_no_other_member_in_maintenance[mbx1]"}, "mbx3 (ServerWideOffline Inactive, cluster node Paused", 1),

@@ -167,6 +167,9 @@ class LabServer:
         self.powershell_max_concurrency = powershell_max_concurrency
         self.max_envelope_kb = max_envelope_kb
         self._down: set[str] = set()
+        # Failed logons per server, as a domain controller's badPwdCount would see them (a request that
+        # presented credentials and was refused); tests prove dagcheck stops at one per account.
+        self.failed_logons: dict[str, int] = {}
         self._stopped = False
         self._state_lock = threading.Lock()
 
@@ -322,6 +325,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not self._ntlm_authorized():
                 return
         elif not self._authorized():
+            if self.headers.get("Authorization"):
+                with lab._state_lock:
+                    name = self.server.sim_server
+                    lab.failed_logons[name] = lab.failed_logons.get(name, 0) + 1
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="WSMan"')
             self.send_header("Content-Length", "0")
@@ -399,6 +406,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._challenge(out)
             return False
         if self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
+            lab = self.server.lab
+            with lab._state_lock:
+                lab.failed_logons[self.server.sim_server] = lab.failed_logons.get(self.server.sim_server, 0) + 1
             self._challenge(None)
             return False
         self._ntlm_user = self._ntlm.client_principal or "authenticated"

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
@@ -26,8 +27,8 @@ from pypsrp.wsman import WSMan
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
-from dagcheck.remote.credentials import Credentials, resolve
+from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
+from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
 _T = TypeVar("_T")
 MAX_RETRY_AFTER = 60.0
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
+# A change may legitimately run longer than one long poll (Move-ActiveMailboxDatabase of a large database
+# takes minutes): it is bounded by this many operation timeouts. guessed: 4 (240 s at the default 60 s).
+CHANGE_TIMEOUT_FACTOR = 4
 
 
 @dataclass
@@ -85,6 +89,10 @@ class PsrpTransport:
         self.backoff = backoff
         self.reconnect_delay = reconnect_delay  # before retrying a read on a server that dropped us mid-run
         self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
+        # Per-run server states (remote.base.ServerStates): unreachable and rejected-credential servers are
+        # not contacted again; one prompt per account (CredentialCache).
+        self.states = ServerStates()
+        self._credential_cache = CredentialCache()
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -103,7 +111,7 @@ class PsrpTransport:
         settings = server.connection
         uri = server.exchange_uri() if endpoint is Endpoint.EXCHANGE else server.windows_uri()
         parts = urlsplit(uri)
-        creds = self._credentials.get(server.name.lower()) or resolve(server.name, settings)
+        creds = self._creds(server)
         ssl = parts.scheme == "https"
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
@@ -128,6 +136,37 @@ class PsrpTransport:
         with self._lock:
             return self._connections.setdefault(key, wsman)
 
+    def _creds(self, server: Server) -> Credentials:
+        return self._credentials.get(server.name.lower()) or self._credential_cache.resolve(server.name, server.connection)
+
+    def _account(self, server: Server) -> object | None:
+        """The account key of a server's logons, or None while its credentials are not resolved yet (a
+        resolution is never triggered here: that could prompt)."""
+        creds = self._credentials.get(server.name.lower()) or self._credential_cache.peek(server.connection)
+        return account_key(server.connection, creds) if creds is not None else None
+
+    def _refuse_if_blind(self, server: Server, what: str) -> None:
+        """Once a server is unreachable, or its credentials were rejected (here or elsewhere), nothing more is
+        sent to it this run: every later call fails at once with the one reason."""
+        blind = self.states.refusal(server.name, self._account(server))
+        if blind is not None:
+            raise ConnectionFailed(server.name, blind.what, blind.reason)
+
+    def _unreachable(self, server: Server, what: str, reason: str) -> ConnectionFailed:
+        blind = self.states.mark(Blind(server.name, "unreachable", what,
+                                       f"{reason}; {server.name} is treated as unreachable for the rest of this run "
+                                       "(nothing more is sent to it)"))
+        return ConnectionFailed(server.name, blind.what, blind.reason)
+
+    def _rejected(self, server: Server, what: str, detail: str) -> ConnectionFailed:
+        creds = self._creds(server)
+        who = creds.username or "the Kerberos/certificate identity"
+        blind = self.states.mark(Blind(server.name, "authentication", what,
+                                       f"authentication failed for {who} on {server.name}: {detail}; these credentials "
+                                       "are not used again this run, on any server (a lockout policy counts every "
+                                       "failed logon)"), account=account_key(server.connection, creds))
+        return ConnectionFailed(server.name, blind.what, blind.reason)
+
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint])
         _install_tolerant_serializer(pool)
@@ -146,6 +185,7 @@ class PsrpTransport:
         if existing is not None:
             return existing
         with self._opening(server):
+            self._refuse_if_blind(server, "connect")  # another thread may have found it hung meanwhile
             with self._lock:
                 if key in self._pools:
                     return self._pools[key]
@@ -209,6 +249,7 @@ class PsrpTransport:
 
     def run(self, server_name: str, endpoint: Endpoint, command: Command) -> list[Any]:
         server = self._server(server_name)
+        self._refuse_if_blind(server, command.cmdlet)
         with self.transcript.record(server.name, endpoint, command) as inv:
             result = self._with_retries(server, command.cmdlet, command.is_read,
                                         lambda: self._run_once(server, endpoint, command))
@@ -225,6 +266,7 @@ class PsrpTransport:
                 return attempt()
             except Throttled as exc:
                 if throttled >= self.throttle_retries:
+                    self.states.mark(Blind(server.name, "throttled", what, exc.reason), sticky=False)
                     raise
                 # Exchange's user load quota says how long the next request will be refused: wait that
                 # long at least (capped), else back off exponentially.
@@ -240,6 +282,7 @@ class PsrpTransport:
                 log.info("%s: %s; reopening and retrying %s once", server.name, lost.reason, what)
                 if lost.connection:
                     time.sleep(self.reconnect_delay)
+                self._refuse_if_blind(server, what)
 
     def _run_once(self, server: Server, endpoint: Endpoint, command: Command) -> list[Any]:
         with self._lock:
@@ -257,14 +300,16 @@ class PsrpTransport:
                     ps.add_cmdlet("ForEach-Object").add_parameter("MemberName", command.member)
                 ps.begin_invoke()
                 sent = True
-                output = ps.end_invoke()
+                output = self._end_invoke(server, ps, command)
         except AuthenticationError as exc:
             self._discard(server, endpoint)
-            raise ConnectionFailed(server.name, command.cmdlet, f"authentication failed: {exc}") from None
+            raise self._rejected(server, command.cmdlet, str(exc)) from None
         except WinRMTransportError as exc:
             self._discard(server, endpoint)
-            reason = "access denied (HTTP 401): check the user name and password" if exc.code == 401 else str(exc)
-            raise ConnectionFailed(server.name, command.cmdlet, reason) from None
+            if exc.code == 401:
+                raise self._rejected(server, command.cmdlet, "access denied (HTTP 401): check the user name and "
+                                     "password") from None
+            raise ConnectionFailed(server.name, command.cmdlet, str(exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
@@ -273,10 +318,35 @@ class PsrpTransport:
             if established and not timed_out:  # the server was there a moment ago: a restart, a reset
                 # Dropped with the Command on its way: the server may have started it before it went.
                 raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
+            raise self._unreachable(server, command.cmdlet, _connection_reason(exc)) from None
         if ps.streams.error:
             raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
         return [_parse_output(o) for o in output]
+
+    def _end_invoke(self, server: Server, ps: PowerShell, command: Command) -> list[Any]:
+        """pypsrp's end_invoke with a deadline: Receive long-polls for the operation timeout and pypsrp
+        would poll again forever (a stalled Get-Queue held a run for minutes). A read gets one operation
+        timeout, a change CHANGE_TIMEOUT_FACTOR of them; then the pipeline is stopped. A read that
+        overran marks the server hung (unreachable) for the run; a change that overran may have run
+        (OutcomeUnknown: the caller re-verifies by reading)."""
+        op = max(1, int(server.connection.operation_timeout))
+        bound = op if command.is_read else op * CHANGE_TIMEOUT_FACTOR
+        deadline = time.monotonic() + bound
+        while ps.state == PSInvocationState.RUNNING:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    ps.stop()
+                except Exception as exc:  # stopping is best effort: the verdict is made
+                    log.debug("stopping %s on %s failed: %s", command.cmdlet, server.name, exc)
+                what = "connection.operation_timeout" + ("" if command.is_read else f" x {CHANGE_TIMEOUT_FACTOR} for a change")
+                reason = f"timed out: no answer to {command.cmdlet} within {bound} s ({what}); the pipeline was stopped"
+                if not command.is_read:
+                    raise OutcomeUnknown(server.name, command.cmdlet, f"{reason}; it may or may not have run: verify "
+                                         "by reading before doing anything else")
+                raise self._unreachable(server, command.cmdlet, reason)
+            ps.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
+        return ps.output
 
     def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
         """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
@@ -314,6 +384,7 @@ class PsrpTransport:
         """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint. The host
         checks' command lines only read (reg query, sc query, fsutil volume diskfree)."""
         server = self._server(server_name)
+        self._refuse_if_blind(server, command_line)
         command = Command(command_line)
         with self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
             result = self._with_retries(server, command_line, True, lambda: self._run_cmd_once(server, command_line))
@@ -335,7 +406,13 @@ class PsrpTransport:
                 process.signal(SignalCode.TERMINATE)
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)
-            raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+            raise self._rejected(server, command_line, str(exc)) from None
+        except WinRMTransportError as exc:
+            self._discard(server, Endpoint.WINDOWS)
+            if exc.code == 401:
+                raise self._rejected(server, command_line, "access denied (HTTP 401): check the user name and "
+                                     "password") from None
+            raise ConnectionFailed(server.name, command_line, str(exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
         except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
@@ -343,7 +420,7 @@ class PsrpTransport:
             self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
             if established and not timed_out:
                 raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
+            raise self._unreachable(server, command_line, _connection_reason(exc)) from None
         return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
                          process.stderr.decode("utf-8", "replace"))
 

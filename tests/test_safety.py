@@ -1,0 +1,239 @@
+"""Safety of one run against shared, fallible servers (issue 9, the client side): misuse refused before
+anything is sent, one failed logon per account per run, one timeout per hung server, exit codes that
+tell an unhealthy DAG from a blind run, progress visible without -s, and one refusal instead of dozens.
+
+Everything runs on loopback against the lab; timeouts are seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from dagcheck.errors import ConnectionFailed
+from dagcheck.inventory import load_inventory
+from dagcheck.lab.build import build_organization
+from dagcheck.lab.embedded import lab_connection
+from dagcheck.lab.server import LabServer
+from dagcheck.remote import credentials as credentials_module
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.remote.credentials import Credentials
+from dagcheck.remote.psrp import PsrpTransport
+from tests.conftest import ROOT, lab_data
+
+SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
+READS = [Command.of("Get-MailboxServer", Identity="{s}"), Command.of("Get-ServerComponentState", Identity="{s}"),
+         Command.of("Get-Queue", Server="{s}"), Command.of("Get-MailboxDatabaseCopyStatus", Server="{s}")]
+
+
+@pytest.fixture
+def lab():
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    org = build_organization(inventory)
+    with LabServer(org) as server:
+        yield inventory, org, server
+
+
+def _servers(lab: Any, **connection: Any) -> dict[str, Any]:
+    inventory, _, server = lab
+    return {s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
+        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), **connection)) for s in inventory.servers}
+
+
+def _read(name: str, command: Command) -> Command:
+    return Command(command.cmdlet, tuple((k, v.format(s=name)) for k, v in command.parameters))
+
+
+def _sweep(transport: PsrpTransport) -> dict[str, str]:
+    """What a nightly collection does: every source on every server, and each failure's text."""
+    out: dict[str, str] = {}
+    for name in SERVERS:
+        for command in READS:
+            for endpoint in (Endpoint.EXCHANGE,):
+                try:
+                    transport.run(name, endpoint, _read(name, command))
+                    out[f"{name} {command.cmdlet}"] = "ok"
+                except ConnectionFailed as exc:
+                    out[f"{name} {command.cmdlet}"] = str(exc.reason)
+        try:
+            transport.run(name, Endpoint.WINDOWS, Command.of("Get-ClusterNode"))
+        except ConnectionFailed as exc:
+            out[f"{name} Get-ClusterNode"] = str(exc.reason)
+    return out
+
+
+# ---- one failed logon per account per run ----------------------------------------------------------
+
+def test_a_wrong_password_costs_one_failed_logon_and_one_prompt(lab, monkeypatch) -> None:
+    """No password in the environment: dagcheck prompts (once for the account), the password is wrong;
+    the lab counts one failed logon in the whole run, and every source of every server fails with that
+    one reason, without being sent."""
+    _, _, server = lab
+    prompts: list[str] = []
+    monkeypatch.setenv("DAGCHECK_TEST_USER", server.credentials.username)
+    monkeypatch.delenv("DAGCHECK_TEST_PASSWORD", raising=False)
+    monkeypatch.setattr(credentials_module.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(credentials_module.getpass, "getpass", lambda text: prompts.append(text) or "wrong")
+    transport = PsrpTransport(_servers(lab, username_env="DAGCHECK_TEST_USER", password_env="DAGCHECK_TEST_PASSWORD"))
+    try:
+        results = _sweep(transport)
+    finally:
+        transport.close()
+    assert len(prompts) == 1, prompts
+    assert sum(server.failed_logons.values()) == 1, server.failed_logons
+    reasons = set(results.values())
+    assert len(reasons) == 1 and "authentication failed" in reasons.pop()
+    assert len(transport.transcript.invocations) == 1  # the rest was never sent
+    assert {b.kind for b in transport.states.blind().values()} == {"authentication"}
+    assert set(transport.states.blind()) == set(SERVERS)
+
+
+def test_a_good_password_is_prompted_once_for_every_server_and_endpoint(lab, monkeypatch) -> None:
+    _, _, server = lab
+    prompts: list[str] = []
+    monkeypatch.setenv("DAGCHECK_TEST_USER", server.credentials.username)
+    monkeypatch.delenv("DAGCHECK_TEST_PASSWORD", raising=False)
+    monkeypatch.setattr(credentials_module.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(credentials_module.getpass, "getpass",
+                        lambda text: prompts.append(text) or server.credentials.password)
+    transport = PsrpTransport(_servers(lab, username_env="DAGCHECK_TEST_USER", password_env="DAGCHECK_TEST_PASSWORD"))
+    try:
+        results = _sweep(transport)
+        transport.run_cmd("mbx3", "sc.exe query MSExchangeTransport")
+    finally:
+        transport.close()
+    assert set(results.values()) == {"ok"}
+    assert len(prompts) == 1 and server.failed_logons == {}
+    assert not transport.states.blind()
+
+
+def test_a_server_that_rejects_the_account_stops_its_use_everywhere(lab) -> None:
+    """auth_rejected on mbx2 (a locked-out account or missing rights there): the first rejection marks the
+    credentials bad for the run, so no server is tried with them again."""
+    _, org, server = lab
+    from dagcheck.inventory import Fault
+
+    org.runtime_faults.append(Fault("auth_rejected", {"server": "mbx2"}))
+    creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
+    transport = PsrpTransport(_servers(lab), credentials=creds)
+    try:
+        first = _sweep(transport)
+        again = _sweep(transport)
+    finally:
+        transport.close()
+    assert sum(server.failed_logons.values()) == 1 and server.failed_logons == {"mbx2": 1}
+    assert all(v == "ok" for k, v in first.items() if k.startswith("mbx1"))  # before mbx2 was tried
+    assert all("authentication failed" in v and "on mbx2" in v for k, v in first.items() if not k.startswith("mbx1"))
+    assert all("on mbx2" in v for v in again.values())  # mbx1 too, now: no further logon with them
+
+
+# ---- fail fast on an unreachable or hung server --------------------------------------------------------
+
+def test_a_refusing_server_is_tried_once_per_run(lab) -> None:
+    _, _, server = lab
+    servers = _servers(lab)
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = f"http://127.0.0.1:{port}/PowerShell"
+    servers["mbx3"] = dataclasses.replace(servers["mbx3"], connection=dataclasses.replace(
+        servers["mbx3"].connection, exchange_uri=dead, windows_uri=dead.replace("PowerShell", "wsman")))
+    creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
+    transport = PsrpTransport(servers, credentials=creds)
+    try:
+        results = _sweep(transport)
+    finally:
+        transport.close()
+    mbx3 = {v for k, v in results.items() if k.startswith("mbx3")}
+    assert len(mbx3) == 1 and "connection refused" in next(iter(mbx3))
+    assert all(v == "ok" for k, v in results.items() if not k.startswith("mbx3"))
+    assert len(transport.transcript.for_server("mbx3")) == 1
+    assert transport.states.blind()["mbx3"].kind == "unreachable"
+
+
+def test_a_hung_server_costs_one_read_timeout_per_run(lab) -> None:
+    """A server that accepts connections and never answers (a hung IIS): the first call waits for the read
+    timeout; every other call to it fails at once."""
+    _, _, server = lab
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # connections complete in the backlog; nobody ever reads them
+    port = hung.getsockname()[1]
+    servers = _servers(lab)
+    uri = f"http://127.0.0.1:{port}/PowerShell"
+    servers["mbx2"] = dataclasses.replace(servers["mbx2"], connection=dataclasses.replace(
+        servers["mbx2"].connection, exchange_uri=uri, windows_uri=uri.replace("PowerShell", "wsman"),
+        operation_timeout=1, read_timeout=2))
+    creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
+    transport = PsrpTransport(servers, credentials=creds)
+    try:
+        started = time.monotonic()
+        results = _sweep(transport)
+        spent = time.monotonic() - started
+    finally:
+        transport.close()
+        hung.close()
+    mbx2 = {v for k, v in results.items() if k.startswith("mbx2")}
+    assert len(mbx2) == 1 and "timed out" in next(iter(mbx2))
+    assert len(transport.transcript.for_server("mbx2")) == 1
+    print(f"sweep with one hung server (read_timeout 2 s): {spent:.1f} s")
+
+
+def test_a_stalled_cmdlet_is_stopped_after_one_operation_timeout(lab) -> None:
+    """Get-Queue never finishes (slow_cmdlet 30 s, operation_timeout 1 s): the Receive long-polls would go
+    on for ever; the call is stopped after one operation timeout, the server counts as hung."""
+    _, org, server = lab
+    from dagcheck.inventory import Fault
+
+    org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx4", "cmdlet": "Get-Queue", "seconds": 30}))
+    creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
+    transport = PsrpTransport(_servers(lab, operation_timeout=1, read_timeout=5), credentials=creds)
+    try:
+        assert transport.run("mbx4", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx4"))
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="no answer to Get-Queue within 1 s"):
+            transport.run("mbx4", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx4"))
+        assert time.monotonic() - started < 4
+        with pytest.raises(ConnectionFailed, match="no answer to Get-Queue"):  # the one reason, at once
+            transport.run("mbx4", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx4"))
+    finally:
+        transport.close()
+    assert len(transport.transcript.for_server("mbx4")) == 2
+
+
+def _threads_done() -> None:
+    for t in threading.enumerate():
+        if t.name.startswith("dagcheck-"):
+            t.join(1)
+
+
+# ---- whole runs ------------------------------------------------------------------------------------
+
+def test_unreachable_server_in_a_run_is_one_reason_and_a_blind_exit_code(run_checks) -> None:
+    from dagcheck.plugin import EXIT_BLIND
+
+    result = run_checks(lab_data([{"kind": "dropped_connection", "server": "mbx3"}]))
+    assert result.exit_code == EXIT_BLIND
+    failed = result.failed()
+    assert failed and all("mbx3" in n for n in failed)
+    assert len(set(result.messages.values())) == 1, set(result.messages.values())
+    assert sum(1 for c in result.calls if c[0] == "mbx3") == 1  # one attempt, then nothing more sent
+
+
+def test_rejected_credentials_in_a_run_are_tried_once(run_checks, monkeypatch) -> None:
+    from dagcheck.lab import embedded
+    from dagcheck.plugin import EXIT_BLIND
+
+    counts: list[dict[str, int]] = []
+    stop = embedded.EmbeddedLab.stop
+    monkeypatch.setattr(embedded.EmbeddedLab, "stop", lambda self: (counts.append(dict(self.wire.failed_logons)), stop(self)))
+    result = run_checks(lab_data([{"kind": "auth_rejected", "server": "mbx2"}]))
+    assert counts == [{"mbx2": 1}]
+    assert result.exit_code == EXIT_BLIND
+    assert all("authentication failed" in m for m in result.messages.values())
+    assert any(n for n in result.failed() if "mbx2" in n)

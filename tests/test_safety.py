@@ -215,7 +215,7 @@ def _threads_done() -> None:
 # ---- whole runs ------------------------------------------------------------------------------------
 
 def test_unreachable_server_in_a_run_is_one_reason_and_a_blind_exit_code(run_checks) -> None:
-    from dagcheck.plugin import EXIT_BLIND
+    from dagcheck.safety import EXIT_BLIND
 
     result = run_checks(lab_data([{"kind": "dropped_connection", "server": "mbx3"}]))
     assert result.exit_code == EXIT_BLIND
@@ -227,7 +227,7 @@ def test_unreachable_server_in_a_run_is_one_reason_and_a_blind_exit_code(run_che
 
 def test_rejected_credentials_in_a_run_are_tried_once(run_checks, monkeypatch) -> None:
     from dagcheck.lab import embedded
-    from dagcheck.plugin import EXIT_BLIND
+    from dagcheck.safety import EXIT_BLIND
 
     counts: list[dict[str, int]] = []
     stop = embedded.EmbeddedLab.stop

@@ -85,6 +85,7 @@ class Transcript:
     """Every invocation of the run, in order; thread-safe because collection runs in parallel."""
 
     invocations: list[Invocation] = field(default_factory=list)
+    listeners: list[Any] = field(default_factory=list, repr=False)  # called with each finished Invocation
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @contextmanager
@@ -106,6 +107,8 @@ class Transcript:
             inv.outcome = "ok"
         finally:
             inv.duration = time.perf_counter() - start
+            for listener in list(self.listeners):
+                listener(inv)
 
     def for_server(self, server: str) -> list[Invocation]:
         with self._lock:

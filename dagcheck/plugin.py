@@ -377,10 +377,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in _transition_lines(result):
             terminalreporter.write_line(line)
     verdict = config.stash.get(VERDICT_KEY, None)
-    for blind in (verdict.blind.values() if verdict is not None else ()):
-        count = sum(1 for r in verdict.blind_reports if blind.reason in safety._text(r))
-        terminalreporter.write_line(f"COULD NOT CHECK {blind.server} ({blind.kind}): {blind.reason}"
-                                    + (f" [{count} check(s) not judged]" if count else ""), red=True, bold=True)
+    for line in (verdict.blind_lines() if verdict is not None else ()):
+        terminalreporter.write_line(line, red=True, bold=True)
     failed = [r for r in terminalreporter.stats.get("failed", []) if getattr(r, "dagcheck", None)]
     warnings = [r for r in failed if r.dagcheck["severity"] == "warning"]
     critical = len(failed) - len(warnings)

@@ -71,6 +71,20 @@ class Verdict:
     stopped: list[Any] = field(default_factory=list)  # refused or stopped transitions
     warnings: int = 0
 
+    def blind_lines(self) -> list[str]:
+        """One line per reason (servers sharing one rejected account share one line), with its count."""
+        by_reason: dict[str, list[Any]] = {}
+        for b in self.blind.values():
+            by_reason.setdefault(b.reason, []).append(b)
+        out = []
+        for reason, group in by_reason.items():
+            names = {b.server.lower() for b in group}
+            count = sum(1 for r in self.blind_reports
+                        if str((getattr(r, "dagcheck", None) or {}).get("server", "")).lower() in names)
+            out.append(f"COULD NOT CHECK {', '.join(b.server for b in group)} ({group[0].kind}): {reason}"
+                       + (f" [{count} check(s) not judged]" if count else ""))
+        return out
+
     def line(self) -> str:
         parts = []
         if self.unhealthy or self.stopped:
@@ -140,6 +154,7 @@ class CollectionProgress:
         self.active = True
         self._calls: dict[str, int] = {}
         self._blind: dict[str, str] = {}
+        self._reasons: set[str] = set()
         self._started = self._last = time.monotonic()
         self._lock = threading.Lock()
 
@@ -155,8 +170,11 @@ class CollectionProgress:
 
     def blind(self, blind: Any) -> None:
         with self._lock:
+            said = blind.reason in self._reasons
             self._blind[blind.server] = blind.kind
-        self.write(f"{blind.server}: could not be checked ({blind.kind}): {blind.reason}")
+            self._reasons.add(blind.reason)
+        if not said:  # the servers that share a reason (one account) are listed in the summary at the end
+            self.write(f"{blind.server}: could not be checked ({blind.kind}): {blind.reason}")
 
     def line(self, head: str) -> str:
         with self._lock:

@@ -237,3 +237,100 @@ def test_rejected_credentials_in_a_run_are_tried_once(run_checks, monkeypatch) -
     assert result.exit_code == EXIT_BLIND
     assert all("authentication failed" in m for m in result.messages.values())
     assert any(n for n in result.failed() if "mbx2" in n)
+
+
+# ---- against a lab that runs on its own (the call log and failed logons are the lab's) -------------------
+
+@pytest.fixture
+def external(lab, monkeypatch):
+    """An inventory that points at a running lab (no lab: section): dagcheck connects to it as to real
+    servers, with credentials from the environment."""
+    from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV, inventory_for
+
+    _, org, server = lab
+    monkeypatch.setenv(USERNAME_ENV, server.credentials.username)
+    monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
+    data = inventory_for(lab_data(), server.exchange_uri, server.windows_uri, None, "basic")
+    return data, org, server
+
+
+MISUSE = [
+    ("target_is_server", ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx1", "--apply"],
+     "--target mbx1 is the server entering maintenance"),
+    ("target_in_no_dag", ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx9", "--apply"],
+     "--target mbx9 is in no DAG, mbx1 in DAG DAG1"),
+    ("apply_without_change", ["--phase", "preflight", "--server", "mbx1", "--apply"],
+     "--apply with --phase preflight has nothing to apply"),
+    ("apply_health", ["--apply"], "--apply with --phase health has nothing to apply"),
+    ("cycle_with_phase", ["--cycle", "--phase", "maintenance", "--server", "mbx1"],
+     "--cycle runs pre-flight, maintenance and post-maintenance itself: drop --phase maintenance"),
+    ("postflight_apply_all", ["--phase", "postflight", "--apply"], "--phase postflight --apply acts on one server"),
+]
+
+
+@pytest.mark.parametrize("args,message", [m[1:] for m in MISUSE], ids=[m[0] for m in MISUSE])
+def test_misuse_is_refused_before_anything_is_sent(external, run_checks, capfd, args, message) -> None:
+    data, org, server = external
+    data["servers"].append({"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A",
+                            "connection": dict(data["servers"][0]["connection"])})
+    result = run_checks(data, *args)
+    err = capfd.readouterr().err
+    assert result.exit_code == 4, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], lines
+    assert org.call_log == [] and server.failed_logons == {} and not result.calls
+
+
+def test_a_wrong_password_in_a_whole_run_is_one_failed_logon(external, run_checks, monkeypatch) -> None:
+    from dagcheck.lab.persist import PASSWORD_ENV
+    from dagcheck.safety import EXIT_BLIND
+
+    data, org, server = external
+    monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
+    result = run_checks(data)
+    assert sum(server.failed_logons.values()) == 1, server.failed_logons
+    assert result.exit_code == EXIT_BLIND
+    assert org.call_log == []  # not one cmdlet ran: the pools never opened
+    assert sum(1 for i in result.calls) <= 4  # the first of each server's opens; none went out after the rejection
+    assert result.failed() and all("authentication failed" in m for m in result.messages.values())
+
+
+def test_a_hung_server_in_a_whole_run_costs_one_timeout(external, run_checks, capfd) -> None:
+    """mbx3 accepts connections and never answers; read_timeout 10 s. Every mbx3 check fails with the one
+    reason, the reason is printed once, the others are judged, and the run is blind (exit 8 or 9)."""
+    from dagcheck.safety import EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND
+
+    data, org, server = external
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)
+    uri = f"http://127.0.0.1:{hung.getsockname()[1]}"
+    conn = data["servers"][2]["connection"]
+    assert data["servers"][2]["name"] == "mbx3"
+    conn.update(exchange_uri=f"{uri}/PowerShell", windows_uri=f"{uri}/wsman", operation_timeout=5, read_timeout=10)
+    try:
+        started = time.monotonic()
+        result = run_checks(data)
+        spent = time.monotonic() - started
+    finally:
+        hung.close()
+    captured = capfd.readouterr()
+    out = captured.out
+    assert result.exit_code in (EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND), captured.err
+    assert sum(1 for c in result.calls if c[0] == "mbx3") == 1
+    mbx3 = {m for n, m in result.messages.items() if "mbx3" in n and "timed out" in m}
+    assert len(mbx3) == 1
+    assert out.count("treated as unreachable for the rest of this run") <= 2  # live once, the summary once
+    assert "COULD NOT CHECK mbx3 (unreachable)" in out
+    assert any(o == "passed" and "mbx1" in n for n, o in result.outcomes.items())
+    print(f"whole run with one hung server (read_timeout 10 s): {spent:.1f} s")
+
+
+def test_unhealthy_and_blind_says_both(run_checks, capfd) -> None:
+    from dagcheck.safety import EXIT_UNHEALTHY_AND_BLIND
+
+    result = run_checks(lab_data([{"kind": "dropped_connection", "server": "mbx3"},
+                                  {"kind": "poison_messages", "server": "mbx1"}]), "--strict-warnings")
+    out = capfd.readouterr().out.rstrip().splitlines()
+    assert result.exit_code == EXIT_UNHEALTHY_AND_BLIND
+    assert out[-1].startswith("dagcheck exit 9: UNHEALTHY") and "BLIND (could not check mbx3: unreachable)" in out[-1]

@@ -11,7 +11,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -92,6 +93,8 @@ class PsrpTransport:
         # Per-run server states (remote.base.ServerStates): unreachable and rejected-credential servers are
         # not contacted again; one prompt per account (CredentialCache).
         self.states = ServerStates()
+        self._proven: set[object] = set()  # accounts that have logged on once this run
+        self._logon_locks: dict[object, threading.Lock] = {}
         self._credential_cache = CredentialCache()
 
     # ---- connections ----------------------------------------------------------------------
@@ -145,6 +148,33 @@ class PsrpTransport:
         creds = self._credentials.get(server.name.lower()) or self._credential_cache.peek(server.connection)
         return account_key(server.connection, creds) if creds is not None else None
 
+    @contextmanager
+    def _first_logon(self, server: Server) -> Iterator[None]:
+        """Until an account has logged on once, its logons go one at a time (across servers and threads), so
+        that a wrong password is rejected once, not once per server opened in parallel. Once one logon has
+        succeeded the account is proven and opens run in parallel again. Kerberos has no password to get
+        wrong here: not serialised. The cost of a hung first server: the others wait for its one timeout."""
+        if server.connection.auth == "kerberos":
+            yield
+            return
+        account = account_key(server.connection, self._creds(server))
+        with self._lock:
+            if account in self._proven:
+                lock = None
+            else:
+                lock = self._logon_locks.setdefault(account, threading.Lock())
+        if lock is None:
+            yield
+            return
+        with lock:
+            with self._lock:
+                proven = account in self._proven
+            if not proven:
+                self._refuse_if_blind(server, "connect")  # rejected while this one waited: not tried again
+            yield
+            with self._lock:
+                self._proven.add(account)
+
     def _refuse_if_blind(self, server: Server, what: str) -> None:
         """Once a server is unreachable, or its credentials were rejected (here or elsewhere), nothing more is
         sent to it this run: every later call fails at once with the one reason."""
@@ -190,7 +220,8 @@ class PsrpTransport:
                 if key in self._pools:
                     return self._pools[key]
             self._make_room(server, key)
-            opened = self._open(server, endpoint)
+            with self._first_logon(server):
+                opened = self._open(server, endpoint)
             with self._lock:
                 self._pools[key] = opened
                 return opened
@@ -373,7 +404,8 @@ class PsrpTransport:
             self._make_room(server, key)
             shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
             try:
-                shell.open()
+                with self._first_logon(server):
+                    shell.open()
             except BaseException:
                 _close_quietly(shell)
                 raise

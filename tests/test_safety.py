@@ -334,3 +334,74 @@ def test_unhealthy_and_blind_says_both(run_checks, capfd) -> None:
     out = capfd.readouterr().out.rstrip().splitlines()
     assert result.exit_code == EXIT_UNHEALTHY_AND_BLIND
     assert out[-1].startswith("dagcheck exit 9: UNHEALTHY") and "BLIND (could not check mbx3: unreachable)" in out[-1]
+
+
+# ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
+
+def _start(tmp_path, faults: list[dict], *args: str):
+    import subprocess
+    import sys
+
+    import yaml
+
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(lab_data(faults)), encoding="utf-8")
+    cmd = [sys.executable, "-u", "-m", "pytest", str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir",
+           str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c",
+           str(ROOT / "pyproject.toml"), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+
+
+def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
+    """Read the run's output line by line until `wanted` shows; the process must still be running then."""
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line.rstrip("\n"))
+        if wanted in line:
+            return seen
+    raise AssertionError(f"{wanted!r} never showed:\n" + "\n".join(seen[-40:]))
+
+
+def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -> None:
+    """Without -s: each step and each command shows as it happens (read while the process still runs),
+    and a slow call (Get-DatabaseAvailabilityGroup, 4 s) says what it waits for and how long it may take."""
+    proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-DatabaseAvailabilityGroup",
+                              "seconds": 4}], "--phase", "maintenance", "--server", "mbx1", "--apply")
+    try:
+        seen = _lines_until(proc, "still waiting for mbx1: Get-DatabaseAvailabilityGroup -Status")
+        assert proc.poll() is None
+        seen += _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
+        assert proc.poll() is None  # shown live, not in the summary at the end
+        assert any("gives up in" in line for line in seen)
+        rest = proc.communicate(timeout=300)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, rest[-3000:]
+
+
+def test_ctrl_c_stops_at_a_safe_point_with_one_line(tmp_path) -> None:
+    import json
+    import signal
+
+    # Slow reads keep the transition busy long enough to press Ctrl-C in the middle of it.
+    proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3}],
+                  "--phase", "maintenance", "--server", "mbx1", "--apply")
+    try:
+        _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=120)[0]
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out[-3000:]
+    stops = [line for line in out.splitlines() if "Interrupted: entering maintenance on mbx1 stopped" in line]
+    assert len(stops) == 1, out[-3000:]
+    assert "pytest --phase maintenance --server mbx1 --apply" in stops[0]
+    assert "pytest --phase postflight --server mbx1 --apply" in stops[0]
+    journal = [json.loads(line) for line in (tmp_path / "reports" / "journal-mbx1.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "interrupted" for e in journal)
+    assert not any(e["event"] == "transition_completed" for e in journal)

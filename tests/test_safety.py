@@ -353,17 +353,44 @@ def _start(tmp_path, faults: list[dict], *args: str):
 
 
 def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
-    """Read the run's output line by line until `wanted` shows; the process must still be running then."""
+    """Read the run's output line by line until `wanted` shows; the process must still be running then.
+
+    The lines are read by a thread into a queue, so a child that stops writing (a deadlock) fails this
+    test after `timeout` instead of hanging it on readline."""
+    import queue
+
+    lines: queue.Queue[str | None] = getattr(proc, "_dagcheck_lines", None) or queue.Queue()
+    if not hasattr(proc, "_dagcheck_lines"):
+        proc._dagcheck_lines = lines
+        proc._dagcheck_reader = threading.Thread(
+            target=lambda: ([lines.put(line) for line in iter(proc.stdout.readline, "")], lines.put(None)),
+            daemon=True)
+        proc._dagcheck_reader.start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
             break
         seen.append(line.rstrip("\n"))
         if wanted in line:
             return seen
     raise AssertionError(f"{wanted!r} never showed:\n" + "\n".join(seen[-40:]))
+
+
+def _rest(proc, timeout: float) -> str:
+    """Everything the run still writes, once it has ended (the reader thread of _lines_until owns stdout)."""
+    proc.wait(timeout=timeout)
+    proc._dagcheck_reader.join(timeout=10)
+    out: list[str] = []
+    while not proc._dagcheck_lines.empty():
+        line = proc._dagcheck_lines.get()
+        if line is not None:
+            out.append(line)
+    return "".join(out)
 
 
 def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -> None:
@@ -377,7 +404,7 @@ def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -
         seen += _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
         assert proc.poll() is None  # shown live, not in the summary at the end
         assert any("gives up in" in line for line in seen)
-        rest = proc.communicate(timeout=300)[0]
+        rest = _rest(proc, timeout=300)
     finally:
         proc.kill()
     assert proc.returncode == 0, rest[-3000:]
@@ -393,7 +420,7 @@ def test_ctrl_c_stops_at_a_safe_point_with_one_line(tmp_path) -> None:
     try:
         _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
         proc.send_signal(signal.SIGINT)
-        out = proc.communicate(timeout=120)[0]
+        out = _rest(proc, timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 2, out[-3000:]
@@ -405,3 +432,37 @@ def test_ctrl_c_stops_at_a_safe_point_with_one_line(tmp_path) -> None:
     journal = [json.loads(line) for line in (tmp_path / "reports" / "journal-mbx1.jsonl").read_text().splitlines()]
     assert any(e["event"] == "interrupted" for e in journal)
     assert not any(e["event"] == "transition_completed" for e in journal)
+
+
+def test_ctrl_c_handler_does_no_io_while_a_progress_write_holds_its_lock() -> None:
+    """The deadlock behind a hung Ctrl-C: SIGINT arrived while the main thread was inside a progress write
+    (holding its plain Lock) and the handler wrote the notice through the same lock. The handler now only
+    sets a flag; the notice comes from the watcher thread once the write is over."""
+    from dagcheck.maintenance.controller import SafeStop
+
+    held = threading.Lock()
+    written: list[str] = []
+
+    def progress(line: str) -> None:
+        if not held.acquire(timeout=1):  # a plain Lock taken again by its own thread: the deadlock
+            written.append("deadlock: " + line)
+            return
+        try:
+            written.append(line)
+        finally:
+            held.release()
+
+    stop = SafeStop(progress)
+    with stop:
+        with held:  # the main thread is in the middle of a progress write
+            started = time.monotonic()
+            stop._handler(2, None)  # what SIGINT runs on this thread, between two bytecodes
+            assert time.monotonic() - started < 0.5
+            assert written == []  # nothing written from inside the handler
+        deadline = time.monotonic() + 5
+        while not written and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert stop.requested()
+    assert written == [SafeStop.NOTICE]  # said once, by the watcher or the first safe point
+    with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
+        stop._handler(2, None)

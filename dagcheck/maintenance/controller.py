@@ -173,28 +173,62 @@ class Controller:
 class SafeStop:
     """While a transition runs, the first Ctrl-C asks it to stop at the next safe point (between commands,
     between polls) instead of in the middle of a change; a second Ctrl-C interrupts at once. Only the main
-    thread can take SIGINT; elsewhere this does nothing."""
+    thread can take SIGINT; elsewhere this does nothing.
+
+    The handler runs on the main thread between two bytecodes, possibly while that thread is inside a
+    progress write or a journal append holding their (non-reentrant) locks, or half-way through a
+    buffered write to the terminal. So it does no I/O and takes no lock: it only sets a flag (or raises,
+    the second time, as Python's own handler does). The line saying that the stop was heard is written by
+    a small watcher thread, or at the next safe point, whichever comes first."""
+
+    NOTICE = "Ctrl-C: stopping at the next safe point (after the current command); Ctrl-C again stops at once"
+    POLL = 0.1  # seconds between the watcher's looks at the flag
 
     def __init__(self, progress: Callable[[str], None]) -> None:
         self.progress = progress
-        self._asked = False
+        self._asked = False  # written only by the signal handler (a plain store: no lock, no I/O)
+        self._told = False
+        self._told_lock = threading.Lock()  # never taken by the handler
         self._previous: Any = None
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def requested(self) -> bool:
+        """Polled by the transition at its safe points (main thread, outside the handler)."""
+        if self._asked:
+            self._announce()
         return self._asked
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self._asked:
             raise KeyboardInterrupt
         self._asked = True
-        self.progress("Ctrl-C: stopping at the next safe point (after the current command); Ctrl-C again stops at once")
+
+    def _announce(self) -> None:
+        with self._told_lock:
+            if self._told:
+                return
+            self._told = True
+        self.progress(self.NOTICE)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.POLL):
+            if self._asked:
+                self._announce()
+                return
 
     def __enter__(self) -> SafeStop:
         if threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._watcher = threading.Thread(target=self._watch, name="dagcheck-safe-stop", daemon=True)
+            self._watcher.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+        self._closed.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=1.0)
+            self._watcher = None

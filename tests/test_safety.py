@@ -206,6 +206,97 @@ def test_a_stalled_cmdlet_is_stopped_after_one_operation_timeout(lab) -> None:
     assert len(transport.transcript.for_server("mbx4")) == 2
 
 
+def test_a_hung_winrs_command_is_stopped_after_one_operation_timeout(lab) -> None:
+    """sc.exe never finishes (fault slow_cmdlet on program sc, 30 s; operation_timeout 1 s): pypsrp's
+    Process.end_invoke would long-poll for ever. The command is terminated after one operation timeout and
+    the server counts as hung for the run, on every endpoint (PSRP included)."""
+    _, org, server = lab
+    from dagcheck.inventory import Fault
+
+    org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx4", "cmdlet": "sc", "seconds": 30}))
+    creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
+    transport = PsrpTransport(_servers(lab, operation_timeout=1, read_timeout=5), credentials=creds)
+    try:
+        assert transport.run_cmd("mbx4", "reg.exe query HKLM\\SOFTWARE\\Microsoft\\Updates").rc in (0, 1)
+        started = time.monotonic()
+        with pytest.raises(ConnectionFailed, match="did not finish within 1 s"):
+            transport.run_cmd("mbx4", "sc.exe queryex type= service state= all")
+        spent = time.monotonic() - started
+        with pytest.raises(ConnectionFailed, match="did not finish within 1 s"):  # the one reason, at once
+            transport.run_cmd("mbx4", "sc.exe queryex type= service state= all")
+        with pytest.raises(ConnectionFailed, match="did not finish within 1 s"):
+            transport.run("mbx4", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx4"))
+        assert transport.run_cmd("mbx3", "sc.exe queryex type= service state= all").rc == 0  # the others are fine
+    finally:
+        transport.close()
+    assert spent < 4, spent  # one operation timeout (1 s) and one HTTP timeout margin, not 30 s
+    assert len(transport.transcript.for_server("mbx4")) == 2
+    assert sum(1 for c in org.call_log if c[0].lower() == "mbx4" and c[1] == "winrs:sc") == 1
+    shells = [s for s in server.open_shells("mbx4") if hasattr(s, "ready_at")]
+    assert all(not s.results for s in shells)  # the hung command was terminated, not left running
+
+
+def test_a_receive_with_no_answer_is_sent_once(lab) -> None:
+    """A server that stops answering HTTP in the middle of a command: pypsrp would resend the Receive five
+    times (with back-offs of up to 62 s between). It is sent once; its HTTP timeout is the verdict."""
+    import xml.etree.ElementTree as ET
+
+    import requests
+
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(16)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(black_hole.accept()[0])  # kept open and never read: the request hangs
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    uri = f"http://127.0.0.1:{black_hole.getsockname()[1]}/wsman"
+    servers = _servers(lab)
+    servers["mbx1"] = dataclasses.replace(servers["mbx1"], connection=dataclasses.replace(
+        servers["mbx1"].connection, windows_uri=uri, operation_timeout=1, read_timeout=2))
+    transport = PsrpTransport(servers, credentials={"mbx1": Credentials("u", "p")})
+    wsman = transport._wsman(servers["mbx1"], Endpoint.WINDOWS)
+    wsman.transport.reconnection_backoff = 0  # pypsrp's resends, if any, come at once (the test stays short)
+    try:
+        with pytest.raises(requests.exceptions.Timeout):
+            wsman.receive("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd", ET.Element("Receive"),
+                          timeout=1)
+        time.sleep(0.2)
+    finally:
+        transport.close()
+        black_hole.close()
+        for conn in accepted:
+            conn.close()
+    assert len(accepted) == 1, f"{len(accepted)} connections: the Receive was resent"
+
+
+def test_a_hung_winrs_command_in_a_whole_run_costs_one_timeout(external, run_checks) -> None:
+    """A whole run where mbx2's sc.exe hangs (slow_cmdlet on program sc, 60 s; operation_timeout 5 s):
+    mbx2 is blind with the one reason, sc.exe ran once there, the others are judged, exit 8 or 9."""
+    from dagcheck.inventory import Fault
+    from dagcheck.safety import EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND
+
+    data, org, server = external
+    org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx2", "cmdlet": "sc", "seconds": 60}))
+    assert data["servers"][1]["name"] == "mbx2"
+    data["servers"][1]["connection"].update(operation_timeout=5, read_timeout=10)
+    started = time.monotonic()
+    result = run_checks(data, "--phase", "preflight")  # HOST-004 reads sc.exe before maintenance
+    spent = time.monotonic() - started
+    assert result.exit_code in (EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND)
+    assert sum(1 for c in org.call_log if c[0].lower() == "mbx2" and c[1] == "winrs:sc") == 1
+    mbx2 = {m for n, m in result.messages.items() if "mbx2" in n and "did not finish within 5 s" in m}
+    assert mbx2, result.messages
+    assert any(o == "passed" and "mbx1" in n for n, o in result.outcomes.items())
+    print(f"whole run with a hung sc.exe on mbx2 (operation_timeout 5 s): {spent:.1f} s")
+
+
 def _threads_done() -> None:
     for t in threading.enumerate():
         if t.name.startswith("dagcheck-"):

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
-from pypsrp.shell import Process, SignalCode, WinRS
-from pypsrp.wsman import WSMan
+from pypsrp.shell import CommandState, Process, SignalCode, WinRS
+from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
+from pypsrp.wsman import WSMan, WSManAction
 
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
@@ -136,6 +138,7 @@ class PsrpTransport:
             connection_timeout=min(30, settings.read_timeout),
             reconnection_retries=0,
         )
+        _receive_once(wsman)
         with self._lock:
             return self._connections.setdefault(key, wsman)
 
@@ -434,7 +437,7 @@ class PsrpTransport:
                 process = Process(shell, command_line)
                 process.begin_invoke()
                 sent = True
-                process.end_invoke()
+                self._end_process(server, process, command_line)
                 process.signal(SignalCode.TERMINATE)
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)
@@ -456,6 +459,24 @@ class PsrpTransport:
         return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
                          process.stderr.decode("utf-8", "replace"))
 
+    def _end_process(self, server: Server, process: Process, command_line: str) -> None:
+        """pypsrp's Process.end_invoke with the deadline of a PSRP read (_end_invoke): its Receive long-polls
+        again and again while the command runs (a hung sc.exe held a run for ever). The host checks' command
+        lines only read, so they get one operation timeout; then the command is terminated and the server
+        counts as hung (unreachable) for the rest of the run, as for a stalled cmdlet."""
+        op = max(1, int(server.connection.operation_timeout))
+        deadline = time.monotonic() + op
+        while process.state != CommandState.DONE:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    process.signal(SignalCode.TERMINATE)
+                except Exception as exc:  # stopping is best effort: the verdict is made
+                    log.debug("terminating %r on %s failed: %s", command_line, server.name, exc)
+                raise self._unreachable(server, command_line, f"timed out: {command_line} did not finish within {op} s "
+                                        "(connection.operation_timeout); the command was terminated")
+            process.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
+
     def open_shells(self) -> int:
         """How many shells this transport holds open now (pools and WinRS shells)."""
         with self._lock:
@@ -474,6 +495,21 @@ class PsrpTransport:
             _close_quietly(shell)
         for entry in pools:
             _close_quietly(entry.pool)
+
+
+def _receive_once(wsman: WSMan) -> None:
+    """pypsrp resends a Receive up to 5 times after an HTTP read timeout, sleeping 2 to 62 s in between: a
+    server that stopped answering in the middle of a command would be asked six times over two minutes or
+    more. dagcheck's own deadline decides instead (_end_invoke, _end_process): one Receive, one HTTP
+    timeout, and the server counts as hung for the rest of the run."""
+
+    def receive(resource_uri: str, resource: ET.Element, option_set: Any = None, selector_set: Any = None,
+                timeout: int | None = None) -> ET.Element:
+        res = wsman.invoke(WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout,
+                           retries_on_read_timeout=0)
+        return res.find("s:Body", namespaces=WSMAN_NAMESPACES)  # type: ignore[return-value]
+
+    wsman.receive = receive  # type: ignore[method-assign]
 
 
 class _ShellLost(Exception):

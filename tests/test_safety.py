@@ -276,7 +276,7 @@ def test_a_receive_with_no_answer_is_sent_once(lab) -> None:
     assert len(accepted) == 1, f"{len(accepted)} connections: the Receive was resent"
 
 
-def test_a_hung_winrs_command_in_a_whole_run_costs_one_timeout(external, run_checks) -> None:
+def test_a_hung_winrs_command_in_a_whole_run_costs_one_timeout(external, run_checks, capfd) -> None:
     """A whole run where mbx2's sc.exe hangs (slow_cmdlet on program sc, 60 s; operation_timeout 5 s):
     mbx2 is blind with the one reason, sc.exe ran once there, the others are judged, exit 8 or 9."""
     from dagcheck.inventory import Fault
@@ -290,6 +290,8 @@ def test_a_hung_winrs_command_in_a_whole_run_costs_one_timeout(external, run_che
     result = run_checks(data, "--phase", "preflight")  # HOST-004 reads sc.exe before maintenance
     spent = time.monotonic() - started
     assert result.exit_code in (EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND)
+    out = capfd.readouterr().out.rstrip().splitlines()
+    assert out[-1] == "dagcheck exit 8: BLIND (could not check mbx2: unreachable)"
     assert sum(1 for c in org.call_log if c[0].lower() == "mbx2" and c[1] == "winrs:sc") == 1
     mbx2 = {m for n, m in result.messages.items() if "mbx2" in n and "did not finish within 5 s" in m}
     assert mbx2, result.messages
@@ -424,7 +426,38 @@ def test_unhealthy_and_blind_says_both(run_checks, capfd) -> None:
                                   {"kind": "poison_messages", "server": "mbx1"}]), "--strict-warnings")
     out = capfd.readouterr().out.rstrip().splitlines()
     assert result.exit_code == EXIT_UNHEALTHY_AND_BLIND
-    assert out[-1].startswith("dagcheck exit 9: UNHEALTHY") and "BLIND (could not check mbx3: unreachable)" in out[-1]
+    assert out[-1] == "dagcheck exit 9: UNHEALTHY (1 check(s) failed) and BLIND (could not check mbx3: unreachable)"
+
+
+def test_no_check_selected_keeps_pytest_exit_5(run_checks) -> None:
+    result = run_checks(lab_data(), "-k", "no_such_check_anywhere")
+    assert result.exit_code == 5 and not result.outcomes
+
+
+def test_an_invalid_inventory_is_pytest_usage_exit_4(run_checks, capfd) -> None:
+    data = lab_data()
+    data["servers"][0].setdefault("connection", {})["operation_timeout"] = 2
+    result = run_checks(data)
+    err = capfd.readouterr().err
+    assert result.exit_code == 4 and not result.calls
+    assert "servers[0].connection.operation_timeout: 2 is below the minimum 5" in err
+
+
+def test_an_internal_error_keeps_pytest_exit_3(tmp_path) -> None:
+    """A bug (here: a hook that raises) is pytest's INTERNALERROR, exit 3; the verdict does not turn it into
+    0, 1, 8 or 9."""
+    import yaml
+
+    class Broken:
+        def pytest_collection_modifyitems(self, items: list) -> None:
+            raise RuntimeError("a bug")
+
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(yaml.safe_dump(lab_data()), encoding="utf-8")
+    code = pytest.main([str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir", str(tmp_path / "reports"),
+                        "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
+                       plugins=[Broken()])
+    assert int(code) == 3
 
 
 # ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
@@ -557,3 +590,64 @@ def test_ctrl_c_handler_does_no_io_while_a_progress_write_holds_its_lock() -> No
     assert written == [SafeStop.NOTICE]  # said once, by the watcher or the first safe point
     with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C stops at once
         stop._handler(2, None)
+
+
+def _journal(path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
+    """Against a persistent lab, as separate processes: Ctrl-C during entry exits 2 with one line naming both
+    commands and journals `interrupted`; `--phase postflight --apply` then returns the server to full service;
+    after a second Ctrl-C, `--phase maintenance --apply` continues from where it stood and completes."""
+    import signal
+
+    import yaml
+
+    from tests.test_lease import LabProcess, assert_full_service, finish, signs
+
+    source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C
+    source.write_text(yaml.safe_dump(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue",
+                                                "seconds": 0.3}])), encoding="utf-8")
+    lab = LabProcess(tmp_path, source).start()
+    journal = tmp_path / "reports" / "journal-mbx1.jsonl"
+    enter = ("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply")
+
+    def interrupted_entry() -> str:
+        proc = lab.dagcheck(*enter)
+        try:
+            _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
+            proc.send_signal(signal.SIGINT)
+            out = _rest(proc, timeout=120)
+        finally:
+            proc.kill()
+        assert proc.returncode == 2, out[-3000:]
+        assert "Traceback" not in out, out[-3000:]
+        stops = [line for line in out.splitlines() if "Interrupted: entering maintenance on mbx1 stopped" in line]
+        assert len(stops) == 1 and "--phase postflight --server mbx1 --apply" in stops[0], out[-3000:]
+        print(stops[0])
+        assert _journal(journal)[-1]["event"] == "interrupted"
+        assert signs(lab.org(), "mbx1"), "the claim (HubTransport Draining) stays until resumed or rolled back"
+        return out
+
+    try:
+        interrupted_entry()
+        rc, out = finish(lab.dagcheck("--phase", "postflight", "--server", "mbx1", "--apply"))
+        assert rc == 0, out[-3000:]
+        assert_full_service(lab.org(), "mbx1")
+
+        interrupted_entry()
+        rc, out = finish(lab.dagcheck(*enter))
+        assert rc == 0, out[-3000:]
+        assert "did not finish" in out, out[-3000:]  # it says where it stands, then continues
+        assert "ServerWideOffline Inactive" in signs(lab.org(), "mbx1")
+        entries = _journal(journal)
+        last_interrupt = max(i for i, e in enumerate(entries) if e["event"] == "interrupted")
+        assert any(e["event"] == "transition_completed" and e["direction"] == "enter" for e in entries[last_interrupt:])
+        rc, out = finish(lab.dagcheck("--phase", "postflight", "--server", "mbx1", "--apply"))
+        assert rc == 0, out[-3000:]
+        assert_full_service(lab.org(), "mbx1")
+    finally:
+        lab.stop()

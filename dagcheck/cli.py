@@ -28,7 +28,9 @@ commands:
 
 `dagcheck COMMAND --help`: its options. Others (-k, -x ...) go to pytest. Reports
 go to reports/ of the checkout (of the current directory if installed).
-Exit status: 0 healthy, 1 a check failed, 2-4 usage or configuration error.
+Exit status: 0 healthy, 1 a check failed or a transition refused, 2 interrupted, 3 internal error,
+4 usage or inventory error, 5 no check selected, 8 some server could not be checked, 9 both 1 and 8
+(README: Exit codes and interrupted runs).
 """
 
 

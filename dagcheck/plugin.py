@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dagcheck import safety
 from dagcheck.catalogue import CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView
@@ -31,6 +32,8 @@ PHASE_MARKERS = {
     "postflight": "the server is fully back in service",
 }
 INVENTORY_KEY = pytest.StashKey[Inventory]()
+VERDICT_KEY = pytest.StashKey["safety.Verdict"]()
+PROGRESS_KEY = pytest.StashKey["safety.CollectionProgress"]()
 SESSION_KEY = pytest.StashKey[DagcheckSession]()
 CONTROLLER_KEY = pytest.StashKey[Controller]()
 MAINTENANCE_KEY = pytest.StashKey[dict[str, MaintenanceState | None]]()
@@ -107,7 +110,10 @@ def pytest_configure(config: pytest.Config) -> None:
             inventory.dag(config.getoption("--dag"))
         except KeyError:
             raise pytest.UsageError(f"--dag {config.getoption('--dag')}: not in {inventory.file}") from None
+    if (misuse := safety.misuse(config, inventory)) is not None:
+        raise pytest.UsageError(misuse)  # before the lab starts or a single request goes out
     if _runs_checks(config):
+        config.pluginmanager.register(_LastLine(), "dagcheck-last-line")
         if not config.getoption("markexpr"):
             config.option.markexpr = " or ".join(_run_phases(config))
         reports = Path(config.getoption("--reports-dir"))
@@ -143,12 +149,7 @@ def _run_phases(config: pytest.Config) -> list[str]:
 def controller(config: pytest.Config) -> Controller:
     if CONTROLLER_KEY not in config.stash:
         servers = config.getoption("--server") or []
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-
-        def progress(line: str) -> None:
-            if reporter is not None:
-                reporter.write_line(line)
-
+        progress = safety.live_writer(config)  # shown as it happens, also without -s
         config.stash[CONTROLLER_KEY] = Controller(
             dagcheck_session(config), servers[0] if len(servers) == 1 else None, config.getoption("--target"),
             _run_phases(config), config.getoption("--apply"), config.getoption("--force"),
@@ -166,6 +167,12 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
             save=config.getoption("--save"),
             replay=config.getoption("--replay"),
         )
+        progress = safety.CollectionProgress(safety.live_writer(config))
+        config.stash[PROGRESS_KEY] = progress
+        config.stash[SESSION_KEY].transcript.listeners.append(progress.call)
+        states = getattr(config.stash[SESSION_KEY].transport, "states", None)
+        if states is not None:
+            states.listeners.append(progress.blind)
     return config.stash[SESSION_KEY]
 
 
@@ -184,6 +191,12 @@ def maintenance_state(config: pytest.Config, server: str, phase: str) -> Mainten
         cache[server.lower()] = state_of(session.collector, session.inventory, server, phase,
                                          config.getoption("--reports-dir"), run_now(config))
     return cache[server.lower()]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    progress = session.config.stash.get(PROGRESS_KEY, None)
+    if progress is not None:
+        progress.finish()
 
 
 def _spec(function: Any) -> CheckSpec | None:
@@ -251,7 +264,9 @@ def item(request: pytest.FixtureRequest, target: Target, transition: Controller)
     if target.phase == "preflight" and (resume := ctl.resuming()) is not None:
         pytest.skip(resume)
     if (blocked := ctl.blocked(target.phase)) is not None:
-        return Uncollectable(blocked)
+        # Reported once, as the transition's refusal or stop (and by the exit status): the checks of a phase
+        # that was never reached are not run, not failed.
+        pytest.skip(f"not run: {blocked}")
     if (dry := ctl.pending_dry_run(target.phase)) is not None:
         pytest.skip(dry)
     if target.error is not None:
@@ -377,13 +392,41 @@ def _details_html(spec: CheckSpec, props: dict[str, str], commands: list[Any], f
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     # The gate: a failed critical check fails the run; failed warnings are reported (as failures, in
-    # the report and JUnit) but leave the exit status 0 unless --strict-warnings.
-    if exitstatus != pytest.ExitCode.TESTS_FAILED or session.config.getoption("--strict-warnings"):
+    # the report and JUnit) but leave the exit status 0 unless --strict-warnings. A server that could not
+    # be checked gives dagcheck's own exit status (safety.EXIT_BLIND), so a scheduler tells a blind run
+    # from an unhealthy DAG.
+    if exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not _runs_checks(session.config):
         return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     failed = reporter.stats.get("failed", []) if reporter is not None else []
-    if failed and all((getattr(r, "dagcheck", None) or {}).get("severity") == "warning" for r in failed):
-        session.exitstatus = pytest.ExitCode.OK
+    dc = session.config.stash.get(SESSION_KEY, None)
+    states = getattr(getattr(dc, "transport", None), "states", None)
+    blind = states.blind() if states is not None else {}
+    ctl = session.config.stash.get(CONTROLLER_KEY, None)
+    stopped = [r for r in (ctl.results.values() if ctl else ()) if not r.ok]
+    verdict = safety.verdict(failed, blind, stopped, session.config.getoption("--strict-warnings"))
+    session.exitstatus = verdict.exit_code
+    session.config.stash[VERDICT_KEY] = verdict
+    if reporter is not None and blind:
+        # One line per blind server at the end, instead of one FAILURES block per check it could not judge.
+        reporter.stats["failed"] = [r for r in failed if r not in verdict.blind_reports]
+        if verdict.blind_reports:
+            reporter.stats["blind"] = list(verdict.blind_reports)
+
+
+
+class _LastLine:
+    """Prints dagcheck's verdict after pytest's own statistics line, so the run's last line says whether
+    the DAG is unhealthy, some server could not be checked, or both (and the exit status)."""
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session):  # type: ignore[no-untyped-def]
+        result = yield
+        verdict = session.config.stash.get(VERDICT_KEY, None)
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if verdict is not None and reporter is not None:
+            reporter.write_line(verdict.line(), bold=True, red=verdict.exit_code != 0, green=verdict.exit_code == 0)
+        return result
 
 
 def _unverified_tls(config: pytest.Config) -> list[str]:
@@ -404,6 +447,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     states = [s for s in config.stash.get(MAINTENANCE_KEY, {}).values() if s is not None]
     for line in [s.describe() for s in states] + list(dict.fromkeys(config.stash.get(NOTES_KEY, []))):
         terminalreporter.write_line(f"dagcheck: {line}", yellow=True)
+    verdict = config.stash.get(VERDICT_KEY, None)
+    for line in (verdict.blind_lines() if verdict is not None else ()):
+        terminalreporter.write_line(line, red=True, bold=True)
     failed = [r for r in terminalreporter.stats.get("failed", []) if getattr(r, "dagcheck", None)]
     warnings = [r for r in failed if r.dagcheck["severity"] == "warning"]
     critical = len(failed) - len(warnings)

@@ -179,20 +179,35 @@ def test_warnings_fail_the_gate_with_strict_warnings(run_checks) -> None:
 
 
 def test_dropped_connection_fails_only_that_servers_checks(run_checks) -> None:
+    """The server is unreachable for the run (one attempt), the others are judged; a blind run exits 8."""
+    from dagcheck.safety import EXIT_BLIND
+
     result = run_checks(lab_data([{"kind": "dropped_connection", "server": "mbx3"}]))
     failed = result.short_failed()
     assert failed and all("mbx3" in name for name in failed), failed
     ran = {n.replace("\\\\", "\\") for n in result.outcomes}
     assert any("[DB01\\mbx1]" in n for n in ran)
     assert all("connection dropped" in m or "connection" in m for m in result.messages.values())
+    assert result.exit_code == EXIT_BLIND
 
 
-def test_rejected_credentials_fail_only_that_servers_checks(run_checks) -> None:
+def test_rejected_credentials_stop_that_account_on_every_server(run_checks, monkeypatch) -> None:
+    """mbx2 rejects the lab's one account: no further logon with it anywhere (a lockout policy counts every
+    failed one), so every server that uses it is blind for the run, with mbx2's one reason; the lab counts
+    exactly one failed logon; nothing else fails; exit 8."""
+    from dagcheck.lab import embedded
+    from dagcheck.safety import EXIT_BLIND
+
+    counts: list[dict[str, int]] = []
+    stop = embedded.EmbeddedLab.stop
+    monkeypatch.setattr(embedded.EmbeddedLab, "stop", lambda self: (counts.append(dict(self.wire.failed_logons)), stop(self)))
     result = run_checks(lab_data([{"kind": "auth_rejected", "server": "mbx2"}]))
-    failed = result.short_failed()
-    assert failed and all("mbx2" in name for name in failed), failed
-    assert all("authentication failed" in m for m in result.messages.values())
-    assert any(o == "passed" and "mbx1" in n for n, o in result.outcomes.items())
+    assert counts == [{"mbx2": 1}]
+    assert result.exit_code == EXIT_BLIND
+    assert result.messages and all("authentication failed for lab\\dagcheck on mbx2" in m
+                                   for m in result.messages.values())
+    assert any("mbx2" in n for n in result.short_failed())
+    assert not any(o == "passed" and "[mbx2" in n for n, o in result.outcomes.items())
 
 
 def test_missing_cmdlet_fails_the_checks_that_read_it(run_checks) -> None:

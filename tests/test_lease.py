@@ -31,8 +31,9 @@ RUN_TIMEOUT = 120
 class LabProcess:
     """One `python -m dagcheck.lab serve --state` process; restart() keeps the state file."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, source: Path = ROOT / "inventory/lab.yml") -> None:
         self.folder = folder
+        self.source = source  # the inventory the lab builds its organisation (and faults) from
         self.state = folder / "lab.json"
         self.inventory = folder / "inventory.yml"
         self.proc: subprocess.Popen | None = None
@@ -40,7 +41,7 @@ class LabProcess:
     def start(self) -> LabProcess:
         self.inventory.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(ROOT / "inventory/lab.yml"),
+            [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(self.source),
              "--state", str(self.state), "--write-inventory", str(self.inventory)],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert self.proc.stdout is not None
@@ -131,7 +132,7 @@ def test_two_operators_race_never_two_members_in_maintenance(lab) -> None:
         winner = next(iter(busy))
         winners[winner] = winners.get(winner, 0) + 1
         loser_out = out_b if winner == "mbx1" else out_a
-        assert (rc_a == 0) != (rc_b == 0), (rep, rc_a, rc_b)
+        assert sorted((rc_a, rc_b)) == [0, 1], (rep, rc_a, rc_b)  # the loser's refusal is exit 1
         assert "mbx1" in loser_out and "mbx3" in loser_out and "since" in loser_out, loser_out[-2000:]
     print(f"{reps} repetitions, winners: {winners}")
 
@@ -146,7 +147,7 @@ def test_two_runs_on_the_same_server_one_refuses(lab) -> None:
     # A second host (another reports folder) after the first has claimed: refused by the claim's timestamp.
     rc, out = finish(lab.dagcheck("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply",
                                   reports="other-host"))
-    assert rc != 0 and "already being entered into maintenance by another run since" in out, out[-2000:]
+    assert rc == 1 and "already being entered into maintenance by another run since" in out, out[-2000:]
     assert "--phase postflight --server mbx1 --apply" in out
 
 

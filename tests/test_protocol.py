@@ -68,7 +68,7 @@ def _transport(lab, password: str | None = None) -> PsrpTransport:
 
 def test_wrong_credentials_fail_clearly_through_the_transport(lab) -> None:
     transport = _transport(lab, password="nope")
-    with pytest.raises(ConnectionFailed, match="authentication failed: Failed to authenticate the user"):
+    with pytest.raises(ConnectionFailed, match=r"authentication failed for lab\\dagcheck on mbx1: Failed to authenticate"):
         transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
 
 

@@ -173,6 +173,9 @@ class LabServer:
         self.max_envelope_kb = max_envelope_kb
         self.latency = latency or LabLatency()  # spent on the request's or pipeline's own thread, no lock held
         self._down: set[str] = set()
+        # Failed logons per server, as a domain controller's badPwdCount would see them (a request that
+        # presented credentials and was refused); tests prove dagcheck stops at one per account.
+        self.failed_logons: dict[str, int] = {}
         self._stopped = False
         self._state_lock = threading.Lock()
 
@@ -349,6 +352,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if not self._ntlm_authorized():
                 return
         elif not self._authorized():
+            if self.headers.get("Authorization"):
+                with lab._state_lock:
+                    name = self.server.sim_server
+                    lab.failed_logons[name] = lab.failed_logons.get(name, 0) + 1
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="WSMan"')
             self.send_header("Content-Length", "0")
@@ -471,6 +478,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._challenge(out)
             return False
         if self.server.lab.org.faults_matching("auth_rejected", self.server.sim_server):
+            lab = self.server.lab
+            with lab._state_lock:
+                lab.failed_logons[self.server.sim_server] = lab.failed_logons.get(self.server.sim_server, 0) + 1
             self._challenge(None)
             return False
         self._ntlm_user = self._ntlm.client_principal or "authenticated"
@@ -573,7 +583,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     shell.cond.notify_all()
             return TRANSFER + "DeleteResponse", []
         if isinstance(shell, CmdShell) and action in (ACTION + "Command", ACTION + "Receive", ACTION + "Signal", ACTION + "Send"):
-            return self._cmd_action(shell, action, body)
+            return self._cmd_action(shell, action, body, _duration(_text(envelope, "s:Header/wsman:OperationTimeout")))
         if isinstance(shell, CmdShell):
             raise WSManFault(2150858770, "wsa:ActionNotSupported", f"The action {action} is not supported by the service.")
         if action == ACTION + "Command":
@@ -669,7 +679,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             ET.SubElement(resp, f"{{{NS['wsman']}}}EndOfSequence")
         return ENUMERATION + "EnumerateResponse", [resp]
 
-    def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
+    def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None,
+                    timeout: float = 0.0) -> tuple[str, list[ET.Element]]:
         if action == ACTION + "Send":  # the lab's commands read no input
             return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
         if action == ACTION + "Command":
@@ -680,7 +691,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             words = [_text(line, "rsp:Command") or ""] + [a.text or "" for a in line.findall("rsp:Arguments", NS)]
             if (spend := self.server.lab.latency_for("winrs")) > 0:
                 time.sleep(spend)  # this request's own thread; other requests go on
-            shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, " ".join(w for w in words if w))
+            command_line = " ".join(w for w in words if w)
+            shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, command_line)
+            # slow_cmdlet naming the program (cmdlet: sc): its result shows only after `seconds` (a hung sc.exe)
+            delay = cmdlets.slow_seconds(self.server.lab.org, shell.server_name, winrs.program(command_line))
+            if delay:
+                shell.ready_at[command_id] = time.monotonic() + delay
             resp = ET.Element(f"{{{NS['rsp']}}}CommandResponse")
             ET.SubElement(resp, f"{{{NS['rsp']}}}CommandId").text = command_id
             return ACTION + "CommandResponse", [resp]
@@ -690,11 +706,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if command_id and command_id not in shell.results:
                 raise wf.command_not_found()
             shell.results.pop(command_id, None)
+            shell.ready_at.pop(command_id, None)
             return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
         command_id = (desired.get("CommandId") or "").upper() if desired is not None else ""
         if command_id not in shell.results:
             raise wf.command_not_found()
+        if (left := shell.ready_at.get(command_id, 0.0) - time.monotonic()) > 0:
+            # Still running: held for the request's OperationTimeout, then w:TimedOut (no output yet), as Windows
+            # answers a Receive on a command that has not finished (guessed: no partial stdout for sc.exe).
+            wait = min(timeout, MAX_TIMEOUT) if timeout else self.server.lab.receive_wait
+            time.sleep(min(left, wait))
+            if shell.ready_at.get(command_id, 0.0) > time.monotonic():
+                raise wf.timed_out()
+            if command_id not in shell.results:  # terminated while held
+                raise wf.command_not_found()
         rc, out, err = shell.results[command_id]
         resp = ET.Element(f"{{{NS['rsp']}}}ReceiveResponse")
         for name, data in (("stdout", out), ("stderr", err)):

@@ -68,6 +68,7 @@ class CmdShell:
     path: str = WSMAN_PATH
     resource: str = ""
     results: dict[str, tuple[int, str, str]] = field(default_factory=dict)
+    ready_at: dict[str, float] = field(default_factory=dict)  # a slow command's result shows from then on
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
 

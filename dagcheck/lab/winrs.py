@@ -19,6 +19,18 @@ SC_STATES = {"Running": "4  RUNNING", "Stopped": "1  STOPPED", "StartPending": "
              "StopPending": "3  STOP_PENDING"}
 
 
+def program(command_line: str) -> str:
+    """The program a command line runs (sc, reg, fsutil; cmd /c unwrapped), lower case, without .exe: the
+    name a slow_cmdlet fault gives to make that command slow."""
+    try:
+        words = [w.strip('"') for w in shlex.split(command_line, posix=False)]
+    except ValueError:
+        return ""
+    while len(words) > 1 and words[0].lower() in ("cmd", "cmd.exe") and words[1].lower() == "/c":
+        words = words[2:]
+    return words[0].lower().removesuffix(".exe") if words else ""
+
+
 def run(org: Organization, server_name: str, command_line: str) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of one command line, as cmd.exe on the server would give them."""
     try:

@@ -3,11 +3,18 @@ each (enter before the maintenance checks, exit before the post-maintenance chec
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import pytest
 
 from dagcheck.context import DagView
 from dagcheck.errors import RemoteError
+from dagcheck.maintenance import lease
 from dagcheck.maintenance.interlocks import Refusal
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
@@ -80,13 +87,17 @@ class Controller:
         if direction is None or direction in self.results:
             return
         assert self.server is not None
+        if direction == "exit" and "enter" in self.results and not self.results["enter"].ok:
+            return  # a cycle whose entry was refused or stopped: leaving is the operator's call (blocked says how)
         view = DagView(self.server, self.session.inventory, self.session.collector, "preflight", self.target)
         target = self.target or (view.target() if direction == "enter" else None)
+        stop = SafeStop(self.progress)
         transition = Transition(
-            direction, self.server, target, Live(self.session.transport, self.session.inventory.expectations),
+            direction, self.server, target,
+            Live(self.session.transport, self.session.inventory.expectations, progress=self.progress),
             self.session.inventory, Journal.for_server(self.reports_dir, self.server), apply=self.apply,
             force=self.force, gate_failures=self.gate_failures if direction == "enter" and not self.resuming() else [],
-            progress=self.progress)
+            progress=self.progress, stop_requested=stop.requested)
         self.signs_before.setdefault(direction, self._signs())
         lock = RunLock.beside(transition.ctx.journal.path)
         try:
@@ -96,7 +107,19 @@ class Controller:
             if (damaged := transition.ctx.journal.set_aside_if_damaged(self.server, move=self.apply)) is not None:
                 self.progress(f"{self.server}: {damaged}")
                 transition.ctx.notes.append(damaged)
-            self.results[direction] = transition.run()
+            with stop:
+                try:
+                    self.results[direction] = result = transition.run()
+                except KeyboardInterrupt:  # a second Ctrl-C: stopped in the middle of a command
+                    transition.ctx.journal.append(event="interrupted", direction=direction,
+                                                  where="in the middle of a command (second Ctrl-C)",
+                                                  last_step_done=transition.last_step)
+                    result = TransitionResult(direction, self.server.lower(), target, self.apply, interrupted=True,
+                                              error="interrupted (Ctrl-C) in the middle of a command")
+                    self.results[direction] = result
+            if result.interrupted:
+                lock.release()
+                pytest.exit(self._interrupted_line(direction, transition.last_step), returncode=pytest.ExitCode.INTERRUPTED)
         except LockBusy as exc:
             self.progress(f"{self.server}: REFUSED: {exc}")
             self.results[direction] = TransitionResult(direction, self.server.lower(), target, self.apply,
@@ -105,10 +128,29 @@ class Controller:
             lock.release()
         self.session.collector.invalidate(phase)
 
+    def _interrupted_line(self, direction: str, last_step: str | None) -> str:
+        """Where an interrupted transition stands and what to run next, in one line."""
+        assert self.server is not None
+        s = self.server
+        where = f"after '{last_step}'" if last_step else "before its first change" if direction == "enter" else "early"
+        if not self.apply:
+            return f"Interrupted: the {direction} plan for {s} was not finished; nothing was changed"
+        if direction == "enter":
+            return (f"Interrupted: entering maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
+                    f"maintenance --server {s} --apply; roll back: pytest --phase postflight --server {s} --apply")
+        return (f"Interrupted: leaving maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
+                f"postflight --server {s} --apply")
+
     def blocked(self, phase: str) -> str | None:
         """Why this phase's checks cannot be run on a transition that was refused or failed."""
         direction = self.due(phase)
         result = self.results.get(direction or "")
+        entered = self.results.get("enter")
+        if direction == "exit" and result is None and entered is not None and not entered.ok:
+            assert self.server is not None
+            return (f"entering maintenance did not complete, so leaving it was not attempted: "
+                    f"{refuse_message(entered) if entered.refusals else entered.error}; "
+                    f"{lease.how_to_clear(self.server)}")
         if result is None:
             return None
         if result.refusals:
@@ -130,3 +172,67 @@ class Controller:
             return None
         return (f"dry-run: the {direction} transition was planned ({len(result.commands)} command(s)) but not "
                 "applied; re-run with --apply to perform it")
+
+
+class SafeStop:
+    """While a transition runs, the first Ctrl-C asks it to stop at the next safe point (between commands,
+    between polls) instead of in the middle of a change; a second Ctrl-C interrupts at once. Only the main
+    thread can take SIGINT; elsewhere this does nothing.
+
+    The handler runs on the main thread between two bytecodes, possibly while that thread is inside a
+    progress write or a journal append holding their (non-reentrant) locks, or half-way through a
+    buffered write to the terminal. So it does no I/O and takes no lock: it only sets a flag (or raises,
+    the second time, as Python's own handler does). The line saying that the stop was heard is written by
+    a small watcher thread, or at the next safe point, whichever comes first."""
+
+    NOTICE = "Ctrl-C: stopping at the next safe point (after the current command); Ctrl-C again stops at once"
+    POLL = 0.1  # seconds between the watcher's looks at the flag
+
+    def __init__(self, progress: Callable[[str], None]) -> None:
+        self.progress = progress
+        self._asked = False  # written only by the signal handler (a plain store: no lock, no I/O)
+        self._told = False
+        self._told_lock = threading.Lock()  # never taken by the handler
+        self._previous: Any = None
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def requested(self) -> bool:
+        """Polled by the transition at its safe points (main thread, outside the handler)."""
+        if self._asked:
+            self._announce()
+        return self._asked
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._asked:
+            raise KeyboardInterrupt
+        self._asked = True
+
+    def _announce(self) -> None:
+        with self._told_lock:
+            if self._told:
+                return
+            self._told = True
+        self.progress(self.NOTICE)
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.POLL):
+            if self._asked:
+                self._announce()
+                return
+
+    def __enter__(self) -> SafeStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._watcher = threading.Thread(target=self._watch, name="dagcheck-safe-stop", daemon=True)
+            self._watcher.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        self._closed.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=1.0)
+            self._watcher = None

@@ -1,26 +1,42 @@
 """Fresh reads for transitions: every call goes to the server (a transition waits for state to change,
-so it must not read the memoized snapshots the checks use)."""
+so it must not read the memoized snapshots the checks use).
+
+Every call is bounded by the transport (one operation timeout for a read, a few for a change) and,
+with a progress callback, shown while it waits: a stalled Get-Queue says so every few seconds instead
+of holding the run silently.
+"""
 
 from __future__ import annotations
 
 import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from dagcheck.collect import Snapshot, SourceFailed
+from dagcheck.collect import Snapshot, SourceFailed, describe
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import Command, Endpoint, Transport
 
+SHOW_AFTER = 3.0  # seconds before a call in flight is first shown
+SHOW_EVERY = 10.0
+
 
 class Live:
-    def __init__(self, transport: Transport, expectations: Expectations) -> None:
+    def __init__(self, transport: Transport, expectations: Expectations,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.transport = transport
         self.expectations = expectations
+        self.progress = progress
         self._counter = itertools.count()
 
     def read(self, server: str, source: str) -> tuple[Any, ...]:
         """A fresh read; a failure raises the RemoteError itself (server, cmdlet, reason)."""
         try:
-            return Snapshot(server, f"live-{next(self._counter)}", self.transport, self.expectations).get(source)
+            label = "; ".join(describe(source, server, self.expectations))
+            with self._watch(server, label, is_read=True):
+                return Snapshot(server, f"live-{next(self._counter)}", self.transport, self.expectations).get(source)
         except SourceFailed as exc:
             raise exc.error from None
 
@@ -28,4 +44,40 @@ class Live:
         return self.read(server, source)[0]
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
-        return self.transport.run(server, endpoint, command)
+        with self._watch(server, command.render(), is_read=command.is_read):
+            return self.transport.run(server, endpoint, command)
+
+    def _bound(self, server: str, is_read: bool) -> float | None:
+        """The transport's own bound for the call (PsrpTransport), for the progress line."""
+        known = getattr(self.transport, "servers", None)
+        settings = getattr(known.get(server.lower()), "connection", None) if isinstance(known, dict) else None
+        if settings is None:
+            return None
+        from dagcheck.remote.psrp import CHANGE_TIMEOUT_FACTOR
+
+        return float(settings.operation_timeout * (1 if is_read else CHANGE_TIMEOUT_FACTOR))
+
+    @contextmanager
+    def _watch(self, server: str, what: str, is_read: bool) -> Iterator[None]:
+        if self.progress is None:
+            yield
+            return
+        progress = self.progress
+        bound = self._bound(server, is_read)
+        started = time.monotonic()
+        done = threading.Event()
+
+        def tick() -> None:
+            wait = SHOW_AFTER
+            while not done.wait(wait):
+                elapsed = time.monotonic() - started
+                left = f", gives up in {max(0.0, bound - elapsed):.0f} s" if bound else ""
+                progress(f"  still waiting for {server}: {what} ({elapsed:.0f} s{left})")
+                wait = SHOW_EVERY
+
+        ticker = threading.Thread(target=tick, name="dagcheck-live-watch", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            done.set()

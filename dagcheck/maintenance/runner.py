@@ -27,6 +27,10 @@ class TransitionFailed(Exception):
     """A step's command failed or its wait gave up; the journal says how far the transition got."""
 
 
+class TransitionInterrupted(Exception):
+    """The operator asked to stop (Ctrl-C): raised at the next safe point, between commands or polls."""
+
+
 @dataclass
 class StepRecord:
     name: str
@@ -49,6 +53,7 @@ class TransitionResult:
     resumed_from: str | None = None
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    interrupted: bool = False  # stopped by the operator (Ctrl-C) at a safe point
 
     @property
     def commands(self) -> list[str]:
@@ -63,7 +68,8 @@ class Transition:
     def __init__(self, direction: str, server: str, target: str | None, live: Live, inventory: Inventory,
                  journal: Journal, apply: bool, force: bool = False, gate_failures: list[str] | None = None,
                  progress: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 after_step: Callable[[str], None] | None = None) -> None:
+                 after_step: Callable[[str], None] | None = None,
+                 stop_requested: Callable[[], bool] | None = None) -> None:
         if direction not in ("enter", "exit"):
             raise ValueError(direction)
         self.direction = direction
@@ -74,6 +80,8 @@ class Transition:
         self.progress = progress or (lambda line: None)
         self.sleep = sleep
         self.after_step = after_step  # test hook: may raise to simulate an interruption after a step
+        self.stop_requested = stop_requested or (lambda: False)  # Ctrl-C seen: stop at the next safe point
+        self.last_step: str | None = None  # the last step journaled as done (where an interruption stands)
         monitoring_off = inventory.expectations.monitoring_inactive_in_maintenance
         self.steps: list[Step] = enter_steps(monitoring_off) if direction == "enter" else exit_steps(monitoring_off)
 
@@ -122,6 +130,8 @@ class Transition:
         ctx.journal.append(event="transition_started", direction=self.direction, target=ctx.target,
                            plan=result.commands, forced=[r.reason for r in result.forced])
         for (step, actions, done), record in zip(plan, result.steps, strict=True):
+            if self.stop_requested():
+                return self._interrupted(result, f"before '{step.title}'")
             if done:
                 ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="already done")
                 if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=False)):
@@ -134,6 +144,10 @@ class Transition:
             try:
                 self._execute(step, actions)
                 record.outcome = "done"
+            except TransitionInterrupted:
+                record.outcome, record.detail = "interrupted", "stopped at a safe point (Ctrl-C)"
+                record.duration = time.monotonic() - started
+                return self._interrupted(result, f"during '{step.title}' (its commands so far ran; its wait did not finish)")
             except (RemoteError, TransitionFailed) as exc:
                 record.outcome, record.detail = "failed", str(exc)
                 result.error = f"step '{step.title}' failed: {exc}"
@@ -145,6 +159,7 @@ class Transition:
             ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
                                commands=record.commands, seconds=round(record.duration, 3),
                                before=before, after=state_summary(ctx))
+            self.last_step = step.title
             if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=True)):
                 record.outcome = "undone"
                 result.refusals = [refusal]
@@ -153,6 +168,14 @@ class Transition:
                 self.after_step(step.name)
             _test_kill_after(step.name)
         ctx.journal.append(event="transition_completed", direction=self.direction)
+        return result
+
+    def _interrupted(self, result: TransitionResult, where: str) -> TransitionResult:
+        """Ctrl-C at a safe point: journaled (the next run resumes or rolls back from Exchange's state)."""
+        ctx = self.ctx
+        result.error = f"interrupted (Ctrl-C) {where}"
+        result.interrupted = True
+        ctx.journal.append(event="interrupted", direction=self.direction, where=where, last_step_done=self.last_step)
         return result
 
     # ---- the DAG-wide lease (dagcheck/maintenance/lease.py) ------------------------------------
@@ -209,6 +232,8 @@ class Transition:
             step.effect(ctx)
         unknown: OutcomeUnknown | None = None
         for action in actions:
+            if self.stop_requested():
+                raise TransitionInterrupted()
             before = action.render()
             try:
                 ctx.live.run(action.server, action.endpoint, action.command)
@@ -260,6 +285,8 @@ class Transition:
                 if not wait.required:
                     return
                 raise TransitionFailed(f"timed out waiting for {wait.what} (still {value})")
+            if self.stop_requested():
+                raise TransitionInterrupted()
             self.sleep(settings.poll_interval)
 
 

@@ -85,6 +85,7 @@ class Transcript:
     """Every invocation of the run, in order; thread-safe because collection runs in parallel."""
 
     invocations: list[Invocation] = field(default_factory=list)
+    listeners: list[Any] = field(default_factory=list, repr=False)  # called with each finished Invocation
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # (server, rendered command) -> its invocations: the report asks per check item, which must not
     # scan the whole run's transcript each time (quadratic at hundreds of servers).
@@ -110,6 +111,8 @@ class Transcript:
             inv.outcome = "ok"
         finally:
             inv.duration = time.perf_counter() - start
+            for listener in list(self.listeners):
+                listener(inv)
 
     def for_server(self, server: str) -> list[Invocation]:
         with self._lock:
@@ -139,3 +142,66 @@ class Transport(Protocol):
     def run_cmd(self, server: str, command_line: str) -> CmdResult: ...
 
     def close(self) -> None: ...
+
+
+# ---- per-run server states: fail fast, never lock an account out --------------------------------
+
+BLIND_KINDS = ("unreachable", "authentication", "throttled")
+
+
+@dataclass(frozen=True)
+class Blind:
+    """Why a server could not be checked in this run: unreachable (refused, dropped at connect, hung),
+    authentication (its credentials were rejected, here or on another server), throttled (a budget
+    that never freed). The reason is the one every affected check fails with."""
+
+    server: str
+    kind: str
+    what: str  # the cmdlet or command line that found out
+    reason: str
+
+
+@dataclass
+class ServerStates:
+    """What the transport learnt about servers during this run, shared by every thread.
+
+    unreachable and authentication are sticky: the first connect failure or timeout, or the first
+    rejected logon, ends all contact with that server (or, for credentials, with every server that uses
+    them) for the rest of the run, so a hung server costs one timeout and a wrong password one failed
+    logon, not one per source. throttled is only remembered (for the exit code): the server answered."""
+
+    _sticky: dict[str, Blind] = field(default_factory=dict)
+    _bad_accounts: dict[Any, Blind] = field(default_factory=dict)
+    _seen: dict[str, Blind] = field(default_factory=dict)
+    listeners: list[Any] = field(default_factory=list)  # called with each Blind the first time it is noted
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def mark(self, blind: Blind, account: Any = None, sticky: bool = True) -> Blind:
+        """Note a server as blind; the first reason wins. account: the credentials key to mark bad."""
+        with self._lock:
+            first = blind.server.lower() not in self._seen
+            if sticky:
+                blind = self._sticky.setdefault(blind.server.lower(), blind)
+            if account is not None:
+                self._bad_accounts.setdefault(account, blind)
+            self._seen.setdefault(blind.server.lower(), blind)
+        if first:
+            for listener in list(self.listeners):
+                listener(blind)
+        return blind
+
+    def refusal(self, server: str, account: Any = None) -> Blind | None:
+        """The sticky reason not to contact this server (or to use this account) again, if any."""
+        with self._lock:
+            found = self._sticky.get(server.lower())
+            if found is None and account is not None:
+                found = self._bad_accounts.get(account)
+        if found is not None and found.server.lower() != server.lower():
+            # Another server rejected these credentials: this one is blind for that same reason.
+            self.mark(Blind(server, found.kind, found.what, found.reason), sticky=True)
+        return found
+
+    def blind(self) -> dict[str, Blind]:
+        """Every server that could not be (fully) checked, by lower-case name."""
+        with self._lock:
+            return dict(self._seen)

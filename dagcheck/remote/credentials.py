@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import ConnectionSettings
@@ -20,6 +21,41 @@ class Credentials:
 
     def __repr__(self) -> str:  # never print a secret, not even in a traceback
         return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+
+
+def account_key(settings: ConnectionSettings, creds: Credentials) -> tuple[object, ...]:
+    """Which account a logon uses: servers that share it share its fate (one rejection is enough to stop
+    using it anywhere). Kept in memory only; the password is part of it so that two passwords for one
+    name (different environment variables) stay apart."""
+    return (settings.auth, (creds.username or "").lower(), creds.password, creds.certificate_pem)
+
+
+@dataclass
+class CredentialCache:
+    """One resolution, and so at most one password prompt, per distinct account per run, however many
+    servers, endpoints and threads ask. Lives in memory for the run; never written anywhere."""
+
+    prompt: bool = True
+    _resolved: dict[tuple[object, ...], Credentials] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @staticmethod
+    def _key(settings: ConnectionSettings) -> tuple[object, ...]:
+        user = os.environ.get(settings.username_env) if settings.username_env else None
+        return (settings.auth, settings.username_env, user, settings.password_env, settings.certificate_pem_env,
+                settings.certificate_key_pem_env)
+
+    def resolve(self, server: str, settings: ConnectionSettings) -> Credentials:
+        key = self._key(settings)
+        with self._lock:  # held across the prompt: a second thread for the same account waits for the first
+            if key not in self._resolved:
+                self._resolved[key] = resolve(server, settings, self.prompt)
+            return self._resolved[key]
+
+    def peek(self, settings: ConnectionSettings) -> Credentials | None:
+        """The credentials already resolved for these settings, without resolving (never prompts)."""
+        with self._lock:
+            return self._resolved.get(self._key(settings))
 
 
 def resolve(server: str, settings: ConnectionSettings, prompt: bool = True) -> Credentials:
@@ -37,7 +73,8 @@ def resolve(server: str, settings: ConnectionSettings, prompt: bool = True) -> C
     username = os.environ.get(settings.username_env or "") if settings.username_env else None
     password = os.environ.get(settings.password_env or "") if settings.password_env else None
     if username and password is None and prompt and sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {username} ({server}): ")
+        password = getpass.getpass(f"Password for {username} (asked once per run, for {server} and every server "
+                                   "with this account): ")
     if settings.auth in ("basic", "ntlm") and (not username or password is None):
         raise ConnectionFailed(
             server, "connect",

@@ -13,24 +13,27 @@ import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+from pypsrp.complex_objects import PSInvocationState
 from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
-from pypsrp.shell import Process, SignalCode, WinRS
-from pypsrp.wsman import WSMan
+from pypsrp.shell import CommandState, Process, SignalCode, WinRS
+from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
+from pypsrp.wsman import WSMan, WSManAction
 from spnego.exceptions import SpnegoError
 
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
-from dagcheck.remote.credentials import Credentials, resolve
+from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
+from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
 _T = TypeVar("_T")
 MAX_RETRY_AFTER = 60.0
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
+# A change may legitimately run longer than one long poll (Move-ActiveMailboxDatabase of a large database
+# takes minutes): it is bounded by this many operation timeouts. guessed: 4 (240 s at the default 60 s).
+CHANGE_TIMEOUT_FACTOR = 4
 
 
 @dataclass
@@ -95,6 +101,12 @@ class PsrpTransport:
         # --save: called with the CLIXML of each command's output objects as the server sent them
         self.raw_sink: Callable[[str, Command, list[str]], None] | None = None
         self._lanes: dict[str, threading.BoundedSemaphore] = {}  # concurrent calls per server (see lanes())
+        # Per-run server states (remote.base.ServerStates): unreachable and rejected-credential servers are
+        # not contacted again; one prompt per account (CredentialCache).
+        self.states = ServerStates()
+        self._proven: set[object] = set()  # accounts that have logged on once this run
+        self._logon_locks: dict[object, threading.Lock] = {}
+        self._credential_cache = CredentialCache()
 
     # ---- connections ----------------------------------------------------------------------
 
@@ -113,7 +125,7 @@ class PsrpTransport:
         settings = server.connection
         uri = server.exchange_uri() if endpoint is Endpoint.EXCHANGE else server.windows_uri()
         parts = urlsplit(uri)
-        creds = self._credentials.get(server.name.lower()) or resolve(server.name, settings)
+        creds = self._creds(server)
         ssl = parts.scheme == "https"
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
@@ -140,8 +152,67 @@ class PsrpTransport:
             negotiate_service="HTTP",
             negotiate_hostname_override=host,
         ), settings.max_response_mb)  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
+        _receive_once(wsman)
         with self._lock:
             return self._connections.setdefault(key, wsman)
+
+    def _creds(self, server: Server) -> Credentials:
+        return self._credentials.get(server.name.lower()) or self._credential_cache.resolve(server.name, server.connection)
+
+    def _account(self, server: Server) -> object | None:
+        """The account key of a server's logons, or None while its credentials are not resolved yet (a
+        resolution is never triggered here: that could prompt)."""
+        creds = self._credentials.get(server.name.lower()) or self._credential_cache.peek(server.connection)
+        return account_key(server.connection, creds) if creds is not None else None
+
+    @contextmanager
+    def _first_logon(self, server: Server) -> Iterator[None]:
+        """Until an account has logged on once, its logons go one at a time (across servers and threads), so
+        that a wrong password is rejected once, not once per server opened in parallel. Once one logon has
+        succeeded the account is proven and opens run in parallel again. Kerberos has no password to get
+        wrong here: not serialised. The cost of a hung first server: the others wait for its one timeout."""
+        if server.connection.auth == "kerberos":
+            yield
+            return
+        account = account_key(server.connection, self._creds(server))
+        with self._lock:
+            if account in self._proven:
+                lock = None
+            else:
+                lock = self._logon_locks.setdefault(account, threading.Lock())
+        if lock is None:
+            yield
+            return
+        with lock:
+            with self._lock:
+                proven = account in self._proven
+            if not proven:
+                self._refuse_if_blind(server, "connect")  # rejected while this one waited: not tried again
+            yield
+            with self._lock:
+                self._proven.add(account)
+
+    def _refuse_if_blind(self, server: Server, what: str) -> None:
+        """Once a server is unreachable, or its credentials were rejected (here or elsewhere), nothing more is
+        sent to it this run: every later call fails at once with the one reason."""
+        blind = self.states.refusal(server.name, self._account(server))
+        if blind is not None:
+            raise ConnectionFailed(server.name, blind.what, blind.reason)
+
+    def _unreachable(self, server: Server, what: str, reason: str) -> ConnectionFailed:
+        blind = self.states.mark(Blind(server.name, "unreachable", what,
+                                       f"{reason}; {server.name} is treated as unreachable for the rest of this run "
+                                       "(nothing more is sent to it)"))
+        return ConnectionFailed(server.name, blind.what, blind.reason)
+
+    def _rejected(self, server: Server, what: str, detail: str) -> ConnectionFailed:
+        creds = self._creds(server)
+        who = creds.username or "the Kerberos/certificate identity"
+        blind = self.states.mark(Blind(server.name, "authentication", what,
+                                       f"authentication failed for {who} on {server.name}: {detail}; these credentials "
+                                       "are not used again this run, on any server (a lockout policy counts every "
+                                       "failed logon)"), account=account_key(server.connection, creds))
+        return ConnectionFailed(server.name, blind.what, blind.reason)
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
@@ -162,11 +233,13 @@ class PsrpTransport:
         if existing is not None:
             return existing
         with self._opening(server):
+            self._refuse_if_blind(server, "connect")  # another thread may have found it hung meanwhile
             with self._lock:
                 if key in self._pools:
                     return self._pools[key]
             self._make_room(server, key)
-            opened = self._open(server, endpoint)
+            with self._first_logon(server):
+                opened = self._open(server, endpoint)
             with self._lock:
                 self._pools[key] = opened
                 return opened
@@ -241,6 +314,7 @@ class PsrpTransport:
 
     def run(self, server_name: str, endpoint: Endpoint, command: Command) -> list[Any]:
         server = self._server(server_name)
+        self._refuse_if_blind(server, command.cmdlet)
         with self._lane(server), self.transcript.record(server.name, endpoint, command) as inv:
             result = self._with_retries(server, command.cmdlet, command.is_read,
                                         lambda: self._run_once(server, endpoint, command))
@@ -257,6 +331,7 @@ class PsrpTransport:
                 return attempt()
             except Throttled as exc:
                 if throttled >= self.throttle_retries:
+                    self.states.mark(Blind(server.name, "throttled", what, exc.reason), sticky=False)
                     raise
                 # Exchange's user load quota says how long the next request will be refused: wait that
                 # long at least (capped), else back off exponentially.
@@ -272,6 +347,7 @@ class PsrpTransport:
                 log.info("%s: %s; reopening and retrying %s once", server.name, lost.reason, what)
                 if lost.connection:
                     time.sleep(self.reconnect_delay)
+                self._refuse_if_blind(server, what)
 
     def _run_once(self, server: Server, endpoint: Endpoint, command: Command) -> list[Any]:
         with self._lock:
@@ -290,17 +366,19 @@ class PsrpTransport:
             with entry.send:
                 ps.begin_invoke()
             sent = True
-            output = ps.end_invoke()  # pipelines of one pool wait for their output side by side
+            output = self._end_invoke(server, ps, command)  # pipelines of one pool wait side by side
         except AuthenticationError as exc:
             self._discard(server, endpoint)
-            raise ConnectionFailed(server.name, command.cmdlet, f"authentication failed: {exc}") from None
+            raise self._rejected(server, command.cmdlet, str(exc)) from None
         except SpnegoError as exc:  # the client side of Kerberos/NTLM failed: no ticket, no SPN, ...
             self._discard(server, endpoint)
             raise ConnectionFailed(server.name, command.cmdlet, _negotiate_reason(server, exc)) from None
         except WinRMTransportError as exc:
             self._discard(server, endpoint)
-            reason = "access denied (HTTP 401): check the user name and password" if exc.code == 401 else str(exc)
-            raise ConnectionFailed(server.name, command.cmdlet, reason) from None
+            if exc.code == 401:
+                raise self._rejected(server, command.cmdlet, "access denied (HTTP 401): check the user name and "
+                                     "password") from None
+            raise ConnectionFailed(server.name, command.cmdlet, str(exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
         except (ResponseRefused, *PARSE_ERRORS) as exc:
@@ -311,7 +389,7 @@ class PsrpTransport:
             if established and not timed_out:  # the server was there a moment ago: a restart, a reset
                 # Dropped with the Command on its way: the server may have started it before it went.
                 raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise ConnectionFailed(server.name, command.cmdlet, _connection_reason(exc)) from None
+            raise self._unreachable(server, command.cmdlet, _connection_reason(exc)) from None
         finally:
             if entry is not None:
                 with self._lock:
@@ -346,6 +424,31 @@ class PsrpTransport:
                     entry.active += 1
                     return entry
 
+    def _end_invoke(self, server: Server, ps: PowerShell, command: Command) -> list[Any]:
+        """pypsrp's end_invoke with a deadline: Receive long-polls for the operation timeout and pypsrp
+        would poll again forever (a stalled Get-Queue held a run for minutes). A read gets one operation
+        timeout, a change CHANGE_TIMEOUT_FACTOR of them; then the pipeline is stopped. A read that
+        overran marks the server hung (unreachable) for the run; a change that overran may have run
+        (OutcomeUnknown: the caller re-verifies by reading)."""
+        op = max(1, int(server.connection.operation_timeout))
+        bound = op if command.is_read else op * CHANGE_TIMEOUT_FACTOR
+        deadline = time.monotonic() + bound
+        while ps.state == PSInvocationState.RUNNING:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    ps.stop()
+                except Exception as exc:  # stopping is best effort: the verdict is made
+                    log.debug("stopping %s on %s failed: %s", command.cmdlet, server.name, exc)
+                what = "connection.operation_timeout" + ("" if command.is_read else f" x {CHANGE_TIMEOUT_FACTOR} for a change")
+                reason = f"timed out: no answer to {command.cmdlet} within {bound} s ({what}); the pipeline was stopped"
+                if not command.is_read:
+                    raise OutcomeUnknown(server.name, command.cmdlet, f"{reason}; it may or may not have run: verify "
+                                         "by reading before doing anything else")
+                raise self._unreachable(server, command.cmdlet, reason)
+            ps.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
+        return ps.output
+
     def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
         """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
         code = int(exc.code) if str(exc.code or "").isdigit() else 0
@@ -373,7 +476,8 @@ class PsrpTransport:
             self._make_room(server, key)
             shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
             try:
-                shell.open()
+                with self._first_logon(server):
+                    shell.open()
             except BaseException:
                 _close_quietly(shell)
                 raise
@@ -384,6 +488,7 @@ class PsrpTransport:
         """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint. The host
         checks' command lines only read (reg query, sc query, fsutil volume diskfree)."""
         server = self._server(server_name)
+        self._refuse_if_blind(server, command_line)
         command = Command(command_line)
         with self._lane(server), self.transcript.record(server.name, Endpoint.WINRS, command) as inv:
             result = self._with_retries(server, command_line, True, lambda: self._run_cmd_once(server, command_line))
@@ -401,14 +506,20 @@ class PsrpTransport:
                 process = Process(shell, command_line)
                 process.begin_invoke()
                 sent = True
-                process.end_invoke()
+                self._end_process(server, process, command_line)
                 process.signal(SignalCode.TERMINATE)
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)
-            raise ConnectionFailed(server.name, command_line, f"authentication failed: {exc}") from None
+            raise self._rejected(server, command_line, str(exc)) from None
         except SpnegoError as exc:
             self._discard(server, Endpoint.WINDOWS)
             raise ConnectionFailed(server.name, command_line, _negotiate_reason(server, exc)) from None
+        except WinRMTransportError as exc:
+            self._discard(server, Endpoint.WINDOWS)
+            if exc.code == 401:
+                raise self._rejected(server, command_line, "access denied (HTTP 401): check the user name and "
+                                     "password") from None
+            raise ConnectionFailed(server.name, command_line, str(exc)) from None
         except WSManFaultError as exc:
             raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
         except (ResponseRefused, *PARSE_ERRORS) as exc:
@@ -418,9 +529,27 @@ class PsrpTransport:
             self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
             if established and not timed_out:
                 raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise ConnectionFailed(server.name, command_line, _connection_reason(exc)) from None
+            raise self._unreachable(server, command_line, _connection_reason(exc)) from None
         return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
                          process.stderr.decode("utf-8", "replace"))
+
+    def _end_process(self, server: Server, process: Process, command_line: str) -> None:
+        """pypsrp's Process.end_invoke with the deadline of a PSRP read (_end_invoke): its Receive long-polls
+        again and again while the command runs (a hung sc.exe held a run for ever). The host checks' command
+        lines only read, so they get one operation timeout; then the command is terminated and the server
+        counts as hung (unreachable) for the rest of the run, as for a stalled cmdlet."""
+        op = max(1, int(server.connection.operation_timeout))
+        deadline = time.monotonic() + op
+        while process.state != CommandState.DONE:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    process.signal(SignalCode.TERMINATE)
+                except Exception as exc:  # stopping is best effort: the verdict is made
+                    log.debug("terminating %r on %s failed: %s", command_line, server.name, exc)
+                raise self._unreachable(server, command_line, f"timed out: {command_line} did not finish within {op} s "
+                                        "(connection.operation_timeout); the command was terminated")
+            process.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
 
     def open_shells(self) -> int:
         """How many shells this transport holds open now (pools and WinRS shells)."""
@@ -440,6 +569,21 @@ class PsrpTransport:
             _close_quietly(shell)
         for entry in pools:
             _close_quietly(entry.pool)
+
+
+def _receive_once(wsman: WSMan) -> None:
+    """pypsrp resends a Receive up to 5 times after an HTTP read timeout, sleeping 2 to 62 s in between: a
+    server that stopped answering in the middle of a command would be asked six times over two minutes or
+    more. dagcheck's own deadline decides instead (_end_invoke, _end_process): one Receive, one HTTP
+    timeout, and the server counts as hung for the rest of the run."""
+
+    def receive(resource_uri: str, resource: ET.Element, option_set: Any = None, selector_set: Any = None,
+                timeout: int | None = None) -> ET.Element:
+        res = wsman.invoke(WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout,
+                           retries_on_read_timeout=0)
+        return res.find("s:Body", namespaces=WSMAN_NAMESPACES)  # type: ignore[return-value]
+
+    wsman.receive = receive  # type: ignore[method-assign]
 
 
 class _ShellLost(Exception):

@@ -315,7 +315,9 @@ def test_unreachable_server_in_a_run_is_one_reason_and_a_blind_exit_code(run_che
     failed = result.failed()
     assert failed and all("mbx3" in n for n in failed)
     assert len(set(result.messages.values())) == 1, set(result.messages.values())
-    assert sum(1 for c in result.calls if c[0] == "mbx3") == 1  # one attempt, then nothing more sent
+    # One attempt per lane already in flight side by side (connection.max_runspaces, 3 by default: the
+    # per-server concurrency of issue 14), then nothing more is sent; it never grows with the sources.
+    assert 1 <= sum(1 for c in result.calls if c[0] == "mbx3") <= 3
 
 
 def test_rejected_credentials_in_a_run_are_tried_once(run_checks, monkeypatch) -> None:
@@ -410,7 +412,7 @@ def test_a_hung_server_in_a_whole_run_costs_one_timeout(external, run_checks, ca
     captured = capfd.readouterr()
     out = captured.out
     assert result.exit_code in (EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND), captured.err
-    assert sum(1 for c in result.calls if c[0] == "mbx3") == 1
+    assert 1 <= sum(1 for c in result.calls if c[0] == "mbx3") <= 3  # the lanes in flight at once, no more
     mbx3 = {m for n, m in result.messages.items() if "mbx3" in n and "timed out" in m}
     assert len(mbx3) == 1
     assert out.count("treated as unreachable for the rest of this run") <= 2  # live once, the summary once

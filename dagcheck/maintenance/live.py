@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dagcheck.collect import Snapshot, SourceFailed, describe
+from dagcheck.collect import SOURCES, Snapshot, SourceFailed, describe
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import Command, Endpoint, Transport
 
@@ -34,7 +34,11 @@ class Live:
     def read(self, server: str, source: str) -> tuple[Any, ...]:
         """A fresh read; a failure raises the RemoteError itself (server, cmdlet, reason)."""
         try:
-            label = "; ".join(describe(source, server, self.expectations))
+            # what Snapshot sends: a DAG-wide source read here (no DAG-wide sharing) asks for every DAG
+            dag_wide = source in SOURCES and SOURCES[source].dag_wide
+            lines = [c.render() for c in SOURCES[source].commands(None)] if dag_wide else \
+                describe(source, server, self.expectations)
+            label = "; ".join(lines)
             with self._watch(server, label, is_read=True):
                 return Snapshot(server, f"live-{next(self._counter)}", self.transport, self.expectations).get(source)
         except SourceFailed as exc:

@@ -386,7 +386,10 @@ def test_a_wrong_password_in_a_whole_run_is_one_failed_logon(external, run_check
     assert sum(server.failed_logons.values()) == 1, server.failed_logons
     assert result.exit_code == EXIT_BLIND
     assert org.call_log == []  # not one cmdlet ran: the pools never opened
-    assert sum(1 for i in result.calls) <= 4  # the first of each server's opens; none went out after the rejection
+    # The client's transcript may also hold the calls that were waiting on their lanes (connection.max_runspaces,
+    # 3 per server) when the rejection came, refused locally without a logon: the lab's counters above are the
+    # proof that nothing more reached a server.
+    assert sum(1 for i in result.calls) <= 4 * 3
     assert result.failed() and all("authentication failed" in m for m in result.messages.values())
 
 

@@ -86,6 +86,11 @@ SOURCES: dict[str, Source] = {
                lambda o, s: model.parse_client_access(o)),
         Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s, ShowMailboxVirtualDirectories=True) for c in VDIR_CMDLETS],
                model.parse_virtual_directory),
+        # Read for the configuration baseline (dagcheck/drift.py): what a CU can quietly reset.
+        Source("receive_connectors", Endpoint.EXCHANGE, lambda s: Command.of("Get-ReceiveConnector", Server=s),
+               model.parse_receive_connector),
+        Source("certificates", Endpoint.EXCHANGE, lambda s: Command.of("Get-ExchangeCertificate", Server=s),
+               model.parse_exchange_certificate),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
     )

@@ -111,6 +111,9 @@ class Expectations:
     host_volumes: tuple[str, ...] = ("C:",)
     host_min_free_gb: int = 10
     host_min_free_percent: int = 10
+    # Areas of the configuration baseline (dagcheck/drift.py) whose change across maintenance is critical,
+    # beyond those the expectations above already cover (Extended Protection, SSL, SCP, activation).
+    drift_critical: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -587,6 +590,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         host_volumes=tuple(v.upper() for v in (raw_exp.get("host") or {}).get("volumes", ["C:"])),
         host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
         host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
+        drift_critical=tuple(raw_exp.get("drift_critical", ())),
     )
     lab = None
     if "lab" in data:

@@ -468,6 +468,11 @@ class VirtualDirectory:
     server: str
     name: str
     token_checking: str | None
+    # What a CU can quietly reset (the configuration baseline compares them across maintenance).
+    internal_url: str | None = None
+    external_url: str | None = None
+    internal_auth: tuple[str, ...] = ()
+    external_auth: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -486,7 +491,93 @@ def parse_virtual_directory(obj: Any, server: str) -> VirtualDirectory:
     if token is not None and token not in TOKEN_CHECKING_BY_INT.values():
         raise ParseError(cmdlet, f"{name}.ExtendedProtectionTokenChecking", prop(obj, "ExtendedProtectionTokenChecking"),
                          "None, Allow or Require")
-    return VirtualDirectory(short_name(server), name, token)
+    return VirtualDirectory(short_name(server), name, token, text(prop(obj, "InternalUrl")), text(prop(obj, "ExternalUrl")),
+                            enum_names(obj, cmdlet, "InternalAuthenticationMethods", f"{name}.InternalAuthenticationMethods"),
+                            enum_names(obj, cmdlet, "ExternalAuthenticationMethods", f"{name}.ExternalAuthenticationMethods"))
+
+
+def enum_names(obj: Any, cmdlet: str, name: str, label: str | None = None) -> tuple[str, ...]:
+    """A MultiValuedProperty of an enum (e.g. InternalAuthenticationMethods): a list of enum objects
+    (live: <ToString>Basic</ToString><I32>0</I32>, CSS-Exchange's GetOwaVirtualDirectory.xml) or of
+    their names (remote, guessed); absent or empty is ()."""
+    value = prop(obj, name)
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for v in items:
+        shown = enum_name(v)
+        if shown is None or not _ENUM_NAME.match(shown):
+            raise ParseError(cmdlet, label or name, value, "a list of enum names such as Basic, Fba, Ntlm")
+        out.append(shown)
+    return tuple(out)
+
+
+def flag_names(obj: Any, cmdlet: str, name: str, label: str | None = None) -> tuple[str, ...]:
+    """A [Flags] enum such as AuthMechanism or PermissionGroups: its ToString 'Tls, Integrated, BasicAuth'
+    (an enum object's ToString, or that text itself); sorted, so that two reads compare equal.
+    Guessed: that a remote session delivers the ToString text (no capture of Get-ReceiveConnector here)."""
+    raw = prop(obj, name)
+    if raw is None:
+        return ()
+    shown = enum_name(raw)
+    parts = [p.strip() for p in str(shown).split(",") if p.strip()]
+    if not parts or not all(_ENUM_NAME.match(p) for p in parts):
+        raise ParseError(cmdlet, label or name, raw, "flag names separated by commas, such as 'Tls, Integrated'")
+    return tuple(sorted(parts))
+
+
+@dataclass(frozen=True)
+class ReceiveConnector:
+    """Get-ReceiveConnector -Server: what a CU or a repair must leave as the administrator set it."""
+
+    server: str
+    name: str
+    transport_role: str  # FrontendTransport (port 25, 587, 717) or HubTransport (2525, 465)
+    bindings: tuple[str, ...]  # IPBinding ToString: '0.0.0.0:25', '[::]:25'
+    remote_ip_ranges: tuple[str, ...]
+    auth_mechanism: tuple[str, ...]
+    permission_groups: tuple[str, ...]
+    enabled: bool
+    fqdn: str | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.server}:{self.name}"
+
+
+def parse_receive_connector(obj: Any, server: str) -> ReceiveConnector:
+    cmdlet = "Get-ReceiveConnector"
+    name = required(obj, cmdlet, "Name")
+    return ReceiveConnector(short_name(server), name, enum_value(obj, cmdlet, "TransportRole", default="HubTransport"),
+                            tuple(sorted(strings(prop(obj, "Bindings")))), tuple(sorted(strings(prop(obj, "RemoteIPRanges")))),
+                            flag_names(obj, cmdlet, "AuthMechanism", f"{name}.AuthMechanism"),
+                            flag_names(obj, cmdlet, "PermissionGroups", f"{name}.PermissionGroups"),
+                            boolean(obj, cmdlet, "Enabled", True), text(prop(obj, "Fqdn")))
+
+
+@dataclass(frozen=True)
+class ExchangeCertificate:
+    """Get-ExchangeCertificate -Server: which certificate IIS and SMTP are bound to (Services)."""
+
+    server: str
+    thumbprint: str
+    subject: str
+    services: tuple[str, ...]  # AllowedServices flags: IMAP, POP, IIS, SMTP, UM, UMCallRouter, Federation
+    not_after: dt.datetime | None
+
+    @property
+    def key(self) -> str:
+        return f"{self.server}:{self.thumbprint}"
+
+
+def parse_exchange_certificate(obj: Any, server: str) -> ExchangeCertificate:
+    cmdlet = "Get-ExchangeCertificate"
+    thumbprint = required(obj, cmdlet, "Thumbprint")
+    not_after = prop(obj, "NotAfter")
+    return ExchangeCertificate(short_name(server), thumbprint.upper(), str(prop(obj, "Subject") or ""),
+                               flag_names(obj, cmdlet, "Services", f"{thumbprint}.Services"),
+                               not_after if isinstance(not_after, dt.datetime) else None)
 
 
 # ---- host facts (WinRS command output; formats of Windows Server 2019/2022) ----------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dagcheck import drift as config_drift
 from dagcheck import safety
 from dagcheck.catalogue import CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
@@ -39,6 +40,7 @@ CONTROLLER_KEY = pytest.StashKey[Controller]()
 MAINTENANCE_KEY = pytest.StashKey[dict[str, MaintenanceState | None]]()
 NOW_KEY = pytest.StashKey[dt.datetime]()
 NOTES_KEY = pytest.StashKey[list[str]]()
+DRIFT_KEY = pytest.StashKey[dict[str, "config_drift.Drift | config_drift.BaselineError | str"]]()
 FORGOTTEN_CHECK = "DAG-MAINT-001"
 
 
@@ -298,6 +300,38 @@ def dag(request: pytest.FixtureRequest, target: Target) -> DagView:
 def maintenance(request: pytest.FixtureRequest, target: Target) -> MaintenanceState | None:
     """The target member's maintenance, planned or forgotten (None: in service, or not the nightly run)."""
     return maintenance_state(request.config, target.server, target.phase)
+
+
+def drift_of(config: pytest.Config, server: str, phase: str) -> config_drift.Drift | config_drift.BaselineError | str:
+    """The server's settings after maintenance against its baseline, compared once per run (both
+    DAG-DRIFT checks read it, and so does the report); a text says why nothing can be compared."""
+    cache = config.stash.setdefault(DRIFT_KEY, {})
+    if server.lower() not in cache:
+        session = dagcheck_session(config)
+        reports_dir = config.getoption("--reports-dir")
+        try:
+            baseline = config_drift.load(reports_dir, server)
+        except config_drift.BaselineError as exc:
+            baseline, cache[server.lower()] = None, exc
+        if baseline is None and server.lower() not in cache:
+            cache[server.lower()] = (f"no configuration baseline for {server} ({config_drift.path_for(reports_dir, server)}): "
+                                     "it is saved when dagcheck enters maintenance with --apply")
+        elif baseline is not None:
+            snap = session.collector.snapshot(server, phase)
+            after, unread = config_drift.read_settings(snap.get, server)
+            critical = (*config_drift.INVENTORY_EXPECTED, *session.inventory.expectations.drift_critical)
+            cache[server.lower()] = config_drift.compare(baseline, after, unread, critical)
+    return cache[server.lower()]
+
+
+@pytest.fixture
+def drift(request: pytest.FixtureRequest, target: Target) -> config_drift.Drift | config_drift.BaselineError:
+    """The target server's configuration drift across maintenance (or why its baseline cannot be read:
+    the checks fail with it); skipped, with why, when no baseline was saved."""
+    found = drift_of(request.config, target.server, target.phase)
+    if isinstance(found, str):
+        pytest.skip(found)
+    return found
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                            "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
                            "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
                            "databases_wont_move",  # server: Active Manager moves none of its active copies away
+                           # server, url_of, ep_of: the lab's patch (lab.patching) resets that front-end
+                           # vdir's ExternalUrl and that one's Extended Protection, as a CU can
+                           "patch_resets_settings",
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)

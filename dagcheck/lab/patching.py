@@ -62,7 +62,24 @@ def apply_patch(org: Organization, server_name: str, build_text: str) -> str:
         before = ".".join(map(str, server.exsetup_version))
         server.install(build)
         org.call_log.append((server.name, "lab:patch", {"Build": build_text}))
-    return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})"
+        reset = [reset_settings(server, f) for f in org.faults_matching("patch_resets_settings", server.name)]
+    return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})" + "".join(
+        f"; {r}" for r in reset)
+
+
+def reset_settings(server: Any, fault: Any) -> str:
+    """The patch_resets_settings fault: what a CU that rewrites IIS and vdir configuration can leave behind
+    (the kind of reset is documented for web.config and vdir customisations in general; which settings a
+    given CU resets is not, so the two chosen here are the rehearsal's, not a known CU's)."""
+    url_of, ep_of = str(fault.get("url_of") or "owa"), str(fault.get("ep_of") or "ecp")
+    front = products.FRONT_END
+    url_app, ep_app = server.iis.get((front, url_of)), server.iis.get((front, ep_of))
+    if url_app is None or ep_app is None:
+        raise PatchRefused(f"patch_resets_settings: {server.name} has no {front}/{url_of} or {front}/{ep_of}")
+    url_app.external_url = None
+    ep_app.token_checking, ep_app.cmdlet_token_checking = "None", None
+    return (f"the patch reset ExternalUrl of {url_of} ({front}) and Extended Protection of {ep_of} ({front}) to None "
+            "(fault patch_resets_settings)")
 
 
 def patch_and_reboot(org: Organization, lab: Rebooter, server_name: str, build_text: str, seconds: float) -> str:

@@ -43,7 +43,14 @@ ENUMS: dict[str, dict[str, int]] = {
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionTokenCheckingMode": {
         "None": 0, "Allow": 1, "Require": 2,
     },
-    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole": {"Mailbox": 2},
+    # Mailbox 2 as before; HubTransport 32 and FrontendTransport 16384 are guessed integers.
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole": {"Mailbox": 2, "HubTransport": 32,
+                                                                         "FrontendTransport": 16384},
+    # Basic 0 and Fba 3 are CSS-Exchange's GetOwaVirtualDirectory.xml; the other integers are guessed.
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthenticationMethod": {
+        "Basic": 0, "Digest": 1, "Ntlm": 2, "Fba": 3, "WindowsIntegrated": 4, "LiveIdFba": 5, "LiveIdBasic": 6,
+        "WSSecurity": 7, "Certificate": 8, "NegoEx": 9, "OAuth": 10, "Adfs": 11, "Kerberos": 12, "Negotiate": 13,
+    },
     "Microsoft.Exchange.Data.ServerEditionType": {"Standard": 1, "StandardEvaluation": 2, "Enterprise": 3},
     "Microsoft.Exchange.Management.SystemConfigurationTasks.CopyStatus": {
         "Unknown": 0, "Failed": 3, "Seeding": 4, "Suspended": 5, "Healthy": 6, "ServiceDown": 7,
@@ -125,6 +132,8 @@ def mvp(values: Iterable[Any], element: str = "System.String, mscorlib, Version=
     return typed_list(values, [f"{EX}.Data.MultiValuedProperty`1[[{element}]]", "System.Object"])
 
 
+AUTH_METHOD = ("Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthenticationMethod, Microsoft.Exchange.Data.Directory, "
+               "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35")
 EP_FLAG = ("Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionFlag, Microsoft.Exchange.Data.Directory, "
            "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35")
 

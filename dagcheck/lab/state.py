@@ -8,6 +8,7 @@ status drive Test-ReplicationHealth; transport queues including Submission, Pois
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +30,36 @@ class IisApplication:
     ssl_flags: str = products.DEFAULT_SSL_FLAGS
     ip_allow: list[str] = field(default_factory=list)  # ipSecurity allow entries; non-empty means allowUnlisted=false
     cmdlet_token_checking: str | None = None  # what Get-*VirtualDirectory shows when it differs from IIS (a fault)
+    # The virtual directory's own settings (AD and IIS), for the applications a Get-*VirtualDirectory cmdlet
+    # describes: what an administrator configures and a CU can reset.
+    internal_url: str | None = None
+    external_url: str | None = None
+    internal_auth: list[str] = field(default_factory=list)  # AuthenticationMethod names
+    external_auth: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LabReceiveConnector:
+    """One receive connector of a server (Get-ReceiveConnector)."""
+
+    name: str
+    transport_role: str  # FrontendTransport or HubTransport
+    bindings: list[str]
+    auth_mechanism: str  # the [Flags] ToString: "Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer"
+    permission_groups: str
+    remote_ip_ranges: list[str] = field(default_factory=lambda: ["::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+                                                                 "0.0.0.0-255.255.255.255"])
+    enabled: bool = True
+
+
+@dataclass
+class LabCertificate:
+    """One certificate in the server's store as Get-ExchangeCertificate lists it."""
+
+    thumbprint: str
+    subject: str
+    services: str  # AllowedServices ToString: "IMAP, POP, IIS, SMTP"
+    not_after: dt.datetime
 
 
 @dataclass
@@ -72,6 +103,8 @@ class LabServer:
     services: dict[str, str] = field(default_factory=dict)
     cluster_state: str = "Up"
     iis: dict[tuple[str, str], IisApplication] = field(default_factory=dict)  # (web site, application)
+    receive_connectors: list[LabReceiveConnector] = field(default_factory=list)
+    certificates: list[LabCertificate] = field(default_factory=list)
     scp_uri: str | None = None
     site_scope: list[str] = field(default_factory=list)
     queues: list[LabQueue] = field(default_factory=list)
@@ -205,6 +238,9 @@ class Organization:
             server.scp_uri = expected.uri if expected else f"https://{s.fqdn}/Autodiscover/Autodiscover.xml"
             server.site_scope = list(expected.site_scope) if expected else [s.site]
             server.iis = setup_iis(build)
+            configure_vdirs(server)
+            server.receive_connectors = default_receive_connectors(server.name)
+            server.certificates = default_certificates(server, t0)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
             server.registry = default_registry()
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
@@ -403,3 +439,61 @@ def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
         for site, apps in products.SETUP_EP.items()
         for app, token in apps.items()
     }
+
+
+# The vdirs the Get-*VirtualDirectory cmdlets describe, and the lab administrator's external namespace
+# (mail.<domain>) on the ones clients reach from outside.
+CMDLET_VDIRS = frozenset(products.VDIR_CMDLETS.values())
+EXTERNAL_VDIRS = ("owa", "ecp", "EWS", "OAB", "Microsoft-Server-ActiveSync", "mapi")
+# Authentication methods: owa's are CSS-Exchange's GetOwaVirtualDirectory.xml (Internal Basic, Fba;
+# External Fba); ecp is assumed to match owa; the others are guessed (Ntlm, WindowsIntegrated, OAuth).
+VDIR_AUTH = {"owa": (["Basic", "Fba"], ["Fba"]), "ecp": (["Basic", "Fba"], ["Fba"])}
+OTHER_AUTH = (["Ntlm", "WindowsIntegrated", "OAuth"], ["Ntlm", "WindowsIntegrated", "OAuth"])
+
+
+def configure_vdirs(server: LabServer) -> None:
+    """URLs and authentication as the lab's administrator set them after setup: the server's FQDN inside,
+    the organisation's namespace outside (front end only; the back end has no URLs)."""
+    domain = server.fqdn.split(".", 1)[1] if "." in server.fqdn else server.fqdn
+    for (site, app), a in server.iis.items():
+        if app not in CMDLET_VDIRS or site != products.FRONT_END:
+            continue
+        a.internal_url = f"https://{server.fqdn}/{app}"
+        a.external_url = f"https://mail.{domain}/{app}" if app in EXTERNAL_VDIRS else None
+        internal, external = VDIR_AUTH.get(app, OTHER_AUTH)
+        a.internal_auth, a.external_auth = list(internal), list(external)
+
+
+def default_receive_connectors(name: str) -> list[LabReceiveConnector]:
+    """The five receive connectors setup creates on an Exchange 2016/2019/SE Mailbox server. Names, roles
+    and ports are Microsoft Learn's "Default Receive connectors created during setup"; the AuthMechanism
+    and PermissionGroups values are from memory of that page and of Get-ReceiveConnector output, not
+    from a capture here (guessed in their details)."""
+    n = name.upper()
+    both = "Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer"
+    return [
+        LabReceiveConnector(f"Default {n}", "HubTransport", ["0.0.0.0:2525", "[::]:2525"], both,
+                            "ExchangeUsers, ExchangeServers, ExchangeLegacyServers"),
+        LabReceiveConnector(f"Client Proxy {n}", "HubTransport", ["0.0.0.0:465", "[::]:465"], both,
+                            "ExchangeUsers, ExchangeServers"),
+        LabReceiveConnector(f"Default Frontend {n}", "FrontendTransport", ["0.0.0.0:25", "[::]:25"], both,
+                            "AnonymousUsers, ExchangeServers, ExchangeLegacyServers"),
+        LabReceiveConnector(f"Outbound Proxy Frontend {n}", "FrontendTransport", ["0.0.0.0:717", "[::]:717"], both,
+                            "ExchangeServers"),
+        LabReceiveConnector(f"Client Frontend {n}", "FrontendTransport", ["0.0.0.0:587", "[::]:587"],
+                            "Tls, Integrated, BasicAuth, BasicAuthRequireTLS", "ExchangeUsers"),
+    ]
+
+
+def default_certificates(server: LabServer, issued: dt.datetime) -> list[LabCertificate]:
+    """The lab administrator's SAN certificate bound to IIS and SMTP, and setup's self-signed one. The
+    thumbprints are derived from the server's name (40 hex digits, as Windows shows them)."""
+
+    def thumb(label: str) -> str:
+        return hashlib.sha1(f"{label}:{server.name.lower()}".encode()).hexdigest().upper()
+
+    domain = server.fqdn.split(".", 1)[1] if "." in server.fqdn else server.fqdn
+    return [
+        LabCertificate(thumb("san"), f"CN=mail.{domain}", "IMAP, POP, IIS, SMTP", issued + dt.timedelta(days=700)),
+        LabCertificate(thumb("self-signed"), f"CN={server.name.upper()}", "SMTP", issued + dt.timedelta(days=1800)),
+    ]

@@ -3,6 +3,7 @@ each (enter before the maintenance checks, exit before the post-maintenance chec
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dagcheck import drift
 from dagcheck.context import DagView
 from dagcheck.errors import RemoteError
 from dagcheck.maintenance import lease
@@ -107,6 +109,8 @@ class Controller:
             if (damaged := transition.ctx.journal.set_aside_if_damaged(self.server, move=self.apply)) is not None:
                 self.progress(f"{self.server}: {damaged}")
                 transition.ctx.notes.append(damaged)
+            if direction == "enter":
+                self._baseline(transition.ctx.notes, transition.ctx.journal)
             with stop:
                 try:
                     self.results[direction] = result = transition.run()
@@ -127,6 +131,35 @@ class Controller:
         finally:
             lock.release()
         self.session.collector.invalidate(phase)
+
+    def _baseline(self, notes: list[str], journal: Journal) -> None:
+        """The configuration baseline (dagcheck/drift.py), saved before the first change of entering, from the
+        pre-flight snapshot the gate has just judged. A server already partly in maintenance keeps the baseline
+        of the run that began the transition: taken now, it would hold what that run already changed."""
+        assert self.server is not None
+        server = self.server.lower()
+        where = drift.path_for(self.reports_dir, server)
+        if self.signs_before.get("enter"):
+            try:
+                kept = drift.load(self.reports_dir, server)
+            except drift.BaselineError as exc:
+                kept, why = None, str(exc)
+            else:
+                why = f"none at {where}"
+            notes.append(f"{server}: keeping the configuration baseline taken {kept.taken_at.isoformat(timespec='seconds')}"
+                         " (the server was already partly in maintenance)" if kept else
+                         f"{server}: no configuration baseline ({why}); the server was already partly in maintenance, "
+                         "so drift across this maintenance cannot be judged")
+            return
+        if not self.apply:
+            notes.append(f"{server}: with --apply, its configuration baseline is saved to {where} before the first change")
+            return
+        snap = self.session.collector.snapshot(self.server, "preflight")
+        baseline = drift.take(snap.get, server, dt.datetime.now(dt.UTC))
+        path = drift.save(baseline, self.reports_dir)
+        unread = f"; not read: {', '.join(baseline.unread)}" if baseline.unread else ""
+        self.progress(f"{server}: configuration baseline saved ({len(baseline.settings)} settings) to {path}{unread}")
+        journal.append(event="baseline_saved", path=str(path), settings=len(baseline.settings), unread=sorted(baseline.unread))
 
     def _interrupted_line(self, direction: str, last_step: str | None) -> str:
         """Where an interrupted transition stands and what to run next, in one line."""

@@ -164,6 +164,14 @@ def _notices(config: pytest.Config) -> list[str]:
     return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
 
 
+def _drift(config: pytest.Config) -> list[dict[str, Any]]:
+    """The configuration drift the post-maintenance checks compared (dagcheck.plugin.drift_of), per server."""
+    from dagcheck.drift import Drift
+    from dagcheck.plugin import DRIFT_KEY
+
+    return [d.to_json() for d in config.stash.get(DRIFT_KEY, {}).values() if isinstance(d, Drift)]
+
+
 def finish(session: pytest.Session) -> ReportState | None:
     """Write the results file and the summary once; returns the state (None outside a check run)."""
     config = session.config
@@ -181,7 +189,8 @@ def finish(session: pytest.Session) -> ReportState | None:
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
              "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
              "notices": _notices(config)},
-        inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review())
+        inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review(),
+        drift=_drift(config))
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"
     previous = history.previous(state.reports, scope) if state.kind == "nightly" else None

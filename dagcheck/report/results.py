@@ -27,6 +27,7 @@ AREAS: dict[str, str] = {
     "DAG-EP": "Extended Protection",
     "DAG-AUTOD": "Autodiscover",
     "HOST": "host", "DAG-SVC": "host",
+    "DAG-DRIFT": "configuration drift",  # post-maintenance only: its own section, not a column of the matrix
 }
 AREA_ORDER = ("copies", "queues", "components", "cluster", "builds", "Extended Protection", "Autodiscover", "host")
 OUTCOMES = ("pass", "warn", "fail", "waived", "not-checked")
@@ -66,17 +67,19 @@ class RunResults:
     checks: list[CheckResult]
     schema_version: int = SCHEMA_VERSION
     waivers: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    drift: list[dict[str, Any]] = field(default_factory=list)  # dagcheck.drift.Drift.to_json(), per server
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": self.schema_version, "run": self.run, "inventory": self.inventory,
-                "checks": [asdict(c) for c in self.checks], "waivers": self.waivers}
+        out = {"schema_version": self.schema_version, "run": self.run, "inventory": self.inventory,
+               "checks": [asdict(c) for c in self.checks], "waivers": self.waivers}
+        return out | ({"drift": self.drift} if self.drift else {})
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunResults:
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"results schema_version {data.get('schema_version')!r}: this dagcheck reads {SCHEMA_VERSION}")
         return cls(data["run"], data["inventory"], [CheckResult(**c) for c in data["checks"]],
-                   data["schema_version"], data.get("waivers", {}))
+                   data["schema_version"], data.get("waivers", {}), data.get("drift", []))
 
     def failing(self) -> list[CheckResult]:
         return [c for c in self.checks if c.outcome in ("fail", "warn")]

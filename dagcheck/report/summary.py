@@ -98,6 +98,8 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
     for dag, servers in results.inventory.get("dags", {}).items():
         parts.append(_matrix(results, dag, servers))
     parts.append("<h3 style='margin:10px 0 4px'>Failures by check</h3>" + _grouped(results.failing()))
+    if results.drift:
+        parts.append("<h3 style='margin:10px 0 4px'>Configuration drift</h3>" + "".join(_drift(d) for d in results.drift))
     waived = [c for c in results.checks if c.outcome == "waived"]
     if waived:
         parts.append("<h3 style='margin:10px 0 4px'>Waived (accepted, not counted)</h3>" + _grouped(waived))
@@ -118,6 +120,31 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
         return body
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>dagcheck summary</title></head>"
             f"<body style='margin:12px'>{body}</body></html>")
+
+
+DRIFT_COLOURS = {"expected": COLOURS["pass"], "unexpected": COLOURS["warn"], "critical": COLOURS["fail"]}
+
+
+def _drift(d: dict) -> str:
+    """One server's settings that differ from its baseline taken before maintenance (dagcheck/drift.py)."""
+    head = (f"<p style='margin:4px 0'><b>{_e(d['server'])}</b>: {d['compared']} setting(s) compared with the baseline "
+            f"taken {_e(d['baseline_taken'])} before entering maintenance; {len(d['differences'])} differ.</p>")
+    skipped = "".join(f"<li>not compared: {_e(area)}: {_e(why)}</li>" for area, why in d["not_compared"].items())
+    if not d["differences"]:
+        return head + (f"<ul>{skipped}</ul>" if skipped else "")
+    cols = ("verdict", "area", "setting", "before", "after")
+    rows = "".join(
+        f"<tr style='background:{DRIFT_COLOURS[x['verdict']]}'><td style='{CELL}'><b>{_e(x['verdict'])}</b></td>"
+        f"<td style='{CELL}'>{_e(x['area'])}</td><td style='{CELL}'>{_e(x['item'])} {_e(x['name'])}</td>"
+        f"<td style='{CELL}'>{_e(_shown(x['before']))}</td><td style='{CELL}'>{_e(_shown(x['after']))}</td></tr>"
+        for x in d["differences"])
+    table = ("<table style='border-collapse:collapse;font-size:13px'><tr>"
+             + "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols) + f"</tr>{rows}</table>")
+    return head + table + (f"<ul>{skipped}</ul>" if skipped else "")
+
+
+def _shown(value: str | None) -> str:
+    return "(absent)" if value is None else "(empty)" if value == "" else value
 
 
 def _resolved(items: list[CheckResult]) -> str:

@@ -7,6 +7,7 @@ from dagcheck.lab.cmdlets import (  # noqa: F401  (each module registers its cmd
     client_access,
     cluster,
     components,
+    connectors,
     dag,
     databases,
     host,

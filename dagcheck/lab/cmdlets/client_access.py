@@ -49,6 +49,13 @@ VDIR_TYPES = {
 }
 
 
+def _auth(methods: list[str]) -> Any:
+    """MultiValuedProperty<AuthenticationMethod>, enum objects in it (CSS-Exchange's owa export)."""
+    return ps.typed_list([ps.enum(f"{SYSCONF}.AuthenticationMethod", m) for m in methods], [
+        f"{ps.EX}.Data.Directory.ADMultiValuedProperty`1[[{ps.AUTH_METHOD}]]", f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.AUTH_METHOD}]]",
+        f"{ps.EX}.Data.MultiValuedPropertyBase", "System.Object"])
+
+
 def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
     type_name = VDIR_TYPES[vdir]
 
@@ -77,8 +84,10 @@ def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
                         "ExtendedProtectionTokenChecking": token,
                         "ExtendedProtectionFlags": ps.mvp([], element=ps.EP_FLAG),
                         "ExtendedProtectionSPNList": ps.mvp([]),
-                        "InternalUrl": f"https://{s.fqdn}/{vdir}" if site == products.FRONT_END else None,
-                        "ExternalUrl": None,
+                        "InternalUrl": app.internal_url if app else None,
+                        "ExternalUrl": app.external_url if app else None,
+                        "InternalAuthenticationMethods": _auth(app.internal_auth if app else []),
+                        "ExternalAuthenticationMethods": _auth(app.external_auth if app else []),
                         "AdminDisplayVersion": version(s.admin_display_version),
                         "Identity": f"{s.name.upper()}\\{name}",
                     },

@@ -167,3 +167,23 @@ def test_a_completed_rolling_run_is_no_window(run_checks, tmp_path) -> None:
                      {"time": _stamp(-1), "event": "rolling_completed", "dag": "DAG1"})
     result = run_checks(lab_data(_old_build("mbx1")))
     assert _parity(result)["mbx1"] == "failed"
+
+
+def test_a_member_not_answering_within_its_window_is_planned_not_failed(run_checks) -> None:
+    """Rebooting after its patch, the member cannot be read: within its window that is planned maintenance
+    (its checks skipped, saying it does not answer), and the DAG is judged with it down."""
+    data = lab_data(IN_MAINTENANCE + [{"kind": "dropped_connection", "server": "mbx2"}])
+    data["maintenance_windows"] = [_window(-1, 2)]
+    result = run_checks(data, "-rs")
+    assert result.failed() == set(), result.messages
+    reasons = result.skip_reasons()
+    mbx2 = [r for n, r in reasons.items() if "mbx2" in n and "forgotten" not in n]
+    assert mbx2 and all("mbx2 is in planned maintenance since " in r and "not answering now" in r for r in mbx2)
+    forgotten = [n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n]
+    assert forgotten and result.outcomes[forgotten[0]] == "passed"
+
+
+def test_a_member_not_answering_outside_any_window_fails_its_checks(run_checks) -> None:
+    result = run_checks(lab_data(IN_MAINTENANCE + [{"kind": "dropped_connection", "server": "mbx2"}]))
+    assert result.short_failed() and all("mbx2" in n for n in result.short_failed())
+    assert any("could not collect" in m for m in result.messages.values())

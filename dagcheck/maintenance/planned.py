@@ -56,6 +56,7 @@ class MaintenanceState:
     until: dt.datetime | None = None
     reason: str = ""
     window: MaintenanceWindow | None = None
+    unreachable: str | None = None  # covered by a window, and not answering now (e.g. rebooting after its patch)
 
     def _since(self) -> str:
         return self.since.isoformat(timespec="seconds") if self.since else "an unknown time (no Maintenance timestamp)"
@@ -63,7 +64,10 @@ class MaintenanceState:
     def describe(self) -> str:
         if self.planned:
             until = self.until.isoformat(timespec="seconds") if self.until else "the end of the transition"
-            return f"{self.server} is in planned maintenance since {self._since()}, by {self.by}, until {until} ({self.reason})"
+            down = f"; not answering now, as a member rebooting after its patch may not: {self.unreachable}" \
+                if self.unreachable else ""
+            return (f"{self.server} is in planned maintenance since {self._since()}, by {self.by}, until {until} "
+                    f"({self.reason}){down}")
         return (f"{self.server} is forgotten in maintenance since {self._since()}: {self.reason} "
                 f"({', '.join(self.signs)})")
 
@@ -133,11 +137,32 @@ def state_of(collector: Collector, inventory: Inventory, server: str, phase: str
     try:
         components = snap.get("components")
         signs = in_maintenance(server.lower(), components, snap.get("cluster_nodes"), snap.get("mailbox_server")[0])
-    except (SourceFailed, IndexError):
+    except SourceFailed as exc:
+        return _unreachable_in_window(inventory, server, str(exc), reports_dir, now)
+    except IndexError:
         return None
     member = inventory.server(server)
     return judge(member.name, member.dag, signs, lease_since(components), inventory.maintenance_windows,
                  transition_on_record(reports_dir, server), now)
+
+
+def _unreachable_in_window(inventory: Inventory, server: str, error: str, reports_dir: str | Path,
+                           now: dt.datetime) -> MaintenanceState | None:
+    """A member that cannot be read while a current window or transition covers it: planned (a patch
+    reboots the server), said with the reason it does not answer. Outside any window it is no
+    maintenance state: its checks fail with the reason, as for any unreachable server."""
+    member = inventory.server(server)
+    current, _ = _window_for(member.name, member.dag, inventory.maintenance_windows, now)
+    if current is not None:
+        return MaintenanceState(member.name, True, current.start, ("unreachable",), current.by, current.end,
+                                current.reason, current, unreachable=error)
+    transition = transition_on_record(reports_dir, server)
+    if transition is not None and transition.current(now) and transition.direction == "enter":
+        return MaintenanceState(member.name, True, transition.started, ("unreachable",), f"dagcheck ({transition.journal})",
+                                None if not transition.finished else transition.started + ENTERED_GRACE,
+                                f"the enter transition started {transition.started.isoformat(timespec='seconds')}",
+                                unreachable=error)
+    return None
 
 
 def current_windows(inventory: Inventory, dag: str | None, now: dt.datetime) -> list[MaintenanceWindow]:

@@ -111,6 +111,8 @@ HOST_SOURCES: dict[str, HostSource] = {
                    lambda results, server, e: host_rules.parse_reboot(results, server)),
         HostSource("dotnet", lambda server, e: [f'reg.exe query "{host_rules.NDP_FULL}" /v Release'],
                    lambda results, server, e: host_rules.parse_dotnet(results, server)),
+        HostSource("windows_build", lambda server, e: [f'reg.exe query "{host_rules.WINDOWS_NT}" /v CurrentBuildNumber'],
+                   lambda results, server, e: host_rules.parse_windows_build(results, server)),
         HostSource("volumes", lambda server, e: [f"fsutil volume diskfree {v}" for v in e.host_volumes],
                    lambda results, server, e: [model.parse_diskfree(server, v, r.rc, r.stdout, r.stderr)
                                                for v, r in zip(e.host_volumes, results, strict=True)]),

@@ -631,6 +631,19 @@ def parse_diskfree(server: str, volume: str, rc: int, stdout: str, stderr: str) 
 
 
 @dataclass(frozen=True)
+class WindowsBuild:
+    """The OS build (HKLM\\...\\Windows NT\\CurrentVersion CurrentBuildNumber): 17763 is Windows Server 2019."""
+
+    server: str
+    build: int | None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.server
+
+
+@dataclass(frozen=True)
 class DotNetRelease:
     server: str
     release: int | None

@@ -20,6 +20,7 @@ import yaml
 
 from dagcheck.lab import persist
 from dagcheck.rules.builds import parse_build
+from dagcheck.rules.host import supported_windows
 from dagcheck.rules.rolling import MemberFacts, rolling_order, target_problems, window_parity
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,15 @@ def test_order_puts_the_pam_last_and_the_cheapest_first() -> None:
 
 def test_target_gate_names_what_the_target_needs() -> None:
     target = parse_build(TARGET)
-    assert target_problems(target, "mbx1", parse_build(OLD), 533320, {"mbx2": parse_build(OLD)}) == []
+    assert target_problems(target, "mbx1", parse_build(OLD), 533320, {"mbx2": parse_build(OLD)}, 20348) == []
+    # Windows Server: SE runs on 2019, 2022 and 2025, not on 2016; an unread version is said, not assumed.
+    assert any("mbx1 runs Windows Server 2016 (build 14393)" in p and "Windows Server 2019" in p
+               for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, 14393))
+    assert any("Windows Server version of mbx1 could not be read" in p
+               for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, None))
+    # Exchange 2019 CU11 (15.2.986) is not supported on Windows Server 2022; CU12 (15.2.1118) is.
+    assert supported_windows(parse_build("15.2.986.42")) == {17763: "Windows Server 2019"}
+    assert 20348 in supported_windows(parse_build("15.2.1118.7"))
     problems = target_problems(target, "mbx1", parse_build(OLD), 461808, {"mbx2": parse_build("15.1.2507.72")})
     assert any(".NET Framework 4.7.2" in p and "needs 4.8" in p for p in problems)
     assert any("mbx2 runs 15.1.2507.72, which cannot share a DAG" in p for p in problems)

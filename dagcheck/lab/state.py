@@ -408,6 +408,7 @@ REDIRECT_SPEEDUP = 5
 GIB = 1024**3
 NDP_FULL = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
 SESSION_MANAGER = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
+WINDOWS_NT = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
 # Keys whose existence means a reboot is pending (Windows servicing, Windows Update, Exchange setup).
 REBOOT_KEYS = {
     "cbs": "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing\\RebootPending",
@@ -420,6 +421,7 @@ def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
     """.NET Framework 4.8.1 (release 533325 on Server 2022), no reboot pending."""
     return {
         NDP_FULL: {"Release": ("REG_DWORD", 533325), "Version": ("REG_SZ", "4.8.09032"), "Install": ("REG_DWORD", 1)},
+        WINDOWS_NT: {"CurrentBuildNumber": ("REG_SZ", "20348"), "ProductName": ("REG_SZ", "Windows Server 2022 Datacenter")},
         SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},

@@ -329,8 +329,9 @@ class Rolling:
                 return problems
             builds = self._builds(live)
             dotnet = live.one(m, "dotnet").release
+            windows = live.one(m, "windows_build").build
             problems += target_problems(self.target_build, m, before.get(m, builds[m]), dotnet,
-                                        {o: b for o, b in builds.items() if o != m})
+                                        {o: b for o, b in builds.items() if o != m}, windows)
             return problems + window_parity(self.target_build, builds, before)
         problems = self._with_live(read)
         if problems:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagcheck.model import DotNetRelease, RebootIndicator, registry_values, short_name
+from dagcheck.model import DotNetRelease, RebootIndicator, WindowsBuild, registry_values, short_name
 from dagcheck.remote.base import CmdResult
 
 # Key existence means a reboot is pending (Windows servicing, Windows Update, Exchange setup's
@@ -40,6 +40,38 @@ def parse_dotnet(results: list[CmdResult], server: str) -> list[DotNetRelease]:
     if result.rc != 0 or value is None:
         return [DotNetRelease(short_name(server), None, (result.stderr or result.stdout).strip() or f"exit code {result.rc}")]
     return [DotNetRelease(short_name(server), int(value[1], 0))]
+
+
+WINDOWS_NT = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+WINDOWS_SERVER = {9200: "Windows Server 2012", 9600: "Windows Server 2012 R2", 14393: "Windows Server 2016",
+                  17763: "Windows Server 2019", 20348: "Windows Server 2022", 26100: "Windows Server 2025"}
+
+
+def parse_windows_build(results: list[CmdResult], server: str) -> list[WindowsBuild]:
+    result = results[0]
+    value = registry_values(result.stdout).get("CurrentBuildNumber")
+    if result.rc != 0 or value is None or not value[1].strip().isdigit():
+        why = (result.stderr or result.stdout).strip() or f"exit code {result.rc}"
+        return [WindowsBuild(short_name(server), None, why)]
+    return [WindowsBuild(short_name(server), int(value[1].strip()))]
+
+
+def supported_windows(build: tuple[int, int, int, int]) -> dict[int, str]:
+    """The Windows Server builds an Exchange build is supported on (Exchange Server supportability
+    matrix, from memory of it, to verify when a CU ships: 2016 on Server 2012, 2012 R2 and 2016; 2019 on
+    Server 2019, on 2022 from CU12 (15.2.1118) and on 2025 from CU15 (15.2.1748); SE on 2019, 2022, 2025)."""
+    major, minor, cu_build, _ = build
+    if (major, minor) == (15, 1):
+        wanted = (9200, 9600, 14393)
+    elif (major, minor) == (15, 2):
+        wanted = (17763,) + ((20348,) if cu_build >= 1118 else ()) + ((26100,) if cu_build >= 1748 else ())
+    else:
+        wanted = ()
+    return {b: WINDOWS_SERVER[b] for b in wanted}
+
+
+def windows_name(build: int) -> str:
+    return f"{WINDOWS_SERVER[build]} (build {build})" if build in WINDOWS_SERVER else f"Windows build {build}"
 
 
 def required_dotnet(build: tuple[int, int, int, int]) -> int:

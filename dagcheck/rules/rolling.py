@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dagcheck.rules.builds import Build, cu_of, show
-from dagcheck.rules.host import dotnet_name, required_dotnet
+from dagcheck.rules.host import dotnet_name, required_dotnet, supported_windows, windows_name
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,16 @@ def explain(member: MemberFacts) -> str:
 
 
 def target_problems(target: Build, member: str, build: Build, dotnet_release: int | None,
-                    others: dict[str, Build]) -> list[str]:
+                    others: dict[str, Build], windows_build: int | None = None) -> list[str]:
     """Why `member` (now on `build`, with .NET `dotnet_release`) cannot go to `target`; [] when it can.
 
     - the target must be a CU that still gets Security Updates (dagcheck/data/exchange_builds.csv): an SU is
       CU-specific, so the target names its CU, and the installer goes straight to that CU, then its SU;
     - no downgrade and no change of product line (15.1 and 15.2 cannot share a DAG);
-    - the .NET Framework the target CU needs (rules.host.required_dotnet) is installed;
+    - the .NET Framework the target CU needs (rules.host.required_dotnet) is installed, and the member runs a
+      Windows Server version the target supports (rules.host.supported_windows); None: it could not be read;
     - every other member is on the target or on a build the target can coexist with during the window:
       the same major.minor, and not newer than the target.
-    Windows Server versions are not checked: dagcheck reads no OS version yet.
     """
     problems = []
     cu = cu_of(target)
@@ -69,6 +69,13 @@ def target_problems(target: Build, member: str, build: Build, dotnet_release: in
     elif dotnet_release < need:
         problems.append(f"{member} has .NET Framework {dotnet_name(dotnet_release)}; {show(target)} needs "
                         f"{dotnet_name(need)}: install it first")
+    supported = supported_windows(target)
+    if windows_build is None:
+        problems.append(f"the Windows Server version of {member} could not be read (the target runs on "
+                        f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'})")
+    elif windows_build not in supported:
+        problems.append(f"{member} runs {windows_name(windows_build)}; {show(target)} is supported on "
+                        f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'} only")
     for other, other_build in sorted(others.items()):
         if other_build[:2] != target[:2]:
             problems.append(f"{other} runs {show(other_build)}, which cannot share a DAG with {show(target)}")

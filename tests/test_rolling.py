@@ -200,3 +200,19 @@ def test_member_whose_databases_refuse_to_move_stops_the_run_and_resume_starts_t
     assert "Resuming the run started" in out and f"{ORDER[0]}: done by an earlier run" in out
     assert f"STOPPED at {second}" in out
     assert {c["server"].lower() for c in lab.calls()} == {ORDER[0], second}
+
+
+def test_a_patch_that_resets_extended_protection_stops_the_run_at_that_member(lab_factory) -> None:
+    """The post-maintenance step compares the member with its baseline: a CU that reset a setting the
+    inventory expects (Extended Protection) fails DAG-DRIFT-001 there, and no later member is started."""
+    second = ORDER[1]
+    lab = lab_factory([{"kind": "patch_resets_settings", "server": second}])
+    rc, out = lab.rolling("--apply")
+    assert rc == 1, out[-4000:]
+    assert f"STOPPED at {second}" in out and f"{ORDER[0]}: done" in out
+    stopped = next(line for line in out.splitlines() if line.startswith(f"  {second}: STOPPED"))
+    assert "exit maintenance" in stopped or "post-maintenance" in stopped, stopped
+    assert "test_expected_settings_unchanged" in out or "DAG-DRIFT-001" in out, out[-4000:]
+    for untouched in ORDER[2:]:
+        assert f"{untouched}: not started (untouched)" in out
+    assert {c["server"].lower() for c in lab.calls()} == {ORDER[0], second}

@@ -34,7 +34,8 @@ def _patch(lab: Lab, server: str) -> None:
                            "--build", TARGET, "--reboot-seconds", "1"], cwd=ROOT, env=ENV, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    time.sleep(2.5)  # the lab's reboot: the server refuses connections for a second
+    # The lab's reboot: the server refuses connections for a second, then its services start 0.1 s apart.
+    time.sleep(5)
 
 
 def _post_maintenance(lab: Lab, server: str) -> tuple[subprocess.CompletedProcess[str], dict, str]:

@@ -64,6 +64,8 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-MailboxDatabase' { Get-MailboxDatabase -Server $s -Status }
         Save-Output $s 'Test-MAPIConnectivity' { Test-MAPIConnectivity -Server $s }
         Save-Output $s 'Get-ClientAccessService' { Get-ClientAccessService -Identity $s }
+        Save-Output $s 'Get-ReceiveConnector' { Get-ReceiveConnector -Server $s }
+        Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -80,6 +82,7 @@ $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile"',
     'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager" /v PendingFileRenameOperations',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',
     'type "%windir%\System32\inetsrv\config\applicationHost.config"'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from dagcheck.lab import products
-from dagcheck.lab.state import Organization
+from dagcheck.lab.state import SERVICE_START_STEP, Organization
 
 POLL = 0.05
 
@@ -86,8 +86,11 @@ def patch_and_reboot(org: Organization, lab: Rebooter, server_name: str, build_t
     """Patch, then restart the server; it is down (connection refused) when this returns."""
     done = apply_patch(org, server_name, build_text)
     if seconds > 0:
+        with org.lock:
+            order = org.schedule_restart(org.server(server_name), seconds)
         lab.reboot(org.server(server_name).name, seconds)
-        done += f"; restarting, back in {seconds:g} s"
+        done += (f"; restarting, back in {seconds:g} s, then its services start one by one "
+                 f"({len(order)}, every {SERVICE_START_STEP:g} s: {', '.join(order[:3])}, ...)")
     return done
 
 

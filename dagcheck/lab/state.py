@@ -104,6 +104,9 @@ class LabServer:
     cluster_state: str = "Up"
     iis: dict[tuple[str, str], IisApplication] = field(default_factory=dict)  # (web site, application)
     receive_connectors: list[LabReceiveConnector] = field(default_factory=list)
+    # After a restart: (when, service) in start order; each service is Stopped until its time (wall clock,
+    # UTC, as the restart itself is: LabServer.reboot).
+    pending_starts: list[tuple[dt.datetime, str]] = field(default_factory=list)
     certificates: list[LabCertificate] = field(default_factory=list)
     scp_uri: str | None = None
     site_scope: list[str] = field(default_factory=list)
@@ -297,10 +300,31 @@ class Organization:
 
     # ---- state changes ---------------------------------------------------------------------
 
+    def start_due_services(self) -> None:
+        """Services of a restarted server whose start time has come are Running (see schedule_restart)."""
+        now = dt.datetime.now(dt.UTC)
+        for server in self.servers.values():
+            while server.pending_starts and server.pending_starts[0][0] <= now:
+                server.services[server.pending_starts.pop(0)[1]] = "Running"
+
+    def schedule_restart(self, server: LabServer, down_seconds: float, step: float | None = None) -> list[str]:
+        """A restart: the Exchange and cluster services are stopped now and start one after another once the
+        server is back, in START_ORDER; the services the endpoint itself needs (W3Svc, WinRM, IISAdmin)
+        are up as soon as it answers. Returns the start order."""
+        order = [svc for svc in START_ORDER if svc in server.services] + sorted(
+            svc for svc in server.services if svc not in START_ORDER and svc not in UP_AT_BOOT)
+        back = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=down_seconds)
+        step = SERVICE_START_STEP if step is None else step
+        for svc in order:
+            server.services[svc] = "Stopped"
+        server.pending_starts = [(back + dt.timedelta(seconds=step * (i + 1)), svc) for i, svc in enumerate(order)]
+        return order
+
     def tick(self, seconds: float) -> None:
         """Let lab time pass: healthy queues deliver, redirected servers hand their mail to the target,
         and shadow copies held for a drained server are discarded. Stuck and Poison queues never move."""
         self.clock.advance(seconds)
+        self.start_due_services()
         for server in self.servers.values():
             rate = DELIVERY_RATE * (REDIRECT_SPEEDUP if server.redirect_target else 1)
             for q in server.queues:
@@ -406,6 +430,14 @@ TICK_SECONDS = 5.0
 DELIVERY_RATE = 2  # messages per second per queue
 REDIRECT_SPEEDUP = 5
 GIB = 1024**3
+# After a restart: the cluster service, then AD Topology (on which the other Exchange services depend),
+# the service host, the store and replication, then transport; the rest after them by name. The order
+# follows the services' documented dependencies on MSExchangeADTopology; the exact order and the
+# SERVICE_START_STEP pace are the lab's (guessed).
+START_ORDER = ("ClusSvc", "MSExchangeADTopology", "MSExchangeServiceHost", "MSExchangeIS", "MSExchangeRepl",
+               "MSExchangeDagMgmt", "MSExchangeTransport", "MSExchangeFrontEndTransport")
+UP_AT_BOOT = ("W3Svc", "WinRM", "IISAdmin")
+SERVICE_START_STEP = 0.1  # seconds between two services starting (lab pace; real ones take longer)
 NDP_FULL = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\NET Framework Setup\\NDP\\v4\\Full"
 SESSION_MANAGER = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\Session Manager"
 WINDOWS_NT = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"

@@ -43,6 +43,7 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
         return 0, "", ""
     program = words[0].lower().removesuffix(".exe")
     with org.lock:
+        org.start_due_services()
         server = org.server(server_name)
         org.call_log.append((server_name, f"winrs:{program}", {"CommandLine": command_line}))
         if program == "reg" and len(words) >= 3 and words[1].lower() == "query":

@@ -394,16 +394,23 @@ class Rolling:
         return True, f"the patch command exited 0: {_gist(output)}", output
 
     def _wait_back(self, m: str, want_target: bool) -> str | None:
-        """Poll until the member answers again (and, when asked, reports the target build); None when it
-        does, else why not. A reboot makes it unreachable for a while: that is waited out, not a failure."""
+        """Poll until the member answers again (and, when asked, reports the target build) and Test-ServiceHealth
+        finds every required service running; None when it does, else why not. A reboot makes it unreachable
+        for a while, then its services start one by one: both are waited out, not failures."""
         deadline = time.monotonic() + self.patch.timeout
         last = "not read yet"
         while True:
             try:
                 version = self._with_live(lambda live: (live.one(m, "exchange_server"), live.one(m, "exsetup").version)[1])
                 if not want_target or version == self.target_build:
-                    return None
-                last = f"reports {show(version)}"
+                    # Answering is not started: after a restart the Exchange services come up one by one.
+                    stopped = self._with_live(lambda live: sorted({s for h in live.read(m, "services")
+                                                                   for s in h.services_not_running}))
+                    if not stopped:
+                        return None
+                    last = f"answers; services not running yet: {', '.join(stopped)}"
+                else:
+                    last = f"reports {show(version)}"
             except RemoteError as exc:
                 last = f"not answering ({str(exc)[:80]})"
             if time.monotonic() >= deadline:

@@ -172,3 +172,21 @@ def test_a_baseline_round_trips(tmp_path: Path) -> None:
     original = _baseline(Setting("ssl", "IIS Default Web Site/owa", "sslFlags", "Ssl, Ssl128"), unread={"certificates": "x"})
     drift.save(original, tmp_path)
     assert drift.load(tmp_path, "mbx1") == original
+
+
+def test_the_labs_restart_starts_services_in_order_after_the_server_is_back() -> None:
+    from dagcheck.inventory import load_inventory
+    from dagcheck.lab.state import Organization
+
+    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    server = org.server("mbx1")
+    order = org.schedule_restart(server, down_seconds=0.2, step=0.2)
+    assert order[:2] == ["ClusSvc", "MSExchangeADTopology"] and "W3Svc" not in order
+    org.start_due_services()
+    assert all(server.services[s] == "Stopped" for s in order) and server.services["W3Svc"] == "Running"
+    time.sleep(0.5)  # back at 0.2 s; the first service at 0.4 s, the second at 0.6 s
+    org.start_due_services()
+    assert server.services["ClusSvc"] == "Running" and server.services[order[-1]] == "Stopped"
+    time.sleep(0.2 * len(order) + 0.3)
+    org.start_due_services()
+    assert all(server.services[s] == "Running" for s in order)

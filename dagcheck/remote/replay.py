@@ -71,7 +71,7 @@ class SavingTransport:
         self.inner = inner
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
         self._manifest = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
@@ -97,23 +97,24 @@ class SavingTransport:
 
     def run_cmd(self, server: str, command_line: str) -> CmdResult:
         result = self.inner.run_cmd(server, command_line)
-        with self._lock:
+        with self._lock:  # one server's command lines share a file: computed and written in one go, in order
             entries = self._winrs.setdefault(server.lower(), {})
             entries[command_line] = {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr}
             text = json.dumps(entries, indent=1, sort_keys=True)
-        self._write(Path(server.lower()) / WINRS_FILE, text, "Windows command lines")
+            self._write(Path(server.lower()) / WINRS_FILE, text, "Windows command lines")
         return result
 
     def _write(self, relative: Path, text: str, what: str) -> None:
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
+        # A temporary name of its own per write: two threads saving for one server never share one.
+        tmp = path.with_suffix(f"{path.suffix}.{threading.get_ident()}.tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
         with self._lock:
             self._manifest["files"][relative.as_posix()] = what
             manifest = json.dumps(self._manifest, indent=1, sort_keys=True)
-        (self.folder / MANIFEST).write_text(manifest, encoding="utf-8")
+            (self.folder / MANIFEST).write_text(manifest, encoding="utf-8")
 
     def close(self) -> None:
         self.inner.close()

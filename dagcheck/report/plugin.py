@@ -1,6 +1,7 @@
 """The pytest side of dagcheck's reports: gathers every check's outcome as data, applies waivers,
 writes the results JSON into the history folder and the verdict-first summary (standalone
-reports/summary.html, and at the top of the pytest-html report).
+reports/summary.html, and at the top of the pytest-html report). In the pytest-html report passes
+are grouped per check (dagcheck/report/detail.py); the results table keeps the other verdicts.
 
 Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where the checks are.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from dagcheck.options import ROOT
-from dagcheck.report import history, mail, summary, trend
+from dagcheck.report import detail, history, mail, summary, trend
 from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
 from dagcheck.report.waivers import Waivers, parse
 
@@ -269,6 +270,37 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
     state = finish(session)
     if state is not None and state.summary_html:
         prefix.insert(0, state.summary_html)
+    if state is not None and state.results is not None:
+        href, where = detail.results_href(state.results_path, getattr(session.config.option, "htmlpath", None))
+        postfix.append(detail.passed_by_check(state.results, href, where))
+
+
+class _HtmlCounts:
+    """pytest-html 4 counts only the rows it keeps (pytest-html issue #794), so a report without pass rows
+    would say "0 Passed". Its report data (the object of pytest_html_report_title) keeps the counts; a
+    left-out pass is counted there, so the filter line and "N tests took" stay true. Guarded: without
+    that attribute (another pytest-html) the counts are pytest-html's own."""
+
+    data: Any = None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_html_report_title(report: Any) -> None:
+    _HtmlCounts.data = report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    # trylast: after dagcheck.plugin has added its cells. Emptying the cells is pytest-html's documented
+    # way to leave a result out of the table; a passing check is in the section above instead (one
+    # row per check) and in the results file.
+    if report.passed and getattr(report, "dagcheck", None) is not None:
+        del cells[:]
+        if report.when == "call" and isinstance(getattr(_HtmlCounts.data, "outcomes", None), dict):
+            try:
+                _HtmlCounts.data.outcomes = "passed"  # pytest-html's setter adds one
+            except (AttributeError, KeyError, TypeError):
+                pass
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

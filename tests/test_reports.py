@@ -102,11 +102,11 @@ def test_waiver_turns_a_failure_into_waived_until_it_expires(run_checks, tmp_pat
     assert run_checks(data).exit_code == 1  # expired: the check counts again
 
 
-def _html_rows(report: Path) -> list[dict]:
-    """The rows of pytest-html's results table, as its page script receives them."""
+def _html_tests(report: Path) -> dict[str, list[dict]]:
+    """pytest-html's results table (node id -> rows), as its page script receives it."""
     blob = re.search(r'data-jsonblob="([^"]*)"', report.read_text(encoding="utf-8"))
     assert blob is not None, "no pytest-html data in the report"
-    return [row for rows in json.loads(html.unescape(blob.group(1)))["tests"].values() for row in rows]
+    return json.loads(html.unescape(blob.group(1)))["tests"]
 
 
 def test_detail_report_keeps_each_failure_whole_and_passes_one_row_per_check(run_checks, tmp_path) -> None:
@@ -117,10 +117,12 @@ def test_detail_report_keeps_each_failure_whole_and_passes_one_row_per_check(run
     [failed] = [c for c in checks if c["id"] == "DAG-COPY-001" and c["outcome"] == "fail"]
     assert failed["expected"] and failed["actual"] and failed["remediation"]
 
-    rows = _html_rows(reports / "dagcheck.html")
+    tests = _html_tests(reports / "dagcheck.html")
+    rows = [row for rows in tests.values() for row in rows]
     outcomes = [re.search(r'class="col-result">(\w+)<', row["resultsTableRow"][0]).group(1) for row in rows]
     assert "Passed" not in outcomes and "Failed" in outcomes
-    assert len(rows) == len([c for c in checks if c["outcome"] != "pass"])  # a row for every other verdict
+    others = len([c for c in checks if c["outcome"] != "pass"])
+    assert len(rows) == len(tests) == others  # a row for every other verdict, and no empty entry for a pass
     [row] = [r for r in rows if "DAG-COPY-001" in "".join(r["resultsTableRow"]) and "Failed" in r["resultsTableRow"][0]]
     detail = html.unescape("".join(e["content"] for e in row["extras"]))
     for label in ("Expected", "Actual", "Remediation", "Commands behind this verdict"):

@@ -275,18 +275,21 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
         postfix.append(detail.passed_by_check(state.results, href, where))
 
 
-class _HtmlCounts:
-    """pytest-html 4 counts only the rows it keeps (pytest-html issue #794), so a report without pass rows
+class _HtmlTable:
+    """What the results-table hooks below share within one run (pytest-html's hooks get no config).
+
+    pytest-html 4 counts only the rows it keeps (pytest-html issue #794), so a report without pass rows
     would say "0 Passed". Its report data (the object of pytest_html_report_title) keeps the counts; a
     left-out pass is counted there, so the filter line and "N tests took" stay true. Guarded: without
     that attribute (another pytest-html) the counts are pytest-html's own."""
 
     data: Any = None
+    left_out: set[str] = set()  # node ids whose passing call has no row: their passing teardown has none either
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_html_report_title(report: Any) -> None:
-    _HtmlCounts.data = report
+    _HtmlTable.data, _HtmlTable.left_out = report, set()
 
 
 @pytest.hookimpl(trylast=True)
@@ -294,11 +297,16 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     # trylast: after dagcheck.plugin has added its cells. Emptying the cells is pytest-html's documented
     # way to leave a result out of the table; a passing check is in the section above instead (one
     # row per check) and in the results file.
-    if report.passed and getattr(report, "dagcheck", None) is not None:
+    if report.when == "teardown" and report.passed and report.nodeid in _HtmlTable.left_out:
+        # Else pytest-html files the teardown under the test's id, and the page carries an empty entry per pass.
+        _HtmlTable.left_out.discard(report.nodeid)
         del cells[:]
-        if report.when == "call" and isinstance(getattr(_HtmlCounts.data, "outcomes", None), dict):
+    elif report.when == "call" and report.passed and getattr(report, "dagcheck", None) is not None:
+        del cells[:]
+        _HtmlTable.left_out.add(report.nodeid)
+        if isinstance(getattr(_HtmlTable.data, "outcomes", None), dict):
             try:
-                _HtmlCounts.data.outcomes = "passed"  # pytest-html's setter adds one
+                _HtmlTable.data.outcomes = "passed"  # pytest-html's setter adds one
             except (AttributeError, KeyError, TypeError):
                 pass
 

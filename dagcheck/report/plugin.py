@@ -38,6 +38,7 @@ class ReportState:
         self.results: RunResults | None = None
         self.changed = False
         self.mail_outcome: str | None = None
+        self.commands: dict[tuple[str, str, str], list[str]] = {}  # (source, server, phase) -> command lines
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -89,14 +90,20 @@ def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
     return state.waivers
 
 
-def _commands(config: pytest.Config, spec: Any, server: str, phase: str = "health") -> list[str]:
+def _commands(config: pytest.Config, state: ReportState, spec: Any, server: str, phase: str = "health") -> list[str]:
+    """The command lines behind a verdict. Once per source, server and phase: every check of that source
+    on that server shares them (the source was fetched once, before its first check ran)."""
     from dagcheck.plugin import SESSION_KEY, commands_behind
 
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
-    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
-                   for i in commands_behind(session, spec.source, server, phase)})
+    key = (spec.source, server.lower(), phase)
+    found = state.commands.get(key)
+    if not found:  # none yet (a check skipped before its source was fetched): asked again next time
+        found = state.commands[key] = sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
+                                              for i in commands_behind(session, spec.source, server, phase)})
+    return list(found)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -136,7 +143,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
-        commands=_commands(item.config, spec, props["server"], props["phase"] or "health") if props["server"] else [],
+        commands=_commands(item.config, state, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
 
 

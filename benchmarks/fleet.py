@@ -1,6 +1,6 @@
 """The nightly health over a whole estate against the lab (a benchmark that prints, not a timed test).
 
-    python benchmarks/fleet.py [--n 4 40 300] [--dag-size 16] [--no-latency]
+    python benchmarks/fleet.py [--n 4 40 300] [--dag-size 16] [--no-latency] [--render]
 
 For each N it writes an inventory of N lab servers in DAGs of up to 16 (dagcheck.lab.fleet), serves
 it with `python -m dagcheck.lab serve` in a process of its own (so the client's CPU and memory are
@@ -16,6 +16,11 @@ plus its calls (each at its nominal latency, jitter at its mean) scheduled longe
 lanes as its budget allows (connection.max_runspaces). The sequential baseline is measured for N=4
 only (one server after another, one call at a time, every member asking for its DAG's data, as
 before issue 14), then scaled linearly to N: it says so.
+
+--render also times the detail report's first render in headless Chromium: the wall time of
+`chromium --headless --screenshot` on reports/dagcheck.html (Chromium writes the screenshot once the
+page has loaded and pytest-html's script has built its table), next to Chromium's own start-up on
+a one-line page.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -176,6 +182,20 @@ def floor(calls: list[dict[str, Any]], latency: dict[str, float], lanes: int) ->
     return worst, who
 
 
+def render_seconds(page: Path, work: Path) -> float:
+    """Wall time of one headless Chromium screenshot of a page (a fresh profile each time, so that no
+    cache or another Chromium's profile lock plays a part)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if chromium is None:
+        raise RuntimeError("--render needs Chromium (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory(prefix="dagcheck-chromium-", dir=work) as profile:
+        start = time.perf_counter()
+        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
+                        f"--user-data-dir={profile}", f"--screenshot={Path(profile) / 'shot.png'}", page.resolve().as_uri()],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False)
+        return time.perf_counter() - start
+
+
 def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path) -> dict[str, Any]:
     data = fleet_inventory(n, dag_size=dag_size, latency=latency)
     run_dir = work / f"n{n}"
@@ -190,6 +210,8 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
         lab.stop()
     html = run_dir / "reports" / "dagcheck.html"
     result["report_mb"] = html.stat().st_size / 1e6 if html.exists() else 0.0
+    junit = run_dir / "reports" / "junit.xml"
+    result["junit_mb"] = junit.stat().st_size / 1e6 if junit.exists() else 0.0
     result["n"] = n
     result["dags"] = len(data["dags"])
     if latency:
@@ -224,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="reuse a sequential N=4 figure measured before instead of measuring it (about 95 s)")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="keep each run's inventories, logs and reports in DIR (e.g. to open DIR/n300/reports/dagcheck.html)")
+    parser.add_argument("--render", action="store_true",
+                        help="time the first render of reports/dagcheck.html in headless Chromium")
     parser.add_argument("--child-run", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-sequential", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -242,13 +266,22 @@ def main(argv: list[str] | None = None) -> int:
                   "(one server after another, one call at a time); scaled linearly for larger N", flush=True)
         print(f"profile: {json.dumps(latency) if latency else 'no latency'}; per-server budget 3 calls at once "
               "(connection.max_runspaces)", flush=True)
+        if args.render:
+            blank = work / "blank.html"
+            blank.write_text("<!DOCTYPE html><p>one line</p>", encoding="utf-8")
+            print(f"render: Chromium's own start-up (a one-line page) {render_seconds(blank, work):.1f}s", flush=True)
         last = ""
         for n in args.n:
             r = measure(n, args.dag_size, latency, work)
+            if args.render:
+                r["render"] = render_seconds(work / f"n{n}" / "reports" / "dagcheck.html", work)
             cpu_per = r["cpu"] / n
             line = (f"N={n:<4} DAGs={r['dags']:<3} exit={r['exit']} calls={r['ncalls']:<6} wall={r['wall']:7.1f}s "
                     f"calls from {r.get('first_call', 0):.1f}s to {r.get('last_answer', 0):.1f}s "
-                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.1f}MB")
+                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.1f}MB "
+                    f"junit={r['junit_mb']:.1f}MB")
+            if "render" in r:
+                line += f" render={r['render']:.1f}s"
             summary = f"fleet: N={n} cpu/server={cpu_per:.2f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB"
             if base4 is not None:
                 seq = base4 * n / 4
@@ -259,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
                          f"sequential={seq:.0f}s{' (scaled from N=4)' if n != 4 else ''} speedup={seq / r['wall']:.1f}")
                 summary = (f"fleet: N={n} wall/floor={ratio:.2f} speedup={seq / r['wall']:.0f} cpu/server={cpu_per:.2f}s "
                            f"rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB")
+            if "render" in r:
+                summary += f" render={r['render']:.1f}s"
             print(line, flush=True)
             last = summary
         print(last)

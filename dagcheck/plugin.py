@@ -389,15 +389,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         # The gate that stands before entering maintenance.
         controller(item.config).gate_failures.append(f"{spec.id} [{target.label}]: {failure.message if failure else report.longreprtext[:200]}")
     for key, value in props.items():
-        report.user_properties.append((key, value))
-        item.user_properties.append((key, value))  # junitxml reads them from the teardown report
-    session = item.config.stash.get(SESSION_KEY, None)
-    commands = []
-    if session is not None and target is not None:
-        commands = commands_behind(session, spec.source, target.server, target.phase)
+        if value or key not in ("expected", "actual", "remediation"):  # a pass has none: no empty elements in JUnit
+            report.user_properties.append((key, value))
+            item.user_properties.append((key, value))  # junitxml reads them from the teardown report
     report.dagcheck = props  # type: ignore[attr-defined]
     pytest_html = item.config.pluginmanager.getplugin("html")
-    if pytest_html is not None:
+    if pytest_html is not None and report.failed:
+        # Only a verdict that is not a pass has a row of its own in the HTML report (dagcheck.report.detail);
+        # a pass's commands are in the results file.
+        session = item.config.stash.get(SESSION_KEY, None)
+        commands = []
+        if session is not None and target is not None:
+            commands = commands_behind(session, spec.source, target.server, target.phase)
         extras = getattr(report, "extras", [])
         extras.append(pytest_html.extras.html(_details_html(spec, props, commands, report.failed)))
         report.extras = extras

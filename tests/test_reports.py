@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -98,3 +100,51 @@ def test_waiver_turns_a_failure_into_waived_until_it_expires(run_checks, tmp_pat
     data["waivers"] = data["waivers"][:1]
     data["waivers"][0]["expires"] = past
     assert run_checks(data).exit_code == 1  # expired: the check counts again
+
+
+def _html_tests(report: Path) -> dict[str, list[dict]]:
+    """pytest-html's results table (node id -> rows), as its page script receives it."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', report.read_text(encoding="utf-8"))
+    assert blob is not None, "no pytest-html data in the report"
+    return json.loads(html.unescape(blob.group(1)))["tests"]
+
+
+def test_detail_report_keeps_each_failure_whole_and_passes_one_row_per_check(run_checks, tmp_path) -> None:
+    run_checks(lab_data([COPY_FAILED]))
+    reports = tmp_path / "reports"
+    [path] = _nightly(tmp_path)
+    checks = json.loads(path.read_text(encoding="utf-8"))["checks"]
+    [failed] = [c for c in checks if c["id"] == "DAG-COPY-001" and c["outcome"] == "fail"]
+    assert failed["expected"] and failed["actual"] and failed["remediation"]
+
+    tests = _html_tests(reports / "dagcheck.html")
+    rows = [row for rows in tests.values() for row in rows]
+    outcomes = [re.search(r'class="col-result">(\w+)<', row["resultsTableRow"][0]).group(1) for row in rows]
+    assert "Passed" not in outcomes and "Failed" in outcomes
+    others = len([c for c in checks if c["outcome"] != "pass"])
+    assert len(rows) == len(tests) == others  # a row for every other verdict, and no empty entry for a pass
+    [row] = [r for r in rows if "DAG-COPY-001" in "".join(r["resultsTableRow"]) and "Failed" in r["resultsTableRow"][0]]
+    detail = html.unescape("".join(e["content"] for e in row["extras"]))
+    for label in ("Expected", "Actual", "Remediation", "Commands behind this verdict"):
+        assert f">{label}<" in detail or f"{label}:" in detail, label
+    for value in (failed["expected"], failed["actual"], failed["remediation"]):
+        assert value in detail
+    assert "[mbx2/exchange] Get-MailboxDatabaseCopyStatus -Server mbx2" in detail  # the transcript, in the row
+
+    # A pass has no row: its check's row in the grouped section names its server, the results file its commands.
+    [passed] = [c for c in checks if c["id"] == "DAG-COPY-001" and c["server"] == "mbx1" and c["outcome"] == "pass"][:1]
+    assert "[mbx1/exchange] Get-MailboxDatabaseCopyStatus -Server mbx1" in passed["commands"]
+    page = (reports / "dagcheck.html").read_text(encoding="utf-8")
+    section = page.split("Passed checks, one row per check", 1)[1].split("</table>", 1)[0]
+    copy_row = section.split("<b>DAG-COPY-001</b>", 1)[1].split("</tr>", 1)[0]
+    assert "mbx1" in copy_row and "Get-MailboxDatabaseCopyStatus -Server &lt;server&gt;" in copy_row
+    href = re.search(r"the results file <a href='([^']+)'>", section).group(1)
+    assert (reports / href).resolve() == path.resolve()  # named and linked, relative to the report
+    npass = len([c for c in checks if c["outcome"] == "pass"])
+    assert f"{npass} Passed" in page  # pytest-html's count still counts the passes it leaves out
+
+    junit = (reports / "junit.xml").read_text(encoding="utf-8")
+    case = junit.split(r'name="test_database_copy_is_healthy[DB01\\mbx1]"', 1)[1].split("</testcase>", 1)[0]
+    assert 'name="check_id"' in case and 'name="expected"' not in case  # no empty elements for a pass
+    case = junit.split(r'name="test_database_copy_is_healthy[DB01\\mbx2]"', 1)[1].split("</testcase>", 1)[0]
+    assert 'name="expected"' in case and 'name="remediation"' in case

@@ -1,6 +1,7 @@
 """The pytest side of dagcheck's reports: gathers every check's outcome as data, applies waivers,
 writes the results JSON into the history folder and the verdict-first summary (standalone
-reports/summary.html, and at the top of the pytest-html report).
+reports/summary.html, and at the top of the pytest-html report). In the pytest-html report passes
+are grouped per check (dagcheck/report/detail.py); the results table keeps the other verdicts.
 
 Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where the checks are.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from dagcheck.options import ROOT
-from dagcheck.report import history, mail, summary, trend
+from dagcheck.report import detail, history, mail, summary, trend
 from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
 from dagcheck.report.waivers import Waivers, parse
 
@@ -37,6 +38,7 @@ class ReportState:
         self.results: RunResults | None = None
         self.changed = False
         self.mail_outcome: str | None = None
+        self.commands: dict[tuple[str, str, str], list[str]] = {}  # (source, server, phase) -> command lines
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -88,14 +90,20 @@ def _waivers(config: pytest.Config, state: ReportState) -> Waivers:
     return state.waivers
 
 
-def _commands(config: pytest.Config, spec: Any, server: str, phase: str = "health") -> list[str]:
+def _commands(config: pytest.Config, state: ReportState, spec: Any, server: str, phase: str = "health") -> list[str]:
+    """The command lines behind a verdict. Once per source, server and phase: every check of that source
+    on that server shares them (the source was fetched once, before its first check ran)."""
     from dagcheck.plugin import SESSION_KEY, commands_behind
 
     session = config.stash.get(SESSION_KEY, None)
     if session is None:
         return []
-    return sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
-                   for i in commands_behind(session, spec.source, server, phase)})
+    key = (spec.source, server.lower(), phase)
+    found = state.commands.get(key)
+    if not found:  # none yet (a check skipped before its source was fetched): asked again next time
+        found = state.commands[key] = sorted({f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
+                                              for i in commands_behind(session, spec.source, server, phase)})
+    return list(found)
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -135,7 +143,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
-        commands=_commands(item.config, spec, props["server"], props["phase"] or "health") if props["server"] else [],
+        commands=_commands(item.config, state, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
 
 
@@ -278,6 +286,45 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
     state = finish(session)
     if state is not None and state.summary_html:
         prefix.insert(0, state.summary_html)
+    if state is not None and state.results is not None:
+        href, where = detail.results_href(state.results_path, getattr(session.config.option, "htmlpath", None))
+        postfix.append(detail.passed_by_check(state.results, href, where))
+
+
+class _HtmlTable:
+    """What the results-table hooks below share within one run (pytest-html's hooks get no config).
+
+    pytest-html 4 counts only the rows it keeps (pytest-html issue #794), so a report without pass rows
+    would say "0 Passed". Its report data (the object of pytest_html_report_title) keeps the counts; a
+    left-out pass is counted there, so the filter line and "N tests took" stay true. Guarded: without
+    that attribute (another pytest-html) the counts are pytest-html's own."""
+
+    data: Any = None
+    left_out: set[str] = set()  # node ids whose passing call has no row: their passing teardown has none either
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_html_report_title(report: Any) -> None:
+    _HtmlTable.data, _HtmlTable.left_out = report, set()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    # trylast: after dagcheck.plugin has added its cells. Emptying the cells is pytest-html's documented
+    # way to leave a result out of the table; a passing check is in the section above instead (one
+    # row per check) and in the results file.
+    if report.when == "teardown" and report.passed and report.nodeid in _HtmlTable.left_out:
+        # Else pytest-html files the teardown under the test's id, and the page carries an empty entry per pass.
+        _HtmlTable.left_out.discard(report.nodeid)
+        del cells[:]
+    elif report.when == "call" and report.passed and getattr(report, "dagcheck", None) is not None:
+        del cells[:]
+        _HtmlTable.left_out.add(report.nodeid)
+        if isinstance(getattr(_HtmlTable.data, "outcomes", None), dict):
+            try:
+                _HtmlTable.data.outcomes = "passed"  # pytest-html's setter adds one
+            except (AttributeError, KeyError, TypeError):
+                pass
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -14,6 +14,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LAB_YML = ROOT / "inventory" / "lab.yml"
 
 
+# Modules whose tests each drive persistent lab processes through several whole runs (a minute or more each
+# under load). Collected first, as whole modules (their module-scoped labs stay set up once), so that
+# `pytest tests -n auto` hands them out before the short tests instead of leaving one to run alone at the end.
+LONG_FIRST = ("test_rolling.py", "test_lease.py", "test_drift.py", "test_safety.py", "test_transitions.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Only the order changes: every test still runs, and each module's tests keep their own order."""
+    rank = {name: i for i, name in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+
+
 def lab_data(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     data = yaml.safe_load(LAB_YML.read_text(encoding="utf-8"))
     data = copy.deepcopy(data)

@@ -11,7 +11,7 @@ import pytest
 
 from dagcheck import drift as config_drift
 from dagcheck import safety
-from dagcheck.catalogue import CheckFailure, CheckSpec
+from dagcheck.catalogue import CATALOGUE, CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView
 from dagcheck.errors import InventoryError
@@ -250,17 +250,20 @@ class Uncollectable:
         self.reason = reason
 
 
+# The per-check fixtures below take `pytestconfig` (session-scoped, resolved once), not `request`: pytest builds
+# a new FixtureDef, with a signature inspection, each time a fixture asks for `request`, twice per fixture and
+# check (a tenth of the run's CPU at fleet scale). The check's id travels in its Target for the same reason.
 @pytest.fixture
-def transition(request: pytest.FixtureRequest, target: Target) -> Controller:
+def transition(pytestconfig: pytest.Config, target: Target) -> Controller:
     """Performs the maintenance transition due before this check's phase, once per run (entering before
     the first maintenance check, leaving before the first post-maintenance check); a no-op otherwise."""
-    ctl = controller(request.config)
+    ctl = controller(pytestconfig)
     ctl.before(target.phase)
     return ctl
 
 
 @pytest.fixture
-def item(request: pytest.FixtureRequest, target: Target, transition: Controller) -> Any:
+def item(pytestconfig: pytest.Config, target: Target, transition: Controller) -> Any:
     """The object the check judges, from the current phase's snapshot."""
     ctl = transition
     if target.phase == "preflight" and (resume := ctl.resuming()) is not None:
@@ -271,8 +274,8 @@ def item(request: pytest.FixtureRequest, target: Target, transition: Controller)
         pytest.skip(f"not run: {blocked}")
     if (dry := ctl.pending_dry_run(target.phase)) is not None:
         pytest.skip(dry)
-    spec = _spec(request.function)
-    state = maintenance_state(request.config, target.server, target.phase) if spec is not None else None
+    spec = CATALOGUE.get(target.check)
+    state = maintenance_state(pytestconfig, target.server, target.phase) if spec is not None else None
     if state is not None and state.unreachable and spec is not None and spec.id == FORGOTTEN_CHECK:
         return ()  # planned and not answering: DAG-MAINT-001 judges the DAG with it down, from the others
     if target.error is not None and state is None:
@@ -281,7 +284,7 @@ def item(request: pytest.FixtureRequest, target: Target, transition: Controller)
         # A member in maintenance: planned, its service checks say so; forgotten, DAG-MAINT-001 is the one finding.
         pytest.skip(state.skip_reason())
     try:
-        return dagcheck_session(request.config).lookup(target, _spec(request.function))  # type: ignore[arg-type]
+        return dagcheck_session(pytestconfig).lookup(target, spec)  # type: ignore[arg-type]
     except SourceFailed as exc:
         return Uncollectable(str(exc))
     except LookupError as exc:
@@ -289,19 +292,19 @@ def item(request: pytest.FixtureRequest, target: Target, transition: Controller)
 
 
 @pytest.fixture
-def dag(request: pytest.FixtureRequest, target: Target) -> DagView:
+def dag(pytestconfig: pytest.Config, target: Target) -> DagView:
     """The target server's DAG as seen in this phase: the other members' snapshots, the --target server."""
-    session = dagcheck_session(request.config)
+    session = dagcheck_session(pytestconfig)
     return DagView(target.server, session.inventory, session.collector, target.phase,
-                   request.config.getoption("--target"),
-                   lambda member: maintenance_state(request.config, member, target.phase), run_now(request.config),
-                   request.config.stash.setdefault(NOTES_KEY, []))
+                   pytestconfig.getoption("--target"),
+                   lambda member: maintenance_state(pytestconfig, member, target.phase), run_now(pytestconfig),
+                   pytestconfig.stash.setdefault(NOTES_KEY, []))
 
 
 @pytest.fixture
-def maintenance(request: pytest.FixtureRequest, target: Target) -> MaintenanceState | None:
+def maintenance(pytestconfig: pytest.Config, target: Target) -> MaintenanceState | None:
     """The target member's maintenance, planned or forgotten (None: in service, or not the nightly run)."""
-    return maintenance_state(request.config, target.server, target.phase)
+    return maintenance_state(pytestconfig, target.server, target.phase)
 
 
 def drift_of(config: pytest.Config, server: str, phase: str) -> config_drift.Drift | config_drift.BaselineError | str:
@@ -327,19 +330,19 @@ def drift_of(config: pytest.Config, server: str, phase: str) -> config_drift.Dri
 
 
 @pytest.fixture
-def drift(request: pytest.FixtureRequest, target: Target) -> config_drift.Drift | config_drift.BaselineError:
+def drift(pytestconfig: pytest.Config, target: Target) -> config_drift.Drift | config_drift.BaselineError:
     """The target server's configuration drift across maintenance (or why its baseline cannot be read:
     the checks fail with it); skipped, with why, when no baseline was saved."""
-    found = drift_of(request.config, target.server, target.phase)
+    found = drift_of(pytestconfig, target.server, target.phase)
     if isinstance(found, str):
         pytest.skip(found)
     return found
 
 
 @pytest.fixture
-def snapshot(request: pytest.FixtureRequest, target: Target) -> Any:
+def snapshot(pytestconfig: pytest.Config, target: Target) -> Any:
     """The whole snapshot of the target's server, for checks that compare two of its sources."""
-    return dagcheck_session(request.config).collector.snapshot(target.server, target.phase)
+    return dagcheck_session(pytestconfig).collector.snapshot(target.server, target.phase)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -148,6 +148,9 @@ class CollectionProgress:
     """Per-server progress of collection, at most one line every `interval` seconds (a nightly run over
     many servers shows where it is), and a server that turns out blind at once, with its one reason."""
 
+    LISTED = 16  # up to a DAG's worth of servers, each is named with its count
+    NAMED = 5  # beyond that, how many laggards and how many blind servers are named
+
     def __init__(self, write: Callable[[str], None], interval: float = 5.0) -> None:
         self.write = write
         self.interval = interval
@@ -177,10 +180,25 @@ class CollectionProgress:
             self.write(f"{blind.server}: could not be checked ({blind.kind}): {blind.reason}")
 
     def line(self, head: str) -> str:
+        """Every server by name while they fit on a line (LISTED or fewer); beyond that the totals, the
+        servers that could not be checked, and the ones with the fewest answers so far (the laggards), so
+        that a nightly run over hundreds of servers prints a line, not a page, every few seconds."""
         with self._lock:
             names = sorted(set(self._calls) | set(self._blind))
-            parts = [f"{n} {self._blind[n]}" if n in self._blind else f"{n} {self._calls[n]} call(s)" for n in names]
-        return f"{head}: " + ", ".join(parts)
+            calls = dict(self._calls)
+            blind = dict(self._blind)
+        if len(names) <= self.LISTED:
+            parts = [f"{n} {blind[n]}" if n in blind else f"{n} {calls[n]} call(s)" for n in names]
+            return f"{head}: " + ", ".join(parts)
+        text = f"{head}: {len(names)} servers, {sum(calls.values()):,} call(s)"
+        if blind:
+            shown = sorted(blind)[:self.NAMED]
+            more = f" and {len(blind) - len(shown)} more" if len(blind) > len(shown) else ""
+            text += f"; {len(blind)} not checkable: {', '.join(f'{n} ({blind[n]})' for n in shown)}{more}"
+        answering = sorted((c, n) for n, c in calls.items() if n not in blind)
+        if answering and answering[0][0] != answering[-1][0]:
+            text += "; fewest so far: " + ", ".join(f"{n} {c}" for c, n in answering[:self.NAMED])
+        return text
 
     def finish(self) -> None:
         if self.active and (self._calls or self._blind):

@@ -31,6 +31,7 @@ class Target:
     label: str
     error: str | None = None
     phase: str = "health"
+    check: str = ""  # the id of the check it parametrizes (catalogue.CATALOGUE), so fixtures need not ask pytest
 
 
 class DagcheckSession:
@@ -102,14 +103,14 @@ class DagcheckSession:
             snap = self.collector.snapshot(server.name, enumerate_in)
             error = snap.failed(spec.source)
             if error is not None:
-                out.append(Target(server.name, spec.source, None, server.name, _reason(error), phase))
+                out.append(Target(server.name, spec.source, None, server.name, _reason(error), phase, spec.id))
                 continue
             if spec.per_server:
-                out.append(Target(server.name, spec.source, PER_SERVER, server.name, None, phase))
+                out.append(Target(server.name, spec.source, PER_SERVER, server.name, None, phase, spec.id))
                 continue
             for obj in snap.get(spec.source):
                 if spec.select is None or spec.select(obj):
-                    out.append(Target(server.name, spec.source, obj.key, obj.key, None, phase))
+                    out.append(Target(server.name, spec.source, obj.key, obj.key, None, phase, spec.id))
         return out
 
     def lookup(self, target: Target, spec: CheckSpec) -> object:

@@ -41,6 +41,7 @@ MAINTENANCE_KEY = pytest.StashKey[dict[str, MaintenanceState | None]]()
 NOW_KEY = pytest.StashKey[dt.datetime]()
 NOTES_KEY = pytest.StashKey[list[str]]()
 DRIFT_KEY = pytest.StashKey[dict[str, "config_drift.Drift | config_drift.BaselineError | str"]]()
+KEYWORDS_KEY = pytest.StashKey[dict[str, Any]]()
 FORGOTTEN_CHECK = "DAG-MAINT-001"
 
 
@@ -372,6 +373,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     outcome = yield
     report = outcome.get_result()
     spec = _spec(getattr(item, "function", None))
+    if spec is not None:
+        # pytest gives each of a check's three reports its own copy of the item's keywords, and keeps every
+        # report to the end of the run (its statistics, pytest-html): one dict serves all three (they are equal).
+        report.keywords = item.stash.setdefault(KEYWORDS_KEY, report.keywords)
     if spec is None or report.when != "call" and not (report.when == "setup" and report.failed):
         return
     target: Target | None = item.callspec.params.get("target") if hasattr(item, "callspec") else None
@@ -393,8 +398,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         controller(item.config).gate_failures.append(f"{spec.id} [{target.label}]: {failure.message if failure else report.longreprtext[:200]}")
     for key, value in props.items():
         if value or key not in ("expected", "actual", "remediation"):  # a pass has none: no empty elements in JUnit
-            report.user_properties.append((key, value))
-            item.user_properties.append((key, value))  # junitxml reads them from the teardown report
+            pair = (key, value)  # one tuple for both lists: a fleet run keeps every report to its end
+            report.user_properties.append(pair)
+            item.user_properties.append(pair)  # junitxml reads them from the teardown report
     report.dagcheck = props  # type: ignore[attr-defined]
     pytest_html = item.config.pluginmanager.getplugin("html")
     if pytest_html is not None and report.failed:

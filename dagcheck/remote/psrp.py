@@ -367,6 +367,9 @@ class PsrpTransport:
                 ps.begin_invoke()
             sent = True
             output = self._end_invoke(server, ps, command)  # pipelines of one pool wait side by side
+            # pypsrp keeps every pipeline of a pool (its commands and raw output) in pool.pipelines until the
+            # pool closes: a run's whole answers over again, held to the end. A finished one is routed no more.
+            entry.pool.pipelines.pop(ps.id, None)
         except AuthenticationError as exc:
             self._discard(server, endpoint)
             raise self._rejected(server, command.cmdlet, str(exc)) from None

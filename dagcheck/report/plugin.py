@@ -300,12 +300,22 @@ class _HtmlTable:
     that attribute (another pytest-html) the counts are pytest-html's own."""
 
     data: Any = None
+    reports: dict[str, Any] | None = None  # pytest-html's reports of each test, released once its row is made
     left_out: set[str] = set()  # node ids whose passing call has no row: their passing teardown has none either
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_html_report_title(report: Any) -> None:
     _HtmlTable.data, _HtmlTable.left_out = report, set()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _HtmlTable.reports = None
+    for plugin in session.config.pluginmanager.get_plugins():
+        held = getattr(plugin, "_reports", None)  # pytest-html 4's per-test reports (BaseReport._reports)
+        if type(plugin).__module__.startswith("pytest_html") and isinstance(held, dict):
+            _HtmlTable.reports = held
 
 
 @pytest.hookimpl(trylast=True)
@@ -325,6 +335,15 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
                 _HtmlTable.data.outcomes = "passed"  # pytest-html's setter adds one
             except (AttributeError, KeyError, TypeError):
                 pass
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_logreport(report: pytest.TestReport):  # type: ignore[no-untyped-def]
+    yield
+    if report.when == "teardown" and _HtmlTable.reports is not None:
+        # pytest-html has made the test's row (at its teardown report) and never reads its reports again, but
+        # keeps them by node id to the end: at fleet scale the whole run twice over. Guarded like the counter.
+        _HtmlTable.reports.pop(report.nodeid, None)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -10,7 +10,7 @@ where a real server would; --no-latency measures the client's CPU and RSS with t
 it goes.
 
 Printed per N: wall time of the run, the floor, wall/floor, the sequential baseline and the speedup
-over it, client CPU (user+sys) in all and per server, client peak RSS, and the size of the HTML
+over it, client CPU (user+sys) in all and per server, the lab process's own CPU (lab_cpu: on 2 cores it competes with the client), client peak RSS, and the size of the HTML
 report. The floor, from the run's own transcript: for the slowest server, its runspace pool opens
 plus its calls (each at its nominal latency, jitter at its mean) scheduled longest first on as many
 lanes as its budget allows (connection.max_runspaces). The sequential baseline is measured for N=4
@@ -136,9 +136,14 @@ class Lab:
     def env(self) -> dict[str, str]:
         return {**os.environ, USERNAME_ENV: USERNAME, PASSWORD_ENV: self.password}
 
-    def stop(self) -> None:
+    def stop(self) -> float:
+        """Stop the lab; returns the CPU seconds (user+sys) its process used, all its threads (counted by the
+        kernel when the process is reaped, so the delta of RUSAGE_CHILDREN around the reaping is the lab's)."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.proc.terminate()
         self.proc.wait(timeout=120)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> None:
@@ -207,7 +212,8 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
                run_dir / "run.log")
         result = json.loads(out.read_text(encoding="utf-8"))
     finally:
-        lab.stop()
+        lab_cpu = lab.stop()
+    result["lab_cpu"] = lab_cpu
     html = run_dir / "reports" / "dagcheck.html"
     result["report_mb"] = html.stat().st_size / 1e6 if html.exists() else 0.0
     junit = run_dir / "reports" / "junit.xml"
@@ -278,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             cpu_per = r["cpu"] / n
             line = (f"N={n:<4} DAGs={r['dags']:<3} exit={r['exit']} calls={r['ncalls']:<6} wall={r['wall']:7.1f}s "
                     f"calls from {r.get('first_call', 0):.1f}s to {r.get('last_answer', 0):.1f}s "
-                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.1f}MB "
+                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s lab_cpu={r['lab_cpu']:.1f}s rss={r['rss_mb']:.0f}MB "
+                    f"report={r['report_mb']:.1f}MB "
                     f"junit={r['junit_mb']:.1f}MB")
             if "render" in r:
                 line += f" render={r['render']:.1f}s"

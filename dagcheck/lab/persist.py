@@ -29,7 +29,7 @@ from dagcheck.lab.state import Organization
 
 FORMAT = 1
 ALLOWED_MODULES = ("dagcheck.lab.", "dagcheck.inventory")
-NOT_SAVED = ("lock", "clock", "call_log", "fault_hits")
+NOT_SAVED = ("lock", "clock", "call_log", "fault_hits", "flow")  # flow: rebuilt by the first tick
 
 
 class StateFileError(Exception):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -68,6 +69,26 @@ class RequesterEntry:
     timestamp: dt.datetime
 
 
+class _Changes:
+    """A process-wide count of the writes that can start mail moving or services starting (a queue's count,
+    stuck flag or type; a server's queues, redirect or pending starts). Organization.tick rescans the whole
+    organisation only when it moved; otherwise it touches just the servers whose mail is in flight, so a
+    call to a 300-server lab does not walk 300 servers' queues."""
+
+    count = 0
+    _numbers = itertools.count(1)
+
+    @classmethod
+    def bump(cls) -> None:
+        # After the write itself, a fresh number each time (next() is atomic): whatever order two threads
+        # store theirs in, a scan that ran before either stored sees a count it did not scan at.
+        cls.count = next(cls._numbers)
+
+
+_QUEUE_FLOW_FIELDS = frozenset({"message_count", "stuck", "queue_type"})
+_SERVER_FLOW_FIELDS = frozenset({"queues", "redirect_target", "pending_starts"})
+
+
 @dataclass
 class LabQueue:
     row_id: int
@@ -78,6 +99,16 @@ class LabQueue:
     status: str = "Ready"
     stuck: bool = False
     last_error: str | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _QUEUE_FLOW_FIELDS:
+            _Changes.bump()
+
+    @property
+    def moves(self) -> bool:
+        """Delivers as lab time passes (Shadow copies go only when their primary has drained)."""
+        return bool(self.message_count) and not self.stuck and self.queue_type not in ("Poison", "Shadow")
 
     def identity(self, server: str) -> str:
         if self.queue_type in ("Submission", "Poison", "Unreachable"):
@@ -118,6 +149,16 @@ class LabServer:
     # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in _SERVER_FLOW_FIELDS:
+            _Changes.bump()
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether lab time can change its queues: mail that moves, or a redirect (its Shadow copies elsewhere)."""
+        return bool(self.redirect_target) or any(q.moves for q in self.queues)
 
     @property
     def dn(self) -> str:
@@ -300,10 +341,19 @@ class Organization:
 
     # ---- state changes ---------------------------------------------------------------------
 
+    def _flow(self) -> _Flow:
+        """The servers a tick must touch; rescanned only after a write that can add one (see _Changes).
+        Not saved with the state (persist.NOT_SAVED): a restored organisation rescans on its first tick."""
+        flow: _Flow | None = getattr(self, "flow", None)
+        if flow is None or flow.seen != _Changes.count:
+            flow = self.flow = _Flow(_Changes.count, [s for s in self.servers.values() if s.in_flight],
+                                     [s for s in self.servers.values() if s.pending_starts])
+        return flow
+
     def start_due_services(self) -> None:
         """Services of a restarted server whose start time has come are Running (see schedule_restart)."""
         now = dt.datetime.now(dt.UTC)
-        for server in self.servers.values():
+        for server in self._flow().starting:
             while server.pending_starts and server.pending_starts[0][0] <= now:
                 server.services[server.pending_starts.pop(0)[1]] = "Running"
 
@@ -325,17 +375,20 @@ class Organization:
         and shadow copies held for a drained server are discarded. Stuck and Poison queues never move."""
         self.clock.advance(seconds)
         self.start_due_services()
-        for server in self.servers.values():
+        flow = self._flow()
+        for server in flow.moving:
             rate = DELIVERY_RATE * (REDIRECT_SPEEDUP if server.redirect_target else 1)
             for q in server.queues:
-                if q.message_count and not q.stuck and q.queue_type not in ("Poison", "Shadow"):
-                    q.message_count = max(0, q.message_count - int(rate * seconds))
+                if q.moves:
+                    _deliver(q, int(rate * seconds))
             drained = all(q.message_count == 0 for q in server.queues if q.queue_type not in ("Poison", "Shadow"))
             if server.redirect_target and drained:
                 for other in self.servers.values():
                     for q in other.queues:
-                        if q.queue_type == "Shadow" and q.next_hop.lower() == server.fqdn.lower():
-                            q.message_count = max(0, q.message_count - int(rate * seconds))
+                        if q.queue_type == "Shadow" and q.message_count and q.next_hop.lower() == server.fqdn.lower():
+                            _deliver(q, int(rate * seconds))
+        # Delivery only lowers counts, which moves no other server into flight: drop the ones now at rest.
+        flow.moving = [server for server in flow.moving if server.in_flight]
 
     def set_component_state(self, server: LabServer, component: str, requester: str, state: str) -> None:
         """Timestamps are distinct and ordered by real call order across every client of the lab (the lease
@@ -354,6 +407,7 @@ class Organization:
         queue = LabQueue(server.next_row_id, queue_type, delivery_type, next_hop)
         server.next_row_id += 1
         server.queues.append(queue)
+        _Changes.bump()  # appending is no attribute write
         return queue
 
     def quorum(self, dag_name: str) -> tuple[int, int, bool]:
@@ -422,6 +476,18 @@ class Organization:
             and (not f.get("server") or f.get("server").lower() == server.lower())
             and (cmdlet is None or not f.get("cmdlet") or f.get("cmdlet").lower() == cmdlet.lower())
         ]
+
+
+@dataclass
+class _Flow:
+    seen: int  # _Changes.count when the servers were scanned
+    moving: list[LabServer]  # mail in flight, or redirecting
+    starting: list[LabServer]  # services waiting to start after a restart
+
+
+def _deliver(queue: LabQueue, messages: int) -> None:
+    """Lower a queue's count as delivery does, without counting it as a change that needs a rescan."""
+    object.__setattr__(queue, "message_count", max(0, queue.message_count - messages))
 
 
 # Lab time each cmdlet call takes, and how fast queues deliver: polling makes time pass, so waits

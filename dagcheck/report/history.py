@@ -1,16 +1,16 @@
 """The history folder: nightly results kept for comparison and trends, ad-hoc runs kept apart.
 
 reports/history/nightly/<stamp>.json  - the nightly health runs (compared, plotted, pruned)
+reports/history/nightly/digests/<stamp>.json - what later runs read of each: its failing verdicts
 reports/history/adhoc/<stamp>.json    - everything else (-k, --co, --server, --dag, a phase): never
                                          read as "the previous run", so they cannot pollute it.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from dagcheck.report.results import RunResults, read
+from dagcheck.report.results import RunResults, read, write
 
 DEFAULT_KEEP = 90
 
@@ -19,32 +19,66 @@ def folder(reports: Path, kind: str) -> Path:
     return reports / "history" / kind
 
 
+def digest_path(path: Path) -> Path:
+    """Where the digest of a results file lives: history/<kind>/digests/<stamp>.json (not itself a run)."""
+    return path.parent / "digests" / path.name
+
+
+def digest_of(results: RunResults) -> RunResults:
+    """What later runs read of this one: its run and inventory entries and its failing verdicts (the
+    comparison with the previous run and the trend read nothing else). At 300 servers a results file is
+    some 33 MB of mostly passes; reading 30 of them whole for the trend would take minutes and gigabytes."""
+    return RunResults(results.run, results.inventory, results.failing(), results.schema_version)
+
+
+def write_digest(results: RunResults, path: Path) -> Path:
+    """Write the digest of the results file at `path` (written atomically, like the results file)."""
+    return write(digest_of(results), digest_path(path))
+
+
+def digest(path: Path) -> RunResults:
+    """A nightly run as later runs read it (its digest). A results file kept from before digests existed,
+    or whose digest is damaged, is read whole once and given one."""
+    try:
+        return read(digest_path(path))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    made = digest_of(read(path))
+    try:
+        write(made, digest_path(path))
+    except OSError:
+        pass  # a read-only history still reports; the next run tries again
+    return made
+
+
 def nightly_runs(reports: Path, scope: str) -> list[Path]:
     """The nightly results files of this scope (same inventory servers), oldest first."""
     out = []
     for path in sorted(folder(reports, "nightly").glob("*.json")):
         try:
-            if json.loads(path.read_text(encoding="utf-8")).get("run", {}).get("scope") == scope:
+            if digest(path).run.get("scope") == scope:
                 out.append(path)
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             continue  # an unreadable file is skipped, not fatal: the report must still be written
     return out
 
 
 def previous(reports: Path, scope: str, exclude: Path | None = None) -> RunResults | None:
+    """The digest of the latest nightly run of this scope before this one (its failing verdicts)."""
     runs = [p for p in nightly_runs(reports, scope) if p != exclude]
     for path in reversed(runs):
         try:
-            return read(path)
+            return digest(path)
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return None
 
 
 def prune(reports: Path, keep: int) -> list[Path]:
-    """Delete the oldest nightly results beyond `keep` (all scopes counted together)."""
+    """Delete the oldest nightly results beyond `keep` (all scopes counted together), with their digests."""
     runs = sorted(folder(reports, "nightly").glob("*.json"))
     doomed = runs[:-keep] if keep > 0 else []
     for path in doomed:
         path.unlink(missing_ok=True)
+        digest_path(path).unlink(missing_ok=True)
     return doomed

@@ -204,6 +204,8 @@ def finish(session: pytest.Session) -> ReportState | None:
     previous = history.previous(state.reports, scope) if state.kind == "nightly" else None
     try:
         state.results_path = write(results, path)
+        if state.kind == "nightly":
+            history.write_digest(results, path)
     except OSError as exc:
         print(f"dagcheck: cannot write the results file {path}: {exc}", file=sys.stderr)
     trend_html = ""
@@ -211,7 +213,7 @@ def finish(session: pytest.Session) -> ReportState | None:
         runs = []
         for p in history.nightly_runs(state.reports, scope)[-30:]:
             try:
-                runs.append(history.read(p))
+                runs.append(history.digest(p))
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         trend_html = trend.render(runs)

@@ -1,0 +1,65 @@
+"""The nightly history at fleet scale: later runs read each kept run's digest (its failing verdicts), not
+its whole results file (33 MB at 300 servers; 90 are kept by default, 30 feed the trend)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dagcheck.report import history, summary
+from dagcheck.report.results import CheckResult, RunResults, write
+
+SCOPE = "/inv.yml|mbx1,mbx2"
+
+
+def _run(started: str, failing: list[str], passes: int = 500) -> RunResults:
+    checks = [CheckResult(id="DAG-COPY-001", title="t", severity="critical", area="copies", server="mbx1",
+                          object=f"DB{i:03d}", phase="health", outcome="pass", commands=["Get-X -Server mbx1"])
+              for i in range(passes)]
+    checks += [CheckResult(id="DAG-COPY-001", title="t", severity="critical", area="copies", server="mbx2",
+                           object=obj, phase="health", outcome="fail", expected="Healthy", actual="Failed")
+               for obj in failing]
+    return RunResults({"started": started, "kind": "nightly", "scope": SCOPE}, {"dags": {"DAG1": ["mbx1", "mbx2"]}}, checks)
+
+
+def _keep(reports: Path, results: RunResults, stamp: str) -> Path:
+    path = history.folder(reports, "nightly") / f"{stamp}.json"
+    write(results, path)
+    history.write_digest(results, path)
+    return path
+
+
+def test_a_digest_holds_the_failing_verdicts_only(tmp_path: Path) -> None:
+    path = _keep(tmp_path, _run("2026-12-01T01:00:00", ["DB01\\mbx2"]), "20261201T010000Z")
+    digest = json.loads(history.digest_path(path).read_text(encoding="utf-8"))
+    assert [c["object"] for c in digest["checks"]] == ["DB01\\mbx2"]
+    assert digest["run"]["scope"] == SCOPE and digest["inventory"]["dags"] == {"DAG1": ["mbx1", "mbx2"]}
+    assert history.digest_path(path).stat().st_size * 20 < path.stat().st_size
+
+
+def test_the_previous_run_and_the_trend_read_digests_not_results_files(tmp_path: Path) -> None:
+    first = _keep(tmp_path, _run("2026-12-01T01:00:00", ["DB01\\mbx2", "DB02\\mbx2"]), "20261201T010000Z")
+    second = _keep(tmp_path, _run("2026-12-02T01:00:00", ["DB02\\mbx2"]), "20261202T010000Z")
+    for path in (first, second):  # were a results file read whole, these would break the comparison
+        path.write_text("{not json", encoding="utf-8")
+    assert history.nightly_runs(tmp_path, SCOPE) == [first, second]
+    previous = history.previous(tmp_path, SCOPE)
+    assert previous is not None and previous.run["started"] == "2026-12-02T01:00:00"
+    new, resolved = summary.changes(_run("2026-12-03T01:00:00", ["DB03\\mbx2"]), previous)
+    assert [c.object for c in new] == ["DB03\\mbx2"] and [c.object for c in resolved] == ["DB02\\mbx2"]
+
+
+def test_a_results_file_kept_from_before_digests_is_read_once_and_given_one(tmp_path: Path) -> None:
+    path = history.folder(tmp_path, "nightly") / "20261130T010000Z.json"
+    write(_run("2026-11-30T01:00:00", ["DB09\\mbx2"]), path)  # no digest, as an older dagcheck wrote it
+    assert [c.object for c in history.digest(path).checks] == ["DB09\\mbx2"]
+    assert history.digest_path(path).exists()
+    path.write_text("{not json", encoding="utf-8")
+    assert [c.object for c in history.digest(path).checks] == ["DB09\\mbx2"]  # from the digest now
+
+
+def test_pruning_removes_a_run_with_its_digest(tmp_path: Path) -> None:
+    paths = [_keep(tmp_path, _run(f"2026-12-0{d}T01:00:00", []), f"2026120{d}T010000Z") for d in (1, 2, 3)]
+    assert history.prune(tmp_path, 2) == [paths[0]]
+    assert not paths[0].exists() and not history.digest_path(paths[0]).exists()
+    assert all(p.exists() and history.digest_path(p).exists() for p in paths[1:])

@@ -467,7 +467,8 @@ def test_an_internal_error_keeps_pytest_exit_3(tmp_path) -> None:
 
 # ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
 
-def _start(tmp_path, faults: list[dict], *args: str):
+def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None = None):
+    import os
     import subprocess
     import sys
 
@@ -478,7 +479,8 @@ def _start(tmp_path, faults: list[dict], *args: str):
     cmd = [sys.executable, "-u", "-m", "pytest", str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir",
            str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c",
            str(ROOT / "pyproject.toml"), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            env={**os.environ, **(env or {})})
 
 
 def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
@@ -524,9 +526,13 @@ def _rest(proc, timeout: float) -> str:
 
 def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -> None:
     """Without -s: each step and each command shows as it happens (read while the process still runs),
-    and a slow call (Get-DatabaseAvailabilityGroup, 4 s) says what it waits for and how long it may take."""
+    and a slow call (Get-DatabaseAvailabilityGroup, 1.5 s; a call is shown once it has taken 0.5 s here, 3 s
+    by default) says what it waits for and how long it may take."""
+    from dagcheck.maintenance.live import SHOW_AFTER_ENV
+
     proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-DatabaseAvailabilityGroup",
-                              "seconds": 4}], "--phase", "maintenance", "--server", "mbx1", "--apply")
+                              "seconds": 1.5}], "--phase", "maintenance", "--server", "mbx1", "--apply",
+                  env={SHOW_AFTER_ENV: "0.5"})
     try:
         seen = _lines_until(proc, "still waiting for mbx1: Get-DatabaseAvailabilityGroup -Status")
         assert proc.poll() is None

@@ -613,10 +613,13 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
     """Against a persistent lab, as separate processes: Ctrl-C during entry exits 2 with one line naming both
     commands and journals `interrupted`; `--phase postflight --apply` then returns the server to full service;
     after a second Ctrl-C, `--phase maintenance --apply` continues from where it stood and completes."""
+    import json
     import signal
 
     import yaml
 
+    from dagcheck.inventory import Fault
+    from dagcheck.lab import persist
     from tests.test_lease import LabProcess, assert_full_service, finish, signs
 
     source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C
@@ -643,13 +646,28 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
         assert signs(lab.org(), "mbx1"), "the claim (HubTransport Draining) stays until resumed or rolled back"
         return out
 
+    slow = Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3})
+
+    def slow_reads(on: bool) -> None:
+        """Restart the lab on its saved state with the slow reads on or off: only the runs that are interrupted
+        need them; the roll-back and the resume then run at the lab's own pace."""
+        lab.stop()  # the lab saves its state when it stops
+        data = json.loads(lab.state.read_text(encoding="utf-8"))
+        org = persist.restore(data)
+        org.runtime_faults = [f for f in org.runtime_faults if f.kind != "slow_cmdlet"] + ([slow] if on else [])
+        persist.write_atomically(lab.state, json.dumps({**data, **persist.dump(org)}))
+        lab.start()
+
     try:
         interrupted_entry()
+        slow_reads(False)
         rc, out = finish(lab.dagcheck("--phase", "postflight", "--server", "mbx1", "--apply"))
         assert rc == 0, out[-3000:]
         assert_full_service(lab.org(), "mbx1")
 
+        slow_reads(True)
         interrupted_entry()
+        slow_reads(False)
         rc, out = finish(lab.dagcheck(*enter))
         assert rc == 0, out[-3000:]
         assert "did not finish" in out, out[-3000:]  # it says where it stands, then continues

@@ -168,10 +168,18 @@ def test_interrupted_enter_resumes_or_rolls_back(tmp_path, step) -> None:
             lab.assert_in_service("IntrasiteOnly")
 
 
-@pytest.mark.parametrize("step", EXIT)
-def test_interrupted_exit_finishes_on_the_next_run(tmp_path, step) -> None:
-    lab = Lab(tmp_path)
+@pytest.fixture(scope="module")
+def entered(tmp_path_factory) -> Lab:
+    """mbx1 entered into maintenance by a completed transition; tests take a copy (lab state and journal)."""
+    lab = Lab(tmp_path_factory.mktemp("entered"))
     assert lab.transition("enter").run().ok
+    return lab
+
+
+@pytest.mark.parametrize("step", EXIT)
+def test_interrupted_exit_finishes_on_the_next_run(tmp_path, entered, step) -> None:
+    lab = entered.copy(tmp_path)
+    lab.assert_in_maintenance()
     with pytest.raises(Interrupted):
         lab.transition("exit", after_step=_interrupt_after(step)).run()
     result = lab.transition("exit").run()

@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     rolling.add_argument("--patch-pause", action="store_true", help="wait for the operator to confirm each patch")
     rolling.add_argument("--patch-wait", action="store_true", help="wait until the member reports the target build")
     rolling.add_argument("--patch-timeout", metavar="S", help="how long a patch step may take (default 3600)")
+    rolling.add_argument("--patch-poll", metavar="S", help="seconds between two looks at a member coming back (default 1)")
     rolling.add_argument("--target-build", metavar="BUILD", help="the build every member goes to")
     report = sub.add_parser("report", description="Re-render the summary HTML from a results JSON file.")
     report.add_argument("results", metavar="JSON")
@@ -104,6 +105,7 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
         out += ["--patch-pause"] if args.patch_pause else []
         out += ["--patch-wait"] if args.patch_wait else []
         out += ["--patch-timeout", args.patch_timeout] if args.patch_timeout else []
+        out += ["--patch-poll", args.patch_poll] if args.patch_poll else []
         out += ["--target-build", args.target_build] if args.target_build else []
     else:
         out += PHASE_ARGS[args.command] + ["--server", args.server]

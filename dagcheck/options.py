@@ -66,6 +66,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="with --rolling: wait until the member reports the target build and answers again")
     group.addoption("--patch-timeout", type=float, default=3600.0, metavar="S",
                     help="with --rolling: how long a patch step may take, reboot included (default 3600)")
+    group.addoption("--patch-poll", type=float, default=1.0, metavar="S",
+                    help="with --rolling: seconds between two looks at a member coming back from its patch (default 1)")
     group.addoption("--target-build", default=None, metavar="BUILD",
                     help="with --rolling: the build every member goes to (default: dags[].target_build)")
     group.addoption("--reports-dir", default=str(paths.DEFAULT_REPORTS),

@@ -35,7 +35,34 @@ def _patch(lab: Lab, server: str) -> None:
                           timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The lab's reboot: the server refuses connections for a second, then its services start 0.1 s apart.
-    time.sleep(5)
+    _wait_until_back(lab, server)
+
+
+def _wait_until_back(lab: Lab, server: str, timeout: float = 60) -> None:
+    """What a rolling run's patch step waits for before the exit: the server answers again and
+    Test-ServiceHealth finds every required service running (read over the wire, a fresh session each look)."""
+    from dagcheck.errors import RemoteError
+    from dagcheck.inventory import load_inventory
+    from dagcheck.maintenance.live import Live
+    from dagcheck.session import DagcheckSession
+
+    inventory = load_inventory(lab.inventory)
+    deadline = time.monotonic() + timeout
+    last = "not read yet"
+    while time.monotonic() < deadline:
+        session = DagcheckSession(inventory, servers=[server])
+        try:
+            stopped = {s for h in Live(session.transport, inventory.expectations).read(server, "services")
+                       for s in h.services_not_running}
+            if not stopped:
+                return
+            last = f"services not running yet: {', '.join(sorted(stopped))}"
+        except RemoteError as exc:
+            last = f"not answering ({exc})"
+        finally:
+            session.close()
+        time.sleep(0.2)
+    raise AssertionError(f"{server} did not come back within {timeout:g} s after its patch (last: {last})")
 
 
 def _post_maintenance(lab: Lab, server: str) -> tuple[subprocess.CompletedProcess[str], dict, str]:
@@ -55,7 +82,9 @@ def _cycle(lab: Lab, server: str) -> tuple[subprocess.CompletedProcess[str], dic
 
 
 @pytest.fixture
-def labs(tmp_path):
+def labs(tmp_path, monkeypatch):
+    for name in ("DAGCHECK_LAB_USERNAME", "DAGCHECK_LAB_PASSWORD"):  # for _wait_until_back's reads, in this process
+        monkeypatch.setenv(name, ENV[name])
     made: list[Lab] = []
 
     def make(faults: list[dict] | None = None) -> Lab:

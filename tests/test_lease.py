@@ -10,6 +10,7 @@ DAGCHECK_KILL_STEPS=all runs the kill -9 proof after every step (default: a spre
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -61,6 +62,20 @@ class LabProcess:
         self.state.unlink(missing_ok=True)
         return self.start()
 
+    def save(self, dest: Path) -> None:
+        """Keep the stopped lab's state file and the runs' reports folder (journals, baselines) in dest."""
+        assert self.proc is None, "the lab saves its state when it stops: stop it first"
+        shutil.copy2(self.state, dest / self.state.name)
+        shutil.copytree(self.folder / "reports", dest / "reports", dirs_exist_ok=True)
+
+    def restore(self, saved: Path) -> LabProcess:
+        """Restart the lab from a state saved by save(), with the reports folder as it was then."""
+        self.stop()
+        shutil.rmtree(self.folder / "reports", ignore_errors=True)
+        shutil.copytree(saved / "reports", self.folder / "reports")
+        shutil.copy2(saved / self.state.name, self.state)
+        return self.start()
+
     def org(self) -> Organization:
         time.sleep(0.3)  # the saver writes within 50 ms of the last call
         return persist.load(self.state)[0]
@@ -105,12 +120,23 @@ def lab(tmp_path_factory):
     lab.stop()
 
 
-def test_state_survives_a_restart_and_the_inventory_holds_no_password(lab) -> None:
+@pytest.fixture(scope="module")
+def entered(lab, tmp_path_factory) -> Path:
+    """mbx1 entered into maintenance by a real run, then the lab stopped (it saves its state) and its state file
+    and reports folder kept: the tests that start from there restore it instead of entering again each time."""
+    saved = tmp_path_factory.mktemp("entered")
     lab.fresh()
+    shutil.rmtree(lab.folder / "reports", ignore_errors=True)
     rc, out = finish(lab.dagcheck("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply"))
     assert rc == 0, out[-3000:]
     lab.stop()
-    lab.start()  # same --state file
+    lab.save(saved)
+    lab.start()
+    return saved
+
+
+def test_state_survives_a_restart_and_the_inventory_holds_no_password(lab, entered) -> None:
+    lab.restore(entered)  # a new lab process on the state file the one that served the enter run saved
     assert signs(lab.org(), "mbx1"), "mbx1 is still in maintenance after the lab's restart"
     assert PASSWORD not in lab.inventory.read_text() and PASSWORD not in lab.state.read_text()
     rc, out = finish(lab.dagcheck("--phase", "postflight", "--server", "mbx1", "--apply"))
@@ -161,14 +187,15 @@ if os.environ.get("DAGCHECK_KILL_STEPS") != "all":
 
 
 @pytest.mark.parametrize("direction,step", KILL_POINTS, ids=[f"{d}-{s}" for d, s in KILL_POINTS])
-def test_kill_9_after_a_step_then_resume_and_roll_back(lab, direction, step) -> None:
-    lab.fresh()
+def test_kill_9_after_a_step_then_resume_and_roll_back(lab, request, direction, step) -> None:
     kill = {"DAGCHECK_TEST_KILL_AFTER_STEP": step}
     enter = ("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply")
     leave = ("--phase", "postflight", "--server", "mbx1", "--apply")
     if direction == "exit":
-        rc, out = finish(lab.dagcheck(*enter))
-        assert rc == 0, out[-2000:]
+        lab.restore(request.getfixturevalue("entered"))  # mbx1 entered by a completed run (its journal included)
+        assert signs(lab.org(), "mbx1")
+    else:
+        lab.fresh()
     rc, out = finish(lab.dagcheck(*(enter if direction == "enter" else leave), env=kill))
     assert rc == -signal.SIGKILL, (rc, out[-2000:])
     if direction == "enter":

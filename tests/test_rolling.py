@@ -64,7 +64,9 @@ class Lab:
         patch = f"{sys.executable} -m dagcheck.lab patch --state {self.state} --reboot-seconds 1"
         proc = subprocess.run(
             [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(self.inventory),
-             "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch, *args],
+             "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
+             # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
+             "--patch-poll", "0.2", *args],
             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
         return proc.returncode, proc.stdout + proc.stderr
 
@@ -155,6 +157,14 @@ def test_apply_without_a_patch_step_is_refused(tmp_path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4
     assert "needs a patch step" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_patch_poll_below_a_tenth_of_a_second_is_refused(tmp_path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
+                           "--target-build", TARGET, "--patch-command", "patch.cmd", "--patch-poll", "0"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 4
+    assert "--patch-poll 0: at least 0.1 s" in proc.stderr and "Traceback" not in proc.stderr
 
 
 # ---- over the wire -----------------------------------------------------------------------------

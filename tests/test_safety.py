@@ -467,7 +467,8 @@ def test_an_internal_error_keeps_pytest_exit_3(tmp_path) -> None:
 
 # ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
 
-def _start(tmp_path, faults: list[dict], *args: str):
+def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None = None):
+    import os
     import subprocess
     import sys
 
@@ -478,7 +479,8 @@ def _start(tmp_path, faults: list[dict], *args: str):
     cmd = [sys.executable, "-u", "-m", "pytest", str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir",
            str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c",
            str(ROOT / "pyproject.toml"), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+                            env={**os.environ, **(env or {})})
 
 
 def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
@@ -524,9 +526,13 @@ def _rest(proc, timeout: float) -> str:
 
 def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -> None:
     """Without -s: each step and each command shows as it happens (read while the process still runs),
-    and a slow call (Get-DatabaseAvailabilityGroup, 4 s) says what it waits for and how long it may take."""
+    and a slow call (Get-DatabaseAvailabilityGroup, 1.5 s; a call is shown once it has taken 0.5 s here, 3 s
+    by default) says what it waits for and how long it may take."""
+    from dagcheck.maintenance.live import SHOW_AFTER_ENV
+
     proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-DatabaseAvailabilityGroup",
-                              "seconds": 4}], "--phase", "maintenance", "--server", "mbx1", "--apply")
+                              "seconds": 1.5}], "--phase", "maintenance", "--server", "mbx1", "--apply",
+                  env={SHOW_AFTER_ENV: "0.5"})
     try:
         seen = _lines_until(proc, "still waiting for mbx1: Get-DatabaseAvailabilityGroup -Status")
         assert proc.poll() is None
@@ -607,10 +613,13 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
     """Against a persistent lab, as separate processes: Ctrl-C during entry exits 2 with one line naming both
     commands and journals `interrupted`; `--phase postflight --apply` then returns the server to full service;
     after a second Ctrl-C, `--phase maintenance --apply` continues from where it stood and completes."""
+    import json
     import signal
 
     import yaml
 
+    from dagcheck.inventory import Fault
+    from dagcheck.lab import persist
     from tests.test_lease import LabProcess, assert_full_service, finish, signs
 
     source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C
@@ -637,13 +646,28 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
         assert signs(lab.org(), "mbx1"), "the claim (HubTransport Draining) stays until resumed or rolled back"
         return out
 
+    slow = Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3})
+
+    def slow_reads(on: bool) -> None:
+        """Restart the lab on its saved state with the slow reads on or off: only the runs that are interrupted
+        need them; the roll-back and the resume then run at the lab's own pace."""
+        lab.stop()  # the lab saves its state when it stops
+        data = json.loads(lab.state.read_text(encoding="utf-8"))
+        org = persist.restore(data)
+        org.runtime_faults = [f for f in org.runtime_faults if f.kind != "slow_cmdlet"] + ([slow] if on else [])
+        persist.write_atomically(lab.state, json.dumps({**data, **persist.dump(org)}))
+        lab.start()
+
     try:
         interrupted_entry()
+        slow_reads(False)
         rc, out = finish(lab.dagcheck("--phase", "postflight", "--server", "mbx1", "--apply"))
         assert rc == 0, out[-3000:]
         assert_full_service(lab.org(), "mbx1")
 
+        slow_reads(True)
         interrupted_entry()
+        slow_reads(False)
         rc, out = finish(lab.dagcheck(*enter))
         assert rc == 0, out[-3000:]
         assert "did not finish" in out, out[-3000:]  # it says where it stands, then continues

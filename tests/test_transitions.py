@@ -3,11 +3,14 @@ before anything changes, and an interruption after any step ends in a correct st
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from dagcheck.inventory import Fault, parse_inventory
+from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.cmdlets import REGISTRY
 from dagcheck.lab.faults import apply_fault
@@ -32,6 +35,19 @@ class Lab:
         self.transport = InProcessTransport(self.org)
         self.live = Live(self.transport, self.inventory.expectations)
         self.journal = Journal.for_server(tmp, "mbx1")
+
+    def copy(self, tmp: Path) -> Lab:
+        """Another lab in exactly this state (saved and loaded as the persistent lab does across a restart),
+        with a copy of the journal in tmp."""
+        other = object.__new__(Lab)
+        other.inventory = self.inventory
+        other.org = persist.restore(json.loads(json.dumps(persist.dump(self.org))))
+        other.transport = InProcessTransport(other.org)
+        other.live = Live(other.transport, self.inventory.expectations)
+        other.journal = Journal.for_server(tmp, "mbx1")
+        other.journal.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(self.journal.path, other.journal.path)
+        return other
 
     def transition(self, direction: str, apply: bool = True, **kw) -> Transition:
         target = kw.pop("target", "mbx2" if direction == "enter" else None)
@@ -132,11 +148,13 @@ EXIT = [s.name for s in exit_steps(False)]
 
 @pytest.mark.parametrize("step", ENTER)
 def test_interrupted_enter_resumes_or_rolls_back(tmp_path, step) -> None:
-    for then in ("resume", "roll back"):
-        lab = Lab(tmp_path / then, [{"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 6}])
-        lab.org.server("mbx1").activation_policy = "IntrasiteOnly"
-        with pytest.raises(Interrupted):
-            lab.transition("enter", after_step=_interrupt_after(step)).run()
+    interrupted = Lab(tmp_path / "resume", [{"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 6}])
+    interrupted.org.server("mbx1").activation_policy = "IntrasiteOnly"
+    with pytest.raises(Interrupted):
+        interrupted.transition("enter", after_step=_interrupt_after(step)).run()
+    # Both ways out start from the same interrupted state: the second from a copy of the lab and its journal.
+    labs = {"resume": interrupted, "roll back": interrupted.copy(tmp_path / "roll back")}
+    for then, lab in labs.items():
         assert lab.journal.where_it_stands() is not None
         if then == "resume":
             result = lab.transition("enter").run()
@@ -150,10 +168,18 @@ def test_interrupted_enter_resumes_or_rolls_back(tmp_path, step) -> None:
             lab.assert_in_service("IntrasiteOnly")
 
 
-@pytest.mark.parametrize("step", EXIT)
-def test_interrupted_exit_finishes_on_the_next_run(tmp_path, step) -> None:
-    lab = Lab(tmp_path)
+@pytest.fixture(scope="module")
+def entered(tmp_path_factory) -> Lab:
+    """mbx1 entered into maintenance by a completed transition; tests take a copy (lab state and journal)."""
+    lab = Lab(tmp_path_factory.mktemp("entered"))
     assert lab.transition("enter").run().ok
+    return lab
+
+
+@pytest.mark.parametrize("step", EXIT)
+def test_interrupted_exit_finishes_on_the_next_run(tmp_path, entered, step) -> None:
+    lab = entered.copy(tmp_path)
+    lab.assert_in_maintenance()
     with pytest.raises(Interrupted):
         lab.transition("exit", after_step=_interrupt_after(step)).run()
     result = lab.transition("exit").run()

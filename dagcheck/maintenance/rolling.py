@@ -53,6 +53,7 @@ STEP_TITLES = {
     "verify_build": "the member reports the target build",
     "exit_and_verify": "exit maintenance, post-maintenance checks",
 }
+MIN_PATCH_POLL = 0.1  # --patch-poll: seconds between two looks at a member coming back (default 1; the lab's tests go lower)
 OUTPUT_KEEP = 4000  # characters of a step's output kept in the journal (its tail)
 
 
@@ -500,8 +501,12 @@ def main_from_config(config: Any) -> int:
     except ValueError:
         print(f"dagcheck: --target-build {target_text!r} is not a build number (15.2.x.y)", file=sys.stderr)
         return 4
+    poll = float(opt("--patch-poll"))
+    if not MIN_PATCH_POLL <= poll:
+        print(f"dagcheck: --patch-poll {poll:g}: at least {MIN_PATCH_POLL:g} s", file=sys.stderr)
+        return 4
     patch = PatchStep(opt("--patch-command") or dag.patch_command, opt("--patch-pause"), opt("--patch-wait"),
-                      float(opt("--patch-timeout")))
+                      float(opt("--patch-timeout")), poll)
     try:
         rolling = Rolling(inventory, Path(opt("--inventory")), dag.name, Path(opt("--reports-dir")), opt("--apply"),
                           patch, target, strict_warnings=opt("--strict-warnings"),

@@ -129,6 +129,9 @@ class Transition:
             return result
         ctx.journal.append(event="transition_started", direction=self.direction, target=ctx.target,
                            plan=result.commands, forced=[r.reason for r in result.forced])
+        # The state read after a step is the next step's "before": this run sends nothing in between (a step
+        # found already done only reads), so reading it again would journal the same state at twice the cost.
+        last_after: dict[str, object] | None = None
         for (step, actions, done), record in zip(plan, result.steps, strict=True):
             if self.stop_requested():
                 return self._interrupted(result, f"before '{step.title}'")
@@ -140,7 +143,8 @@ class Transition:
                 _test_kill_after(step.name)
                 continue
             started = time.monotonic()
-            before = state_summary(ctx)
+            before = last_after if last_after is not None else state_summary(ctx)
+            last_after = None
             try:
                 self._execute(step, actions)
                 record.outcome = "done"
@@ -156,15 +160,17 @@ class Transition:
                 return result
             finally:
                 record.duration = time.monotonic() - started
+            last_after = state_summary(ctx)
             ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
                                commands=record.commands, seconds=round(record.duration, 3),
-                               before=before, after=state_summary(ctx))
+                               before=before, after=last_after)
             self.last_step = step.title
             if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=True)):
                 record.outcome = "undone"
                 result.refusals = [refusal]
                 return result
             if self.after_step is not None:
+                last_after = None  # the hook may change the server (a test's interruption or fault): read again
                 self.after_step(step.name)
             _test_kill_after(step.name)
         ctx.journal.append(event="transition_completed", direction=self.direction)
@@ -310,21 +316,28 @@ def _test_kill_after(step: str) -> None:
 def state_summary(ctx: Ctx) -> dict[str, object]:
     """The server's maintenance-relevant state, journaled before and after each step."""
     out: dict[str, object] = {}
-    probes = {
-        "components": lambda: {c.component: c.state for c in ctx.live.read(ctx.server, "components")
-                               if c.component in ("ServerWideOffline", "HubTransport", "Monitoring")},
-        "cluster_node": lambda: next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes") if n.name == ctx.server), None),
-        "activation": lambda: (lambda m: f"{m.activation_policy}, MoveNow {m.move_now}")(ctx.live.one(ctx.server, "mailbox_server")),
-        "mounted_here": lambda: [c.database for c in ctx.live.read(ctx.server, "copies") if c.status == "Mounted"],
-        "queued_messages": lambda: sum(q.message_count for q in ctx.live.read(ctx.server, "queues")
-                                       if q.kind not in ("Shadow", "Poison")),
-        "poison_messages": lambda: sum(q.message_count for q in ctx.live.read(ctx.server, "queues") if q.kind == "Poison"),
-    }
-    for name, probe in probes.items():
+
+    def queue_counts() -> dict[str, object]:  # one Get-Queue gives both counts
+        queues = ctx.live.read(ctx.server, "queues")
+        return {"queued_messages": sum(q.message_count for q in queues if q.kind not in ("Shadow", "Poison")),
+                "poison_messages": sum(q.message_count for q in queues if q.kind == "Poison")}
+
+    probes: list[tuple[tuple[str, ...], Callable[[], dict[str, object]]]] = [
+        (("components",), lambda: {"components": {c.component: c.state for c in ctx.live.read(ctx.server, "components")
+                                                  if c.component in ("ServerWideOffline", "HubTransport", "Monitoring")}}),
+        (("cluster_node",), lambda: {"cluster_node": next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes")
+                                                           if n.name == ctx.server), None)}),
+        (("activation",), lambda: {"activation": (lambda m: f"{m.activation_policy}, MoveNow {m.move_now}")(
+            ctx.live.one(ctx.server, "mailbox_server"))}),
+        (("mounted_here",), lambda: {"mounted_here": [c.database for c in ctx.live.read(ctx.server, "copies")
+                                                      if c.status == "Mounted"]}),
+        (("queued_messages", "poison_messages"), queue_counts),
+    ]
+    for names, probe in probes:
         try:
-            out[name] = probe()
+            out.update(probe())
         except RemoteError as exc:  # e.g. Get-Queue while transport restarts
-            out[name] = f"unreadable: {str(exc)[:80]}"
+            out.update((name, f"unreadable: {str(exc)[:80]}") for name in names)
     return out
 
 

@@ -92,6 +92,9 @@ class PsrpTransport:
         self._pools: dict[tuple[str, Endpoint], _Pool] = {}
         self._connections: dict[tuple[str, Endpoint], WSMan] = {}
         self._cmd_shells: dict[str, tuple[WinRS, threading.Lock]] = {}
+        # Servers that answered a call in this run: a connection to one that then fails is a restart or a reset
+        # (retried once), even on a shell another lane has just discarded or not opened yet.
+        self._answered: set[str] = set()
         self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
@@ -356,7 +359,7 @@ class PsrpTransport:
 
     def _run_once(self, server: Server, endpoint: Endpoint, command: Command) -> list[Any]:
         with self._lock:
-            established = (server.name.lower(), endpoint) in self._pools
+            established = (server.name.lower(), endpoint) in self._pools or server.name.lower() in self._answered
         sent = requested = False  # the Command was answered / the Command request went out
         entry: _Pool | None = None
         try:
@@ -375,6 +378,8 @@ class PsrpTransport:
             # pypsrp keeps every pipeline of a pool (its commands and raw output) in pool.pipelines until the
             # pool closes: a run's whole answers over again, held to the end. A finished one is routed no more.
             entry.pool.pipelines.pop(ps.id, None)
+            with self._lock:
+                self._answered.add(server.name.lower())
         except AuthenticationError as exc:
             self._discard(server, endpoint)
             raise self._rejected(server, command.cmdlet, str(exc)) from None
@@ -505,7 +510,7 @@ class PsrpTransport:
 
     def _run_cmd_once(self, server: Server, command_line: str) -> CmdResult:
         with self._lock:
-            established = server.name.lower() in self._cmd_shells
+            established = server.name.lower() in self._cmd_shells or server.name.lower() in self._answered
         sent = requested = False
         try:
             shell, lock = self._cmd_shell(server)
@@ -515,6 +520,8 @@ class PsrpTransport:
                 process.begin_invoke()
                 sent = True
                 self._end_process(server, process, command_line)
+                with self._lock:
+                    self._answered.add(server.name.lower())
                 process.signal(SignalCode.TERMINATE)
         except AuthenticationError as exc:
             self._discard(server, Endpoint.WINDOWS)

@@ -12,7 +12,9 @@ import hashlib
 import itertools
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dagcheck.inventory import Fault, Inventory
 from dagcheck.lab import products
@@ -85,8 +87,16 @@ class _Changes:
         cls.count = next(cls._numbers)
 
 
-_QUEUE_FLOW_FIELDS = frozenset({"message_count", "stuck", "queue_type"})
-_SERVER_FLOW_FIELDS = frozenset({"queues", "redirect_target", "pending_starts"})
+def _counting_writes_to(*fields: str) -> Callable[[Any, str, object], None]:
+    """A __setattr__ that counts a write to any of `fields` as a change (_Changes)."""
+    watched = frozenset(fields)
+
+    def __setattr__(self: Any, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name in watched:
+            _Changes.bump()
+
+    return __setattr__
 
 
 @dataclass
@@ -100,10 +110,7 @@ class LabQueue:
     stuck: bool = False
     last_error: str | None = None
 
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name in _QUEUE_FLOW_FIELDS:
-            _Changes.bump()
+    __setattr__ = _counting_writes_to("message_count", "stuck", "queue_type")
 
     @property
     def moves(self) -> bool:
@@ -150,10 +157,7 @@ class LabServer:
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name in _SERVER_FLOW_FIELDS:
-            _Changes.bump()
+    __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 
     @property
     def in_flight(self) -> bool:

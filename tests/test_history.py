@@ -42,7 +42,7 @@ def test_the_previous_run_and_the_trend_read_digests_not_results_files(tmp_path:
     second = _keep(tmp_path, _run("2026-12-02T01:00:00", ["DB02\\mbx2"]), "20261202T010000Z")
     for path in (first, second):  # were a results file read whole, these would break the comparison
         path.write_text("{not json", encoding="utf-8")
-    assert history.nightly_runs(tmp_path, SCOPE) == [first, second]
+    assert [path for path, _ in history.nightly_digests(tmp_path, SCOPE)] == [first, second]
     previous = history.previous(tmp_path, SCOPE)
     assert previous is not None and previous.run["started"] == "2026-12-02T01:00:00"
     new, resolved = summary.changes(_run("2026-12-03T01:00:00", ["DB03\\mbx2"]), previous)

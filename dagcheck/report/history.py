@@ -51,27 +51,24 @@ def digest(path: Path) -> RunResults:
     return made
 
 
-def nightly_runs(reports: Path, scope: str) -> list[Path]:
-    """The nightly results files of this scope (same inventory servers), oldest first."""
+def nightly_digests(reports: Path, scope: str) -> list[tuple[Path, RunResults]]:
+    """The nightly runs of this scope (same inventory servers), oldest first: each results file with its
+    digest, read once for the scope, the comparison and the trend alike."""
     out = []
     for path in sorted(folder(reports, "nightly").glob("*.json")):
         try:
-            if digest(path).run.get("scope") == scope:
-                out.append(path)
+            made = digest(path)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # an unreadable file is skipped, not fatal: the report must still be written
+        if made.run.get("scope") == scope:
+            out.append((path, made))
     return out
 
 
 def previous(reports: Path, scope: str, exclude: Path | None = None) -> RunResults | None:
     """The digest of the latest nightly run of this scope before this one (its failing verdicts)."""
-    runs = [p for p in nightly_runs(reports, scope) if p != exclude]
-    for path in reversed(runs):
-        try:
-            return digest(path)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
+    runs = [made for path, made in nightly_digests(reports, scope) if path != exclude]
+    return runs[-1] if runs else None
 
 
 def prune(reports: Path, keep: int) -> list[Path]:

@@ -210,13 +210,7 @@ def finish(session: pytest.Session) -> ReportState | None:
         print(f"dagcheck: cannot write the results file {path}: {exc}", file=sys.stderr)
     trend_html = ""
     if state.kind == "nightly":
-        runs = []
-        for p in history.nightly_runs(state.reports, scope)[-30:]:
-            try:
-                runs.append(history.digest(p))
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-        trend_html = trend.render(runs)
+        trend_html = trend.render([made for _, made in history.nightly_digests(state.reports, scope)[-30:]])
         keep = session.config.getoption("--history-keep")
         keep = keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)
         history.prune(state.reports, int(keep))

@@ -13,9 +13,10 @@ Printed per N: wall time of the run, the floor, wall/floor, the sequential basel
 over it, client CPU (user+sys) in all and per server, the lab process's own CPU (lab_cpu: on 2 cores
 it competes with the client), client peak RSS, and the size of the HTML report. Beside wall/floor,
 wall/(floor + first logon): until an account has logged on once, dagcheck opens one server at a time
-(one failed logon per account, issue 9), so every server but the first starts one runspace open late. The floor, from the run's own transcript: for the slowest server, its runspace pool opens
-plus its calls (each at its nominal latency, jitter at its mean) scheduled longest first on as many
-lanes as its budget allows (connection.max_runspaces). The sequential baseline is measured for N=4
+(one failed logon per account, issue 9), so every server but the first starts one runspace open late.
+The floor, from the run's own transcript: for the slowest server, its runspace pool opens plus its calls
+(each at its nominal latency, jitter at its mean) scheduled longest first on as many lanes as its budget
+allows (connection.max_runspaces). The sequential baseline is measured for N=4
 only (one server after another, one call at a time, every member asking for its DAG's data, as
 before issue 14), then scaled linearly to N: it says so.
 

@@ -82,6 +82,7 @@ PATHS = {
 TIMED_OUT = wf.TIMED_OUT
 SIGNAL_TERMINATE = ACTION + "signal/terminate"
 MAX_TIMEOUT = 60.0  # winrm/config MaxTimeoutms 60000: no Receive is held longer
+MAX_IDLE_TIMEOUT = 2147483.647  # rsp:MaxIdleTimeOut of the recorded Create responses
 MIN_ENVELOPE = 8192
 ENVELOPE_OVERHEAD = 2048  # room for the SOAP headers and the ReceiveResponse around a stream
 
@@ -226,7 +227,8 @@ class LabServer:
         """Expire shells idle for `idle_for` seconds (default: the IdleTimeOut); 0 expires every shell now."""
         names = [server.lower()] if server else list(self.endpoints)
         timeout = self.idle_timeout if idle_for is None else idle_for
-        return sum(self.endpoints[n].shells.expire_idle(timeout) for n in names)
+        cap = MAX_IDLE_TIMEOUT if idle_for is None else idle_for  # an explicit idle_for applies to every shell
+        return sum(self.endpoints[n].shells.expire_idle(timeout, cap) for n in names)
 
     def reboot(self, server: str, seconds: float) -> None:
         """The server restarts: its connections are reset, its port refuses connections for `seconds`,
@@ -261,8 +263,21 @@ class LabServer:
         return [s for n in names for s in self.endpoints[n].shells.list(owner=owner)]
 
     def idle_timeout_for(self, server: str) -> float:
+        """The server's IdleTimeOut for shells whose client did not ask for one (an idle_timeout fault lowers it)."""
         faults = self.org.faults_matching("idle_timeout", server)
         return min([float(f.get("seconds", 60)) for f in faults] + [self.idle_timeout])
+
+    def max_idle_timeout_for(self, server: str) -> float:
+        """The longest IdleTimeOut a client may ask for: WinRM's MaxIdleTimeoutms (PT2147483.647S as the
+        recorded Create responses show), lowered by an idle_timeout fault like the default."""
+        faults = self.org.faults_matching("idle_timeout", server)
+        return min([float(f.get("seconds", 60)) for f in faults] + [MAX_IDLE_TIMEOUT])
+
+    def shell_idle_timeout(self, shell: AnyShell) -> float:
+        """The IdleTimeOut one shell lives by: the client's own (within the maximum), else the server's."""
+        if shell.idle_timeout is None:
+            return self.idle_timeout_for(shell.server_name)
+        return min(shell.idle_timeout, self.max_idle_timeout_for(shell.server_name))
 
     def shell_limit(self, server: str, path: str) -> int:
         kind, default = (("runspace_quota", self.powershell_max_concurrency) if path == EXCHANGE_PATH
@@ -331,7 +346,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     # ---- HTTP ---------------------------------------------------------------------------------
 
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._responded = True
+        super().send_response(code, message)
+
     def do_POST(self) -> None:
+        """Every request gets an answer, as from Windows: a request the lab cannot make sense of is a SOAP
+        fault (HTTP 500), never a dropped connection, and the connection stays usable."""
+        self._responded = False
+        try:
+            self._post()
+        except Exception as exc:  # noqa: BLE001 - anything the request handling did not foresee
+            log.debug("%s: request failed", self.server.sim_server, exc_info=True)
+            if self._responded:
+                self.close_connection = True  # half an answer is on the wire: the connection cannot go on
+                return
+            fault = wf.plugin_error(_PATH_PLUGINS.get(self.path.split("?", 1)[0].rstrip("/").lower(),
+                                                      wf.WINDOWS_POWERSHELL_PLUGIN), f"{type(exc).__name__}: {exc}")
+            self._fault(None, fault)
+
+    def _post(self) -> None:
         lab = self.server.lab
         self._sealed = None  # the protocol this request was sealed under: its response is sealed too
         length = int(self.headers.get("Content-Length") or 0)
@@ -404,11 +438,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             threading.Thread(target=lab.reboot, args=(server, float(f.get("seconds", 3))), daemon=True).start()
             _reset(self.connection)
             return
-        self.server.shells.expire_idle(lab.idle_timeout_for(server))
+        self.server.shells.expire_idle(lab.idle_timeout_for(server), lab.max_idle_timeout_for(server))
         try:
             response = self._dispatch(envelope, path)
         except WSManFault as fault:
             self._fault(message_id, fault)
+            return
+        except Exception as exc:  # noqa: BLE001 - a request the lab cannot process is answered, never dropped
+            log.debug("%s: %s could not be processed", server, action, exc_info=True)
+            self._fault(message_id, wf.plugin_error(_plugin(envelope, path), f"{type(exc).__name__}: {exc}"))
             return
         action, body_els = response
         self._send(200, _envelope(action, message_id, body_els), "application/soap+xml;charset=UTF-8")
@@ -538,13 +576,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sub = ET.SubElement(code, f"{{{NS['s']}}}Subcode")
         ET.SubElement(sub, f"{{{NS['s']}}}Value").text = fault.subcode
         reason = ET.SubElement(body, f"{{{NS['s']}}}Reason")
-        ET.SubElement(reason, f"{{{NS['s']}}}Text", {"xml:lang": "en-US"}).text = fault.reason or fault.message
+        ET.SubElement(reason, f"{{{NS['s']}}}Text", {"xml:lang": "en-US"}).text = (
+            fault.message if fault.reason is None else fault.reason)
         detail = ET.SubElement(body, f"{{{NS['s']}}}Detail")
         if fault.detail:
             ET.SubElement(detail, f"{{{NS['wsman']}}}FaultDetail").text = fault.detail
         wsf = ET.SubElement(detail, f"{{{NS['wsmanfault']}}}WSManFault",
                             {"Code": str(fault.code), "Machine": self.server.sim_server})
-        ET.SubElement(wsf, f"{{{NS['wsmanfault']}}}Message").text = fault.message
+        message = ET.SubElement(wsf, f"{{{NS['wsmanfault']}}}Message")
+        if fault.provider is None:
+            message.text = fault.message
+        else:  # Windows wraps a plug-in's message in f:ProviderFault naming the plug-in and its DLL
+            provider, dll = fault.provider
+            ET.SubElement(message, f"{{{NS['wsmanfault']}}}ProviderFault",
+                          {"provider": provider, "path": dll}).text = fault.message
         data = _envelope("http://schemas.dmtf.org/wbem/wsman/1/wsman/fault", message_id or "", [body])
         self._send(fault.status, data, "application/soap+xml;charset=UTF-8")
 
@@ -583,7 +628,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                     shell.cond.notify_all()
             return TRANSFER + "DeleteResponse", []
         if isinstance(shell, CmdShell) and action in (ACTION + "Command", ACTION + "Receive", ACTION + "Signal", ACTION + "Send"):
-            return self._cmd_action(shell, action, body, _duration(_text(envelope, "s:Header/wsman:OperationTimeout")))
+            return self._cmd_action(shell, action, body, _duration(_text(envelope, "s:Header/wsman:OperationTimeout")),
+                                    skip_cmd_shell=_option(envelope, "WINRS_SKIP_CMD_SHELL"))
         if isinstance(shell, CmdShell):
             raise WSManFault(2150858770, "wsa:ActionNotSupported", f"The action {action} is not supported by the service.")
         if action == ACTION + "Command":
@@ -607,7 +653,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pool = ServerRunspacePool()
         lab, server = self.server.lab, self.server.sim_server
         shell = Shell(shell_id, endpoint, server, pool, owner=self._owner(), path=path, resource=resource,
-                      max_fragment=_payload_budget(max_envelope))
+                      max_fragment=_payload_budget(max_envelope), idle_timeout=_idle_timeout(shell_el))
         refuse = wf.powershell_max_concurrency if path == EXCHANGE_PATH else wf.max_shells_per_user
         self.server.shells.add(shell, lab.shell_limit(server, path), refuse)
         with shell.cond:
@@ -624,7 +670,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if body is None or body.find("rsp:Shell", NS) is None:
             raise WSManFault(2150858817, "w:SchemaValidationError", "Create needs a Shell element.")
         shell = CmdShell(str(uuid.uuid4()).upper(), self.server.sim_server, owner=self._owner(), path=path,
-                         resource=resource)
+                         resource=resource, idle_timeout=_idle_timeout(body.find("rsp:Shell", NS)))
         lab = self.server.lab
         self.server.shells.add(shell, lab.shell_limit(shell.server_name, path), wf.max_shells_per_user)
         return TRANSFER + "CreateResponse", self._resource_created(shell, "stdin", "stdout stderr")
@@ -643,7 +689,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """rsp:Shell with the fields, in the order, of the recorded Windows responses: a PowerShell shell
         (test_psrp_open_runspace.yml) has more than a cmd shell (test_winrs_standard.yml)."""
         info = ET.Element(f"{{{NS['rsp']}}}Shell")
-        idle = f"PT{self.server.lab.idle_timeout_for(shell.server_name):.3f}S"
+        idle = f"PT{self.server.lab.shell_idle_timeout(shell):.3f}S"
         fields = [("ShellId", shell.shell_id), ("ResourceUri", shell.resource), ("Owner", shell.owner),
                   ("ClientIP", "127.0.0.1")]
         if isinstance(shell, Shell):
@@ -680,7 +726,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return ENUMERATION + "EnumerateResponse", [resp]
 
     def _cmd_action(self, shell: CmdShell, action: str, body: ET.Element | None,
-                    timeout: float = 0.0) -> tuple[str, list[ET.Element]]:
+                    timeout: float = 0.0, skip_cmd_shell: bool = False) -> tuple[str, list[ET.Element]]:
         if action == ACTION + "Send":  # the lab's commands read no input
             return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
         if action == ACTION + "Command":
@@ -692,6 +738,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if (spend := self.server.lab.latency_for("winrs")) > 0:
                 time.sleep(spend)  # this request's own thread; other requests go on
             command_line = " ".join(w for w in words if w)
+            if skip_cmd_shell and not winrs.exists(words[0]):
+                # No cmd.exe to say "is not recognized": CreateProcess itself fails, and WinRS answers a fault.
+                raise wf.program_not_found()
             shell.results[command_id] = winrs.run(self.server.lab.org, shell.server_name, command_line)
             # slow_cmdlet naming the program (cmdlet: sc): its result shows only after `seconds` (a hung sc.exe)
             delay = cmdlets.slow_seconds(self.server.lab.org, shell.server_name, winrs.program(command_line))
@@ -710,6 +759,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
         command_id = (desired.get("CommandId") or "").upper() if desired is not None else ""
+        if not command_id:
+            raise wf.invalid_parameter()  # as Windows answers a cmd shell's Receive that names no command
         if command_id not in shell.results:
             raise wf.command_not_found()
         if (left := shell.ready_at.get(command_id, 0.0) - time.monotonic()) > 0:
@@ -747,9 +798,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send_input(self, shell: Shell, body: ET.Element | None) -> tuple[str, list[ET.Element]]:
         for stream in body.findall("rsp:Send/rsp:Stream", NS) if body is not None else []:
-            pid = stream.get("CommandId")
+            pid = _command_id(stream.get("CommandId"))
             with shell.cond:
-                self._feed(shell, base64.b64decode(stream.text or ""), uuid.UUID(pid) if pid else None)
+                if pid is not None and pid not in shell.pool.pipeline_table:
+                    raise wf.command_not_found()  # input for a pipeline this shell does not have
+                self._feed(shell, base64.b64decode(stream.text or ""), pid)
         return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
 
     def _feed(self, shell: Shell, data: bytes, pipeline_id: uuid.UUID | None) -> None:
@@ -831,7 +884,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         Windows answers); at most as many whole PSRP fragments as the client's MaxEnvelopeSize takes."""
         desired = body.find("rsp:Receive/rsp:DesiredStream", NS) if body is not None else None
         pid_text = desired.get("CommandId") if desired is not None else None
-        pid = uuid.UUID(pid_text) if pid_text else None
+        pid = _command_id(pid_text)
         if pid is not None and pid not in shell.pool.pipeline_table and pid not in shell.done:
             raise wf.command_not_found()
         wait = min(timeout, MAX_TIMEOUT) if timeout else self.server.lab.receive_wait
@@ -866,7 +919,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         signal = body.find("rsp:Signal", NS) if body is not None else None
         pid = signal.get("CommandId") if signal is not None else None
         if pid:
-            pipeline_id = uuid.UUID(pid)
+            pipeline_id = _command_id(pid)
             with shell.cond:
                 pipeline = shell.pool.pipeline_table.get(pipeline_id)
                 if pipeline is None and pipeline_id not in shell.done:
@@ -887,6 +940,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 shell.pool.data_to_send()  # what stop() queued is for a client that no longer listens
                 shell.cond.notify_all()
         return ACTION + "SignalResponse", [ET.Element(f"{{{NS['rsp']}}}SignalResponse")]
+
+
+_PATH_PLUGINS = {EXCHANGE_PATH: wf.EXCHANGE_PLUGIN, WSMAN_PATH: wf.WINDOWS_POWERSHELL_PLUGIN}
+
+
+def _plugin(envelope: ET.Element, path: str) -> tuple[str, str]:
+    """The WSMan plug-in that would answer this request on Windows: Exchange's PowerShell on /PowerShell,
+    the cmd shell or Windows PowerShell on /wsman."""
+    resource = (_text(envelope, "s:Header/wsman:ResourceURI") or "").lower()
+    if path == WSMAN_PATH and resource == RESOURCE_CMD.lower():
+        return wf.CMD_PLUGIN
+    return _PATH_PLUGINS.get(path, wf.WINDOWS_POWERSHELL_PLUGIN)
 
 
 def _hostile(lab: LabServer, server: str, action: str) -> wf.HostileAnswer | None:
@@ -922,9 +987,35 @@ def _write_error(pipeline: ServerPipeline, exc: LabCmdletError) -> None:
     )
 
 
+def _command_id(text: str | None) -> uuid.UUID | None:
+    """A CommandId selector as a UUID; one that is not a GUID names no command of this shell (Windows answers
+    such an id as it answers an unknown one: guessed)."""
+    if not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise wf.command_not_found() from None
+
+
 def _text(root: ET.Element, path: str) -> str | None:
     el = root.find(path, NS)
     return el.text if el is not None else None
+
+
+def _idle_timeout(shell_el: ET.Element | None) -> float | None:
+    """The rsp:IdleTimeOut a client put in its Create (PT<seconds>S), or None when it asked for none."""
+    text = _text(shell_el, "rsp:IdleTimeOut") if shell_el is not None else None
+    seconds = _duration(text)
+    return seconds if seconds > 0 else None
+
+
+def _option(envelope: ET.Element, name: str) -> bool:
+    """A boolean wsman:Option of the request's OptionSet (WINRS_SKIP_CMD_SHELL, WINRS_CONSOLEMODE_STDIN...)."""
+    for option in envelope.findall("s:Header/wsman:OptionSet/wsman:Option", NS):
+        if option.get("Name") == name:
+            return (option.text or "").strip().lower() == "true"
+    return False
 
 
 def _selector(envelope: ET.Element, name: str) -> str | None:

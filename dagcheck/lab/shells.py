@@ -32,6 +32,7 @@ class Shell:
     path: str = EXCHANGE_PATH
     resource: str = ""
     max_fragment: int = 0  # the largest Receive payload the client's MaxEnvelopeSize leaves room for
+    idle_timeout: float | None = None  # the IdleTimeOut the client asked for in Create (None: the server's)
     # Per target (None: the pool), payloads as psrpcore made them: whole PSRP fragments each.
     outbox: dict[uuid.UUID | None, list[bytes]] = field(default_factory=dict)
     done: set[uuid.UUID] = field(default_factory=set)
@@ -69,6 +70,7 @@ class CmdShell:
     resource: str = ""
     results: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     ready_at: dict[str, float] = field(default_factory=dict)  # a slow command's result shows from then on
+    idle_timeout: float | None = None  # the IdleTimeOut the client asked for in Create (None: the server's)
     created: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.monotonic)
 
@@ -112,10 +114,17 @@ class ShellTable:
                     shell.cond.notify_all()
         return len(gone)
 
-    def expire_idle(self, timeout: float) -> int:
-        """IdleTimeOut: shells nobody used for `timeout` seconds are gone."""
+    def expire_idle(self, timeout: float, cap: float | None = None) -> int:
+        """IdleTimeOut: shells nobody used for their IdleTimeOut are gone. A shell whose client asked for its
+        own IdleTimeOut in Create keeps that one (bounded by `cap`, the server's maximum); the others have
+        the server's `timeout`."""
         now = time.monotonic()
-        return self.drop(lambda s: now - s.last_used < timeout or getattr(s, "receiving", 0) > 0)
+
+        def keep(s: AnyShell) -> bool:
+            limit = timeout if s.idle_timeout is None else min(s.idle_timeout, cap if cap is not None else s.idle_timeout)
+            return now - s.last_used < limit or getattr(s, "receiving", 0) > 0
+
+        return self.drop(keep)
 
     def list(self, path: str | None = None, owner: str | None = None) -> list[AnyShell]:
         with self._lock:

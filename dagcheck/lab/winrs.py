@@ -19,6 +19,19 @@ SC_STATES = {"Running": "4  RUNNING", "Stopped": "1  STOPPED", "StartPending": "
              "StopPending": "3  STOP_PENDING"}
 
 
+# What CreateProcess finds on a Windows Server's PATH (System32) among the programs clients run over WinRS;
+# cmd.exe's built-ins (type, dir, echo) are not programs and are found only through cmd.exe.
+PROGRAMS = frozenset({"cmd", "reg", "sc", "fsutil", "powershell", "whoami", "hostname", "ipconfig", "netsh",
+                      "w32tm", "systeminfo", "tasklist", "wevtutil", "wmic", "certutil"})
+
+
+def exists(word: str) -> bool:
+    """Whether a program named as the first word of a command line is on the server (a full path counts by
+    its file name: the lab's servers have Windows in C:\\Windows)."""
+    name = word.strip('"').replace("/", "\\").rsplit("\\", 1)[-1].lower().removesuffix(".exe")
+    return name in PROGRAMS
+
+
 def program(command_line: str) -> str:
     """The program a command line runs (sc, reg, fsutil; cmd /c unwrapped), lower case, without .exe: the
     name a slow_cmdlet fault gives to make that command slow."""

@@ -18,6 +18,17 @@ QUOTA_MAX_SHELLS = 2150859173  # ERROR_WSMAN_QUOTA_MAX_SHELLS (MaxShellsPerUser)
 QUOTA_MAX_OPERATIONS = 2150859174  # ERROR_WSMAN_QUOTA_MAX_OPERATIONS
 QUOTA_USER = 2150859175  # ERROR_WSMAN_QUOTA_USER (the user load quota)
 ENCODING_LIMIT = 2150858805  # ERROR_WSMAN_ENCODING_LIMIT (code=Sender, subcode EncodingLimit)
+FILE_NOT_FOUND = 2147942402  # 0x80070002 ERROR_FILE_NOT_FOUND as an HRESULT
+INVALID_PARAMETER = 87  # ERROR_INVALID_PARAMETER
+POWERSHELL_PLUGIN_ERROR = 2152992672  # 0x8054_8120: what Exchange's PowerShell plug-in puts on its own faults
+INVALID_VALUE = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/InvalidValue"
+# The plug-ins that answer each kind of shell, as Windows names them in f:ProviderFault. The cmd plug-in is
+# recorded (pypsrp's test_winrs_no_cmd_shell.yml, test_winrs_fail_poll_process.yml); Exchange's from a
+# fault an Exchange 2019 server sent (ktecv2000/ProxyShell issue 1); Windows PowerShell's from a fault of
+# Windows Server 2016 (microsoft/lis-test issue 894).
+CMD_PLUGIN = ("Shell cmd plugin", "%systemroot%\\system32\\winrscmd.dll")
+EXCHANGE_PLUGIN = ("PowerShellplugin", "%windir%\\system32\\pwrshplugin.dll")
+WINDOWS_POWERSHELL_PLUGIN = ("microsoft.powershell", "C:\\Windows\\system32\\pwrshplugin.dll")
 SELECTORS_REASON = ("The WS-Management service cannot process the request because the request contained invalid "
                     "selectors for the resource. ")
 UNEXPECTED_SELECTORS = "http://schemas.dmtf.org/wbem/wsman/1/wsman/faultDetail/UnexpectedSelectors"
@@ -34,6 +45,8 @@ class WSManFault(Exception):
     reason: str | None = None  # s:Reason text when it differs from the detail message
     detail: str | None = None  # w:FaultDetail URI
     sender: bool = False  # s:Sender (the client's fault) rather than s:Receiver
+    # (provider, path): the plug-in that raised it, as Windows wraps the message in f:ProviderFault
+    provider: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -60,6 +73,30 @@ def command_not_found() -> WSManFault:
         "The Windows Remote Shell received a request to perform an operation on a command identifier that does "
         "not exist. Either the command has completed execution or the client specified an invalid command "
         "identifier. ", reason=SELECTORS_REASON, detail=UNEXPECTED_SELECTORS, sender=True)
+
+
+def program_not_found() -> WSManFault:
+    """A Command with WINRS_SKIP_CMD_SHELL naming a program that is not on the server: recorded from Windows
+    (s:Receiver, w:InternalError, Code 2147942402, HTTP 500)."""
+    return WSManFault(FILE_NOT_FOUND, "w:InternalError", "The system cannot find the file specified. ",
+                      provider=CMD_PLUGIN)
+
+
+def invalid_parameter() -> WSManFault:
+    """A cmd shell's Receive without a CommandId: recorded from Windows (s:Sender, w:InvalidParameter, Code 87,
+    FaultDetail InvalidValue, HTTP 500)."""
+    return WSManFault(INVALID_PARAMETER, "w:InvalidParameter", "The parameter is incorrect. ",
+                      detail=INVALID_VALUE, sender=True, provider=CMD_PLUGIN)
+
+
+def plugin_error(provider: tuple[str, str], what: str) -> WSManFault:
+    """A request the PowerShell plug-in could not process (an unexpected PSRP message, a pipeline it does not
+    have, data it cannot decode). Exchange answers such requests with a SOAP fault from its plug-in, not by
+    closing the connection: s:Receiver, w:InternalError, Code 2152992672 and an f:ProviderFault are as an
+    Exchange 2019 server sent them; the message text here is guessed (the captured one is an RBAC refusal)."""
+    return WSManFault(POWERSHELL_PLUGIN_ERROR, "w:InternalError",
+                      f"The PowerShell plug-in could not process the request: {what}", reason="",
+                      provider=provider)
 
 
 def timed_out() -> WSManFault:

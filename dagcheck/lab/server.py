@@ -41,7 +41,7 @@ from spnego.exceptions import SpnegoError
 
 from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import auth as negotiate
-from dagcheck.lab import cmdlets, winrs
+from dagcheck.lab import cmdlets, products, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
@@ -160,6 +160,8 @@ class LabServer:
         self._ntlm_store: NtlmStore | None = None
         self.certificate = LabCertificate() if https else None
         self._tls = self.certificate.server_context() if self.certificate else None
+        # What a client that binds its Windows authentication to this TLS channel must present (HTTPS only).
+        self.channel_bindings = negotiate.tls_channel_bindings(self.certificate.der) if self.certificate else None
         self.credentials = credentials or LabCredentials.generate()
         self.endpoints: dict[str, LabEndpointServer] = {}
         self.threads: list[threading.Thread] = []
@@ -465,7 +467,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return True
         if acceptor is None:
             fqdn = self.server.lab.org.servers[self.server.sim_server.lower()].fqdn
-            acceptor = self._negotiate = negotiate.NegotiateAcceptor(fqdn)
+            acceptor = self._negotiate = negotiate.NegotiateAcceptor(fqdn, self._token_checking(),
+                                                                     self.server.lab.channel_bindings)
         step = acceptor.step(self.headers.get("Authorization", ""))
         if not step.complete or rejected:
             self._challenge(None if rejected else step.token)
@@ -521,8 +524,27 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 lab.failed_logons[self.server.sim_server] = lab.failed_logons.get(self.server.sim_server, 0) + 1
             self._challenge(None)
             return False
+        bindings = self.server.lab.channel_bindings
+        if bindings is not None and not negotiate.channel_binding_allowed(
+                self._token_checking(), negotiate.ntlm_channel_binding(data), bindings):
+            # IIS refuses the logon (the password was right: no failed logon at the domain controller).
+            log.debug("%s: NTLM logon refused by Extended Protection", self.server.sim_server)
+            self._ntlm = None
+            self._challenge(None)
+            return False
         self._ntlm_user = self._ntlm.client_principal or "authenticated"
         return True
+
+    def _token_checking(self) -> str:
+        """Extended Protection on the endpoint this request reached: on /PowerShell the tokenChecking of the
+        front end's PowerShell application in the server's IIS (the lab's own state, which a fault or a patch
+        changes); on /wsman the WinRM service's CbtHardeningLevel, Relaxed by default (Allow)."""
+        path = self.path.split("?", 1)[0].rstrip("/").lower()
+        if path != EXCHANGE_PATH:
+            return "Allow"
+        server = self.server.lab.org.servers.get(self.server.sim_server.lower())
+        app = server.iis.get((products.FRONT_END, "PowerShell")) if server is not None else None
+        return app.token_checking if app is not None else "None"
 
     def _challenge(self, token: bytes | None) -> None:
         self.send_response(401)

@@ -38,6 +38,10 @@ class LabCertificate:
         )
 
     @property
+    def der(self) -> bytes:
+        return self._cert.public_bytes(serialization.Encoding.DER)
+
+    @property
     def pem(self) -> str:
         return self._cert.public_bytes(serialization.Encoding.PEM).decode()
 

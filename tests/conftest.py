@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests import processes
+
 ROOT = Path(__file__).resolve().parent.parent
 LAB_YML = ROOT / "inventory" / "lab.yml"
 
@@ -18,6 +20,14 @@ LAB_YML = ROOT / "inventory" / "lab.yml"
 # under load). Collected first, as whole modules (their module-scoped labs stay set up once), so that
 # `pytest tests -n auto` hands them out before the short tests instead of leaving one to run alone at the end.
 LONG_FIRST = ("test_rolling.py", "test_lease.py", "test_drift.py", "test_safety.py", "test_transitions.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    processes.stop_on_sigterm()  # a suite told to stop kills the labs it started
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    processes.kill_all()  # nothing a test started outlives the suite (each xdist worker cleans its own)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

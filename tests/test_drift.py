@@ -21,24 +21,25 @@ from test_rolling import ENV, ROOT, TARGET, Lab
 
 from dagcheck import drift
 from dagcheck.drift import Baseline, Setting
+from tests.processes import budget, run
 
 
 def _pytest(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "--inventory", str(lab.inventory), "--reports-dir",
+    return run([sys.executable, "-m", "pytest", "--inventory", str(lab.inventory), "--reports-dir",
                            str(lab.folder / "reports"), "-q", "-p", "no:cacheprovider", "-rfEs", *args],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+               cwd=ROOT, env=ENV, timeout=budget(300))
 
 
 def _patch(lab: Lab, server: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dagcheck.lab", "patch", "--state", str(lab.state), "--server", server,
-                           "--build", TARGET, "--reboot-seconds", "1"], cwd=ROOT, env=ENV, capture_output=True, text=True,
-                          timeout=60)
+    proc = run([sys.executable, "-m", "dagcheck.lab", "patch", "--state", str(lab.state), "--server", server,
+                           "--build", TARGET, "--reboot-seconds", "1"], cwd=ROOT, env=ENV,
+               timeout=budget(60))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The lab's reboot: the server refuses connections for a second, then its services start 0.1 s apart.
     _wait_until_back(lab, server)
 
 
-def _wait_until_back(lab: Lab, server: str, timeout: float = 60) -> None:
+def _wait_until_back(lab: Lab, server: str, timeout: float = 60) -> None:  # nominal: budget() scales it
     """What a rolling run's patch step waits for before the exit: the server answers again and
     Test-ServiceHealth finds every required service running (read over the wire, a fresh session each look)."""
     from dagcheck.errors import RemoteError
@@ -47,7 +48,7 @@ def _wait_until_back(lab: Lab, server: str, timeout: float = 60) -> None:
     from dagcheck.session import DagcheckSession
 
     inventory = load_inventory(lab.inventory)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + budget(timeout)
     last = "not read yet"
     while time.monotonic() < deadline:
         session = DagcheckSession(inventory, servers=[server])

@@ -22,6 +22,7 @@ import pytest
 from dagcheck.lab import persist
 from dagcheck.lab.state import DEFAULT_INACTIVE, Organization
 from dagcheck.maintenance.steps import enter_steps, exit_steps
+from tests.processes import budget, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "lease-test-only"
@@ -41,7 +42,7 @@ class LabProcess:
 
     def start(self) -> LabProcess:
         self.inventory.unlink(missing_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(self.source),
              "--state", str(self.state), "--write-inventory", str(self.inventory)],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -49,12 +50,12 @@ class LabProcess:
         for line in self.proc.stdout:  # the lab prints "Ctrl-C stops the lab." once it serves
             if line.startswith("Ctrl-C stops the lab"):
                 return self
-        raise AssertionError(f"the lab did not start: rc {self.proc.wait(10)}")
+        raise AssertionError(f"the lab did not start: rc {self.proc.wait(budget(10))}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
+            self.proc.wait(budget(20))
         self.proc = None
 
     def fresh(self) -> LabProcess:
@@ -81,14 +82,14 @@ class LabProcess:
         return persist.load(self.state)[0]
 
     def dagcheck(self, *args: str, reports: str = "reports", env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(
+        return spawn(
             [sys.executable, "-m", "pytest", "checks", "--inventory", str(self.inventory), "-q", "-p", "no:cacheprovider",
              "--reports-dir", str(self.folder / reports), *args],
             cwd=ROOT, env={**ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
-    out, _ = proc.communicate(timeout=RUN_TIMEOUT)
+    out, _ = proc.communicate(timeout=budget(RUN_TIMEOUT))
     return proc.returncode, out
 
 

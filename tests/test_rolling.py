@@ -22,6 +22,7 @@ from dagcheck.lab import persist
 from dagcheck.rules.builds import parse_build
 from dagcheck.rules.host import supported_windows
 from dagcheck.rules.rolling import MemberFacts, rolling_order, target_problems, window_parity
+from tests.processes import budget, run, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "rolling-test-only"
@@ -44,7 +45,7 @@ class Lab:
         source["lab"]["build"] = OLD
         self.source = folder / "lab-source.yml"
         self.source.write_text(yaml.safe_dump(source), encoding="utf-8")
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(self.source), "--state", str(self.state),
              "--write-inventory", str(self.inventory)],
             cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -53,33 +54,33 @@ class Lab:
             if line.startswith("Ctrl-C stops the lab"):
                 break
         else:
-            raise AssertionError(f"the lab did not start: rc {self.proc.wait(10)}")
+            raise AssertionError(f"the lab did not start: rc {self.proc.wait(budget(10))}")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(20)
+            self.proc.wait(budget(20))
 
-    def rolling(self, *args: str, timeout: float = 400) -> tuple[int, str]:
+    def rolling(self, *args: str, timeout: float = 400) -> tuple[int, str]:  # nominal: budget() scales it
         patch = f"{sys.executable} -m dagcheck.lab patch --state {self.state} --reboot-seconds 1"
-        proc = subprocess.run(
+        proc = run(
             [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(self.inventory),
              "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
              # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
              "--patch-poll", "0.2", *args],
-            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+            cwd=ROOT, env=ENV, timeout=budget(timeout))
         return proc.returncode, proc.stdout + proc.stderr
 
     def health(self) -> tuple[int, str]:
-        proc = subprocess.run(
+        proc = run(
             [sys.executable, "-m", "dagcheck.cli", "health", "--inventory", str(self.inventory), "--reports-dir",
              str(self.folder / "health"), "-q", "-p", "no:cacheprovider"],
-            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=200)
+            cwd=ROOT, env=ENV, timeout=budget(200))
         return proc.returncode, proc.stdout + proc.stderr
 
     def calls(self) -> list[dict]:
-        proc = subprocess.run([sys.executable, "-m", "dagcheck.lab", "calls", "--state", str(self.state)],
-                              cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=30)
+        proc = run([sys.executable, "-m", "dagcheck.lab", "calls", "--state", str(self.state)],
+                   cwd=ROOT, env=ENV, timeout=budget(30))
         assert proc.returncode == 0, proc.stderr
         return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 

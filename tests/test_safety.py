@@ -25,6 +25,7 @@ from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import ROOT, lab_data
+from tests.processes import budget, spawn
 
 SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
 READS = [Command.of("Get-MailboxServer", Identity="{s}"), Command.of("Get-ServerComponentState", Identity="{s}"),
@@ -479,7 +480,7 @@ def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None 
     cmd = [sys.executable, "-u", "-m", "pytest", str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir",
            str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c",
            str(ROOT / "pyproject.toml"), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    return spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
                             env={**os.environ, **(env or {})})
 
 
@@ -498,7 +499,7 @@ def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
             daemon=True)
         proc._dagcheck_reader.start()
     seen: list[str] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + budget(timeout)
     while (left := deadline - time.monotonic()) > 0:
         try:
             line = lines.get(timeout=left)
@@ -514,8 +515,8 @@ def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
 
 def _rest(proc, timeout: float) -> str:
     """Everything the run still writes, once it has ended (the reader thread of _lines_until owns stdout)."""
-    proc.wait(timeout=timeout)
-    proc._dagcheck_reader.join(timeout=10)
+    proc.wait(timeout=budget(timeout))
+    proc._dagcheck_reader.join(timeout=budget(10))
     out: list[str] = []
     while not proc._dagcheck_lines.empty():
         line = proc._dagcheck_lines.get()

@@ -24,6 +24,7 @@ from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
+from dagcheck.sources import health as health_source
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ SOURCES: dict[str, Source] = {
                model.parse_exchange_certificate),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
+        # Managed Availability: every monitor with its health set (dagcheck/sources/health.py).
+        Source("server_health", Endpoint.EXCHANGE, health_source.command, health_source.parse),
     )
 }
 

@@ -98,6 +98,8 @@ CASES = [
     ("mapi_fails", [{"kind": "service_stopped", "server": "mbx3", "service": "MSExchangeIS"}], [],
      {"test_mapi_connectivity[DB03@mbx3]", "test_database_is_mounted[DB03]",
       "test_required_services_running[mbx3:Mailbox Server Role]"}, "MAPI logon to DB03 on mbx3 gave Failure", 1),
+    ("health_set_unhealthy", [{"kind": "health_set_unhealthy", "server": "mbx2", "health_set": "OWA.Protocol"}], [],
+     {"test_no_health_set_is_unhealthy[mbx2]"}, "mbx2: health set OWA.Protocol is Unhealthy: monitor OwaSelfTestMonitor", 1),
     # ---- preflight (the gate for mbx1) ------------------------------------------------------------
     ("no_redundant_copy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
                            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], PRE,

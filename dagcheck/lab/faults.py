@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from dagcheck.inventory import Fault
+from dagcheck.lab import products
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
@@ -296,3 +297,18 @@ def _in_maintenance(org, f):
     if "offline" not in skip:
         org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
+
+
+@fault("health_set_unhealthy")
+def _health_set_unhealthy(org, f):
+    """A Managed Availability health set turns Unhealthy on a server: its first monitor (or the one named by
+    value) alerts, as when its probe fails (e.g. OwaSelfTestProbe's request to /owa/exhealth.check)."""
+    server = org.server(f["server"])
+    health_set = f.get("health_set", "OWA.Protocol")
+    monitors = [m for hs, m, _ in products.HEALTH_MONITORS if hs.lower() == health_set.lower()]
+    if not monitors:
+        known = sorted({hs for hs, _, _ in products.HEALTH_MONITORS})
+        raise ValueError(f"health_set_unhealthy: unknown health set {health_set!r}; the lab has {', '.join(known)}")
+    monitor = next((m for m in monitors if m.lower() == str(f.get("value", "")).lower()), monitors[0])
+    canonical = next(hs for hs, m, _ in products.HEALTH_MONITORS if m == monitor)
+    server.unhealthy_monitors[(canonical, monitor)] = org.now()

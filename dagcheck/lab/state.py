@@ -156,6 +156,8 @@ class LabServer:
     # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Managed Availability: (health set, monitor) -> when it turned Unhealthy; every other monitor is Healthy.
+    unhealthy_monitors: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 

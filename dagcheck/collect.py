@@ -25,6 +25,7 @@ from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
 from dagcheck.sources import health as health_source
+from dagcheck.sources import iis_state
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ HOST_SOURCES: dict[str, HostSource] = {
         # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
         HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
                    lambda results, server, e: ep_rules.read_iis(results[0], server)),
+        # Whether the Exchange web sites and application pools run (dagcheck/sources/iis_state.py).
+        HostSource("iis_state", lambda server, e: list(iis_state.COMMAND_LINES),
+                   lambda results, server, e: iis_state.parse(results, server)),
     )
 }
 

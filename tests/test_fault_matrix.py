@@ -100,6 +100,11 @@ CASES = [
       "test_required_services_running[mbx3:Mailbox Server Role]"}, "MAPI logon to DB03 on mbx3 gave Failure", 1),
     ("health_set_unhealthy", [{"kind": "health_set_unhealthy", "server": "mbx2", "health_set": "OWA.Protocol"}], [],
      {"test_no_health_set_is_unhealthy[mbx2]"}, "mbx2: health set OWA.Protocol is Unhealthy: monitor OwaSelfTestMonitor", 1),
+    ("app_pool_stopped", [{"kind": "app_pool_stopped", "server": "mbx3", "pool": "MSExchangeServicesAppPool"}], [],
+     {"test_exchange_app_pool_started[mbx3:MSExchangeServicesAppPool]"},
+     "application pool MSExchangeServicesAppPool on mbx3 is Stopped", 1),
+    ("web_site_stopped", [{"kind": "web_site_stopped", "server": "mbx4", "site": "Exchange Back End"}], [],
+     {"test_exchange_web_sites_started[mbx4]"}, "on mbx4: Exchange Back End is Stopped", 1),
     # ---- preflight (the gate for mbx1) ------------------------------------------------------------
     ("no_redundant_copy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
                            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], PRE,

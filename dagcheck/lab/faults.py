@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from dagcheck.inventory import Fault
+from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import products
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
@@ -312,3 +313,26 @@ def _health_set_unhealthy(org, f):
     monitor = next((m for m in monitors if m.lower() == str(f.get("value", "")).lower()), monitors[0])
     canonical = next(hs for hs, m, _ in products.HEALTH_MONITORS if m == monitor)
     server.unhealthy_monitors[(canonical, monitor)] = org.now()
+
+
+@fault("app_pool_stopped")
+def _app_pool_stopped(org, f):
+    """An IIS application pool stopped (WAS stops a pool after repeated worker crashes, its rapid-fail
+    protection; a failed CU can leave one stopped): appcmd lists it state:Stopped."""
+    server = org.server(f["server"])
+    pool = f.get("pool", "MSExchangeOWAAppPool")
+    match = next((p for p in lab_iis.app_pools(server) if p.lower() == pool.lower()), None)
+    if match is None:
+        raise ValueError(f"app_pool_stopped: {server.name} has no application pool {pool!r}; "
+                         f"it has {', '.join(lab_iis.app_pools(server))}")
+    server.stopped_iis.add(match)
+
+
+@fault("web_site_stopped")
+def _web_site_stopped(org, f):
+    """One of the two Exchange web sites stopped (appcmd stop site): site "Default Web Site" or "Exchange Back End"."""
+    server = org.server(f["server"])
+    site = next((s for s in products.WEB_SITES if s.lower() == str(f.get("site", products.BACK_END)).lower()), None)
+    if site is None:
+        raise ValueError(f"web_site_stopped: site must be one of {', '.join(products.WEB_SITES)}")
+    server.stopped_iis.add(site)

@@ -158,6 +158,8 @@ class LabServer:
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
     # Managed Availability: (health set, monitor) -> when it turned Unhealthy; every other monitor is Healthy.
     unhealthy_monitors: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    # IIS: the web sites and application pools that are stopped (appcmd shows every other one Started).
+    stopped_iis: set[str] = field(default_factory=set)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 

@@ -26,6 +26,7 @@ from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
 from dagcheck.sources import health as health_source
 from dagcheck.sources import iis_state
+from dagcheck.sources import services as services_source
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ SOURCES: dict[str, Source] = {
                model.parse_file_version),
         # Managed Availability: every monitor with its health set (dagcheck/sources/health.py).
         Source("server_health", Endpoint.EXCHANGE, health_source.command, health_source.parse),
+        # Every Windows service with its status and start type (dagcheck/sources/services.py).
+        Source("service_start", Endpoint.WINDOWS, services_source.command, services_source.parse),
     )
 }
 

@@ -105,6 +105,9 @@ CASES = [
      "application pool MSExchangeServicesAppPool on mbx3 is Stopped", 1),
     ("web_site_stopped", [{"kind": "web_site_stopped", "server": "mbx4", "site": "Exchange Back End"}], [],
      {"test_exchange_web_sites_started[mbx4]"}, "on mbx4: Exchange Back End is Stopped", 1),
+    ("service_disabled", [{"kind": "service_disabled", "server": "mbx1", "service": "MSExchangeTransport"}], [],
+     {"test_exchange_service_not_disabled[mbx1:MSExchangeTransport]"},
+     "service MSExchangeTransport on mbx1 starts Disabled (now Running)", 1),
     # ---- preflight (the gate for mbx1) ------------------------------------------------------------
     ("no_redundant_copy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
                            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], PRE,

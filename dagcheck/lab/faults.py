@@ -336,3 +336,16 @@ def _web_site_stopped(org, f):
     if site is None:
         raise ValueError(f"web_site_stopped: site must be one of {', '.join(products.WEB_SITES)}")
     server.stopped_iis.add(site)
+
+
+@fault("service_disabled")
+def _service_disabled(org, f):
+    """A service's start type set to Disabled, as an interrupted Exchange setup leaves its services (it disables
+    them while it runs): it runs now, if it was running, and will not start after the next restart. Combine
+    with service_stopped for the stopped-and-disabled state a failed setup also leaves."""
+    server = org.server(f["server"])
+    name = f.get("service", "MSExchangeIS")
+    match = next((s for s in server.services if s.lower() == name.lower()), None)
+    if match is None:
+        raise ValueError(f"service_disabled: {server.name} has no service {name!r}")
+    server.start_types[match] = "Disabled"

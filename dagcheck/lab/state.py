@@ -160,6 +160,8 @@ class LabServer:
     unhealthy_monitors: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
     # IIS: the web sites and application pools that are stopped (appcmd shows every other one Started).
     stopped_iis: set[str] = field(default_factory=set)
+    # Services whose start type is not Automatic (every service the lab has starts Automatic on a real server).
+    start_types: dict[str, str] = field(default_factory=dict)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 

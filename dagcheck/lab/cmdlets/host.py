@@ -23,7 +23,7 @@ def _service_obj(s: LabServer, name: str) -> Any:
         {
             "Name": name, "DisplayName": products.SERVICE_DISPLAY_NAMES.get(name, name),
             "Status": ps.enum("System.ServiceProcess.ServiceControllerStatus", status),
-            "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", "Automatic"),
+            "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", s.start_types.get(name, "Automatic")),
             "ServiceName": name, "MachineName": ".", "CanStop": status == "Running",
         },
         to_string="System.ServiceProcess.ServiceController",

@@ -238,3 +238,14 @@ HEALTH_MONITORS: tuple[tuple[str, str, str], ...] = (
     ("ActiveSync", "RequestsQueuedGt500Monitor", "CustomerTouchPoints"),
     ("Autodiscover.Protocol", "AutodiscoverSelfTestMonitor", "ServiceComponents"),
 )
+# The back-end application pool each protocol health set's probes go through: the self-test probes request the
+# protocol on the back end (OwaSelfTestProbe: https://localhost:444/owa/exhealth.check), and Microsoft's
+# troubleshooting pages name a non-responding application pool first among the causes ("The EWS Application
+# pool ... is not responding"; recovery: check MSExchangeServicesAppPool). With that pool or Exchange Back End
+# stopped, the health set's monitors turn Unhealthy.
+PROTOCOL_APP_POOLS = {
+    "OWA.Protocol": "MSExchangeOWAAppPool",
+    "EWS.Protocol": "MSExchangeServicesAppPool",
+    "ActiveSync.Protocol": "MSExchangeSyncAppPool",
+    "Autodiscover.Protocol": "MSExchangeAutodiscoverAppPool",
+}

@@ -16,6 +16,7 @@ from typing import Any
 from dagcheck.lab import products
 from dagcheck.lab import psobjects as ps
 from dagcheck.lab.cmdlets.base import Call, cmdlet, lookup_server
+from dagcheck.lab.state import LabServer
 
 ENTRY = "Microsoft.Office.Datacenter.ActiveMonitoring.Management.Common.MonitorHealthEntry"
 # When the lab's monitors were defined (a server's definitions are created at service start; guessed).
@@ -47,10 +48,22 @@ def _entry(server: str, health_set: str, monitor: str, group: str, since: dt.dat
     )
 
 
+def _unhealthy_since(call: Call, s: LabServer, health_set: str, monitor: str) -> dt.datetime | None:
+    """When the monitor turned Unhealthy: a fault on it, or its protocol's back-end application pool (or the
+    Exchange Back End site) stopped, which its probes reach (products.PROTOCOL_APP_POOLS); None when Healthy.
+    Guessed: the lab reports a derived alert as observed now (a real monitor alerts after its probes' interval)."""
+    if (health_set, monitor) in s.unhealthy_monitors:
+        return s.unhealthy_monitors[(health_set, monitor)]
+    pool = products.PROTOCOL_APP_POOLS.get(health_set)
+    if pool is not None and (pool in s.stopped_iis or products.BACK_END in s.stopped_iis):
+        return call.org.now()
+    return None
+
+
 @cmdlet("Get-ServerHealth", "Identity", "HaImpactingOnly", "HealthSet")
 def get_server_health(call: Call) -> list[Any]:
     s = lookup_server(call, call.require("Identity"))
     wanted = str(call.get("HealthSet") or "").lower()
-    return [_entry(s.name, hs, monitor, group, s.unhealthy_monitors.get((hs, monitor)))
+    return [_entry(s.name, hs, monitor, group, _unhealthy_since(call, s, hs, monitor))
             for hs, monitor, group in products.HEALTH_MONITORS
             if not wanted or hs.lower() == wanted]

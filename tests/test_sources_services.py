@@ -54,3 +54,33 @@ def test_required_service_must_be_automatic_and_others_only_not_disabled() -> No
     with pytest.raises(CheckFailure) as failure:
         _judge("MSExchangeImap4", "Disabled")
     assert "-StartupType Manual" in str(failure.value.remediation)
+
+
+def test_in_the_lab_a_disabled_service_does_not_come_back_after_a_restart() -> None:
+    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.lab import faults
+    from dagcheck.lab.state import Organization
+    from tests.conftest import ROOT
+
+    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    faults.apply_fault(org, Fault("service_disabled", {"server": "mbx1", "service": "MSExchangeTransport"}))
+    server = org.server("mbx1")
+    assert server.services["MSExchangeTransport"] == "Running"  # disabled, still running until the restart
+    order = org.schedule_restart(server, down_seconds=0, step=0)
+    org.start_due_services()
+    assert "MSExchangeTransport" not in order and server.services["MSExchangeTransport"] == "Stopped"
+    assert server.services["MSExchangeIS"] == "Running"
+
+
+def test_a_lab_state_saved_before_these_fields_existed_loads_with_their_defaults() -> None:
+    from dagcheck.inventory import load_inventory
+    from dagcheck.lab import persist
+    from dagcheck.lab.state import Organization
+    from tests.conftest import ROOT
+
+    data = persist.dump(Organization(load_inventory(ROOT / "inventory" / "lab.yml")))
+    for pair in data["org"]["servers"]["$map"]:
+        for field in ("start_types", "stopped_iis", "unhealthy_monitors"):
+            del pair[1]["f"][field]
+    server = persist.restore(data).server("mbx1")
+    assert server.start_types == {} and server.stopped_iis == set() and server.unhealthy_monitors == {}

@@ -377,6 +377,8 @@ class Organization:
         step = SERVICE_START_STEP if step is None else step
         for svc in order:
             server.services[svc] = "Stopped"
+        # Only Automatic services start with Windows: a Disabled (or Manual) one stays Stopped after the restart.
+        order = [svc for svc in order if server.start_types.get(svc, "Automatic") == "Automatic"]
         server.pending_starts = [(back + dt.timedelta(seconds=step * (i + 1)), svc) for i, svc in enumerate(order)]
         return order
 

@@ -84,3 +84,17 @@ def test_a_lab_state_saved_before_these_fields_existed_loads_with_their_defaults
             del pair[1]["f"][field]
     server = persist.restore(data).server("mbx1")
     assert server.start_types == {} and server.stopped_iis == set() and server.unhealthy_monitors == {}
+
+
+def test_in_the_lab_restarting_a_disabled_service_fails_and_leaves_it_stopped() -> None:
+    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.lab import cmdlets, faults
+    from dagcheck.lab.errors import LabCmdletError
+    from dagcheck.lab.state import Organization
+    from tests.conftest import ROOT
+
+    org = Organization(load_inventory(ROOT / "inventory" / "lab.yml"))
+    faults.apply_fault(org, Fault("service_disabled", {"server": "mbx2", "service": "MSExchangeTransport"}))
+    with pytest.raises(LabCmdletError, match="Cannot start service MSExchangeTransport"):
+        cmdlets.base.invoke(org, "windows", "mbx2", "Restart-Service", {"Name": "MSExchangeTransport"})
+    assert org.server("mbx2").services["MSExchangeTransport"] == "Stopped"

@@ -6,7 +6,7 @@ from dagcheck.catalogue import check, require
 from dagcheck.collect import Snapshot
 from dagcheck.inventory import Expectations
 from dagcheck.model import ComponentState
-from dagcheck.rules.components import unexpected_inactive
+from dagcheck.rules.components import held_by, holders, unexpected_inactive
 
 
 @check(
@@ -22,17 +22,18 @@ from dagcheck.rules.components import unexpected_inactive
 )
 def test_component_is_active(item: ComponentState, snapshot: Snapshot) -> None:
     problem = unexpected_inactive(item)
-    holders = item.requesters("Inactive")
+    # Draining or Inactive, the requesters holding it in that state are named (issue 23).
+    held = holders(item)
     swo = next(c for c in snapshot.get("components") if c.component == "ServerWideOffline")
-    if not holders and item.component != "ServerWideOffline" and swo.state != "Active":
+    if not held and item.component != "ServerWideOffline" and swo.state != "Active":
         # No requester of its own: ServerWideOffline switches it off (EXCHANGE-NOTES lesson 2).
-        cause = f"because ServerWideOffline is {swo.state} (requester {', '.join(swo.requesters('Inactive')) or 'unknown'})"
+        cause = f"because ServerWideOffline is {swo.state} (requester {', '.join(holders(swo)) or 'unknown'})"
         fixes = [f"Set-ServerComponentState -Identity {item.server} -Component ServerWideOffline -State Active -Requester {r}"
-                 for r in swo.requesters("Inactive") or ("Maintenance",)]
+                 for r in holders(swo) or ("Maintenance",)]
     else:
-        cause = f"held Inactive by requester {', '.join(holders)}" if holders else "with no requester holding it"
+        cause = held_by(item)
         fixes = [f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
-                 for r in holders or ("Maintenance",)]
+                 for r in held or ("Maintenance",)]
     require(problem is None, f"{item.component} is {item.state} on {item.server}, {cause}",
             expected="Active", actual=f"{item.state} ({cause})", remediation=" ; ".join(fixes))
 
@@ -50,10 +51,13 @@ def test_component_is_active(item: ComponentState, snapshot: Snapshot) -> None:
 def test_component_is_offline_in_maintenance(item: ComponentState, expect: Expectations) -> None:
     stays_active = {"RecoveryActionsEnabled"} | (set() if expect.monitoring_inactive_in_maintenance else {"Monitoring"})
     expected = "Active" if item.component in stays_active else "Inactive"
-    require(item.state == expected, f"{item.component} is {item.state} on {item.server} in maintenance",
+    # A component held Draining or Inactive names its requester (issue 23): the one to set back.
+    held = f", {held_by(item)}" if item.state != "Active" else ""
+    require(item.state == expected, f"{item.component} is {item.state} on {item.server} in maintenance{held}",
             expected=expected, actual=item.state,
-            remediation=None if expected == "Inactive" else
-            f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester Maintenance")
+            remediation=None if expected == "Inactive" else " ; ".join(
+                f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
+                for r in holders(item) or ("Maintenance",)))
 
 
 @check(

@@ -27,13 +27,14 @@ from dagcheck.rules.dag import quorum_after_pausing, unserved_without
 def test_member_not_forgotten_in_maintenance(item: tuple[ComponentState, ...], maintenance: MaintenanceState | None,
                                              dag: DagView) -> None:
     if maintenance is None:
+        _require_judgement_inputs(dag)
         return
     require(maintenance.planned, maintenance.describe(), expected="in service, or in maintenance within a current "
             "maintenance window or transition", actual=f"in maintenance ({', '.join(maintenance.signs)}); {maintenance.reason}")
     if dag.inventory.dag_of(dag.server) is None:
         return
     # Planned: with this member down, every database it holds is mounted on another member ...
-    lacking = unserved_without(dag.server.lower(), dag.each("copies", reachable_only=True))
+    lacking = unserved_without(dag.server.lower(), *_copies_with_it_down(dag))
     require(not lacking, f"{maintenance.describe()}, and with it down no other member has mounted "
             + "; ".join(lacking), expected="each of its databases mounted on another member",
             actual="; ".join(lacking),
@@ -44,3 +45,28 @@ def test_member_not_forgotten_in_maintenance(item: tuple[ComponentState, ...], m
             f"{q.votes_total} votes", expected=f"more than {q.votes_total // 2} votes",
             actual=f"{q.votes_present} of {q.votes_total}",
             remediation="Bring the other Down nodes or the witness back now: the DAG is one failure from losing quorum")
+
+
+def _require_judgement_inputs(dag: DagView) -> None:
+    """"In service" is the judgement of the member's components, cluster node and activation settings
+    (dagcheck.maintenance.planned.state_of), which answers None also when one of them could not be read. Read
+    them here: a failed one fails this check as "could not collect" with its reason, instead of passing it."""
+    snap = dag.snap(dag.server)
+    if dag.inventory.dag_of(dag.server) is not None:  # a server in no DAG has no cluster to read
+        snap.get("cluster_nodes")
+    require(bool(snap.get("mailbox_server")), f"could not collect: Get-MailboxServer returned nothing for {dag.server}",
+            expected="the member's activation settings", actual="no object")
+
+
+def _copies_with_it_down(dag: DagView) -> tuple[dict, set[str] | None]:
+    """Every member's copies (the others' must be read: fail closed), and, when the member's own cannot be read
+    (rebooting in its window), the databases it holds as the others' Get-MailboxDatabase list them (its
+    ActivationPreference): never an empty list that would pass the check for want of data."""
+    copies = dict(dag.each("copies", dag.others))
+    me = dag.server.lower()
+    if dag.snap(me).failed("copies") is None:
+        copies[me] = dag.snap(me).get("copies")
+        return copies, None
+    held = {db.name for dbs in dag.each("databases", dag.others).values() for db in dbs
+            if me in {server for server, _ in db.activation_preference}}
+    return copies, held

@@ -6,6 +6,7 @@ from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
 from dagcheck.model import QueueInfo
+from dagcheck.rules.components import held_by
 
 
 @check(
@@ -63,9 +64,14 @@ def test_target_transport_is_active(item: tuple, dag: DagView) -> None:
     target = dag.target()
     require(target is not None, f"no member of the DAG can take {dag.server}'s messages",
             expected="a member with HubTransport Active", actual="none")
-    states = {c.component: c.state for c in dag.snap(target).get("components")}  # type: ignore[arg-type]
+    components = {c.component: c for c in dag.snap(target).get("components")}  # type: ignore[arg-type]
+    states = {name: c.state for name, c in components.items()}
+    # A component held Draining or Inactive names its requester (issue 23).
+    held = "; ".join(f"{name} {held_by(components[name])}" for name in ("HubTransport", "ServerWideOffline")
+                     if name in components and states[name] != "Active")
     require(states.get("HubTransport") == "Active" and states.get("ServerWideOffline") == "Active",
-            f"target {target} has HubTransport {states.get('HubTransport')}, ServerWideOffline {states.get('ServerWideOffline')}",
+            f"target {target} has HubTransport {states.get('HubTransport')}, ServerWideOffline {states.get('ServerWideOffline')}"
+            + (f" ({held})" if held else ""),
             expected="HubTransport Active on the target", actual=f"HubTransport {states.get('HubTransport')}")
 
 

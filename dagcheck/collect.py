@@ -24,6 +24,9 @@ from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
+from dagcheck.sources import health as health_source
+from dagcheck.sources import iis_state
+from dagcheck.sources import services as services_source
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ SOURCES: dict[str, Source] = {
                model.parse_exchange_certificate),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
+        # Managed Availability: every monitor with its health set (dagcheck/sources/health.py).
+        Source("server_health", Endpoint.EXCHANGE, health_source.command, health_source.parse),
+        # Every Windows service with its status and start type (dagcheck/sources/services.py).
+        Source("service_start", Endpoint.WINDOWS, services_source.command, services_source.parse),
     )
 }
 
@@ -121,6 +128,9 @@ HOST_SOURCES: dict[str, HostSource] = {
         # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
         HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
                    lambda results, server, e: ep_rules.read_iis(results[0], server)),
+        # Whether the Exchange web sites and application pools run (dagcheck/sources/iis_state.py).
+        HostSource("iis_state", lambda server, e: list(iis_state.COMMAND_LINES),
+                   lambda results, server, e: iis_state.parse(results, server)),
     )
 }
 

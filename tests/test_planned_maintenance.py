@@ -187,3 +187,26 @@ def test_a_member_not_answering_outside_any_window_fails_its_checks(run_checks) 
     result = run_checks(lab_data(IN_MAINTENANCE + [{"kind": "dropped_connection", "server": "mbx2"}]))
     assert result.short_failed() and all("mbx2" in n for n in result.short_failed())
     assert any("could not collect" in m for m in result.messages.values())
+
+
+def test_forgotten_member_whose_activation_settings_failed_to_load_is_not_passed(run_checks) -> None:
+    """Issue 23: the maintenance judgement needs Get-MailboxServer too; when it fails, DAG-MAINT-001 used to
+    take "no judgement" for "in service" and pass. It fails as could not collect, with the reason."""
+    result = run_checks(lab_data(IN_MAINTENANCE + [{"kind": "cmdlet_error", "server": "mbx2", "cmdlet": "Get-MailboxServer"}]))
+    name = next(n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n)
+    assert result.outcomes[name] == "failed"
+    assert "could not collect" in result.messages[name] and "Get-MailboxServer" in result.messages[name]
+
+
+def test_planned_member_not_answering_is_judged_by_the_databases_the_others_list(run_checks) -> None:
+    """Issue 23: with the member rebooting in its window its own copies cannot be read; the databases it holds
+    come from the others' Get-MailboxDatabase (ActivationPreference), so DB02, mounted nowhere else, still
+    fails DAG-MAINT-001 instead of passing for want of the member's list."""
+    data = lab_data([{"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
+                     {"kind": "copy_failed", "database": "DB02", "server": "mbx4"}] + IN_MAINTENANCE
+                    + [{"kind": "dropped_connection", "server": "mbx2"}])
+    data["maintenance_windows"] = [_window(-1, 2)]
+    result = run_checks(data)
+    name = next(n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n)
+    assert result.outcomes[name] == "failed", result.messages
+    assert "no other member has mounted DB02" in result.messages[name]

@@ -66,6 +66,7 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-ClientAccessService' { Get-ClientAccessService -Identity $s }
         Save-Output $s 'Get-ReceiveConnector' { Get-ReceiveConnector -Server $s }
         Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
+        Save-Output $s 'Get-ServerHealth' { Get-ServerHealth -Identity $s }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -75,6 +76,7 @@ if (-not $LocalOnly) {
 # What only this server can read about itself.
 Save-Output $here 'Get-ClusterNode' { Import-Module FailoverClusters; Get-ClusterNode }
 Save-Output $here 'Get-Command.FileVersionInfo' { Get-Command ExSetup.exe | ForEach-Object FileVersionInfo }
+Save-Output $here 'Get-Service' { Get-Service }
 
 $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"',
@@ -84,7 +86,9 @@ $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',
-    'type "%windir%\System32\inetsrv\config\applicationHost.config"'
+    'type "%windir%\System32\inetsrv\config\applicationHost.config"',
+    '%windir%\system32\inetsrv\appcmd.exe list site',
+    '%windir%\system32\inetsrv\appcmd.exe list apppool'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })
 $results = [ordered]@{}
 foreach ($line in $lines) {

@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Callable
 
 from dagcheck.inventory import Fault
+from dagcheck.lab import iis as lab_iis
+from dagcheck.lab import products
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
@@ -296,3 +298,54 @@ def _in_maintenance(org, f):
     if "offline" not in skip:
         org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
+
+
+@fault("health_set_unhealthy")
+def _health_set_unhealthy(org, f):
+    """A Managed Availability health set turns Unhealthy on a server: its first monitor (or the one named by
+    value) alerts, as when its probe fails (e.g. OwaSelfTestProbe's request to /owa/exhealth.check)."""
+    server = org.server(f["server"])
+    health_set = f.get("health_set", "OWA.Protocol")
+    monitors = [m for hs, m, _ in products.HEALTH_MONITORS if hs.lower() == health_set.lower()]
+    if not monitors:
+        known = sorted({hs for hs, _, _ in products.HEALTH_MONITORS})
+        raise ValueError(f"health_set_unhealthy: unknown health set {health_set!r}; the lab has {', '.join(known)}")
+    monitor = next((m for m in monitors if m.lower() == str(f.get("value", "")).lower()), monitors[0])
+    canonical = next(hs for hs, m, _ in products.HEALTH_MONITORS if m == monitor)
+    server.unhealthy_monitors[(canonical, monitor)] = org.now()
+
+
+@fault("app_pool_stopped")
+def _app_pool_stopped(org, f):
+    """An IIS application pool stopped (WAS stops a pool after repeated worker crashes, its rapid-fail
+    protection; a failed CU can leave one stopped): appcmd lists it state:Stopped."""
+    server = org.server(f["server"])
+    pool = f.get("pool", "MSExchangeOWAAppPool")
+    match = next((p for p in lab_iis.app_pools(server) if p.lower() == pool.lower()), None)
+    if match is None:
+        raise ValueError(f"app_pool_stopped: {server.name} has no application pool {pool!r}; "
+                         f"it has {', '.join(lab_iis.app_pools(server))}")
+    server.stopped_iis.add(match)
+
+
+@fault("web_site_stopped")
+def _web_site_stopped(org, f):
+    """One of the two Exchange web sites stopped (appcmd stop site): site "Default Web Site" or "Exchange Back End"."""
+    server = org.server(f["server"])
+    site = next((s for s in products.WEB_SITES if s.lower() == str(f.get("site", products.BACK_END)).lower()), None)
+    if site is None:
+        raise ValueError(f"web_site_stopped: site must be one of {', '.join(products.WEB_SITES)}")
+    server.stopped_iis.add(site)
+
+
+@fault("service_disabled")
+def _service_disabled(org, f):
+    """A service's start type set to Disabled, as an interrupted Exchange setup leaves its services (it disables
+    them while it runs): it runs now, if it was running, and will not start after the next restart. Combine
+    with service_stopped for the stopped-and-disabled state a failed setup also leaves."""
+    server = org.server(f["server"])
+    name = f.get("service", "MSExchangeIS")
+    match = next((s for s in server.services if s.lower() == name.lower()), None)
+    if match is None:
+        raise ValueError(f"service_disabled: {server.name} has no service {name!r}")
+    server.start_types[match] = "Disabled"

@@ -134,3 +134,26 @@ def application_host_config(server: LabServer) -> str:
               "    For schema documentation, see\n    %windir%\\system32\\inetsrv\\config\\schema\\IIS_schema.xml.\n\n"
               "    Please make a backup of this file before making any changes to it.\n\n-->\n\n")
     return (header + body + "\n").replace("\n", "\r\n")
+
+
+def app_pools(server: LabServer) -> list[str]:
+    """The server's application pools: those its applications run in (as setup creates them), and IIS's own."""
+    pools = {_pool(site, app) for site, app in server.iis} | {"MSExchangeOWAAppPool", "DefaultAppPool"}
+    return sorted(pools, key=lambda p: (p == "DefaultAppPool", p.lower()))
+
+
+def appcmd_list(server: LabServer, what: str) -> str:
+    """`appcmd list site` / `appcmd list apppool` as IIS prints them (one line per object, CRLF; Learn,
+    "Getting Started with AppCmd.exe"); a stopped site or pool is one a fault stopped (LabServer.stopped_iis)."""
+    def state(name: str) -> str:
+        return "Stopped" if name in server.stopped_iis else "Started"
+
+    if what == "site":
+        lines = []
+        for site in products.WEB_SITES:
+            ports = ("80", "443") if site == products.FRONT_END else ("81", "444")
+            lines.append(f'SITE "{site}" (id:{SITE_IDS[site]},bindings:http/*:{ports[0]}:,https/*:{ports[1]}:,'
+                         f"state:{state(site)})")
+    else:
+        lines = [f'APPPOOL "{p}" (MgdVersion:v4.0,MgdMode:Integrated,state:{state(p)})' for p in app_pools(server)]
+    return "".join(line + "\r\n" for line in lines)

@@ -84,6 +84,11 @@ def _decode(value: Any) -> Any:
         obj = object.__new__(cls)
         for k, v in value["f"].items():
             object.__setattr__(obj, k, _decode(v))  # frozen data classes too
+        for f in dataclasses.fields(cls):  # a field added since the file was saved: its default
+            if f.name not in value["f"] and f.default is not dataclasses.MISSING:
+                object.__setattr__(obj, f.name, f.default)
+            elif f.name not in value["f"] and f.default_factory is not dataclasses.MISSING:
+                object.__setattr__(obj, f.name, f.default_factory())
         return obj
     raise StateFileError(f"unknown value {sorted(value)[:3]}")
 

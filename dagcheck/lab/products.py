@@ -218,3 +218,34 @@ def extended_protection_on(build: Build) -> bool:
         return build[3] >= first
     later_cu = {(15, 2): 1118, (15, 1): 2507}.get(build[:2])
     return later_cu is not None and build[2] > later_cu
+
+
+# ---- Managed Availability -----------------------------------------------------------------------
+
+# Health sets and the monitors of their probes, as Microsoft's troubleshooting pages for each health set
+# name them (OfficeDocs-Exchange, "Troubleshooting OWA.Protocol / EWS.Protocol / ActiveSync.Protocol /
+# Autodiscover.Protocol Health Set": OwaSelfTestProbe -> OwaSelfTestMonitor, OwaDeepTestProbe ->
+# OwaDeepTestMonitor, ...; RequestsQueuedGt500Monitor in the ActiveSync health set). A real server has
+# several hundred monitors; the lab serves these few, each with its HealthGroupName (guessed: the grouping
+# of Learn's health set table, ServiceComponents for the protocol sets, CustomerTouchPoints for ActiveSync).
+HEALTH_MONITORS: tuple[tuple[str, str, str], ...] = (
+    # (health set, monitor, health group)
+    ("OWA.Protocol", "OwaSelfTestMonitor", "ServiceComponents"),
+    ("OWA.Protocol", "OwaDeepTestMonitor", "ServiceComponents"),
+    ("EWS.Protocol", "EWSSelfTestMonitor", "ServiceComponents"),
+    ("EWS.Protocol", "EWSDeepTestMonitor", "ServiceComponents"),
+    ("ActiveSync.Protocol", "ActiveSyncSelfTestMonitor", "ServiceComponents"),
+    ("ActiveSync", "RequestsQueuedGt500Monitor", "CustomerTouchPoints"),
+    ("Autodiscover.Protocol", "AutodiscoverSelfTestMonitor", "ServiceComponents"),
+)
+# The back-end application pool each protocol health set's probes go through: the self-test probes request the
+# protocol on the back end (OwaSelfTestProbe: https://localhost:444/owa/exhealth.check), and Microsoft's
+# troubleshooting pages name a non-responding application pool first among the causes ("The EWS Application
+# pool ... is not responding"; recovery: check MSExchangeServicesAppPool). With that pool or Exchange Back End
+# stopped, the health set's monitors turn Unhealthy.
+PROTOCOL_APP_POOLS = {
+    "OWA.Protocol": "MSExchangeOWAAppPool",
+    "EWS.Protocol": "MSExchangeServicesAppPool",
+    "ActiveSync.Protocol": "MSExchangeSyncAppPool",
+    "Autodiscover.Protocol": "MSExchangeAutodiscoverAppPool",
+}

@@ -83,6 +83,13 @@ ENUMS: dict[str, dict[str, int]] = {
         "Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4, "ContinuePending": 5, "PausePending": 6, "Paused": 7,
     },
     "System.ServiceProcess.ServiceStartMode": {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4},
+    # Managed Availability (Get-ServerHealth); integers in the enums' declaration order (guessed).
+    "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorAlertState": {
+        "Unknown": 0, "Healthy": 1, "Degraded": 2, "Unhealthy": 3, "Repairing": 4, "Disabled": 5,
+    },
+    "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorServerComponentState": {
+        "Unknown": 0, "NotApplicable": 1, "Online": 2, "PartiallyOnline": 3, "Offline": 4, "Functional": 5, "Sidelined": 6,
+    },
 }
 
 

@@ -156,6 +156,12 @@ class LabServer:
     # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # Managed Availability: (health set, monitor) -> when it turned Unhealthy; every other monitor is Healthy.
+    unhealthy_monitors: dict[tuple[str, str], dt.datetime] = field(default_factory=dict)
+    # IIS: the web sites and application pools that are stopped (appcmd shows every other one Started).
+    stopped_iis: set[str] = field(default_factory=set)
+    # Services whose start type is not Automatic (every service the lab has starts Automatic on a real server).
+    start_types: dict[str, str] = field(default_factory=dict)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 
@@ -371,6 +377,8 @@ class Organization:
         step = SERVICE_START_STEP if step is None else step
         for svc in order:
             server.services[svc] = "Stopped"
+        # Only Automatic services start with Windows: a Disabled (or Manual) one stays Stopped after the restart.
+        order = [svc for svc in order if server.start_types.get(svc, "Automatic") == "Automatic"]
         server.pending_starts = [(back + dt.timedelta(seconds=step * (i + 1)), svc) for i, svc in enumerate(order)]
         return order
 

@@ -1,7 +1,7 @@
 """The few Windows commands the host checks run through WinRS, with their real output formats.
 
 reg.exe query, sc.exe query/queryex, fsutil volume diskfree and cmd.exe's type (of IIS's
-applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
+applicationHost.config) and appcmd list site / apppool print what Windows Server 2019 prints (CRLF line ends, four-space registry
 indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
 """
 
@@ -67,6 +67,8 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _diskfree(server, words[3])
         if program == "type" and len(words) == 2:
             return _type(org, server, words[1])
+        if program.rsplit("\\", 1)[-1] == "appcmd" and len(words) == 3 and words[1].lower() == "list":
+            return _appcmd_list(server, words[2].lower())
     return 1, "", NOT_RECOGNIZED.format(words[0])
 
 
@@ -138,6 +140,14 @@ def _diskfree(server: LabServer, volume: str) -> tuple[int, str, str]:
     return 0, (f"Total # of free bytes        : {free}\r\n"
                f"Total # of bytes             : {total}\r\n"
                f"Total # of avail free bytes  : {free}\r\n"), ""
+
+
+def _appcmd_list(server: LabServer, what: str) -> tuple[int, str, str]:
+    """appcmd list site(s) / apppool(s): IIS's one line per object (lab.iis.appcmd_list)."""
+    kind = {"site": "site", "sites": "site", "apppool": "apppool", "apppools": "apppool"}.get(what)
+    if kind is None:
+        return 1, f"ERROR ( message:Unknown object type \"{what}\". )\r\n", ""  # guessed wording
+    return 0, iis.appcmd_list(server, kind), ""
 
 
 FILE_NOT_FOUND = "The system cannot find the file specified.\r\n"

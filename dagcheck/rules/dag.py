@@ -136,10 +136,12 @@ def odd_ones_out(values: Mapping[str, object]) -> dict[str, object]:
     return dict(values)
 
 
-def unserved_without(member: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]]) -> list[str]:
+def unserved_without(member: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],
+                     held: Iterable[str] | None = None) -> list[str]:
     """The databases with a copy on `member` that no other member has Mounted: with the member down
-    (planned maintenance) they are dismounted, or about to be. Each entry says where its copies stand."""
-    mine = sorted({c.database for c in copies_by_server.get(member, ())})
+    (planned maintenance) they are dismounted, or about to be. Each entry says where its copies stand.
+    held: the member's databases when its own copies could not be read (from the others' view)."""
+    mine = sorted({c.database for c in copies_by_server.get(member, ())} | set(held or ()))
     lacking = []
     for database in mine:
         elsewhere = [c for other, copies in copies_by_server.items() if other != member

@@ -10,6 +10,7 @@ from dagcheck.lab.cmdlets import (  # noqa: F401  (each module registers its cmd
     connectors,
     dag,
     databases,
+    health,
     host,
     monitoring,
     servers,

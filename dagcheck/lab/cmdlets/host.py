@@ -23,7 +23,7 @@ def _service_obj(s: LabServer, name: str) -> Any:
         {
             "Name": name, "DisplayName": products.SERVICE_DISPLAY_NAMES.get(name, name),
             "Status": ps.enum("System.ServiceProcess.ServiceControllerStatus", status),
-            "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", "Automatic"),
+            "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", s.start_types.get(name, "Automatic")),
             "ServiceName": name, "MachineName": ".", "CanStop": status == "Running",
         },
         to_string="System.ServiceProcess.ServiceController",
@@ -57,6 +57,15 @@ def restart_service(call: Call) -> list[Any]:
         raise LabCmdletError(f"Cannot find any service with service name '{name}'.", "ObjectNotFound",
                              "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand",
                              "Microsoft.PowerShell.Commands.ServiceCommandException", target=name)
+    if s.start_types.get(match) == "Disabled":
+        # Stopped, then refused by the service control manager (ERROR_SERVICE_DISABLED). Message and error id
+        # as Windows PowerShell 5.1 words them for a service it cannot start (guessed for the disabled case).
+        s.services[match] = "Stopped"
+        display = products.SERVICE_DISPLAY_NAMES.get(match, match)
+        raise LabCmdletError(f"Service '{display} ({match})' cannot be started due to the following error: "
+                             f"Cannot start service {match} on computer '.'.", "OpenError",
+                             "CouldNotStartService,Microsoft.PowerShell.Commands.RestartServiceCommand",
+                             "Microsoft.PowerShell.Commands.ServiceCommandException", target=match)
     s.services[match] = "Running"
     if match == "MSExchangeTransport":
         # Transport answers Get-Queue again only after its BootLoader is done (ExchangeDsc waits up to 5 min).

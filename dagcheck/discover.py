@@ -164,9 +164,9 @@ def _selected(topology: Topology, selection: Selection) -> tuple[list[ExchangeSe
     wanted_sites = {s.lower() for s in selection.sites}
     chosen_dags = [d for d in topology.dags if (not wanted_dags or d.name.lower() in wanted_dags)
                    and (not wanted_sites or any(_site(topology, m).lower() in wanted_sites for m in d.members))]
-    unknown = wanted_dags - {d.name.lower() for d in topology.dags}
+    unknown = [d for d in selection.dags if d.lower() not in {x.name.lower() for x in topology.dags}]
     if unknown:
-        raise DiscoveryError(f"--dag {', '.join(sorted(unknown))}: no such DAG (Exchange has: "
+        raise DiscoveryError(f"--dag {', '.join(unknown)}: no such DAG (Exchange has: "
                              f"{', '.join(d.name for d in topology.dags) or 'none'})")
     members = {m for d in chosen_dags for m in d.members}
     servers = []

@@ -22,6 +22,7 @@ from pathlib import Path
 from dagcheck import paths
 
 ENV = "DAGCHECK_INVENTORY"
+SYSTEM = Path("/etc/dagcheck/inventory.yml")
 SIMULATED = "simulated lab"
 ORDER_TEXT = (f"--inventory, else ${ENV}, else ./dagcheck.yml, else ~/.config/dagcheck/inventory.yml, "
               "else /etc/dagcheck/inventory.yml, else the embedded simulated lab")
@@ -43,7 +44,7 @@ def candidates(cwd: Path, home: Path) -> list[tuple[Path, str]]:
     """The files looked for, in order, after --inventory and the environment variable."""
     return [(cwd / "dagcheck.yml", "./dagcheck.yml"),
             (home / ".config" / "dagcheck" / "inventory.yml", "~/.config/dagcheck/inventory.yml"),
-            (Path("/etc/dagcheck/inventory.yml"), "/etc/dagcheck/inventory.yml")]
+            (SYSTEM, str(SYSTEM))]
 
 
 def find(explicit: str | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None,

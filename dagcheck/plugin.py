@@ -150,7 +150,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     inventory = config.stash.get(INVENTORY_KEY, None)
     found = config.stash.get(LOCATED_KEY, None)
-    if inventory is None or inventory.lab is None:
+    if inventory is None or inventory.lab is None or not _runs_checks(config):
         return
     line = (locate.lab_notice(found) if found is not None and found.is_embedded_lab
             else f"dagcheck: {inventory.file} is a {locate.SIMULATED}, not a real organisation")

@@ -71,16 +71,19 @@ class Seed:
     def own(self, fqdn: str, name: str) -> dict[str, Any] | None:
         """A server's own connection block from the seed, found by FQDN or name."""
         for s in self.raw.get("servers") or ():
-            if isinstance(s, dict) and (str(s.get("fqdn", "")).lower() == fqdn.lower()
-                                        or str(s.get("name", "")).lower() == name.lower()):
+            if isinstance(s, dict) and (
+                str(s.get("fqdn", "")).lower() == fqdn.lower() or str(s.get("name", "")).lower() == name.lower()
+            ):
                 return s.get("connection")
         return None
 
     def own_differing(self, fqdn: str, name: str) -> dict[str, Any]:
         """The keys of a server's own block that the top-level connection and its endpoints entry do not already give
         (a lab-written seed repeats them per server: the discovered inventory need not)."""
-        shared = {**{k: v for k, v in self.connection.items() if k != "endpoints"},
-                  **{str(k).lower(): v for k, v in (self.connection.get("endpoints") or {}).items()}.get(fqdn.lower(), {})}
+        shared = {
+            **{k: v for k, v in self.connection.items() if k != "endpoints"},
+            **{str(k).lower(): v for k, v in (self.connection.get("endpoints") or {}).items()}.get(fqdn.lower(), {}),
+        }
         return {k: v for k, v in (self.own(fqdn, name) or {}).items() if shared.get(k) != v}
 
     def server(self, name_or_fqdn: str) -> Server:
@@ -121,14 +124,20 @@ def ask(transport: Transport, server: Server) -> Topology:
     answers: dict[str, list[Any]] = {}
     for source in SOURCES:
         try:
-            answers[source.CMDLET] = [source.parse(o) for o in transport.run(server.name, Endpoint.EXCHANGE,
-                                                                             source.COMMAND)]
+            answers[source.CMDLET] = [source.parse(o) for o in transport.run(server.name, Endpoint.EXCHANGE, source.COMMAND)]
         except RemoteError as exc:
-            raise DiscoveryError(f"{server.fqdn}: {source.COMMAND.render()} failed: {exc.reason}. "
-                                 f"`dagcheck doctor --inventory <seed> --server {server.name}` diagnoses the "
-                                 "connection layer by layer") from None
-    return Topology(server.fqdn, tuple(answers[exchange_servers.CMDLET]), tuple(answers[dags.CMDLET]),
-                    tuple(answers[mailbox_servers.CMDLET]), tuple(answers[client_access_services.CMDLET]))
+            raise DiscoveryError(
+                f"{server.fqdn}: {source.COMMAND.render()} failed: {exc.reason}. "
+                f"`dagcheck doctor --inventory <seed> --server {server.name}` diagnoses the "
+                "connection layer by layer"
+            ) from None
+    return Topology(
+        server.fqdn,
+        tuple(answers[exchange_servers.CMDLET]),
+        tuple(answers[dags.CMDLET]),
+        tuple(answers[mailbox_servers.CMDLET]),
+        tuple(answers[client_access_services.CMDLET]),
+    )
 
 
 # ---- from the topology to an inventory --------------------------------------------------------------
@@ -162,12 +171,17 @@ def _selected(topology: Topology, selection: Selection) -> tuple[list[ExchangeSe
     dag_of = _dag_of(topology)
     wanted_dags = {d.lower() for d in selection.dags}
     wanted_sites = {s.lower() for s in selection.sites}
-    chosen_dags = [d for d in topology.dags if (not wanted_dags or d.name.lower() in wanted_dags)
-                   and (not wanted_sites or any(_site(topology, m).lower() in wanted_sites for m in d.members))]
+    chosen_dags = [
+        d
+        for d in topology.dags
+        if (not wanted_dags or d.name.lower() in wanted_dags)
+        and (not wanted_sites or any(_site(topology, m).lower() in wanted_sites for m in d.members))
+    ]
     unknown = [d for d in selection.dags if d.lower() not in {x.name.lower() for x in topology.dags}]
     if unknown:
-        raise DiscoveryError(f"--dag {', '.join(unknown)}: no such DAG (Exchange has: "
-                             f"{', '.join(d.name for d in topology.dags) or 'none'})")
+        raise DiscoveryError(
+            f"--dag {', '.join(unknown)}: no such DAG (Exchange has: {', '.join(d.name for d in topology.dags) or 'none'})"
+        )
     members = {m for d in chosen_dags for m in d.members}
     servers = []
     for s in sorted(topology.servers, key=lambda x: x.name):
@@ -195,8 +209,10 @@ def draft(topology: Topology, seed: Seed, selection: Selection = Selection()) ->
     edge = [s for s in servers if s.is_edge]
     servers = [s for s in servers if not s.is_edge]
     if not chosen:
-        raise DiscoveryError("no DAG in the selection: dagcheck checks database availability groups (Exchange "
-                             f"lists DAGs: {', '.join(d.name for d in topology.dags) or 'none'})")
+        raise DiscoveryError(
+            "no DAG in the selection: dagcheck checks database availability groups (Exchange "
+            f"lists DAGs: {', '.join(d.name for d in topology.dags) or 'none'})"
+        )
     dag_of = {m: d.name for d in chosen for m in d.members}
     notes: dict[str, str] = {}
     policy = {m.name: m.activation_policy for m in topology.mailbox}
@@ -210,17 +226,23 @@ def draft(topology: Topology, seed: Seed, selection: Selection = Selection()) ->
             entry["connection"] = own
         out_servers.append(entry)
         role = "in no DAG (a standalone Mailbox server)" if s.name not in dag_of else f"DAG {dag_of[s.name]}"
-        notes[f"servers.{s.name}"] = (f"{role}; build {s.build} (AdminDisplayVersion), ServerRole {s.roles}, "
-                                      f"activation policy {policy.get(s.name, '?')}")
-    sites = sorted({s.site for s in servers if s.site} | {x for scp in topology.scps for x in scp.site_scope
-                                                          if scp.name in {s.name for s in servers}})
+        notes[f"servers.{s.name}"] = (
+            f"{role}; build {s.build} (AdminDisplayVersion), ServerRole {s.roles}, activation policy {policy.get(s.name, '?')}"
+        )
+    sites = sorted(
+        {s.site for s in servers if s.site}
+        | {x for scp in topology.scps for x in scp.site_scope if scp.name in {s.name for s in servers}}
+    )
     out_dags = []
     for d in chosen:
         entry = {"name": d.name, "members": sorted(d.members)}
         if d.witness_server:
             witness: dict[str, Any] = {"server": d.witness_server}
-            for key, value in (("directory", d.witness_directory), ("alternate_server", d.alternate_witness_server),
-                               ("alternate_directory", d.alternate_witness_directory)):
+            for key, value in (
+                ("directory", d.witness_directory),
+                ("alternate_server", d.alternate_witness_server),
+                ("alternate_directory", d.alternate_witness_directory),
+            ):
                 if value:
                     witness[key] = value
             entry["witness"] = witness
@@ -228,13 +250,15 @@ def draft(topology: Topology, seed: Seed, selection: Selection = Selection()) ->
     data: dict[str, Any] = {"sites": [{"name": s} for s in sites]}
     if seed.connection:
         data["connection"] = seed.connection
-    data.update({"servers": out_servers, "dags": out_dags, "expectations": _expectations(servers, topology, sites,
-                                                                                             notes, policy)})
+    data.update(
+        {"servers": out_servers, "dags": out_dags, "expectations": _expectations(servers, topology, sites, notes, policy)}
+    )
     return Draft(data, notes, edge)
 
 
-def _expectations(servers: list[ExchangeServerEntry], topology: Topology, sites: list[str], notes: dict[str, str],
-                  policy: dict[str, str]) -> dict[str, Any]:
+def _expectations(
+    servers: list[ExchangeServerEntry], topology: Topology, sites: list[str], notes: dict[str, str], policy: dict[str, str]
+) -> dict[str, Any]:
     names = {s.name for s in servers}
     in_use = [policy[n] for n in sorted(names) if n in policy]
     expectations: dict[str, Any] = {}
@@ -242,17 +266,18 @@ def _expectations(servers: list[ExchangeServerEntry], topology: Topology, sites:
         top, others = _most_common(in_use)
         expectations["activation_policy"] = top
         differ = [f"{n} {policy[n]}" for n in sorted(names) if policy.get(n) in others]
-        notes["expectations.activation_policy"] = (
-            f"{CONFIRM} (Get-MailboxServer DatabaseCopyAutoActivationPolicy"
-            + (f"; differs now: {', '.join(differ)})" if differ else ", the same on every server)"))
+        notes["expectations.activation_policy"] = f"{CONFIRM} (Get-MailboxServer DatabaseCopyAutoActivationPolicy" + (
+            f"; differs now: {', '.join(differ)})" if differ else ", the same on every server)"
+        )
     expectations["build"] = "same-across-dag"
     builds = sorted({s.build for s in servers})
-    notes["expectations.build"] = (f"{CONFIRM}: builds now {', '.join(builds)} (AdminDisplayVersion; an SU shows only "
-                                   "in ExSetup.exe); or pin one build such as 15.2.2562.49")
+    notes["expectations.build"] = (
+        f"{CONFIRM}: builds now {', '.join(builds)} (AdminDisplayVersion; an SU shows only "
+        "in ExSetup.exe); or pin one build such as 15.2.2562.49"
+    )
     autodiscover: dict[str, Any] = {}
     for site in sites:
-        scps = [c for c in topology.scps if c.name in names and c.uri
-                and _site(topology, c.name) == site]
+        scps = [c for c in topology.scps if c.name in names and c.uri and _site(topology, c.name) == site]
         if not scps:
             continue
         uri, other_uris = _most_common([c.uri or "" for c in scps])
@@ -262,13 +287,16 @@ def _expectations(servers: list[ExchangeServerEntry], topology: Topology, sites:
             notes[f"expectations.autodiscover.{site}"] = f"servers of {site} differ now: {', '.join(other_uris)}"
     if autodiscover:
         expectations["autodiscover"] = autodiscover
-        notes["expectations.autodiscover"] = (f"{CONFIRM}: the SCP each site's servers publish now "
-                                              "(Get-ClientAccessService AutoDiscoverServiceInternalUri, "
-                                              "AutoDiscoverSiteScope)")
+        notes["expectations.autodiscover"] = (
+            f"{CONFIRM}: the SCP each site's servers publish now "
+            "(Get-ClientAccessService AutoDiscoverServiceInternalUri, "
+            "AutoDiscoverSiteScope)"
+        )
     return expectations
 
 
 # ---- writing, with comments --------------------------------------------------------------------------
+
 
 def _flow(value: Any) -> str:
     """One value on one line (a scalar without YAML's document-end marker)."""
@@ -279,27 +307,29 @@ def _flow(value: Any) -> str:
 def render(draft_: Draft, topology: Topology, seed_file: str | None, now: dt.datetime) -> str:
     """The inventory as YAML with a comment beside each value saying where it came from."""
     d, notes = draft_.data, draft_.notes
-    lines = [f"# Written by `dagcheck discover` from {topology.asked} at {now.isoformat(timespec='seconds')}"
-             + (f", connection settings from {seed_file}." if seed_file else "."),
-             "# Facts come from Exchange (each says which cmdlet). Values marked EXPECTATION were taken from the",
-             "# organisation as it is now: later runs hold it to them, so confirm each one (a wrong setting found",
-             "# today would otherwise pass). Re-run discover to see what changed; it never overwrites this file",
-             "# without --update, and then only sites, servers and dags.",
-             "sites:  # Get-ExchangeServer (Site) and Get-ClientAccessService (AutoDiscoverSiteScope)"]
+    lines = [
+        f"# Written by `dagcheck discover` from {topology.asked} at {now.isoformat(timespec='seconds')}"
+        + (f", connection settings from {seed_file}." if seed_file else "."),
+        "# Facts come from Exchange (each says which cmdlet). Values marked EXPECTATION were taken from the",
+        "# organisation as it is now: later runs hold it to them, so confirm each one (a wrong setting found",
+        "# today would otherwise pass). Re-run discover to see what changed; it never overwrites this file",
+        "# without --update, and then only sites, servers and dags.",
+        "sites:  # Get-ExchangeServer (Site) and Get-ClientAccessService (AutoDiscoverSiteScope)",
+    ]
     lines += [f"  - {_flow(s)}" for s in d["sites"]]
     if "connection" in d:
         lines.append(f"connection:  # from {seed_file} (credentials are variable names, never values)")
         lines += ["  " + line for line in yaml.safe_dump(d["connection"], sort_keys=False).splitlines()]
-    lines.append("servers:  # Get-ExchangeServer (Name, Fqdn, Site, AdminDisplayVersion), Get-MailboxServer "
-                 "(DatabaseAvailabilityGroup)")
+    lines.append(
+        "servers:  # Get-ExchangeServer (Name, Fqdn, Site, AdminDisplayVersion), Get-MailboxServer (DatabaseAvailabilityGroup)"
+    )
     for s in d["servers"]:
         lines.append(f"  - {_flow(s)}  # {notes.get('servers.' + s['name'], '')}")
     if draft_.edge:
         lines.append("  # Edge Transport servers (Get-ExchangeServer IsEdgeServer): listed here, not checked (no DAG,")
         lines.append("  # no remote Exchange session from the organisation):")
         lines += [f"  #   {e.name} ({e.fqdn}), build {e.build}" for e in draft_.edge]
-    lines.append("dags:  # Get-DatabaseAvailabilityGroup -Status (Servers, WitnessServer, WitnessDirectory, "
-                 "AlternateWitness*)")
+    lines.append("dags:  # Get-DatabaseAvailabilityGroup -Status (Servers, WitnessServer, WitnessDirectory, AlternateWitness*)")
     for dag in d["dags"]:
         lines.append(f"  - name: {_flow(dag['name'])}")
         lines.append(f"    members: {_flow(dag['members'])}")
@@ -322,13 +352,17 @@ def render(draft_: Draft, topology: Topology, seed_file: str | None, now: dt.dat
 
 # ---- re-running over an existing inventory ----------------------------------------------------------
 
+
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between an existing inventory and a fresh discovery, in an administrator's words."""
     out: list[str] = []
     old_s = {s["name"].lower(): s for s in old.get("servers") or ()}
     new_s = {s["name"].lower(): s for s in new.get("servers") or ()}
-    out += [f"server added: {new_s[n]['name']} ({new_s[n]['fqdn']}, site {new_s[n]['site']}"
-            f"{', DAG ' + new_s[n]['dag'] if new_s[n].get('dag') else ', in no DAG'})" for n in sorted(set(new_s) - set(old_s))]
+    out += [
+        f"server added: {new_s[n]['name']} ({new_s[n]['fqdn']}, site {new_s[n]['site']}"
+        f"{', DAG ' + new_s[n]['dag'] if new_s[n].get('dag') else ', in no DAG'})"
+        for n in sorted(set(new_s) - set(old_s))
+    ]
     out += [f"server removed: {old_s[n]['name']} (Exchange no longer lists it)" for n in sorted(set(old_s) - set(new_s))]
     for n in sorted(set(old_s) & set(new_s)):
         for key in ("fqdn", "site", "dag"):
@@ -345,8 +379,7 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         out += [f"DAG {new_d[n]['name']}: member added: {m}" for m in sorted(after - before)]
         out += [f"DAG {new_d[n]['name']}: member removed: {m}" for m in sorted(before - after)]
         if (old_d[n].get("witness") or {}) != (new_d[n].get("witness") or {}):
-            out.append(f"DAG {new_d[n]['name']}: witness {_flow(old_d[n].get('witness'))} -> "
-                       f"{_flow(new_d[n].get('witness'))}")
+            out.append(f"DAG {new_d[n]['name']}: witness {_flow(old_d[n].get('witness'))} -> {_flow(new_d[n].get('witness'))}")
     old_sites = {s["name"].lower() for s in old.get("sites") or ()}
     out += [f"site added: {s['name']}" for s in new.get("sites") or () if s["name"].lower() not in old_sites]
     old_e, new_e = old.get("expectations") or {}, new.get("expectations") or {}
@@ -361,19 +394,20 @@ def merged(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     out = dict(old)
     out["sites"] = new["sites"]
     own = {s["name"].lower(): s.get("connection") for s in old.get("servers") or () if s.get("connection")}
-    out["servers"] = [{**s, **({"connection": own[s["name"].lower()]} if s["name"].lower() in own else {})}
-                      for s in new["servers"]]
+    out["servers"] = [
+        {**s, **({"connection": own[s["name"].lower()]} if s["name"].lower() in own else {})} for s in new["servers"]
+    ]
     old_dags = {d["name"].lower(): d for d in old.get("dags") or ()}
     out["dags"] = [{**old_dags.get(d["name"].lower(), {}), **d} for d in new["dags"]]
     names = {s["name"] for s in new["sites"]}
     autodiscover = (out.get("expectations") or {}).get("autodiscover")
     if autodiscover:  # a site that no longer exists cannot keep an expectation
-        out["expectations"] = {**out["expectations"],
-                               "autodiscover": {k: v for k, v in autodiscover.items() if k in names}}
+        out["expectations"] = {**out["expectations"], "autodiscover": {k: v for k, v in autodiscover.items() if k in names}}
     return out
 
 
 # ---- the command --------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -382,15 +416,24 @@ class Outcome:
     changed: bool
 
 
-def run(transport: Transport, server: Server, seed: Seed, output: Path, selection: Selection = Selection(),
-        update: bool = False, now: dt.datetime | None = None) -> Outcome:
+def run(
+    transport: Transport,
+    server: Server,
+    seed: Seed,
+    output: Path,
+    selection: Selection = Selection(),
+    update: bool = False,
+    now: dt.datetime | None = None,
+) -> Outcome:
     now = now or dt.datetime.now(dt.UTC)
     topology = ask(transport, server)
     made = draft(topology, seed, selection)
     parse_inventory(yaml.safe_load(yaml.safe_dump(made.data)), str(output))  # the schema and references hold
-    summary = (f"discovered from {topology.asked}: {len(made.data['servers'])} server(s), "
-               f"{len(made.data['sites'])} site(s), DAG(s) {', '.join(d['name'] for d in made.data['dags'])}"
-               + (f"; {len(made.edge)} Edge server(s) listed, not checked" if made.edge else ""))
+    summary = (
+        f"discovered from {topology.asked}: {len(made.data['servers'])} server(s), "
+        f"{len(made.data['sites'])} site(s), DAG(s) {', '.join(d['name'] for d in made.data['dags'])}"
+        + (f"; {len(made.edge)} Edge server(s) listed, not checked" if made.edge else "")
+    )
     if not output.exists():
         output.write_text(render(made, topology, seed.file, now), encoding="utf-8")
         return Outcome(output, (summary, f"written: {output} (confirm the values marked EXPECTATION)"), True)
@@ -402,20 +445,23 @@ def run(transport: Transport, server: Server, seed: Seed, output: Path, selectio
         return Outcome(None, (summary, f"{output}: no change since it was written"), False)
     lines = [summary, f"{output} exists; what changed in Exchange since:", *[f"  {c}" for c in found]]
     if not update:
-        lines.append(f"{output} left as it is (the expectations are yours); --update rewrites its sites, servers "
-                     "and dags and keeps everything else")
+        lines.append(
+            f"{output} left as it is (the expectations are yours); --update rewrites its sites, servers "
+            "and dags and keeps everything else"
+        )
         return Outcome(None, tuple(lines), True)
     data = merged(old, made.data)
     parse_inventory(yaml.safe_load(yaml.safe_dump(data)), str(output))
     shutil.copy2(output, output.with_name(output.name + ".bak"))
-    header = (f"# Updated by `dagcheck discover --update` from {topology.asked} at {now.isoformat(timespec='seconds')}"
-              f" (the previous file: {output.name}.bak); comments were not kept.\n")
+    header = (
+        f"# Updated by `dagcheck discover --update` from {topology.asked} at {now.isoformat(timespec='seconds')}"
+        f" (the previous file: {output.name}.bak); comments were not kept.\n"
+    )
     output.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return Outcome(output, (*lines, f"updated: {output} (previous: {output.name}.bak)"), True)
 
 
-def main(source: str, seed_path: str | None, output: str, dag_names: list[str], site_names: list[str],
-         update: bool) -> int:
+def main(source: str, seed_path: str | None, output: str, dag_names: list[str], site_names: list[str], update: bool) -> int:
     """The command: 0 written or unchanged, 1 changes found and the file left as is, 4 a bad seed or output,
     8 the server could not be asked (with the doctor's command to find out why)."""
     import sys

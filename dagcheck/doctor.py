@@ -36,15 +36,28 @@ from dagcheck.remote.psrp import CONFIGURATION, PsrpTransport
 from dagcheck.sources import exchange_servers
 
 LAYERS = ("name", "tcp", "tls", "auth", "session", "rbac", "windows")
-TITLES = {"name": "name resolution", "tcp": "TCP", "tls": "TLS", "auth": "authentication",
-          "session": "Exchange session", "rbac": "RBAC", "windows": "Windows endpoint"}
+TITLES = {
+    "name": "name resolution",
+    "tcp": "TCP",
+    "tls": "TLS",
+    "auth": "authentication",
+    "session": "Exchange session",
+    "rbac": "RBAC",
+    "windows": "Windows endpoint",
+}
 ADMINISTRATORS_SID = "S-1-5-32-544"  # BUILTIN\Administrators (well-known SID)
 # The schemes a server's 401 may offer, per connection.auth (HTTP WWW-Authenticate; WinRM and IIS offer
 # Negotiate for Kerberos and NTLM, some listeners Kerberos or NTLM by name, Basic when enabled).
-ACCEPTS = {"kerberos": ("negotiate", "kerberos"), "negotiate": ("negotiate", "kerberos", "ntlm"),
-           "ntlm": ("negotiate", "ntlm"), "basic": ("basic",)}
-ROLES_ADVICE = ("give the account the role that grants them: View-Only Organization Management covers the reads "
-                "(README: Your first real run), e.g. Add-RoleGroupMember 'View-Only Organization Management' -Member <account>")
+ACCEPTS = {
+    "kerberos": ("negotiate", "kerberos"),
+    "negotiate": ("negotiate", "kerberos", "ntlm"),
+    "ntlm": ("negotiate", "ntlm"),
+    "basic": ("basic",),
+}
+ROLES_ADVICE = (
+    "give the account the role that grants them: View-Only Organization Management covers the reads "
+    "(README: Your first real run), e.g. Add-RoleGroupMember 'View-Only Organization Management' -Member <account>"
+)
 
 
 def needed_cmdlets() -> list[str]:
@@ -92,8 +105,9 @@ def _endpoints(server: Server) -> list[_Endpoint]:
         parts = urlsplit(uri)
         https = parts.scheme == "https"
         host = parts.hostname or server.fqdn
-        out.append(_Endpoint(label, uri, host, server.connection.connect_address or host,
-                             parts.port or (443 if https else 80), https))
+        out.append(
+            _Endpoint(label, uri, host, server.connection.connect_address or host, parts.port or (443 if https else 80), https)
+        )
     return out
 
 
@@ -103,15 +117,20 @@ def _timeout(server: Server) -> float:
 
 # ---- the layers ----------------------------------------------------------------------------------------
 
+
 def check_name(server: Server, endpoints: list[_Endpoint]) -> Finding:
     seen = []
     for address in dict.fromkeys(e.address for e in endpoints):
         try:
             infos = socket.getaddrinfo(address, None, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
-            return Finding("name", False, f"cannot resolve {address}: {exc.strerror or exc}",
-                           "fix the DNS record (or this host's resolver), or name the address in connect_address / "
-                           "connection.endpoints and keep the FQDN in the URI")
+            return Finding(
+                "name",
+                False,
+                f"cannot resolve {address}: {exc.strerror or exc}",
+                "fix the DNS record (or this host's resolver), or name the address in connect_address / "
+                "connection.endpoints and keep the FQDN in the URI",
+            )
         seen.append(f"{address} -> {infos[0][4][0]}")
     return Finding("name", True, ", ".join(seen))
 
@@ -121,12 +140,18 @@ def check_tcp(server: Server, endpoints: list[_Endpoint]) -> Finding:
         try:
             socket.create_connection((e.address, e.port), timeout=_timeout(server)).close()
         except OSError as exc:
-            what = "refused" if isinstance(exc, ConnectionRefusedError) else (
-                "timed out" if isinstance(exc, TimeoutError | socket.timeout) else str(exc))
-            advice = ("open TCP from this host to IIS on the server (the /PowerShell virtual directory, 443 by default) "
-                      "or correct connection.exchange_uri" if e.label == "Exchange" else
-                      "open TCP from this host to the server's WinRM listener (HTTPS 5986: winrm quickconfig "
-                      "-transport:https; firewall rule 'Windows Remote Management') or correct connection.windows_uri")
+            what = (
+                "refused"
+                if isinstance(exc, ConnectionRefusedError)
+                else ("timed out" if isinstance(exc, TimeoutError | socket.timeout) else str(exc))
+            )
+            advice = (
+                "open TCP from this host to IIS on the server (the /PowerShell virtual directory, 443 by default) "
+                "or correct connection.exchange_uri"
+                if e.label == "Exchange"
+                else "open TCP from this host to the server's WinRM listener (HTTPS 5986: winrm quickconfig "
+                "-transport:https; firewall rule 'Windows Remote Management') or correct connection.windows_uri"
+            )
             return Finding("tcp", False, f"{e.label} endpoint {e.address}:{e.port} {what}", advice)
     return Finding("tcp", True, ", ".join(f"{e.label} {e.address}:{e.port}" for e in endpoints))
 
@@ -141,22 +166,37 @@ def check_tls(server: Server, endpoints: list[_Endpoint]) -> Finding:
     notes = []
     for e in secured:
         try:
-            context = ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle else \
-                ssl.create_default_context()
+            context = (
+                ssl.create_default_context(cafile=settings.ca_bundle) if settings.ca_bundle else ssl.create_default_context()
+            )
         except (OSError, ssl.SSLError) as exc:
-            return Finding("tls", False, f"cannot read connection.ca_bundle {settings.ca_bundle}: {exc}",
-                           "name a readable PEM file with the issuing CA's certificate")
+            return Finding(
+                "tls",
+                False,
+                f"cannot read connection.ca_bundle {settings.ca_bundle}: {exc}",
+                "name a readable PEM file with the issuing CA's certificate",
+            )
         try:
-            with socket.create_connection((e.address, e.port), timeout=_timeout(server)) as raw, \
-                    context.wrap_socket(raw, server_hostname=e.host) as tls:
+            with (
+                socket.create_connection((e.address, e.port), timeout=_timeout(server)) as raw,
+                context.wrap_socket(raw, server_hostname=e.host) as tls,
+            ):
                 cert = tls.getpeercert() or {}
         except ssl.SSLCertVerificationError as exc:
             failure = classify(exc.verify_code, exc.verify_message or str(exc), e.host)
-            return Finding("tls", False, f"{e.label} endpoint {e.host}:{e.port}: certificate {failure.part} check "
-                           f"failed: {failure.detail}", failure.advice)
+            return Finding(
+                "tls",
+                False,
+                f"{e.label} endpoint {e.host}:{e.port}: certificate {failure.part} check failed: {failure.detail}",
+                failure.advice,
+            )
         except (OSError, ssl.SSLError) as exc:
-            return Finding("tls", False, f"{e.label} endpoint {e.host}:{e.port}: TLS handshake failed: {exc}",
-                           "check that the endpoint serves HTTPS on that port (an HTTP listener answers garbage)")
+            return Finding(
+                "tls",
+                False,
+                f"{e.label} endpoint {e.host}:{e.port}: TLS handshake failed: {exc}",
+                "check that the endpoint serves HTTPS on that port (an HTTP listener answers garbage)",
+            )
         expires = cert.get("notAfter")
         days = int((ssl.cert_time_to_seconds(expires) - time.time()) // 86400) if expires else None
         notes.append(f"{e.label} verified for {e.host}" + (f", expires in {days} day(s)" if days is not None else ""))
@@ -169,10 +209,18 @@ def offered_schemes(server: Server, endpoint: _Endpoint) -> list[str] | None:
     if server.connection.connect_address:
         return None
     verify: Any = (server.connection.ca_bundle or True) if server.connection.verify_tls else False
-    answer = requests.post(endpoint.uri, data=b"", timeout=_timeout(server), verify=verify,
-                           headers={"Content-Type": "application/soap+xml;charset=UTF-8"})
-    headers = answer.raw.headers.getlist("WWW-Authenticate") if hasattr(answer.raw.headers, "getlist") else \
-        [answer.headers.get("WWW-Authenticate", "")]
+    answer = requests.post(
+        endpoint.uri,
+        data=b"",
+        timeout=_timeout(server),
+        verify=verify,
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+    )
+    headers = (
+        answer.raw.headers.getlist("WWW-Authenticate")
+        if hasattr(answer.raw.headers, "getlist")
+        else [answer.headers.get("WWW-Authenticate", "")]
+    )
     return [h.split(" ", 1)[0] for h in headers if h]
 
 
@@ -196,33 +244,50 @@ def check_auth_offer(server: Server, endpoint: _Endpoint) -> Finding | None:
     try:
         offered = offered_schemes(server, endpoint)
     except requests.RequestException:
-        return None  # the logon itself will say
-    if offered is None:
-        return None
-    if not any(s.lower() in ACCEPTS.get(auth, ()) for s in offered):
-        return Finding("auth", False, f"the server offers {', '.join(offered) or 'nothing'}; connection.auth is {auth}",
-                       "set connection.auth to a mechanism it offers (kerberos/negotiate need Negotiate), or enable "
-                       f"{auth} on the server's /PowerShell virtual directory")
+        offered = None  # the logon itself will say
+    if offered is not None and not any(s.lower() in ACCEPTS.get(auth, ()) for s in offered):
+        return Finding(
+            "auth",
+            False,
+            f"the server offers {', '.join(offered) or 'nothing'}; connection.auth is {auth}",
+            "set connection.auth to a mechanism it offers (kerberos/negotiate need Negotiate), or enable "
+            f"{auth} on the server's /PowerShell virtual directory",
+        )
+    said = ""
     if auth == "kerberos":
         got, said = kerberos_ticket(endpoint.host)
         if not got:
-            return Finding("auth", False, f"Kerberos: SPN HTTP/{endpoint.host}: the KDC answered: {said}",
-                           "get a ticket (kinit user@REALM or a keytab), check krb5.conf's realm and that "
-                           f"`setspn -Q HTTP/{endpoint.host}` finds the server's account")
-    return Finding("auth", True, f"offered {', '.join(offered)}; using {auth}")
+            return Finding(
+                "auth",
+                False,
+                f"Kerberos: SPN HTTP/{endpoint.host}: the KDC answered: {said}",
+                "get a ticket (kinit user@REALM or a keytab), check krb5.conf's realm and that "
+                f"`setspn -Q HTTP/{endpoint.host}` finds the server's account",
+            )
+        said = f"; SPN HTTP/{endpoint.host}: {said}"
+    offer = f"offered {', '.join(offered)}" if offered is not None else "offer not probed (connect_address)"
+    return Finding("auth", True, f"{offer}; using {auth}{said}")
 
 
 def _session_failure(transport: PsrpTransport, server: Server, exc: RemoteError, auth_note: str) -> Finding:
     blind = transport.states.blind().get(server.name.lower())
     if blind is not None and blind.kind == "authentication":
-        return Finding("auth", False, f"{auth_note}: {exc.reason}",
-                       "check the account and its password (the variables named by username_env/password_env); "
-                       "it is tried on no other server this run, so a lockout policy sees one failed logon")
+        return Finding(
+            "auth",
+            False,
+            f"{auth_note}: {exc.reason}",
+            "check the account and its password (the variables named by username_env/password_env); "
+            "it is tried on no other server this run, so a lockout policy sees one failed logon",
+        )
     if blind is not None and blind.kind == "tls":
         return Finding("tls", False, exc.reason, "see the TLS advice above")
-    return Finding("session", False, f"configuration {CONFIGURATION[Endpoint.EXCHANGE]}: {exc.reason}",
-                   "check the URI path (/PowerShell), the PowerShell virtual directory in IIS, and that the account "
-                   "may use remote PowerShell (Set-User <account> -RemotePowerShellEnabled $true)")
+    return Finding(
+        "session",
+        False,
+        f"configuration {CONFIGURATION[Endpoint.EXCHANGE]}: {exc.reason}",
+        "check the URI path (/PowerShell), the PowerShell virtual directory in IIS, and that the account "
+        "may use remote PowerShell (Set-User <account> -RemotePowerShellEnabled $true)",
+    )
 
 
 def check_session(transport: PsrpTransport, server: Server, auth: Finding | None) -> list[Finding]:
@@ -231,9 +296,15 @@ def check_session(transport: PsrpTransport, server: Server, auth: Finding | None
     try:
         listed = transport.run(server.name, Endpoint.EXCHANGE, Command.of("Get-Command"))
     except CmdletFailed as exc:  # the logon worked and the session answered: it refused the command itself
-        return [Finding("auth", True, auth_note), Finding(
-            "session", False, f"configuration {CONFIGURATION[Endpoint.EXCHANGE]}: Get-Command failed: {exc.reason}",
-            "check that the account may use remote PowerShell (Set-User <account> -RemotePowerShellEnabled $true)")]
+        return [
+            Finding("auth", True, auth_note),
+            Finding(
+                "session",
+                False,
+                f"configuration {CONFIGURATION[Endpoint.EXCHANGE]}: Get-Command failed: {exc.reason}",
+                "check that the account may use remote PowerShell (Set-User <account> -RemotePowerShellEnabled $true)",
+            ),
+        ]
     except RemoteError as exc:
         return [_session_failure(transport, server, exc, auth_note)]
     who = transport._creds(server).username or "the Kerberos/certificate identity"  # noqa: SLF001 - same package
@@ -242,16 +313,24 @@ def check_session(transport: PsrpTransport, server: Server, auth: Finding | None
     version = "its version unknown (Get-ExchangeServer is not in the session)"
     if "get-exchangeserver" in have:
         try:
-            [me] = [exchange_servers.parse(o) for o in transport.run(
-                server.name, Endpoint.EXCHANGE, Command.of(exchange_servers.CMDLET, Identity=server.fqdn))]
+            [me] = [
+                exchange_servers.parse(o)
+                for o in transport.run(server.name, Endpoint.EXCHANGE, Command.of(exchange_servers.CMDLET, Identity=server.fqdn))
+            ]
             version = f"Exchange {me.build}"
         except (RemoteError, ValueError) as exc:
             version = f"its version unreadable ({exc})"
     found.append(Finding("session", True, f"configuration {CONFIGURATION[Endpoint.EXCHANGE]}; {version}"))
     missing = [c for c in needed_cmdlets() if c.lower() not in have]
     if missing:
-        found.append(Finding("rbac", False, f"the session lacks {', '.join(missing)} (of {len(needed_cmdlets())} "
-                             "cmdlets dagcheck runs)", ROLES_ADVICE))
+        found.append(
+            Finding(
+                "rbac",
+                False,
+                f"the session lacks {', '.join(missing)} (of {len(needed_cmdlets())} cmdlets dagcheck runs)",
+                ROLES_ADVICE,
+            )
+        )
     else:
         found.append(Finding("rbac", True, f"all {len(needed_cmdlets())} cmdlets dagcheck runs are in the session"))
     return found
@@ -261,13 +340,20 @@ def check_windows(transport: PsrpTransport, server: Server) -> Finding:
     try:
         result = transport.run_cmd(server.name, "whoami /groups")
     except RemoteError as exc:
-        return Finding("windows", False, f"WinRM ({server.windows_uri()}): {exc.reason}",
-                       "check the WinRM HTTPS listener (winrm enumerate winrm/config/listener) and that the account "
-                       "is a local administrator there (the default endpoint admits Administrators)")
+        return Finding(
+            "windows",
+            False,
+            f"WinRM ({server.windows_uri()}): {exc.reason}",
+            "check the WinRM HTTPS listener (winrm enumerate winrm/config/listener) and that the account "
+            "is a local administrator there (the default endpoint admits Administrators)",
+        )
     if ADMINISTRATORS_SID not in result.stdout:
-        return Finding("windows", False, "WinRM answers, but the account is not in BUILTIN\\Administrators there",
-                       "add it to the server's local Administrators group: Get-ClusterNode, the registry and sc.exe "
-                       "reads need it")
+        return Finding(
+            "windows",
+            False,
+            "WinRM answers, but the account is not in BUILTIN\\Administrators there",
+            "add it to the server's local Administrators group: Get-ClusterNode, the registry and sc.exe reads need it",
+        )
     return Finding("windows", True, "WinRM answers; the account is a local administrator")
 
 
@@ -295,6 +381,7 @@ def diagnose(transport: PsrpTransport, server: Server) -> ServerReport:
 
 
 # ---- the table -----------------------------------------------------------------------------------------
+
 
 def render(reports: list[ServerReport]) -> str:
     """One row per server (ok / FAIL / - not reached per layer), then one line of advice per failure."""
@@ -338,8 +425,11 @@ def main(inventory_path: str | None, only: list[str]) -> int:
         print(f"dagcheck doctor: {exc}", file=sys.stderr)
         return 4
     if found.is_embedded_lab or inventory.lab is not None:
-        print(locate.lab_notice(found) if found.is_embedded_lab else
-              f"dagcheck doctor: {inventory.file} is a {locate.SIMULATED}, not a real organisation")
+        print(
+            locate.lab_notice(found)
+            if found.is_embedded_lab
+            else f"dagcheck doctor: {inventory.file} is a {locate.SIMULATED}, not a real organisation"
+        )
     wanted = {s.lower() for s in only}
     unknown = wanted - {s.name.lower() for s in inventory.servers}
     if unknown:

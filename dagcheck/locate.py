@@ -24,8 +24,10 @@ from dagcheck import paths
 ENV = "DAGCHECK_INVENTORY"
 SYSTEM = Path("/etc/dagcheck/inventory.yml")
 SIMULATED = "simulated lab"
-ORDER_TEXT = (f"--inventory, else ${ENV}, else ./dagcheck.yml, else ~/.config/dagcheck/inventory.yml, "
-              "else /etc/dagcheck/inventory.yml, else the embedded simulated lab")
+ORDER_TEXT = (
+    f"--inventory, else ${ENV}, else ./dagcheck.yml, else ~/.config/dagcheck/inventory.yml, "
+    "else /etc/dagcheck/inventory.yml, else the embedded simulated lab"
+)
 
 
 @dataclass(frozen=True)
@@ -42,13 +44,16 @@ class Found:
 
 def candidates(cwd: Path, home: Path) -> list[tuple[Path, str]]:
     """The files looked for, in order, after --inventory and the environment variable."""
-    return [(cwd / "dagcheck.yml", "./dagcheck.yml"),
-            (home / ".config" / "dagcheck" / "inventory.yml", "~/.config/dagcheck/inventory.yml"),
-            (SYSTEM, str(SYSTEM))]
+    return [
+        (cwd / "dagcheck.yml", "./dagcheck.yml"),
+        (home / ".config" / "dagcheck" / "inventory.yml", "~/.config/dagcheck/inventory.yml"),
+        (SYSTEM, str(SYSTEM)),
+    ]
 
 
-def find(explicit: str | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None,
-         home: Path | None = None) -> Found:
+def find(
+    explicit: str | None, environ: Mapping[str, str] | None = None, cwd: Path | None = None, home: Path | None = None
+) -> Found:
     """The inventory to use. An explicit path or $DAGCHECK_INVENTORY is taken as given (a missing file is
     then the loader's clear error, never a silent fall-back to the lab)."""
     environ = os.environ if environ is None else environ
@@ -65,5 +70,4 @@ def find(explicit: str | None, environ: Mapping[str, str] | None = None, cwd: Pa
 
 def lab_notice(found: Found) -> str:
     """The first line of a run on the embedded lab."""
-    return (f"dagcheck: no inventory found ({ORDER_TEXT}): checking the {SIMULATED} "
-            f"({found.path}), not a real organisation")
+    return f"dagcheck: no inventory found ({ORDER_TEXT}): checking the {SIMULATED} ({found.path}), not a real organisation"

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from dagcheck import drift as config_drift
-from dagcheck import locate
-from dagcheck import safety
+from dagcheck import locate, safety
 from dagcheck.catalogue import CATALOGUE, CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView

@@ -30,11 +30,18 @@ from tests.conftest import ROOT
 
 BIN = Path(sys.executable).with_name("dagcheck")
 PASSWORD = "discover-test-only"
-ENV = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
-       USERNAME_ENV: "lab\\dagcheck", PASSWORD_ENV: PASSWORD}
+ENV = {
+    **{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+    USERNAME_ENV: "lab\\dagcheck",
+    PASSWORD_ENV: PASSWORD,
+}
 AUTODISCOVER = "https://autodiscover.contoso.test/Autodiscover/Autodiscover.xml"
-FIXTURES = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT) \
-    / "fixtures" / "css-exchange" / "E19"
+FIXTURES = (
+    next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT)
+    / "fixtures"
+    / "css-exchange"
+    / "E19"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +49,25 @@ def lab(tmp_path_factory):
     """`python -m dagcheck.lab serve --state FILE --write-inventory PATH`: the persistent lab, its inventory."""
     folder = tmp_path_factory.mktemp("discover-lab")
     inventory = folder / "lab-inventory.yml"
-    proc = subprocess.Popen([sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(ROOT / "inventory/lab.yml"),
-                             "--state", str(folder / "lab.json"), "--write-inventory", str(inventory)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.lab",
+            "serve",
+            "--inventory",
+            str(ROOT / "inventory/lab.yml"),
+            "--state",
+            str(folder / "lab.json"),
+            "--write-inventory",
+            str(inventory),
+        ],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:  # the lab prints "Ctrl-C stops the lab." once it serves
         if line.startswith("Ctrl-C stops the lab"):
@@ -59,8 +82,9 @@ def lab(tmp_path_factory):
 
 
 def _dagcheck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd, env={**ENV, "HOME": str(cwd)},
-                          timeout=300, check=False)
+    return subprocess.run(
+        [str(BIN), *args], capture_output=True, text=True, cwd=cwd, env={**ENV, "HOME": str(cwd)}, timeout=300, check=False
+    )
 
 
 def _facts(path: Path) -> dict:
@@ -77,13 +101,16 @@ def test_discovery_from_mbx1_finds_the_lab_and_health_passes_on_it_unchanged(lab
     assert "4 server(s), 2 site(s), DAG(s) DAG1" in done.stdout
     inventory = load_inventory(out)  # validates against the schema, references included
     assert {(s.name, s.fqdn, s.site, s.dag) for s in inventory.servers} == {
-        (f"mbx{i}", f"mbx{i}.lab.contoso.test", "Site-A" if i < 3 else "Site-B", "DAG1") for i in range(1, 5)}
+        (f"mbx{i}", f"mbx{i}.lab.contoso.test", "Site-A" if i < 3 else "Site-B", "DAG1") for i in range(1, 5)
+    }
     assert inventory.sites == ("Site-A", "Site-B")
     [dag] = inventory.dags
     assert dag.name == "DAG1" and set(dag.members) == {"mbx1", "mbx2", "mbx3", "mbx4"}
     assert dag.witness.server == "fsw1.lab.contoso.test" and dag.witness.directory == "C:\\DAG1"
     assert {site: (a.uri, a.site_scope) for site, a in inventory.expectations.autodiscover.items()} == {
-        "Site-A": (AUTODISCOVER, ("Site-A",)), "Site-B": (AUTODISCOVER, ("Site-B",))}
+        "Site-A": (AUTODISCOVER, ("Site-A",)),
+        "Site-B": (AUTODISCOVER, ("Site-B",)),
+    }
     assert inventory.expectations.activation_policy == "Unrestricted"
     text = out.read_text(encoding="utf-8")
     assert "# Get-DatabaseAvailabilityGroup -Status" in text and "EXPECTATION taken from the state now" in text
@@ -96,8 +123,10 @@ def test_discovery_from_mbx1_finds_the_lab_and_health_passes_on_it_unchanged(lab
     # A seed that lists only mbx1 (and the connection settings, with the lab's endpoints map) gives the same.
     seed = tmp_path / "seed.yml"
     connection = yaml.safe_load(written.read_text(encoding="utf-8"))["connection"]
-    seed.write_text(yaml.safe_dump({"connection": connection,
-                                    "servers": [{"name": "mbx1", "fqdn": "mbx1.lab.contoso.test"}]}), encoding="utf-8")
+    seed.write_text(
+        yaml.safe_dump({"connection": connection, "servers": [{"name": "mbx1", "fqdn": "mbx1.lab.contoso.test"}]}),
+        encoding="utf-8",
+    )
     again = tmp_path / "from-seed.yml"
     done = _dagcheck("discover", "--from", "mbx1", "--inventory", str(seed), "--output", str(again), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -114,7 +143,8 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     # The administrator's file: mbx4 not (yet) listed, an old mbx9, and their own activation expectation.
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     data["servers"] = [s for s in data["servers"] if s["name"] != "mbx4"] + [
-        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A"}]
+        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A"}
+    ]
     data["dags"][0]["members"].remove("mbx4")
     data["expectations"]["activation_policy"] = "IntrasiteOnly"
     data["maintenance"] = {"poll_interval": 0}
@@ -152,22 +182,47 @@ def _topology(written: Path) -> tuple[discover.Topology, discover.Seed]:
 
 # ---- without a lab: real Exchange output and topologies the lab does not have ---------------------------------
 
+
 def _entry(name: str, site: str, edge: bool = False) -> ExchangeServerEntry:
-    return ExchangeServerEntry(name, f"{name}.corp.example.com", site, (15, 2, 1544, 4), "Edge" if edge else "Mailbox",
-                               edge, not edge)
+    return ExchangeServerEntry(
+        name, f"{name}.corp.example.com", site, (15, 2, 1544, 4), "Edge" if edge else "Mailbox", edge, not edge
+    )
 
 
 TOPOLOGY = discover.Topology(
     "ex01.corp.example.com",
-    servers=(_entry("ex01", "HQ"), _entry("ex02", "HQ"), _entry("ex03", "DR"), _entry("ex04", "DR"),
-             _entry("solo", "HQ"), _entry("edge1", "", edge=True)),
-    dags=(DagConfig("DAG-PROD", ("ex01", "ex02", "ex03", "ex04"), "fsw01.corp.example.com", "C:\\FSW\\DAG-PROD",
-                    "fsw02.corp.example.com", "C:\\FSW\\DAG-PROD"),),
-    mailbox=(*(MailboxServerEntry(n, "DAG-PROD", "IntrasiteOnly" if n == "ex04" else "Unrestricted")
-               for n in ("ex01", "ex02", "ex03", "ex04")), MailboxServerEntry("solo", None, "Unrestricted")),
-    scps=(*(ScpEntry(n, "https://autodiscover.corp.example.com/Autodiscover/Autodiscover.xml", (site,))
-            for n, site in (("ex01", "HQ"), ("ex02", "HQ"), ("ex03", "DR"), ("ex04", "DR"))),
-          ScpEntry("solo", None, ())),
+    servers=(
+        _entry("ex01", "HQ"),
+        _entry("ex02", "HQ"),
+        _entry("ex03", "DR"),
+        _entry("ex04", "DR"),
+        _entry("solo", "HQ"),
+        _entry("edge1", "", edge=True),
+    ),
+    dags=(
+        DagConfig(
+            "DAG-PROD",
+            ("ex01", "ex02", "ex03", "ex04"),
+            "fsw01.corp.example.com",
+            "C:\\FSW\\DAG-PROD",
+            "fsw02.corp.example.com",
+            "C:\\FSW\\DAG-PROD",
+        ),
+    ),
+    mailbox=(
+        *(
+            MailboxServerEntry(n, "DAG-PROD", "IntrasiteOnly" if n == "ex04" else "Unrestricted")
+            for n in ("ex01", "ex02", "ex03", "ex04")
+        ),
+        MailboxServerEntry("solo", None, "Unrestricted"),
+    ),
+    scps=(
+        *(
+            ScpEntry(n, "https://autodiscover.corp.example.com/Autodiscover/Autodiscover.xml", (site,))
+            for n, site in (("ex01", "HQ"), ("ex02", "HQ"), ("ex03", "DR"), ("ex04", "DR"))
+        ),
+        ScpEntry("solo", None, ()),
+    ),
 )
 
 
@@ -178,9 +233,12 @@ def test_standalone_and_edge_servers_are_listed_as_such_and_the_alternate_witnes
     by_name = {s["name"]: s for s in made.data["servers"]}
     assert "dag" not in by_name["solo"] and by_name["ex01"]["dag"] == "DAG-PROD"
     assert "edge1" not in by_name and [e.name for e in made.edge] == ["edge1"]
-    assert made.data["dags"][0]["witness"] == {"server": "fsw01.corp.example.com", "directory": "C:\\FSW\\DAG-PROD",
-                                               "alternate_server": "fsw02.corp.example.com",
-                                               "alternate_directory": "C:\\FSW\\DAG-PROD"}
+    assert made.data["dags"][0]["witness"] == {
+        "server": "fsw01.corp.example.com",
+        "directory": "C:\\FSW\\DAG-PROD",
+        "alternate_server": "fsw02.corp.example.com",
+        "alternate_directory": "C:\\FSW\\DAG-PROD",
+    }
     assert made.data["expectations"]["activation_policy"] == "Unrestricted"
     assert "differs now: ex04 IntrasiteOnly" in made.notes["expectations.activation_policy"]
     out = tmp_path / "prod.yml"
@@ -206,7 +264,12 @@ def test_dag_and_site_selections() -> None:
 def test_real_exchange_output_parses_a_standalone_mailbox_server() -> None:
     [server] = [exchange_servers.parse(o) for o in clixml.from_file(FIXTURES / "GetExchangeServer.xml")]
     assert (server.name, server.fqdn, server.site, server.is_mailbox, server.is_edge) == (
-        "solo-e19a", "solo-e19a.solo.com", "Default-First-Site-Name", True, False)
+        "solo-e19a",
+        "solo-e19a.solo.com",
+        "Default-First-Site-Name",
+        True,
+        False,
+    )
     assert server.build.startswith("15.2.")
     [mailbox] = [mailbox_servers.parse(o) for o in clixml.from_file(FIXTURES / "GetMailboxServer.xml")]
     assert mailbox.dag is None and mailbox.activation_policy == "Unrestricted"

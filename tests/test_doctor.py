@@ -149,8 +149,9 @@ def test_the_main_job_names_an_untrusted_certificate_tls_not_unreachable(tmp_pat
         s = inventory.server("mbx1")
         from dagcheck.remote.credentials import Credentials
 
-        transport = PsrpTransport({"mbx1": s}, credentials={
-            "mbx1": Credentials(server.credentials.username, server.credentials.password)})
+        transport = PsrpTransport(
+            {"mbx1": s}, credentials={"mbx1": Credentials(server.credentials.username, server.credentials.password)}
+        )
         try:
             with pytest.raises(ConnectionFailed) as exc:
                 transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
@@ -175,10 +176,16 @@ def test_doctor_command_on_the_embedded_lab_says_so_and_exits_0(tmp_path, monkey
     assert Path(tmp_path).exists()
 
 
-@pytest.mark.parametrize("code,message,part", [
-    (18, "self-signed certificate", "chain"), (20, "unable to get local issuer certificate", "chain"),
-    (62, "Hostname mismatch, certificate is not valid for 'ex01.contoso.com'.", "name"),
-    (10, "certificate has expired", "expiry"), (9, "certificate is not yet valid", "expiry")])
+@pytest.mark.parametrize(
+    "code,message,part",
+    [
+        (18, "self-signed certificate", "chain"),
+        (20, "unable to get local issuer certificate", "chain"),
+        (62, "Hostname mismatch, certificate is not valid for 'ex01.contoso.com'.", "name"),
+        (10, "certificate has expired", "expiry"),
+        (9, "certificate is not yet valid", "expiry"),
+    ],
+)
 def test_a_certificate_failure_is_told_by_its_part(code: int, message: str, part: str) -> None:
     from dagcheck.remote.diagnosis import classify
 

@@ -32,8 +32,8 @@ from spnego.exceptions import SpnegoError
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
-from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
 from dagcheck.remote import diagnosis
+from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
 from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
 

@@ -26,5 +26,8 @@ class ScpEntry:
 
 def parse(obj: Any) -> ScpEntry:
     uri = model.text(model.prop(obj, "AutoDiscoverServiceInternalUri"))
-    return ScpEntry(name=model.short_name(model.required(obj, CMDLET, "Name")), uri=uri or None,
-                    site_scope=model.strings(model.prop(obj, "AutoDiscoverSiteScope")))
+    return ScpEntry(
+        name=model.short_name(model.required(obj, CMDLET, "Name")),
+        uri=uri or None,
+        site_scope=model.strings(model.prop(obj, "AutoDiscoverSiteScope")),
+    )

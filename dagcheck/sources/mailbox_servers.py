@@ -30,6 +30,5 @@ def parse(obj: Any) -> MailboxServerEntry:
     return MailboxServerEntry(
         name=model.short_name(model.required(obj, CMDLET, "Name")),
         dag=None if dag in (None, "") else model.ad_name(dag, CMDLET, "DatabaseAvailabilityGroup"),
-        activation_policy=model.enum_value(obj, CMDLET, "DatabaseCopyAutoActivationPolicy",
-                                           model.ACTIVATION_POLICY_BY_INT),
+        activation_policy=model.enum_value(obj, CMDLET, "DatabaseCopyAutoActivationPolicy", model.ACTIVATION_POLICY_BY_INT),
     )

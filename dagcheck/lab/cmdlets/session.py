@@ -19,17 +19,21 @@ from dagcheck.lab.cmdlets.base import BY_ENDPOINT, EXCHANGE, Call, cmdlet
 
 @cmdlet("Get-Command", "Name", "CommandType", "Module", endpoint=EXCHANGE)
 def get_command(call: Call) -> list[Any]:
-    wanted = {str(n).lower() for n in (call.get("Name") if isinstance(call.get("Name"), list) else
-                                       [call.get("Name")] if call.get("Name") else [])}
+    wanted = {
+        str(n).lower()
+        for n in (call.get("Name") if isinstance(call.get("Name"), list) else [call.get("Name")] if call.get("Name") else [])
+    }
     out = []
     for (endpoint, key), spec in sorted(BY_ENDPOINT.items()):
         if endpoint != EXCHANGE or (wanted and key not in wanted):
             continue
         if call.org.faults_matching("cmdlet_missing", call.server.name, spec.name):
             continue
-        out.append(ps.obj(
-            ["System.Management.Automation.CmdletInfo", "System.Management.Automation.CommandInfo", "System.Object"],
-            {"Name": spec.name, "CommandType": "Cmdlet", "ModuleName": "Microsoft.Exchange.Management.PowerShell.E2010"},
-            to_string=spec.name,
-        ))
+        out.append(
+            ps.obj(
+                ["System.Management.Automation.CmdletInfo", "System.Management.Automation.CommandInfo", "System.Object"],
+                {"Name": spec.name, "CommandType": "Cmdlet", "ModuleName": "Microsoft.Exchange.Management.PowerShell.E2010"},
+                to_string=spec.name,
+            )
+        )
     return out

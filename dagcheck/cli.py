@@ -92,7 +92,8 @@ def _first_run_commands(sub: Any) -> None:
     """discover and doctor: the first hour with a real organisation (dagcheck/discover.py, dagcheck/doctor.py)."""
     disc = sub.add_parser("discover", description="Write an inventory from what Exchange knows: every server (FQDN, "
                           "AD site, DAG), each DAG's members and witness, the Autodiscover SCP per site, the activation "
-                          "policy and builds. Over an existing OUT it shows what changed and keeps your expectations.")
+                          "policy and builds. Over an existing OUT it shows what changed and keeps your expectations. "
+                          "Exit 0 written or unchanged, 1 changes shown (OUT kept), 4 bad seed or OUT, 8 SERVER not asked.")
     disc.add_argument("--from", dest="source", required=True, metavar="SERVER", help="the Exchange server to ask")
     disc.add_argument("--inventory", default=None, metavar="FILE",
                       help="connection settings (auth, TLS, credential variables, connection.endpoints); may list only SERVER")
@@ -101,7 +102,8 @@ def _first_run_commands(sub: Any) -> None:
     disc.add_argument("--site", action="append", default=[], help="only servers of this AD site, and DAGs with a member there")
     disc.add_argument("--update", action="store_true", help="over an existing OUT: rewrite its sites, servers and dags")
     doc = sub.add_parser("doctor", description="Diagnose each server's connection, stopping at the first failing layer: "
-                         "name, TCP, TLS, authentication, Exchange session, RBAC, Windows endpoint.")
+                         "name, TCP, TLS, authentication, Exchange session, RBAC, Windows endpoint. Exit 0 only when "
+                         "every server is ready, 8 otherwise, 4 on a bad inventory or --server.")
     doc.add_argument("--inventory", default=None, help="the inventory (found as for health when not given)")
     doc.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
 

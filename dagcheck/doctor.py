@@ -27,7 +27,7 @@ import requests
 
 from dagcheck import collect, discover
 from dagcheck.errors import CmdletFailed, InventoryError, RemoteError
-from dagcheck.inventory import Inventory, Server, load_inventory
+from dagcheck.inventory import Server, load_inventory
 from dagcheck.model import prop
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
@@ -405,7 +405,8 @@ def render(reports: list[ServerReport]) -> str:
     return "\n".join(lines)
 
 
-def run(inventory: Inventory, servers: list[Server], credentials: dict[str, Credentials] | None = None) -> list[ServerReport]:
+def run(servers: list[Server], credentials: dict[str, Credentials] | None = None) -> list[ServerReport]:
+    """Each server in turn, through one transport (so a rejected account is tried once, not once per server)."""
     transport = PsrpTransport({s.name: s for s in servers}, credentials=credentials)
     try:
         return [diagnose(transport, s) for s in servers]
@@ -443,7 +444,7 @@ def main(inventory_path: str | None, only: list[str]) -> int:
         lab = start_embedded(inventory)
         servers, credentials = lab.endpoints(servers)
     try:
-        reports = run(inventory, servers, credentials)
+        reports = run(servers, credentials)
     finally:
         if lab is not None:
             lab.stop()

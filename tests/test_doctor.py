@@ -49,7 +49,7 @@ def _inventory(server: LabServer, ca_bundle: str | None = None, **edit: Any):
 
 def _diagnose(server: LabServer, **edit: Any) -> dict[str, doctor.ServerReport]:
     inventory = _inventory(server, **edit)
-    return {r.server: r for r in doctor.run(inventory, list(inventory.servers))}
+    return {r.server: r for r in doctor.run(list(inventory.servers))}
 
 
 def test_every_server_of_the_healthy_lab_is_ready(lab) -> None:
@@ -79,10 +79,10 @@ def test_a_self_signed_certificate_not_trusted_is_named_tls_chain_with_how_to_tr
     monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
     try:
         untrusted = _inventory(server)  # no ca_bundle: the lab's self-signed certificate is not trusted
-        reports = {r.server: r for r in doctor.run(untrusted, list(untrusted.servers))}
+        reports = {r.server: r for r in doctor.run(list(untrusted.servers))}
         calls_before_trusting = list(org.call_log)
         trusted = _inventory(server, ca_bundle=server.certificate.write_ca_bundle(str(tmp_path / "ca.pem")))
-        trusted_reports = doctor.run(trusted, list(trusted.servers))
+        trusted_reports = doctor.run(list(trusted.servers))
     finally:
         server.stop()
     failed = reports["mbx2"].failed

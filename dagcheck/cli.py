@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from dagcheck.options import DEFAULT_INVENTORY, ROOT
+from dagcheck.options import ROOT
 
 USAGE = """dagcheck COMMAND [options] [pytest options]
 
@@ -25,17 +26,22 @@ commands:
   rolling DAG       patch every member of DAG in turn (dry-run unless --apply)
   report JSON       re-render the summary HTML from a results file
   lab               serve the simulated DAG (dagcheck lab --help)
+  discover --from S write an inventory from what Exchange knows (dagcheck discover --help)
+  doctor            diagnose each server's connection, layer by layer (dagcheck doctor --help)
 
 `dagcheck COMMAND --help`: its options. Others (-k, -x ...) go to pytest. Reports
 go to reports/ of the checkout (of the current directory if installed).
 Exit status: 0 healthy, 1 a check failed or a transition refused, 2 interrupted, 3 internal error,
 4 usage or inventory error, 5 no check selected, 8 some server could not be checked, 9 both 1 and 8
 (README: Exit codes and interrupted runs).
+Inventory: --inventory, else $DAGCHECK_INVENTORY, ./dagcheck.yml, ~/.config/dagcheck/inventory.yml,
+/etc/dagcheck/inventory.yml; only then the simulated lab (the run says so).
 """
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--inventory", default=str(DEFAULT_INVENTORY), help="inventory YAML (default: the lab)")
+    p.add_argument("--inventory", default=None, help="inventory YAML (default: $DAGCHECK_INVENTORY, ./dagcheck.yml, "
+                   "~/.config/dagcheck/inventory.yml, /etc/dagcheck/inventory.yml, else the simulated lab)")
     p.add_argument("--reports-dir", default=None, help="where reports go (default: reports/ of the checkout)")
     p.add_argument("--strict-warnings", action="store_true", help="failed warnings fail the run too")
 
@@ -78,7 +84,38 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--previous", metavar="JSON", help="compare with this earlier results file")
     report.add_argument("-o", "--output", default="summary.html", help="output file (default: summary.html)")
     sub.add_parser("lab", description="Serve the lab (see dagcheck lab --help for its options).", add_help=False)
+    _first_run_commands(sub)
     return parser
+
+
+def _first_run_commands(sub: Any) -> None:
+    """discover and doctor: the first hour with a real organisation (dagcheck/discover.py, dagcheck/doctor.py)."""
+    disc = sub.add_parser("discover", description="Write an inventory from what Exchange knows: every server (FQDN, "
+                          "AD site, DAG), each DAG's members and witness, the Autodiscover SCP per site, the activation "
+                          "policy and builds. Over an existing OUT it shows what changed and keeps your expectations. "
+                          "Exit 0 written or unchanged, 1 changes shown (OUT kept), 4 bad seed or OUT, 8 SERVER not asked.")
+    disc.add_argument("--from", dest="source", required=True, metavar="SERVER", help="the Exchange server to ask")
+    disc.add_argument("--inventory", default=None, metavar="FILE",
+                      help="connection settings (auth, TLS, credential variables, connection.endpoints); may list only SERVER")
+    disc.add_argument("--output", required=True, metavar="OUT", help="the inventory to write")
+    disc.add_argument("--dag", action="append", default=[], help="only this DAG (repeatable)")
+    disc.add_argument("--site", action="append", default=[], help="only servers of this AD site, and DAGs with a member there")
+    disc.add_argument("--update", action="store_true", help="over an existing OUT: rewrite its sites, servers and dags")
+    doc = sub.add_parser("doctor", description="Diagnose each server's connection, stopping at the first failing layer: "
+                         "name, TCP, TLS, authentication, Exchange session, RBAC, Windows endpoint. Exit 0 only when "
+                         "every server is ready, 8 otherwise, 4 on a bad inventory or --server.")
+    doc.add_argument("--inventory", default=None, help="the inventory (found as for health when not given)")
+    doc.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
+
+
+def _first_run(args: argparse.Namespace) -> int:
+    if args.command == "discover":
+        from dagcheck import discover
+
+        return discover.main(args.source, args.inventory, args.output, args.dag, args.site, args.update)
+    from dagcheck import doctor
+
+    return doctor.main(args.inventory, args.server)
 
 
 PHASE_ARGS = {"gate": ["--phase", "preflight"], "enter": ["--phase", "maintenance"],
@@ -87,8 +124,9 @@ PHASE_ARGS = {"gate": ["--phase", "preflight"], "enter": ["--phase", "maintenanc
 
 def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
     """The pytest command line a subcommand stands for."""
-    out = [str(ROOT / "checks"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"),
-           "--inventory", str(Path(args.inventory).resolve())]
+    out = [str(ROOT / "checks"), "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
+    # Without --inventory the plugin finds one (dagcheck.locate), from the directory the command runs in.
+    out += ["--inventory", str(Path(args.inventory).resolve())] if args.inventory else []
     if args.reports_dir:
         out += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.strict_warnings:
@@ -129,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.help else 2
     if args.command == "report":
         return _report(args)
+    if args.command in ("discover", "doctor"):
+        return _first_run(args)
     if not (ROOT / "checks").is_dir() or not (ROOT / "conftest.py").is_file():
         print(f"dagcheck: the checks are not at {ROOT / 'checks'}: this installation lacks its data files "
               "(share/dagcheck); reinstall dagcheck with pip", file=sys.stderr)

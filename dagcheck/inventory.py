@@ -72,6 +72,8 @@ class Server:
 class Witness:
     server: str
     directory: str | None = None
+    alternate_server: str | None = None  # AlternateWitnessServer, for a DAG stretched over two datacentres
+    alternate_directory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,39 @@ def load_inventory(path: str | Path) -> Inventory:
     return parse_inventory(data, file)
 
 
+def read_yaml(path: str | Path) -> Any:
+    """The file's YAML with the loader's bounds (size, encoding, duplicate keys, aliases) but no schema: for
+    files that are not whole inventories yet, such as dagcheck discover's seed of connection settings."""
+    file = str(path)
+    try:
+        raw = Path(path).read_bytes()[: MAX_FILE_BYTES + 1]
+    except OSError as exc:
+        raise InventoryError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InventoryError(file, "", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+    try:
+        return yaml.load(_decode(raw, file), Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InventoryError(file, where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+
+
+def validate_part(data: Any, definition: str, file: str, path: str) -> None:
+    """Validate one part of a file against one of the schema's $defs (e.g. a seed's connection)."""
+    schema = {**_schema(), "$ref": f"#/$defs/{definition}"}
+    schema.pop("required", None)
+    schema.pop("properties", None)
+    schema.pop("additionalProperties", None)
+    schema.pop("type", None)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = list(validator.iter_errors(data))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors) or errors[0]
+        where = ".".join([path, _json_path(error.absolute_path)]).strip(".")
+        raise InventoryError(file, where, _describe(error))
+
+
 def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
     """Validate already-parsed YAML data (tests build inventories in memory this way)."""
     if isinstance(data, dict) and isinstance(data.get("maintenance_windows"), list):
@@ -543,8 +578,21 @@ def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail:
 def _connection(raw: dict[str, Any] | None, base: ConnectionSettings) -> ConnectionSettings:
     if not raw:
         return base
-    merged = {**base.__dict__, **raw}
+    merged = {**base.__dict__, **{k: v for k, v in raw.items() if k != "endpoints"}}
     return ConnectionSettings(**merged)
+
+
+def endpoints_map(data: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """connection.endpoints (top level): FQDN (lower-case) -> where that server is reached. It is how servers
+    that dagcheck discover found by name reach their endpoints when these are not the defaults (the lab's ports)."""
+    raw = (data.get("connection") or {}).get("endpoints") or {}
+    return {str(fqdn).lower(): dict(where) for fqdn, where in raw.items()}
+
+
+def server_connection(data: dict[str, Any], fqdn: str, own: dict[str, Any] | None,
+                      defaults: ConnectionSettings) -> ConnectionSettings:
+    """A server's settings: the defaults, then the endpoints map's entry for its FQDN, then its own keys."""
+    return _connection({**endpoints_map(data).get(fqdn.lower(), {}), **(own or {})}, defaults)
 
 
 def _build(data: dict[str, Any], file: str) -> Inventory:
@@ -555,7 +603,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             fqdn=s["fqdn"],
             site=s["site"],
             dag=s.get("dag"),
-            connection=_connection(s.get("connection"), defaults),
+            connection=server_connection(data, s["fqdn"], s.get("connection"), defaults),
         )
         for s in data["servers"]
     )

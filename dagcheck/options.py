@@ -25,8 +25,9 @@ def positive_integer(text: str) -> int:
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("dagcheck", "Exchange DAG compliance checks")
-    group.addoption("--inventory", default=str(DEFAULT_INVENTORY),
-                    help="inventory YAML (default: inventory/lab.yml, the embedded lab)")
+    group.addoption("--inventory", default=None,
+                    help="inventory YAML (default: $DAGCHECK_INVENTORY, ./dagcheck.yml, ~/.config/dagcheck/inventory.yml, "
+                    "/etc/dagcheck/inventory.yml, else the embedded simulated lab: dagcheck/locate.py)")
     group.addoption("--server", action="append", default=[], help="check only this server (repeatable)")
     group.addoption("--dag", default=None, help="check only the members of this DAG")
     group.addoption("--phase", default="health", choices=PHASES, help="which phase's checks to run (default: health)")

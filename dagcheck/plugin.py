@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dagcheck import drift as config_drift
-from dagcheck import safety
+from dagcheck import locate, safety
 from dagcheck.catalogue import CATALOGUE, CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView
@@ -42,6 +42,7 @@ NOW_KEY = pytest.StashKey[dt.datetime]()
 NOTES_KEY = pytest.StashKey[list[str]]()
 DRIFT_KEY = pytest.StashKey[dict[str, "config_drift.Drift | config_drift.BaselineError | str"]]()
 KEYWORDS_KEY = pytest.StashKey[dict[str, Any]]()
+LOCATED_KEY = pytest.StashKey["locate.Found"]()
 FORGOTTEN_CHECK = "DAG-MAINT-001"
 
 
@@ -55,6 +56,7 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    _locate_inventory(config)
     # --rolling drives whole pytest runs per member (dagcheck/maintenance/rolling.py), so it replaces this one.
     if config.getoption("--rolling", None):
         from dagcheck.maintenance.rolling import main_from_config
@@ -78,6 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # elements, which only the legacy (xunit1) family carries. Set here too, because pytest finds no
         # ini file when an --inventory path outside the repository decides its root directory.
         config._inicache["junit_family"] = "legacy"  # type: ignore[attr-defined]
+    _locate_inventory(config)
     try:
         inventory = load_inventory(config.getoption("--inventory"))
         # A rolling run in progress on this host is a patch window of its DAG (issue 10).
@@ -128,6 +131,31 @@ def pytest_configure(config: pytest.Config) -> None:
             config.option.self_contained_html = True
         if not getattr(config.option, "xmlpath", None):
             config.option.xmlpath = str(reports / ("junit.xml" if stem == "dagcheck" else f"{stem}.xml"))
+
+
+def _locate_inventory(config: pytest.Config) -> None:
+    """Without --inventory, the first inventory of dagcheck.locate's order; the embedded lab only when there is
+    none (remembered, so that the run says so on its first line)."""
+    if LOCATED_KEY in config.stash:
+        return
+    found = locate.find(config.getoption("--inventory"))
+    config.stash[LOCATED_KEY] = found
+    config.option.inventory = str(found.path)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run on a simulated lab says so on its first line, before pytest's own header."""
+    config = session.config
+    inventory = config.stash.get(INVENTORY_KEY, None)
+    found = config.stash.get(LOCATED_KEY, None)
+    if inventory is None or inventory.lab is None or not _runs_checks(config):
+        return
+    line = (locate.lab_notice(found) if found is not None and found.is_embedded_lab
+            else f"dagcheck: {inventory.file} is a {locate.SIMULATED}, not a real organisation")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line, yellow=True, bold=True)
 
 
 def report_stem(phase: str, servers: list[str]) -> str:

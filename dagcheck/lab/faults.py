@@ -18,6 +18,7 @@ from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, 
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",
+                           "windows_not_admin",  # server: the account is no administrator there (whoami /groups)
                            "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
                            "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
                            "databases_wont_move",  # server: Active Manager moves none of its active copies away

@@ -69,7 +69,34 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _type(org, server, words[1])
         if program.rsplit("\\", 1)[-1] == "appcmd" and len(words) == 3 and words[1].lower() == "list":
             return _appcmd_list(server, words[2].lower())
+        if program == "whoami" and [w.lower() for w in words[1:]] == ["/groups"]:
+            return _whoami_groups(org, server)
     return 1, "", NOT_RECOGNIZED.format(words[0])
+
+
+# whoami /groups as Windows Server 2019 prints it (columns as wide as their longest value; format guessed from
+# public examples, docs/remote-session-shapes.md). A WinRM logon is a network logon: an administrator's token
+# holds BUILTIN\Administrators enabled (no UAC filtering for domain accounts).
+_GROUPS = [("Everyone", "Well-known group", "S-1-1-0", "Mandatory group, Enabled by default, Enabled group"),
+           ("BUILTIN\\Administrators", "Alias", "S-1-5-32-544",
+            "Mandatory group, Enabled by default, Enabled group, Group owner"),
+           ("BUILTIN\\Remote Management Users", "Alias", "S-1-5-32-580",
+            "Mandatory group, Enabled by default, Enabled group"),
+           ("NT AUTHORITY\\NETWORK", "Well-known group", "S-1-5-2", "Mandatory group, Enabled by default, Enabled group"),
+           ("CONTOSO\\Organization Management", "Group", "S-1-5-21-1004336348-1177238915-682003330-1121",
+            "Mandatory group, Enabled by default, Enabled group")]
+
+
+def _whoami_groups(org: Organization, server: LabServer) -> tuple[int, str, str]:
+    admin = not org.faults_matching("windows_not_admin", server.name)
+    rows = [g for g in _GROUPS if admin or g[2] != "S-1-5-32-544"]
+    widths = [max(len(r[i]) for r in rows + [("Group Name", "Type", "SID", "Attributes")]) for i in range(4)]
+    line = " ".join
+    out = ["", "GROUP INFORMATION", "-----------------", "",
+           line(h.ljust(w) for h, w in zip(("Group Name", "Type", "SID", "Attributes"), widths, strict=True)).rstrip(),
+           line("=" * w for w in widths)]
+    out += [line(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return 0, "\r\n".join(out) + "\r\n", ""
 
 
 def _normalize_key(key: str) -> str | None:

@@ -146,7 +146,7 @@ class Transport(Protocol):
 
 # ---- per-run server states: fail fast, never lock an account out --------------------------------
 
-BLIND_KINDS = ("unreachable", "authentication", "throttled")
+BLIND_KINDS = ("unreachable", "authentication", "throttled", "tls")  # tls: a certificate that does not verify
 
 
 @dataclass(frozen=True)

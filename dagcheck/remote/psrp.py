@@ -32,6 +32,7 @@ from spnego.exceptions import SpnegoError
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
+from dagcheck.remote import diagnosis
 from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
 from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
@@ -208,7 +209,9 @@ class PsrpTransport:
             raise ConnectionFailed(server.name, blind.what, blind.reason)
 
     def _unreachable(self, server: Server, what: str, reason: str) -> ConnectionFailed:
-        blind = self.states.mark(Blind(server.name, "unreachable", what,
+        # A certificate that does not verify is named as TLS, with its fix (dagcheck.remote.diagnosis), not "unreachable".
+        kind = "tls" if reason.startswith(diagnosis.TLS_PREFIX) else "unreachable"
+        blind = self.states.mark(Blind(server.name, kind, what,
                                        f"{reason}; {server.name} is treated as unreachable for the rest of this run "
                                        "(nothing more is sent to it)"))
         return ConnectionFailed(server.name, blind.what, blind.reason)
@@ -727,6 +730,9 @@ def _negotiate_reason(server: Server, exc: SpnegoError) -> str:
 
 
 def _connection_reason(exc: Exception) -> str:
+    tls = diagnosis.tls_failure(exc)
+    if tls is not None:
+        return tls.reason
     text = str(exc)
     if "Connection refused" in text or "Failed to establish" in text:
         return f"connection refused ({text.split(': ', 1)[-1][:160]})"

@@ -197,7 +197,8 @@ def finish(session: pytest.Session) -> ReportState | None:
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
              "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
              "notices": _notices(config)},
-        inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review(),
+        inventory={"file": inventory.file, "dags": dags, **({"simulated": True} if inventory.lab is not None else {})},
+        checks=state.checks, waivers=waivers.review(),
         drift=_drift(config))
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"

@@ -18,6 +18,14 @@ def _e(text: object) -> str:
 
 
 def verdict(results: RunResults) -> tuple[str, str]:
+    state, line = _verdict(results)
+    if results.inventory.get("simulated"):
+        # A run on the lab must never pass for a real organisation's verdict, in the report or a mail subject.
+        line += " — simulated lab, not a real organisation"
+    return state, line
+
+
+def _verdict(results: RunResults) -> tuple[str, str]:
     fails = [c for c in results.checks if c.outcome == "fail"]
     warns = [c for c in results.checks if c.outcome == "warn"]
     waived = [c for c in results.checks if c.outcome == "waived"]

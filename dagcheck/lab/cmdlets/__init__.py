@@ -14,6 +14,7 @@ from dagcheck.lab.cmdlets import (  # noqa: F401  (each module registers its cmd
     host,
     monitoring,
     servers,
+    session,
     transport,
 )
 from dagcheck.lab.cmdlets.base import REGISTRY, run_pipeline, slow_seconds

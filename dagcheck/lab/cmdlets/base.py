@@ -63,11 +63,15 @@ class Cmdlet:
 
 
 REGISTRY: dict[str, Cmdlet] = {}
+# By (endpoint, lower-case name): a name both endpoints know (Get-Command) has one function per endpoint.
+BY_ENDPOINT: dict[tuple[str, str], Cmdlet] = {}
 
 
 def cmdlet(name: str, *parameters: str, endpoint: str = EXCHANGE, changes_state: bool = False):
     def register(fn: Callable[[Call], list[Any]]) -> Callable[[Call], list[Any]]:
-        REGISTRY[name.lower()] = Cmdlet(name, endpoint, frozenset(parameters), fn, changes_state)
+        spec = Cmdlet(name, endpoint, frozenset(parameters), fn, changes_state)
+        REGISTRY.setdefault(name.lower(), spec)
+        BY_ENDPOINT[(endpoint, name.lower())] = spec
         return fn
 
     return register
@@ -75,7 +79,7 @@ def cmdlet(name: str, *parameters: str, endpoint: str = EXCHANGE, changes_state:
 
 def invoke(org: Organization, endpoint: str, server_name: str, name: str, params: dict[str, Any]) -> list[Any]:
     """Run one cmdlet as the server's endpoint would; raise LabCmdletError for what PowerShell rejects."""
-    spec = REGISTRY.get(name.lower())
+    spec = BY_ENDPOINT.get((endpoint, name.lower()))
     if spec is None or spec.endpoint != endpoint or org.faults_matching("cmdlet_missing", server_name, name):
         # cmdlet_missing: e.g. an older build, or a role group that does not grant the cmdlet.
         raise command_not_found(name)

@@ -31,6 +31,7 @@ def get_exchange_server(call: Call) -> list[Any]:
                 "Name": s.name.upper(),
                 "Edition": ps.enum("Microsoft.Exchange.Data.ServerEditionType", "Enterprise"),
                 "Fqdn": s.fqdn,
+                "Domain": s.fqdn.split(".", 1)[1] if "." in s.fqdn else "",  # as in CSS-Exchange GetExchangeServer.xml
                 "IsHubTransportServer": True,
                 "IsClientAccessServer": True,
                 "IsEdgeServer": False,

@@ -201,7 +201,10 @@ def finish(session: pytest.Session) -> ReportState | None:
         drift=_drift(config))
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"
-    previous = history.previous(state.reports, scope) if state.kind == "nightly" else None
+    damaged: list[str] = []  # kept history files that could not be read: skipped, named in the console and summary
+    previous = history.previous(state.reports, scope, damaged=damaged) if state.kind == "nightly" else None
+    if damaged:
+        results.run["history_skipped"] = damaged
     try:
         state.results_path = write(results, path)
         if state.kind == "nightly":
@@ -349,6 +352,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for name, path in (("results", state.results_path), ("summary", state.summary_path)):
         if path is not None:
             terminalreporter.write_line(f"dagcheck {name}: {path}")
+    for line in (state.results.run.get("history_skipped", []) if state.results is not None else []):
+        terminalreporter.write_line(f"dagcheck history: skipped a damaged file: {line}", yellow=True)
     if state.mail_outcome:
         terminalreporter.write_line(f"dagcheck email: {state.mail_outcome}", red=state.mail_outcome.startswith("FAILED"))
     if state.waivers is not None:

@@ -155,6 +155,21 @@ def parse_stamp(value: Any) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
+def parse_date(value: Any) -> dt.date:
+    """A calendar date from the inventory (a waiver's expires): YAML's date, or its YYYY-MM-DD text. ValueError
+    says what is wrong ("tomorrow", "2026-02-30", a number), so the loader names the field before any connection."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"not a date YYYY-MM-DD: {value!r} ({exc})") from None
+    raise ValueError(f"not a date YYYY-MM-DD: {value!r} (a {type(value).__name__})")
+
+
 @dataclass(frozen=True)
 class Fault:
     """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
@@ -274,6 +289,14 @@ class _BoundedComposer(yaml.SafeLoader):
         _expanded_size(node)
         return node
 
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        """PyYAML builds an unquoted 2026-02-30 into a date and raises a bare ValueError; here it says where."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark) from None
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, Any] = {}
@@ -287,6 +310,9 @@ class _BoundedComposer(yaml.SafeLoader):
                         "only the last)", key_node.start_mark)
                 seen[key] = key_node.start_mark
         return super().construct_mapping(node, deep)
+
+
+_BoundedComposer.add_constructor("tag:yaml.org,2002:timestamp", _BoundedComposer.construct_yaml_timestamp)
 
 
 def _expanded_size(root: Any) -> int:
@@ -506,12 +532,20 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
             fail(f"maintenance_windows[{w}].server", f"server {window['server']!r} is not listed under servers")
         if "dag" in window and window["dag"].lower() not in dag_names:
             fail(f"maintenance_windows[{w}].dag", f"DAG {window['dag']!r} is not listed under dags")
-        try:
-            start, end = parse_stamp(window["start"]), parse_stamp(window["end"])
-        except ValueError as exc:
-            fail(f"maintenance_windows[{w}]", f"start/end is not an ISO 8601 time ({exc})")
+        for key in ("start", "end"):
+            try:
+                parse_stamp(window[key])
+            except ValueError as exc:
+                fail(f"maintenance_windows[{w}].{key}", f"{window[key]!r} is not an ISO 8601 time ({exc})")
+        start, end = parse_stamp(window["start"]), parse_stamp(window["end"])
         if end <= start:
             fail(f"maintenance_windows[{w}].end", f"{window['end']} is not after start {window['start']}")
+    for i, waiver in enumerate(data.get("waivers") or []):
+        # Checked here, at load (exit 4, before any connection), not when the first failure meets the waiver.
+        try:
+            parse_date(waiver["expires"])
+        except ValueError as exc:
+            fail(f"waivers[{i}].expires", str(exc))
 
 
 def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail: Any) -> None:

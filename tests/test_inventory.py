@@ -96,3 +96,12 @@ def test_read_timeout_not_longer_than_operation_timeout_is_refused() -> None:
     with pytest.raises(InventoryError, match=r"servers\[1\]\.connection\.read_timeout: 60 must be longer than "
                                              r"operation_timeout \(60\)"):
         parse_inventory(data, "lab.yml")
+
+
+def test_an_unquoted_impossible_date_names_its_line(tmp_path) -> None:
+    """Issue 24 item 6: YAML builds `2026-02-30` into a date and fails with a bare ValueError; the loader says where."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text("servers: []\nwaivers:\n  - check: DAG-COPY-001\n    expires: 2026-02-30\n", encoding="utf-8")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inv)
+    assert "line 4" in str(err.value) and "'2026-02-30'" in str(err.value) and str(inv) in str(err.value)

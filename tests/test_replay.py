@@ -235,7 +235,8 @@ def test_save_keeps_only_the_iis_sections_dagcheck_reads(run_checks, tmp_path: P
     assert kept == iis.reduce_application_host(kept)  # already only what dagcheck reads
 
 
-@pytest.mark.skipif(not (FIXTURES.parent / "ExtendedProtection").is_dir(), reason="../shared/fixtures is not beside the repository")
+@pytest.mark.skipif(not (FIXTURES.parent / "ExtendedProtection").is_dir(),
+                    reason="../shared/fixtures is not beside the repository")
 def test_the_reduced_application_host_reads_as_the_whole_file() -> None:
     from dagcheck import iis
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dagcheck.files import private_dir, restrict, write_private
 from dagcheck.options import ROOT
 from dagcheck.report import detail, history, mail, summary, trend
 from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
@@ -71,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if kind == "adhoc" and config.getoption("--phase") == "health" and not config.getoption("--server") \
             and not config.getoption("--cycle"):
         # dagcheck.plugin would name this reports/dagcheck.html: keep the nightly report untouched.
-        reports.mkdir(parents=True, exist_ok=True)
+        private_dir(reports)
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
             config.option.htmlpath = str(reports / f"{stem}.html")
             config.option.self_contained_html = True
@@ -222,7 +223,7 @@ def finish(session: pytest.Session) -> ReportState | None:
     state.summary_html = summary.render(results, previous, trend_html)
     out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
     try:
-        out.write_text(summary.render(results, previous, trend_html, standalone=True), encoding="utf-8")
+        write_private(out, summary.render(results, previous, trend_html, standalone=True))
         state.summary_path = out
     except OSError as exc:
         print(f"dagcheck: cannot write the summary {out}: {exc}", file=sys.stderr)
@@ -361,3 +362,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(f"dagcheck waiver EXPIRED (the check counts again): {w}", yellow=True)
         for w in state.waivers.review()["unmatched"]:
             terminalreporter.write_line(f"dagcheck waiver matches nothing: {w}", yellow=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pytest-html's report and the JUnit XML are written by their own plugins (at sessionfinish, with the
+    umask's mode): made owner-only here, after them, like every file dagcheck keeps (dagcheck.files)."""
+    if config.stash.get(STATE_KEY, None) is None:
+        return
+    for option in ("htmlpath", "xmlpath"):
+        restrict(getattr(config.option, option, None))

@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from dagcheck.files import write_private
     from dagcheck.report import summary
     from dagcheck.report.results import read
 
@@ -188,7 +189,7 @@ def _report(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"dagcheck report: cannot read {args.results}: {exc}", file=sys.stderr)
         return 2
-    Path(args.output).write_text(summary.render(current, previous, standalone=True), encoding="utf-8")
+    write_private(Path(args.output), summary.render(current, previous, standalone=True))
     print(f"{summary.verdict(current)[1]}\nwritten: {args.output}")
     return 0
 

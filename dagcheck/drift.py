@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +24,10 @@ from typing import Any
 
 from dagcheck.collect import SourceFailed
 from dagcheck.errors import RemoteError
+from dagcheck.files import read_bounded, write_private
 
 FORMAT = 1
+MAX_BYTES = 16 * 1024 * 1024  # a baseline is some 10 KB a server; a file far larger is not one dagcheck wrote
 
 # The areas a setting belongs to, in the order the report lists them. Each names the sources it reads.
 AREAS: dict[str, str] = {
@@ -67,6 +68,7 @@ class Baseline:
     taken_at: dt.datetime
     settings: list[Setting]
     unread: dict[str, str] = field(default_factory=dict)  # area -> why it could not be read
+    path: Path | None = field(default=None, compare=False)  # the file it was loaded from (named in errors)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "server": self.server, "taken_at": self.taken_at.isoformat(),
@@ -240,8 +242,26 @@ def take(get: Callable[[str], tuple[Any, ...]], server: str, now: dt.datetime) -
     return Baseline(server.lower(), now, settings, unread)
 
 
+def build_line(settings: Iterable[Setting]) -> str | None:
+    """The Exchange product line a server's settings record (major.minor of ExSetup.exe, else of
+    AdminDisplayVersion: 15.1 is Exchange 2016, 15.2 Exchange 2019 and SE); None when the build was not read."""
+    builds = {s.name: s.value for s in settings if s.area == "build"}
+    version = builds.get("ExSetup.exe") or builds.get("AdminDisplayVersion")
+    return ".".join(version.split(".")[:2]) if version else None
+
+
 def compare(baseline: Baseline, after: list[Setting], unread_after: dict[str, str],
             critical_areas: Iterable[str] = INVENTORY_EXPECTED) -> Drift:
+    """The differences; BaselineError when the baseline cannot be this server's: a patch moves a server
+    within its product line (a CU, an SU), never from one line to another, so a baseline of another line
+    was taken of another server or installation and every difference would be false."""
+    before_line, after_line = build_line(baseline.settings), build_line(after)
+    if before_line and after_line and before_line != after_line:
+        where = baseline.path or f"the baseline of {baseline.server}"
+        raise BaselineError(f"{where}: taken of Exchange build line {before_line}, but {baseline.server} runs "
+                            f"{after_line} now: not a baseline of this installation (restored or copied from "
+                            "another server?); nothing compared. Remove it; the next entry into maintenance with "
+                            "--apply saves a new one")
     critical = set(critical_areas)
     not_compared = {a: f"not read before entering maintenance: {r}" for a, r in baseline.unread.items()}
     not_compared |= {a: f"not read after leaving maintenance: {r}" for a, r in unread_after.items() if a not in not_compared}
@@ -266,24 +286,30 @@ def path_for(reports_dir: str | Path, server: str) -> Path:
 
 
 def save(baseline: Baseline, reports_dir: str | Path) -> Path:
-    """Atomically (a temporary file, then os.replace): an interrupted save leaves the previous baseline."""
-    target = path_for(reports_dir, baseline.server)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(baseline.to_json(), out, indent=1)
-    os.replace(tmp, target)
-    return target
+    """Atomically and owner-only (dagcheck.files): an interrupted save leaves the previous baseline."""
+    return write_private(path_for(reports_dir, baseline.server), json.dumps(baseline.to_json(), indent=1))
 
 
 def load(reports_dir: str | Path, server: str) -> Baseline | None:
+    """The server's baseline; None only when no file is there. Anything else that cannot be this server's
+    baseline (a directory or other non-file in its place, unreadable, over MAX_BYTES, not a baseline, a
+    baseline of another server) is a BaselineError naming the file: both drift checks fail with it rather
+    than being skipped as "no baseline" or comparing the wrong server."""
     path = path_for(reports_dir, server)
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
+    if not path.is_file():
+        raise BaselineError(f"{path}: not a file (a directory or another object is in place of the baseline); "
+                            "remove it; the next entry into maintenance with --apply saves a baseline there")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = json.loads(read_bounded(path, MAX_BYTES, "configuration baseline").decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BaselineError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(data, dict):
         raise BaselineError(f"{path}: not a configuration baseline dagcheck can read (not an object)")
-    return Baseline.from_json(data, path)
+    baseline = Baseline.from_json(data, path)
+    if baseline.server.lower() != server.lower():
+        raise BaselineError(f"{path}: a baseline of {baseline.server}, not of {server} (copied from another server?); "
+                            "nothing compared. Remove it; the next entry into maintenance with --apply saves a new one")
+    baseline.path = path
+    return baseline

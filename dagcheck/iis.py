@@ -187,3 +187,64 @@ def parse_application_host(text: str, server: str = "", command: str = COMMAND_L
         raise IisConfigError(server, command, f"applicationHost.config is not well-formed XML ({exc})") from None
     except ValueError as exc:
         raise IisConfigError(server, command, f"applicationHost.config is not an IIS configuration: {exc}") from None
+
+
+# ---- what --save keeps of the file ---------------------------------------------------------------------
+
+# Exactly what ApplicationHostConfig reads: per section, its attributes (and for ipSecurity its entries').
+_KEPT_SECTIONS = ((_EP, ("tokenChecking",)), (_ACCESS, ("sslFlags",)), (_IPSEC, ("allowUnlisted",)))
+_KEPT_IP_ATTRIBUTES = ("ipAddress", "subnetMask", "domainName", "allowed")
+
+
+def reduce_application_host(text: str, server: str = "") -> str:
+    """applicationHost.config cut down to what ApplicationHostConfig reads (Extended Protection's tokenChecking,
+    sslFlags, ipSecurity, per location, and the sites' application paths), for `--save`: the whole file also
+    holds app-pool identities and encrypted password blobs, which a saved folder must not carry. Parsing the
+    result gives the same locations as parsing the original. IisConfigError when the text cannot be read."""
+    source = _root(text, server)
+    out = ET.Element("configuration")
+    _copy_sections(source, out)
+    sites = source.findall("system.applicationHost/sites/site")
+    if sites:
+        kept_sites = ET.SubElement(ET.SubElement(out, "system.applicationHost"), "sites")
+        for site in sites:
+            kept = ET.SubElement(kept_sites, "site", _attributes(site, ("name",)))
+            for app in site.findall("application"):
+                ET.SubElement(kept, "application", _attributes(app, ("path",)))
+    for location in source.findall("location"):
+        kept = ET.SubElement(out, "location", _attributes(location, ("path", "inheritInChildApplications")))
+        _copy_sections(location, kept)
+    return ET.tostring(out, encoding="unicode")
+
+
+def _attributes(node: ET.Element, names: tuple[str, ...]) -> dict[str, str]:
+    return {name: node.attrib[name] for name in names if name in node.attrib}
+
+
+def _copy_sections(source: ET.Element, target: ET.Element) -> None:
+    for path, names in _KEPT_SECTIONS:
+        node = source.find(path)
+        if node is None:
+            continue
+        parent = target
+        for tag in path.split("/"):
+            parent = parent.find(tag) if parent.find(tag) is not None else ET.SubElement(parent, tag)
+        parent.attrib.update(_attributes(node, names))
+        if path == _IPSEC:
+            for child in node:
+                if child.tag in ("clear", "add", "remove"):
+                    ET.SubElement(parent, child.tag, _attributes(child, _KEPT_IP_ATTRIBUTES))
+
+
+def _root(text: str, server: str) -> ET.Element:
+    """The document element of an applicationHost.config, parsed as parse_application_host does."""
+    command = COMMAND_LINE
+    if len(text) > MAX_BYTES:
+        raise IisConfigError(server, command, f"applicationHost.config is {len(text)} characters, more than {MAX_BYTES}")
+    try:
+        root = DET.fromstring(text.lstrip("\ufeff \t\r\n"), forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (DefusedXmlException, ET.ParseError) as exc:
+        raise IisConfigError(server, command, f"applicationHost.config cannot be read ({type(exc).__name__})") from None
+    if root.tag != "configuration":
+        raise IisConfigError(server, command, f"the document element is <{root.tag}>, not <configuration>")
+    return root

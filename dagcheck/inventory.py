@@ -157,6 +157,21 @@ def parse_stamp(value: Any) -> dt.datetime:
     return stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC)
 
 
+def parse_date(value: Any) -> dt.date:
+    """A calendar date from the inventory (a waiver's expires): YAML's date, or its YYYY-MM-DD text. ValueError
+    says what is wrong ("tomorrow", "2026-02-30", a number), so the loader names the field before any connection."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"not a date YYYY-MM-DD: {value!r} ({exc})") from None
+    raise ValueError(f"not a date YYYY-MM-DD: {value!r} (a {type(value).__name__})")
+
+
 @dataclass(frozen=True)
 class Fault:
     """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
@@ -247,7 +262,7 @@ class Inventory:
 # inventory is a few KiB, a few levels deep, with a handful of anchors.
 MAX_FILE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
-MAX_NODES = 200_000  # nodes after aliases are expanded (a "billion laughs" expands to 10^9)
+MAX_ALIAS_VALUES = 200_000  # values YAML aliases add when copied out (a "billion laughs" adds 10^9)
 _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
          (b"\xfe\xff", "UTF-16"))
 SAVE_AS_UTF8 = "save it as UTF-8 (PowerShell: Get-Content FILE | Set-Content -Encoding utf8 NEW)"
@@ -255,7 +270,7 @@ SAVE_AS_UTF8 = "save it as UTF-8 (PowerShell: Get-Content FILE | Set-Content -En
 
 class _BoundedComposer(yaml.SafeLoader):
     """PyYAML's safe loader, refusing duplicate keys (PyYAML keeps the last one silently), nesting deeper than
-    MAX_DEPTH (its composer recurses), and aliases that expand past MAX_NODES or refer to themselves."""
+    MAX_DEPTH (its composer recurses), and aliases that add more than MAX_ALIAS_VALUES or refer to themselves."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -276,6 +291,14 @@ class _BoundedComposer(yaml.SafeLoader):
         _expanded_size(node)
         return node
 
+    def construct_yaml_timestamp(self, node: Any) -> Any:
+        """PyYAML builds an unquoted 2026-02-30 into a date and raises a bare ValueError; here it says where."""
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark) from None
+
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         if isinstance(node, yaml.MappingNode):
             seen: dict[Any, Any] = {}
@@ -291,13 +314,22 @@ class _BoundedComposer(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+_BoundedComposer.add_constructor("tag:yaml.org,2002:timestamp", _BoundedComposer.construct_yaml_timestamp)
+
+
 def _expanded_size(root: Any) -> int:
-    """Nodes in the document as if every alias were copied out; refuses cycles and bombs without expanding."""
+    """Values the aliases add to the document when copied out (a node referred to again counts its whole
+    subtree once more); refuses cycles, and more than MAX_ALIAS_VALUES added, without expanding anything.
+    Only what aliases add is limited: the nodes written out in the file are bounded by MAX_FILE_BYTES, and a
+    10,000-server inventory without a single alias is no bomb."""
     sizes: dict[int, int] = {}
     active: set[int] = set()
+    aliases = 0  # references to a node already composed (YAML's *alias)
 
     def size(node: Any) -> int:
+        nonlocal aliases
         if id(node) in sizes:
+            aliases += 1
             return sizes[id(node)]
         if id(node) in active:
             raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
@@ -310,13 +342,16 @@ def _expanded_size(root: Any) -> int:
             children = [n for pair in node.value for n in pair]
         total = 1 + sum(size(child) for child in children)
         active.discard(id(node))
-        if total > MAX_NODES:
-            raise yaml.composer.ComposerError(None, None, f"aliases expand it past {MAX_NODES:,} values (an "
-                                              "alias bomb?)", node.start_mark)
         sizes[id(node)] = total
+        # Every distinct node met so far is one the file holds; anything this subtree counts beyond them was
+        # added by aliases (a lower bound of what the whole document adds, so refusing here is never early).
+        if total - len(sizes) > MAX_ALIAS_VALUES:
+            raise yaml.composer.ComposerError(
+                None, None, f"{aliases:,} alias(es) expand it by more than {MAX_ALIAS_VALUES:,} values (the limit on "
+                "values added by YAML aliases (*name); an alias bomb?)", node.start_mark)
         return total
 
-    return size(root) if root is not None else 0
+    return size(root) - len(sizes) if root is not None else 0
 
 
 def _decode(raw: bytes, file: str) -> str:
@@ -499,11 +534,11 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
     servers = data["servers"]
     site_set = {s.lower() for s in sites}
     dag_names = {d["name"].lower() for d in data["dags"]}
-    names: list[str] = []
+    names: set[str] = set()  # a set, not a list re-lowered per server: 10,000 servers stay linear
     for i, server in enumerate(servers):
-        if server["name"].lower() in {n.lower() for n in names}:
+        if server["name"].lower() in names:
             fail(f"servers[{i}].name", f"duplicate server name {server['name']!r}")
-        names.append(server["name"])
+        names.add(server["name"].lower())
         if server["site"].lower() not in site_set:
             fail(f"servers[{i}].site", f"site {server['site']!r} is not listed under sites")
         if "dag" in server and server["dag"].lower() not in dag_names:
@@ -513,11 +548,11 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
     for dup in _duplicates(fqdns):
         fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")
     by_name = {s["name"].lower(): s for s in servers}
-    seen_dags: list[str] = []
+    seen_dags: set[str] = set()
     for d, dag in enumerate(data["dags"]):
-        if dag["name"].lower() in {n.lower() for n in seen_dags}:
+        if dag["name"].lower() in seen_dags:
             fail(f"dags[{d}].name", f"duplicate DAG name {dag['name']!r}")
-        seen_dags.append(dag["name"])
+        seen_dags.add(dag["name"].lower())
         for m, member in enumerate(dag["members"]):
             server = by_name.get(member.lower())
             if server is None:
@@ -541,12 +576,20 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
             fail(f"maintenance_windows[{w}].server", f"server {window['server']!r} is not listed under servers")
         if "dag" in window and window["dag"].lower() not in dag_names:
             fail(f"maintenance_windows[{w}].dag", f"DAG {window['dag']!r} is not listed under dags")
-        try:
-            start, end = parse_stamp(window["start"]), parse_stamp(window["end"])
-        except ValueError as exc:
-            fail(f"maintenance_windows[{w}]", f"start/end is not an ISO 8601 time ({exc})")
+        for key in ("start", "end"):
+            try:
+                parse_stamp(window[key])
+            except ValueError as exc:
+                fail(f"maintenance_windows[{w}].{key}", f"{window[key]!r} is not an ISO 8601 time ({exc})")
+        start, end = parse_stamp(window["start"]), parse_stamp(window["end"])
         if end <= start:
             fail(f"maintenance_windows[{w}].end", f"{window['end']} is not after start {window['start']}")
+    for i, waiver in enumerate(data.get("waivers") or []):
+        # Checked here, at load (exit 4, before any connection), not when the first failure meets the waiver.
+        try:
+            parse_date(waiver["expires"])
+        except ValueError as exc:
+            fail(f"waivers[{i}].expires", str(exc))
 
 
 def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail: Any) -> None:

@@ -15,6 +15,7 @@ from dagcheck.catalogue import CATALOGUE, CheckFailure, CheckSpec
 from dagcheck.collect import SourceFailed, describe
 from dagcheck.context import DagView
 from dagcheck.errors import InventoryError
+from dagcheck.files import private_dir
 from dagcheck.inventory import Expectations, Inventory, load_inventory
 from dagcheck.maintenance.controller import PHASE_ORDER, Controller, run_phases
 from dagcheck.maintenance.planned import MaintenanceState, state_of, with_rolling_windows
@@ -123,7 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.getoption("markexpr"):
             config.option.markexpr = " or ".join(_run_phases(config))
         reports = Path(config.getoption("--reports-dir"))
-        reports.mkdir(parents=True, exist_ok=True)
+        private_dir(reports)  # owner-only when dagcheck creates it (dagcheck.files)
         stem = report_stem("cycle" if config.getoption("--cycle") else config.getoption("--phase"),
                            config.getoption("--server") or [])
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
@@ -354,7 +355,10 @@ def drift_of(config: pytest.Config, server: str, phase: str) -> config_drift.Dri
             snap = session.collector.snapshot(server, phase)
             after, unread = config_drift.read_settings(snap.get, server)
             critical = (*config_drift.INVENTORY_EXPECTED, *session.inventory.expectations.drift_critical)
-            cache[server.lower()] = config_drift.compare(baseline, after, unread, critical)
+            try:
+                cache[server.lower()] = config_drift.compare(baseline, after, unread, critical)
+            except config_drift.BaselineError as exc:  # a baseline of another build line: both checks fail with it
+                cache[server.lower()] = exc
     return cache[server.lower()]
 
 

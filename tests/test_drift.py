@@ -220,3 +220,31 @@ def test_the_labs_restart_starts_services_in_order_after_the_server_is_back() ->
     time.sleep(0.2 * len(order) + 0.3)
     org.start_due_services()
     assert all(server.services[s] == "Running" for s in order)
+
+
+# ---- issue 24 item 4: a baseline that cannot be this server's fails both checks, naming the file ------
+
+
+def test_a_directory_in_place_of_the_baseline_is_an_error_not_no_baseline(tmp_path: Path) -> None:
+    drift.path_for(tmp_path, "mbx1").mkdir()
+    with pytest.raises(drift.BaselineError, match=r"baseline-mbx1\.json: not a file"):
+        drift.load(tmp_path, "mbx1")
+    assert drift.load(tmp_path, "mbx2") is None  # no file at all is still "no baseline"
+
+
+def test_a_baseline_of_another_server_is_refused_naming_the_file(tmp_path: Path) -> None:
+    other = Baseline("mbx2", dt.datetime(2026, 12, 4, tzinfo=dt.UTC), [Setting("build", "mbx2", "ExSetup.exe", "15.2.2562.46")])
+    drift.save(other, tmp_path)
+    drift.path_for(tmp_path, "mbx2").rename(drift.path_for(tmp_path, "mbx1"))
+    with pytest.raises(drift.BaselineError, match=r"baseline-mbx1\.json: a baseline of mbx2, not of mbx1"):
+        drift.load(tmp_path, "mbx1")
+
+
+def test_a_baseline_of_another_build_line_is_refused_naming_the_file(tmp_path: Path) -> None:
+    drift.save(_baseline(Setting("build", "mbx1", "ExSetup.exe", "15.1.2507.39")), tmp_path)
+    loaded = drift.load(tmp_path, "mbx1")
+    assert loaded is not None
+    after = [Setting("build", "mbx1", "ExSetup.exe", "15.2.2562.49")]
+    with pytest.raises(drift.BaselineError, match=r"baseline-mbx1\.json: taken of Exchange build line 15\.1.*runs 15\.2"):
+        drift.compare(loaded, after, {})
+    assert drift.compare(loaded, [Setting("build", "mbx1", "ExSetup.exe", "15.1.2507.44")], {}).differences  # a CU: compared

@@ -96,3 +96,49 @@ def test_read_timeout_not_longer_than_operation_timeout_is_refused() -> None:
     with pytest.raises(InventoryError, match=r"servers\[1\]\.connection\.read_timeout: 60 must be longer than "
                                              r"operation_timeout \(60\)"):
         parse_inventory(data, "lab.yml")
+
+
+def test_an_unquoted_impossible_date_names_its_line(tmp_path) -> None:
+    """Issue 24 item 6: YAML builds `2026-02-30` into a date and fails with a bare ValueError; the loader says where."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text("servers: []\nwaivers:\n  - check: DAG-COPY-001\n    expires: 2026-02-30\n", encoding="utf-8")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inv)
+    assert "line 4" in str(err.value) and "'2026-02-30'" in str(err.value) and str(inv) in str(err.value)
+
+
+def _server_nodes(count: int) -> yaml.Node:
+    """A composed `servers:` document of `count` servers, built as nodes (parsing 10,000 servers of YAML in pure
+    Python takes a minute on a loaded machine; the limit is applied to the composed nodes either way)."""
+    def scalar(value: str) -> yaml.ScalarNode:
+        return yaml.ScalarNode("tag:yaml.org,2002:str", value)
+
+    def server(i: int) -> yaml.MappingNode:
+        name = f"ex{i:05d}"
+        conn = yaml.MappingNode("tag:yaml.org,2002:map", [
+            (scalar("exchange_uri"), scalar(f"https://{name}.corp.example.com/PowerShell")),
+            (scalar("windows_uri"), scalar(f"https://{name}.corp.example.com:5986/wsman")),
+            (scalar("verify_tls"), scalar("true")), (scalar("auth"), scalar("kerberos")),
+            (scalar("operation_timeout"), yaml.ScalarNode("tag:yaml.org,2002:int", "60"))])
+        return yaml.MappingNode("tag:yaml.org,2002:map", [
+            (scalar("name"), scalar(name)), (scalar("fqdn"), scalar(f"{name}.corp.example.com")),
+            (scalar("site"), scalar("HQ")), (scalar("dag"), scalar(f"DAG{i // 16:03d}")), (scalar("connection"), conn)])
+
+    servers = yaml.SequenceNode("tag:yaml.org,2002:seq", [server(i) for i in range(count)])
+    return yaml.MappingNode("tag:yaml.org,2002:map", [(scalar("servers"), servers)])
+
+
+def test_ten_thousand_servers_without_an_alias_are_no_alias_bomb() -> None:
+    """Issue 24 item 7: the limit counts what aliases add, not the values written out (here 210,002 of them)."""
+    from dagcheck.inventory import _expanded_size
+
+    assert _expanded_size(_server_nodes(10_000)) == 0
+
+
+def test_an_alias_bomb_says_which_limit_it_hit(tmp_path) -> None:
+    laughs = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "lol"] * 9) + "]\n" for i in range(9))
+    inv = tmp_path / "inv.yml"
+    inv.write_text(laughs, encoding="utf-8")
+    with pytest.raises(InventoryError) as err:
+        load_inventory(inv)
+    assert "alias(es) expand it by more than 200,000 values (the limit on values added by YAML aliases" in str(err.value)

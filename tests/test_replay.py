@@ -7,6 +7,8 @@ server) replay as they are, with HealthChecker's file names.
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dagcheck.errors import CmdletFailed
+from dagcheck.errors import BadResponse, CmdletFailed
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.replay import ReplayError, ReplayTransport, check_folder
 from tests.conftest import ROOT, lab_data
@@ -134,3 +136,116 @@ def test_export_script_reads_what_dagcheck_collects() -> None:
     for source in HOST_SOURCES.values():
         for line in source.lines("mbx1", Expectations()):
             assert f"'{line}'" in script or line.startswith("fsutil volume diskfree"), f"{line!r} not exported"
+
+
+# ---- issue 24 item 5: one bad saved file costs only that server's source, as on the live path ----------
+
+OBJS = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">{}</Objs>'
+QUEUE = Command.of("Get-Queue", Server="mbx1")
+XXE = ('<?xml version="1.0"?><!DOCTYPE Objs [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+       + OBJS.format("<S>&x;</S>"))
+
+
+def _saved(tmp_path: Path, body: bytes, name: str = "Get-Queue.xml") -> ReplayTransport:
+    (tmp_path / "mbx1").mkdir(exist_ok=True)
+    (tmp_path / "mbx1" / "Get-ServerComponentState.xml").write_text(OBJS.format(""), encoding="utf-8")
+    (tmp_path / "mbx1" / name).write_bytes(body)
+    return ReplayTransport(tmp_path)
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (b"<Objs><Obj", "could not be read (ParseError"),
+    (XXE.encode(), "declares a DTD or entities"),
+    ("<Objs>caf\u00e9</Objs>".encode("latin-1"), "neither UTF-8 nor UTF-16 text (byte 0xe9"),
+    (b"\xff\xfe<\x00O\x00\x00\xd8", "not UTF-16 text after its byte-order mark"),
+])
+def test_a_malformed_saved_file_is_that_servers_bad_response(tmp_path: Path, body: bytes, why: str) -> None:
+    transport = _saved(tmp_path, body)
+    with pytest.raises(BadResponse, match=re.escape(why)) as err:
+        transport.run("mbx1", Endpoint.EXCHANGE, QUEUE)
+    assert "Get-Queue.xml" in str(err.value) and err.value.server == "mbx1"
+    assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ServerComponentState", Identity="mbx1")) == []
+
+
+def test_a_utf16_export_clixml_file_replays(tmp_path: Path) -> None:
+    """Windows PowerShell's Export-Clixml writes UTF-16 LE with a byte-order mark."""
+    transport = _saved(tmp_path, OBJS.format("<S>queue</S>").encode("utf-16"))
+    assert transport.run("mbx1", Endpoint.EXCHANGE, QUEUE) == ["queue"]
+
+
+@pytest.mark.parametrize("text", ["{not json", '"a string"', '{"sc.exe query": {"stdout": "x"}}', "[" * 100_000])
+def test_a_broken_winrs_json_is_that_servers_bad_response(tmp_path: Path, text: str) -> None:
+    transport = _saved(tmp_path, text.encode(), "winrs.json")
+    with pytest.raises(BadResponse, match=r"winrs\.json"):
+        transport.run_cmd("mbx1", "sc.exe query")
+
+
+def test_a_2_gib_saved_file_is_refused_unread(tmp_path: Path) -> None:
+    transport = _saved(tmp_path, b"")
+    with (tmp_path / "mbx1" / "Get-Queue.xml").open("wb") as f:
+        f.truncate(2 * 1024**3)  # sparse: nothing on disk
+    with pytest.raises(BadResponse, match="over the limit of 67,108,864"):
+        transport.run("mbx1", Endpoint.EXCHANGE, QUEUE)
+
+
+def test_a_symlink_out_of_the_saved_folder_is_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.xml"
+    outside.write_text(OBJS.format("<S>secret</S>"), encoding="utf-8")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    transport = _saved(saved, b"")
+    (saved / "mbx1" / "Get-Queue.xml").unlink()
+    (saved / "mbx1" / "Get-Queue.xml").symlink_to(outside)
+    with pytest.raises(BadResponse, match="leads out of the saved folder"):
+        transport.run("mbx1", Endpoint.EXCHANGE, QUEUE)
+
+
+@pytest.mark.parametrize(("manifest", "why"), [
+    ({"format": "something-else", "version": 1}, "format is 'something-else'"),
+    ({"format": "dagcheck-saved-data", "version": 2}, "saved data of version 2; this dagcheck replays version 1"),
+    ("not an object", "format is None"),
+])
+def test_a_manifest_of_another_format_or_version_is_refused(tmp_path: Path, manifest: object, why: str) -> None:
+    _saved(tmp_path, OBJS.format("").encode())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ReplayError, match=re.escape(why)):
+        check_folder(tmp_path)
+
+
+def test_a_replay_with_one_damaged_file_fails_only_that_server(run_checks, tmp_path: Path) -> None:
+    saved = tmp_path / "saved"
+    run_checks(lab_data([]), "--save", str(saved), "-k", "component")
+    (saved / "mbx3" / "Get-ServerComponentState.xml").write_text(XXE, encoding="utf-8")
+    result = run_checks(lab_data([]), "--replay", str(saved), "-k", "component")
+    assert result.exit_code == 1 and result.failed()
+    assert all("mbx3" in n for n in result.failed()), result.failed()
+    assert any("mbx1" in n and o == "passed" for n, o in result.outcomes.items())
+    assert all("declares a DTD" in result.messages[n] for n in result.failed())
+
+
+def test_save_keeps_only_the_iis_sections_dagcheck_reads(run_checks, tmp_path: Path) -> None:
+    from dagcheck import iis
+
+    saved = tmp_path / "saved"
+    run_checks(lab_data([]), "--save", str(saved), "-k", "extended_protection or EP or iis")
+    entries = json.loads((saved / "mbx1" / "winrs.json").read_text(encoding="utf-8"))
+    [kept] = [e["stdout"] for line, e in entries.items() if "applicationHost.config" in line]
+    # The lab's file names each application's pool and physical path: not read by dagcheck, so not saved.
+    assert "applicationPool=" not in kept and "physicalPath" not in kept and "<location" in kept
+    assert kept == iis.reduce_application_host(kept)  # already only what dagcheck reads
+
+
+@pytest.mark.skipif(not (FIXTURES.parent / "ExtendedProtection").is_dir(),
+                    reason="../shared/fixtures is not beside the repository")
+def test_the_reduced_application_host_reads_as_the_whole_file() -> None:
+    from dagcheck import iis
+
+    for path in sorted((FIXTURES.parent / "ExtendedProtection").glob("*.config")):
+        text = path.read_text(encoding="utf-8-sig")
+        reduced = iis.reduce_application_host(text)
+        assert "applicationPools" in text and "applicationPools" not in reduced and "processModel" not in reduced
+        whole, cut = iis.parse_application_host(text), iis.parse_application_host(reduced)
+        assert cut.applications == whole.applications
+        for location in sorted(whole.applications):
+            site, _, vdir = location.partition("/")
+            assert cut.location("s", site, vdir) == whole.location("s", site, vdir), location

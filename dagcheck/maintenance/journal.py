@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagcheck.files import append_private, private_dir, write_private
+
 
 @dataclass
 class Journal:
@@ -29,7 +31,7 @@ class Journal:
     @classmethod
     def for_server(cls, directory: str | Path, server: str) -> Journal:
         path = Path(directory) / f"journal-{server.lower()}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         return cls(path)
 
     def set_aside_if_damaged(self, server: str, move: bool = True) -> str | None:
@@ -42,7 +44,7 @@ class Journal:
     def append(self, **entry: Any) -> None:
         entry = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **entry}
         line = json.dumps(entry, default=str)
-        with self._lock, self.path.open("a", encoding="utf-8") as f:
+        with self._lock, append_private(self.path) as f:  # owner-only (dagcheck.files)
             f.write(line + "\n")
             f.flush()
 
@@ -130,9 +132,7 @@ def _set_aside_if_damaged(journal: Journal, server: str, move: bool) -> str | No
         return f"the journal {path} {what}: --apply keeps it aside and starts a fresh one; {decides}"
     try:
         os.replace(path, aside)
-        fresh = path.with_name(path.name + ".tmp")
-        fresh.write_text("".join(json.dumps(e, default=str) + "\n" for e in good), encoding="utf-8")
-        os.replace(fresh, path)
+        write_private(path, "".join(json.dumps(e, default=str) + "\n" for e in good))  # atomic, owner-only
     except OSError as exc:
         # Even moving it aside failed: this run journals to a new file beside it, rather than not at all.
         journal.path = path.with_name(f"journal-{server.lower()}-{stamp}.jsonl")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from dagcheck.errors import RemoteError
+from dagcheck.files import private_dir, write_private
 from dagcheck.inventory import Inventory
 from dagcheck.maintenance import lease
 from dagcheck.maintenance.journal import Journal
@@ -118,7 +119,7 @@ class Rolling:
         self.dag = self.dag_spec.name
         self.members = [m.lower() for m in self.dag_spec.members]
         self.journal = Journal(self.reports_dir / f"rolling-{self.dag.lower()}.jsonl")
-        self.reports_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.reports_dir)
         if self.patch.command and self.patch.pause:
             raise RollingUsage("give one patch step: --patch-command or --patch-pause, not both")
         if self.apply and not self.patch.given:
@@ -461,7 +462,7 @@ class Rolling:
                 lines.append(f"  {o.name}: not started (untouched)")
         lines.append(f"Journal: {self.journal.path}; each member's reports and transition journal: {self.reports_dir}")
         path = self.reports_dir / f"rolling-{self.dag.lower()}.txt"
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_private(path, "\n".join(lines) + "\n")
         for line in lines:
             self.progress(line)
         self.progress(f"written: {path}")

@@ -15,6 +15,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from dagcheck.files import create_exclusive
+
 
 class LockBusy(Exception):
     """Another live run holds the lock; the message says who and since when."""
@@ -44,7 +46,7 @@ class RunLock:
     def acquire(self) -> None:
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                fd = create_exclusive(self.path)  # O_CREAT | O_EXCL, owner-only (dagcheck.files)
             except FileExistsError:
                 owner = self._owner()
                 if owner is not None and self._stale(owner):

@@ -13,25 +13,36 @@ Suspend-, Move-) is refused, so no transition can pretend to have happened offli
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
-import os
 import re
 import threading
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 from psrpcore.types import serialize_clixml
 
+from dagcheck import iis
 from dagcheck.clixml import CIPHER, from_clixml_text
-from dagcheck.errors import CmdletFailed, DagcheckError
+from dagcheck.errors import BadResponse, CmdletFailed, DagcheckError
+from dagcheck.files import FileTooLarge, private_dir, read_bounded, write_private
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript, Transport
+from dagcheck.remote.guard import DEFAULT_MAX_RESPONSE_MB, ResponseRefused
 
 FORMAT = "dagcheck-saved-data"
 VERSION = 1
 WINRS_FILE = "winrs.json"
 MANIFEST = "manifest.json"
 READ_VERBS = ("Get-", "Test-")
+# A saved file is read under the same cap as a server's answer on the live path (dagcheck.remote.guard):
+# a file over it is refused from its size, unread, and fails that server's source only.
+MAX_FILE_BYTES = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+# What a malformed saved file raises from xml.etree, psrpcore's deserializer or json (as on the live path).
+PARSE_ERRORS = (ResponseRefused, ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError,
+                RecursionError)
 # Other names a file may have for a command: HealthChecker's captures (CSS-Exchange) drop the dash
 # and call the ExSetup.exe version file ExSetup.xml.
 ALIASES = {"Get-Command.FileVersionInfo": ("ExSetup",)}
@@ -69,8 +80,7 @@ class SavingTransport:
 
     def __init__(self, inner: Transport, folder: str | Path, inventory_file: str = "") -> None:
         self.inner = inner
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = private_dir(folder)  # owner-only: it holds what the servers answered
         self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
@@ -97,27 +107,37 @@ class SavingTransport:
 
     def run_cmd(self, server: str, command_line: str) -> CmdResult:
         result = self.inner.run_cmd(server, command_line)
+        stdout, stderr = result.stdout, result.stderr
+        if _normalise(command_line) == _normalise(iis.COMMAND_LINE) and result.rc == 0:
+            stdout, stderr = _reduced_application_host(stdout, stderr)
         with self._lock:  # one server's command lines share a file: computed and written in one go, in order
             entries = self._winrs.setdefault(server.lower(), {})
-            entries[command_line] = {"rc": result.rc, "stdout": result.stdout, "stderr": result.stderr}
+            entries[command_line] = {"rc": result.rc, "stdout": stdout, "stderr": stderr}
             text = json.dumps(entries, indent=1, sort_keys=True)
             self._write(Path(server.lower()) / WINRS_FILE, text, "Windows command lines")
         return result
 
     def _write(self, relative: Path, text: str, what: str) -> None:
-        path = self.folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A temporary name of its own per write: two threads saving for one server never share one.
-        tmp = path.with_suffix(f"{path.suffix}.{threading.get_ident()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        # Atomic and owner-only (dagcheck.files): a temporary file of its own per write (mkstemp), so two
+        # threads saving for one server never share one.
+        write_private(self.folder / relative, text)
         with self._lock:
             self._manifest["files"][relative.as_posix()] = what
             manifest = json.dumps(self._manifest, indent=1, sort_keys=True)
-            (self.folder / MANIFEST).write_text(manifest, encoding="utf-8")
+            write_private(self.folder / MANIFEST, manifest)
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _reduced_application_host(stdout: str, stderr: str) -> tuple[str, str]:
+    """applicationHost.config as saved: only the sections dagcheck reads (dagcheck.iis.reduce), never the
+    whole file (app-pool identities, encrypted password blobs). A file that cannot be read is not saved at
+    all; the saved answer says why, and its replay fails that server's IIS source as the live run did."""
+    try:
+        return iis.reduce_application_host(stdout), stderr
+    except iis.IisConfigError as exc:
+        return "", f"dagcheck --save did not keep this applicationHost.config: {exc.reason}"
 
 
 def _objs(fragments: list[str]) -> str:
@@ -126,21 +146,61 @@ def _objs(fragments: list[str]) -> str:
 
 
 def check_folder(folder: str | Path) -> Path:
-    """The folder to replay, or a ReplayError that says what is wrong with it."""
+    """The folder to replay, or a ReplayError that says what is wrong with it. A manifest (written by --save)
+    must be dagcheck's, of this version: a folder of another format or version is refused, not replayed
+    without a word. A folder without one (Export-DagcheckData.ps1, HealthChecker's captures) is read as is."""
     path = Path(folder)
     if not path.is_dir():
         raise ReplayError(f"--replay {folder}: not a folder")
     if not any(path.rglob("*.xml")):
         raise ReplayError(f"--replay {folder}: no saved CLIXML (*.xml) in it; save one with --save DIR, or on an "
                           "Exchange server with contrib/export/Export-DagcheckData.ps1")
+    check_manifest(path / MANIFEST)
     return path
 
 
+def check_manifest(path: Path) -> None:
+    """ReplayError unless the manifest (when there is one) names dagcheck's format and this VERSION."""
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        data = json.loads(_decode(read_bounded(path, MAX_MANIFEST_BYTES, "manifest")))
+    except (OSError, *PARSE_ERRORS) as exc:
+        raise ReplayError(f"--replay {path}: the manifest cannot be read ({exc})") from None
+    found = (data.get("format"), data.get("version")) if isinstance(data, dict) else (None, None)
+    if found[0] != FORMAT:
+        raise ReplayError(f"--replay {path}: the manifest's format is {found[0]!r}, not {FORMAT!r}: not a folder "
+                          "dagcheck --save wrote")
+    if found[1] != VERSION:
+        raise ReplayError(f"--replay {path}: saved data of version {found[1]!r}; this dagcheck replays version "
+                          f"{VERSION} (save it again with this dagcheck)")
+
+
+def _decode(raw: bytes) -> str:
+    """UTF-8 (a BOM is fine) or UTF-16 with its BOM (Windows PowerShell's Export-Clixml writes UTF-16 LE);
+    anything else is refused (ValueError)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-16 text after its byte-order mark ({exc.reason} at byte {exc.start})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"neither UTF-8 nor UTF-16 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+
+
 class ReplayTransport:
-    """Answers reads from a saved folder; no connection is ever made."""
+    """Answers reads from a saved folder; no connection is ever made.
+
+    Each file is read as a server's answer is on the live path: under the same size cap, a DTD refused
+    unparsed, and anything malformed (not XML, not UTF-8/UTF-16, a broken winrs.json) a BadResponse for that
+    server's source only. A file (or server folder) that is a symlink leading out of the saved folder is
+    never followed."""
 
     def __init__(self, folder: str | Path, transcript: Transcript | None = None) -> None:
         self.folder = check_folder(folder)
+        self.root = self.folder.resolve()
         self.transcript = transcript or Transcript()
         self.unverified_tls: set[str] = set()
 
@@ -151,8 +211,12 @@ class ReplayTransport:
             folder = _server_dir(self.folder, server)
             for name in _candidates(command):
                 path = folder / name
-                if path.is_file():
-                    objects = from_clixml_text(path.read_text(encoding="utf-8-sig"))
+                if path.is_file() or path.is_symlink():
+                    text = self._read(server, command.cmdlet, path)
+                    try:
+                        objects = from_clixml_text(text, str(path))
+                    except PARSE_ERRORS as exc:
+                        raise _bad(server, command.cmdlet, path, exc) from None
                     inv.objects = len(objects)
                     return objects
             raise CmdletFailed(server, command.cmdlet, f"not in the saved data ({folder / _candidates(command)[0]})")
@@ -161,16 +225,49 @@ class ReplayTransport:
         command = Command(command_line)
         with self.transcript.record(server, Endpoint.WINRS, command) as inv:
             path = _server_dir(self.folder, server) / WINRS_FILE
-            entries = json.loads(path.read_text(encoding="utf-8-sig")) if path.is_file() else {}  # PowerShell 5.1 writes a BOM
+            entries: Any = {}
+            if path.is_file() or path.is_symlink():
+                try:
+                    entries = json.loads(self._read(server, command_line, path))  # PowerShell 5.1 writes a BOM
+                except PARSE_ERRORS as exc:
+                    raise _bad(server, command_line, path, exc) from None
+            if not isinstance(entries, dict):
+                raise BadResponse(server, command_line, f"{path}: not dagcheck's winrs.json (a JSON "
+                                  f"{type(entries).__name__}, not an object of command lines)")
             wanted = _normalise(command_line)
             for line, entry in entries.items():
                 if _normalise(line) == wanted:
+                    try:
+                        result = CmdResult(int(entry["rc"]), str(entry["stdout"]), str(entry["stderr"]))
+                    except PARSE_ERRORS as exc:
+                        raise _bad(server, command_line, path, exc) from None
                     inv.objects = 1
-                    return CmdResult(int(entry["rc"]), str(entry["stdout"]), str(entry["stderr"]))
+                    return result
             raise CmdletFailed(server, command_line, f"not in the saved data ({path})")
+
+    def _read(self, server: str, what: str, path: Path) -> str:
+        """The text of one saved file, or BadResponse: outside the folder, over the cap, not UTF-8/UTF-16."""
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root):
+            raise BadResponse(server, what, f"{path} leads out of the saved folder (to {resolved}); not followed")
+        try:
+            return _decode(read_bounded(resolved, MAX_FILE_BYTES, "saved answer"))
+        except FileTooLarge as exc:
+            raise BadResponse(server, what, f"{exc} (the cap on a server's answer, as on the live path)") from None
+        except OSError as exc:
+            raise BadResponse(server, what, f"{path} cannot be read ({exc.strerror or exc})") from None
+        except ValueError as exc:
+            raise _bad(server, what, path, exc) from None
 
     def close(self) -> None:
         pass
+
+
+def _bad(server: str, what: str, path: Path, exc: BaseException) -> BadResponse:
+    reason = exc.reason if isinstance(exc, ResponseRefused) else f"{type(exc).__name__}: {exc}"
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    return BadResponse(server, what, f"the saved answer {path} could not be read ({reason})")
 
 
 def _normalise(line: str) -> str:

@@ -36,12 +36,18 @@ def write_digest(results: RunResults, path: Path) -> Path:
     return write(digest_of(results), digest_path(path))
 
 
+# What a damaged kept file can raise when read: unreadable (a directory in its place, no permission), over
+# the size cap (FileTooLarge is a ValueError), not JSON or not dagcheck's shape (ValueError from results.read).
+UNREADABLE = (OSError, ValueError)
+
+
 def digest(path: Path) -> RunResults:
     """A nightly run as later runs read it (its digest). A results file kept from before digests existed,
-    or whose digest is damaged, is read whole once and given one."""
+    or whose digest is damaged, is read whole once (within results.MAX_READ_BYTES) and given one. Raises
+    OSError or ValueError when neither can be read."""
     try:
         return read(digest_path(path))
-    except (OSError, ValueError, KeyError, TypeError):
+    except UNREADABLE:
         pass
     made = digest_of(read(path))
     try:
@@ -51,23 +57,36 @@ def digest(path: Path) -> RunResults:
     return made
 
 
-def nightly_digests(reports: Path, scope: str) -> list[tuple[Path, RunResults]]:
+def nightly_digests(reports: Path, scope: str, damaged: list[str] | None = None) -> list[tuple[Path, RunResults]]:
     """The nightly runs of this scope (same inventory servers), oldest first: each results file with its
-    digest, read once for the scope, the comparison and the trend alike."""
+    digest, read once for the scope, the comparison and the trend alike. A kept file that cannot be read is
+    skipped, never fatal (the report and the mail must still go out): `damaged` receives one line naming it."""
     out = []
     for path in sorted(folder(reports, "nightly").glob("*.json")):
         try:
             made = digest(path)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # an unreadable file is skipped, not fatal: the report must still be written
+        except UNREADABLE as exc:
+            if damaged is not None:
+                damaged.append(f"{path}: {_why(exc)}")
+            continue
         if made.run.get("scope") == scope:
             out.append((path, made))
     return out
 
 
-def previous(reports: Path, scope: str, exclude: Path | None = None) -> RunResults | None:
-    """The digest of the latest nightly run of this scope before this one (its failing verdicts)."""
-    runs = [made for path, made in nightly_digests(reports, scope) if path != exclude]
+def _why(exc: Exception) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return "a directory, not a results file"
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or exc})"
+    return str(exc)
+
+
+def previous(reports: Path, scope: str, exclude: Path | None = None,
+             damaged: list[str] | None = None) -> RunResults | None:
+    """The digest of the latest nightly run of this scope before this one (its failing verdicts); a damaged
+    kept file is skipped and named in `damaged`."""
+    runs = [made for path, made in nightly_digests(reports, scope, damaged) if path != exclude]
     return runs[-1] if runs else None
 
 
@@ -76,6 +95,9 @@ def prune(reports: Path, keep: int) -> list[Path]:
     runs = sorted(folder(reports, "nightly").glob("*.json"))
     doomed = runs[:-keep] if keep > 0 else []
     for path in doomed:
-        path.unlink(missing_ok=True)
-        digest_path(path).unlink(missing_ok=True)
+        for kept in (path, digest_path(path)):
+            try:
+                kept.unlink(missing_ok=True)
+            except OSError:
+                pass  # a directory or a protected file in its place: left for its owner, never fatal
     return doomed

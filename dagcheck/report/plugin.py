@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from dagcheck.files import private_dir, restrict, write_private
 from dagcheck.options import ROOT
 from dagcheck.report import detail, history, mail, summary, trend
 from dagcheck.report.results import CheckResult, RunResults, area_of, stamp, write
@@ -71,7 +72,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if kind == "adhoc" and config.getoption("--phase") == "health" and not config.getoption("--server") \
             and not config.getoption("--cycle"):
         # dagcheck.plugin would name this reports/dagcheck.html: keep the nightly report untouched.
-        reports.mkdir(parents=True, exist_ok=True)
+        private_dir(reports)
         if hasattr(config.option, "htmlpath") and not config.option.htmlpath:
             config.option.htmlpath = str(reports / f"{stem}.html")
             config.option.self_contained_html = True
@@ -202,7 +203,10 @@ def finish(session: pytest.Session) -> ReportState | None:
         drift=_drift(config))
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"
-    previous = history.previous(state.reports, scope) if state.kind == "nightly" else None
+    damaged: list[str] = []  # kept history files that could not be read: skipped, named in the console and summary
+    previous = history.previous(state.reports, scope, damaged=damaged) if state.kind == "nightly" else None
+    if damaged:
+        results.run["history_skipped"] = damaged
     try:
         state.results_path = write(results, path)
         if state.kind == "nightly":
@@ -220,7 +224,7 @@ def finish(session: pytest.Session) -> ReportState | None:
     state.summary_html = summary.render(results, previous, trend_html)
     out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
     try:
-        out.write_text(summary.render(results, previous, trend_html, standalone=True), encoding="utf-8")
+        write_private(out, summary.render(results, previous, trend_html, standalone=True))
         state.summary_path = out
     except OSError as exc:
         print(f"dagcheck: cannot write the summary {out}: {exc}", file=sys.stderr)
@@ -350,6 +354,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for name, path in (("results", state.results_path), ("summary", state.summary_path)):
         if path is not None:
             terminalreporter.write_line(f"dagcheck {name}: {path}")
+    for line in (state.results.run.get("history_skipped", []) if state.results is not None else []):
+        terminalreporter.write_line(f"dagcheck history: skipped a damaged file: {line}", yellow=True)
     if state.mail_outcome:
         terminalreporter.write_line(f"dagcheck email: {state.mail_outcome}", red=state.mail_outcome.startswith("FAILED"))
     if state.waivers is not None:
@@ -357,3 +363,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(f"dagcheck waiver EXPIRED (the check counts again): {w}", yellow=True)
         for w in state.waivers.review()["unmatched"]:
             terminalreporter.write_line(f"dagcheck waiver matches nothing: {w}", yellow=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """pytest-html's report and the JUnit XML are written by their own plugins (at sessionfinish, with the
+    umask's mode): made owner-only here, after them, like every file dagcheck keeps (dagcheck.files)."""
+    if config.stash.get(STATE_KEY, None) is None:
+        return
+    for option in ("htmlpath", "xmlpath"):
+        restrict(getattr(config.option, option, None))

@@ -13,7 +13,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dagcheck.files import read_bounded, write_private
+
 SCHEMA_VERSION = 1
+# What a later run reads of a kept results file at most (a cap, as dagcheck.remote.guard keeps for a server's
+# answer): a results file is some 33 MB at 300 servers; a file several times that is not one dagcheck wrote,
+# and is refused unread rather than held in memory whole.
+MAX_READ_BYTES = 128 * 1024 * 1024
 SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 
 # Check id prefix -> area of the matrix (the ids are in checks/*.py, see dagcheck/catalogue.py).
@@ -75,26 +81,79 @@ class RunResults:
         return out | ({"drift": self.drift} if self.drift else {})
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> RunResults:
+    def from_json(cls, data: Any) -> RunResults:
+        """The results of a file another run wrote, or ValueError saying what in it is not dagcheck's shape
+        (what later runs read of it must not fail them: the summary, the comparison, the trend)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"not a results document (a JSON {type(data).__name__}, not an object)")
         if data.get("schema_version") != SCHEMA_VERSION:
             raise ValueError(f"results schema_version {data.get('schema_version')!r}: this dagcheck reads {SCHEMA_VERSION}")
-        return cls(data["run"], data["inventory"], [CheckResult(**c) for c in data["checks"]],
-                   data["schema_version"], data.get("waivers", {}), data.get("drift", []))
+        run, inventory = _object(data, "run"), _object(data, "inventory")
+        for key in ("started", "scope", "kind", "phase"):
+            if not isinstance(run.get(key, ""), str):
+                raise ValueError(f"run.{key} is a JSON {type(run[key]).__name__}, not a string")
+        dags = inventory.get("dags", {})
+        if not isinstance(dags, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v)
+                                                 for v in dags.values()):
+            raise ValueError("inventory.dags is not an object of server-name lists")
+        checks = data.get("checks")
+        if not isinstance(checks, list):
+            raise ValueError("checks is not a list")
+        return cls(run, inventory, [_check(i, c) for i, c in enumerate(checks)],
+                   data["schema_version"], _object(data, "waivers", {}), data.get("drift", []) or [])
 
     def failing(self) -> list[CheckResult]:
         return [c for c in self.checks if c.outcome in ("fail", "warn")]
 
 
+def _object(data: dict[str, Any], key: str, default: Any = None) -> dict[str, Any]:
+    value = data.get(key, default)
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _check(index: int, raw: Any) -> CheckResult:
+    """One check's verdict as a later run reads it: every text field a string, the commands a list of them."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"checks[{index}] is a JSON {type(raw).__name__}, not an object")
+    try:
+        check = CheckResult(**raw)
+    except TypeError as exc:
+        raise ValueError(f"checks[{index}]: {exc}") from None
+    for name, value in vars(check).items():
+        if name == "commands":
+            ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        elif name == "waiver":
+            ok = value is None or isinstance(value, dict)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ValueError(f"checks[{index}].{name} is a JSON {type(value).__name__} (not dagcheck's shape)")
+    return check
+
+
 def write(results: RunResults, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results.to_json(), indent=1, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)  # a half-written file never becomes "the previous run"
-    return path
+    """Atomically and owner-only (dagcheck.files): a half-written file never becomes "the previous run", and a
+    failed write leaves no temporary file."""
+    return write_private(path, json.dumps(results.to_json(), indent=1, sort_keys=False))
 
 
 def read(path: Path) -> RunResults:
-    return RunResults.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+    """A results file (or digest) another run wrote. Refused unread over MAX_READ_BYTES (dagcheck.files.read_bounded),
+    and ValueError, never a crash, for anything that is not dagcheck's shape: not UTF-8, not JSON, nested
+    past the parser's recursion limit, or another structure."""
+    raw = read_bounded(path, MAX_READ_BYTES, "results file")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except RecursionError:
+        raise ValueError("nested too deeply to be a results file") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return RunResults.from_json(data)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a results file") from None
 
 
 def stamp(now: dt.datetime | None = None) -> str:

@@ -113,6 +113,8 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
         parts.append("<h3 style='margin:10px 0 4px'>Waived (accepted, not counted)</h3>" + _grouped(waived))
     new, resolved = changes(results, previous)
     since = f" (previous run {_e(previous.run.get('started', ''))})" if previous else " (no previous nightly run to compare with)"
+    if results.run.get("history_skipped"):  # damaged kept files (dagcheck.report.history): named, not compared
+        since += f" (skipped damaged history file(s): {_e('; '.join(results.run['history_skipped']))})"
     parts.append(f"<h3 style='margin:10px 0 4px'>New since the last run{since}</h3>" + _grouped(new))
     parts.append("<h3 style='margin:10px 0 4px'>Resolved since the last run</h3>" + _resolved(resolved))
     waivers = results.waivers

@@ -10,6 +10,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from dagcheck.errors import InventoryError
+from dagcheck.inventory import parse_date
 
 
 @dataclass
@@ -37,16 +38,10 @@ class Waiver:
 def parse(raw: tuple[dict[str, Any], ...], file: str) -> list[Waiver]:
     out = []
     for i, w in enumerate(raw):
-        expires = w["expires"]
-        if isinstance(expires, dt.datetime):
-            expires = expires.date()
-        if isinstance(expires, str):
-            try:
-                expires = dt.date.fromisoformat(expires)
-            except ValueError:
-                raise InventoryError(file, f"waivers[{i}].expires", f"not a date YYYY-MM-DD: {expires!r}") from None
-        if not isinstance(expires, dt.date):
-            raise InventoryError(file, f"waivers[{i}].expires", f"not a date YYYY-MM-DD: {expires!r}")
+        try:
+            expires = parse_date(w["expires"])  # the loader checked it already (exit 4 before any connection)
+        except ValueError as exc:
+            raise InventoryError(file, f"waivers[{i}].expires", str(exc)) from None
         out.append(Waiver(w["check"], w.get("server", "*"), w.get("object", "*"), w["reason"], w["owner"], expires))
     return out
 

@@ -25,8 +25,9 @@ class MemberFacts:
 def rolling_order(members: list[MemberFacts]) -> list[MemberFacts]:
     """The order members are patched in, cheapest absence first:
 
-    1. the Primary Active Manager last: pausing its node moves the PAM role (a cluster group move), and the
-       member that holds it should be patched once the others already run the new build;
+    1. the Primary Active Manager last: its maintenance must move the PAM role (a cluster group move,
+       pausing alone does not), and the member that holds it should be patched once the others already run
+       the new build;
     2. fewest mounted (active) databases first: each is a switchover users notice;
     3. fewest database copies: fewer copies to resynchronise after the reboot;
     4. then by name, so the order is the same on every run.

@@ -96,10 +96,20 @@ class AutodiscoverSite:
     site_scope: tuple[str, ...]
 
 
+# Where the queue defaults come from (Learn, "Exchange Server Active Manager", best copy and server selection:
+# https://learn.microsoft.com/exchange/high-availability/database-availability-groups/active-manager): Active
+# Manager only considers a passive copy with a copy queue under 10 and a replay queue under 50 logs, and the
+# default AutoDatabaseMountDial, GoodAvailability, mounts it automatically only with at most 6 logs missing
+# (BestAvailability: 12; Set-MailboxServer -AutoDatabaseMountDial). Both values are inclusive maxima: the largest
+# queue that still passes, so 6 (the stricter of < 10 and <= 6) and 49 (< 50).
+DEFAULT_COPY_QUEUE_MAX = 6
+DEFAULT_REPLAY_QUEUE_MAX = 49
+
+
 @dataclass(frozen=True)
 class Expectations:
-    copy_queue_max: int = 10
-    replay_queue_max: int = 100
+    copy_queue_max: int = DEFAULT_COPY_QUEUE_MAX
+    replay_queue_max: int = DEFAULT_REPLAY_QUEUE_MAX
     transport_queue_max: int = 0
     content_index_allowed: tuple[str, ...] = DEFAULT_CONTENT_INDEX_ALLOWED
     activation_policy: str = "Unrestricted"
@@ -574,8 +584,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
     raw_exp = data.get("expectations") or {}
     ep = raw_exp.get("extended_protection") or {}
     expectations = Expectations(
-        copy_queue_max=raw_exp.get("copy_queue_max", 10),
-        replay_queue_max=raw_exp.get("replay_queue_max", 100),
+        copy_queue_max=raw_exp.get("copy_queue_max", DEFAULT_COPY_QUEUE_MAX),
+        replay_queue_max=raw_exp.get("replay_queue_max", DEFAULT_REPLAY_QUEUE_MAX),
         transport_queue_max=raw_exp.get("transport_queue_max", 0),
         content_index_allowed=tuple(raw_exp.get("content_index_allowed", DEFAULT_CONTENT_INDEX_ALLOWED)),
         activation_policy=raw_exp.get("activation_policy", "Unrestricted"),

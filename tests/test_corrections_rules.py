@@ -34,3 +34,33 @@ def test_a_copy_that_would_not_mount_or_be_selected_is_not_redundant_by_default(
     good, refused = redundant_copies("DB01", "mbx1", copies, {}, {}, e.copy_queue_max, e.replay_queue_max)
     assert good == ["DB01\\mbx4"]
     assert sorted(refused) == ["DB01\\mbx2: copy queue 7", "DB01\\mbx3: replay queue 50"]
+
+
+# ---- .NET Framework (Learn, Exchange Server supportability matrix) ------------------------------------
+
+from dagcheck.rules.host import dotnet_too_new, newest_dotnet, required_dotnet  # noqa: E402
+
+E2019_CU3, E2019_CU4, E2019_CU13 = (15, 2, 464, 5), (15, 2, 529, 5), (15, 2, 1258, 12)
+E2019_CU14, SE = (15, 2, 1544, 4), (15, 2, 2562, 17)
+E2016_CU14, E2016_CU15, E2016_CU23 = (15, 1, 1847, 3), (15, 1, 1913, 5), (15, 1, 2507, 6)
+WS2019, WS2022, WS2025 = 17763, 20348, 26100
+
+
+def test_dotnet_48_is_required_from_2019_cu4_and_2016_cu15() -> None:
+    assert required_dotnet(E2019_CU3) == 461808 and required_dotnet(E2019_CU4) == 528040
+    assert required_dotnet(E2016_CU14) == 461808 and required_dotnet(E2016_CU15) == 528040
+
+
+def test_dotnet_481_expected_from_2019_cu14_and_on_se_on_server_2022_and_2025_only() -> None:
+    for build in (E2019_CU14, SE):
+        assert required_dotnet(build, WS2022) == 533320 and required_dotnet(build, WS2025) == 533320
+        assert required_dotnet(build, WS2019) == 528040  # 4.8.1 does not install on Server 2019
+        assert required_dotnet(build, None) == 528040
+    assert required_dotnet(E2019_CU13, WS2022) == 528040
+
+
+def test_dotnet_newer_than_the_build_supports_is_flagged() -> None:
+    assert dotnet_too_new(533325, E2016_CU23)  # 4.8.1 on Exchange 2016: never supported
+    assert not dotnet_too_new(528449, E2016_CU23)  # 4.8 (Server 2022's release number)
+    assert dotnet_too_new(528040, (15, 2, 330, 5))  # 4.8 on 2019 CU1
+    assert not dotnet_too_new(533325, SE) and newest_dotnet(SE) == 533320

@@ -290,7 +290,7 @@ class Organization:
             server.receive_connectors = default_receive_connectors(server.name)
             server.certificates = default_certificates(server, t0)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
-            server.registry = default_registry()
+            server.registry = default_registry(build)
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
             self.servers[s.name.lower()] = server
         self.dags: dict[str, LabDag] = {
@@ -519,11 +519,20 @@ REBOOT_KEYS = {
 }
 
 
-def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
-    """.NET Framework 4.8.1 (release 533325 on Server 2022), no reboot pending."""
+def default_registry(build: Build | None = None) -> dict[str, dict[str, tuple[str, object]]]:
+    """No reboot pending; Windows and .NET Framework as the lab's administrator installed them for the build
+    (Learn, Exchange Server supportability matrix): Exchange 2016 on Windows Server 2016 with .NET 4.8
+    (release 528049, "all other Windows operating systems" in Learn's "Determine which .NET Framework versions
+    are installed"), Exchange 2019 before CU12 on Windows Server 2019 with 4.8 (528049), later 2019 and SE on
+    Windows Server 2022 with 4.8.1 (533325)."""
+    release, version, windows, product = 533325, "4.8.09032", "20348", "Windows Server 2022 Datacenter"
+    if build is not None and build[:2] == (15, 1):
+        release, version, windows, product = 528049, "4.8.03761", "14393", "Windows Server 2016 Datacenter"
+    elif build is not None and build[:2] == (15, 2) and build[2] < 1118:
+        release, version, windows, product = 528049, "4.8.03761", "17763", "Windows Server 2019 Datacenter"
     return {
-        NDP_FULL: {"Release": ("REG_DWORD", 533325), "Version": ("REG_SZ", "4.8.09032"), "Install": ("REG_DWORD", 1)},
-        WINDOWS_NT: {"CurrentBuildNumber": ("REG_SZ", "20348"), "ProductName": ("REG_SZ", "Windows Server 2022 Datacenter")},
+        NDP_FULL: {"Release": ("REG_DWORD", release), "Version": ("REG_SZ", version), "Install": ("REG_DWORD", 1)},
+        WINDOWS_NT: {"CurrentBuildNumber": ("REG_SZ", windows), "ProductName": ("REG_SZ", product)},
         SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},

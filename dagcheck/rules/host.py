@@ -14,7 +14,10 @@ REBOOT_KEYS = (
 )
 SESSION_MANAGER = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager"
 NDP_FULL = r"HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full"
-DOTNET_NAMES = {378389: "4.5", 461808: "4.7.2", 528040: "4.8", 533320: "4.8.1"}
+DOTNET_NAMES = {378389: "4.5", 461308: "4.7.1", 461808: "4.7.2", 528040: "4.8", 533320: "4.8.1"}
+NET_471, NET_472, NET_48, NET_481 = 461308, 461808, 528040, 533320
+# Windows Server builds where .NET Framework 4.8.1 installs (2022, 2025); it does not on Server 2019.
+DOTNET_481_WINDOWS = (20348, 26100)
 
 
 def reboot_command_lines(server: str) -> list[str]:
@@ -74,15 +77,46 @@ def windows_name(build: int) -> str:
     return f"{WINDOWS_SERVER[build]} (build {build})" if build in WINDOWS_SERVER else f"Windows build {build}"
 
 
-def required_dotnet(build: tuple[int, int, int, int]) -> int:
-    """Minimum .NET Framework release for an Exchange build (Exchange Server supportability matrix:
-    2019 CU10+ and SE need 4.8, 2016 CU21+ needs 4.8, older CUs 4.7.2). Verify when a new CU ships."""
+def required_dotnet(build: tuple[int, int, int, int], windows_build: int | None = None) -> int:
+    """Minimum .NET Framework release for an Exchange build (Learn, Exchange Server supportability matrix,
+    https://learn.microsoft.com/exchange/plan-and-deploy/supportability-matrix; older CUs as Michel de Rooij's
+    "Upgrade Paths for CU's & .NET" keeps them, eightwone.com/2017/12/21/upgrade-paths-for-cus-net/):
+    4.8 is required from Exchange 2019 CU4 (15.2.529) and 2016 CU15 (15.1.1913); Exchange 2019 CU14
+    (15.2.1544) and later, and Exchange Server SE, expect 4.8.1 on Windows Server 2022/2025 and 4.8 on
+    Windows Server 2019, where 4.8.1 does not install. Unknown Windows: the lower of the two (4.8).
+    Verify when a new CU ships."""
     major, minor, cu_build, _ = build
     if (major, minor) == (15, 2):
-        return 528040 if cu_build >= 922 else 461808
+        if cu_build >= 1544:
+            return NET_481 if windows_build in DOTNET_481_WINDOWS else NET_48
+        return NET_48 if cu_build >= 529 else NET_472
     if (major, minor) == (15, 1):
-        return 528040 if cu_build >= 2308 else 461808
-    return 528040
+        if cu_build >= 1913:
+            return NET_48
+        return NET_472 if cu_build >= 1591 else NET_471
+    return NET_48
+
+
+def newest_dotnet(build: tuple[int, int, int, int]) -> int:
+    """The newest .NET Framework version an Exchange build supports (same sources as required_dotnet):
+    4.8.1 from 2019 CU4 (15.2.529) on, and on SE; 4.8 on 2019 CU2-CU3; 4.7.2 before; 4.8 on 2016 CU13
+    (15.1.1779) and later (2016 never supported 4.8.1); 4.7.2 on 2016 CU11-CU12; 4.7.1 before.
+    HealthChecker warns when the installed .NET is newer than this."""
+    major, minor, cu_build, _ = build
+    if (major, minor) == (15, 2):
+        return NET_481 if cu_build >= 529 else (NET_48 if cu_build >= 397 else NET_472)
+    if (major, minor) == (15, 1):
+        return NET_48 if cu_build >= 1779 else (NET_472 if cu_build >= 1591 else NET_471)
+    return NET_481
+
+
+def dotnet_version(release: int) -> int:
+    """The named .NET version (as its minimum release) a Release value belongs to: 528449 is 4.8."""
+    return max((r for r in DOTNET_NAMES if r <= release), default=release)
+
+
+def dotnet_too_new(release: int, build: tuple[int, int, int, int]) -> bool:
+    return dotnet_version(release) > newest_dotnet(build)
 
 
 def dotnet_name(release: int) -> str:

@@ -64,7 +64,7 @@ def target_problems(target: Build, member: str, build: Build, dotnet_release: in
         problems.append(f"{member} runs {show(build)}: {show(target)} is another product line, not an update of it")
     elif build > target:
         problems.append(f"{member} already runs {show(build)}, newer than the target {show(target)} (no downgrades)")
-    need = required_dotnet(target)
+    need = required_dotnet(target, windows_build)
     if dotnet_release is None:
         problems.append(f"the .NET Framework release on {member} could not be read (the target needs {dotnet_name(need)})")
     elif dotnet_release < need:

@@ -15,6 +15,7 @@ from dagcheck.rules.extended_protection import (
     expected_token_checking,
     has_cmdlet_view,
     judge_location,
+    judge_ssl_flags,
     split_vdir_name,
     supports_extended_protection,
 )
@@ -123,3 +124,21 @@ def test_cmdlet_and_iis_agree_on_extended_protection(item: IisLocation, snapshot
     require(shown == item.token_checking, f"{name} on {item.server}: the cmdlet shows ExtendedProtectionTokenChecking "
             f"{shown} but applicationHost.config has tokenChecking {item.token_checking}",
             expected=f"the same value ({item.token_checking} in IIS)", actual=f"cmdlet {shown}")
+
+
+@check(
+    "DAG-EP-005",
+    "IIS SSL settings (sslFlags) are what Extended Protection needs on every directory of both sites",
+    severity="critical",
+    rationale="Channel binding only works over TLS: CSS-Exchange's Extended Protection table expects sslFlags "
+    "Ssl,Ssl128 on every directory, SslNegotiateCert on the front-end PowerShell (which must not require SSL: "
+    "remote PowerShell uses HTTP) and Ssl,Ssl128,SslNegotiateCert on the back-end PowerShell "
+    "(Shared/Get-ExtendedProtectionConfiguration.ps1; HealthChecker reports SslFlagsSetCorrectly).",
+    remediation="Set the SSL settings of {key} in IIS Manager (Require SSL, client certificates) or rerun "
+    "ExchangeExtendedProtectionManagement.ps1 on {server}",
+    phases=("health", "preflight", "postflight"),
+    source="iis",
+)
+def test_iis_ssl_flags_match(item: IisLocation, snapshot) -> None:
+    verdict = judge_ssl_flags(item, snapshot.get("exsetup")[0].version)
+    require(verdict.ok, verdict.message, expected=verdict.expected, actual=verdict.actual)

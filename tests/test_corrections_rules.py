@@ -64,3 +64,41 @@ def test_dotnet_newer_than_the_build_supports_is_flagged() -> None:
     assert not dotnet_too_new(528449, E2016_CU23)  # 4.8 (Server 2022's release number)
     assert dotnet_too_new(528040, (15, 2, 330, 5))  # 4.8 on 2019 CU1
     assert not dotnet_too_new(533325, SE) and newest_dotnet(SE) == 533320
+
+
+# ---- Extended Protection (CSS-Exchange Shared/Get-ExtendedProtectionConfiguration.ps1) -----------------
+
+from dagcheck.iis import IisLocation  # noqa: E402
+from dagcheck.rules.extended_protection import (  # noqa: E402
+    BACK_END,
+    FRONT_END,
+    IIS_MATRIX,
+    expected_token_checking,
+    judge_location,
+    judge_ssl_flags,
+)
+
+SE_SU = (15, 2, 2562, 49)
+
+
+def _loc(site: str, vdir: str, token: str = "None", ssl: str | None = "Ssl, Ssl128") -> IisLocation:
+    return IisLocation("mbx1", site, vdir, True, token, ssl, True)
+
+
+def test_activesync_proxy_is_judged_allow_front_require_back() -> None:
+    assert IIS_MATRIX[(FRONT_END, "Microsoft-Server-ActiveSync/Proxy")] == "Allow"
+    assert expected_token_checking("microsoft-server-activesync/proxy", BACK_END) == "Require"
+    assert not judge_location(_loc(BACK_END, "Microsoft-Server-ActiveSync/Proxy"), SE_SU, {}).ok
+    assert judge_location(_loc(BACK_END, "Microsoft-Server-ActiveSync/Proxy", "Require"), SE_SU, {}).ok
+
+
+def test_ssl_flags_follow_the_extended_protection_table() -> None:
+    assert judge_ssl_flags(_loc(FRONT_END, "owa", ssl="Ssl, Ssl128"), SE_SU).ok
+    assert not judge_ssl_flags(_loc(FRONT_END, "Rpc", ssl="None"), SE_SU).ok
+    assert not judge_ssl_flags(_loc(BACK_END, "mapi/emsmdb", ssl="Ssl"), SE_SU).ok  # Ssl128 missing
+    assert not judge_ssl_flags(_loc(BACK_END, "owa", ssl=None), SE_SU).ok
+    assert judge_ssl_flags(_loc(FRONT_END, "PowerShell", ssl="SslNegotiateCert"), SE_SU).ok
+    assert not judge_ssl_flags(_loc(FRONT_END, "PowerShell", ssl="Ssl, Ssl128, SslNegotiateCert"), SE_SU).ok
+    assert judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, SslNegotiateCert, Ssl128"), SE_SU).ok
+    assert not judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, Ssl128"), SE_SU).ok
+    assert judge_ssl_flags(_loc(FRONT_END, "Rpc", ssl="None"), (15, 2, 986, 5)).ok  # no EP on that build

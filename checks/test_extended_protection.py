@@ -8,6 +8,7 @@ from dagcheck.context import DagView
 from dagcheck.iis import IisLocation
 from dagcheck.inventory import Expectations
 from dagcheck.model import VirtualDirectory
+from dagcheck.sources.outlook_anywhere import OutlookAnywhere
 from dagcheck.rules.dag import odd_ones_out
 from dagcheck.rules.extended_protection import (
     MITIGATION_SUPPORTED,
@@ -142,3 +143,24 @@ def test_cmdlet_and_iis_agree_on_extended_protection(item: IisLocation, snapshot
 def test_iis_ssl_flags_match(item: IisLocation, snapshot) -> None:
     verdict = judge_ssl_flags(item, snapshot.get("exsetup")[0].version)
     require(verdict.ok, verdict.message, expected=verdict.expected, actual=verdict.actual)
+
+
+@check(
+    "DAG-EP-006",
+    "Outlook Anywhere does not offload SSL where Extended Protection is on",
+    severity="critical",
+    rationale="Extended Protection binds authentication to the TLS channel the client opened with Exchange; "
+    "with SSLOffloading $true TLS ends before the server and Outlook Anywhere clients fail to authenticate "
+    "(Learn, 'Configure Windows Extended Protection in Exchange Server': SSL offloading is not supported; "
+    "CSS-Exchange ExchangeExtendedProtectionManagement.ps1 refuses to configure EP while it is on, issue #2033).",
+    remediation="Set-OutlookAnywhere -Identity '{server}\\Rpc (Default Web Site)' -SSLOffloading $false "
+    "(and end TLS on Exchange, or bridge it with the same certificate)",
+    phases=("health", "preflight", "postflight"),
+    source="outlook_anywhere",
+)
+def test_outlook_anywhere_not_offloading_ssl_with_extended_protection(item: OutlookAnywhere, snapshot) -> None:
+    ep_on = [loc.path for loc in snapshot.get("iis") if loc.token_checking in ("Allow", "Require")]
+    require(not (item.ssl_offloading and ep_on),
+            f"{item.name} on {item.server} has SSLOffloading $true while Extended Protection is on "
+            f"({len(ep_on)} directories, e.g. {', '.join(ep_on[:3])})",
+            expected="SSLOffloading $false", actual="SSLOffloading $true")

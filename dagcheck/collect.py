@@ -24,6 +24,7 @@ from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
+from dagcheck.sources import outlook_anywhere
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ SOURCES: dict[str, Source] = {
                model.parse_exchange_certificate),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
+        Source("outlook_anywhere", Endpoint.EXCHANGE, outlook_anywhere.command, outlook_anywhere.parse),
     )
 }
 

@@ -249,6 +249,12 @@ def _pending_reboot(org, f):
         server.registry[REBOOT_KEYS[which]] = {}
 
 
+@fault("ssl_offloading_on")
+def _ssl_offloading_on(org, f):
+    """Set-OutlookAnywhere -SSLOffloading $true on the server (TLS ended at a load balancer)."""
+    org.server(f["server"]).ssl_offloading = True
+
+
 @fault("low_disk")
 def _low_disk(org, f):
     server = org.server(f["server"])

@@ -141,6 +141,10 @@ class LabServer:
     services: dict[str, str] = field(default_factory=dict)
     cluster_state: str = "Up"
     iis: dict[tuple[str, str], IisApplication] = field(default_factory=dict)  # (web site, application)
+    # Outlook Anywhere (the Rpc vdir) SSLOffloading: off on the lab's well-kept servers, as Extended Protection
+    # needs it (Learn, Configure Windows Extended Protection; ExchangeExtendedProtectionManagement.ps1 refuses
+    # to configure EP while it is on, CSS-Exchange #2033).
+    ssl_offloading: bool = False
     receive_connectors: list[LabReceiveConnector] = field(default_factory=list)
     # After a restart: (when, service) in start order; each service is Stopped until its time (wall clock,
     # UTC, as the restart itself is: LabServer.reboot).

@@ -7,7 +7,7 @@ from dagcheck.collect import Snapshot
 from dagcheck.facts import REQUIRED_SERVICES
 from dagcheck.inventory import Expectations
 from dagcheck.model import DotNetRelease, RebootIndicator, VolumeSpace, WindowsService
-from dagcheck.rules.host import dotnet_name, dotnet_too_new, newest_dotnet, required_dotnet
+from dagcheck.rules.host import SETUP_FREE_GB, dotnet_name, required_free_gb, dotnet_too_new, newest_dotnet, required_dotnet
 
 GIB = 1024**3
 
@@ -33,8 +33,10 @@ def test_no_reboot_is_pending(item: tuple[RebootIndicator, ...]) -> None:
     "HOST-002",
     "Enough free space on the system, database and log volumes",
     severity="critical",
-    rationale="A CU needs several GB on the system drive, and a database or log volume that fills up "
-    "dismounts its databases; both thresholds come from the inventory (expectations.host).",
+    rationale="Setup needs at least 30 GB free on the drive Exchange is installed on (Learn, Exchange Server "
+    "system requirements), whatever lower minimum the inventory sets; a database or log volume that fills up "
+    "dismounts its databases. Other thresholds come from the inventory (expectations.host; install_volume "
+    "defaults to C:).",
     remediation="Free space on {key} (old logs under V15\\Logging, IIS logs, CU installers) or extend the volume",
     phases=("health", "preflight"),
     source="volumes",
@@ -44,9 +46,12 @@ def test_volume_has_free_space(item: VolumeSpace, expect: Expectations) -> None:
             expected="fsutil volume diskfree output", actual=str(item.error))
     free_gb = item.free_bytes / GIB  # type: ignore[operator]
     percent = 100 * item.free_bytes / item.total_bytes  # type: ignore[operator]
-    require(free_gb >= expect.host_min_free_gb and percent >= expect.host_min_free_percent,
-            f"{item.key} has {free_gb:.1f} GB free ({percent:.0f}%)",
-            expected=f"at least {expect.host_min_free_gb} GB and {expect.host_min_free_percent}% free",
+    need_gb = required_free_gb(item.volume, expect.host_install_volume, expect.host_min_free_gb)
+    setup = (f" (setup needs {SETUP_FREE_GB} GB on the install volume)"
+             if item.volume.upper() == expect.host_install_volume and need_gb > expect.host_min_free_gb else "")
+    require(free_gb >= need_gb and percent >= expect.host_min_free_percent,
+            f"{item.key} has {free_gb:.1f} GB free ({percent:.0f}%){setup}",
+            expected=f"at least {need_gb} GB and {expect.host_min_free_percent}% free",
             actual=f"{free_gb:.1f} GB, {percent:.0f}%")
 
 

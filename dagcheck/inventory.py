@@ -121,6 +121,7 @@ class Expectations:
     host_volumes: tuple[str, ...] = ("C:",)
     host_min_free_gb: int = 10
     host_min_free_percent: int = 10
+    host_install_volume: str = "C:"  # where Exchange is installed: setup needs 30 GB free there (rules.host)
     # Areas of the configuration baseline (dagcheck/drift.py) whose change across maintenance is critical,
     # beyond those the expectations above already cover (Extended Protection, SSL, SCP, activation).
     drift_critical: tuple[str, ...] = ()
@@ -370,6 +371,13 @@ def load_inventory(path: str | Path) -> Inventory:
     return parse_inventory(data, file)
 
 
+def _with_install_volume(host: dict[str, Any]) -> tuple[str, ...]:
+    """The volumes to read free space of: the inventory's, and the install volume (setup's 30 GB) with them."""
+    volumes = [str(v).upper() for v in host.get("volumes", ["C:"])]
+    install = str(host.get("install_volume", "C:")).upper()
+    return tuple(volumes if install in volumes else [*volumes, install])
+
+
 def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
     """Validate already-parsed YAML data (tests build inventories in memory this way)."""
     if isinstance(data, dict) and isinstance(data.get("maintenance_windows"), list):
@@ -597,7 +605,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             for site, v in (raw_exp.get("autodiscover") or {}).items()
         },
         monitoring_inactive_in_maintenance=raw_exp.get("monitoring_inactive_in_maintenance", False),
-        host_volumes=tuple(v.upper() for v in (raw_exp.get("host") or {}).get("volumes", ["C:"])),
+        host_volumes=_with_install_volume(raw_exp.get("host") or {}),
+        host_install_volume=str((raw_exp.get("host") or {}).get("install_volume", "C:")).upper(),
         host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
         host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
         drift_critical=tuple(raw_exp.get("drift_critical", ())),

@@ -55,3 +55,13 @@ def test_fault_dotnet_481_on_exchange_2016_is_newer_than_supported(run_checks) -
     assert "newer than Exchange 15.1.2507.6 supports (4.8 (release 528040) at most)" in \
         " ".join(result.messages.values())
     assert result.exit_code == 0  # a warning: reported, not the gate
+
+
+def test_fault_low_disk_20_gb_on_the_install_volume_fails_the_preflight_gate(run_checks) -> None:
+    """The lab inventory's minimum is 10 GB: 20 GB passed it, but setup needs 30 GB on C:."""
+    faults = [{"kind": "low_disk", "server": "mbx1", "volume": "C:", "value": "20"},
+              {"kind": "low_disk", "server": "mbx1", "volume": "E:", "value": "60"}]
+    result = run_checks(lab_data(faults), "--phase", "preflight", "--server", "mbx1", "-k", "free_space")
+    assert result.short_failed() == {"test_volume_has_free_space[mbx1:C:]"}  # E: (60 GB) keeps the inventory's 10 GB
+    assert "setup needs 30 GB on the install volume" in " ".join(result.messages.values())
+    assert result.exit_code == 1

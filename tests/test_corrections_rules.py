@@ -102,3 +102,18 @@ def test_ssl_flags_follow_the_extended_protection_table() -> None:
     assert judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, SslNegotiateCert, Ssl128"), SE_SU).ok
     assert not judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, Ssl128"), SE_SU).ok
     assert judge_ssl_flags(_loc(FRONT_END, "Rpc", ssl="None"), (15, 2, 986, 5)).ok  # no EP on that build
+
+
+# ---- Free space (Learn, Exchange Server system requirements: 30 GB on the install drive) ---------------
+
+from dagcheck.rules.host import required_free_gb  # noqa: E402
+
+
+def test_install_volume_needs_setups_30_gb_whatever_the_inventory_minimum() -> None:
+    assert required_free_gb("C:", "C:", 10) == 30
+    assert required_free_gb("c:", "C:", 50) == 50
+    assert required_free_gb("D:", "C:", 10) == 10
+    data = lab_data()
+    data["expectations"]["host"] = {"volumes": ["D:"], "min_free_gb": 5, "install_volume": "e:"}
+    e = parse_inventory(data, "lab.yml").expectations
+    assert e.host_install_volume == "E:" and e.host_volumes == ("D:", "E:")  # read even when not listed

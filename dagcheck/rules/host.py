@@ -20,6 +20,17 @@ NET_471, NET_472, NET_48, NET_481 = 461308, 461808, 528040, 533320
 DOTNET_481_WINDOWS = (20348, 26100)
 
 
+# Exchange setup needs at least 30 GB free on the drive it installs on (Learn, "Exchange Server system
+# requirements", disk space: https://learn.microsoft.com/exchange/plan-and-deploy/system-requirements).
+SETUP_FREE_GB = 30
+
+
+def required_free_gb(volume: str, install_volume: str, min_free_gb: int) -> int:
+    """The free space a volume needs before a CU: the inventory's minimum, and setup's 30 GB on the
+    install volume whatever the inventory says (a lower minimum there would pass a server setup refuses)."""
+    return max(min_free_gb, SETUP_FREE_GB) if volume.upper() == install_volume.upper() else min_free_gb
+
+
 def reboot_command_lines(server: str) -> list[str]:
     return [f'reg.exe query "{key}"' for key in REBOOT_KEYS] + [f'reg.exe query "{SESSION_MANAGER}" /v PendingFileRenameOperations']
 

@@ -65,3 +65,19 @@ def test_fault_low_disk_20_gb_on_the_install_volume_fails_the_preflight_gate(run
     assert result.short_failed() == {"test_volume_has_free_space[mbx1:C:]"}  # E: (60 GB) keeps the inventory's 10 GB
     assert "setup needs 30 GB on the install volume" in " ".join(result.messages.values())
     assert result.exit_code == 1
+
+
+REBOOT = ["--phase", "preflight", "--server", "mbx1", "-k", "reboot"]
+
+
+def test_fault_pending_reboot_exchange_setup_done_leaves_flags_0_and_no_reboot(run_checks) -> None:
+    result = run_checks(lab_data([{"kind": "pending_reboot", "server": "mbx1", "value": "exchange_setup_done"}]),
+                        *REBOOT)
+    assert not result.failed(), result.messages
+    assert "test_no_reboot_is_pending[mbx1]" in {n.split("::", 1)[1] for n in result.outcomes}
+
+
+def test_fault_pending_reboot_ccm_client_turns_the_reboot_check_red(run_checks) -> None:
+    result = run_checks(lab_data([{"kind": "pending_reboot", "server": "mbx1", "value": "ccm"}]), *REBOOT)
+    assert result.short_failed() == {"test_no_reboot_is_pending[mbx1]"}
+    assert "CCM_ClientUtilities.DetermineIfRebootPending (RebootPending True)" in " ".join(result.messages.values())

@@ -117,3 +117,33 @@ def test_install_volume_needs_setups_30_gb_whatever_the_inventory_minimum() -> N
     data["expectations"]["host"] = {"volumes": ["D:"], "min_free_gb": 5, "install_volume": "e:"}
     e = parse_inventory(data, "lab.yml").expectations
     assert e.host_install_volume == "E:" and e.host_volumes == ("D:", "E:")  # read even when not listed
+
+
+# ---- Pending reboot (CSS-Exchange Shared/Get-ServerRebootPending.ps1) -----------------------------------
+
+from dagcheck.remote.base import CmdResult  # noqa: E402
+from dagcheck.rules.host import parse_reboot, reboot_command_lines  # noqa: E402
+
+NOT_FOUND = CmdResult(1, "", "ERROR: The system was unable to find the specified registry key or value.\r\n")
+
+
+def _reboot(flags: str | None = None, ccm: str | None = None) -> list:
+    results = [NOT_FOUND, NOT_FOUND, NOT_FOUND]
+    results.append(NOT_FOUND if flags is None else CmdResult(
+        0, f"\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile\r\n    Flags    REG_DWORD    {flags}\r\n\r\n", ""))
+    results.append(CmdResult(1, "", "Invoke-CimMethod : Invalid namespace") if ccm is None else CmdResult(0, ccm, ""))
+    return parse_reboot(results, "mbx1")
+
+
+def test_update_exe_volatile_counts_only_with_non_zero_flags() -> None:
+    assert any("UpdateExeVolatile" in line and "/v Flags" in line for line in reboot_command_lines("mbx1"))
+    assert _reboot(flags="0x0") == []
+    assert [i.detail for i in _reboot(flags="0x1")] == ["Flags 0x1"]
+
+
+def test_configuration_manager_client_reboot_flags_count() -> None:
+    assert _reboot() == []  # no client: the namespace does not exist
+    assert _reboot(ccm="\r\n\r\nRebootPending       : False\r\nIsHardRebootPending : False\r\n") == []
+    hard = _reboot(ccm="\r\n\r\nRebootPending       : False\r\nIsHardRebootPending : True\r\n")
+    assert [i.detail for i in hard] == ["IsHardRebootPending True"]
+    assert "CCM_ClientUtilities" in hard[0].source

@@ -145,6 +145,9 @@ class LabServer:
     # needs it (Learn, Configure Windows Extended Protection; ExchangeExtendedProtectionManagement.ps1 refuses
     # to configure EP while it is on, CSS-Exchange #2033).
     ssl_offloading: bool = False
+    # The Configuration Manager client, when installed: what CCM_ClientUtilities.DetermineIfRebootPending
+    # answers ({"RebootPending": bool, "IsHardRebootPending": bool}); None: no client (the lab's default).
+    ccm_client: dict[str, bool] | None = None
     receive_connectors: list[LabReceiveConnector] = field(default_factory=list)
     # After a restart: (when, service) in start order; each service is Stopped until its time (wall clock,
     # UTC, as the restart itself is: LabServer.reboot).

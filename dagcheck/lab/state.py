@@ -565,9 +565,22 @@ def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
 # (mail.<domain>) on the ones clients reach from outside.
 CMDLET_VDIRS = frozenset(products.VDIR_CMDLETS.values())
 EXTERNAL_VDIRS = ("owa", "ecp", "EWS", "OAB", "Microsoft-Server-ActiveSync", "mapi")
-# Authentication methods: owa's are CSS-Exchange's GetOwaVirtualDirectory.xml (Internal Basic, Fba;
-# External Fba); ecp is assumed to match owa; the others are guessed (Ntlm, WindowsIntegrated, OAuth).
-VDIR_AUTH = {"owa": (["Basic", "Fba"], ["Fba"]), "ecp": (["Basic", "Fba"], ["Fba"])}
+# Authentication methods of the front end (cmdlet view): owa's are CSS-Exchange's GetOwaVirtualDirectory.xml
+# (Internal Basic, Fba; External Fba); ecp is assumed to match owa. Microsoft-Server-ActiveSync: Basic, and
+# Autodiscover: Basic and Windows (Learn, "Default settings for Exchange virtual directories"; IIS's Windows
+# authentication shows as Ntlm, WindowsIntegrated); Autodiscover and EWS also accept WSSecurity (their
+# -WSSecurityAuthentication, $true by default: an Exchange 2010 Get-AutodiscoverVirtualDirectory output shows
+# {Basic, Ntlm, WindowsIntegrated, WSSecurity}) and OAuth (guessed default). PowerShell's front end
+# authenticates with Kerberos only (setup enables neither Basic nor Windows there; ExchangeDsc's example turns
+# Windows on by hand): shown as Kerberos, guessed. The rest (mapi, OAB) keep Ntlm, WindowsIntegrated, OAuth.
+_EWS_LIKE = ["Ntlm", "WindowsIntegrated", "WSSecurity", "OAuth"]
+VDIR_AUTH = {
+    "owa": (["Basic", "Fba"], ["Fba"]), "ecp": (["Basic", "Fba"], ["Fba"]),
+    "Microsoft-Server-ActiveSync": (["Basic"], ["Basic"]),
+    "Autodiscover": (["Basic", *_EWS_LIKE], ["Basic", *_EWS_LIKE]),
+    "EWS": (_EWS_LIKE, _EWS_LIKE),
+    "PowerShell": (["Kerberos"], ["Kerberos"]),
+}
 OTHER_AUTH = (["Ntlm", "WindowsIntegrated", "OAuth"], ["Ntlm", "WindowsIntegrated", "OAuth"])
 
 
@@ -592,7 +605,10 @@ def default_receive_connectors(name: str) -> list[LabReceiveConnector]:
     n = name.upper()
     both = "Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer"
     return [
-        LabReceiveConnector(f"Default {n}", "HubTransport", ["0.0.0.0:2525", "[::]:2525"], both,
+        # Learn's table offers Basic authentication on "Default <Server>" without "only after starting TLS":
+        # no BasicAuthRequireTLS there.
+        LabReceiveConnector(f"Default {n}", "HubTransport", ["0.0.0.0:2525", "[::]:2525"],
+                            "Tls, Integrated, BasicAuth, ExchangeServer",
                             "ExchangeUsers, ExchangeServers, ExchangeLegacyServers"),
         LabReceiveConnector(f"Client Proxy {n}", "HubTransport", ["0.0.0.0:465", "[::]:465"], both,
                             "ExchangeUsers, ExchangeServers"),

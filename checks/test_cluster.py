@@ -12,9 +12,14 @@ from dagcheck.model import ClusterNode, DagStatus, MailboxServer
     "DAG-CLU-001",
     "In maintenance the cluster node is Paused and does not hold the PAM role",
     severity="critical",
-    rationale="A paused node cannot become the Primary Active Manager or own the cluster group, so a restart "
-    "of the server does not move the DAG's brain around (StartDagServerMaintenance.ps1 -pauseClusterNode).",
-    remediation="Suspend-ClusterNode -Name {server}  (the PAM moves to another node)",
+    rationale="A paused node cannot become the Primary Active Manager, but pausing does not move the PAM away: "
+    "the PAM is the owner of the default cluster group, which stays where it is until it is moved. "
+    "StartDagServerMaintenance.ps1 therefore pauses the node and then moves the PAM when the member holds it "
+    "(DagCommonLibrary.ps1 Move-DagActiveManager; Learn, 'Manage database availability groups', Performing "
+    "maintenance on DAG members; Tim McMichael, Microsoft, 'Exchange 2010 / 2013 - PAM and the Cluster Core "
+    "Resources'). Left on a member under maintenance, the PAM role fails over when it reboots.",
+    remediation="Suspend-ClusterNode -Name {server}; then, if it holds the PAM, "
+    "Move-ClusterGroup -Name 'Cluster Group' -Node <another member>",
     phases=("maintenance",),
     source="cluster_nodes",
     per_server=True,

@@ -31,7 +31,9 @@ def test_database_copy_is_healthy(item: DatabaseCopyStatus) -> None:
     "Copy queue of every passive copy is under the threshold",
     severity="critical",
     rationale="The copy queue counts logs not yet copied from the active copy; a long queue means data "
-    "loss on failover (AutoDatabaseMountDial refuses to mount above its limit).",
+    "loss on failover: the default AutoDatabaseMountDial (GoodAvailability) mounts automatically only with at "
+    "most 6 logs missing, and Active Manager's best copy selection skips copies with 10 or more (Learn, "
+    "'Exchange Server Active Manager'). Default threshold 6 (expectations.copy_queue_max).",
     remediation="Check replication networks and MSExchangeRepl on {server}; Get-MailboxDatabaseCopyStatus -Identity {key} | Format-List *Queue*,*Error*",
     phases=("health", "preflight", "postflight"),
     source="copies",
@@ -46,7 +48,9 @@ def test_copy_queue_is_short(item: DatabaseCopyStatus, expect: Expectations) -> 
     "DAG-COPY-003",
     "Replay queue of every non-lagged passive copy is under the threshold",
     severity="critical",
-    rationale="The replay queue counts copied logs not yet replayed; a long one makes activation slow. "
+    rationale="The replay queue counts copied logs not yet replayed; a long one makes activation slow, and "
+    "Active Manager's best copy selection skips copies with 50 or more (Learn, 'Exchange Server Active "
+    "Manager'; default threshold 49, expectations.replay_queue_max). "
     "Lagged copies hold logs on purpose (ReplayLagStatus Enabled), so they are not judged here.",
     remediation="Get-MailboxDatabaseCopyStatus -Identity {key} | Format-List ReplayQueueLength,ReplaySuspended,ErrorMessage",
     phases=("health", "preflight", "postflight"),

@@ -8,6 +8,7 @@ from dagcheck.context import DagView
 from dagcheck.iis import IisLocation
 from dagcheck.inventory import Expectations
 from dagcheck.model import VirtualDirectory
+from dagcheck.sources.outlook_anywhere import OutlookAnywhere
 from dagcheck.rules.dag import odd_ones_out
 from dagcheck.rules.extended_protection import (
     MITIGATION_SUPPORTED,
@@ -15,6 +16,7 @@ from dagcheck.rules.extended_protection import (
     expected_token_checking,
     has_cmdlet_view,
     judge_location,
+    judge_ssl_flags,
     split_vdir_name,
     supports_extended_protection,
 )
@@ -123,3 +125,42 @@ def test_cmdlet_and_iis_agree_on_extended_protection(item: IisLocation, snapshot
     require(shown == item.token_checking, f"{name} on {item.server}: the cmdlet shows ExtendedProtectionTokenChecking "
             f"{shown} but applicationHost.config has tokenChecking {item.token_checking}",
             expected=f"the same value ({item.token_checking} in IIS)", actual=f"cmdlet {shown}")
+
+
+@check(
+    "DAG-EP-005",
+    "IIS SSL settings (sslFlags) are what Extended Protection needs on every directory of both sites",
+    severity="critical",
+    rationale="Channel binding only works over TLS: CSS-Exchange's Extended Protection table expects sslFlags "
+    "Ssl,Ssl128 on every directory, SslNegotiateCert on the front-end PowerShell (which must not require SSL: "
+    "remote PowerShell uses HTTP) and Ssl,Ssl128,SslNegotiateCert on the back-end PowerShell "
+    "(Shared/Get-ExtendedProtectionConfiguration.ps1; HealthChecker reports SslFlagsSetCorrectly).",
+    remediation="Set the SSL settings of {key} in IIS Manager (Require SSL, client certificates) or rerun "
+    "ExchangeExtendedProtectionManagement.ps1 on {server}",
+    phases=("health", "preflight", "postflight"),
+    source="iis",
+)
+def test_iis_ssl_flags_match(item: IisLocation, snapshot) -> None:
+    verdict = judge_ssl_flags(item, snapshot.get("exsetup")[0].version)
+    require(verdict.ok, verdict.message, expected=verdict.expected, actual=verdict.actual)
+
+
+@check(
+    "DAG-EP-006",
+    "Outlook Anywhere does not offload SSL where Extended Protection is on",
+    severity="critical",
+    rationale="Extended Protection binds authentication to the TLS channel the client opened with Exchange; "
+    "with SSLOffloading $true TLS ends before the server and Outlook Anywhere clients fail to authenticate "
+    "(Learn, 'Configure Windows Extended Protection in Exchange Server': SSL offloading is not supported; "
+    "CSS-Exchange ExchangeExtendedProtectionManagement.ps1 refuses to configure EP while it is on, issue #2033).",
+    remediation="Set-OutlookAnywhere -Identity '{server}\\Rpc (Default Web Site)' -SSLOffloading $false "
+    "(and end TLS on Exchange, or bridge it with the same certificate)",
+    phases=("health", "preflight", "postflight"),
+    source="outlook_anywhere",
+)
+def test_outlook_anywhere_not_offloading_ssl_with_extended_protection(item: OutlookAnywhere, snapshot) -> None:
+    ep_on = [loc.path for loc in snapshot.get("iis") if loc.token_checking in ("Allow", "Require")]
+    require(not (item.ssl_offloading and ep_on),
+            f"{item.name} on {item.server} has SSLOffloading $true while Extended Protection is on "
+            f"({len(ep_on)} directories, e.g. {', '.join(ep_on[:3])})",
+            expected="SSLOffloading $false", actual="SSLOffloading $true")

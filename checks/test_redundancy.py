@@ -38,10 +38,12 @@ def test_active_database_has_a_redundant_copy(item: DatabaseCopyStatus, dag: Dag
 
 @check(
     "DAG-QUORUM-001",
-    "The DAG keeps quorum with this member's cluster node paused",
+    "The DAG keeps quorum with this member's cluster node down",
     severity="critical",
-    rationale="Pausing the node removes its vote; if the remaining Up nodes plus the file share witness (when "
-    "in use) are not a majority, the cluster stops and every database in the DAG dismounts.",
+    rationale="A paused node keeps its vote; the question is quorum with this node down, as it is when the "
+    "server reboots or the cluster service stops during the patch. If the remaining Up nodes plus the file share "
+    "witness (when in use) are not a majority, the cluster stops and every database in the DAG dismounts "
+    "(Learn, 'Database availability groups': quorum is node majority, with the witness for an even member count).",
     remediation="Bring the Down nodes back (Start-ClusterNode) or repair the witness before maintenance of {server}",
     phases=("preflight",),
     source="cluster_nodes",

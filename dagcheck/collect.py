@@ -27,6 +27,7 @@ from dagcheck.rules import host as host_rules
 from dagcheck.sources import health as health_source
 from dagcheck.sources import iis_state
 from dagcheck.sources import services as services_source
+from dagcheck.sources import outlook_anywhere
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ SOURCES: dict[str, Source] = {
         Source("server_health", Endpoint.EXCHANGE, health_source.command, health_source.parse),
         # Every Windows service with its status and start type (dagcheck/sources/services.py).
         Source("service_start", Endpoint.WINDOWS, services_source.command, services_source.parse),
+        Source("outlook_anywhere", Endpoint.EXCHANGE, outlook_anywhere.command, outlook_anywhere.parse),
     )
 }
 

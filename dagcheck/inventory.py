@@ -98,10 +98,20 @@ class AutodiscoverSite:
     site_scope: tuple[str, ...]
 
 
+# Where the queue defaults come from (Learn, "Exchange Server Active Manager", best copy and server selection:
+# https://learn.microsoft.com/exchange/high-availability/database-availability-groups/active-manager): Active
+# Manager only considers a passive copy with a copy queue under 10 and a replay queue under 50 logs, and the
+# default AutoDatabaseMountDial, GoodAvailability, mounts it automatically only with at most 6 logs missing
+# (BestAvailability: 12; Set-MailboxServer -AutoDatabaseMountDial). Both values are inclusive maxima: the largest
+# queue that still passes, so 6 (the stricter of < 10 and <= 6) and 49 (< 50).
+DEFAULT_COPY_QUEUE_MAX = 6
+DEFAULT_REPLAY_QUEUE_MAX = 49
+
+
 @dataclass(frozen=True)
 class Expectations:
-    copy_queue_max: int = 10
-    replay_queue_max: int = 100
+    copy_queue_max: int = DEFAULT_COPY_QUEUE_MAX
+    replay_queue_max: int = DEFAULT_REPLAY_QUEUE_MAX
     transport_queue_max: int = 0
     content_index_allowed: tuple[str, ...] = DEFAULT_CONTENT_INDEX_ALLOWED
     activation_policy: str = "Unrestricted"
@@ -113,6 +123,7 @@ class Expectations:
     host_volumes: tuple[str, ...] = ("C:",)
     host_min_free_gb: int = 10
     host_min_free_percent: int = 10
+    host_install_volume: str = "C:"  # where Exchange is installed: setup needs 30 GB free there (rules.host)
     # Areas of the configuration baseline (dagcheck/drift.py) whose change across maintenance is critical,
     # beyond those the expectations above already cover (Extended Protection, SSL, SCP, activation).
     drift_critical: tuple[str, ...] = ()
@@ -428,6 +439,11 @@ def validate_part(data: Any, definition: str, file: str, path: str) -> None:
         error = jsonschema.exceptions.best_match(errors) or errors[0]
         where = ".".join([path, _json_path(error.absolute_path)]).strip(".")
         raise InventoryError(file, where, _describe(error))
+def _with_install_volume(host: dict[str, Any]) -> tuple[str, ...]:
+    """The volumes to read free space of: the inventory's, and the install volume (setup's 30 GB) with them."""
+    volumes = [str(v).upper() for v in host.get("volumes", ["C:"])]
+    install = str(host.get("install_volume", "C:")).upper()
+    return tuple(volumes if install in volumes else [*volumes, install])
 
 
 def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
@@ -665,8 +681,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
     raw_exp = data.get("expectations") or {}
     ep = raw_exp.get("extended_protection") or {}
     expectations = Expectations(
-        copy_queue_max=raw_exp.get("copy_queue_max", 10),
-        replay_queue_max=raw_exp.get("replay_queue_max", 100),
+        copy_queue_max=raw_exp.get("copy_queue_max", DEFAULT_COPY_QUEUE_MAX),
+        replay_queue_max=raw_exp.get("replay_queue_max", DEFAULT_REPLAY_QUEUE_MAX),
         transport_queue_max=raw_exp.get("transport_queue_max", 0),
         content_index_allowed=tuple(raw_exp.get("content_index_allowed", DEFAULT_CONTENT_INDEX_ALLOWED)),
         activation_policy=raw_exp.get("activation_policy", "Unrestricted"),
@@ -678,7 +694,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
             for site, v in (raw_exp.get("autodiscover") or {}).items()
         },
         monitoring_inactive_in_maintenance=raw_exp.get("monitoring_inactive_in_maintenance", False),
-        host_volumes=tuple(v.upper() for v in (raw_exp.get("host") or {}).get("volumes", ["C:"])),
+        host_volumes=_with_install_volume(raw_exp.get("host") or {}),
+        host_install_volume=str((raw_exp.get("host") or {}).get("install_volume", "C:")).upper(),
         host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
         host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
         drift_critical=tuple(raw_exp.get("drift_critical", ())),

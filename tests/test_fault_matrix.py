@@ -142,7 +142,7 @@ CASES = [
     ("low_disk", [{"kind": "low_disk", "server": "mbx1", "volume": "E:", "value": "3"}], PRE,
      {"test_volume_has_free_space[mbx1:E:]"}, "mbx1:E: has 3.0 GB free", 1),
     ("dotnet_outdated", [{"kind": "dotnet_outdated", "server": "mbx1", "value": "461814"}], PRE,
-     {"test_dotnet_meets_build_requirement[mbx1]"}, "needs 4.8 (release 528040)", 1),
+     {"test_dotnet_meets_build_requirement[mbx1]"}, "needs 4.8.1 (release 533320)", 1),
     ("windows_service_stopped", [{"kind": "service_stopped", "server": "mbx1", "service": "MSExchangeRepl"}], PRE,
      {"test_windows_service_running[mbx1:MSExchangeRepl]", "test_required_services_running[mbx1:Mailbox Server Role]"}
      | repl("mbx1", "ReplayService", "ActiveManager", "TasksRpcListener", "TcpListener", "ServerLocatorService"),

@@ -248,8 +248,22 @@ def _pending_reboot(org, f):
     if which == "file_rename":
         server.registry[SESSION_MANAGER]["PendingFileRenameOperations"] = (
             "REG_MULTI_SZ", ["\\??\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\x.dll.old", ""])
+    elif which in ("exchange_setup", "exchange_setup_done"):
+        # Exchange setup's UpdateExeVolatile: Flags non-zero while its reboot is due; a key left with Flags 0
+        # after the reboot means nothing (HealthChecker and setup read the value, not the key).
+        server.registry[REBOOT_KEYS["exchange_setup"]] = {
+            "Flags": ("REG_DWORD", 1 if which == "exchange_setup" else 0)}
+    elif which == "ccm":
+        # The Configuration Manager client is installed and has a software update waiting for a restart.
+        server.ccm_client = {"RebootPending": True, "IsHardRebootPending": False}
     else:
         server.registry[REBOOT_KEYS[which]] = {}
+
+
+@fault("ssl_offloading_on")
+def _ssl_offloading_on(org, f):
+    """Set-OutlookAnywhere -SSLOffloading $true on the server (TLS ended at a load balancer)."""
+    org.server(f["server"]).ssl_offloading = True
 
 
 @fault("low_disk")

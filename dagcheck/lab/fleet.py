@@ -45,7 +45,7 @@ def fleet_inventory(servers: int, dag_size: int = MAX_DAG_SIZE, latency: dict[st
         "servers": server_rows,
         "dags": dags,
         "expectations": {
-            "copy_queue_max": 10, "replay_queue_max": 100, "transport_queue_max": 0,
+            "copy_queue_max": 6, "replay_queue_max": 49, "transport_queue_max": 0,
             "content_index_allowed": ["Healthy", "NotApplicable", "AutoSuspended"],
             "activation_policy": "Unrestricted", "build": "same-across-dag",
             "host": {"volumes": ["C:", "D:", "E:"], "min_free_gb": 10, "min_free_percent": 10},

@@ -63,8 +63,25 @@ def apply_patch(org: Organization, server_name: str, build_text: str) -> str:
         server.install(build)
         org.call_log.append((server.name, "lab:patch", {"Build": build_text}))
         reset = [reset_settings(server, f) for f in org.faults_matching("patch_resets_settings", server.name)]
+        if build == release.cu_build and products.setup_enables_extended_protection(build):
+            reset.append(setup_configures_extended_protection(server))
     return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})" + "".join(
         f"; {r}" for r in reset)
+
+
+def setup_configures_extended_protection(server: Any) -> str:
+    """What CU setup does from Exchange 2019 CU14 on (and so SE): it configures Extended Protection on every
+    IIS application with the values Microsoft documents (the lab's products.SETUP_EP), rather than leave or turn
+    it off ("Exchange Server 2019 CU14 ... enables Extended Protection by default", Exchange team blog,
+    2024-02-13; Learn, "Configure Windows Extended Protection in Exchange Server"). Security Updates do not run
+    that part of setup."""
+    changed = 0
+    for (site, app), a in server.iis.items():
+        wanted = products.SETUP_EP.get(site, {}).get(app)
+        if wanted is not None and (a.token_checking != wanted or a.cmdlet_token_checking is not None):
+            a.token_checking, a.cmdlet_token_checking = wanted, None
+            changed += 1
+    return f"setup configured Extended Protection ({changed} application(s) changed)"
 
 
 def reset_settings(server: Any, fault: Any) -> str:

@@ -169,12 +169,14 @@ VDIR_CMDLETS = {
 # IIS applications per web site, as applicationHost.config's <location path="SITE/APP"> names them on a
 # 2019/SE server (fixture E19_Configured_ApplicationHost.config), with the tokenChecking that Exchange
 # setup (2019 CU14 and later, SE) configures, per Microsoft's Extended Protection documentation.
-# An application that setup does not publish on a site is absent from that site's list.
+# An application that setup does not publish on a site is absent from that site's list. The front end's
+# Microsoft-Server-ActiveSync/Proxy carries Allow in the capture; the back end's Require is what CSS-Exchange's
+# ExchangeExtendedProtectionManagement.ps1 has set there since 2024.
 SETUP_EP: dict[str, dict[str, str]] = {
     FRONT_END: {
         "API": "Require", "Autodiscover": "None", "ecp": "Require", "EWS": "Allow",
-        "Microsoft-Server-ActiveSync": "Allow", "OAB": "Allow", "owa": "Require", "PowerShell": "None",
-        "Rpc": "Require", "mapi": "Require",
+        "Microsoft-Server-ActiveSync": "Allow", "Microsoft-Server-ActiveSync/Proxy": "Allow", "OAB": "Allow",
+        "owa": "Require", "PowerShell": "None", "Rpc": "Require", "mapi": "Require",
     },
     BACK_END: {
         "API": "Require", "Autodiscover": "None", "ecp": "Require", "EWS": "Require",

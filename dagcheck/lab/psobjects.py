@@ -79,6 +79,10 @@ ENUMS: dict[str, dict[str, int]] = {
         "Primary": 0, "Alternate": 1, "InvalidConfiguration": 2, "None": 3,
     },
     "Microsoft.FailoverClusters.PowerShell.ClusterNodeState": {"Unknown": -1, "Up": 0, "Down": 1, "Paused": 2, "Joining": 3},
+    # CLUSTER_GROUP_STATE (learn.microsoft.com/windows/win32/api/clusapi/ne-clusapi-cluster_group_state).
+    "Microsoft.FailoverClusters.PowerShell.ClusterGroupState": {
+        "Unknown": -1, "Online": 0, "Offline": 1, "Failed": 2, "PartialOnline": 3, "Pending": 4,
+    },
     "System.ServiceProcess.ServiceControllerStatus": {
         "Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4, "ContinuePending": 5, "PausePending": 6, "Paused": 7,
     },

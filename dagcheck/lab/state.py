@@ -141,6 +141,13 @@ class LabServer:
     services: dict[str, str] = field(default_factory=dict)
     cluster_state: str = "Up"
     iis: dict[tuple[str, str], IisApplication] = field(default_factory=dict)  # (web site, application)
+    # Outlook Anywhere (the Rpc vdir) SSLOffloading: off on the lab's well-kept servers, as Extended Protection
+    # needs it (Learn, Configure Windows Extended Protection; ExchangeExtendedProtectionManagement.ps1 refuses
+    # to configure EP while it is on, CSS-Exchange #2033).
+    ssl_offloading: bool = False
+    # The Configuration Manager client, when installed: what CCM_ClientUtilities.DetermineIfRebootPending
+    # answers ({"RebootPending": bool, "IsHardRebootPending": bool}); None: no client (the lab's default).
+    ccm_client: dict[str, bool] | None = None
     receive_connectors: list[LabReceiveConnector] = field(default_factory=list)
     # After a restart: (when, service) in start order; each service is Stopped until its time (wall clock,
     # UTC, as the restart itself is: LabServer.reboot).
@@ -296,7 +303,7 @@ class Organization:
             server.receive_connectors = default_receive_connectors(server.name)
             server.certificates = default_certificates(server, t0)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
-            server.registry = default_registry()
+            server.registry = default_registry(build)
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
             self.servers[s.name.lower()] = server
         self.dags: dict[str, LabDag] = {
@@ -527,11 +534,20 @@ REBOOT_KEYS = {
 }
 
 
-def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
-    """.NET Framework 4.8.1 (release 533325 on Server 2022), no reboot pending."""
+def default_registry(build: Build | None = None) -> dict[str, dict[str, tuple[str, object]]]:
+    """No reboot pending; Windows and .NET Framework as the lab's administrator installed them for the build
+    (Learn, Exchange Server supportability matrix): Exchange 2016 on Windows Server 2016 with .NET 4.8
+    (release 528049, "all other Windows operating systems" in Learn's "Determine which .NET Framework versions
+    are installed"), Exchange 2019 before CU12 on Windows Server 2019 with 4.8 (528049), later 2019 and SE on
+    Windows Server 2022 with 4.8.1 (533325)."""
+    release, version, windows, product = 533325, "4.8.09032", "20348", "Windows Server 2022 Datacenter"
+    if build is not None and build[:2] == (15, 1):
+        release, version, windows, product = 528049, "4.8.03761", "14393", "Windows Server 2016 Datacenter"
+    elif build is not None and build[:2] == (15, 2) and build[2] < 1118:
+        release, version, windows, product = 528049, "4.8.03761", "17763", "Windows Server 2019 Datacenter"
     return {
-        NDP_FULL: {"Release": ("REG_DWORD", 533325), "Version": ("REG_SZ", "4.8.09032"), "Install": ("REG_DWORD", 1)},
-        WINDOWS_NT: {"CurrentBuildNumber": ("REG_SZ", "20348"), "ProductName": ("REG_SZ", "Windows Server 2022 Datacenter")},
+        NDP_FULL: {"Release": ("REG_DWORD", release), "Version": ("REG_SZ", version), "Install": ("REG_DWORD", 1)},
+        WINDOWS_NT: {"CurrentBuildNumber": ("REG_SZ", windows), "ProductName": ("REG_SZ", product)},
         SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
@@ -557,9 +573,22 @@ def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
 # (mail.<domain>) on the ones clients reach from outside.
 CMDLET_VDIRS = frozenset(products.VDIR_CMDLETS.values())
 EXTERNAL_VDIRS = ("owa", "ecp", "EWS", "OAB", "Microsoft-Server-ActiveSync", "mapi")
-# Authentication methods: owa's are CSS-Exchange's GetOwaVirtualDirectory.xml (Internal Basic, Fba;
-# External Fba); ecp is assumed to match owa; the others are guessed (Ntlm, WindowsIntegrated, OAuth).
-VDIR_AUTH = {"owa": (["Basic", "Fba"], ["Fba"]), "ecp": (["Basic", "Fba"], ["Fba"])}
+# Authentication methods of the front end (cmdlet view): owa's are CSS-Exchange's GetOwaVirtualDirectory.xml
+# (Internal Basic, Fba; External Fba); ecp is assumed to match owa. Microsoft-Server-ActiveSync: Basic, and
+# Autodiscover: Basic and Windows (Learn, "Default settings for Exchange virtual directories"; IIS's Windows
+# authentication shows as Ntlm, WindowsIntegrated); Autodiscover and EWS also accept WSSecurity (their
+# -WSSecurityAuthentication, $true by default: an Exchange 2010 Get-AutodiscoverVirtualDirectory output shows
+# {Basic, Ntlm, WindowsIntegrated, WSSecurity}) and OAuth (guessed default). PowerShell's front end
+# authenticates with Kerberos only (setup enables neither Basic nor Windows there; ExchangeDsc's example turns
+# Windows on by hand): shown as Kerberos, guessed. The rest (mapi, OAB) keep Ntlm, WindowsIntegrated, OAuth.
+_EWS_LIKE = ["Ntlm", "WindowsIntegrated", "WSSecurity", "OAuth"]
+VDIR_AUTH = {
+    "owa": (["Basic", "Fba"], ["Fba"]), "ecp": (["Basic", "Fba"], ["Fba"]),
+    "Microsoft-Server-ActiveSync": (["Basic"], ["Basic"]),
+    "Autodiscover": (["Basic", *_EWS_LIKE], ["Basic", *_EWS_LIKE]),
+    "EWS": (_EWS_LIKE, _EWS_LIKE),
+    "PowerShell": (["Kerberos"], ["Kerberos"]),
+}
 OTHER_AUTH = (["Ntlm", "WindowsIntegrated", "OAuth"], ["Ntlm", "WindowsIntegrated", "OAuth"])
 
 
@@ -584,7 +613,10 @@ def default_receive_connectors(name: str) -> list[LabReceiveConnector]:
     n = name.upper()
     both = "Tls, Integrated, BasicAuth, BasicAuthRequireTLS, ExchangeServer"
     return [
-        LabReceiveConnector(f"Default {n}", "HubTransport", ["0.0.0.0:2525", "[::]:2525"], both,
+        # Learn's table offers Basic authentication on "Default <Server>" without "only after starting TLS":
+        # no BasicAuthRequireTLS there.
+        LabReceiveConnector(f"Default {n}", "HubTransport", ["0.0.0.0:2525", "[::]:2525"],
+                            "Tls, Integrated, BasicAuth, ExchangeServer",
                             "ExchangeUsers, ExchangeServers, ExchangeLegacyServers"),
         LabReceiveConnector(f"Client Proxy {n}", "HubTransport", ["0.0.0.0:465", "[::]:465"], both,
                             "ExchangeUsers, ExchangeServers"),

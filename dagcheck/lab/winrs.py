@@ -71,6 +71,8 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _appcmd_list(server, words[2].lower())
         if program == "whoami" and [w.lower() for w in words[1:]] == ["/groups"]:
             return _whoami_groups(org, server)
+        if program == "powershell" and CCM_METHOD in command_line:
+            return _ccm_reboot_pending(server)
     return 1, "", NOT_RECOGNIZED.format(words[0])
 
 
@@ -97,6 +99,24 @@ def _whoami_groups(org: Organization, server: LabServer) -> tuple[int, str, str]
            line("=" * w for w in widths)]
     out += [line(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return 0, "\r\n".join(out) + "\r\n", ""
+
+
+# The one PowerShell command line the lab answers: the Configuration Manager client's reboot verdict, as
+# HealthChecker reads it (Invoke-CimMethod on root\\ccm\\ClientSDK CCM_ClientUtilities).
+CCM_METHOD = "CCM_ClientUtilities -MethodName DetermineIfRebootPending"
+# Without the client the WMI namespace does not exist. Message text guessed (CIM's "Invalid namespace").
+CCM_MISSING = ("Invoke-CimMethod : Invalid namespace \r\n    + CategoryInfo          : MetadataError: "
+               "(root\\ccm\\ClientSDK:CCM_ClientUtilities:String) [Invoke-CimMethod], CimException\r\n"
+               "    + FullyQualifiedErrorId : HRESULT 0x8004100e,Microsoft.Management.Infrastructure.CimCmdlets."
+               "InvokeCimMethodCommand\r\n")
+
+
+def _ccm_reboot_pending(server: LabServer) -> tuple[int, str, str]:
+    """Format-List RebootPending,IsHardRebootPending of DetermineIfRebootPending's result."""
+    if server.ccm_client is None:
+        return 1, "", CCM_MISSING
+    lines = ["", ""] + [f"{k:<19} : {server.ccm_client.get(k, False)}" for k in ("RebootPending", "IsHardRebootPending")]
+    return 0, "\r\n".join(lines) + "\r\n\r\n\r\n", ""
 
 
 def _normalize_key(key: str) -> str | None:

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagcheck.errors import RemoteError
+from dagcheck.errors import RemoteError, TransitionRefused
 from dagcheck.inventory import Inventory
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
-from dagcheck.model import ComponentState
+from dagcheck.model import ComponentState, DatabaseCopyStatus
 from dagcheck.remote.base import Command, Endpoint
 
 
@@ -155,6 +155,17 @@ def _pam(ctx: Ctx) -> str:
                 if dag and d.name.lower() == dag.name.lower())
 
 
+def _pam_target(ctx: Ctx) -> str:
+    """The member to give the PAM role to: the transition's target when it is an Up member of this DAG, else
+    the first other member whose cluster node is Up (a Paused or Down node cannot own the cluster group)."""
+    up = [n.name for n in ctx.live.read(ctx.server, "cluster_nodes") if n.state == "Up" and n.name != ctx.server.lower()]
+    if ctx.target and ctx.target.lower() in up:
+        return ctx.target.lower()
+    if not up:
+        raise TransitionRefused(f"{ctx.server} holds the PAM and no other cluster node is Up to take it over")
+    return sorted(up)[0]
+
+
 def enter_steps(monitoring_off: bool) -> list[Step]:
     components = ["ServerWideOffline"] + (["Monitoring"] if monitoring_off else [])
     return [
@@ -166,6 +177,11 @@ def enter_steps(monitoring_off: bool) -> list[Step]:
              done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=lambda ctx: _transport_answers(ctx)[0],
              actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
              wait=Wait("transport to answer again", _transport_answers)),
+        # Learn's procedure on Exchange 2016: UMCallRouter Draining (requester Maintenance) after the transport
+        # restart and before StartDagServerMaintenance.ps1. 2019 and SE have no UMCallRouter.
+        Step("drain_um_call_router", "Drain UMCallRouter (Exchange 2016, requester Maintenance)",
+             done=lambda ctx: not _is_exchange_2016(ctx) or _um_call_router_held(ctx, "Draining", "Inactive"),
+             actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Draining")]),
         Step("wait_local_drain", "Wait for the local queues to drain",
              done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=None,
              wait=Wait("local queues to drain (messages)", lambda ctx: ((n := _local_mail(ctx)) == 0, n), required=False)),
@@ -180,11 +196,11 @@ def enter_steps(monitoring_off: bool) -> list[Step]:
              done=lambda ctx: _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
              wait=Wait("queues to empty (local + shadow messages)",
                        lambda ctx: ((n := _local_mail(ctx) + _shadow_for_server(ctx)) == 0, n))),
-        Step("suspend_cluster_node", "Pause the cluster node (the PAM moves away)",
-             done=lambda ctx: _node_state(ctx) == "Paused" and _pam(ctx) != ctx.server.lower(),
-             actions=lambda ctx: [] if _node_state(ctx) == "Paused" else
-             [Action(ctx.server, Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name=ctx.server))],
-             wait=Wait("the PAM role to leave the node", lambda ctx: ((p := _pam(ctx)) != ctx.server.lower(), p))),
+        # Pausing keeps the node from *becoming* the PAM; it does not move the PAM away (the default cluster
+        # group stays with its owner). The PAM is moved as a step of its own below.
+        Step("suspend_cluster_node", "Pause the cluster node (it can no longer become the PAM)",
+             done=lambda ctx: _node_state(ctx) == "Paused",
+             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name=ctx.server))]),
         Step("block_activation", "Block database activation and move active copies away",
              done=lambda ctx: (m := ctx.live.one(ctx.server, "mailbox_server")).activation_policy == "Blocked" and m.move_now,
              actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
@@ -193,6 +209,17 @@ def enter_steps(monitoring_off: bool) -> list[Step]:
         Step("wait_no_mounted_copy", "Wait until no database copy is mounted here",
              done=lambda ctx: not _mounted_here(ctx),
              wait=Wait("mounted databases to move away", lambda ctx: (not (d := _mounted_here(ctx)), ", ".join(d) or "none"))),
+        # StartDagServerMaintenance.ps1 moves the critical resources after pausing: the active databases, then
+        # the PAM "if the server is a PAM" (DagCommonLibrary.ps1 Move-DagActiveManager, through
+        # DagTaskHelperPublic.MovePrimaryActiveManagerRole). The PAM is the owner of the default cluster group, so
+        # moving "Cluster Group" moves it (Tim McMichael, Microsoft: "Exchange 2010 / 2013 - PAM and the Cluster
+        # Core Resources": Move-ClusterGroup -Name "Cluster Group" -Node MBX-2). Verified by the DAG's own
+        # PrimaryActiveManager (Get-DatabaseAvailabilityGroup -Status).
+        Step("move_cluster_group", "Move the default cluster group (the PAM role) to another member",
+             done=lambda ctx: _pam(ctx) != ctx.server.lower(),
+             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of(
+                 "Move-ClusterGroup", Name="Cluster Group", Node=_pam_target(ctx)))],
+             wait=Wait("the PAM role to leave the node", lambda ctx: ((p := _pam(ctx)) != ctx.server.lower(), p))),
         Step("server_wide_offline", "Set ServerWideOffline Inactive" + (" and Monitoring Inactive" if monitoring_off else ""),
              done=lambda ctx: all(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
              actions=lambda ctx: [_set_component(ctx, c, "Inactive") for c in components
@@ -244,6 +271,32 @@ def _dismounted(ctx: Ctx) -> list[str]:
     return sorted({db.name for m in ctx.members() for db in ctx.live.read(m, "databases") if db.mounted is False})
 
 
+def _is_exchange_2016(ctx: Ctx) -> bool:
+    """UMCallRouter exists on Exchange 2016 only (Unified Messaging was removed in 2019): version 15.1."""
+    return ctx.live.one(ctx.server, "exchange_server").admin_display_version[:2] == (15, 1)
+
+
+def _um_call_router_held(ctx: Ctx, *states: str) -> bool:
+    router = ctx.components().get("UMCallRouter")
+    return router is not None and _held_by_maintenance(router, *states)
+
+
+def _to_resume(ctx: Ctx) -> list[DatabaseCopyStatus]:
+    """This member's copies that StopDagServerMaintenance.ps1 would resume: suspended (replication), or
+    suspended for activation. A lagged copy held from activation on purpose keeps that (it is resumed
+    -ReplicationOnly, and not at all when only its activation is suspended); a FailedAndSuspended copy is
+    left to the administrator (it needs the failure fixed or a reseed, which DAG-COPY checks report)."""
+    return [c for c in ctx.live.read(ctx.server, "copies")
+            if not c.active and c.status != "FailedAndSuspended"
+            and (c.status == "Suspended" or (c.activation_suspended and not c.lagged))]
+
+
+def _resume_actions(ctx: Ctx) -> list[Action]:
+    return [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
+        "Resume-MailboxDatabaseCopy", Identity=f"{c.database}\\{ctx.server}", Confirm=False,
+        **({"ReplicationOnly": True} if c.lagged else {}))) for c in _to_resume(ctx)]
+
+
 def exit_steps(monitoring_off: bool) -> list[Step]:
     components = ["ServerWideOffline", "Monitoring"]
     return [
@@ -251,6 +304,11 @@ def exit_steps(monitoring_off: bool) -> list[Step]:
              done=lambda ctx: not any(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
              actions=lambda ctx: [_set_component(ctx, c, "Active") for c in components
                                   if _held_by_maintenance(ctx.components()[c], "Inactive")]),
+        # Learn's exit procedure on Exchange 2016: UMCallRouter Active (requester Maintenance) right after
+        # ServerWideOffline ("Manage database availability groups", Performing maintenance on DAG members).
+        Step("um_call_router_active", "Set UMCallRouter Active (Exchange 2016)",
+             done=lambda ctx: not _is_exchange_2016(ctx) or not _um_call_router_held(ctx, "Draining", "Inactive"),
+             actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Active")]),
         Step("resume_cluster_node", "Resume the cluster node",
              done=lambda ctx: _node_state(ctx) == "Up",
              actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Resume-ClusterNode", Name=ctx.server))]),
@@ -262,6 +320,11 @@ def exit_steps(monitoring_off: bool) -> list[Step]:
              done=lambda ctx: ctx.live.one(ctx.server, "mailbox_server").activation_policy == _restore_policy(ctx),
              actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
                  "Set-MailboxServer", Identity=ctx.server, DatabaseCopyAutoActivationPolicy=_restore_policy(ctx)))]),
+        # StopDagServerMaintenance.ps1 ends by running Resume-MailboxDatabaseCopy for the member's copies
+        # (Learn, "Manage database availability groups": "Runs Resume-MailboxDatabaseCopy for each database");
+        # its lagged copies are resumed -ReplicationOnly.
+        Step("resume_database_copies", "Resume this member's suspended database copies",
+             done=lambda ctx: not _to_resume(ctx), actions=_resume_actions),
         Step("transport_active", "Set HubTransport Active",
              done=lambda ctx: not _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive"),
              actions=lambda ctx: [_set_component(ctx, "HubTransport", "Active")]),

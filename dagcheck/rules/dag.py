@@ -27,7 +27,11 @@ class Quorum:
 
 
 def quorum_after_pausing(nodes: Iterable[ClusterNode], paused: str, status: DagStatus) -> Quorum:
-    """Votes once `paused` is paused: nodes Up and not Paused, plus the witness when it is in use.
+    """Votes with `paused` down: the other nodes that are Up, plus the witness when it is in use.
+
+    A Paused node keeps its vote (pausing only stops it from owning groups); it loses the vote when the
+    server reboots or ClusSvc stops, which is what maintenance does next, so the gate counts the node as down.
+    Other members found Paused are not counted either: they are in maintenance and may go down as well.
 
     Node majority with a file share witness for an even member count (what a DAG configures);
     dynamic quorum is ignored on purpose: the gate asks whether the static majority survives.

@@ -22,14 +22,17 @@ FRONT_END = "Default Web Site"
 BACK_END = "Exchange Back End"
 
 # (web site, IIS application path) -> expected tokenChecking, in the order HealthChecker lists them.
-# Microsoft-Server-ActiveSync/Proxy is configured by the script but judged by neither HealthChecker
-# nor the documentation's table, so it is not judged here either.
+# Microsoft-Server-ActiveSync/Proxy: Allow on the front end, Require on the back end, as CSS-Exchange's
+# ExtendedProtection configuration table (Shared/Get-ExtendedProtectionConfiguration.ps1) lists it since 2024
+# (the stored copies of that file predate it: taken from EXCHANGE-NOTES.md; the front end's Allow is also
+# what the E19_Configured_ApplicationHost.config capture carries).
 IIS_MATRIX: dict[tuple[str, str], str] = {
     (FRONT_END, "API"): "Require", (BACK_END, "API"): "Require",
     (FRONT_END, "Autodiscover"): "None", (BACK_END, "Autodiscover"): "None",
     (FRONT_END, "ecp"): "Require", (BACK_END, "ecp"): "Require",
     (FRONT_END, "EWS"): "Allow", (BACK_END, "EWS"): "Require",
     (FRONT_END, "Microsoft-Server-ActiveSync"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync"): "Require",
+    (FRONT_END, "Microsoft-Server-ActiveSync/Proxy"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync/Proxy"): "Require",
     # Allow on the front end since Outlook for Mac could not download the OAB (CSS-Exchange #1812).
     (FRONT_END, "OAB"): "Allow", (BACK_END, "OAB"): "Require",
     # None on the front end (Require breaks remote PowerShell), as the E16/E19 configured files write it
@@ -49,6 +52,18 @@ _BY_LOWER = {(site, vdir.lower()): value for (site, vdir), value in IIS_MATRIX.i
 # SiteVDirLocations ValidateSet).
 MITIGATION_SUPPORTED = frozenset({(BACK_END, "ews")})
 LEVELS = {"None": 0, "Allow": 1, "Require": 2}
+
+# The IIS sslFlags each location needs with Extended Protection (CSS-Exchange's NewVirtualDirMatchingEntry
+# -SslFlags: "Ssl,Ssl128" on both sites by default; PowerShell "SslNegotiateCert" on the front end and
+# "Ssl,Ssl128,SslNegotiateCert" on the back end). Every expected flag must be set; sslFlags "None" sets none.
+DEFAULT_SSL_FLAGS = ("Ssl", "Ssl128")
+SSL_FLAGS: dict[tuple[str, str], tuple[str, ...]] = {
+    (FRONT_END, "powershell"): ("SslNegotiateCert",),
+    (BACK_END, "powershell"): ("Ssl", "Ssl128", "SslNegotiateCert"),
+}
+# Remote PowerShell reaches the front end over http://<server>/PowerShell: "Ssl" there refuses it
+# (Learn, "Default settings for Exchange virtual directories": PowerShell, Require SSL: No).
+SSL_REFUSED: dict[tuple[str, str], tuple[str, ...]] = {(FRONT_END, "powershell"): ("Ssl",)}
 
 
 def supports_extended_protection(build: tuple[int, int, int, int]) -> bool:
@@ -123,6 +138,29 @@ def judge_location(loc: IisLocation, build: tuple[int, int, int, int], overrides
     shown = f"expected: {expected} or an IP allow-list" if expected == "Require" and mitigable else None
     return EpVerdict(False, shown.removeprefix("expected: ") if shown else expected, actual,
                      f"{where} has tokenChecking {actual}{origin}{why}")
+
+
+def expected_ssl_flags(site: str, vdir: str) -> tuple[str, ...]:
+    return SSL_FLAGS.get((site, vdir.lower()), DEFAULT_SSL_FLAGS)
+
+
+def judge_ssl_flags(loc: IisLocation, build: tuple[int, int, int, int]) -> EpVerdict:
+    """The location's sslFlags against CSS-Exchange's table, on builds that support Extended Protection
+    (which is what the table is for); other builds are not judged."""
+    expected = expected_ssl_flags(loc.site, loc.vdir)
+    shown = ",".join(expected)
+    where = f"{loc.path} on {loc.server}"
+    if not supports_extended_protection(build):
+        return EpVerdict(True, shown, str(loc.ssl_flags), f"{where}: build without Extended Protection, not judged")
+    have = {f.strip().lower() for f in (loc.ssl_flags or "").split(",") if f.strip()} - {"none"}
+    missing = [f for f in expected if f.lower() not in have]
+    refused = [f for f in SSL_REFUSED.get((loc.site, loc.vdir.lower()), ()) if f.lower() in have]
+    actual = loc.ssl_flags if loc.ssl_flags is not None else "not set (IIS default None)"
+    if not missing and not refused:
+        return EpVerdict(True, shown, actual, f"{where} has sslFlags {actual}")
+    why = (f"lacks {', '.join(missing)}" if missing else "") + ("; " if missing and refused else "") + \
+        (f"sets {', '.join(refused)}, which refuses remote PowerShell over HTTP" if refused else "")
+    return EpVerdict(False, shown, actual, f"{where} has sslFlags {actual}: {why}")
 
 
 def read_iis(result: CmdResult, server: str) -> list[IisLocation]:

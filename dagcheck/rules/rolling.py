@@ -25,8 +25,9 @@ class MemberFacts:
 def rolling_order(members: list[MemberFacts]) -> list[MemberFacts]:
     """The order members are patched in, cheapest absence first:
 
-    1. the Primary Active Manager last: pausing its node moves the PAM role (a cluster group move), and the
-       member that holds it should be patched once the others already run the new build;
+    1. the Primary Active Manager last: its maintenance must move the PAM role (a cluster group move,
+       pausing alone does not), and the member that holds it should be patched once the others already run
+       the new build;
     2. fewest mounted (active) databases first: each is a switchover users notice;
     3. fewest database copies: fewer copies to resynchronise after the reboot;
     4. then by name, so the order is the same on every run.
@@ -63,7 +64,7 @@ def target_problems(target: Build, member: str, build: Build, dotnet_release: in
         problems.append(f"{member} runs {show(build)}: {show(target)} is another product line, not an update of it")
     elif build > target:
         problems.append(f"{member} already runs {show(build)}, newer than the target {show(target)} (no downgrades)")
-    need = required_dotnet(target)
+    need = required_dotnet(target, windows_build)
     if dotnet_release is None:
         problems.append(f"the .NET Framework release on {member} could not be read (the target needs {dotnet_name(need)})")
     elif dotnet_release < need:

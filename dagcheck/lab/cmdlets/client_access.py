@@ -100,3 +100,35 @@ def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
 
 for _name, _vdir in products.VDIR_CMDLETS.items():
     _vdir_cmdlet(_name, _vdir)
+
+
+@cmdlet("Get-OutlookAnywhere", "Identity", "Server", "ADPropertiesOnly")
+def get_outlook_anywhere(call: Call) -> list[Any]:
+    """The Rpc virtual directory of the front end (Default Web Site), one per server, with the properties
+    Learn's Get-OutlookAnywhere/Set-OutlookAnywhere name. Type name guessed (ADRpcHttpVirtualDirectory)."""
+    servers = [lookup_server(call, call.get("Server"))] if call.get("Server") else list(call.org.servers.values())
+    out = []
+    for s in servers:
+        name = f"Rpc ({products.FRONT_END})"
+        app = s.iis.get((products.FRONT_END, "Rpc"))
+        out.append(ps.obj(
+            [f"{SYSCONF}.ADRpcHttpVirtualDirectory", f"{SYSCONF}.ExchangeVirtualDirectory", f"{SYSCONF}.ADVirtualDirectory",
+             f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject", f"{ps.EX}.Data.Directory.ADRawEntry",
+             *ps.CONFIGURABLE],
+            {
+                "Name": name,
+                "Server": server_id(s),
+                "SSLOffloading": s.ssl_offloading,
+                "ExternalHostname": f"mail.{s.fqdn.partition('.')[2]}",
+                "InternalHostname": s.fqdn,
+                "ExternalClientsRequireSsl": True,
+                "InternalClientsRequireSsl": True,
+                "ExtendedProtectionTokenChecking": None if call.switch("ADPropertiesOnly") else ps.enum(
+                    f"{SYSCONF}.ExtendedProtectionTokenCheckingMode", app.token_checking if app else "None"),
+                "MetabasePath": f"IIS://{s.fqdn}/W3SVC/1/ROOT/Rpc",
+                "AdminDisplayVersion": version(s.admin_display_version),
+                "Identity": f"{s.name.upper()}\\{name}",
+            },
+            to_string=f"{s.name.upper()}\\{name}",
+        ))
+    return out

@@ -1,4 +1,14 @@
-"""The FailoverClusters cmdlets of the Windows endpoint: Get-ClusterNode, Suspend-ClusterNode, Resume-ClusterNode."""
+"""The FailoverClusters cmdlets of the Windows endpoint: Get-ClusterNode, Suspend-ClusterNode, Resume-ClusterNode,
+Move-ClusterGroup.
+
+The Primary Active Manager is whichever node owns the cluster's default group ("Cluster Group"); pausing a
+node does not move that group (Suspend-ClusterNode without -Drain moves nothing), it only keeps the node from
+taking it. The group moves when someone moves it (Move-ClusterGroup, as StartDagServerMaintenance.ps1 does
+through DagTaskHelperPublic.MovePrimaryActiveManagerRole) or when its owner goes Down. Source: Tim McMichael
+(Microsoft), "Exchange 2010 / 2013 - PAM and the Cluster Core Resources",
+https://learn.microsoft.com/archive/blogs/timmcmic/exchange-2010-2013-pam-and-the-cluster-core-resources;
+Move-ClusterGroup: https://learn.microsoft.com/powershell/module/failoverclusters/move-clustergroup
+"""
 
 from __future__ import annotations
 
@@ -69,12 +79,7 @@ def suspend_cluster_node(call: Call) -> list[Any]:
         raise LabCmdletError(f"The node '{node.name.upper()}' is down.", "InvalidOperation",
                              "Suspend-ClusterNode,Microsoft.FailoverClusters.PowerShell.SuspendClusterNodeCommand",
                              "System.Exception")
-    node.cluster_state = "Paused"
-    if dag.primary_active_manager.lower() == node.name.lower():
-        # The PAM role (the cluster group owner) moves to another node that is Up.
-        nxt = next((m for m in dag.members if call.org.server(m).cluster_state == "Up"), None)
-        if nxt:
-            dag.primary_active_manager = nxt
+    node.cluster_state = "Paused"  # the default cluster group (and so the PAM) stays where it is
     return [_cluster_node(call.org, node, dag.name)]
 
 
@@ -87,3 +92,69 @@ def resume_cluster_node(call: Call) -> list[Any]:
     return [_cluster_node(call.org, node, dag.name)]
 
 
+
+
+DEFAULT_GROUP = "Cluster Group"
+
+
+def _cluster_group(dag: Any) -> Any:
+    """A ClusterGroup as Move-ClusterGroup/Get-ClusterGroup return it: Name, OwnerNode, State (the
+    properties the Learn examples print; the shape of OwnerNode over remoting is a node bag: guessed)."""
+    return ps.obj(
+        ["Microsoft.FailoverClusters.PowerShell.ClusterGroup", "Microsoft.FailoverClusters.PowerShell.ClusterObject",
+         "System.Object"],
+        {
+            "Name": DEFAULT_GROUP,
+            "OwnerNode": dag.primary_active_manager.upper(),
+            "State": ps.enum("Microsoft.FailoverClusters.PowerShell.ClusterGroupState", "Online"),
+            "Cluster": dag.name,
+            "IsCoreGroup": True,
+        },
+        to_string=DEFAULT_GROUP,
+    )
+
+
+def _group_not_found(call: Call, name: str) -> LabCmdletError:
+    return LabCmdletError(f"The cluster group '{name}' was not found.", "ObjectNotFound",
+                          f"ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.{call.cmdlet.replace('-', '')}Command",
+                          "System.Exception")
+
+
+@cmdlet("Get-ClusterGroup", "Name", "Cluster", "InputObject", endpoint=WINDOWS)
+def get_cluster_group(call: Call) -> list[Any]:
+    dag, _ = _cluster_members(call)
+    name = call.get("Name")
+    if name and str(name).lower() != DEFAULT_GROUP.lower():
+        raise _group_not_found(call, str(name))
+    return [_cluster_group(dag)]
+
+
+@cmdlet("Move-ClusterGroup", "Name", "Node", "Cluster", "IgnoreLocked", "Wait", "InputObject", endpoint=WINDOWS,
+        changes_state=True)
+def move_cluster_group(call: Call) -> list[Any]:
+    """Moves the default cluster group, and with it the PAM role, to -Node (or to any other node that is Up).
+    A Paused or Down node cannot own a group."""
+    dag, members = _cluster_members(call)
+    name = str(call.get("Name") or DEFAULT_GROUP)
+    if name.lower() != DEFAULT_GROUP.lower():
+        raise _group_not_found(call, name)
+    if call.get("Node"):
+        target = lookup_server(call, str(call.get("Node")))
+        if target.name.lower() not in [m.name.lower() for m in members]:
+            raise LabCmdletError(f"The cluster node '{call.get('Node')}' was not found.", "ObjectNotFound",
+                                 "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+                                 "System.Exception")
+    else:
+        target = next((m for m in members if m.cluster_state == "Up"
+                       and m.name.lower() != dag.primary_active_manager.lower()), None)
+        if target is None:
+            raise LabCmdletError("No other node is available to own the group.", "InvalidOperation",
+                                 "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+                                 "System.Exception")
+    if target.cluster_state != "Up":
+        raise LabCmdletError(f"An error occurred while moving the clustered role '{name}'. The cluster node "
+                             f"'{target.name.upper()}' is {target.cluster_state} (guessed message).", "InvalidOperation",
+                             "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+                             "System.Exception")
+    dag.primary_active_manager = target.name
+    return [_cluster_group(dag)]

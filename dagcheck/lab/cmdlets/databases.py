@@ -204,3 +204,27 @@ def move_active_mailbox_database(call: Call) -> list[Any]:
     return out
 
 
+
+
+@cmdlet("Resume-MailboxDatabaseCopy", "Identity", "ReplicationOnly", "DisableReplayLag", "EnableReplayLag",
+        changes_state=True)
+def resume_mailbox_database_copy(call: Call) -> list[Any]:
+    """Resumes replication and activation of a copy (Identity `<Database>\\<Server>`); -ReplicationOnly resumes
+    replication and leaves an activation suspension in place. Returns nothing, as the real cmdlet does.
+    Learn: https://learn.microsoft.com/powershell/module/exchange/resume-mailboxdatabasecopy
+    The lab resumes a Suspended copy to Healthy at once (a real one passes through Initializing and
+    Resynchronizing); a FailedAndSuspended copy stays as it is, because what failed it is still there."""
+    identity = str(call.require("Identity"))
+    db_name, sep, server_name = identity.partition("\\")
+    if not sep:
+        raise object_not_found(call.cmdlet, "ManagementObjectNotFoundException", identity)
+    db = lookup_db(call, db_name)
+    server = lookup_server(call, server_name)
+    copy = db.copy_on(server.name)
+    if copy is None:
+        raise object_not_found(call.cmdlet, "ManagementObjectNotFoundException", identity)
+    if copy.status == "Suspended":
+        copy.status = "Healthy"
+    if not call.switch("ReplicationOnly") and copy.status != "FailedAndSuspended":
+        copy.activation_suspended = False
+    return []

@@ -70,6 +70,8 @@ class Verdict:
     blind_reports: list[Any] = field(default_factory=list)  # failed only because their server could not be read
     stopped: list[Any] = field(default_factory=list)  # refused or stopped transitions
     warnings: int = 0
+    not_checked: list[str] = field(default_factory=list)  # "mbx2 (planned maintenance: reason, by, until)"
+    mail_failure: str = ""  # the mail was due and not sent (dagcheck.report.mail.EXIT_MAIL_FAILED)
 
     def blind_lines(self) -> list[str]:
         """One line per reason (servers sharing one rejected account share one line), with its count."""
@@ -98,8 +100,14 @@ class Verdict:
         if self.blind:
             parts.append("BLIND (could not check " + ", ".join(f"{b.server}: {b.kind}" for b in self.blind.values()) + ")")
         if not parts:
-            parts.append("every server checked, the gate passes"
+            checked = "every server checked" if not self.not_checked else \
+                f"{len(self.not_checked)} server(s) not checked: {'; '.join(self.not_checked)}"
+            parts.append(f"{checked}, the gate passes"
                          + (f" ({self.warnings} warning(s) failed, which do not fail it)" if self.warnings else ""))
+        elif self.not_checked:
+            parts.append(f"not checked: {'; '.join(self.not_checked)}")
+        if self.mail_failure:
+            parts.append(f"MAIL NOT SENT ({self.mail_failure})")
         return f"dagcheck exit {self.exit_code}: " + " and ".join(parts)
 
 

@@ -8,6 +8,7 @@ Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import smtplib
 import sys
@@ -38,6 +39,8 @@ class ReportState:
         self.results: RunResults | None = None
         self.changed = False
         self.mail_outcome: str | None = None
+        self.previous: RunResults | None = None  # the nightly run compared with (its digest), for the mail
+        self.trend_png: bytes | None = None  # the trend as the mail's related image part
         self.commands: dict[tuple[str, str, str], list[str]] = {}  # (source, server, phase) -> command lines
 
 
@@ -160,16 +163,33 @@ def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
         if only_dag and (server.dag or "").lower() != only_dag:
             continue
         dags.setdefault(server.dag or "(no DAG)", []).append(server.name)
-    scope = f"{Path(inventory.file).resolve()}|" + ",".join(sorted(s for v in dags.values() for s in v))
-    return scope, dags
+    return history.scope_of(s for v in dags.values() for s in v), dags
 
 
 def _notices(config: pytest.Config) -> list[str]:
     """What the reader must know about the run itself, beside the verdicts: a stale build or lifecycle
     table (its verdicts may miss newer releases)."""
     from dagcheck.lifecycle_plugin import STALE_KEY
+    from dagcheck.plugin import _unverified_tls
 
-    return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+    unverified = _unverified_tls(config)
+    tls = [f"TLS certificates were NOT verified for {', '.join(unverified)} (connection.verify_tls: false)"] \
+        if unverified else []
+    return tls + [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+
+
+def _maintenance(config: pytest.Config) -> list[dict[str, Any]]:
+    """The members whose checks were skipped for planned maintenance, with its reason, owner and end
+    (dagcheck.maintenance.planned), so that the summary and the mail say why their cells are grey."""
+    from dagcheck.plugin import MAINTENANCE_KEY
+
+    out = []
+    for state in config.stash.get(MAINTENANCE_KEY, {}).values():
+        if state is not None and state.planned:
+            out.append({"server": state.server, "planned": True, "reason": state.reason, "by": state.by,
+                        "until": state.until.isoformat(timespec="seconds") if state.until else "the end of the transition",
+                        "since": state.since.isoformat(timespec="seconds") if state.since else ""})
+    return sorted(out, key=lambda m: m["server"].lower())
 
 
 def _drift(config: pytest.Config) -> list[dict[str, Any]]:
@@ -191,17 +211,20 @@ def finish(session: pytest.Session) -> ReportState | None:
     inventory = config.stash[INVENTORY_KEY]
     scope, dags = _scope(config)
     waivers = _waivers(config, state)
+    planned = _maintenance(config)
     results = RunResults(
         run={"started": state.started.isoformat(timespec="seconds"),
              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
              "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
-             "notices": _notices(config)},
+             "notices": _notices(config)} | ({"maintenance": planned} if planned else {}),
         inventory={"file": inventory.file, "dags": dags}, checks=state.checks, waivers=waivers.review(),
         drift=_drift(config))
     folder = history.folder(state.reports, state.kind)
     path = folder / f"{stamp(state.started)}.json" if state.kind == "nightly" else folder / f"{state.stem}.json"
     previous = history.previous(state.reports, scope) if state.kind == "nightly" else None
+    if state.kind == "nightly" and previous is None:
+        results.run["no_previous"] = history.why_none(state.reports, scope)
     try:
         state.results_path = write(results, path)
         if state.kind == "nightly":
@@ -210,12 +233,14 @@ def finish(session: pytest.Session) -> ReportState | None:
         print(f"dagcheck: cannot write the results file {path}: {exc}", file=sys.stderr)
     trend_html = ""
     if state.kind == "nightly":
-        trend_html = trend.render([made for _, made in history.nightly_digests(state.reports, scope)[-30:]])
+        state.trend_png = trend.png([made for _, made in history.nightly_digests(state.reports, scope)[-30:]])
+        trend_html = trend.img("data:image/png;base64," + base64.b64encode(state.trend_png).decode("ascii")) \
+            if state.trend_png else ""
         keep = session.config.getoption("--history-keep")
         keep = keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)
         history.prune(state.reports, int(keep))
     new, resolved = summary.changes(results, previous)
-    state.results, state.changed = results, bool(new or resolved or previous is None)
+    state.results, state.changed, state.previous = results, bool(new or resolved or previous is None), previous
     state.summary_html = summary.render(results, previous, trend_html)
     out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
     try:
@@ -246,7 +271,8 @@ class _Mailer:
         try:
             self.settings = mail.from_run(config.stash[INVENTORY_KEY].report.get("email"),
                                           config.getoption("--mail-to"), config.getoption("--mail-when"),
-                                          config.getoption("--smtp"), config.getoption("--mail-from"))
+                                          config.getoption("--smtp"), config.getoption("--mail-from"),
+                                          config.getoption("--smtp-security"))
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -263,15 +289,33 @@ class _Mailer:
             return
         line = summary.verdict(state.results)[1]
         html_path = getattr(session.config.option, "htmlpath", None)
-        message = mail.build(settings, f"dagcheck: {line}", summary.render(state.results, None, standalone=True)
-                             if state.summary_path is None else state.summary_path.read_text(encoding="utf-8"),
-                             Path(html_path) if html_path else None)
+        # The body is the summary with the trend as a related part (cid:), never a data: URI.
+        body = summary.render(state.results, state.previous, trend.img(f"cid:{trend.CID}") if state.trend_png else "",
+                              standalone=True)
+        message = mail.build(settings, f"dagcheck: {line}", body, Path(html_path) if html_path else None,
+                             summary.text(state.results, state.previous),
+                             {trend.CID: state.trend_png} if state.trend_png else None)
         try:
             mail.send(settings, message)
             state.mail_outcome = f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}"
         except (OSError, smtplib.SMTPException, KeyError) as exc:
             # Reported, and the reports on disk stay as written.
             state.mail_outcome = f"FAILED to send via {settings.host}:{settings.port}: {exc}"
+            _mail_failed(session, state.mail_outcome)
+
+
+def _mail_failed(session: pytest.Session, outcome: str) -> None:
+    """A mail that was due and not sent gives the run its own exit status, unless the checks already gave it
+    a non-zero one (a failed check, a blind server): theirs wins, and the failure is still printed."""
+    from dagcheck.plugin import VERDICT_KEY
+
+    if session.exitstatus == 0:
+        session.exitstatus = mail.EXIT_MAIL_FAILED
+    verdict = session.config.stash.get(VERDICT_KEY, None)
+    if verdict is not None:
+        verdict.mail_failure = outcome
+        if verdict.exit_code == 0:
+            verdict.exit_code = mail.EXIT_MAIL_FAILED
 
 
 def _register_mailer(config: pytest.Config) -> None:

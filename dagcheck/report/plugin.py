@@ -41,6 +41,7 @@ class ReportState:
         self.mail_outcome: str | None = None
         self.previous: RunResults | None = None  # the nightly run compared with (its digest), for the mail
         self.trend_png: bytes | None = None  # the trend as the mail's related image part
+        self.not_passed: list[tuple[str, CheckResult]] = []  # (test id, verdict): the results table without JavaScript
         self.commands: dict[tuple[str, str, str], list[str]] = {}  # (source, server, phase) -> command lines
 
 
@@ -141,13 +142,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     else:
         result = "pass"
     message = report.longreprtext[:500] if report.failed or report.skipped else ""
-    state.checks.append(CheckResult(
+    state.checks.append(made := CheckResult(
         id=spec.id, title=spec.title, severity=spec.severity, area=area_of(spec.id), server=props["server"],
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
         commands=_commands(item.config, state, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
+    if result != "pass":
+        state.not_passed.append((item.nodeid, made))
 
 
 def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
@@ -328,6 +331,7 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
         prefix.insert(0, state.summary_html)
     if state is not None and state.results is not None:
         href, where = detail.results_href(state.results_path, getattr(session.config.option, "htmlpath", None))
+        postfix.append(detail.without_javascript(state.not_passed))
         postfix.append(detail.passed_by_check(state.results, href, where))
 
 

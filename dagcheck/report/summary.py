@@ -114,7 +114,7 @@ def changes(current: RunResults, previous: RunResults | None) -> tuple[list[Chec
 def render(results: RunResults, previous: RunResults | None, trend_html: str = "", standalone: bool = False) -> str:
     state, line = verdict(results)
     colour = {"fail": "#b00020", "warn": "#8a6d00", "pass": "#1b6e20"}[state]
-    parts = [f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px;overflow-wrap:anywhere'>"
+    parts = [f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222;overflow-wrap:anywhere'>"
              f"<p style='font-size:20px;font-weight:bold;color:{colour};margin:4px 0'>{_e(line)}</p>",
              f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
              f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>"]

@@ -184,7 +184,8 @@ window.addEventListener('load', () => {{
     measured = done.stdout.split("<pre id=\"measured\">", 1)[1].split("</pre>", 1)[0]
     rows = [row.split(",") for row in measured.split(";")]
     assert {int(w): int(page) for w, page, *_ in rows} == {1000: 1000, 400: 400}, f"page widths (scrollWidth): {rows}"
-    for width, _, tables, right, scrolls, img_width, natural in rows:
+    for row in rows:
+        width, _, tables, right, scrolls, img_width, natural = row
         w = int(width)
         assert int(tables) >= 2 and float(right) <= w and scrolls == "true", row
         assert 0 < float(img_width) <= w and int(natural) > 0, f"the trend image at {w} px: {row}"

@@ -110,10 +110,10 @@ def without_javascript(rows: list[tuple[str, CheckResult]]) -> str:
         f"<td style='{CELL}'>{_e(c.expected)}</td><td style='{CELL}'>{_e(c.actual)}</td>"
         f"<td style='{CELL}'><code>{_e(c.remediation)}</code></td><td style='{CELL}'>{_e(c.message)}</td></tr>"
         for nodeid, c in rows)
-    return (f"<div id='{STATIC_TABLE}' style='color:#222;overflow-wrap:anywhere'><h3 style='margin:10px 0 4px'>Results: every verdict that is "
-            f"not a pass ({len(rows)})</h3><p>JavaScript is off, so pytest-html's results table below stays empty; these "
-            "are its rows.</p><div style='overflow-x:auto;max-width:100%'><table style='border-collapse:collapse;"
-            f"font-size:12px'><tr>{head}</tr>{body}</table></div></div>"
+    return (f"<div id='{STATIC_TABLE}' style='color:#222;overflow-wrap:anywhere'><h3 style='margin:10px 0 4px'>"
+            f"Results: every verdict that is not a pass ({len(rows)})</h3><p>JavaScript is off, so pytest-html's "
+            "results table below stays empty; these are its rows.</p><div style='overflow-x:auto;max-width:100%'>"
+            f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{body}</table></div></div>"
             f"<script>document.getElementById('{STATIC_TABLE}').style.display = 'none';</script>")
 
 

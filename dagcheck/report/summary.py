@@ -119,8 +119,8 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
              f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
              f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>"]
     parts += [f"<p style='margin:2px 0;color:#8a4b00;font-weight:bold'>{_e(n)}</p>" for n in results.run.get("notices", [])]
-    parts += [f"<p style='margin:2px 0;color:#555;font-weight:bold'>Not checked: {_e(m['server'])} — {_e(maintenance_text(m))}</p>"
-              for m in planned_maintenance(results)]
+    parts += [f"<p style='margin:2px 0;color:#555;font-weight:bold'>Not checked: {_e(m['server'])} — "
+              f"{_e(maintenance_text(m))}</p>" for m in planned_maintenance(results)]
     for dag, servers in results.inventory.get("dags", {}).items():
         parts.append(_matrix(results, dag, servers))
     parts.append("<h3 style='margin:10px 0 4px'>Failures by check</h3>" + _grouped(results.failing()))

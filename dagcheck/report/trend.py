@@ -10,8 +10,7 @@ from collections import Counter
 
 from dagcheck.report.results import RunResults
 
-
-CID = "trend@dagcheck"
+CID = "trend@dagcheck"  # the Content-ID of the trend's related part in the mail
 
 
 def render(runs: list[RunResults], last: int = 30) -> str:

@@ -5,7 +5,8 @@ Exit statuses keep pytest's meanings (0 all passed, 1 a check failed, 2 interrup
 4 usage, 5 no checks collected) and add dagcheck's own, above pytest's range so that a scheduler can
 branch on them without confusing them with pytest's: EXIT_BLIND (8) when some server could not be
 checked (unreachable, its credentials rejected, throttled out) and every check that could be judged
-passed; EXIT_UNHEALTHY_AND_BLIND (9 = 8 + 1) when, on top of that, a check failed.
+passed; EXIT_UNHEALTHY_AND_BLIND (9 = 8 + 1) when, on top of that, a check failed. A run whose checks
+would exit 0 but whose mail was due and not sent exits dagcheck.report.mail.EXIT_MAIL_FAILED (10).
 """
 
 from __future__ import annotations

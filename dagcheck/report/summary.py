@@ -192,16 +192,18 @@ def no_previous(results: RunResults) -> str:
 
 def text(results: RunResults, previous: RunResults | None) -> str:
     """The mail's text part: the verdict, then every failure with where and what to do, then what changed."""
-    lines = [verdict(results)[1], ""]
-    lines += [str(n) for n in results.run.get("notices", [])]
-    lines += [f"Not checked: {m['server']} — {maintenance_text(m)}" for m in planned_maintenance(results)]
+    lines = [verdict(results)[1]]
+    about = [str(n) for n in results.run.get("notices", [])]
+    about += [f"Not checked: {m['server']} — {maintenance_text(m)}" for m in planned_maintenance(results)]
+    lines += [""] + about if about else []
     failing = sorted(results.failing(), key=lambda c: (-RANK[c.outcome], c.id, c.server, c.object))
     lines += ["", f"Failures ({len(failing)}):" if failing else "Failures: none"]
     for c in failing:
         where = c.server if c.object in ("", c.server) else f"{c.server}: {c.object}"
         lines.append(f"- {c.outcome.upper()} {c.id} {c.title} — {where}")
         actual = c.actual or (c.message.splitlines() or [""])[0]
-        lines += [f"    {label}: {value}" for label, value in (("actual", actual), ("do", c.remediation)) if value]
+        lines += [f"    {label}: {value}" for label, value in (("expected", c.expected), ("actual", actual),
+                                                                   ("do", c.remediation)) if value]
     new, resolved = changes(results, previous)
     if previous is None:
         lines += ["", f"New since the last run: {no_previous(results)}"]

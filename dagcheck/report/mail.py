@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 WHEN = ("always", "on_failure", "on_change")
-SECURITY = ("starttls", "tls", "none")
 # Above pytest's codes and dagcheck's 8 and 9 (dagcheck.safety): the checks passed, the mail did not go.
 EXIT_MAIL_FAILED = 10
 

@@ -13,7 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dagcheck import __version__
 from dagcheck.options import ROOT
+
+EXIT_USAGE = 4  # pytest's usage code, which dagcheck documents as its own (README: Exit codes)
 
 USAGE = """dagcheck COMMAND [options] [pytest options]
 
@@ -32,11 +35,59 @@ commands:
 `dagcheck COMMAND --help`: its options. Others (-k, -x ...) go to pytest. Reports
 go to reports/ of the checkout (of the current directory if installed).
 Exit status: 0 healthy, 1 a check failed or a transition refused, 2 interrupted, 3 internal error,
-4 usage or inventory error, 5 no check selected, 8 some server could not be checked, 9 both 1 and 8
-(README: Exit codes and interrupted runs).
+4 usage or inventory error, 5 no check selected, 8 some server could not be checked, 9 both 1 and 8,
+10 the checks passed but the mail was not sent (README: Exit codes and interrupted runs).
 Inventory: --inventory, else $DAGCHECK_INVENTORY, ./dagcheck.yml, ~/.config/dagcheck/inventory.yml,
 /etc/dagcheck/inventory.yml; only then the simulated lab (the run says so).
+`dagcheck --version`: the version.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which dagcheck documents as "interrupted": exit 4 instead."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+# Options of the checks' pytest run that `dagcheck COMMAND --help` lists too (dagcheck.options defines them):
+# flag -> (argparse keywords, help). They go to pytest unchanged.
+TABLE_OPTIONS = {
+    "--build-table": ({"metavar": "PATH"}, "CSV of CUs and their latest SUs (default: the package's table)"),
+    "--lifecycle-table": ({"metavar": "PATH"}, "CSV of products' and CUs' end of support (default: the package's table)"),
+}
+REPORT_OPTIONS = {
+    "--history-keep": ({"metavar": "N"}, "keep the last N nightly results files (default: report.history_keep, else 90)"),
+    "--mail-to": ({"metavar": "ADDR", "action": "append"}, "mail the summary to ADDR (repeatable; replaces "
+                  "report.email.recipients)"),
+    "--mail-when": ({"choices": ("always", "on_failure", "on_change", "never")},
+                    "when to mail (default: report.email.when, else always)"),
+    "--smtp": ({"metavar": "HOST[:PORT]"}, "SMTP server (default: report.email.host)"),
+    "--smtp-security": ({"choices": ("none", "starttls", "tls")}, "starttls (default), tls (implicit) or none; none "
+                        "with a username needs report.email.allow_cleartext_credentials"),
+    "--mail-from": ({"metavar": "ADDR"}, "sender (default: report.email.sender)"),
+}
+
+
+def _passed_on(p: argparse.ArgumentParser, title: str, options: dict[str, tuple[dict, str]]) -> None:
+    group = p.add_argument_group(title)
+    for flag, (kwargs, text) in options.items():
+        group.add_argument(flag, dest=_dest(flag), default=None, help=text, **kwargs)
+
+
+def _dest(flag: str) -> str:
+    return "pass_" + flag.lstrip("-").replace("-", "_")
+
+
+def _forward(args: argparse.Namespace) -> list[str]:
+    """The pass-through options the command line gave, as pytest options."""
+    out: list[str] = []
+    for flag in (*TABLE_OPTIONS, *REPORT_OPTIONS):
+        value = getattr(args, _dest(flag), None)
+        for one in value if isinstance(value, list) else [] if value is None else [value]:
+            out += [flag, str(one)]
+    return out
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -44,11 +95,13 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "~/.config/dagcheck/inventory.yml, /etc/dagcheck/inventory.yml, else the simulated lab)")
     p.add_argument("--reports-dir", default=None, help="where reports go (default: reports/ of the checkout)")
     p.add_argument("--strict-warnings", action="store_true", help="failed warnings fail the run too")
+    _passed_on(p, "build and lifecycle tables", TABLE_OPTIONS)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dagcheck", usage=USAGE, add_help=False)
+    parser = _Parser(prog="dagcheck", usage=USAGE, add_help=False)
     parser.add_argument("-h", "--help", action="store_true")
+    parser.add_argument("--version", action="version", version=f"dagcheck {__version__}")
     sub = parser.add_subparsers(dest="command", prog="dagcheck")
     health = sub.add_parser("health", description="Nightly health checks.")
     _common(health)
@@ -56,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
     health.add_argument("--save", metavar="DIR", help="also save what the servers returned, for --replay")
     health.add_argument("--replay", metavar="DIR", help="judge a saved folder; connects to nothing")
+    _passed_on(health, "history and mail (README: Reports)", REPORT_OPTIONS)
     for name, text in (("gate", "The pre-flight gate before patching SERVER."),
                        ("enter", "Enter maintenance on SERVER: gate, drain, move, verify (dry-run unless --apply)."),
                        ("exit", "Leave maintenance on SERVER and verify (dry-run unless --apply)."),
@@ -131,6 +185,7 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
         out += ["--reports-dir", str(Path(args.reports_dir).resolve())]
     if args.strict_warnings:
         out.append("--strict-warnings")
+    out += _forward(args)
     if args.command == "health":
         out += ["--phase", "health"] + (["--dag", args.dag] if args.dag else [])
         for server in args.server:
@@ -163,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
-        print(USAGE, end="")
-        return 0 if args.help else 2
+        print(USAGE, end="", file=sys.stdout if args.help else sys.stderr)
+        return 0 if args.help else EXIT_USAGE
     if args.command == "report":
         return _report(args)
     if args.command in ("discover", "doctor"):
@@ -188,7 +243,7 @@ def _report(args: argparse.Namespace) -> int:
         previous = read(Path(args.previous)) if args.previous else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"dagcheck report: cannot read {args.results}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     write_private(Path(args.output), summary.render(current, previous, standalone=True))
     print(f"{summary.verdict(current)[1]}\nwritten: {args.output}")
     return 0

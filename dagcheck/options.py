@@ -58,6 +58,9 @@ def add_options(parser: pytest.Parser) -> None:
                     help="when to mail (default: report.email.when, else always)")
     group.addoption("--smtp", default=None, metavar="HOST[:PORT]", help="SMTP server (default: report.email.host)")
     group.addoption("--mail-from", default=None, metavar="ADDR", help="sender (default: report.email.sender)")
+    group.addoption("--smtp-security", default=None, choices=("none", "starttls", "tls"),
+                    help="how to reach the SMTP server: starttls, tls (implicit) or none (default: report.email.security, "
+                    "else starttls); none with a username needs report.email.allow_cleartext_credentials")
     group.addoption("--rolling", default=None, metavar="DAG",
                     help="patch every member of DAG in turn: gate, enter, patch, exit, verify (dry-run unless --apply)")
     group.addoption("--patch-command", default=None, metavar="CMD",

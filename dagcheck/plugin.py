@@ -485,6 +485,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     ctl = session.config.stash.get(CONTROLLER_KEY, None)
     stopped = [r for r in (ctl.results.values() if ctl else ()) if not r.ok]
     verdict = safety.verdict(failed, blind, stopped, session.config.getoption("--strict-warnings"))
+    # A member in planned maintenance was not checked: the last line says so rather than "every server checked".
+    verdict.not_checked = [f"{s.server} (planned maintenance: {s.reason}, by {s.by}, until "
+                           f"{s.until.isoformat(timespec='seconds') if s.until else 'the end of the transition'})"
+                           for s in session.config.stash.get(MAINTENANCE_KEY, {}).values() if s is not None and s.planned]
     session.exitstatus = verdict.exit_code
     session.config.stash[VERDICT_KEY] = verdict
     if reporter is not None and blind:

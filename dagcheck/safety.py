@@ -5,7 +5,8 @@ Exit statuses keep pytest's meanings (0 all passed, 1 a check failed, 2 interrup
 4 usage, 5 no checks collected) and add dagcheck's own, above pytest's range so that a scheduler can
 branch on them without confusing them with pytest's: EXIT_BLIND (8) when some server could not be
 checked (unreachable, its credentials rejected, throttled out) and every check that could be judged
-passed; EXIT_UNHEALTHY_AND_BLIND (9 = 8 + 1) when, on top of that, a check failed.
+passed; EXIT_UNHEALTHY_AND_BLIND (9 = 8 + 1) when, on top of that, a check failed. A run whose checks
+would exit 0 but whose mail was due and not sent exits dagcheck.report.mail.EXIT_MAIL_FAILED (10).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Verdict:
     blind_reports: list[Any] = field(default_factory=list)  # failed only because their server could not be read
     stopped: list[Any] = field(default_factory=list)  # refused or stopped transitions
     warnings: int = 0
+    not_checked: list[str] = field(default_factory=list)  # "mbx2 (planned maintenance: reason, by, until)"
+    mail_failure: str = ""  # the mail was due and not sent (dagcheck.report.mail.EXIT_MAIL_FAILED)
 
     def blind_lines(self) -> list[str]:
         """One line per reason (servers sharing one rejected account share one line), with its count."""
@@ -98,8 +101,14 @@ class Verdict:
         if self.blind:
             parts.append("BLIND (could not check " + ", ".join(f"{b.server}: {b.kind}" for b in self.blind.values()) + ")")
         if not parts:
-            parts.append("every server checked, the gate passes"
+            checked = "every server checked" if not self.not_checked else \
+                f"{len(self.not_checked)} server(s) not checked: {'; '.join(self.not_checked)}"
+            parts.append(f"{checked}, the gate passes"
                          + (f" ({self.warnings} warning(s) failed, which do not fail it)" if self.warnings else ""))
+        elif self.not_checked:
+            parts.append(f"not checked: {'; '.join(self.not_checked)}")
+        if self.mail_failure:
+            parts.append(f"MAIL NOT SENT ({self.mail_failure})")
         return f"dagcheck exit {self.exit_code}: " + " and ".join(parts)
 
 

@@ -88,3 +88,33 @@ def passed_by_check(results: RunResults, href: str, where: str) -> str:
     head = "".join(f"<th style='{CELL}background:#f5f5f5'>{h}</th>" for h in heads)
     return (f"{intro}<table class='dagcheck-passed' style='border-collapse:collapse;font-size:13px'>"
             f"<tr>{head}</tr>{''.join(rows)}</table>")
+
+
+def without_javascript(rows: list[tuple[str, CheckResult]]) -> str:
+    """Every row of the results table that is not a pass, as static HTML that a script hides.
+
+    pytest-html 4 builds its results table in JavaScript from a JSON blob, so with scripts off (a mail
+    client's preview of the attached report, a locked-down browser) that table is empty. A browser with
+    JavaScript shows pytest-html's table instead of this one (the script right after it hides it); the
+    content is the same: the test id, the check, its verdict, where, expected and actual, the remediation
+    and the message. Not <noscript>: a browser that parses the page with scripting on never shows it,
+    though a policy or an extension then blocks every script (a Content-Security-Policy, a mail client)."""
+    if not rows:
+        return ""
+    cols = ("test", "check", "result", "severity", "server / object", "expected", "actual", "remediation", "message")
+    head = "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols)
+    body = "".join(
+        f"<tr style='background:{COLOURS.get(c.outcome, '#fff')}'><td style='{CELL}'>{_e(nodeid)}</td>"
+        f"<td style='{CELL}'><b>{_e(c.id)}</b> {_e(c.title)}</td><td style='{CELL}'>{_e(c.outcome)}</td>"
+        f"<td style='{CELL}'>{_e(c.severity)}</td><td style='{CELL}'>{_e(c.server)}: {_e(c.object)}</td>"
+        f"<td style='{CELL}'>{_e(c.expected)}</td><td style='{CELL}'>{_e(c.actual)}</td>"
+        f"<td style='{CELL}'><code>{_e(c.remediation)}</code></td><td style='{CELL}'>{_e(c.message)}</td></tr>"
+        for nodeid, c in rows)
+    return (f"<div id='{STATIC_TABLE}' style='color:#222;overflow-wrap:anywhere'><h3 style='margin:10px 0 4px'>"
+            f"Results: every verdict that is not a pass ({len(rows)})</h3><p>JavaScript is off, so pytest-html's "
+            "results table below stays empty; these are its rows.</p><div style='overflow-x:auto;max-width:100%'>"
+            f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{body}</table></div></div>"
+            f"<script>document.getElementById('{STATIC_TABLE}').style.display = 'none';</script>")
+
+
+STATIC_TABLE = "dagcheck-results-without-javascript"

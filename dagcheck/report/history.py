@@ -8,6 +8,7 @@ reports/history/adhoc/<stamp>.json    - everything else (-k, --co, --server, --d
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from dagcheck.report.results import RunResults, read, write
@@ -69,7 +70,7 @@ def nightly_digests(reports: Path, scope: str, damaged: list[str] | None = None)
             if damaged is not None:
                 damaged.append(f"{path}: {_why(exc)}")
             continue
-        if made.run.get("scope") == scope:
+        if same_scope(made.run.get("scope"), scope):
             out.append((path, made))
     return out
 
@@ -101,3 +102,44 @@ def prune(reports: Path, keep: int) -> list[Path]:
             except OSError:
                 pass  # a directory or a protected file in its place: left for its owner, never fatal
     return doomed
+
+
+# ---- which runs compare: the organisation's identity, not where its inventory file lies --------------
+
+
+def scope_of(servers: Iterable[str]) -> str:
+    """A nightly run's scope: the servers it checked (case-insensitive). The organisation is its servers,
+    so a moved, renamed or copied inventory keeps its history; a server added or removed starts a new one."""
+    return "servers:" + ",".join(sorted({s.lower() for s in servers}))
+
+
+def _servers(scope: object) -> frozenset[str] | None:
+    """The servers of a scope, in this form or the earlier `<inventory path>|<servers>`."""
+    if not isinstance(scope, str):
+        return None
+    names = scope[len("servers:"):] if scope.startswith("servers:") else scope.rpartition("|")[2]
+    return frozenset(n.lower() for n in names.split(",") if n)
+
+
+def same_scope(recorded: object, scope: str) -> bool:
+    """Whether a recorded run checked the same organisation (results written before scope_of compare too)."""
+    found = _servers(recorded)
+    return found is not None and found == _servers(scope)
+
+
+def why_none(reports: Path, scope: str) -> str:
+    """Why a nightly run has no previous run to compare with: none kept, or the latest checked other servers."""
+    latest: RunResults | None = None
+    for path in reversed(sorted(folder(reports, "nightly").glob("*.json"))):
+        try:
+            latest = digest(path)
+            break
+        except UNREADABLE:
+            continue
+    if latest is None:
+        return "no previous nightly run to compare with"
+    before, now = _servers(latest.run.get("scope")) or frozenset(), _servers(scope) or frozenset()
+    changed = [f"{label} {', '.join(sorted(names))}" for label, names in (("added", now - before), ("removed", before - now))
+               if names]
+    return (f"nothing to compare with: the last nightly run ({latest.run.get('started', '')}) checked other servers "
+            f"({'; '.join(changed)}), so this run starts a new history")

@@ -8,6 +8,7 @@ Registered by dagcheck.plugin (pytest_plugins), so it is active exactly where th
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import smtplib
 import sys
@@ -39,6 +40,9 @@ class ReportState:
         self.results: RunResults | None = None
         self.changed = False
         self.mail_outcome: str | None = None
+        self.previous: RunResults | None = None  # the nightly run compared with (its digest), for the mail
+        self.trend_png: bytes | None = None  # the trend as the mail's related image part
+        self.not_passed: list[tuple[str, CheckResult]] = []  # (test id, verdict): the results table without JavaScript
         self.commands: dict[tuple[str, str, str], list[str]] = {}  # (source, server, phase) -> command lines
 
 
@@ -139,13 +143,15 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     else:
         result = "pass"
     message = report.longreprtext[:500] if report.failed or report.skipped else ""
-    state.checks.append(CheckResult(
+    state.checks.append(made := CheckResult(
         id=spec.id, title=spec.title, severity=spec.severity, area=area_of(spec.id), server=props["server"],
         object=props["object"], phase=props["phase"], outcome=result, expected=props["expected"],
         actual=props["actual"], message=message, remediation=props["remediation"] or (
             spec.remediation.format(server=props["server"], key=getattr(target, "key", "")) if result != "pass" else ""),
         commands=_commands(item.config, state, spec, props["server"], props["phase"] or "health") if props["server"] else [],
         waiver=waiver.describe() if waiver else None))
+    if result != "pass":
+        state.not_passed.append((item.nodeid, made))
 
 
 def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
@@ -161,16 +167,33 @@ def _scope(config: pytest.Config) -> tuple[str, dict[str, list[str]]]:
         if only_dag and (server.dag or "").lower() != only_dag:
             continue
         dags.setdefault(server.dag or "(no DAG)", []).append(server.name)
-    scope = f"{Path(inventory.file).resolve()}|" + ",".join(sorted(s for v in dags.values() for s in v))
-    return scope, dags
+    return history.scope_of(s for v in dags.values() for s in v), dags
 
 
 def _notices(config: pytest.Config) -> list[str]:
     """What the reader must know about the run itself, beside the verdicts: a stale build or lifecycle
     table (its verdicts may miss newer releases)."""
     from dagcheck.lifecycle_plugin import STALE_KEY
+    from dagcheck.plugin import _unverified_tls
 
-    return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+    unverified = _unverified_tls(config)
+    tls = [f"TLS certificates were NOT verified for {', '.join(unverified)} (connection.verify_tls: false)"] \
+        if unverified else []
+    return tls + [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+
+
+def _maintenance(config: pytest.Config) -> list[dict[str, Any]]:
+    """The members whose checks were skipped for planned maintenance, with its reason, owner and end
+    (dagcheck.maintenance.planned), so that the summary and the mail say why their cells are grey."""
+    from dagcheck.plugin import MAINTENANCE_KEY
+
+    out = []
+    for state in config.stash.get(MAINTENANCE_KEY, {}).values():
+        if state is not None and state.planned:
+            out.append({"server": state.server, "planned": True, "reason": state.reason, "by": state.by,
+                        "until": state.until.isoformat(timespec="seconds") if state.until else "the end of the transition",
+                        "since": state.since.isoformat(timespec="seconds") if state.since else ""})
+    return sorted(out, key=lambda m: m["server"].lower())
 
 
 def _drift(config: pytest.Config) -> list[dict[str, Any]]:
@@ -192,12 +215,13 @@ def finish(session: pytest.Session) -> ReportState | None:
     inventory = config.stash[INVENTORY_KEY]
     scope, dags = _scope(config)
     waivers = _waivers(config, state)
+    planned = _maintenance(config)
     results = RunResults(
         run={"started": state.started.isoformat(timespec="seconds"),
              "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "kind": state.kind, "scope": scope, "phase": config.getoption("--phase"),
              "args": [str(a) for a in config.invocation_params.args], "exit_status": int(session.exitstatus),
-             "notices": _notices(config)},
+             "notices": _notices(config)} | ({"maintenance": planned} if planned else {}),
         inventory={"file": inventory.file, "dags": dags, **({"simulated": True} if inventory.lab is not None else {})},
         checks=state.checks, waivers=waivers.review(),
         drift=_drift(config))
@@ -207,6 +231,8 @@ def finish(session: pytest.Session) -> ReportState | None:
     previous = history.previous(state.reports, scope, damaged=damaged) if state.kind == "nightly" else None
     if damaged:
         results.run["history_skipped"] = damaged
+    if state.kind == "nightly" and previous is None:
+        results.run["no_previous"] = history.why_none(state.reports, scope)
     try:
         state.results_path = write(results, path)
         if state.kind == "nightly":
@@ -215,12 +241,14 @@ def finish(session: pytest.Session) -> ReportState | None:
         print(f"dagcheck: cannot write the results file {path}: {exc}", file=sys.stderr)
     trend_html = ""
     if state.kind == "nightly":
-        trend_html = trend.render([made for _, made in history.nightly_digests(state.reports, scope)[-30:]])
+        state.trend_png = trend.png([made for _, made in history.nightly_digests(state.reports, scope)[-30:]])
+        trend_html = trend.img("data:image/png;base64," + base64.b64encode(state.trend_png).decode("ascii")) \
+            if state.trend_png else ""
         keep = session.config.getoption("--history-keep")
         keep = keep if keep is not None else inventory.report.get("history_keep", history.DEFAULT_KEEP)
         history.prune(state.reports, int(keep))
     new, resolved = summary.changes(results, previous)
-    state.results, state.changed = results, bool(new or resolved or previous is None)
+    state.results, state.changed, state.previous = results, bool(new or resolved or previous is None), previous
     state.summary_html = summary.render(results, previous, trend_html)
     out = state.reports / ("summary.html" if state.kind == "nightly" else f"summary-{state.stem}.html")
     try:
@@ -251,7 +279,8 @@ class _Mailer:
         try:
             self.settings = mail.from_run(config.stash[INVENTORY_KEY].report.get("email"),
                                           config.getoption("--mail-to"), config.getoption("--mail-when"),
-                                          config.getoption("--smtp"), config.getoption("--mail-from"))
+                                          config.getoption("--smtp"), config.getoption("--mail-from"),
+                                          config.getoption("--smtp-security"))
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
 
@@ -268,15 +297,33 @@ class _Mailer:
             return
         line = summary.verdict(state.results)[1]
         html_path = getattr(session.config.option, "htmlpath", None)
-        message = mail.build(settings, f"dagcheck: {line}", summary.render(state.results, None, standalone=True)
-                             if state.summary_path is None else state.summary_path.read_text(encoding="utf-8"),
-                             Path(html_path) if html_path else None)
+        # The body is the summary with the trend as a related part (cid:), never a data: URI.
+        body = summary.render(state.results, state.previous, trend.img(f"cid:{trend.CID}") if state.trend_png else "",
+                              standalone=True)
+        message = mail.build(settings, f"dagcheck: {line}", body, Path(html_path) if html_path else None,
+                             summary.text(state.results, state.previous),
+                             {trend.CID: state.trend_png} if state.trend_png else None)
         try:
             mail.send(settings, message)
             state.mail_outcome = f"sent to {', '.join(settings.recipients)} via {settings.host}:{settings.port}"
         except (OSError, smtplib.SMTPException, KeyError) as exc:
             # Reported, and the reports on disk stay as written.
             state.mail_outcome = f"FAILED to send via {settings.host}:{settings.port}: {exc}"
+            _mail_failed(session, state.mail_outcome)
+
+
+def _mail_failed(session: pytest.Session, outcome: str) -> None:
+    """A mail that was due and not sent gives the run its own exit status, unless the checks already gave it
+    a non-zero one (a failed check, a blind server): theirs wins, and the failure is still printed."""
+    from dagcheck.plugin import VERDICT_KEY
+
+    if session.exitstatus == 0:
+        session.exitstatus = mail.EXIT_MAIL_FAILED
+    verdict = session.config.stash.get(VERDICT_KEY, None)
+    if verdict is not None:
+        verdict.mail_failure = outcome
+        if verdict.exit_code == 0:
+            verdict.exit_code = mail.EXIT_MAIL_FAILED
 
 
 def _register_mailer(config: pytest.Config) -> None:
@@ -289,6 +336,7 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
         prefix.insert(0, state.summary_html)
     if state is not None and state.results is not None:
         href, where = detail.results_href(state.results_path, getattr(session.config.option, "htmlpath", None))
+        postfix.append(detail.without_javascript(state.not_passed))
         postfix.append(detail.passed_by_check(state.results, href, where))
 
 

@@ -1,5 +1,9 @@
 """The verdict-first summary: static HTML with inline styles only, so that it reads the same with
-JavaScript off, in a mail client's body and at the top of the pytest-html report."""
+JavaScript off, in a mail client's body and at the top of the pytest-html report; and its plain-text
+twin for the mail's text part, which leads with the verdict and the failures.
+
+On a phone's width every table scrolls within its own box (inline `overflow-x:auto`, which is all a
+mail client keeps) and long words wrap, so the page itself never scrolls sideways."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from dagcheck.report.results import AREA_ORDER, CheckResult, RunResults
 COLOURS = {"pass": "#d9f2d9", "warn": "#fff0b3", "fail": "#f4c7c3", "waived": "#dde3f0", "not-checked": "#eeeeee"}
 RANK = {"fail": 4, "warn": 3, "waived": 2, "pass": 1, "not-checked": 0}
 CELL = "border:1px solid #999;padding:3px 6px;"
+TABLE = "<div style='overflow-x:auto;max-width:100%'><table style='border-collapse:collapse;font-size:13px'>"
+END_TABLE = "</table></div>"
 
 
 def _e(text: object) -> str:
@@ -31,6 +37,9 @@ def _verdict(results: RunResults) -> tuple[str, str]:
     waived = [c for c in results.checks if c.outcome == "waived"]
     dags = ", ".join(results.inventory.get("dags", {})) or "the servers"
     extra = f", {len(waived)} waived" if waived else ""
+    planned = [m["server"] for m in planned_maintenance(results)]
+    if planned:
+        extra += f"; {len(planned)} server(s) not checked: {', '.join(planned)} (planned maintenance)"
     if fails:
         return "fail", (f"NOT HEALTHY: {dags} — {len({c.id for c in fails})} critical check(s) failed on "
                         f"{len(fails)} object(s), {len(warns)} warning(s){extra}")
@@ -39,17 +48,32 @@ def _verdict(results: RunResults) -> tuple[str, str]:
     return "pass", f"HEALTHY: {dags} — {len(results.checks)} check(s) passed or not applicable{extra}"
 
 
+def planned_maintenance(results: RunResults) -> list[dict[str, str]]:
+    """The members whose checks the run skipped for planned maintenance (run.maintenance of the results)."""
+    return [m for m in results.run.get("maintenance", []) if m.get("planned")]
+
+
+def maintenance_text(entry: dict[str, str]) -> str:
+    """What the cell, the summary and the mail say of a member in planned maintenance."""
+    return f"planned maintenance: {entry.get('reason', '')}, by {entry.get('by', '')}, until {entry.get('until', '')}"
+
+
 def _matrix(results: RunResults, dag: str, servers: list[str]) -> str:
     cells: dict[tuple[str, str], list[CheckResult]] = defaultdict(list)
     for c in results.checks:
         if c.server in servers:
             cells[(c.server, c.area)].append(c)
     head = "".join(f"<th style='{CELL}background:#f5f5f5'>{_e(a)}</th>" for a in AREA_ORDER)
+    planned = {m["server"].lower(): maintenance_text(m) for m in planned_maintenance(results)}
     rows = []
     for server in servers:
         tds = []
         for area in AREA_ORDER:
             items = cells.get((server, area), [])
+            why = planned.get(server.lower())
+            if why and all(c.outcome == "not-checked" for c in items):
+                tds.append(f"<td style='{CELL}background:{COLOURS['not-checked']}'><b>not checked</b><br>{_e(why)}</td>")
+                continue
             if not items:
                 tds.append(f"<td style='{CELL}background:{COLOURS['not-checked']}'>not checked</td>")
                 continue
@@ -60,8 +84,8 @@ def _matrix(results: RunResults, dag: str, servers: list[str]) -> str:
             text = " ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -RANK[kv[0]]))
             tds.append(f"<td style='{CELL}background:{COLOURS[worst]}'><b>{_e(worst)}</b><br>{_e(text)}</td>")
         rows.append(f"<tr><th style='{CELL}text-align:left'>{_e(server)}</th>{''.join(tds)}</tr>")
-    return (f"<h3 style='margin:8px 0 4px'>DAG {_e(dag)}</h3><table style='border-collapse:collapse;font-size:13px'>"
-            f"<tr><th style='{CELL}'>server</th>{head}</tr>{''.join(rows)}</table>")
+    return (f"<h3 style='margin:8px 0 4px'>DAG {_e(dag)}</h3>{TABLE}"
+            f"<tr><th style='{CELL}'>server</th>{head}</tr>{''.join(rows)}{END_TABLE}")
 
 
 def _grouped(items: list[CheckResult]) -> str:
@@ -83,7 +107,7 @@ def _grouped(items: list[CheckResult]) -> str:
         return "<p>none</p>"
     head = "".join(f"<th style='{CELL}background:#f5f5f5'>{h}</th>"
                    for h in ("check", "outcome", "title", "servers / objects", "actual", "remediation"))
-    return f"<table style='border-collapse:collapse;font-size:13px'><tr>{head}</tr>{''.join(rows)}</table>"
+    return f"{TABLE}<tr>{head}</tr>{''.join(rows)}{END_TABLE}"
 
 
 def changes(current: RunResults, previous: RunResults | None) -> tuple[list[CheckResult], list[CheckResult]]:
@@ -98,11 +122,13 @@ def changes(current: RunResults, previous: RunResults | None) -> tuple[list[Chec
 def render(results: RunResults, previous: RunResults | None, trend_html: str = "", standalone: bool = False) -> str:
     state, line = verdict(results)
     colour = {"fail": "#b00020", "warn": "#8a6d00", "pass": "#1b6e20"}[state]
-    parts = [f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px'>"
+    parts = [f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222;overflow-wrap:anywhere'>"
              f"<p style='font-size:20px;font-weight:bold;color:{colour};margin:4px 0'>{_e(line)}</p>",
              f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
              f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>"]
     parts += [f"<p style='margin:2px 0;color:#8a4b00;font-weight:bold'>{_e(n)}</p>" for n in results.run.get("notices", [])]
+    parts += [f"<p style='margin:2px 0;color:#555;font-weight:bold'>Not checked: {_e(m['server'])} — "
+              f"{_e(maintenance_text(m))}</p>" for m in planned_maintenance(results)]
     for dag, servers in results.inventory.get("dags", {}).items():
         parts.append(_matrix(results, dag, servers))
     parts.append("<h3 style='margin:10px 0 4px'>Failures by check</h3>" + _grouped(results.failing()))
@@ -112,7 +138,7 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
     if waived:
         parts.append("<h3 style='margin:10px 0 4px'>Waived (accepted, not counted)</h3>" + _grouped(waived))
     new, resolved = changes(results, previous)
-    since = f" (previous run {_e(previous.run.get('started', ''))})" if previous else " (no previous nightly run to compare with)"
+    since = f" (previous run {_e(previous.run.get('started', ''))})" if previous else f" ({_e(no_previous(results))})"
     if results.run.get("history_skipped"):  # damaged kept files (dagcheck.report.history): named, not compared
         since += f" (skipped damaged history file(s): {_e('; '.join(results.run['history_skipped']))})"
     parts.append(f"<h3 style='margin:10px 0 4px'>New since the last run{since}</h3>" + _grouped(new))
@@ -128,7 +154,8 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
     body = "".join(parts)
     if not standalone:
         return body
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>dagcheck summary</title></head>"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>dagcheck summary</title></head>"
             f"<body style='margin:12px'>{body}</body></html>")
 
 
@@ -148,8 +175,8 @@ def _drift(d: dict) -> str:
         f"<td style='{CELL}'>{_e(x['area'])}</td><td style='{CELL}'>{_e(x['item'])} {_e(x['name'])}</td>"
         f"<td style='{CELL}'>{_e(_shown(x['before']))}</td><td style='{CELL}'>{_e(_shown(x['after']))}</td></tr>"
         for x in d["differences"])
-    table = ("<table style='border-collapse:collapse;font-size:13px'><tr>"
-             + "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols) + f"</tr>{rows}</table>")
+    table = (f"{TABLE}<tr>"
+             + "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols) + f"</tr>{rows}{END_TABLE}")
     return head + table + (f"<ul>{skipped}</ul>" if skipped else "")
 
 
@@ -166,3 +193,33 @@ def _resolved(items: list[CheckResult]) -> str:
 
 def _waiver(w: dict[str, str]) -> str:
     return _e(f"{w['check']} server {w['server']} object {w['object']}: {w['reason']} ({w['owner']}, until {w['expires']})")
+
+
+def no_previous(results: RunResults) -> str:
+    """Why a run has nothing to compare with (run.no_previous of the results, written by the nightly run)."""
+    return results.run.get("no_previous") or "no previous nightly run to compare with"
+
+
+def text(results: RunResults, previous: RunResults | None) -> str:
+    """The mail's text part: the verdict, then every failure with where and what to do, then what changed."""
+    lines = [verdict(results)[1]]
+    about = [str(n) for n in results.run.get("notices", [])]
+    about += [f"Not checked: {m['server']} — {maintenance_text(m)}" for m in planned_maintenance(results)]
+    lines += [""] + about if about else []
+    failing = sorted(results.failing(), key=lambda c: (-RANK[c.outcome], c.id, c.server, c.object))
+    lines += ["", f"Failures ({len(failing)}):" if failing else "Failures: none"]
+    for c in failing:
+        where = c.server if c.object in ("", c.server) else f"{c.server}: {c.object}"
+        lines.append(f"- {c.outcome.upper()} {c.id} {c.title} — {where}")
+        actual = c.actual or (c.message.splitlines() or [""])[0]
+        lines += [f"    {label}: {value}" for label, value in (("expected", c.expected), ("actual", actual),
+                                                                   ("do", c.remediation)) if value]
+    new, resolved = changes(results, previous)
+    if previous is None:
+        lines += ["", f"New since the last run: {no_previous(results)}"]
+    else:
+        lines += ["", f"New since the last run ({previous.run.get('started', '')}): {len(new)}"]
+        lines += [f"- {c.id} {c.server}: {c.object}" for c in new]
+        lines += [f"Resolved since the last run: {len(resolved)}"] + [f"- {c.id} {c.server}: {c.object}" for c in resolved]
+    lines += ["", "The full report is attached (dagcheck.html)."]
+    return "\n".join(lines) + "\n"

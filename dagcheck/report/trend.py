@@ -1,5 +1,6 @@
-"""The trend of failures per area and per DAG over the last nightly runs, drawn with matplotlib and
-embedded as a PNG data URI (an <img> works in mail clients and with JavaScript off)."""
+"""The trend of failures per area and per DAG over the last nightly runs, drawn with matplotlib as a PNG:
+embedded as a data URI in the report files (an <img> works with JavaScript off), and referred to as
+`cid:` in the mail, where it travels as a related part (mail clients do not show data URIs)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,25 @@ from collections import Counter
 
 from dagcheck.report.results import RunResults
 
+CID = "trend@dagcheck"  # the Content-ID of the trend's related part in the mail
+
 
 def render(runs: list[RunResults], last: int = 30) -> str:
+    """The trend as an <img> with the PNG inline (a report file); empty without a trend."""
+    made = png(runs, last)
+    return img("data:image/png;base64," + base64.b64encode(made).decode("ascii")) if made else ""
+
+
+def img(src: str) -> str:
+    """The trend's <img> for a source: a data URI in a file, `cid:` + CID in a mail. It shrinks to a phone's width."""
+    return f"<img alt='trend of failures per area and per DAG' style='max-width:100%;height:auto' src='{src}'>"
+
+
+def png(runs: list[RunResults], last: int = 30) -> bytes | None:
+    """The trend drawn as a PNG, or None with fewer than two runs."""
     runs = runs[-last:]
     if len(runs) < 2:
-        return ""  # one point is not a trend
+        return None  # one point is not a trend
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,5 +52,4 @@ def render(runs: list[RunResults], last: int = 30) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"<img alt='trend of failures per area and per DAG' src='data:image/png;base64,{data}'>"
+    return buf.getvalue()

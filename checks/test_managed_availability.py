@@ -20,7 +20,8 @@ FAILING = ("Unhealthy",)
     "an Unhealthy health set is a protocol that fails for users even when every service runs, the failure mode "
     "Microsoft lists first after a failed update (Learn: 'Manage health sets and server health in Exchange "
     "Server', Get-ServerHealth; 'Fix failed Exchange Server updates'). The load balancer's healthcheck.htm "
-    "pages answer from the same health.",
+    "pages answer from the same health. A monitor known to be wrong for this site is switched off the way "
+    "Managed Availability provides, Add-ServerMonitoringOverride (it then reads Disabled and does not fail here).",
     remediation="Get-ServerHealth -Identity {server} | Where-Object AlertValue -eq Unhealthy | "
     "Format-Table HealthSetName,Name,TargetResource,LastTransitionTime; list the health set's probes with "
     "Get-MonitoringItemIdentity and run the failing one with Invoke-MonitoringProbe (Learn: the health set's "

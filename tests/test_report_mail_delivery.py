@@ -183,7 +183,9 @@ window.addEventListener('load', () => {{
                           capture_output=True, text=True, timeout=120, check=False)
     measured = done.stdout.split("<pre id=\"measured\">", 1)[1].split("</pre>", 1)[0]
     rows = [row.split(",") for row in measured.split(";")]
-    assert {int(w): int(page) for w, page, *_ in rows} == {1000: 1000, 400: 400}, f"page widths (scrollWidth): {rows}"
+    # The page is never wider than its frame (a vertical scrollbar may take some of the width: narrower is fine).
+    assert sorted(int(w) for w, *_ in rows) == [400, 1000], rows
+    assert all(int(page) <= int(w) for w, page, *_ in rows), f"page widths (scrollWidth): {rows}"
     for row in rows:
         width, _, tables, right, scrolls, img_width, natural = row
         w = int(width)

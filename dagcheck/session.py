@@ -49,6 +49,10 @@ class DagcheckSession:
         self.collector = Collector(self.transport, expectations=inventory.expectations, dags=dags,
                                    lanes=self._lanes)
         self.servers = self._scope(servers, dag)
+        # The transport proves a refused account only on servers of this run (issue 24, item 2).
+        inner = getattr(self.transport, "inner", self.transport)
+        if hasattr(inner, "scope"):
+            inner.scope = {s.name.lower() for s in self.servers}
         self._prefetched: set[str] = set()
 
     def _lanes(self, name: str) -> int:

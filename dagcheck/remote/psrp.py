@@ -21,7 +21,8 @@ from urllib.parse import urlsplit
 
 import requests
 from pypsrp.complex_objects import Pipeline, PSInvocationState
-from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.exceptions import (AuthenticationError, InvalidPSRPOperation, SerializationError, WinRMError,
+                               WinRMTransportError, WSManFaultError)
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import CommandState, Process, SignalCode, WinRS
@@ -65,6 +66,9 @@ PROOF_LOGONS = 2
 # Servers tried for that proof that could not tell (unreachable) before the account is given up.
 PROOF_CANDIDATES = 3
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
+# Exchange's runspace budget (PowerShellMaxRunspaces per PowerShellMaxRunspacesTimePeriod): "Fail to create
+# [a] runspace because you have exceeded your budget to create runspace. Please wait for N seconds."
+_BUDGET_REFUSAL = re.compile(r"exceeded your budget to create runspace\.\s*Please wait for (\d+) seconds?", re.IGNORECASE)
 # A change may legitimately run longer than one long poll (Move-ActiveMailboxDatabase of a large database
 # takes minutes): it is bounded by this many operation timeouts. guessed: 4 (240 s at the default 60 s).
 CHANGE_TIMEOUT_FACTOR = 4
@@ -378,10 +382,40 @@ class PsrpTransport:
                 if key in self._pools:
                     return self._pools[key]
             self._make_room(server, key)
-            opened = self._logon(server, endpoint, lambda: self._open(server, endpoint))
+            opened = self._open_within_budget(server, endpoint)
             with self._lock:
                 self._pools[key] = opened
                 return opened
+
+    def _open_within_budget(self, server: Server, endpoint: Endpoint) -> _Pool:
+        """Open the pool; if Exchange refuses it over the user's runspace budget ("... exceeded your budget to
+        create runspace. Please wait for N seconds.", a Broken RunspacePool state, not a WSMan fault), wait the
+        N seconds it names and open again, within the transport's throttling budget (throttle_retries waits,
+        each at most MAX_RETRY_AFTER). The server's other calls wait behind its open lock meanwhile, so the
+        refusal is not provoked again by each of them. Beyond that budget the server is throttled out for the
+        run, with the server's own words as the reason; it is never called unreachable (it answered)."""
+        waits = 0
+        while True:
+            try:
+                return self._logon(server, endpoint, lambda: self._open(server, endpoint))
+            except InvalidPSRPOperation as exc:
+                wait = _budget_wait(str(exc))
+                if wait is None:
+                    raise
+                message = _budget_message(str(exc))
+                if wait > MAX_RETRY_AFTER or waits >= self.throttle_retries:
+                    why = (f"it asks for {wait:g} s, over the {MAX_RETRY_AFTER:g} s dagcheck waits for a throttled "
+                           "server" if wait > MAX_RETRY_AFTER else
+                           f"still refused after {waits} wait(s) (the transport's {self.throttle_retries} retries)")
+                    blind = self.states.mark(Blind(
+                        server.name, "throttled", "connect",
+                        f"Exchange refused to create a runspace (its runspace budget, PowerShellMaxRunspaces in "
+                        f"the user's throttling policy): {message}; {why}; nothing more is sent to {server.name} "
+                        "this run"))
+                    raise Throttled(server.name, "connect", blind.reason) from None
+                waits += 1
+                log.info("%s: %s; waiting %g s before opening again", server.name, message, wait)
+                time.sleep(wait)
 
     def _opening(self, server: Server) -> threading.Lock:
         with self._lock:
@@ -469,7 +503,7 @@ class PsrpTransport:
             try:
                 return attempt()
             except Throttled as exc:
-                if throttled >= self.throttle_retries:
+                if throttled >= self.throttle_retries or self.states.refusal(server.name) is not None:
                     self.states.mark(Blind(server.name, "throttled", what, exc.reason), sticky=False)
                     raise
                 # Exchange's user load quota says how long the next request will be refused: wait that
@@ -755,6 +789,17 @@ class _ShellLost(Exception):
     def __init__(self, reason: str, may_have_run: bool, connection: bool = False) -> None:
         super().__init__(reason)
         self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
+
+
+def _budget_wait(text: str) -> float | None:
+    """The seconds Exchange's runspace budget refusal asks to wait, or None if the text is not that refusal."""
+    match = _BUDGET_REFUSAL.search(text)
+    return float(match.group(1)) if match else None
+
+
+def _budget_message(text: str) -> str:
+    """The refusal as Exchange words it (pypsrp prefixes "Received a broken RunspacePoolState message: ")."""
+    return " ".join(text.split("message: ", 1)[-1].split())[:300]
 
 
 def _retry_after(reason: str) -> float:

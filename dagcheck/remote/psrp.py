@@ -30,6 +30,7 @@ from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
 from pypsrp.wsman import WSMan, WSManAction
 from spnego.exceptions import SpnegoError
 
+from dagcheck.cleartext import cleartext_problem
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
@@ -105,6 +106,7 @@ class PsrpTransport:
         # (retried once), even on a shell another lane has just discarded or not opened yet.
         self._answered: set[str] = set()
         self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
+        self.cleartext: set[str] = set()  # servers reached in clear (allow_cleartext): console, summary, mail
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
@@ -148,6 +150,10 @@ class PsrpTransport:
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
             self.unverified_tls.add(server.name)
+        cleartext = cleartext_problem(uri, settings.auth, settings.encryption, settings.connect_address)
+        if cleartext is not None:  # the inventory refuses it unless connection.allow_cleartext (dagcheck.inventory)
+            log.warning("CLEARTEXT to %s: %s (connection.allow_cleartext: true in the inventory)", server.name, cleartext)
+            self.cleartext.add(server.name)
         host = parts.hostname or server.fqdn
         wsman = install(WSMan(
             settings.connect_address or host,

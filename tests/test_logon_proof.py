@@ -175,3 +175,20 @@ def test_a_nightly_with_a_wrong_password_is_two_failed_logons_and_fails_everywhe
     assert result.exit_code == EXIT_BLIND
     assert not any(o == "passed" for o in result.outcomes.values())
     assert all("authentication failed" in m and ELSEWHERE not in m for m in result.messages.values())
+
+
+# ---- Kerberos: a refused ticket is that server's failure (issue 24, item 11) --------------------------
+
+def test_a_kerberos_refusal_fails_only_that_server_and_moves_no_logon_rule() -> None:
+    """The decision itself (no KDC needed): a server that refuses the Kerberos ticket (e.g. a wrong SPN for
+    it) is blind; the others keep Kerberos for the run, and no account is withdrawn. The full path against
+    a real KDC is in tests/test_auth_encryption.py."""
+    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
+    assert {s.connection.auth for s in inventory.servers} == {"kerberos"}  # the inventory default
+    transport = PsrpTransport({s.name: s for s in inventory.servers})
+    error = transport._rejected(transport.servers["mbx2"], "connect", "access denied (HTTP 401)")
+    assert "on mbx2" in error.reason and "only this server is affected" in error.reason
+    for name in ("mbx1", "mbx3", "mbx4"):
+        transport._refuse_if_blind(transport.servers[name], "connect")  # raises if Kerberos were withdrawn
+    assert set(transport.states.blind()) == {"mbx2"}
+    assert not transport._refused  # nothing counted against an account

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import struct
 import threading
 import time
@@ -66,6 +67,8 @@ MAX_RETRY_AFTER = 60.0
 PROOF_LOGONS = 2
 # Servers tried for that proof that could not tell (unreachable) before the account is given up.
 PROOF_CANDIDATES = 3
+# How long close() waits for the shells' Deletes, sent side by side, before naming those left open.
+CLOSE_SECONDS = 5.0
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
 # Exchange's runspace budget (PowerShellMaxRunspaces per PowerShellMaxRunspacesTimePeriod): "Fail to create
 # [a] runspace because you have exceeded your budget to create runspace. Please wait for N seconds."
@@ -107,6 +110,7 @@ class PsrpTransport:
         self._answered: set[str] = set()
         self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
         self.cleartext: set[str] = set()  # servers reached in clear (allow_cleartext): console, summary, mail
+        self.left_open: list[str] = []  # shells close() could not confirm closed, by server and ShellId
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
@@ -741,19 +745,62 @@ class PsrpTransport:
         with self._lock:
             return len(self._pools) + len(self._cmd_shells)
 
-    def close(self) -> None:
-        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes
-        the transport in pytest_unconfigure, which runs after a KeyboardInterrupt too)."""
+    def close(self, deadline: float | None = None) -> list[str]:
+        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes the
+        transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). Returns the shells left
+        open, each named with its server and ShellId (issue 24, item 14).
+
+        The Deletes go out side by side, each on its own thread, and close() waits for them at most
+        `deadline` seconds (CLOSE_SECONDS): one server that does not answer its Delete no longer holds up
+        the others, one after another. A second Ctrl-C while waiting stops the wait, not the Deletes already
+        sent; either way every shell not confirmed closed is named (warning log and self.left_open), so
+        that an administrator can remove it (Remove-PSSession, or winrm delete on the ShellId) instead of
+        it eating into the account's quota until the server's IdleTimeout."""
         with self._lock:
-            pools = list(self._pools.values())
-            shells = [shell for shell, _ in self._cmd_shells.values()]
+            jobs = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
+                    for (name, endpoint), entry in self._pools.items()]
+            jobs += [(f"{name} winrs shell {_shell_id(shell)}", shell) for name, (shell, _) in self._cmd_shells.items()]
             self._pools.clear()
             self._cmd_shells.clear()
             self._connections.clear()
-        for shell in shells:
-            _close_quietly(shell)
-        for entry in pools:
-            _close_quietly(entry.pool)
+        if not jobs:
+            return []
+        closed: dict[str, threading.Event] = {what: threading.Event() for what, _ in jobs}
+        wake, interrupted = threading.Event(), threading.Event()
+        pending = [len(jobs)]
+
+        def close_one(what: str, closable: Any) -> None:
+            try:
+                if _close_checked(closable):
+                    closed[what].set()
+            finally:
+                with self._lock:
+                    pending[0] -= 1
+                    if pending[0] == 0:
+                        wake.set()
+
+        def on_sigint(signum: int, frame: Any) -> None:  # Ctrl-C again: stop waiting, wherever it lands
+            interrupted.set()
+            wake.set()
+
+        limit = CLOSE_SECONDS if deadline is None else deadline
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            for i, job in enumerate(jobs):
+                threading.Thread(target=close_one, args=job, name=f"dagcheck-close-{i}", daemon=True).start()
+            wake.wait(limit)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        left = [what for what, event in closed.items() if not event.is_set()]
+        if left:
+            why = "interrupted again while closing" if interrupted.is_set() else f"no answer within {limit:g} s"
+            log.warning("%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
+                        "with Remove-PSSession or winrm delete on the ShellId)", why, len(left), "; ".join(left))
+        self.left_open = left
+        return left
 
 
 def _counts_logons(settings: Any, creds: Credentials) -> bool:
@@ -811,6 +858,20 @@ def _budget_message(text: str) -> str:
 def _retry_after(reason: str) -> float:
     match = _RETRY_AFTER.search(reason)
     return int(match.group(1)) / 1000 if match else 0.0
+
+
+def _shell_id(shell: Any) -> str:
+    return str(getattr(shell, "id", None) or "(not created)")
+
+
+def _close_checked(closable: Any) -> bool:
+    """Close; whether the server confirmed it (a failure is logged, never raised: the verdicts are made)."""
+    try:
+        closable.close()
+        return True
+    except Exception as exc:
+        log.debug("closing %s failed: %s", type(closable).__name__, exc)
+        return False
 
 
 def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:

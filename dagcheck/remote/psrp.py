@@ -22,8 +22,14 @@ from urllib.parse import urlsplit
 
 import requests
 from pypsrp.complex_objects import Pipeline, PSInvocationState
-from pypsrp.exceptions import (AuthenticationError, InvalidPSRPOperation, SerializationError, WinRMError,
-                               WinRMTransportError, WSManFaultError)
+from pypsrp.exceptions import (
+    AuthenticationError,
+    InvalidPSRPOperation,
+    SerializationError,
+    WinRMError,
+    WinRMTransportError,
+    WSManFaultError,
+)
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import CommandState, Process, SignalCode, WinRS
@@ -745,10 +751,10 @@ class PsrpTransport:
         with self._lock:
             return len(self._pools) + len(self._cmd_shells)
 
-    def close(self, deadline: float | None = None) -> list[str]:
+    def close(self, deadline: float | None = None) -> None:
         """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes the
-        transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). Returns the shells left
-        open, each named with its server and ShellId (issue 24, item 14).
+        transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). The shells it could not
+        confirm closed are kept in self.left_open, each named with its server and ShellId (issue 24, item 14).
 
         The Deletes go out side by side, each on its own thread, and close() waits for them at most
         `deadline` seconds (CLOSE_SECONDS): one server that does not answer its Delete no longer holds up
@@ -757,14 +763,15 @@ class PsrpTransport:
         that an administrator can remove it (Remove-PSSession, or winrm delete on the ShellId) instead of
         it eating into the account's quota until the server's IdleTimeout."""
         with self._lock:
-            jobs = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
+            jobs: list[tuple[str, Any]] = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
                     for (name, endpoint), entry in self._pools.items()]
             jobs += [(f"{name} winrs shell {_shell_id(shell)}", shell) for name, (shell, _) in self._cmd_shells.items()]
             self._pools.clear()
             self._cmd_shells.clear()
             self._connections.clear()
+        self.left_open = []
         if not jobs:
-            return []
+            return
         closed: dict[str, threading.Event] = {what: threading.Event() for what, _ in jobs}
         wake, interrupted = threading.Event(), threading.Event()
         pending = [len(jobs)]
@@ -800,7 +807,6 @@ class PsrpTransport:
             log.warning("%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
                         "with Remove-PSSession or winrm delete on the ShellId)", why, len(left), "; ".join(left))
         self.left_open = left
-        return left
 
 
 def _counts_logons(settings: Any, creds: Credentials) -> bool:

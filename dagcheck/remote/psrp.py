@@ -756,7 +756,7 @@ class PsrpTransport:
         transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). The shells it could not
         confirm closed are kept in self.left_open, each named with its server and ShellId (issue 24, item 14).
 
-        The Deletes go out side by side, each on its own thread, and close() waits for them at most
+        The Deletes go out side by side (one thread per connection), and close() waits for them at most
         `deadline` seconds (CLOSE_SECONDS): one server that does not answer its Delete no longer holds up
         the others, one after another. A second Ctrl-C while waiting stops the wait, not the Deletes already
         sent; either way every shell not confirmed closed is named (warning log and self.left_open), so
@@ -774,12 +774,18 @@ class PsrpTransport:
             return
         closed: dict[str, threading.Event] = {what: threading.Event() for what, _ in jobs}
         wake, interrupted = threading.Event(), threading.Event()
-        pending = [len(jobs)]
+        # One thread per WSMan connection, its shells closed one after another on it: a sealed (NTLM/Kerberos
+        # over HTTP) connection's security context numbers its messages in order and cannot take two at once.
+        by_connection: dict[int, list[tuple[str, Any]]] = {}
+        for what, closable in jobs:
+            by_connection.setdefault(id(_wsman_of(closable)), []).append((what, closable))
+        pending = [len(by_connection)]
 
-        def close_one(what: str, closable: Any) -> None:
+        def close_group(group: list[tuple[str, Any]]) -> None:
             try:
-                if _close_checked(closable):
-                    closed[what].set()
+                for what, closable in group:
+                    if _close_checked(closable):
+                        closed[what].set()
             finally:
                 with self._lock:
                     pending[0] -= 1
@@ -795,8 +801,8 @@ class PsrpTransport:
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGINT, on_sigint)
         try:
-            for i, job in enumerate(jobs):
-                threading.Thread(target=close_one, args=job, name=f"dagcheck-close-{i}", daemon=True).start()
+            for i, group in enumerate(by_connection.values()):
+                threading.Thread(target=close_group, args=(group,), name=f"dagcheck-close-{i}", daemon=True).start()
             wake.wait(limit)
         finally:
             if previous is not None:
@@ -864,6 +870,12 @@ def _budget_message(text: str) -> str:
 def _retry_after(reason: str) -> float:
     match = _RETRY_AFTER.search(reason)
     return int(match.group(1)) / 1000 if match else 0.0
+
+
+def _wsman_of(closable: Any) -> Any:
+    """The WSMan connection a RunspacePool (through its shell) or a WinRS shell talks over."""
+    shell = getattr(closable, "shell", closable)
+    return getattr(shell, "wsman", None) or closable
 
 
 def _shell_id(shell: Any) -> str:

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from dagcheck import paths
+from dagcheck.cleartext import FIELD, cleartext_problem
 from dagcheck.errors import InventoryError
 
 SCHEMA_PATH = paths.INVENTORY_SCHEMA
@@ -51,6 +52,9 @@ class ConnectionSettings:
     max_runspaces: int = 3
     # The largest answer accepted from the server, enforced while reading (dagcheck.remote.guard).
     max_response_mb: int = 64
+    # Accept Basic or unencrypted messages over http to this (non-loopback) server; refused otherwise
+    # (dagcheck.cleartext), and reported in every run when accepted.
+    allow_cleartext: bool = False
 
 
 @dataclass(frozen=True)
@@ -455,7 +459,24 @@ def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
             for w in data["maintenance_windows"]]
     _validate_schema(data, file)
     _validate_references(data, file)
-    return _build(data, file)
+    inventory = _build(data, file)
+    _validate_cleartext(inventory, file)
+    return inventory
+
+
+def _validate_cleartext(inventory: Inventory, file: str) -> None:
+    """Refuse a password or messages in clear over the network unless the inventory accepts it for that server."""
+    for i, server in enumerate(inventory.servers):
+        conn = server.connection
+        if conn.allow_cleartext:
+            continue
+        for uri in (server.exchange_uri(), server.windows_uri()):
+            problem = cleartext_problem(uri, conn.auth, conn.encryption, conn.connect_address)
+            if problem is not None:
+                raise InventoryError(file, f"servers[{i}].connection.{FIELD}", f"server {server.name}: {problem}. Use "
+                                     "https (the default URIs), or "
+                                     f"NTLM/Kerberos with encryption: auto; or set {FIELD}: true in {server.name}'s "
+                                     "connection settings to accept it (every run then says so)")
 
 
 def _schema() -> dict[str, Any]:

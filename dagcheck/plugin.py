@@ -518,11 +518,22 @@ def _unverified_tls(config: pytest.Config) -> list[str]:
     return sorted(getattr(session.transport, "unverified_tls", ())) if session is not None else []
 
 
+def cleartext_lines(config: pytest.Config) -> list[str]:
+    """The servers this run reached in clear (connection.allow_cleartext: true), for the console, the summary
+    and the mail (issue 24, item 8)."""
+    session = config.stash.get(SESSION_KEY, None)
+    names = sorted(getattr(session.transport, "cleartext", ())) if session is not None else []
+    return [f"WARNING: credentials and messages went in CLEAR (Basic or unencrypted over http) to {', '.join(names)} "
+            "(connection.allow_cleartext: true in the inventory)"] if names else []
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     unverified = _unverified_tls(config)
     if unverified:
         terminalreporter.write_line(f"WARNING: TLS certificates were NOT verified for {', '.join(unverified)} "
                                     "(connection.verify_tls: false in the inventory)", red=True, bold=True)
+    for line in cleartext_lines(config):
+        terminalreporter.write_line(line, red=True, bold=True)
     ctl = config.stash.get(CONTROLLER_KEY, None)
     for result in (ctl.results.values() if ctl else ()):
         terminalreporter.section(f"dagcheck {result.direction} maintenance: {result.server}")

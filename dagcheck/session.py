@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,10 @@ class DagcheckSession:
         self.collector = Collector(self.transport, expectations=inventory.expectations, dags=dags,
                                    lanes=self._lanes)
         self.servers = self._scope(servers, dag)
+        # The transport proves a refused account only on servers of this run (issue 24, item 2).
+        inner = getattr(self.transport, "inner", self.transport)
+        if hasattr(inner, "scope"):
+            inner.scope = {s.name.lower() for s in self.servers}
         self._prefetched: set[str] = set()
 
     def _lanes(self, name: str) -> int:
@@ -125,6 +130,9 @@ class DagcheckSession:
     def close(self) -> None:
         try:
             self.transport.close()
+            left = getattr(self.transport, "left_open", None)
+            if left:  # a second Ctrl-C, or a server that did not answer its Delete: say which (issue 24, item 14)
+                sys.stderr.write(f"dagcheck: {len(left)} shell(s) may be left open: {'; '.join(left)}\n")
         finally:
             if self.lab is not None:
                 self.lab.stop()

@@ -232,3 +232,26 @@ def test_connect_address_is_validated(tmp_path) -> None:
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(InventoryError, match=r"servers\[0\]\.connection\.connect_address"):
         load_inventory(path)
+
+
+def test_a_ticket_refused_by_one_server_does_not_stop_kerberos_on_the_others(kdc: Kdc, lab: LabServer, tmp_path) -> None:
+    """Issue 24, item 11: mbx2's URI names mbx3 (a wrong SPN for that server): the ticket for HTTP/mbx3 is
+    refused by mbx2, which fails alone; Kerberos goes on working on every other server of the run."""
+    kdc.kinit()
+    data = _inventory(lab, auth="kerberos")
+    wrong = next(s for s in data["servers"] if s["name"] == "mbx2")
+    port = lab.port("mbx2")
+    wrong["connection"]["exchange_uri"] = f"http://mbx3.lab.contoso.test:{port}/PowerShell"
+    wrong["connection"]["windows_uri"] = f"http://mbx3.lab.contoso.test:{port}/wsman"
+    path = tmp_path / "inventory.yml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    transport = PsrpTransport({s.name: s for s in load_inventory(path).servers})
+    try:
+        with pytest.raises(ConnectionFailed) as exc:
+            transport.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx2"))
+        assert "mbx2" in str(exc.value) and "only this server is affected" in str(exc.value)
+        for name in ("mbx1", "mbx3", "mbx4"):
+            assert transport.run(name, Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity=name))
+        assert set(transport.states.blind()) == {"mbx2"}
+    finally:
+        transport.close()

@@ -316,3 +316,64 @@ def test_a_budget_that_never_frees_gives_a_throttled_verdict(run_checks, monkeyp
     assert all("throttled by the server" in m and "user load quota" in m for m in result.messages.values())
     assert not any("unreachable" in m for m in result.messages.values())
     assert left == [0]
+
+
+def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is_left(lab, caplog) -> None:
+    """Issue 24, item 14: the first Ctrl-C interrupts a slow cmdlet; while close() waits for mbx2's WinRS shell,
+    whose Delete gets no answer (a server that does not answer, held here until the test lets it go), a second
+    Ctrl-C arrives. close() used to close the shells one after another, so the second KeyboardInterrupt left the
+    rest open without a word. Now every other shell is closed all the same, close() returns, and the one not
+    confirmed closed is named with its server and ShellId."""
+    import logging
+    import signal
+
+    from dagcheck.remote import psrp
+
+    _, org, server = lab
+    org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": 30}))
+    transport = _transport(lab)
+    transport.run_cmd("mbx2", "sc.exe query MSExchangeTransport")
+    transport.run("mbx3", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx3"))
+    main = threading.main_thread().ident
+    assert main is not None and threading.get_ident() == main
+    threading.Timer(0.5, signal.pthread_kill, args=(main, signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1"))
+    assert {s.server_name for s in server.open_shells()} == {"mbx1", "mbx2", "mbx3"}
+    stuck_shell, _ = transport._cmd_shells["mbx2"]
+    stuck_id = stuck_shell.id
+    deleting, release = threading.Event(), threading.Event()
+    real_close = stuck_shell.close
+
+    def unanswered_delete() -> None:
+        deleting.set()
+        release.wait(60)
+        real_close()
+
+    stuck_shell.close = unanswered_delete  # type: ignore[method-assign]
+
+    def second_ctrl_c() -> None:
+        if deleting.wait(30):
+            signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=second_ctrl_c, daemon=True).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="dagcheck.remote.psrp"):
+            try:
+                transport.close()  # the second Ctrl-C ends the wait (it comes as the stuck Delete starts)
+            except KeyboardInterrupt:
+                pytest.fail("the second Ctrl-C escaped close(): the shells after the stuck one were never closed")
+        # Named: the shell whose Delete got no answer (and any whose Delete was still on its way at that instant).
+        left = transport.left_open
+        assert f"mbx2 winrs shell {stuck_id}" in left
+        assert any("interrupted again while closing" in r.getMessage() and stuck_id in r.getMessage()
+                   for r in caplog.records)
+        # The other shells' Deletes went out beside it, so the second Ctrl-C did not keep them open.
+        for _ in range(600):
+            if [(s.server_name, s.shell_id) for s in server.open_shells()] == [("mbx2", stuck_id)]:
+                break
+            time.sleep(0.05)
+        assert [(s.server_name, s.shell_id) for s in server.open_shells()] == [("mbx2", stuck_id)]
+    finally:
+        release.set()
+    assert psrp.CLOSE_SECONDS <= 10  # without a second Ctrl-C, close() gives up waiting within seconds

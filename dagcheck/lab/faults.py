@@ -34,6 +34,9 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                                "reboot",            # count, seconds: at that Command the server restarts
                                # shape (wirefaults.HOSTILE_SHAPES), action, size_mb: the server answers that
                                "hostile_response",
+                               # server, seconds: Exchange's runspace budget refuses /PowerShell runspaces
+                               # (Broken pool, "Please wait for N seconds") for that long (lab.budget)
+                               "runspace_budget_exceeded",
                            }})
 # "throttled" (cmdlet, count, value): the first `count` invocations of the cmdlet exceed Exchange's
 # PowerShellMaxCmdlets budget and are refused with the user load quota WSMan fault (value: the quota).

@@ -41,7 +41,7 @@ from spnego.exceptions import SpnegoError
 
 from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import auth as negotiate
-from dagcheck.lab import cmdlets, products, winrs
+from dagcheck.lab import budget, cmdlets, products, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
@@ -672,8 +672,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if shell_el is None or creation is None or not creation.text:
             raise WSManFault(2150858817, "w:SchemaValidationError", "A PowerShell shell needs creationXml.")
         shell_id = (shell_el.get("ShellId") or str(uuid.uuid4())).upper()
-        pool = ServerRunspacePool()
         lab, server = self.server.lab, self.server.sim_server
+        # Exchange's runspace budget (lab.budget): the shell is created, its pool opens Broken.
+        left = budget.seconds_left(lab.org.faults_matching(budget.KIND, server)) if path == EXCHANGE_PATH else None
+        pool = ServerRunspacePool() if left is None else budget.RefusingPool(left)
         shell = Shell(shell_id, endpoint, server, pool, owner=self._owner(), path=path, resource=resource,
                       max_fragment=_payload_budget(max_envelope), idle_timeout=_idle_timeout(shell_el))
         refuse = wf.powershell_max_concurrency if path == EXCHANGE_PATH else wf.max_shells_per_user

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import struct
 import threading
 import time
@@ -21,7 +22,14 @@ from urllib.parse import urlsplit
 
 import requests
 from pypsrp.complex_objects import Pipeline, PSInvocationState
-from pypsrp.exceptions import AuthenticationError, SerializationError, WinRMError, WinRMTransportError, WSManFaultError
+from pypsrp.exceptions import (
+    AuthenticationError,
+    InvalidPSRPOperation,
+    SerializationError,
+    WinRMError,
+    WinRMTransportError,
+    WSManFaultError,
+)
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import CommandState, Process, SignalCode, WinRS
@@ -29,6 +37,7 @@ from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
 from pypsrp.wsman import WSMan, WSManAction
 from spnego.exceptions import SpnegoError
 
+from dagcheck.cleartext import cleartext_problem
 from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
@@ -60,7 +69,17 @@ SHELL_LOST_CODES = frozenset({2150858843})
 QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
 _T = TypeVar("_T")
 MAX_RETRY_AFTER = 60.0
+# Failed logons per account per run before it is withdrawn everywhere: one server may refuse alone (its own
+# authentication broken), so a refusal is proven on a second server first (issue 24, item 2).
+PROOF_LOGONS = 2
+# Servers tried for that proof that could not tell (unreachable) before the account is given up.
+PROOF_CANDIDATES = 3
+# How long close() waits for the shells' Deletes, sent side by side, before naming those left open.
+CLOSE_SECONDS = 5.0
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
+# Exchange's runspace budget (PowerShellMaxRunspaces per PowerShellMaxRunspacesTimePeriod): "Fail to create
+# [a] runspace because you have exceeded your budget to create runspace. Please wait for N seconds."
+_BUDGET_REFUSAL = re.compile(r"exceeded your budget to create runspace\.\s*Please wait for (\d+) seconds?", re.IGNORECASE)
 # A change may legitimately run longer than one long poll (Move-ActiveMailboxDatabase of a large database
 # takes minutes): it is bounded by this many operation timeouts. guessed: 4 (240 s at the default 60 s).
 CHANGE_TIMEOUT_FACTOR = 4
@@ -97,6 +116,8 @@ class PsrpTransport:
         # (retried once), even on a shell another lane has just discarded or not opened yet.
         self._answered: set[str] = set()
         self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
+        self.cleartext: set[str] = set()  # servers reached in clear (allow_cleartext): console, summary, mail
+        self.left_open: list[str] = []  # shells close() could not confirm closed, by server and ShellId
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
@@ -108,8 +129,14 @@ class PsrpTransport:
         # Per-run server states (remote.base.ServerStates): unreachable and rejected-credential servers are
         # not contacted again; one prompt per account (CredentialCache).
         self.states = ServerStates()
-        self._proven: set[object] = set()  # accounts that have logged on once this run
+        # Accounts that have logged on once this run, and the server that proved each (issue 24, item 2).
+        self._proven: dict[object, str] = {}
+        # The servers that refused each account not yet proven, in order: at most PROOF_LOGONS per run.
+        self._refused: dict[object, list[str]] = {}
         self._logon_locks: dict[object, threading.Lock] = {}
+        self._verdict_locks: dict[str, threading.Lock] = {}  # one verdict per refusing server
+        # The servers of this run (the session's scope): only they are asked to prove an account.
+        self.scope: set[str] | None = None
         self._credential_cache = CredentialCache()
 
     # ---- connections ----------------------------------------------------------------------
@@ -134,6 +161,10 @@ class PsrpTransport:
         if ssl and not settings.verify_tls:
             log.warning("TLS certificate verification is DISABLED for %s (%s)", server.name, uri)
             self.unverified_tls.add(server.name)
+        cleartext = cleartext_problem(uri, settings.auth, settings.encryption, settings.connect_address)
+        if cleartext is not None:  # the inventory refuses it unless connection.allow_cleartext (dagcheck.inventory)
+            log.warning("CLEARTEXT to %s: %s (connection.allow_cleartext: true in the inventory)", server.name, cleartext)
+            self.cleartext.add(server.name)
         host = parts.hostname or server.fqdn
         wsman = install(WSMan(
             settings.connect_address or host,
@@ -172,13 +203,16 @@ class PsrpTransport:
     @contextmanager
     def _first_logon(self, server: Server) -> Iterator[None]:
         """Until an account has logged on once, its logons go one at a time (across servers and threads), so
-        that a wrong password is rejected once, not once per server opened in parallel. Once one logon has
-        succeeded the account is proven and opens run in parallel again. Kerberos has no password to get
-        wrong here: not serialised. The cost of a hung first server: the others wait for its one timeout."""
-        if server.connection.auth == "kerberos":
+        that a wrong password is rejected at most PROOF_LOGONS times, not once per server opened in parallel.
+        A refusal is noted under the account's lock (_note_refusal), before the next logon may start. Once
+        one logon has succeeded the account is proven and opens run in parallel again. Kerberos and
+        certificates have no password to get wrong here: not serialised (_counts_logons). The cost of a hung
+        first server: the others wait for its one timeout."""
+        creds = self._creds(server)
+        if not _counts_logons(server.connection, creds):
             yield
             return
-        account = account_key(server.connection, self._creds(server))
+        account = account_key(server.connection, creds)
         with self._lock:
             if account in self._proven:
                 lock = None
@@ -191,15 +225,46 @@ class PsrpTransport:
             with self._lock:
                 proven = account in self._proven
             if not proven:
-                self._refuse_if_blind(server, "connect")  # rejected while this one waited: not tried again
-                yield
+                self._refuse_if_blind(server, "connect")  # withdrawn while this one waited: not tried again
+                try:
+                    yield
+                except BaseException as exc:
+                    if _is_refusal(exc):
+                        self._note_refusal(server, account, creds, _refusal_detail(exc))
+                    raise
                 with self._lock:
-                    self._proven.add(account)
+                    self._proven.setdefault(account, server.name)
                 return
         # Proven while this one waited: it opens beside the others, not holding the lock. (It used to open
         # inside it, so every server queued behind the first logon opened one after another: 2 s a runspace
         # made 40 servers' opens take 80 s.)
         yield
+
+    def _note_refusal(self, server: Server, account: object, creds: Credentials, detail: str) -> None:
+        """A server refused an account not yet proven (called under the account's logon lock). The second
+        refusal withdraws the account at once, before the lock lets another logon start."""
+        with self._lock:
+            refused = self._refused.setdefault(account, [])
+            if server.name not in refused:
+                refused.append(server.name)
+            servers = list(refused)
+        if len(servers) >= PROOF_LOGONS:
+            self._withdraw(server, "connect", account, creds, detail, servers)
+
+    def _withdraw(self, server: Server, what: str, account: object, creds: Credentials, detail: str,
+                  servers: list[str]) -> Blind:
+        """The account is not used again this run, on any server: refused by `servers` and proven nowhere."""
+        who = creds.username or "the account"
+        where = " and ".join(servers)
+        if len(servers) >= PROOF_LOGONS:
+            why = (f"refused by {len(servers)} servers, so the user name or password is wrong (or the account is "
+                   "locked out or disabled)")
+        else:
+            why = "no other server of this run could confirm them"
+        reason = (f"authentication failed for {who} on {where}: {detail}; {why}: these credentials are not used "
+                  f"again this run, on any server (a lockout policy counts every failed logon; dagcheck stops at "
+                  f"{PROOF_LOGONS} per account)")
+        return self.states.mark(Blind(server.name, "authentication", what, reason), account=account)
 
     def _refuse_if_blind(self, server: Server, what: str) -> None:
         """Once a server is unreachable, or its credentials were rejected (here or elsewhere), nothing more is
@@ -217,13 +282,100 @@ class PsrpTransport:
         return ConnectionFailed(server.name, blind.what, blind.reason)
 
     def _rejected(self, server: Server, what: str, detail: str) -> ConnectionFailed:
+        """A server refused our credentials. Whether that is the account's fault or the server's is decided
+        here, once per server (issue 24, item 2): a wrong password is refused everywhere, a server whose own
+        authentication is broken (an Extended Protection / channel-binding mismatch after a CU, a vdir whose
+        authentication was reset) refuses alone. So before an account is withdrawn it is proven on one other
+        server of the run: at most PROOF_LOGONS failed logons per account. A server that refuses a proven
+        account fails only itself. A Kerberos ticket or a client certificate refused by one server is that
+        server's failure (item 11): no password was wrong and no lockout counter moved."""
         creds = self._creds(server)
         who = creds.username or "the Kerberos/certificate identity"
-        blind = self.states.mark(Blind(server.name, "authentication", what,
-                                       f"authentication failed for {who} on {server.name}: {detail}; these credentials "
-                                       "are not used again this run, on any server (a lockout policy counts every "
-                                       "failed logon)"), account=account_key(server.connection, creds))
-        return ConnectionFailed(server.name, blind.what, blind.reason)
+        if not _counts_logons(server.connection, creds):
+            blind = self.states.mark(Blind(server.name, "authentication", what,
+                                           f"authentication failed for {who} on {server.name}: {detail}; only this "
+                                           f"server is affected ({server.connection.auth}: no password was refused and "
+                                           "no lockout counter moved; the other servers are still tried)"))
+            return ConnectionFailed(server.name, blind.what, blind.reason)
+        account = account_key(server.connection, creds)
+        with self._verdict_lock(server):
+            decided = self.states.refusal(server.name)  # another lane of this server found out first
+            if decided is None:
+                decided = self._verdict(server, what, detail, account, creds)
+        return ConnectionFailed(server.name, decided.what, decided.reason)
+
+    def _verdict(self, server: Server, what: str, detail: str, account: object, creds: Credentials) -> Blind:
+        with self._lock:
+            undecided = account not in self._proven
+        if undecided and self.states.refusal(server.name, account) is None:
+            self._prove_elsewhere(server, account)
+        with self._lock:
+            proven_on = self._proven.get(account)
+            refused = list(self._refused.get(account, ()))
+        if proven_on is not None:
+            who = creds.username or "the account"
+            return self.states.mark(Blind(
+                server.name, "authentication", what,
+                f"this server refused a credential that works elsewhere: {who} logged on to {proven_on}, but "
+                f"{server.name} answered {detail}. Only {server.name} is affected: check its own authentication "
+                "(Extended Protection / channel binding after a CU, the PowerShell virtual directory's "
+                "authentication methods, the account's rights on this server)"))
+        withdrawn = self.states.refusal(server.name, account)  # marks this server with the account's reason
+        if withdrawn is not None:
+            return withdrawn
+        return self._withdraw(server, what, account, creds, detail, refused or [server.name])
+
+    def _prove_elsewhere(self, refusing: Server, account: object) -> None:
+        """Log the account on to another server of the run (its pool is kept for that server's own calls),
+        until one accepts it (proven), a second refuses it (withdrawn, by _note_refusal), or PROOF_CANDIDATES
+        servers could not tell (unreachable: marked so, as their own first call would have found)."""
+        tried = 0
+        for candidate in self._proof_candidates(refusing, account):
+            with self._lock:
+                if account in self._proven or len(self._refused.get(account, ())) >= PROOF_LOGONS:
+                    return
+            if tried >= PROOF_CANDIDATES:
+                return
+            tried += 1
+            log.info("%s refused the credentials; proving them on %s", refusing.name, candidate.name)
+            try:
+                self._pool(candidate, Endpoint.EXCHANGE)
+                return
+            except ConnectionFailed:  # refused (noted), blind, or the account withdrawn meanwhile
+                continue
+            except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
+                self._discard(candidate, Endpoint.EXCHANGE)
+                self._unreachable(candidate, "connect", _connection_reason(exc))
+            except Exception as exc:  # noqa: BLE001 - whatever else stopped that logon, it proves nothing
+                self._discard(candidate, Endpoint.EXCHANGE)
+                log.info("%s could not prove the credentials: %s: %s", candidate.name, type(exc).__name__, exc)
+
+    def _proof_candidates(self, refusing: Server, account: object) -> list[Server]:
+        """The run's other servers that log on with the same account and are not known to be blind."""
+        out = []
+        for name, server in self.servers.items():
+            if name == refusing.name.lower() or (self.scope is not None and name not in self.scope):
+                continue
+            if self._account(server) != account or self.states.refusal(server.name) is not None:
+                continue
+            out.append(server)
+        return out
+
+    def _verdict_lock(self, server: Server) -> threading.Lock:
+        with self._lock:
+            return self._verdict_locks.setdefault(server.name.lower(), threading.Lock())
+
+    def _logon(self, server: Server, endpoint: Endpoint, open_: Callable[[], _T]) -> _T:
+        """Open a shell (the logon); a refusal is judged at once (_rejected), still under the server's open
+        lock, so that its other lanes find the verdict instead of logging on again."""
+        try:
+            with self._first_logon(server):
+                return open_()
+        except (AuthenticationError, WinRMTransportError) as exc:
+            if not _is_refusal(exc):
+                raise
+            self._discard(server, endpoint)
+            raise self._rejected(server, "connect", _refusal_detail(exc)) from None
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
@@ -249,11 +401,40 @@ class PsrpTransport:
                 if key in self._pools:
                     return self._pools[key]
             self._make_room(server, key)
-            with self._first_logon(server):
-                opened = self._open(server, endpoint)
+            opened = self._open_within_budget(server, endpoint)
             with self._lock:
                 self._pools[key] = opened
                 return opened
+
+    def _open_within_budget(self, server: Server, endpoint: Endpoint) -> _Pool:
+        """Open the pool; if Exchange refuses it over the user's runspace budget ("... exceeded your budget to
+        create runspace. Please wait for N seconds.", a Broken RunspacePool state, not a WSMan fault), wait the
+        N seconds it names and open again, within the transport's throttling budget (throttle_retries waits,
+        each at most MAX_RETRY_AFTER). The server's other calls wait behind its open lock meanwhile, so the
+        refusal is not provoked again by each of them. Beyond that budget the server is throttled out for the
+        run, with the server's own words as the reason; it is never called unreachable (it answered)."""
+        waits = 0
+        while True:
+            try:
+                return self._logon(server, endpoint, lambda: self._open(server, endpoint))
+            except InvalidPSRPOperation as exc:
+                wait = _budget_wait(str(exc))
+                if wait is None:
+                    raise
+                message = _budget_message(str(exc))
+                if wait > MAX_RETRY_AFTER or waits >= self.throttle_retries:
+                    why = (f"it asks for {wait:g} s, over the {MAX_RETRY_AFTER:g} s dagcheck waits for a throttled "
+                           "server" if wait > MAX_RETRY_AFTER else
+                           f"still refused after {waits} wait(s) (the transport's {self.throttle_retries} retries)")
+                    blind = self.states.mark(Blind(
+                        server.name, "throttled", "connect",
+                        f"Exchange refused to create a runspace (its runspace budget, PowerShellMaxRunspaces in "
+                        f"the user's throttling policy): {message}; {why}; nothing more is sent to {server.name} "
+                        "this run"))
+                    raise Throttled(server.name, "connect", blind.reason) from None
+                waits += 1
+                log.info("%s: %s; waiting %g s before opening again", server.name, message, wait)
+                time.sleep(wait)
 
     def _opening(self, server: Server) -> threading.Lock:
         with self._lock:
@@ -341,7 +522,7 @@ class PsrpTransport:
             try:
                 return attempt()
             except Throttled as exc:
-                if throttled >= self.throttle_retries:
+                if throttled >= self.throttle_retries or self.states.refusal(server.name) is not None:
                     self.states.mark(Blind(server.name, "throttled", what, exc.reason), sticky=False)
                     raise
                 # Exchange's user load quota says how long the next request will be refused: wait that
@@ -492,8 +673,7 @@ class PsrpTransport:
             self._make_room(server, key)
             shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
             try:
-                with self._first_logon(server):
-                    shell.open()
+                self._logon(server, Endpoint.WINDOWS, shell.open)
             except BaseException:
                 _close_quietly(shell)
                 raise
@@ -574,19 +754,86 @@ class PsrpTransport:
         with self._lock:
             return len(self._pools) + len(self._cmd_shells)
 
-    def close(self) -> None:
-        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes
-        the transport in pytest_unconfigure, which runs after a KeyboardInterrupt too)."""
+    def close(self, deadline: float | None = None) -> None:
+        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes the
+        transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). The shells it could not
+        confirm closed are kept in self.left_open, each named with its server and ShellId (issue 24, item 14).
+
+        The Deletes go out side by side (one thread per connection), and close() waits for them at most
+        `deadline` seconds (CLOSE_SECONDS): one server that does not answer its Delete no longer holds up
+        the others, one after another. A second Ctrl-C while waiting stops the wait, not the Deletes already
+        sent; either way every shell not confirmed closed is named (warning log and self.left_open), so
+        that an administrator can remove it (Remove-PSSession, or winrm delete on the ShellId) instead of
+        it eating into the account's quota until the server's IdleTimeout."""
         with self._lock:
-            pools = list(self._pools.values())
-            shells = [shell for shell, _ in self._cmd_shells.values()]
+            jobs: list[tuple[str, Any]] = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
+                    for (name, endpoint), entry in self._pools.items()]
+            jobs += [(f"{name} winrs shell {_shell_id(shell)}", shell) for name, (shell, _) in self._cmd_shells.items()]
             self._pools.clear()
             self._cmd_shells.clear()
             self._connections.clear()
-        for shell in shells:
-            _close_quietly(shell)
-        for entry in pools:
-            _close_quietly(entry.pool)
+        self.left_open = []
+        if not jobs:
+            return
+        closed: dict[str, threading.Event] = {what: threading.Event() for what, _ in jobs}
+        wake, interrupted = threading.Event(), threading.Event()
+        # One thread per WSMan connection, its shells closed one after another on it: a sealed (NTLM/Kerberos
+        # over HTTP) connection's security context numbers its messages in order and cannot take two at once.
+        by_connection: dict[int, list[tuple[str, Any]]] = {}
+        for what, closable in jobs:
+            by_connection.setdefault(id(_wsman_of(closable)), []).append((what, closable))
+        pending = [len(by_connection)]
+
+        def close_group(group: list[tuple[str, Any]]) -> None:
+            try:
+                for what, closable in group:
+                    if _close_checked(closable):
+                        closed[what].set()
+            finally:
+                with self._lock:
+                    pending[0] -= 1
+                    if pending[0] == 0:
+                        wake.set()
+
+        def on_sigint(signum: int, frame: Any) -> None:  # Ctrl-C again: stop waiting, wherever it lands
+            interrupted.set()
+            wake.set()
+
+        limit = CLOSE_SECONDS if deadline is None else deadline
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            for i, group in enumerate(by_connection.values()):
+                threading.Thread(target=close_group, args=(group,), name=f"dagcheck-close-{i}", daemon=True).start()
+            wake.wait(limit)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+        left = [what for what, event in closed.items() if not event.is_set()]
+        if left:
+            why = "interrupted again while closing" if interrupted.is_set() else f"no answer within {limit:g} s"
+            log.warning("%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
+                        "with Remove-PSSession or winrm delete on the ShellId)", why, len(left), "; ".join(left))
+        self.left_open = left
+
+
+def _counts_logons(settings: Any, creds: Credentials) -> bool:
+    """Whether a refused logon may be a wrong password that a lockout policy counts: a password was sent
+    (Basic, NTLM, Negotiate with a password). A Kerberos ticket or a client certificate refused by a server
+    says nothing about the account's password and moves no lockout counter."""
+    return settings.auth not in ("kerberos", "certificate") and creds.password is not None
+
+
+def _is_refusal(exc: BaseException) -> bool:
+    """The server refused the logon (HTTP 401 after the credentials were sent)."""
+    return isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401)
+
+
+def _refusal_detail(exc: BaseException) -> str:
+    if isinstance(exc, WinRMTransportError):
+        return "access denied (HTTP 401): check the user name and password"
+    return f"access denied (HTTP 401): {exc}"
 
 
 def _receive_once(wsman: WSMan) -> None:
@@ -612,9 +859,40 @@ class _ShellLost(Exception):
         self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
 
 
+def _budget_wait(text: str) -> float | None:
+    """The seconds Exchange's runspace budget refusal asks to wait, or None if the text is not that refusal."""
+    match = _BUDGET_REFUSAL.search(text)
+    return float(match.group(1)) if match else None
+
+
+def _budget_message(text: str) -> str:
+    """The refusal as Exchange words it (pypsrp prefixes "Received a broken RunspacePoolState message: ")."""
+    return " ".join(text.split("message: ", 1)[-1].split())[:300]
+
+
 def _retry_after(reason: str) -> float:
     match = _RETRY_AFTER.search(reason)
     return int(match.group(1)) / 1000 if match else 0.0
+
+
+def _wsman_of(closable: Any) -> Any:
+    """The WSMan connection a RunspacePool (through its shell) or a WinRS shell talks over."""
+    shell = getattr(closable, "shell", closable)
+    return getattr(shell, "wsman", None) or closable
+
+
+def _shell_id(shell: Any) -> str:
+    return str(getattr(shell, "id", None) or "(not created)")
+
+
+def _close_checked(closable: Any) -> bool:
+    """Close; whether the server confirmed it (a failure is logged, never raised: the verdicts are made)."""
+    try:
+        closable.close()
+        return True
+    except Exception as exc:
+        log.debug("closing %s failed: %s", type(closable).__name__, exc)
+        return False
 
 
 def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:

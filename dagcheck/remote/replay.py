@@ -203,6 +203,7 @@ class ReplayTransport:
         self.root = self.folder.resolve()
         self.transcript = transcript or Transcript()
         self.unverified_tls: set[str] = set()
+        self.cleartext: set[str] = set()
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:

@@ -174,12 +174,12 @@ def _notices(config: pytest.Config) -> list[str]:
     """What the reader must know about the run itself, beside the verdicts: a stale build or lifecycle
     table (its verdicts may miss newer releases)."""
     from dagcheck.lifecycle_plugin import STALE_KEY
-    from dagcheck.plugin import _unverified_tls
+    from dagcheck.plugin import _unverified_tls, cleartext_lines
 
     unverified = _unverified_tls(config)
-    tls = [f"TLS certificates were NOT verified for {', '.join(unverified)} (connection.verify_tls: false)"] \
-        if unverified else []
-    return tls + [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])]
+    tls = [f"WARNING: TLS certificates were NOT verified for {', '.join(unverified)} (connection.verify_tls: false "
+           "in the inventory)"] if unverified else []
+    return [f"Stale table: {line}" for line in config.stash.get(STALE_KEY, [])] + cleartext_lines(config) + tls
 
 
 def _maintenance(config: pytest.Config) -> list[dict[str, Any]]:

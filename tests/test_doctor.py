@@ -191,3 +191,32 @@ def test_a_certificate_failure_is_told_by_its_part(code: int, message: str, part
 
     failure = classify(code, message, "ex01.contoso.com")
     assert failure.part == part and message in failure.detail and failure.reason.startswith("TLS: certificate")
+
+
+def test_a_mechanism_the_server_does_not_offer_is_named_before_any_logon(lab) -> None:
+    org, server = lab
+    report = _diagnose(server, mbx2={"auth": "ntlm"})["mbx2"]
+    assert report.failed.layer == "auth" and "the server offers Basic; connection.auth is ntlm" in report.failed.detail
+    assert server.failed_logons == {} and not any(c[0] == "mbx2" for c in org.call_log)
+
+
+def test_kerberos_names_the_spn_asked_for_and_the_kdcs_answer(lab, monkeypatch) -> None:
+    """The FQDN stays in the URI (the SPN), the connection goes to the address: HTTP/<fqdn> is asked for."""
+    org, server = lab
+    port = server.port("mbx3")
+    where = {
+        "exchange_uri": f"http://mbx3.lab.contoso.test:{port}/PowerShell",
+        "auth": "kerberos",
+        "windows_uri": f"http://mbx3.lab.contoso.test:{port}/wsman",
+        "connect_address": "127.0.0.1",
+    }
+    failed = _diagnose(server, mbx3=where)["mbx3"].failed  # no ticket here (nor perhaps gssapi): the library says why
+    assert failed.layer == "auth" and failed.detail.startswith("Kerberos: SPN HTTP/mbx3.lab.contoso.test: the KDC answered: ")
+    assert "kinit" in failed.advice and "setspn -Q HTTP/mbx3.lab.contoso.test" in failed.advice
+    asked: list[str] = []
+    monkeypatch.setattr(
+        doctor, "kerberos_ticket", lambda host: (asked.append(host), (False, "Server not found in Kerberos database"))[1]
+    )
+    failed = _diagnose(server, mbx3=where)["mbx3"].failed
+    assert asked == ["mbx3.lab.contoso.test"] and failed.detail.endswith("Server not found in Kerberos database")
+    assert server.failed_logons == {}

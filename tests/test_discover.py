@@ -143,8 +143,9 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     # The administrator's file: mbx4 not (yet) listed, an old mbx9, and their own activation expectation.
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     data["servers"] = [s for s in data["servers"] if s["name"] != "mbx4"] + [
-        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A"}
+        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-Z"}
     ]
+    data["sites"].append({"name": "Site-Z"})
     data["dags"][0]["members"].remove("mbx4")
     data["expectations"]["activation_policy"] = "IntrasiteOnly"
     data["maintenance"] = {"poll_interval": 0}
@@ -155,6 +156,7 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     assert "server added: mbx4 (mbx4.lab.contoso.test, site Site-B, DAG DAG1)" in changes
     assert "server removed: mbx9 (Exchange no longer lists it)" in changes
     assert "DAG DAG1: member added: mbx4" in changes
+    assert "site removed: Site-Z (no server there any more)" in changes
     assert any(c.startswith("expectation activation_policy kept as IntrasiteOnly") for c in changes)
     assert discover.main("mbx1", str(written), str(out), [], [], False) == 1
     assert out.read_bytes() == before  # shown, not overwritten
@@ -162,6 +164,7 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     assert discover.main("mbx1", str(written), str(out), [], [], True) == 0
     updated = load_inventory(out)
     assert {s.name for s in updated.servers} == {"mbx1", "mbx2", "mbx3", "mbx4"}
+    assert updated.sites == ("Site-A", "Site-B")
     assert set(updated.dag("DAG1").members) == {"mbx1", "mbx2", "mbx3", "mbx4"}
     assert updated.expectations.activation_policy == "IntrasiteOnly"  # the administrator's, kept
     assert updated.maintenance.poll_interval == 0

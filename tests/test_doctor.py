@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagcheck import collect, discover, doctor
+from dagcheck import collect, discover, doctor, locate
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import Fault, load_inventory, parse_inventory
 from dagcheck.lab.build import build_organization
@@ -168,6 +168,7 @@ def test_doctor_command_on_the_embedded_lab_says_so_and_exits_0(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("DAGCHECK_INVENTORY", raising=False)
+    monkeypatch.setattr(locate, "SYSTEM", tmp_path / "etc-inventory.yml")
     assert doctor.main(None, ["mbx2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "simulated lab" in out[0]

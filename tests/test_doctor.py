@@ -94,6 +94,30 @@ def test_a_self_signed_certificate_not_trusted_is_named_tls_chain_with_how_to_tr
     assert "expires in" in next(f.detail for f in trusted_reports[0].findings if f.layer == "tls")
 
 
+def test_a_certificate_for_another_name_is_named_tls_name(monkeypatch, tmp_path) -> None:
+    """Trusted, but the lab's certificate names localhost and 127.0.0.1, not the FQDN in the URI."""
+    org, server = _start(https=True)
+    monkeypatch.setenv(USERNAME_ENV, server.credentials.username)
+    monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
+    port = server.port("mbx1")
+    try:
+        ca = server.certificate.write_ca_bundle(str(tmp_path / "ca.pem"))
+        inventory = _inventory(
+            server,
+            ca_bundle=ca,
+            mbx1={
+                "exchange_uri": f"https://mbx1.lab.contoso.test:{port}/PowerShell",
+                "windows_uri": f"https://mbx1.lab.contoso.test:{port}/wsman",
+                "connect_address": "127.0.0.1",
+            },
+        )
+        [report] = doctor.run([inventory.server("mbx1")])
+    finally:
+        server.stop()
+    assert report.failed.layer == "tls" and "certificate name check failed" in report.failed.detail
+    assert "subject alternative names" in report.failed.advice and "connect_address" in report.failed.advice
+
+
 def test_a_cmdlet_missing_from_the_session_is_named_rbac(lab) -> None:
     """cmdlet_missing: a role group that does not grant Get-Queue on mbx3 (Exchange leaves it out of the
     session, so Get-Command there does not list it)."""
@@ -119,7 +143,7 @@ def test_a_closed_windows_port_is_named_tcp_of_the_windows_endpoint(lab) -> None
     assert f"mbx4: TCP: Windows endpoint 127.0.0.1:{port} refused. Fix: " in doctor.render(list(reports.values()))
 
 
-def test_an_account_that_is_no_local_administrator_is_named_at_the_windows_endpoint(lab) -> None:
+def test_windows_not_admin_is_named_at_the_windows_endpoint(lab) -> None:
     org, server = lab
     org.runtime_faults.append(Fault("windows_not_admin", {"server": "mbx2"}))
     failed = _diagnose(server)["mbx2"].failed

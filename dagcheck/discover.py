@@ -382,6 +382,12 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             out.append(f"DAG {new_d[n]['name']}: witness {_flow(old_d[n].get('witness'))} -> {_flow(new_d[n].get('witness'))}")
     old_sites = {s["name"].lower() for s in old.get("sites") or ()}
     out += [f"site added: {s['name']}" for s in new.get("sites") or () if s["name"].lower() not in old_sites]
+    new_sites = {s["name"].lower() for s in new.get("sites") or ()}
+    out += [
+        f"site removed: {s['name']} (no server there any more)"
+        for s in old.get("sites") or ()
+        if s["name"].lower() not in new_sites
+    ]
     old_e, new_e = old.get("expectations") or {}, new.get("expectations") or {}
     for key in ("activation_policy", "autodiscover"):
         if key in new_e and old_e.get(key) != new_e[key]:

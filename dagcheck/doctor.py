@@ -257,11 +257,19 @@ def check_auth_offer(server: Server, endpoint: _Endpoint) -> Finding | None:
     if auth == "kerberos":
         got, said = kerberos_ticket(endpoint.host)
         if not got:
+            install = "python-gssapi" in said.lower() or "no module named" in said.lower()
             return Finding(
                 "auth",
                 False,
-                f"Kerberos: SPN HTTP/{endpoint.host}: the KDC answered: {said}",
-                "get a ticket (kinit user@REALM or a keytab), check krb5.conf's realm and that "
+                f"Kerberos: SPN HTTP/{endpoint.host}: "
+                + (f"no ticket asked, this host lacks the Kerberos library: {said}" if install else f"the KDC answered: {said}"),
+                (
+                    "install the Kerberos extra: apt-get install krb5-user libkrb5-dev gcc python3-dev, then pip install "
+                    "'dagcheck[kerberos]' (README: Kerberos from Linux); then kinit and check "
+                    f"`setspn -Q HTTP/{endpoint.host}`"
+                )
+                if install
+                else "get a ticket (kinit user@REALM or a keytab), check krb5.conf's realm and that "
                 f"`setspn -Q HTTP/{endpoint.host}` finds the server's account",
             )
         said = f"; SPN HTTP/{endpoint.host}: {said}"

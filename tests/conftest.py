@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ from tests import processes
 
 ROOT = Path(__file__).resolve().parent.parent
 LAB_YML = ROOT / "inventory" / "lab.yml"
+# The project's own tests run on the lab whatever inventory this machine has: without this, dagcheck.locate's
+# order would let a run without --inventory find ./dagcheck.yml, ~/.config/dagcheck/inventory.yml or
+# /etc/dagcheck/inventory.yml (an administrator's real organisation) before the lab. Tests of that order
+# remove it (tests/test_locate.py).
+os.environ["DAGCHECK_INVENTORY"] = str(LAB_YML)
 
 
 # Modules whose tests each drive persistent lab processes through several whole runs (a minute or more each

@@ -143,8 +143,9 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     # The administrator's file: mbx4 not (yet) listed, an old mbx9, and their own activation expectation.
     data = yaml.safe_load(out.read_text(encoding="utf-8"))
     data["servers"] = [s for s in data["servers"] if s["name"] != "mbx4"] + [
-        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A"}
+        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-Z"}
     ]
+    data["sites"].append({"name": "Site-Z"})
     data["dags"][0]["members"].remove("mbx4")
     data["expectations"]["activation_policy"] = "IntrasiteOnly"
     data["maintenance"] = {"poll_interval": 0}
@@ -155,6 +156,7 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     assert "server added: mbx4 (mbx4.lab.contoso.test, site Site-B, DAG DAG1)" in changes
     assert "server removed: mbx9 (Exchange no longer lists it)" in changes
     assert "DAG DAG1: member added: mbx4" in changes
+    assert "site removed: Site-Z (no server there any more)" in changes
     assert any(c.startswith("expectation activation_policy kept as IntrasiteOnly") for c in changes)
     assert discover.main("mbx1", str(written), str(out), [], [], False) == 1
     assert out.read_bytes() == before  # shown, not overwritten
@@ -162,6 +164,7 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
     assert discover.main("mbx1", str(written), str(out), [], [], True) == 0
     updated = load_inventory(out)
     assert {s.name for s in updated.servers} == {"mbx1", "mbx2", "mbx3", "mbx4"}
+    assert updated.sites == ("Site-A", "Site-B")
     assert set(updated.dag("DAG1").members) == {"mbx1", "mbx2", "mbx3", "mbx4"}
     assert updated.expectations.activation_policy == "IntrasiteOnly"  # the administrator's, kept
     assert updated.maintenance.poll_interval == 0
@@ -169,15 +172,7 @@ def test_rediscovery_shows_what_changed_and_keeps_the_expectations(lab, tmp_path
 
 
 def _topology(written: Path) -> tuple[discover.Topology, discover.Seed]:
-    from dagcheck.remote.psrp import PsrpTransport
-
-    seed = discover.read_seed(str(written))
-    server = seed.server("mbx1")
-    transport = PsrpTransport({server.name: server})
-    try:
-        return discover.ask(transport, server), seed
-    finally:
-        transport.close()
+    return _asked(discover.read_seed(str(written)))
 
 
 # ---- without a lab: real Exchange output and topologies the lab does not have ---------------------------------
@@ -282,3 +277,36 @@ def test_a_seed_with_a_bad_connection_names_the_file_and_key(tmp_path) -> None:
     seed.write_text("connection: {auth: kerberoz}\nservers: [{name: mbx1}]\n", encoding="utf-8")
     with pytest.raises(InventoryError, match=r"seed.yml: connection.auth: 'kerberoz' is not one of"):
         discover.read_seed(str(seed))
+
+
+def test_a_standalone_lab_server_is_discovered_in_no_dag(monkeypatch) -> None:
+    """The lab with a fifth Mailbox server in no DAG: discovery lists it, without a dag key, not dropped."""
+    from dagcheck.inventory import parse_inventory as parse
+    from dagcheck.lab.build import build_organization
+    from dagcheck.lab.persist import inventory_for
+    from dagcheck.lab.server import LabServer
+    from tests.conftest import lab_data
+
+    data = lab_data()
+    data["servers"].append({"name": "mbx5", "fqdn": "mbx5.lab.contoso.test", "site": "Site-B"})
+    with LabServer(build_organization(parse(data))) as server:
+        monkeypatch.setenv(USERNAME_ENV, server.credentials.username)
+        monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
+        seed = discover.Seed("lab", inventory_for(data, server.exchange_uri, server.windows_uri, None, "basic"))
+        made = discover.draft(*_asked(seed), discover.Selection())
+    by_name = {s["name"]: s for s in made.data["servers"]}
+    assert set(by_name) == {"mbx1", "mbx2", "mbx3", "mbx4", "mbx5"} and "dag" not in by_name["mbx5"]
+    assert "in no DAG (a standalone Mailbox server)" in made.notes["servers.mbx5"]
+    assert made.data["dags"][0]["members"] == ["mbx1", "mbx2", "mbx3", "mbx4"]
+    parse(yaml.safe_load(yaml.safe_dump(made.data)))
+
+
+def _asked(seed: discover.Seed) -> tuple[discover.Topology, discover.Seed]:
+    from dagcheck.remote.psrp import PsrpTransport
+
+    server = seed.server("mbx1")
+    transport = PsrpTransport({server.name: server})
+    try:
+        return discover.ask(transport, server), seed
+    finally:
+        transport.close()

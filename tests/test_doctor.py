@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagcheck import collect, discover, doctor
+from dagcheck import collect, discover, doctor, locate
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import Fault, load_inventory, parse_inventory
 from dagcheck.lab.build import build_organization
@@ -94,6 +94,30 @@ def test_a_self_signed_certificate_not_trusted_is_named_tls_chain_with_how_to_tr
     assert "expires in" in next(f.detail for f in trusted_reports[0].findings if f.layer == "tls")
 
 
+def test_a_certificate_for_another_name_is_named_tls_name(monkeypatch, tmp_path) -> None:
+    """Trusted, but the lab's certificate names localhost and 127.0.0.1, not the FQDN in the URI."""
+    org, server = _start(https=True)
+    monkeypatch.setenv(USERNAME_ENV, server.credentials.username)
+    monkeypatch.setenv(PASSWORD_ENV, server.credentials.password)
+    port = server.port("mbx1")
+    try:
+        ca = server.certificate.write_ca_bundle(str(tmp_path / "ca.pem"))
+        inventory = _inventory(
+            server,
+            ca_bundle=ca,
+            mbx1={
+                "exchange_uri": f"https://mbx1.lab.contoso.test:{port}/PowerShell",
+                "windows_uri": f"https://mbx1.lab.contoso.test:{port}/wsman",
+                "connect_address": "127.0.0.1",
+            },
+        )
+        [report] = doctor.run([inventory.server("mbx1")])
+    finally:
+        server.stop()
+    assert report.failed.layer == "tls" and "certificate name check failed" in report.failed.detail
+    assert "subject alternative names" in report.failed.advice and "connect_address" in report.failed.advice
+
+
 def test_a_cmdlet_missing_from_the_session_is_named_rbac(lab) -> None:
     """cmdlet_missing: a role group that does not grant Get-Queue on mbx3 (Exchange leaves it out of the
     session, so Get-Command there does not list it)."""
@@ -119,7 +143,7 @@ def test_a_closed_windows_port_is_named_tcp_of_the_windows_endpoint(lab) -> None
     assert f"mbx4: TCP: Windows endpoint 127.0.0.1:{port} refused. Fix: " in doctor.render(list(reports.values()))
 
 
-def test_an_account_that_is_no_local_administrator_is_named_at_the_windows_endpoint(lab) -> None:
+def test_windows_not_admin_is_named_at_the_windows_endpoint(lab) -> None:
     org, server = lab
     org.runtime_faults.append(Fault("windows_not_admin", {"server": "mbx2"}))
     failed = _diagnose(server)["mbx2"].failed
@@ -168,6 +192,7 @@ def test_doctor_command_on_the_embedded_lab_says_so_and_exits_0(tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("DAGCHECK_INVENTORY", raising=False)
+    monkeypatch.setattr(locate, "SYSTEM", tmp_path / "etc-inventory.yml")
     assert doctor.main(None, ["mbx2"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "simulated lab" in out[0]
@@ -191,3 +216,32 @@ def test_a_certificate_failure_is_told_by_its_part(code: int, message: str, part
 
     failure = classify(code, message, "ex01.contoso.com")
     assert failure.part == part and message in failure.detail and failure.reason.startswith("TLS: certificate")
+
+
+def test_a_mechanism_the_server_does_not_offer_is_named_before_any_logon(lab) -> None:
+    org, server = lab
+    report = _diagnose(server, mbx2={"auth": "ntlm"})["mbx2"]
+    assert report.failed.layer == "auth" and "the server offers Basic; connection.auth is ntlm" in report.failed.detail
+    assert server.failed_logons == {} and not any(c[0] == "mbx2" for c in org.call_log)
+
+
+def test_kerberos_names_the_spn_asked_for_and_the_kdcs_answer(lab, monkeypatch) -> None:
+    """The FQDN stays in the URI (the SPN), the connection goes to the address: HTTP/<fqdn> is asked for."""
+    org, server = lab
+    port = server.port("mbx3")
+    where = {
+        "exchange_uri": f"http://mbx3.lab.contoso.test:{port}/PowerShell",
+        "auth": "kerberos",
+        "windows_uri": f"http://mbx3.lab.contoso.test:{port}/wsman",
+        "connect_address": "127.0.0.1",
+    }
+    failed = _diagnose(server, mbx3=where)["mbx3"].failed  # no ticket here (nor perhaps gssapi): the library says why
+    assert failed.layer == "auth" and failed.detail.startswith("Kerberos: SPN HTTP/mbx3.lab.contoso.test: ")
+    assert "kinit" in failed.advice and "setspn -Q HTTP/mbx3.lab.contoso.test" in failed.advice
+    asked: list[str] = []
+    monkeypatch.setattr(
+        doctor, "kerberos_ticket", lambda host: (asked.append(host), (False, "Server not found in Kerberos database"))[1]
+    )
+    failed = _diagnose(server, mbx3=where)["mbx3"].failed
+    assert asked == ["mbx3.lab.contoso.test"] and failed.detail.endswith("Server not found in Kerberos database")
+    assert server.failed_logons == {}

@@ -21,9 +21,11 @@ from dagcheck import iis, model
 from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
+from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
+from dagcheck.sources import protocol_health
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,35 @@ HOST_SOURCES: dict[str, HostSource] = {
 }
 
 
+@dataclass(frozen=True)
+class ProbeSource:
+    """Requests the jump host makes itself (HTTPS to a server's health pages): no shell and no cmdlet.
+
+    collect(server, failed, get, getter) may read other sources of the same snapshot first (through
+    failed/get: memoized, never a second call); getter() gives the HTTPS client with the server's TLS
+    settings (dagcheck.remote.https.getter_for)."""
+
+    name: str
+    lines: Callable[[str], list[str]]
+    collect: Callable[..., list[Any]]
+
+
+PROBE_SOURCES: dict[str, ProbeSource] = {
+    s.name: s
+    for s in (
+        ProbeSource("protocol_health", protocol_health.describe, protocol_health.collect),
+    )
+}
+
+
 def describe(source: str, server: str, expectations: Expectations | None = None, dag: str | None = None) -> list[str]:
     """The command lines behind a source, as an administrator would type them (a DAG-wide source names
     the server's DAG, `<DAG>` when it is not given)."""
     if source in SOURCES:
         cmdlet = SOURCES[source]
         return [c.render() for c in cmdlet.commands(dag or "<DAG>" if cmdlet.dag_wide else server)]
+    if source in PROBE_SOURCES:
+        return PROBE_SOURCES[source].lines(server)
     return HOST_SOURCES[source].lines(server, expectations or Expectations())
 
 
@@ -139,6 +164,8 @@ def cost(source: str, expectations: Expectations | None = None) -> int:
     real server, a Get- a fraction of one): what keeps a server's lanes evenly busy."""
     if source in HOST_SOURCES:
         return len(HOST_SOURCES[source].lines("server", expectations or Expectations()))
+    if source in PROBE_SOURCES:
+        return len(PROBE_SOURCES[source].lines("server"))
     return sum(10 if c.cmdlet.lower().startswith("test-") else 1 for c in SOURCES[source].commands("x"))
 
 
@@ -193,6 +220,9 @@ class Snapshot:
 
 
     def _fetch(self, name: str) -> tuple[Any, ...]:
+        if name in PROBE_SOURCES:
+            return tuple(PROBE_SOURCES[name].collect(self.server, self.failed, self.get,
+                                                     lambda: getter_for(self._transport, self.server)))
         if name in HOST_SOURCES:
             source = HOST_SOURCES[name]
             host = host_for(self._transport, self.server)

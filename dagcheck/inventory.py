@@ -51,6 +51,9 @@ class ConnectionSettings:
     max_runspaces: int = 3
     # The largest answer accepted from the server, enforced while reading (dagcheck.remote.guard).
     max_response_mb: int = 64
+    # The server's own IIS front end, for the protocols' health pages (dagcheck.sources.protocol_health);
+    # None: https://<fqdn>. The TLS settings above apply to it too.
+    health_uri: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                            # server, url_of, ep_of: the lab's patch (lab.patching) resets that front-end
                            # vdir's ExternalUrl and that one's Extended Protection, as a CU can
                            "patch_resets_settings",
+                           "protocol_unhealthy",  # server, protocol (OWA, EWS ...): its healthcheck.htm answers 503
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)

@@ -25,7 +25,7 @@ from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
-from dagcheck.sources import protocol_health
+from dagcheck.sources import certificates, protocol_health
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,10 @@ SOURCES: dict[str, Source] = {
         # Read for the configuration baseline (dagcheck/drift.py): what a CU can quietly reset.
         Source("receive_connectors", Endpoint.EXCHANGE, lambda s: Command.of("Get-ReceiveConnector", Server=s),
                model.parse_receive_connector),
-        Source("certificates", Endpoint.EXCHANGE, lambda s: Command.of("Get-ExchangeCertificate", Server=s),
-               model.parse_exchange_certificate),
+        Source("certificates", Endpoint.EXCHANGE, certificates.certificate_command, certificates.parse_exchange_certificate),
+        # Organisation-wide (AD): asked once per DAG and phase, like the DAG's own status.
+        Source("auth_config", Endpoint.EXCHANGE, certificates.auth_config_command, certificates.parse_auth_config,
+               dag_wide=True),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
     )
@@ -120,6 +122,9 @@ HOST_SOURCES: dict[str, HostSource] = {
                                                for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+        # Which certificate IIS serves (HTTP.sys bindings on 443 and 444), where Get-ExchangeCertificate has no Services.
+        HostSource("ssl_bindings", lambda server, e: [certificates.SSLCERT_LINE],
+                   lambda results, server, e: certificates.parse_sslcert(results, server)),
         # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
         HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
                    lambda results, server, e: ep_rules.read_iis(results[0], server)),

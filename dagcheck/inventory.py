@@ -117,6 +117,9 @@ class Expectations:
     # Areas of the configuration baseline (dagcheck/drift.py) whose change across maintenance is critical,
     # beyond those the expectations above already cover (Extended Protection, SSL, SCP, activation).
     drift_critical: tuple[str, ...] = ()
+    # Days before a certificate bound to IIS or SMTP expires: a warning (DAG-CERT-002), a failure (DAG-CERT-003).
+    cert_warning_days: int = 30
+    cert_critical_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -594,6 +597,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
         host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
         drift_critical=tuple(raw_exp.get("drift_critical", ())),
+        cert_warning_days=(raw_exp.get("certificates") or {}).get("warning_days", 30),
+        cert_critical_days=(raw_exp.get("certificates") or {}).get("critical_days", 7),
     )
     lab = None
     if "lab" in data:

@@ -66,6 +66,7 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-ClientAccessService' { Get-ClientAccessService -Identity $s }
         Save-Output $s 'Get-ReceiveConnector' { Get-ReceiveConnector -Server $s }
         Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
+        Save-Output $s 'Get-AuthConfig' { Get-AuthConfig }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -84,7 +85,8 @@ $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',
-    'type "%windir%\System32\inetsrv\config\applicationHost.config"'
+    'type "%windir%\System32\inetsrv\config\applicationHost.config"',
+    'netsh http show sslcert'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })
 $results = [ordered]@{}
 foreach ($line in $lines) {

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from dagcheck.inventory import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
+from dagcheck.lab.state import auth_certificate, lab_certificate
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",
@@ -297,3 +298,30 @@ def _in_maintenance(org, f):
     if "offline" not in skip:
         org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
+
+
+@fault("auth_certificate_expired")
+def _auth_certificate_expired(org, f):
+    """The organisation's Auth certificate (Get-AuthConfig's current one) has expired on every server: it is
+    replaced by one of the same subject whose NotAfter passed a day ago (wall clock: clients judge it so)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    expired = auth_certificate(now - dt.timedelta(days=5 * 365 + 1), now - dt.timedelta(days=1))
+    old = org.auth_config.current_thumbprint
+    for server in org.servers.values():
+        server.certificates = [expired if c.thumbprint == old else c for c in server.certificates]
+    org.auth_config.current_thumbprint = expired.thumbprint
+
+
+@fault("certificate_expiring")
+def _certificate_expiring(org, f):
+    """The server's certificate bound to IIS (and SMTP) expires `days` days from now (default 5): renewed
+    too late, the same names, a new thumbprint, bound where the old one was."""
+    server = org.server(f["server"])
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for i, cert in enumerate(server.certificates):
+        if "IIS" in cert.services:
+            names = cert.domains or [cert.subject.removeprefix("CN=")]
+            server.certificates[i] = lab_certificate(names[0], names, cert.services, now - dt.timedelta(days=360),
+                                                     now + dt.timedelta(days=float(f.get("days", 5))))
+            return
+    raise ValueError(f"certificate_expiring: {server.name} has no certificate bound to IIS")

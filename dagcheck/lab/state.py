@@ -7,8 +7,8 @@ status drive Test-ReplicationHealth; transport queues including Submission, Pois
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
 import itertools
 import threading
 import uuid
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagcheck.inventory import Fault, Inventory
-from dagcheck.lab import products
+from dagcheck.lab import certificates, products
 from dagcheck.lab.clock import LabClock
 from dagcheck.lab.products import Build
 
@@ -63,6 +63,21 @@ class LabCertificate:
     subject: str
     services: str  # AllowedServices ToString: "IMAP, POP, IIS, SMTP"
     not_after: dt.datetime
+    raw: str = ""  # base64 of the DER certificate (Get-ExchangeCertificate's RawData); thumbprint is its SHA-1
+    not_before: dt.datetime | None = None
+    domains: list[str] = field(default_factory=list)  # CertificateDomains: the subject's CN and the SANs
+
+
+@dataclass
+class LabAuthConfig:
+    """The organisation's OAuth configuration (Get-AuthConfig): which certificate signs server-to-server
+    tokens now, and the one that takes over at NextCertificateEffectiveDate (Learn, "Maintain (rotate) the
+    Exchange Server Auth Certificate")."""
+
+    current_thumbprint: str
+    next_thumbprint: str | None = None
+    next_effective: dt.datetime | None = None
+    previous_thumbprint: str | None = None
 
 
 @dataclass
@@ -271,6 +286,10 @@ class Organization:
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
+        # Certificates are judged by clients against real time, not the lab's clock: their dates are wall-clock.
+        wall = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=30)
+        auth = auth_certificate(wall)
+        self.auth_config = LabAuthConfig(auth.thumbprint)
         for s in inventory.servers:
             build = products.parse_build(spec.builds[s.name.lower()]) if spec and s.name.lower() in spec.builds else default_build
             server = LabServer(
@@ -288,7 +307,7 @@ class Organization:
             server.iis = setup_iis(build)
             configure_vdirs(server)
             server.receive_connectors = default_receive_connectors(server.name)
-            server.certificates = default_certificates(server, t0)
+            server.certificates = default_certificates(server, wall, auth)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
             server.registry = default_registry()
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
@@ -589,15 +608,28 @@ def default_receive_connectors(name: str) -> list[LabReceiveConnector]:
     ]
 
 
-def default_certificates(server: LabServer, issued: dt.datetime) -> list[LabCertificate]:
-    """The lab administrator's SAN certificate bound to IIS and SMTP, and setup's self-signed one. The
-    thumbprints are derived from the server's name (40 hex digits, as Windows shows them)."""
-
-    def thumb(label: str) -> str:
-        return hashlib.sha1(f"{label}:{server.name.lower()}".encode()).hexdigest().upper()
-
+def default_certificates(server: LabServer, issued: dt.datetime, auth: LabCertificate) -> list[LabCertificate]:
+    """The lab administrator's SAN certificate bound to IIS and SMTP, setup's self-signed one (five years,
+    SMTP once the SAN certificate took IIS), and the organisation's Auth certificate: real X.509
+    certificates (dagcheck.lab.certificates) whose thumbprints are their SHA-1, as Windows shows them."""
     domain = server.fqdn.split(".", 1)[1] if "." in server.fqdn else server.fqdn
-    return [
-        LabCertificate(thumb("san"), f"CN=mail.{domain}", "IMAP, POP, IIS, SMTP", issued + dt.timedelta(days=700)),
-        LabCertificate(thumb("self-signed"), f"CN={server.name.upper()}", "SMTP", issued + dt.timedelta(days=1800)),
-    ]
+    san = lab_certificate(f"mail.{domain}", [f"mail.{domain}", f"autodiscover.{domain}"], "IMAP, POP, IIS, SMTP",
+                          issued, issued + dt.timedelta(days=700))
+    own = lab_certificate(server.name.upper(), [server.name.upper(), server.fqdn], "SMTP", issued,
+                          issued + dt.timedelta(days=5 * 365))
+    return [san, own, dataclasses.replace(auth, domains=list(auth.domains))]
+
+
+def lab_certificate(common_name: str, sans: list[str], services: str, not_before: dt.datetime,
+                    not_after: dt.datetime) -> LabCertificate:
+    thumbprint, raw = certificates.make(common_name, sans, not_before, not_after)
+    return LabCertificate(thumbprint, f"CN={common_name}", services, not_after, raw, not_before,
+                          list(dict.fromkeys([common_name, *sans])))
+
+
+def auth_certificate(issued: dt.datetime, not_after: dt.datetime | None = None) -> LabCertificate:
+    """The Microsoft Exchange Server Auth Certificate: no SANs, five years, the same on every server."""
+    return lab_certificate(certificates.AUTH_SUBJECT.removeprefix("CN="), [], "SMTP", issued,
+                           not_after or issued + dt.timedelta(days=5 * 365))
+
+

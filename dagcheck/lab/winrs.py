@@ -1,7 +1,7 @@
 """The few Windows commands the host checks run through WinRS, with their real output formats.
 
-reg.exe query, sc.exe query/queryex, fsutil volume diskfree and cmd.exe's type (of IIS's
-applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
+reg.exe query, sc.exe query/queryex, fsutil volume diskfree, netsh http show sslcert and cmd.exe's type
+(of IIS's applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
 indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
 """
 
@@ -54,6 +54,8 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _diskfree(server, words[3])
         if program == "type" and len(words) == 2:
             return _type(org, server, words[1])
+        if program == "netsh" and [w.lower() for w in words[1:]] == ["http", "show", "sslcert"]:
+            return _sslcert(server)
     return 1, "", NOT_RECOGNIZED.format(words[0])
 
 
@@ -152,3 +154,30 @@ def _type(org: Organization, server: LabServer, path: str) -> tuple[int, str, st
     if fault is not None:
         return 0, text[: len(text) // 2], ""
     return 0, text, ""
+
+
+# IIS's application id in HTTP.sys, and the two Exchange endpoints: Default Web Site on 443, Exchange Back End
+# on 444 (the layout of `netsh http show sslcert` on an Exchange server, as Exchange troubleshooting posts
+# show it: "IP:port : 0.0.0.0:444 / Certificate Hash : c71d3d6f..."). Guessed: the padding of the labels.
+IIS_APP_ID = "{4dc3e181-e14b-4a21-b022-59fc669b0914}"
+SSLCERT_FIELDS = ("Application ID", "Certificate Store Name", "Verify Client Certificate Revocation",
+                  "Verify Revocation Using Cached Client Certificate Only", "Usage Check", "Revocation Freshness Time",
+                  "URL Retrieval Timeout", "Ctl Identifier", "Ctl Store Name", "DS Mapper Usage",
+                  "Negotiate Client Certificate", "Reject Connections")
+_SSLCERT_VALUES = (IIS_APP_ID, "My", "Enabled", "Disabled", "Enabled", "0", "0", "(null)", "(null)", "Disabled",
+                   "Disabled", "Disabled")
+
+
+def _sslcert(server: LabServer) -> tuple[int, str, str]:
+    """HTTP.sys's certificate bindings: the front end (443) on the certificate with IIS among its services,
+    the back end (444) on setup's self-signed certificate (CN=<server>), as after setup."""
+    front = next((c for c in server.certificates if "IIS" in c.services.replace(" ", "").split(",")), None)
+    back = next((c for c in server.certificates if c.subject.upper() == f"CN={server.name.upper()}"), front)
+    lines = ["", "SSL Certificate bindings:", "-------------------------", ""]
+    for endpoint, cert in (("0.0.0.0:443", front), ("0.0.0.0:444", back)):
+        if cert is None:
+            continue
+        rows = [("IP:port", endpoint), ("Certificate Hash", cert.thumbprint.lower()),
+                *zip(SSLCERT_FIELDS, _SSLCERT_VALUES, strict=True)]
+        lines += [f"    {name:<28} : {value}" for name, value in rows] + [""]
+    return 0, "\r\n".join(lines) + "\r\n", ""

@@ -40,7 +40,7 @@ class HttpAnswer:
 
 def web_request(url: str) -> Command:
     """The GET as an administrator would repeat it from a PowerShell prompt (transcript, dry runs, README)."""
-    return Command.of("Invoke-WebRequest", Uri=url, UseBasicParsing=True)
+    return Command.of("Invoke-WebRequest", Uri=url)
 
 
 def base_uri(server: Server) -> str:
@@ -137,7 +137,8 @@ class _ReplayGetter:
         self._answers = json.loads(self.path.read_text(encoding="utf-8-sig")) if self.path.is_file() else None
 
     def get(self, path: str) -> HttpAnswer:
-        with self.transcript.record(self.server, Endpoint.EXCHANGE, web_request(path)) as inv:
+        saved = (self._answers or {}).get(path)
+        with self.transcript.record(self.server, Endpoint.EXCHANGE, web_request(saved["url"] if saved else path)) as inv:
             if self._answers is None or path not in self._answers:
                 raise CmdletFailed(self.server, "Invoke-WebRequest", f"{path} is not in the saved data ({self.path})")
             inv.objects = 1

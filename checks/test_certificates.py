@@ -17,7 +17,7 @@ from dagcheck.sources.certificates import ExchangeCertificate, tls_certificate_n
     severity="critical",
     rationale="Exchange signs server-to-server OAuth tokens with the certificate Get-AuthConfig names; an expired "
     "or missing Auth certificate breaks OWA and ECP sign-in and the Exchange Management Shell (Learn, 'Fix "
-    "failed Exchange Server updates' and 'Maintain (rotate) the Exchange Server Auth Certificate'), and "
+    "failed Exchange Server updates'; Learn, Set-AuthConfig), and "
     "Get-ExchangeCertificate then returns RawData only (CSS-Exchange Import-ExchangeCertificateFromRawData.ps1). "
     "The current certificate, and the next one when it is set, must be in every server's store.",
     remediation="Renew it: New-ExchangeCertificate -KeySize 2048 -PrivateKeyExportable $true -SubjectName "

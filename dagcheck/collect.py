@@ -25,7 +25,7 @@ from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
-from dagcheck.sources import certificates, protocol_health
+from dagcheck.sources import ProbeContext, certificates, clock, protocol_health, tls_settings
 
 
 @dataclass(frozen=True)
@@ -122,6 +122,9 @@ HOST_SOURCES: dict[str, HostSource] = {
                                                for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+        # SCHANNEL protocols and .NET's TLS switches, as HealthChecker reads them (DAG-wide parity).
+        HostSource("tls_settings", lambda server, e: list(tls_settings.COMMAND_LINES),
+                   lambda results, server, e: tls_settings.parse(results, server)),
         # Which certificate IIS serves (HTTP.sys bindings on 443 and 444), where Get-ExchangeCertificate has no Services.
         HostSource("ssl_bindings", lambda server, e: [certificates.SSLCERT_LINE],
                    lambda results, server, e: certificates.parse_sslcert(results, server)),
@@ -134,21 +137,21 @@ HOST_SOURCES: dict[str, HostSource] = {
 
 @dataclass(frozen=True)
 class ProbeSource:
-    """Requests the jump host makes itself (HTTPS to a server's health pages): no shell and no cmdlet.
-
-    collect(server, failed, get, getter) may read other sources of the same snapshot first (through
-    failed/get: memoized, never a second call); getter() gives the HTTPS client with the server's TLS
-    settings (dagcheck.remote.https.getter_for)."""
+    """A source that makes its own requests (HTTPS to a server's health pages) or times its call (the
+    server's clock): collect(ProbeContext) may read other sources of the same snapshot first (memoized,
+    never a second call), use the HTTPS client with the server's TLS settings, or run one command."""
 
     name: str
     lines: Callable[[str], list[str]]
-    collect: Callable[..., list[Any]]
+    collect: Callable[[ProbeContext], list[Any]]
 
 
 PROBE_SOURCES: dict[str, ProbeSource] = {
     s.name: s
     for s in (
         ProbeSource("protocol_health", protocol_health.describe, protocol_health.collect),
+        # The member's clock, timed from the jump host (Get-Date on the Windows endpoint).
+        ProbeSource("clock", lambda s: [clock.COMMAND.render()], clock.collect),
     )
 }
 
@@ -226,8 +229,13 @@ class Snapshot:
 
     def _fetch(self, name: str) -> tuple[Any, ...]:
         if name in PROBE_SOURCES:
-            return tuple(PROBE_SOURCES[name].collect(self.server, self.failed, self.get,
-                                                     lambda: getter_for(self._transport, self.server)))
+            ctx = ProbeContext(self.server, self.failed, self.get, lambda: getter_for(self._transport, self.server),
+                               lambda endpoint, command: self._transport.run(self.server, endpoint, command),
+                               live=isinstance(getattr(self._transport, "servers", None), dict))
+            try:
+                return tuple(PROBE_SOURCES[name].collect(ctx))
+            except ParseError as exc:
+                raise exc.on(self.server) from None
         if name in HOST_SOURCES:
             source = HOST_SOURCES[name]
             host = host_for(self._transport, self.server)

@@ -112,6 +112,12 @@ CASES = [
      "CN=mail.lab.contoso.test", 1),
     ("certificate_expiring (warning)", [{"kind": "certificate_expiring", "server": "mbx1", "days": 20}], [],
      {"test_certificates_not_expiring_soon[mbx1]"}, "bound to IIS (Services), SMTP (Services), IIS Default Web Site (0.0.0.0:443), expires in 20.0 day(s)", 0),
+    ("os_version_mismatch", [{"kind": "os_version_mismatch", "server": "mbx2"}], [],
+     {"test_windows_version_same_across_dag[mbx2]"}, "mbx2 runs Windows Server 2019 (build 17763), unlike the DAG", 1),
+    ("tls_setting_mismatch", [{"kind": "tls_setting_mismatch", "server": "mbx4"}], [],
+     {"test_tls_settings_same_across_dag[mbx4]"}, "Protocols\\TLS 1.0\\Server\\Enabled = 0x1 (others: 0x0 on mbx1", 1),
+    ("clock_skew", [{"kind": "clock_skew", "server": "mbx3", "seconds": 300}], [],
+     {"test_clock_agrees_across_dag[mbx3]"}, "mbx3's clock is 300", 1),
     # ---- preflight (the gate for mbx1) ------------------------------------------------------------
     ("no_redundant_copy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
                            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], PRE,

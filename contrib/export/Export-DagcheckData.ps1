@@ -76,6 +76,7 @@ if (-not $LocalOnly) {
 # What only this server can read about itself.
 Save-Output $here 'Get-ClusterNode' { Import-Module FailoverClusters; Get-ClusterNode }
 Save-Output $here 'Get-Command.FileVersionInfo' { Get-Command ExSetup.exe | ForEach-Object FileVersionInfo }
+Save-Output $here 'Get-Date' { Get-Date }
 
 $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"',
@@ -86,7 +87,12 @@ $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',
     'type "%windir%\System32\inetsrv\config\applicationHost.config"',
-    'netsh http show sslcert'
+    'netsh http show sslcert',
+    'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols" /s',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319"',
+    'reg.exe query "HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v4.0.30319"',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\.NETFramework\v2.0.50727"',
+    'reg.exe query "HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v2.0.50727"'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })
 $results = [ordered]@{}
 foreach ($line in $lines) {

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from dagcheck.inventory import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
-from dagcheck.lab.state import auth_certificate, lab_certificate
+from dagcheck.lab.state import DOTNET_TLS_KEYS, SCHANNEL_PROTOCOLS, WINDOWS_NT, auth_certificate, lab_certificate
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",
@@ -325,3 +325,32 @@ def _certificate_expiring(org, f):
                                                      now + dt.timedelta(days=float(f.get("days", 5))))
             return
     raise ValueError(f"certificate_expiring: {server.name} has no certificate bound to IIS")
+
+
+@fault("os_version_mismatch")
+def _os_version_mismatch(org, f):
+    """The server runs another Windows Server version than the rest of its DAG (`value`: its build, default
+    17763, Windows Server 2019; the lab's servers run 2022)."""
+    build = str(f.get("value", "17763"))
+    names = {"14393": "Windows Server 2016", "17763": "Windows Server 2019", "20348": "Windows Server 2022",
+             "26100": "Windows Server 2025"}
+    registry = org.server(f["server"]).registry[WINDOWS_NT]
+    registry["CurrentBuildNumber"] = ("REG_SZ", build)
+    registry["ProductName"] = ("REG_SZ", f"{names.get(build, 'Windows Server')} Datacenter")
+
+
+@fault("tls_setting_mismatch")
+def _tls_setting_mismatch(org, f):
+    """The server's TLS differs from its DAG's: TLS 1.0 turned back on for the server side (`value`
+    "dotnet": .NET 4's SchUseStrongCrypto removed instead)."""
+    registry = org.server(f["server"]).registry
+    if f.get("value") == "dotnet":
+        registry[DOTNET_TLS_KEYS[0]].pop("SchUseStrongCrypto", None)
+        return
+    registry[f"{SCHANNEL_PROTOCOLS}\\TLS 1.0\\Server"] = {"Enabled": ("REG_DWORD", 1), "DisabledByDefault": ("REG_DWORD", 0)}
+
+
+@fault("clock_skew")
+def _clock_skew(org, f):
+    """The server's Windows clock runs `seconds` ahead (negative: behind) of real time (default 300)."""
+    org.server(f["server"]).clock_offset = float(f.get("seconds", 300))

@@ -71,8 +71,8 @@ class LabCertificate:
 @dataclass
 class LabAuthConfig:
     """The organisation's OAuth configuration (Get-AuthConfig): which certificate signs server-to-server
-    tokens now, and the one that takes over at NextCertificateEffectiveDate (Learn, "Maintain (rotate) the
-    Exchange Server Auth Certificate")."""
+    tokens now, and the one that takes over at NextCertificateEffectiveDate (Learn, Set-AuthConfig:
+    -NewCertificateThumbprint, -NewCertificateEffectiveDate, -PublishCertificate)."""
 
     current_thumbprint: str
     next_thumbprint: str | None = None
@@ -171,6 +171,7 @@ class LabServer:
     # Host facts served through WinRS: registry keys (path -> value name -> (type, data)), volumes.
     registry: dict[str, dict[str, tuple[str, object]]] = field(default_factory=dict)
     volumes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    clock_offset: float = 0.0  # seconds the server's Windows clock is ahead of real time (Get-Date)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 
@@ -546,7 +547,27 @@ def default_registry() -> dict[str, dict[str, tuple[str, object]]]:
         SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
+        **tls_registry(),
     }
+
+
+SCHANNEL_PROTOCOLS = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols"
+DOTNET_TLS_KEYS = tuple(f"HKEY_LOCAL_MACHINE\\SOFTWARE\\{wow}Microsoft\\.NETFramework\\{v}"
+                        for v in ("v4.0.30319", "v2.0.50727") for wow in ("", "Wow6432Node\\"))
+
+
+def tls_registry() -> dict[str, dict[str, tuple[str, object]]]:
+    """TLS as Microsoft's guidance leaves it (Learn, "Exchange Server TLS configuration best practices"): TLS 1.0
+    and 1.1 off, TLS 1.2 on, for Server and Client; .NET 4 and 2 use the system's TLS versions and strong crypto."""
+    keys: dict[str, dict[str, tuple[str, object]]] = {SCHANNEL_PROTOCOLS: {}}
+    for version, on in (("TLS 1.0", False), ("TLS 1.1", False), ("TLS 1.2", True)):
+        keys[f"{SCHANNEL_PROTOCOLS}\\{version}"] = {}
+        for side in ("Server", "Client"):
+            keys[f"{SCHANNEL_PROTOCOLS}\\{version}\\{side}"] = {
+                "Enabled": ("REG_DWORD", 1 if on else 0), "DisabledByDefault": ("REG_DWORD", 0 if on else 1)}
+    for key in DOTNET_TLS_KEYS:
+        keys[key] = {"SystemDefaultTlsVersions": ("REG_DWORD", 1), "SchUseStrongCrypto": ("REG_DWORD", 1)}
+    return keys
 
 
 def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:

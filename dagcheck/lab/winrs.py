@@ -72,6 +72,8 @@ def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
     values = next((v for k, v in server.registry.items() if k.lower() == key.lower()), None)
     if values is None:
         return 1, "", REG_NOT_FOUND
+    if len(args) == 2 and args[1].lower() == "/s":
+        return _reg_query_recursive(server, key)
     wanted = None
     if len(args) >= 3 and args[1].lower() == "/v":
         wanted = args[2]
@@ -86,6 +88,19 @@ def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
         lines.append("")
         lines += [k for k in server.registry if k.lower().startswith(prefix) and "\\" not in k[len(prefix):]]
     return 0, "\r\n".join(lines) + "\r\n\r\n", ""
+
+
+def _reg_query_recursive(server: LabServer, key: str) -> tuple[int, str, str]:
+    """`reg.exe query KEY /s`: the key's values, then each subkey's path and values, depth first.
+    Guessed: no "End of search" summary line (that line belongs to /f searches)."""
+    prefix = key.lower() + "\\"
+    keys = sorted((k for k in server.registry if k.lower() == key.lower() or k.lower().startswith(prefix)), key=str.lower)
+    lines = [""]
+    for k in keys:
+        lines.append(k)
+        lines += [f"    {name}    {kind}    {_reg_data(kind, data)}" for name, (kind, data) in server.registry[k].items()]
+        lines.append("")
+    return 0, "\r\n".join(lines) + "\r\n", ""
 
 
 def _reg_data(kind: str, data: object) -> str:

@@ -19,12 +19,10 @@ covers the store, nothing here covers a logon.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from dagcheck.errors import RemoteError
-from dagcheck.remote.https import Getter, HttpAnswer, web_request
+from dagcheck.remote.https import HttpAnswer, web_request
+from dagcheck.sources import ProbeContext
 
 HEALTH_PAGE = "healthcheck.htm"
 
@@ -114,14 +112,13 @@ def describe(server: str) -> list[str]:
     return [web_request(f"https://{server}/{p.path}").render() for p in PROTOCOLS]
 
 
-def collect(server: str, failed: Callable[[str], RemoteError | None], get: Callable[[str], tuple[Any, ...]],
-            getter: Callable[[], Getter]) -> list[ProtocolHealth]:
+def collect(ctx: ProbeContext) -> list[ProtocolHealth]:
     """Every protocol's page on one server. The FQDN the pages must name is Get-ExchangeServer's, read
     first from the same snapshot (no second call); when that read failed (an unreachable server) the
     pages are not asked and this source fails with the same reason."""
-    error = failed("exchange_server")
+    error = ctx.failed("exchange_server")
     if error is not None:
         raise error
-    fqdn = get("exchange_server")[0].fqdn
-    pages = getter()
-    return [parse(pages.get(p.path), server, p, fqdn) for p in PROTOCOLS]
+    fqdn = ctx.get("exchange_server")[0].fqdn
+    pages = ctx.https()
+    return [parse(pages.get(p.path), ctx.server, p, fqdn) for p in PROTOCOLS]

@@ -1,0 +1,48 @@
+"""DAG-wide consistency: the same Windows Server version and TLS settings on every member, clocks that agree."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping
+
+from dagcheck.rules.dag import odd_ones_out
+from dagcheck.sources.clock import ClockReading
+
+CLOCK_TOLERANCE = 60.0  # seconds; Kerberos allows 5 minutes, dagcheck's lease and log ordering want far less
+
+
+def tls_differences(server: str, settings: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Each TLS value on which `server` differs from the DAG's majority, as 'name: this (others: x on a, b)'.
+    settings: member -> {value path: data}; an absent value is shown as 'not set'."""
+    names = sorted({n for values in settings.values() for n in values})
+    out = []
+    for name in names:
+        per_member = {m: values.get(name, "not set") for m, values in settings.items()}
+        odd = odd_ones_out(per_member)
+        if server.lower() in odd:
+            others = ", ".join(f"{v} on {m}" for m, v in per_member.items() if m != server.lower())
+            out.append(f"{name} = {per_member[server.lower()]} (others: {others})")
+    return out
+
+
+def clock_findings(server: str, readings: Mapping[str, ClockReading], tolerance: float = CLOCK_TOLERANCE) -> list[str]:
+    """Why this member's clock is off: against the jump host (offset beyond the tolerance plus half the call's
+    round trip), and against the other members' median. Live readings compare offsets (each call's own time
+    cancels out); replayed ones, which carry no timing, compare the readings themselves."""
+    mine = readings[server.lower()]
+    findings = []
+    if mine.offset is not None and abs(mine.offset) - mine.uncertainty > tolerance:
+        findings.append(f"{mine.server}'s clock is {abs(mine.offset):.1f} s {'ahead of' if mine.offset > 0 else 'behind'} "
+                        f"the jump host (± {mine.uncertainty:.2f} s for the call)")
+    others = [r for m, r in readings.items() if m != server.lower()]
+    if others:
+        if all(r.offset is not None for r in (mine, *others)):
+            median = statistics.median(r.offset for r in others)  # type: ignore[misc]
+            apart, slack = mine.offset - median, mine.uncertainty + max(r.uncertainty for r in others)  # type: ignore[operator]
+        else:
+            stamps = sorted(r.server_time.timestamp() for r in others)
+            apart, slack = mine.server_time.timestamp() - statistics.median(stamps), 0.0
+        if abs(apart) - slack > tolerance:
+            findings.append(f"{mine.server}'s clock is {abs(apart):.1f} s {'ahead of' if apart > 0 else 'behind'} the "
+                            f"other members' ({', '.join(sorted(r.server for r in others))})")
+    return findings

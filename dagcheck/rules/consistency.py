@@ -35,14 +35,22 @@ def clock_findings(server: str, readings: Mapping[str, ClockReading], tolerance:
         findings.append(f"{mine.server}'s clock is {abs(mine.offset):.1f} s {'ahead of' if mine.offset > 0 else 'behind'} "
                         f"the jump host (± {mine.uncertainty:.2f} s for the call)")
     others = [r for m, r in readings.items() if m != server.lower()]
-    if others:
-        if all(r.offset is not None for r in (mine, *others)):
-            median = statistics.median(r.offset for r in others)  # type: ignore[misc]
-            apart, slack = mine.offset - median, mine.uncertainty + max(r.uncertainty for r in others)  # type: ignore[operator]
-        else:
-            stamps = sorted(r.server_time.timestamp() for r in others)
-            apart, slack = mine.server_time.timestamp() - statistics.median(stamps), 0.0
-        if abs(apart) - slack > tolerance:
-            findings.append(f"{mine.server}'s clock is {abs(apart):.1f} s {'ahead of' if apart > 0 else 'behind'} the "
-                            f"other members' ({', '.join(sorted(r.server for r in others))})")
+    if not others:
+        return findings
+    live = all(r.offset is not None for r in (mine, *others))
+
+    def position(r: ClockReading) -> float:
+        # Live: the offset (each call's own duration cancels out); replayed: the reading itself.
+        return r.offset if live else r.server_time.timestamp()  # type: ignore[return-value]
+
+    def apart(r: ClockReading) -> float:
+        return position(mine) - position(r)
+
+    # Off when it disagrees with more than half of the others (with two members, both say so: the jump
+    # host's comparison above tells which one is wrong).
+    agree = [r for r in others if abs(apart(r)) - (mine.uncertainty + r.uncertainty) <= tolerance]
+    if len(agree) * 2 < len(others):
+        gap = statistics.median(apart(r) for r in others)
+        findings.append(f"{mine.server}'s clock is {abs(gap):.1f} s {'ahead of' if gap > 0 else 'behind'} the "
+                        f"other members' ({', '.join(sorted(r.server for r in others))})")
     return findings

@@ -288,7 +288,8 @@ class Organization:
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
         # Certificates are judged by clients against real time, not the lab's clock: their dates are wall-clock.
-        wall = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=30)
+        # Midnight of the day: two organisations built from one inventory on one day hold the same certificates.
+        wall = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=30)
         auth = auth_certificate(wall)
         self.auth_config = LabAuthConfig(auth.thumbprint)
         for s in inventory.servers:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dagcheck.errors import ConnectionFailed
 from dagcheck.remote.https import HttpAnswer, web_request
 from dagcheck.sources import ProbeContext
 
@@ -79,7 +80,7 @@ class ProtocolHealth:
     seconds: float
     first_line: str  # of the body, tags removed
     answered_by: str | None  # the FQDN the page names (the server that answered)
-    expected_fqdn: str
+    expected_fqdn: str | None  # Get-ExchangeServer's Fqdn; None when it could not be read
     error: str | None = None
 
     @property
@@ -101,7 +102,7 @@ def answered_by(body: str) -> str | None:
     return names[-1] if names else None
 
 
-def parse(answer: HttpAnswer, server: str, protocol: Protocol, expected_fqdn: str) -> ProtocolHealth:
+def parse(answer: HttpAnswer, server: str, protocol: Protocol, expected_fqdn: str | None) -> ProtocolHealth:
     return ProtocolHealth(server.lower(), protocol.name, answer.url, answer.status, round(answer.seconds, 3),
                           first_line(answer.body), answered_by(answer.body) if answer.status == 200 else None,
                           expected_fqdn, answer.error)
@@ -113,12 +114,13 @@ def describe(server: str) -> list[str]:
 
 
 def collect(ctx: ProbeContext) -> list[ProtocolHealth]:
-    """Every protocol's page on one server. The FQDN the pages must name is Get-ExchangeServer's, read
-    first from the same snapshot (no second call); when that read failed (an unreachable server) the
-    pages are not asked and this source fails with the same reason."""
+    """Every protocol's page on one server. Get-ExchangeServer is read first from the same snapshot (no
+    second call): its Fqdn is the name the pages must give, and when the server could not be reached for it
+    (a connection failure: the server is blind for this run) the pages are not asked and this source fails
+    with that same reason. Any other failure of that read only leaves the FQDN unchecked."""
     error = ctx.failed("exchange_server")
-    if error is not None:
+    if isinstance(error, ConnectionFailed):
         raise error
-    fqdn = ctx.get("exchange_server")[0].fqdn
+    fqdn = ctx.get("exchange_server")[0].fqdn if error is None else None
     pages = ctx.https()
     return [parse(pages.get(p.path), ctx.server, p, fqdn) for p in PROTOCOLS]

@@ -480,6 +480,10 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
         if "dag" in server and server["dag"].lower() not in dag_names:
             fail(f"servers[{i}].dag", f"DAG {server['dag']!r} is not listed under dags")
     _validate_timeouts(data, fail)
+    certs = (data.get("expectations") or {}).get("certificates") or {}
+    if certs.get("critical_days", 7) >= certs.get("warning_days", 30):
+        fail("expectations.certificates.critical_days",
+             f"{certs.get('critical_days', 7)} days must be fewer than warning_days ({certs.get('warning_days', 30)})")
     fqdns = [s["fqdn"] for s in servers]
     for dup in _duplicates(fqdns):
         fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")

@@ -173,3 +173,20 @@ def test_lab_serves_raw_data_only_while_the_auth_certificate_is_expired(expired:
     san = next(c for c in certs if c.subject == "CN=mail.lab.contoso.test")
     assert rules.bound_to(san, bindings, {})[-1] == "IIS Default Web Site (0.0.0.0:443)"
     assert bool(rules.auth_problems(auth, certs, "mbx1", dt.datetime.now(dt.UTC))) is expired
+
+
+def test_certificate_thresholds_come_from_the_inventory_and_are_checked() -> None:
+    from dagcheck.errors import InventoryError
+    from dagcheck.inventory import parse_inventory
+    from tests.conftest import lab_data
+
+    data = lab_data()
+    data["expectations"]["certificates"] = {"warning_days": 45, "critical_days": 10}
+    expect = parse_inventory(data, "lab.yml").expectations
+    assert (expect.cert_warning_days, expect.cert_critical_days) == (45, 10)
+    data["expectations"]["certificates"] = {"warning_days": 5}
+    with pytest.raises(InventoryError, match=r"lab.yml: expectations.certificates.critical_days: 7 days must be fewer"):
+        parse_inventory(data, "lab.yml")
+    data["expectations"]["certificates"] = {"warn_days": 5}
+    with pytest.raises(InventoryError, match="warn_days"):
+        parse_inventory(data, "lab.yml")

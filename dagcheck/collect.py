@@ -91,7 +91,8 @@ SOURCES: dict[str, Source] = {
         # Read for the configuration baseline (dagcheck/drift.py): what a CU can quietly reset.
         Source("receive_connectors", Endpoint.EXCHANGE, lambda s: Command.of("Get-ReceiveConnector", Server=s),
                model.parse_receive_connector),
-        Source("certificates", Endpoint.EXCHANGE, certificates.certificate_command, certificates.parse_exchange_certificate),
+        Source("certificates", Endpoint.EXCHANGE, certificates.certificate_command,
+               certificates.parse_exchange_certificate),
         # Organisation-wide (AD): asked once per DAG and phase, like the DAG's own status.
         Source("auth_config", Endpoint.EXCHANGE, certificates.auth_config_command, certificates.parse_auth_config,
                dag_wide=True),

@@ -53,7 +53,8 @@ def _capture_shaped(*raws: str) -> str:
         "<T>System.Security.Cryptography.X509Certificates.X509Certificate</T><T>System.Object</T></TN>"
         f'<ToString>[Subject]</ToString><Props><BA N="RawData">{raw}</BA></Props>'
         '<MS><S N="PSComputerName">solo-e19a.solo.com</S></MS></Obj>'
-        for i, raw in enumerate(raws))
+        for i, raw in enumerate(raws)
+    )
     return f'<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">{objs}</Objs>'
 
 
@@ -69,32 +70,48 @@ def test_raw_data_only_certificates_are_read_from_the_x509() -> None:
 
 
 def test_properties_are_used_when_there_is_no_raw_data() -> None:
-    xml = ('<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj RefId="0"><Props>'
-           '<S N="Thumbprint">ab12</S><S N="Subject">CN=mail.contoso.com</S><S N="Services">IMAP, POP, IIS, SMTP</S>'
-           '<DT N="NotAfter">2027-01-01T00:00:00Z</DT></Props></Obj></Objs>')
+    xml = (
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"><Obj RefId="0"><Props>'
+        '<S N="Thumbprint">ab12</S><S N="Subject">CN=mail.contoso.com</S><S N="Services">IMAP, POP, IIS, SMTP</S>'
+        '<DT N="NotAfter">2027-01-01T00:00:00Z</DT></Props></Obj></Objs>'
+    )
     cert = src.parse_exchange_certificate(from_clixml_text(xml)[0], "ex1")
     assert (cert.thumbprint, cert.services, cert.services_known) == ("AB12", ("IIS", "IMAP", "POP", "SMTP"), True)
 
 
-@pytest.mark.skipif(not CAPTURE.parent.is_dir(), reason=f"{CAPTURE.parent} is not there (../shared/fixtures beside the repository)")
+@pytest.mark.skipif(
+    not CAPTURE.parent.is_dir(), reason=f"{CAPTURE.parent} is not there (../shared/fixtures beside the repository)"
+)
 def test_replay_of_the_css_exchange_certificate_capture() -> None:
     if not CAPTURE.is_file():
-        pytest.skip(f"{CAPTURE} is not in the shared fixtures (CSS-Exchange has it at "
-                    "Diagnostics/HealthChecker/Tests/DataCollection/E19/Exchange/GetExchangeCertificate.xml)")
+        pytest.skip(
+            f"{CAPTURE} is not in the shared fixtures (CSS-Exchange has it at "
+            "Diagnostics/HealthChecker/Tests/DataCollection/E19/Exchange/GetExchangeCertificate.xml)"
+        )
     certs = [src.parse_exchange_certificate(o, "Solo-E19A") for o in from_file(CAPTURE)]
-    assert {"C3EDCF181EF4F9B53D01768ECA99564014BCA6E7", "6C7DE09FB39A40144F57EFEBC3DF0148E3A9AB28"} <= {c.thumbprint for c in certs}
+    assert {"C3EDCF181EF4F9B53D01768ECA99564014BCA6E7", "6C7DE09FB39A40144F57EFEBC3DF0148E3A9AB28"} <= {
+        c.thumbprint for c in certs
+    }
     assert all(c.not_after is not None for c in certs)
 
 
-SSLCERT = ("\r\nSSL Certificate bindings:\r\n-------------------------\r\n\r\n"
-           "    IP:port                      : 0.0.0.0:443\r\n    Certificate Hash             : d0da0b35cf91c55b91a10755c0b4b11dfb1d3ff9\r\n"
-           "    Application ID               : {4dc3e181-e14b-4a21-b022-59fc669b0914}\r\n\r\n"
-           "    IP:port                      : 0.0.0.0:444\r\n    Certificate Hash             : c71d3d6f9673dcec57d8c76602562d58bd69d9b9\r\n")
+SSLCERT = (
+    "\r\nSSL Certificate bindings:\r\n-------------------------\r\n\r\n"
+    "    IP:port                      : 0.0.0.0:443\r\n"
+    "    Certificate Hash             : d0da0b35cf91c55b91a10755c0b4b11dfb1d3ff9\r\n"
+    "    Application ID               : {4dc3e181-e14b-4a21-b022-59fc669b0914}\r\n\r\n"
+    "    IP:port                      : 0.0.0.0:444\r\n"
+    "    Certificate Hash             : c71d3d6f9673dcec57d8c76602562d58bd69d9b9\r\n"
+)
 
 
 def test_http_sys_bindings_name_what_iis_serves() -> None:
     front, back = src.parse_sslcert([CmdResult(0, SSLCERT, "")], "EX1")
-    assert (front.endpoint, front.thumbprint, front.site) == ("0.0.0.0:443", "D0DA0B35CF91C55B91A10755C0B4B11DFB1D3FF9", "IIS Default Web Site")
+    assert (front.endpoint, front.thumbprint, front.site) == (
+        "0.0.0.0:443",
+        "D0DA0B35CF91C55B91A10755C0B4B11DFB1D3FF9",
+        "IIS Default Web Site",
+    )
     assert back.site == "IIS Exchange Back End"
     (failed,) = src.parse_sslcert([CmdResult(1, "", "The requested operation requires elevation.")], "EX1")
     assert failed.error == "The requested operation requires elevation."
@@ -161,8 +178,12 @@ def test_lab_serves_raw_data_only_while_the_auth_certificate_is_expired(expired:
         apply_fault(org, Fault("auth_certificate_expired"))
     with LabServer(org) as wire:
         s = inventory.server("mbx1")
-        server = dataclasses.replace(s, connection=lab_connection(s.connection, wire.exchange_uri("mbx1"), wire.windows_uri("mbx1")))
-        transport = PsrpTransport({"mbx1": server}, credentials={"mbx1": Credentials(wire.credentials.username, wire.credentials.password)})
+        server = dataclasses.replace(
+            s, connection=lab_connection(s.connection, wire.exchange_uri("mbx1"), wire.windows_uri("mbx1"))
+        )
+        transport = PsrpTransport(
+            {"mbx1": server}, credentials={"mbx1": Credentials(wire.credentials.username, wire.credentials.password)}
+        )
         try:
             snap = Collector(transport).snapshot("mbx1", "health")
             certs, bindings, auth = snap.get("certificates"), snap.get("ssl_bindings"), snap.get("auth_config")[0]

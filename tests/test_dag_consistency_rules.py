@@ -16,9 +16,11 @@ SCHANNEL_S = (
     "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\r\n"
     "    Enabled    REG_DWORD    0x1\r\n    DisabledByDefault    REG_DWORD    0x0\r\n\r\n"
 )
-DOTNET = ("\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319\r\n"
-          "    SystemDefaultTlsVersions    REG_DWORD    0x1\r\n    SchUseStrongCrypto    REG_DWORD    0x1\r\n"
-          "    OnlyUseLatestCLR    REG_DWORD    0x1\r\n\r\n")
+DOTNET = (
+    "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319\r\n"
+    "    SystemDefaultTlsVersions    REG_DWORD    0x1\r\n    SchUseStrongCrypto    REG_DWORD    0x1\r\n"
+    "    OnlyUseLatestCLR    REG_DWORD    0x1\r\n\r\n"
+)
 MISSING = CmdResult(1, "", "ERROR: The system was unable to find the specified registry key or value.\r\n")
 
 
@@ -38,7 +40,8 @@ def test_the_member_off_the_majority_is_named_with_the_others_values() -> None:
     settings = {"ex1": base, "ex2": base, "ex3": {"TLS 1.0\\Server\\Enabled": "0x1"}}
     assert tls_differences("ex3", settings) == [
         "SchUseStrongCrypto = not set (others: 0x1 on ex1, 0x1 on ex2)",
-        "TLS 1.0\\Server\\Enabled = 0x1 (others: 0x0 on ex1, 0x0 on ex2)"]
+        "TLS 1.0\\Server\\Enabled = 0x1 (others: 0x0 on ex1, 0x0 on ex2)",
+    ]
     assert tls_differences("ex1", settings) == []
 
 
@@ -53,7 +56,8 @@ def test_a_skewed_member_is_judged_against_the_jump_host_and_the_others() -> Non
     readings = {"ex1": _reading("ex1", 0.5), "ex2": _reading("ex2", -1), "ex3": _reading("ex3", 300)}
     assert clock_findings("ex3", readings) == [
         "ex3's clock is 300.0 s ahead of the jump host (± 0.10 s for the call)",
-        "ex3's clock is 300.2 s ahead of the other members' (ex1, ex2)"]
+        "ex3's clock is 300.2 s ahead of the other members' (ex1, ex2)",
+    ]
     assert clock_findings("ex1", readings) == []
 
 

@@ -12,19 +12,19 @@ from dagcheck.inventory import Fault, load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
-from dagcheck.remote.https import HttpAnswer, HttpsGetter
-from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.remote.base import Transcript
 from dagcheck.remote.credentials import Credentials
+from dagcheck.remote.https import HttpAnswer, HttpsGetter
+from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.sources import protocol_health as ph
 from tests.conftest import ROOT
 
 OWA = ph.PROTOCOLS[0]
+URL = "https://ex1/owa/healthcheck.htm"
 
 
 def test_a_healthy_page_names_the_server_that_answered() -> None:
-    got = ph.parse(HttpAnswer("https://ex1/owa/healthcheck.htm", 200, 0.0123, "200 OK<br/>EX1.contoso.com"),
-                   "EX1", OWA, "ex1.contoso.com")
+    got = ph.parse(HttpAnswer(URL, 200, 0.0123, "200 OK<br/>EX1.contoso.com"), "EX1", OWA, "ex1.contoso.com")
     assert (got.status, got.first_line, got.answered_by, got.key) == (200, "200 OK", "EX1.contoso.com", "ex1:OWA")
 
 
@@ -43,11 +43,23 @@ def _check():
     return module.test_protocol_answers_health_page
 
 
-@pytest.mark.parametrize("answer,phrase", [
-    (HttpAnswer("https://ex1/owa/healthcheck.htm", 503, 0.5, "Service Unavailable"), "gave HTTP 503 after 0.50 s: Service Unavailable"),
-    (HttpAnswer("https://ex1/owa/healthcheck.htm", None, 3.0, "", "connection refused (x)"), "no answer after 3.00 s: connection refused"),
-    (HttpAnswer("https://ex1/owa/healthcheck.htm", 200, 0.1, "200 OK<br/>ex2.contoso.com"), "answered by ex2.contoso.com, not ex1"),
-])
+@pytest.mark.parametrize(
+    "answer,phrase",
+    [
+        (
+            HttpAnswer(URL, 503, 0.5, "Service Unavailable"),
+            "gave HTTP 503 after 0.50 s: Service Unavailable",
+        ),
+        (
+            HttpAnswer(URL, None, 3.0, "", "connection refused (x)"),
+            "no answer after 3.00 s: connection refused",
+        ),
+        (
+            HttpAnswer(URL, 200, 0.1, "200 OK<br/>ex2.contoso.com"),
+            "answered by ex2.contoso.com, not ex1",
+        ),
+    ],
+)
 def test_the_check_names_protocol_server_status_and_what_was_not_tried(answer, phrase) -> None:
     item = ph.parse(answer, "ex1", OWA, "ex1.contoso.com")
     with pytest.raises(CheckFailure) as failure:
@@ -80,8 +92,12 @@ def test_protocol_unhealthy_fault_makes_only_that_page_answer_503_and_each_page_
     org = build_organization(inventory)
     org.runtime_faults.append(Fault("protocol_unhealthy", {"server": "mbx2", "protocol": "EWS"}))
     with LabServer(org) as wire:
-        servers = {s.name: dataclasses.replace(s, connection=lab_connection(
-            s.connection, wire.exchange_uri(s.name), wire.windows_uri(s.name))) for s in inventory.servers}
+        servers = {
+            s.name: dataclasses.replace(
+                s, connection=lab_connection(s.connection, wire.exchange_uri(s.name), wire.windows_uri(s.name))
+            )
+            for s in inventory.servers
+        }
         creds = {n: Credentials(wire.credentials.username, wire.credentials.password) for n in servers}
         transport = PsrpTransport(servers, credentials=creds)
         try:

@@ -74,7 +74,7 @@ def get_exchange_certificate(call: Call) -> list[Any]:
             props: dict[str, Any] = {"RawData": PSByteArray(base64.b64decode(cert.raw))} if cert.raw else {}
             if not raw_only:
                 props = {
-                    "CertificateDomains": ps.mvp(cert.domains, element="Microsoft.Exchange.Data.SmtpDomainWithSubdomains, Microsoft.Exchange.Data"),
+                    "CertificateDomains": ps.mvp(cert.domains, element=f"{EXDATA}.SmtpDomainWithSubdomains, {EXDATA}"),
                     "IsSelfSigned": True,
                     "Issuer": cert.subject,
                     "NotAfter": cert.not_after,

@@ -21,6 +21,7 @@ from dagcheck import iis, model
 from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
+from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.rules import extended_protection as ep_rules
 from dagcheck.rules import host as host_rules
@@ -28,6 +29,7 @@ from dagcheck.sources import health as health_source
 from dagcheck.sources import iis_state
 from dagcheck.sources import services as services_source
 from dagcheck.sources import outlook_anywhere
+from dagcheck.sources import ProbeContext, certificates, clock, protocol_health, tls_settings
 
 
 @dataclass(frozen=True)
@@ -93,8 +95,11 @@ SOURCES: dict[str, Source] = {
         # Read for the configuration baseline (dagcheck/drift.py): what a CU can quietly reset.
         Source("receive_connectors", Endpoint.EXCHANGE, lambda s: Command.of("Get-ReceiveConnector", Server=s),
                model.parse_receive_connector),
-        Source("certificates", Endpoint.EXCHANGE, lambda s: Command.of("Get-ExchangeCertificate", Server=s),
-               model.parse_exchange_certificate),
+        Source("certificates", Endpoint.EXCHANGE, certificates.certificate_command,
+               certificates.parse_exchange_certificate),
+        # Organisation-wide (AD): asked once per DAG and phase, like the DAG's own status.
+        Source("auth_config", Endpoint.EXCHANGE, certificates.auth_config_command, certificates.parse_auth_config,
+               dag_wide=True),
         Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
                model.parse_file_version),
         # Managed Availability: every monitor with its health set (dagcheck/sources/health.py).
@@ -127,6 +132,12 @@ HOST_SOURCES: dict[str, HostSource] = {
                                                for v, r in zip(e.host_volumes, results, strict=True)]),
         HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
                    lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
+        # SCHANNEL protocols and .NET's TLS switches, as HealthChecker reads them (DAG-wide parity).
+        HostSource("tls_settings", lambda server, e: list(tls_settings.COMMAND_LINES),
+                   lambda results, server, e: tls_settings.parse(results, server)),
+        # Which certificate IIS serves (HTTP.sys bindings on 443 and 444), where Get-ExchangeCertificate has no Services.
+        HostSource("ssl_bindings", lambda server, e: [certificates.SSLCERT_LINE],
+                   lambda results, server, e: certificates.parse_sslcert(results, server)),
         # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
         HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
                    lambda results, server, e: ep_rules.read_iis(results[0], server)),
@@ -137,12 +148,35 @@ HOST_SOURCES: dict[str, HostSource] = {
 }
 
 
+@dataclass(frozen=True)
+class ProbeSource:
+    """A source that makes its own requests (HTTPS to a server's health pages) or times its call (the
+    server's clock): collect(ProbeContext) may read other sources of the same snapshot first (memoized,
+    never a second call), use the HTTPS client with the server's TLS settings, or run one command."""
+
+    name: str
+    lines: Callable[[str], list[str]]
+    collect: Callable[[ProbeContext], list[Any]]
+
+
+PROBE_SOURCES: dict[str, ProbeSource] = {
+    s.name: s
+    for s in (
+        ProbeSource("protocol_health", protocol_health.describe, protocol_health.collect),
+        # The member's clock, timed from the jump host (Get-Date on the Windows endpoint).
+        ProbeSource("clock", lambda s: [clock.COMMAND.render()], clock.collect),
+    )
+}
+
+
 def describe(source: str, server: str, expectations: Expectations | None = None, dag: str | None = None) -> list[str]:
     """The command lines behind a source, as an administrator would type them (a DAG-wide source names
     the server's DAG, `<DAG>` when it is not given)."""
     if source in SOURCES:
         cmdlet = SOURCES[source]
         return [c.render() for c in cmdlet.commands(dag or "<DAG>" if cmdlet.dag_wide else server)]
+    if source in PROBE_SOURCES:
+        return PROBE_SOURCES[source].lines(server)
     return HOST_SOURCES[source].lines(server, expectations or Expectations())
 
 
@@ -151,6 +185,8 @@ def cost(source: str, expectations: Expectations | None = None) -> int:
     real server, a Get- a fraction of one): what keeps a server's lanes evenly busy."""
     if source in HOST_SOURCES:
         return len(HOST_SOURCES[source].lines("server", expectations or Expectations()))
+    if source in PROBE_SOURCES:
+        return len(PROBE_SOURCES[source].lines("server"))
     return sum(10 if c.cmdlet.lower().startswith("test-") else 1 for c in SOURCES[source].commands("x"))
 
 
@@ -205,6 +241,14 @@ class Snapshot:
 
 
     def _fetch(self, name: str) -> tuple[Any, ...]:
+        if name in PROBE_SOURCES:
+            ctx = ProbeContext(self.server, self.failed, self.get, lambda: getter_for(self._transport, self.server),
+                               lambda endpoint, command: self._transport.run(self.server, endpoint, command),
+                               live=isinstance(getattr(self._transport, "servers", None), dict))
+            try:
+                return tuple(PROBE_SOURCES[name].collect(ctx))
+            except ParseError as exc:
+                raise exc.on(self.server) from None
         if name in HOST_SOURCES:
             source = HOST_SOURCES[name]
             host = host_for(self._transport, self.server)

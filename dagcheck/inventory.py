@@ -55,6 +55,9 @@ class ConnectionSettings:
     # Accept Basic or unencrypted messages over http to this (non-loopback) server; refused otherwise
     # (dagcheck.cleartext), and reported in every run when accepted.
     allow_cleartext: bool = False
+    # The server's own IIS front end, for the protocols' health pages (dagcheck.sources.protocol_health);
+    # None: https://<fqdn>. The TLS settings above apply to it too.
+    health_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,9 @@ class Expectations:
     # Areas of the configuration baseline (dagcheck/drift.py) whose change across maintenance is critical,
     # beyond those the expectations above already cover (Extended Protection, SSL, SCP, activation).
     drift_critical: tuple[str, ...] = ()
+    # Days before a certificate bound to IIS or SMTP expires: a warning (DAG-CERT-002), a failure (DAG-CERT-003).
+    cert_warning_days: int = 30
+    cert_critical_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -581,6 +587,10 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
         if "dag" in server and server["dag"].lower() not in dag_names:
             fail(f"servers[{i}].dag", f"DAG {server['dag']!r} is not listed under dags")
     _validate_timeouts(data, fail)
+    certs = (data.get("expectations") or {}).get("certificates") or {}
+    if certs.get("critical_days", 7) >= certs.get("warning_days", 30):
+        fail("expectations.certificates.critical_days",
+             f"{certs.get('critical_days', 7)} days must be fewer than warning_days ({certs.get('warning_days', 30)})")
     fqdns = [s["fqdn"] for s in servers]
     for dup in _duplicates(fqdns):
         fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")
@@ -720,6 +730,8 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         host_min_free_gb=(raw_exp.get("host") or {}).get("min_free_gb", 10),
         host_min_free_percent=(raw_exp.get("host") or {}).get("min_free_percent", 10),
         drift_critical=tuple(raw_exp.get("drift_critical", ())),
+        cert_warning_days=(raw_exp.get("certificates") or {}).get("warning_days", 30),
+        cert_critical_days=(raw_exp.get("certificates") or {}).get("critical_days", 7),
     )
     lab = None
     if "lab" in data:

@@ -540,6 +540,7 @@ class ReceiveConnector:
     permission_groups: tuple[str, ...]
     enabled: bool
     fqdn: str | None
+    tls_certificate_name: str | None = None  # '<I>issuer<S>subject' of the certificate it offers for STARTTLS
 
     @property
     def key(self) -> str:
@@ -553,31 +554,8 @@ def parse_receive_connector(obj: Any, server: str) -> ReceiveConnector:
                             tuple(sorted(strings(prop(obj, "Bindings")))), tuple(sorted(strings(prop(obj, "RemoteIPRanges")))),
                             flag_names(obj, cmdlet, "AuthMechanism", f"{name}.AuthMechanism"),
                             flag_names(obj, cmdlet, "PermissionGroups", f"{name}.PermissionGroups"),
-                            boolean(obj, cmdlet, "Enabled", True), text(prop(obj, "Fqdn")))
-
-
-@dataclass(frozen=True)
-class ExchangeCertificate:
-    """Get-ExchangeCertificate -Server: which certificate IIS and SMTP are bound to (Services)."""
-
-    server: str
-    thumbprint: str
-    subject: str
-    services: tuple[str, ...]  # AllowedServices flags: IMAP, POP, IIS, SMTP, UM, UMCallRouter, Federation
-    not_after: dt.datetime | None
-
-    @property
-    def key(self) -> str:
-        return f"{self.server}:{self.thumbprint}"
-
-
-def parse_exchange_certificate(obj: Any, server: str) -> ExchangeCertificate:
-    cmdlet = "Get-ExchangeCertificate"
-    thumbprint = required(obj, cmdlet, "Thumbprint")
-    not_after = prop(obj, "NotAfter")
-    return ExchangeCertificate(short_name(server), thumbprint.upper(), str(prop(obj, "Subject") or ""),
-                               flag_names(obj, cmdlet, "Services", f"{thumbprint}.Services"),
-                               not_after if isinstance(not_after, dt.datetime) else None)
+                            boolean(obj, cmdlet, "Enabled", True), text(prop(obj, "Fqdn")),
+                            text(prop(obj, "TlsCertificateName")) or None)
 
 
 # ---- host facts (WinRS command output; formats of Windows Server 2019/2022) ----------------------

@@ -373,6 +373,12 @@ def drift(pytestconfig: pytest.Config, target: Target) -> config_drift.Drift | c
 
 
 @pytest.fixture
+def now(pytestconfig: pytest.Config) -> dt.datetime:
+    """The run's one notion of now (UTC), against which certificates' validity is judged."""
+    return run_now(pytestconfig)
+
+
+@pytest.fixture
 def snapshot(pytestconfig: pytest.Config, target: Target) -> Any:
     """The whole snapshot of the target's server, for checks that compare two of its sources."""
     return dagcheck_session(pytestconfig).collector.snapshot(target.server, target.phase)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.catalogue import CheckSpec
-from dagcheck.collect import HOST_SOURCES, SOURCES, Collector, describe
+from dagcheck.collect import HOST_SOURCES, PROBE_SOURCES, SOURCES, Collector, describe
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
@@ -101,7 +101,7 @@ class DagcheckSession:
             # Every source any check reads, of every server in scope, at once (collect once, evaluate many):
             # no source waits for another, and the per-check enumeration below only reads memos.
             self._prefetched.add(enumerate_in)
-            self.collector.prefetch([s.name for s in self.servers], [*SOURCES, *HOST_SOURCES], enumerate_in)
+            self.collector.prefetch([s.name for s in self.servers], [*SOURCES, *HOST_SOURCES, *PROBE_SOURCES], enumerate_in)
         self.collector.prefetch([s.name for s in self.servers], [spec.source], enumerate_in)
         out: list[Target] = []
         for server in self.servers:

@@ -17,8 +17,10 @@ def test_each_command_runs_once_per_server(run_checks, args) -> None:
     assert counts and max(counts.values()) == 1, [c for c, n in counts.items() if n > 1]
     servers = {server for server, _, _ in result.calls}
     assert servers == {"mbx1", "mbx2", "mbx3", "mbx4"}
-    # hundreds of verdicts from a few dozen calls
-    assert len(result.calls) < len(result.outcomes) / 4
+    # hundreds of verdicts from a few dozen calls (PowerShell and WinRS; the protocols' health pages are eight
+    # anonymous GETs per server, each asked once as asserted above, and not counted here)
+    sessions = [c for c in result.calls if not c[2].startswith("Invoke-WebRequest")]
+    assert len(sessions) < len(result.outcomes) / 4
 
 
 def test_a_cycle_reads_each_phase_once(run_checks) -> None:

@@ -13,6 +13,7 @@ from dagcheck.lab.products import COMPONENTS_2019 as COMPONENTS
 from tests.conftest import lab_data
 
 ALL = [f"mbx{i}" for i in range(1, 5)]
+PROTOCOLS = ["OWA", "ECP", "EWS", "Microsoft-Server-ActiveSync", "Autodiscover", "MAPI", "RPC", "OAB"]
 OFFLINE = [c for c in COMPONENTS if c not in ("Monitoring", "RecoveryActionsEnabled", "ForwardSyncDaemon", "ProvisioningRps")]
 MM = {"kind": "in_maintenance", "server": "mbx1"}
 PRE, MAINT, POST = ["--phase", "preflight", "--server", "mbx1"], ["--phase", "maintenance", "--server", "mbx1"], \
@@ -93,7 +94,8 @@ CASES = [
      "AdminDisplayVersion Exchange Server SE RTM (15.2.2562.17) but ExSetup.exe Exchange 2019 CU15 Aug26SU (15.2.1748.49)", 1),
     ("local_remote_disagree (warning)", [{"kind": "component_inactive", "server": "mbx3", "component": "OwaProxy",
                                           "requester": "Functional", "value": "local_only"}], [],
-     {"test_component_is_active[mbx3:OwaProxy]", "test_local_and_remote_states_agree[mbx3:OwaProxy]"},
+     {"test_component_is_active[mbx3:OwaProxy]", "test_local_and_remote_states_agree[mbx3:OwaProxy]",
+      "test_protocol_answers_health_page[mbx3:OWA]"},  # OwaProxy Inactive: OWA's health page answers 503
      "Functional is Inactive in the registry but Active in AD", 1),
     ("mapi_fails", [{"kind": "service_stopped", "server": "mbx3", "service": "MSExchangeIS"}], [],
      {"test_mapi_connectivity[DB03@mbx3]", "test_database_is_mounted[DB03]",
@@ -110,6 +112,24 @@ CASES = [
     ("service_disabled", [{"kind": "service_disabled", "server": "mbx1", "service": "MSExchangeTransport"}], [],
      {"test_exchange_service_not_disabled[mbx1:MSExchangeTransport]"},
      "service MSExchangeTransport on mbx1 starts Disabled (now Running)", 1),
+    ("protocol_unhealthy", [{"kind": "protocol_unhealthy", "server": "mbx2", "protocol": "OWA"}], [],
+     {"test_protocol_answers_health_page[mbx2:OWA]"}, "OWA on mbx2 is not healthy", 1),
+    ("protocol_unhealthy_activesync", [{"kind": "protocol_unhealthy", "server": "mbx4", "protocol": "Microsoft-Server-ActiveSync"}],
+     [], {"test_protocol_answers_health_page[mbx4:Microsoft-Server-ActiveSync]"}, "gave HTTP 503", 1),
+    # The Auth certificate is the organisation's: every server fails, and Get-ExchangeCertificate degrades to RawData.
+    ("auth_certificate_expired", [{"kind": "auth_certificate_expired"}], [],
+     {f"test_auth_certificate_valid[{s}]" for s in ALL}, "the Auth certificate CN=Microsoft Exchange Server Auth Certificate (", 1),
+    ("certificate_expiring", [{"kind": "certificate_expiring", "server": "mbx3", "days": 5}], [],
+     {"test_certificates_not_expiring_soon[mbx3]", "test_certificates_not_expiring_critically[mbx3]"},
+     "CN=mail.lab.contoso.test", 1),
+    ("certificate_expiring (warning)", [{"kind": "certificate_expiring", "server": "mbx1", "days": 20}], [],
+     {"test_certificates_not_expiring_soon[mbx1]"}, "bound to IIS (Services), SMTP (Services), IIS Default Web Site (0.0.0.0:443), expires in 20.0 day(s)", 0),
+    ("os_version_mismatch", [{"kind": "os_version_mismatch", "server": "mbx2"}], [],
+     {"test_windows_version_same_across_dag[mbx2]"}, "mbx2 runs Windows Server 2019 (build 17763), unlike the DAG", 1),
+    ("tls_setting_mismatch", [{"kind": "tls_setting_mismatch", "server": "mbx4"}], [],
+     {"test_tls_settings_same_across_dag[mbx4]"}, "Protocols\\TLS 1.0\\Server\\Enabled = 0x1 (others: 0x0 on mbx1", 1),
+    ("clock_skew", [{"kind": "clock_skew", "server": "mbx3", "seconds": 300}], [],
+     {"test_clock_agrees_across_dag[mbx3]"}, "mbx3's clock is 300", 1),
     # ---- preflight (the gate for mbx1) ------------------------------------------------------------
     ("no_redundant_copy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
                            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], PRE,
@@ -163,7 +183,8 @@ CASES = [
     # Without --server no transition is due: the post-maintenance checks judge every server as it is.
     ("left_in_maintenance", [MM], ["--phase", "postflight"],
      {"test_activation_restored[mbx1]", "test_cluster_node_up[mbx1]", "test_database_on_preferred_server[DB01]"}
-     | {f"test_component_is_active[mbx1:{c}]" for c in OFFLINE}, "because ServerWideOffline is Inactive (requester Maintenance)", 1),
+     | {f"test_component_is_active[mbx1:{c}]" for c in OFFLINE} | {f"test_protocol_answers_health_page[mbx1:{p}]" for p in PROTOCOLS},
+     "because ServerWideOffline is Inactive (requester Maintenance)", 1),
 ]
 HEALTHY = [("health", []), ("preflight", PRE), ("maintenance", MAINT), ("postflight", POST)]
 

@@ -67,6 +67,7 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-ReceiveConnector' { Get-ReceiveConnector -Server $s }
         Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
         Save-Output $s 'Get-ServerHealth' { Get-ServerHealth -Identity $s }
+        Save-Output $s 'Get-AuthConfig' { Get-AuthConfig }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -77,6 +78,7 @@ if (-not $LocalOnly) {
 Save-Output $here 'Get-ClusterNode' { Import-Module FailoverClusters; Get-ClusterNode }
 Save-Output $here 'Get-Command.FileVersionInfo' { Get-Command ExSetup.exe | ForEach-Object FileVersionInfo }
 Save-Output $here 'Get-Service' { Get-Service }
+Save-Output $here 'Get-Date' { Get-Date }
 
 $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"',
@@ -88,7 +90,13 @@ $lines = @(
     'sc.exe queryex type= service state= all',
     'type "%windir%\System32\inetsrv\config\applicationHost.config"',
     '%windir%\system32\inetsrv\appcmd.exe list site',
-    '%windir%\system32\inetsrv\appcmd.exe list apppool'
+    '%windir%\system32\inetsrv\appcmd.exe list apppool',
+    'netsh http show sslcert',
+    'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols" /s',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319"',
+    'reg.exe query "HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v4.0.30319"',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\.NETFramework\v2.0.50727"',
+    'reg.exe query "HKLM\SOFTWARE\Wow6432Node\Microsoft\.NETFramework\v2.0.50727"'
 ) + ($Volume | ForEach-Object { "fsutil volume diskfree $_" })
 $results = [ordered]@{}
 foreach ($line in $lines) {

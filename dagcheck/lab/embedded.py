@@ -22,7 +22,9 @@ def lab_connection(base: ConnectionSettings, exchange_uri: str, windows_uri: str
     """Settings for one lab server. The lab uses Basic (or NTLM) auth: over HTTPS verified against its own
     certificate, over HTTP with message encryption off (loopback only)."""
     https = exchange_uri.startswith("https://")
-    return dataclasses.replace(base, exchange_uri=exchange_uri, windows_uri=windows_uri, auth=auth,
+    # The health pages (healthcheck.htm) are served by the same simulated server's listener.
+    health_uri = exchange_uri.rsplit("/", 1)[0]
+    return dataclasses.replace(base, exchange_uri=exchange_uri, windows_uri=windows_uri, health_uri=health_uri, auth=auth,
                                encryption="auto" if https else "never", verify_tls=True, ca_bundle=ca_bundle,
                                operation_timeout=20, read_timeout=30)
 

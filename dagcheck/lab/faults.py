@@ -15,6 +15,7 @@ from dagcheck.inventory import Fault
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import products
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
+from dagcheck.lab.state import DOTNET_TLS_KEYS, SCHANNEL_PROTOCOLS, WINDOWS_NT, auth_certificate, lab_certificate
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",
@@ -25,6 +26,7 @@ RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", 
                            # server, url_of, ep_of: the lab's patch (lab.patching) resets that front-end
                            # vdir's ExternalUrl and that one's Extended Protection, as a CU can
                            "patch_resets_settings",
+                           "protocol_unhealthy",  # server, protocol (OWA, EWS ...): its healthcheck.htm answers 503
                            *{
                                # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
                                "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
@@ -367,3 +369,57 @@ def _service_disabled(org, f):
     if match is None:
         raise ValueError(f"service_disabled: {server.name} has no service {name!r}")
     server.start_types[match] = "Disabled"
+@fault("auth_certificate_expired")
+def _auth_certificate_expired(org, f):
+    """The organisation's Auth certificate (Get-AuthConfig's current one) has expired on every server: it is
+    replaced by one of the same subject whose NotAfter passed a day ago (wall clock: clients judge it so)."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    expired = auth_certificate(now - dt.timedelta(days=5 * 365 + 1), now - dt.timedelta(days=1))
+    old = org.auth_config.current_thumbprint
+    for server in org.servers.values():
+        server.certificates = [expired if c.thumbprint == old else c for c in server.certificates]
+    org.auth_config.current_thumbprint = expired.thumbprint
+
+
+@fault("certificate_expiring")
+def _certificate_expiring(org, f):
+    """The server's certificate bound to IIS (and SMTP) expires `days` days from now (default 5): renewed
+    too late, the same names, a new thumbprint, bound where the old one was."""
+    server = org.server(f["server"])
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for i, cert in enumerate(server.certificates):
+        if "IIS" in cert.services:
+            names = cert.domains or [cert.subject.removeprefix("CN=")]
+            server.certificates[i] = lab_certificate(names[0], names, cert.services, now - dt.timedelta(days=360),
+                                                     now + dt.timedelta(days=float(f.get("days", 5))))
+            return
+    raise ValueError(f"certificate_expiring: {server.name} has no certificate bound to IIS")
+
+
+@fault("os_version_mismatch")
+def _os_version_mismatch(org, f):
+    """The server runs another Windows Server version than the rest of its DAG (`value`: its build, default
+    17763, Windows Server 2019; the lab's servers run 2022)."""
+    build = str(f.get("value", "17763"))
+    names = {"14393": "Windows Server 2016", "17763": "Windows Server 2019", "20348": "Windows Server 2022",
+             "26100": "Windows Server 2025"}
+    registry = org.server(f["server"]).registry[WINDOWS_NT]
+    registry["CurrentBuildNumber"] = ("REG_SZ", build)
+    registry["ProductName"] = ("REG_SZ", f"{names.get(build, 'Windows Server')} Datacenter")
+
+
+@fault("tls_setting_mismatch")
+def _tls_setting_mismatch(org, f):
+    """The server's TLS differs from its DAG's: TLS 1.0 turned back on for the server side (`value`
+    "dotnet": .NET 4's SchUseStrongCrypto removed instead)."""
+    registry = org.server(f["server"]).registry
+    if f.get("value") == "dotnet":
+        registry[DOTNET_TLS_KEYS[0]].pop("SchUseStrongCrypto", None)
+        return
+    registry[f"{SCHANNEL_PROTOCOLS}\\TLS 1.0\\Server"] = {"Enabled": ("REG_DWORD", 1), "DisabledByDefault": ("REG_DWORD", 0)}
+
+
+@fault("clock_skew")
+def _clock_skew(org, f):
+    """The server's Windows clock runs `seconds` ahead (negative: behind) of real time (default 300)."""
+    org.server(f["server"]).clock_offset = float(f.get("seconds", 300))

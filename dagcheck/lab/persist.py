@@ -190,7 +190,9 @@ def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_b
         conn = {"exchange_uri": exchange_uri(s["name"]), "windows_uri": windows_uri(s["name"]), "auth": auth,
                 "username_env": USERNAME_ENV, "password_env": PASSWORD_ENV,
                 # the lab has no WSMan message encryption: over HTTP (loopback only) it must be off
-                "encryption": "auto" if https else "never", "operation_timeout": 20, "read_timeout": 30}
+                "encryption": "auto" if https else "never", "operation_timeout": 20, "read_timeout": 30,
+                # the protocols' health pages: the same simulated server's listener
+                "health_uri": exchange_uri(s["name"]).rsplit("/", 1)[0]}
         if https and ca_bundle:
             conn["ca_bundle"] = ca_bundle
         servers.append({**s, "connection": conn})

@@ -41,7 +41,7 @@ from spnego.exceptions import SpnegoError
 
 from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import auth as negotiate
-from dagcheck.lab import budget, cmdlets, products, winrs
+from dagcheck.lab import budget, cmdlets, health_pages, products, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
@@ -452,6 +452,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         action, body_els = response
         self._send(200, _envelope(action, message_id, body_els), "application/soap+xml;charset=UTF-8")
+
+    def do_GET(self) -> None:
+        """The protocols' health pages (dagcheck.lab.health_pages): anonymous, as on a real front end."""
+        lab = self.server.lab
+        if lab.dropped(self.server.sim_server):
+            self.close_connection = True
+            _reset(self.connection)
+            return
+        page = health_pages.answer(lab.org, self.server.sim_server, self.path)
+        if page is None:
+            self._send(404, b"", "text/plain")
+            return
+        self._send(*page)
 
     def _owner(self) -> str:
         """The authenticated user, whose shells the quotas count."""

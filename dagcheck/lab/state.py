@@ -7,8 +7,8 @@ status drive Test-ReplicationHealth; transport queues including Submission, Pois
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
 import itertools
 import threading
 import uuid
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagcheck.inventory import Fault, Inventory
-from dagcheck.lab import products
+from dagcheck.lab import certificates, products
 from dagcheck.lab.clock import LabClock
 from dagcheck.lab.products import Build
 
@@ -63,6 +63,21 @@ class LabCertificate:
     subject: str
     services: str  # AllowedServices ToString: "IMAP, POP, IIS, SMTP"
     not_after: dt.datetime
+    raw: str = ""  # base64 of the DER certificate (Get-ExchangeCertificate's RawData); thumbprint is its SHA-1
+    not_before: dt.datetime | None = None
+    domains: list[str] = field(default_factory=list)  # CertificateDomains: the subject's CN and the SANs
+
+
+@dataclass
+class LabAuthConfig:
+    """The organisation's OAuth configuration (Get-AuthConfig): which certificate signs server-to-server
+    tokens now, and the one that takes over at NextCertificateEffectiveDate (Learn, Set-AuthConfig:
+    -NewCertificateThumbprint, -NewCertificateEffectiveDate, -PublishCertificate)."""
+
+    current_thumbprint: str
+    next_thumbprint: str | None = None
+    next_effective: dt.datetime | None = None
+    previous_thumbprint: str | None = None
 
 
 @dataclass
@@ -169,6 +184,7 @@ class LabServer:
     stopped_iis: set[str] = field(default_factory=set)
     # Services whose start type is not Automatic (every service the lab has starts Automatic on a real server).
     start_types: dict[str, str] = field(default_factory=dict)
+    clock_offset: float = 0.0  # seconds the server's Windows clock is ahead of real time (Get-Date)
 
     __setattr__ = _counting_writes_to("queues", "redirect_target", "pending_starts")
 
@@ -284,6 +300,11 @@ class Organization:
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
+        # Certificates are judged by clients against real time, not the lab's clock: their dates are wall-clock.
+        # Midnight of the day: two organisations built from one inventory on one day hold the same certificates.
+        wall = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=30)
+        auth = auth_certificate(wall)
+        self.auth_config = LabAuthConfig(auth.thumbprint)
         for s in inventory.servers:
             build = products.parse_build(spec.builds[s.name.lower()]) if spec and s.name.lower() in spec.builds else default_build
             server = LabServer(
@@ -301,7 +322,7 @@ class Organization:
             server.iis = setup_iis(build)
             configure_vdirs(server)
             server.receive_connectors = default_receive_connectors(server.name)
-            server.certificates = default_certificates(server, t0)
+            server.certificates = default_certificates(server, wall, auth)
             server.queues = [LabQueue(1, "Submission", "Undefined", "Submission")]
             server.registry = default_registry(build)
             server.volumes = {"C:": (96 * GIB, 160 * GIB), "D:": (700 * GIB, 1024 * GIB), "E:": (300 * GIB, 512 * GIB)}
@@ -551,7 +572,27 @@ def default_registry(build: Build | None = None) -> dict[str, dict[str, tuple[st
         SESSION_MANAGER: {"BootExecute": ("REG_MULTI_SZ", ["autocheck autochk *"])},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\Component Based Servicing": {},
         "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Windows\\CurrentVersion\\WindowsUpdate\\Auto Update": {},
+        **tls_registry(),
     }
+
+
+SCHANNEL_PROTOCOLS = "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols"
+DOTNET_TLS_KEYS = tuple(f"HKEY_LOCAL_MACHINE\\SOFTWARE\\{wow}Microsoft\\.NETFramework\\{v}"
+                        for v in ("v4.0.30319", "v2.0.50727") for wow in ("", "Wow6432Node\\"))
+
+
+def tls_registry() -> dict[str, dict[str, tuple[str, object]]]:
+    """TLS as Microsoft's guidance leaves it (Learn, "Exchange Server TLS configuration best practices"): TLS 1.0
+    and 1.1 off, TLS 1.2 on, for Server and Client; .NET 4 and 2 use the system's TLS versions and strong crypto."""
+    keys: dict[str, dict[str, tuple[str, object]]] = {SCHANNEL_PROTOCOLS: {}}
+    for version, on in (("TLS 1.0", False), ("TLS 1.1", False), ("TLS 1.2", True)):
+        keys[f"{SCHANNEL_PROTOCOLS}\\{version}"] = {}
+        for side in ("Server", "Client"):
+            keys[f"{SCHANNEL_PROTOCOLS}\\{version}\\{side}"] = {
+                "Enabled": ("REG_DWORD", 1 if on else 0), "DisabledByDefault": ("REG_DWORD", 0 if on else 1)}
+    for key in DOTNET_TLS_KEYS:
+        keys[key] = {"SystemDefaultTlsVersions": ("REG_DWORD", 1), "SchUseStrongCrypto": ("REG_DWORD", 1)}
+    return keys
 
 
 def setup_iis(build: Build) -> dict[tuple[str, str], IisApplication]:
@@ -629,15 +670,28 @@ def default_receive_connectors(name: str) -> list[LabReceiveConnector]:
     ]
 
 
-def default_certificates(server: LabServer, issued: dt.datetime) -> list[LabCertificate]:
-    """The lab administrator's SAN certificate bound to IIS and SMTP, and setup's self-signed one. The
-    thumbprints are derived from the server's name (40 hex digits, as Windows shows them)."""
-
-    def thumb(label: str) -> str:
-        return hashlib.sha1(f"{label}:{server.name.lower()}".encode()).hexdigest().upper()
-
+def default_certificates(server: LabServer, issued: dt.datetime, auth: LabCertificate) -> list[LabCertificate]:
+    """The lab administrator's SAN certificate bound to IIS and SMTP, setup's self-signed one (five years,
+    SMTP once the SAN certificate took IIS), and the organisation's Auth certificate: real X.509
+    certificates (dagcheck.lab.certificates) whose thumbprints are their SHA-1, as Windows shows them."""
     domain = server.fqdn.split(".", 1)[1] if "." in server.fqdn else server.fqdn
-    return [
-        LabCertificate(thumb("san"), f"CN=mail.{domain}", "IMAP, POP, IIS, SMTP", issued + dt.timedelta(days=700)),
-        LabCertificate(thumb("self-signed"), f"CN={server.name.upper()}", "SMTP", issued + dt.timedelta(days=1800)),
-    ]
+    san = lab_certificate(f"mail.{domain}", [f"mail.{domain}", f"autodiscover.{domain}"], "IMAP, POP, IIS, SMTP",
+                          issued, issued + dt.timedelta(days=700))
+    own = lab_certificate(server.name.upper(), [server.name.upper(), server.fqdn], "SMTP", issued,
+                          issued + dt.timedelta(days=5 * 365))
+    return [san, own, dataclasses.replace(auth, domains=list(auth.domains))]
+
+
+def lab_certificate(common_name: str, sans: list[str], services: str, not_before: dt.datetime,
+                    not_after: dt.datetime) -> LabCertificate:
+    thumbprint, raw = certificates.make(common_name, sans, not_before, not_after)
+    return LabCertificate(thumbprint, f"CN={common_name}", services, not_after, raw, not_before,
+                          list(dict.fromkeys([common_name, *sans])))
+
+
+def auth_certificate(issued: dt.datetime, not_after: dt.datetime | None = None) -> LabCertificate:
+    """The Microsoft Exchange Server Auth Certificate: no SANs, five years, the same on every server."""
+    return lab_certificate(certificates.AUTH_SUBJECT.removeprefix("CN="), [], "SMTP", issued,
+                           not_after or issued + dt.timedelta(days=5 * 365))
+
+

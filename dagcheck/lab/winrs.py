@@ -1,7 +1,7 @@
 """The few Windows commands the host checks run through WinRS, with their real output formats.
 
-reg.exe query, sc.exe query/queryex, fsutil volume diskfree and cmd.exe's type (of IIS's
-applicationHost.config) and appcmd list site / apppool print what Windows Server 2019 prints (CRLF line ends, four-space registry
+reg.exe query, sc.exe query/queryex, fsutil volume diskfree, netsh http show sslcert, appcmd list site /
+apppool and cmd.exe's type (of IIS's applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
 indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
 """
 
@@ -73,6 +73,8 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
             return _whoami_groups(org, server)
         if program == "powershell" and CCM_METHOD in command_line:
             return _ccm_reboot_pending(server)
+        if program == "netsh" and [w.lower() for w in words[1:]] == ["http", "show", "sslcert"]:
+            return _sslcert(server)
     return 1, "", NOT_RECOGNIZED.format(words[0])
 
 
@@ -132,6 +134,8 @@ def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
     values = next((v for k, v in server.registry.items() if k.lower() == key.lower()), None)
     if values is None:
         return 1, "", REG_NOT_FOUND
+    if len(args) == 2 and args[1].lower() == "/s":
+        return _reg_query_recursive(server, key)
     wanted = None
     if len(args) >= 3 and args[1].lower() == "/v":
         wanted = args[2]
@@ -146,6 +150,19 @@ def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
         lines.append("")
         lines += [k for k in server.registry if k.lower().startswith(prefix) and "\\" not in k[len(prefix):]]
     return 0, "\r\n".join(lines) + "\r\n\r\n", ""
+
+
+def _reg_query_recursive(server: LabServer, key: str) -> tuple[int, str, str]:
+    """`reg.exe query KEY /s`: the key's values, then each subkey's path and values, depth first.
+    Guessed: no "End of search" summary line (that line belongs to /f searches)."""
+    prefix = key.lower() + "\\"
+    keys = sorted((k for k in server.registry if k.lower() == key.lower() or k.lower().startswith(prefix)), key=str.lower)
+    lines = [""]
+    for k in keys:
+        lines.append(k)
+        lines += [f"    {name}    {kind}    {_reg_data(kind, data)}" for name, (kind, data) in server.registry[k].items()]
+        lines.append("")
+    return 0, "\r\n".join(lines) + "\r\n", ""
 
 
 def _reg_data(kind: str, data: object) -> str:
@@ -222,3 +239,30 @@ def _type(org: Organization, server: LabServer, path: str) -> tuple[int, str, st
     if fault is not None:
         return 0, text[: len(text) // 2], ""
     return 0, text, ""
+
+
+# IIS's application id in HTTP.sys, and the two Exchange endpoints: Default Web Site on 443, Exchange Back End
+# on 444 (the layout of `netsh http show sslcert` on an Exchange server, as Exchange troubleshooting posts
+# show it: "IP:port : 0.0.0.0:444 / Certificate Hash : c71d3d6f..."). Guessed: the padding of the labels.
+IIS_APP_ID = "{4dc3e181-e14b-4a21-b022-59fc669b0914}"
+SSLCERT_FIELDS = ("Application ID", "Certificate Store Name", "Verify Client Certificate Revocation",
+                  "Verify Revocation Using Cached Client Certificate Only", "Usage Check", "Revocation Freshness Time",
+                  "URL Retrieval Timeout", "Ctl Identifier", "Ctl Store Name", "DS Mapper Usage",
+                  "Negotiate Client Certificate", "Reject Connections")
+_SSLCERT_VALUES = (IIS_APP_ID, "My", "Enabled", "Disabled", "Enabled", "0", "0", "(null)", "(null)", "Disabled",
+                   "Disabled", "Disabled")
+
+
+def _sslcert(server: LabServer) -> tuple[int, str, str]:
+    """HTTP.sys's certificate bindings: the front end (443) on the certificate with IIS among its services,
+    the back end (444) on setup's self-signed certificate (CN=<server>), as after setup."""
+    front = next((c for c in server.certificates if "IIS" in c.services.replace(" ", "").split(",")), None)
+    back = next((c for c in server.certificates if c.subject.upper() == f"CN={server.name.upper()}"), front)
+    lines = ["", "SSL Certificate bindings:", "-------------------------", ""]
+    for endpoint, cert in (("0.0.0.0:443", front), ("0.0.0.0:444", back)):
+        if cert is None:
+            continue
+        rows = [("IP:port", endpoint), ("Certificate Hash", cert.thumbprint.lower()),
+                *zip(SSLCERT_FIELDS, _SSLCERT_VALUES, strict=True)]
+        lines += [f"    {name:<28} : {value}" for name, value in rows] + [""]
+    return 0, "\r\n".join(lines) + "\r\n", ""

@@ -106,3 +106,10 @@ def exsetup_file_version(s: LabServer) -> Any:
         },
         to_string=f"File:             C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe\r\nFileVersion:      {text}\r\n",
     )
+
+
+@cmdlet("Get-Date", endpoint=WINDOWS)
+def get_date(call: Call) -> list[Any]:
+    """The server's Windows clock: real time plus the server's offset (a clock_skew fault sets one). A plain
+    DateTime, as Get-Date returns it (serialized as <DT> with the UTC offset)."""
+    return [dt.datetime.now(dt.UTC) + dt.timedelta(seconds=call.server.clock_offset)]

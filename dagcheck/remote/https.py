@@ -1,0 +1,165 @@
+"""Plain HTTPS GETs the jump host makes itself (the protocols' health pages), with the server's own settings.
+
+The request goes to the server named in the inventory, never to a load-balanced name, with the same
+trust decisions as its PowerShell connection: `connection.verify_tls` and `connection.ca_bundle` (a
+disabled verification is reported at the end of the run, as for WSMan). No credentials are ever sent:
+the health pages answer anonymously, and a page that asks for a logon is reported as such.
+
+Each request is recorded in the run's transcript as the PowerShell line an administrator would type to
+repeat it (`Invoke-WebRequest -Uri ...`), so the report shows it beside the cmdlets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+from dagcheck.errors import CmdletFailed, ConnectionFailed
+from dagcheck.inventory import Server
+from dagcheck.remote.base import Command, Endpoint, Transcript
+
+MAX_BODY = 4096  # a health page is a few dozen bytes; more is read no further
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What one GET gave: the status and the start of the body, or why there was no answer."""
+
+    url: str
+    status: int | None  # None: no HTTP answer at all (refused, reset, TLS failure, timeout)
+    seconds: float
+    body: str
+    error: str | None = None
+
+
+def web_request(url: str) -> Command:
+    """The GET as an administrator would repeat it from a PowerShell prompt (transcript, dry runs, README)."""
+    return Command.of("Invoke-WebRequest", Uri=url)
+
+
+def base_uri(server: Server) -> str:
+    """Where the server's own IIS front end answers: `connection.health_uri`, else https://<fqdn>."""
+    configured = getattr(server.connection, "health_uri", None)
+    return (configured or f"https://{server.fqdn}").rstrip("/")
+
+
+class HttpsGetter:
+    """GETs against one server's front end; one requests.Session (its TLS settings) per server."""
+
+    def __init__(self, server: Server, transcript: Transcript, timeout: float | None = None,
+                 unverified: set[str] | None = None) -> None:
+        self.server = server
+        self.transcript = transcript
+        settings = server.connection
+        self.verify: bool | str = (settings.ca_bundle or True) if settings.verify_tls else False
+        if not settings.verify_tls and unverified is not None:
+            unverified.add(server.name)  # reported at the end of the run, like the WSMan connection's
+        self.timeout = timeout if timeout is not None else float(min(30, settings.read_timeout))
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy from the environment: the server itself is asked
+
+    def get(self, path: str) -> HttpAnswer:
+        url = f"{base_uri(self.server)}/{path.lstrip('/')}"
+        with self.transcript.record(self.server.name, Endpoint.EXCHANGE, web_request(url)) as inv:
+            start = time.perf_counter()
+            try:
+                with self._session.get(url, verify=self.verify, timeout=self.timeout, allow_redirects=False,
+                                       stream=True) as response:
+                    body = _read(response)
+                    inv.objects = 1
+                    return HttpAnswer(url, response.status_code, time.perf_counter() - start, body)
+            except requests.RequestException as exc:
+                inv.message = _reason(exc)
+                return HttpAnswer(url, None, time.perf_counter() - start, "", _reason(exc))
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def _read(response: requests.Response) -> str:
+    data = b""
+    for chunk in response.iter_content(1024):
+        data += chunk
+        if len(data) >= MAX_BODY:
+            break
+    return data[:MAX_BODY].decode(response.encoding or "utf-8", errors="replace")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return f"TLS failed (the certificate is not trusted by connection.ca_bundle / the system store?): {text[:200]}"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"timed out: {text[:200]}"
+    if "refused" in text.lower() or "Failed to establish" in text:
+        return f"connection refused ({text[:160]})"
+    if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
+        return f"connection dropped by the server ({text[:160]})"
+    return f"connection failed: {text[:200]}"
+
+
+SAVED_FILE = "health-pages.json"  # per server, in a --save folder: path -> the answer, for --replay
+
+
+class Getter(Protocol):
+    def get(self, path: str) -> HttpAnswer: ...
+
+
+class _SavingGetter:
+    """Asks live and keeps each answer in the --save folder (dagcheck.remote.replay.SavingTransport)."""
+
+    def __init__(self, live: HttpsGetter, saving: Any, server: str) -> None:
+        self.live, self.saving, self.server = live, saving, server.lower()
+        self._answers: dict[str, dict[str, Any]] = {}
+
+    def get(self, path: str) -> HttpAnswer:
+        answer = self.live.get(path)
+        self._answers[path] = dataclasses.asdict(answer)
+        self.saving._write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True),
+                           "protocol health pages")
+        return answer
+
+
+class _ReplayGetter:
+    """Answers from a --save folder's health-pages.json; the transcript records it like a live request."""
+
+    def __init__(self, folder: Path, server: str, transcript: Transcript) -> None:
+        found = [c for c in folder.iterdir() if c.is_dir() and c.name.lower() == server.lower()] if folder.is_dir() else []
+        self.path = (found[0] if found else folder) / SAVED_FILE
+        self.server = server
+        self.transcript = transcript
+        self._answers = json.loads(self.path.read_text(encoding="utf-8-sig")) if self.path.is_file() else None
+
+    def get(self, path: str) -> HttpAnswer:
+        saved = (self._answers or {}).get(path)
+        with self.transcript.record(self.server, Endpoint.EXCHANGE, web_request(saved["url"] if saved else path)) as inv:
+            if self._answers is None or path not in self._answers:
+                raise CmdletFailed(self.server, "Invoke-WebRequest", f"{path} is not in the saved data ({self.path})")
+            inv.objects = 1
+            return HttpAnswer(**self._answers[path])
+
+
+def getter_for(transport: Any, server: str) -> Getter:
+    """The HTTPS getter for one server, with the settings the transport holds for it (PsrpTransport; a
+    SavingTransport around one also keeps the answers; a ReplayTransport answers from them)."""
+    transcript = getattr(transport, "transcript", None) or Transcript()
+    servers = getattr(transport, "servers", None)
+    if not isinstance(servers, dict):
+        folder = getattr(transport, "folder", None)
+        if folder is None:
+            raise ConnectionFailed(server, "Invoke-WebRequest", "this transport makes no HTTPS request")
+        return _ReplayGetter(Path(folder), server, transcript)
+    if server.lower() not in servers:
+        raise ConnectionFailed(server, "Invoke-WebRequest", "server is not in the inventory")
+    states = getattr(transport, "states", None)
+    blind = states.refusal(server) if states is not None else None
+    if blind is not None:
+        raise ConnectionFailed(server, blind.what, blind.reason)
+    live = HttpsGetter(servers[server.lower()], transcript, unverified=getattr(transport, "unverified_tls", None))
+    return _SavingGetter(live, transport, server) if hasattr(transport, "inner") and hasattr(transport, "_write") else live

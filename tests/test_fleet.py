@@ -5,6 +5,7 @@ benchmarks/fleet.py, never asserted here."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,13 +22,15 @@ from dagcheck.remote.base import Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 
-DAG_WIDE = ("Get-DatabaseAvailabilityGroup", "Get-ClusterNode")
+DAG_WIDE = ("Get-DatabaseAvailabilityGroup", "Get-ClusterNode", "Get-AuthConfig")
 
 
 def _per_server(calls: list[tuple[str, str, str]]) -> dict[str, Counter[str]]:
     out: dict[str, Counter[str]] = {}
     for server, endpoint, line in calls:
         if not line.startswith(DAG_WIDE):
+            # The health pages' URLs name each server's own endpoint (in the lab, its loopback port).
+            line = re.sub(r"https?://[^/']+/", "https://<server>/", line)
             out.setdefault(server, Counter())[f"{endpoint} {line.replace(server, '<server>')}"] += 1
     return out
 

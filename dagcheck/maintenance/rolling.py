@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shlex
-import subprocess
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +35,7 @@ from typing import Any
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory
 from dagcheck.maintenance import lease
+from dagcheck.maintenance.child import ChildFiles, Ended, launch, signal_group, supervise
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
 from dagcheck.maintenance.runlock import LockBusy, RunLock
@@ -55,6 +56,9 @@ STEP_TITLES = {
 }
 MIN_PATCH_POLL = 0.1  # --patch-poll: seconds between two looks at a member coming back (default 1; the lab's tests go lower)
 OUTPUT_KEEP = 4000  # characters of a step's output kept in the journal (its tail)
+HEARTBEAT = 10.0  # seconds: while anything runs, a line at least this often (issue 26: never 15 s of silence)
+CHILD_KIND = {"gate_and_enter": "pytest run (pre-flight gate, enter, maintenance checks)",
+              "exit_and_verify": "pytest run (exit, post-maintenance checks)", "patch": "patch command"}
 
 
 class RollingUsage(Exception):
@@ -93,6 +97,7 @@ class MemberOutcome:
     reason: str = ""
     state: str = ""
     notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -109,6 +114,8 @@ class Rolling:
     confirm: Callable[[str], str] = input
     sleep: Callable[[float], None] = time.sleep
     pytest_extra: list[str] = field(default_factory=list)
+    heartbeat: float = HEARTBEAT
+    resume: dict[str, Any] = field(default_factory=dict)  # what an earlier, unfinished run did (unfinished())
 
     def __post_init__(self) -> None:
         try:
@@ -173,17 +180,32 @@ class Rolling:
     # ---- the journal ----------------------------------------------------------------------------
 
     def unfinished(self) -> dict[str, Any] | None:
-        """The rolling_started entry of a run that neither completed nor was abandoned, with what it did."""
+        """The rolling_started entry of a run that neither completed nor was abandoned, with what it did:
+        members done, each member's steps done, and the children (phase runs, patch commands) it started whose
+        step it never journaled (it was killed while they ran, or before it could write their outcome)."""
         current: dict[str, Any] | None = None
         for e in self.journal.entries():
-            if e.get("event") == "rolling_started":
-                current = {**e, "done": [], "patched": [], "stopped": None}
+            event, member, step = e.get("event"), e.get("member"), e.get("step")
+            if event == "rolling_started":
+                current = {**e, "done": [], "patched": [], "stopped": None, "steps": {}, "children": {},
+                           "entered_at": {}}
             elif current is None:
                 continue
-            elif e.get("event") == "member_done":
-                current["done"].append(e["member"])
-            elif e.get("event") == "member_step" and e.get("step") == "patch" and e.get("outcome") == "done":
-                current["patched"].append(e["member"])
+            elif event == "member_done":
+                current["done"].append(member)
+            elif event == "child_started":
+                current["children"][(member, step)] = {"base": e.get("base"), "ended": False, "rc": None,
+                                                       "time": e.get("time")}
+                if step == "gate_and_enter":
+                    current["entered_at"][member] = e.get("time")
+            elif event == "child_ended" and (member, step) in current["children"]:
+                current["children"][(member, step)].update(ended=True, rc=e.get("rc"), never=e.get("never_started"))
+            elif event == "member_step":
+                current["children"].pop((member, step), None)  # its outcome is journaled: nothing left to settle
+                if e.get("outcome") == "done":
+                    current["steps"].setdefault(member, []).append(step)
+                    if step == "patch":
+                        current["patched"].append(member)
             elif e.get("event") == "rolling_stopped":
                 current["stopped"] = e
             elif e.get("event") == "rolling_completed":
@@ -192,12 +214,13 @@ class Rolling:
 
     # ---- the plan -------------------------------------------------------------------------------
 
-    def phase_command(self, member: str, phase: str) -> list[str]:
-        """The pytest run behind one member's phase (as `dagcheck enter/exit M --apply` runs it)."""
+    def phase_command(self, member: str, phase: str, apply: bool = True) -> list[str]:
+        """The pytest run behind one member's phase (as `dagcheck enter/exit M --apply` runs it; without apply,
+        only its checks, for a member a killed run has already entered)."""
         args = [sys.executable, "-m", "pytest", str(ROOT / "checks"), "--rootdir", str(ROOT), "-c",
                 str(ROOT / "pyproject.toml"), "--inventory", str(self.inventory_path.resolve()),
-                "--reports-dir", str(self.reports_dir.resolve()), "--phase", phase, "--server", member, "--apply",
-                "-p", "no:cacheprovider", "-q", "-rfE"]
+                "--reports-dir", str(self.reports_dir.resolve()), "--phase", phase, "--server", member,
+                *(["--apply"] if apply else []), "-p", "no:cacheprovider", "-q", "-rfE"]
         return args + (["--strict-warnings"] if self.strict_warnings else []) + self.pytest_extra
 
     def patch_env(self, member: str) -> dict[str, str]:
@@ -276,15 +299,17 @@ class Rolling:
                                 target=show(self.target_build) if self.target_build else None,
                                 builds_before={m: show(b) for m, b in before.items()},
                                 patch=self.patch.describe())
-            resume = {"done": [], "patched": []}
+            resume = {"done": [], "patched": [], "steps": {}, "children": {}, "entered_at": {}}
         else:
             self.journal.append(event="rolling_resumed", dag=self.dag, done=resume["done"])
+        self.resume = resume
+        self._settle_children()
         outcomes = [MemberOutcome(m.name) for m in order]
         for outcome in outcomes:
             if outcome.name in resume["done"]:
                 outcome.status = "skipped"
                 continue
-            if not self._member(outcome, before, already_patched=outcome.name in resume["patched"]):
+            if not self._member(outcome, before):
                 self.journal.append(event="rolling_stopped", member=outcome.name, step=outcome.step,
                                     reason=outcome.reason, state=outcome.state)
                 self._report(outcomes)
@@ -294,15 +319,20 @@ class Rolling:
         self._report(outcomes)
         return 0
 
-    def _member(self, outcome: MemberOutcome, before: dict[str, Build], already_patched: bool) -> bool:
+    def _member(self, outcome: MemberOutcome, before: dict[str, Build]) -> bool:
         m = outcome.name
-        self.progress(f"== {m}")
+        done_before = list(self.resume.get("steps", {}).get(m, []))
+        self.progress(f"== {m}" + (f" (resuming; done by the earlier run: {', '.join(done_before)})" if done_before else ""))
+        member_started = time.monotonic()
         for step in STEPS:
             outcome.step = step
+            if self._done_earlier(m, step, done_before):
+                self.progress(f"{m}: {STEP_TITLES[step]}: done by the earlier run (journal), not repeated")
+                continue
             self.progress(f"{m}: {STEP_TITLES[step]}")
             started = time.monotonic()
             try:
-                ok, detail, output = getattr(self, f"_step_{step}")(m, before, already_patched)
+                ok, detail, output = getattr(self, f"_step_{step}")(m, before)
             except RemoteError as exc:
                 ok, detail, output = False, f"could not read the state this step needs: {exc}", ""
             self.journal.append(event="member_step", member=m, step=step, outcome="done" if ok else "failed",
@@ -317,11 +347,110 @@ class Rolling:
             if detail:
                 outcome.notes.append(detail)
         outcome.status, outcome.step = "done", None
+        outcome.seconds = time.monotonic() - member_started
         return True
+
+    # ---- resuming after a kill ------------------------------------------------------------------
+
+    def _done_earlier(self, m: str, step: str, done: list[str]) -> bool:
+        """A step the killed (or stopped) run journaled as done is not repeated. The target gate is repeated
+        until the member is entered (the lease it checks is only worth a fresh read); the enter is repeated
+        when the member is found back in service before any patch command ran on it."""
+        if step not in done:
+            return False
+        if step == "target_gate":
+            return "gate_and_enter" in done
+        if step == "gate_and_enter" and "patch" not in done and (m, "patch") not in self.resume.get("children", {}):
+            try:
+                signs = self._signs(m)
+            except RemoteError:
+                return True  # unreadable now: the patch step reads it again and refuses a member in service
+            if not signs:
+                self.progress(f"{m}: back in service since the earlier run entered it: entering again")
+                return False
+        return True
+
+    def _signs(self, m: str) -> list[str]:
+        return self._with_live(lambda live: in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"),
+                                                           live.one(m, "mailbox_server")))
+
+    def _settle_children(self) -> None:
+        """The killed run's children whose outcome it never journaled: each is waited for while it runs, its
+        exit code taken when it ended, and one that never started is claimed so that it never will. Only then
+        does this run go on, so that no second pytest run or installer ever runs beside the first."""
+        for (m, step), child in self.resume.get("children", {}).items():
+            if child.get("ended") or not child.get("base"):
+                continue
+            files = ChildFiles(Path(child["base"]))
+            what = CHILD_KIND.get(step, step)
+            if files.claim():
+                child.update(ended=True, rc=None, never=True)
+                self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=None,
+                                    never_started=True)
+                self.progress(f"{m}: the {what} of the earlier run never started; it is started afresh")
+                continue
+            pid = (files.owner() or {}).get("pid", "?")
+            self.progress(f"{m}: waiting for the {what} of {m} started by the earlier run (pid {pid}) to finish; "
+                          "a second one is never started beside it")
+            ended = supervise(files, None, self.patch.timeout if step == "patch" else None,
+                              on_line=lambda line: self.progress(f"    {line}"),
+                              on_quiet=lambda s, m=m, what=what, pid=pid: self.progress(
+                                  f"  {m}: still waiting for the earlier run's {what} (pid {pid}), {s:.0f} s so far"),
+                              heartbeat=self.heartbeat)
+            child.update(ended=True, rc=ended.rc)
+            self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
+                                timed_out=ended.timed_out)
+            self.progress(f"{m}: the earlier run's {what} ended: " + _ended_words(ended))
+
+    def _entered_by_this_run(self, m: str) -> bool:
+        """The member is in maintenance by an enter transition that this rolling run started and that completed
+        (the server's journal says so): running that transition again would find its own claim and refuse it
+        as another run's, so only the maintenance checks are run again."""
+        since = self.resume.get("entered_at", {}).get(m)
+        journal = Journal.for_server(self.reports_dir, m)
+        if since is None or journal.where_it_stands() is not None:
+            return False  # not entered by this run, or its transition is unfinished: --apply continues it
+        started, entered = None, False
+        for e in journal.entries():
+            if e.get("event") == "transition_started":
+                started = e
+            elif e.get("event") == "transition_completed" and started is not None:
+                entered = started.get("direction") == "enter" and str(started.get("time", "")) >= str(since)
+        try:
+            return entered and bool(self._signs(m))
+        except RemoteError:
+            return False
+
+    def _launch_child(self, m: str, step: str, argv: list[str], env: dict[str, str], cwd: Path | None,
+                      timeout: float | None) -> tuple[Ended, str]:
+        """Run one child (see child.py) and stream its output; journaled before it starts and when it ends."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+        files = ChildFiles(self.reports_dir.resolve() / "rolling-children" / f"{self.dag.lower()}-{m}-{step}-{stamp}")
+        what = CHILD_KIND.get(step, step)
+        self.journal.append(event="child_started", member=m, step=step, base=str(files.base))
+        proc = launch(files, argv, env, cwd)
+        self.journal.append(event="child_pid", member=m, step=step, pid=proc.pid)
+        try:
+            ended = supervise(files, proc, timeout, on_line=lambda line: self.progress(f"    {line}"),
+                              on_quiet=lambda s: self.progress(f"  {m}: {what} running, {s:.0f} s so far"
+                                                               + (f" of at most {timeout:g} s" if timeout else "")
+                                                               + f" (pid {proc.pid})"),
+                              heartbeat=self.heartbeat)
+        except KeyboardInterrupt:
+            if step != "patch":
+                signal_group(proc.pid, signal.SIGINT)  # its transition stops at its next safe point
+            self.progress(f"{m}: interrupted (Ctrl-C): the {what} (pid {proc.pid}) "
+                          + ("keeps running (an installer is not stopped half-way); " if step == "patch"
+                             else "is asked to stop at its next safe point; ")
+                          + f"`dagcheck rolling {self.dag} --apply` waits for it, then resumes")
+            raise
+        self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
+                            timed_out=ended.timed_out)
+        return ended, files.output(OUTPUT_KEEP)
 
     # ---- the steps: each returns (ok, one line, output to journal) -------------------------------
 
-    def _step_target_gate(self, m: str, before: dict[str, Build], _: bool) -> tuple[bool, str, str]:
+    def _step_target_gate(self, m: str, before: dict[str, Build]) -> tuple[bool, str, str]:
         def read(live: Live) -> list[str]:
             ctx = Ctx(m, None, live, self.inventory, Journal.for_server(self.reports_dir, m))
             busy = [h for h in lease.others_holding(ctx)]
@@ -339,28 +468,33 @@ class Rolling:
             return False, "target gate refused: " + "; ".join(problems), ""
         return True, "", ""
 
-    def _run_phase(self, m: str, phase: str) -> tuple[bool, str]:
-        proc = subprocess.run(self.phase_command(m, phase), capture_output=True, text=True, cwd=ROOT,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        return proc.returncode == 0, proc.stdout + proc.stderr
+    def _run_phase(self, m: str, phase: str, step: str, apply: bool = True) -> tuple[bool, str]:
+        ended, output = self._launch_child(m, step, self.phase_command(m, phase, apply),
+                                           {**os.environ, "PYTHONUNBUFFERED": "1"}, ROOT, None)
+        return ended.rc == 0, output
 
-    def _step_gate_and_enter(self, m: str, *_: Any) -> tuple[bool, str, str]:
-        ok, output = self._run_phase(m, "maintenance")
+    def _step_gate_and_enter(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
+        earlier = self.resume.get("children", {}).get((m, "gate_and_enter"))
+        if earlier is not None and earlier.get("rc") == 0:
+            return (True, "completed by the earlier run (its pytest run exited 0)",
+                    ChildFiles(Path(earlier["base"])).output(OUTPUT_KEEP))
+        apply = not self._entered_by_this_run(m)
+        ok, output = self._run_phase(m, "maintenance", "gate_and_enter", apply)
+        note = "" if apply else "entered by the earlier run: its maintenance checks ran again, without entering again"
         if ok:
-            return True, "", output
+            return True, note, output
         return False, ("the pre-flight gate, the enter transition or the maintenance checks failed: "
                        + _gist(output)), output
 
-    def _step_patch(self, m: str, _: dict[str, Build], already_patched: bool) -> tuple[bool, str, str]:
-        if already_patched:
-            return True, "patched by the earlier run (journal): not run again", ""
+    def _step_patch(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
+        earlier = self.resume.get("children", {}).get((m, "patch"))
+        if earlier is not None and not earlier.get("never"):
+            return self._patch_of_earlier_run(m, earlier)
         if self.target_build is not None:
             current = self._with_live(lambda live: live.one(m, "exsetup").version)
             if current == self.target_build:
                 return True, f"already on {show(self.target_build)}: nothing to install", ""
-        signs = self._with_live(lambda live: in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"),
-                                                            live.one(m, "mailbox_server")))
-        if not signs:
+        if not self._signs(m):
             return False, f"{m} is not in maintenance: the patch step is not run on a server in service", ""
         if self.patch.command:
             ok, detail, output = self._patch_command(m)
@@ -378,28 +512,48 @@ class Rolling:
         back = self._wait_back(m, want_target=True)
         return back is None, back or f"{m} reports {show(self.target_build)}", ""  # type: ignore[arg-type]
 
+    def _patch_of_earlier_run(self, m: str, earlier: dict[str, Any]) -> tuple[bool, str, str]:
+        """The killed run's patch command ran (it was waited for): its outcome stands; it is never run again."""
+        files = ChildFiles(Path(earlier["base"]))
+        output, rc = files.output(OUTPUT_KEEP), earlier.get("rc")
+        if rc == 0:
+            back = self._wait_back(m, want_target=False)
+            return back is None, back or f"the patch command started by the earlier run exited 0: {_gist(output)}", output
+        if rc is not None:
+            return False, f"the patch command started by the earlier run exited {rc}: {_gist(output)}", output
+        if self.target_build is not None:
+            back = self._wait_back(m, want_target=True)
+            if back is None:
+                return True, (f"the patch command started by the earlier run ended without an exit status; "
+                              f"{m} reports the target {show(self.target_build)}"), output
+        return False, (f"the patch command started by the earlier run ended without an exit status (it was killed"
+                       f" or timed out; its output: {files.log}): whether {m} is patched is unknown, and it is not "
+                       f"started again blindly. Finish or check the patch of {m} by hand, then run the same command "
+                       "with --target-build (a member on the target is not patched again), or bring it back with "
+                       f"`dagcheck exit {m} --apply`"), output
+
     def _patch_command(self, m: str) -> tuple[bool, str, str]:
         assert self.patch.command is not None
         argv = shlex.split(self.patch.command, posix=os.name != "nt")
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=self.patch.timeout,
-                                  env={**os.environ, **self.patch_env(m)})
-        except FileNotFoundError:
-            return False, f"the patch command {argv[0]!r} was not found", ""
-        except subprocess.TimeoutExpired as exc:
-            out = (exc.stdout or "") + (exc.stderr or "")
-            return False, f"the patch command did not finish within {self.patch.timeout:g} s", str(out)
-        output = proc.stdout + proc.stderr
-        if proc.returncode != 0:
-            return False, f"the patch command exited {proc.returncode}: {_gist(output)}", output
+        ended, output = self._launch_child(m, "patch", argv, {**os.environ, **self.patch_env(m)}, None,
+                                           self.patch.timeout)
+        if ended.timed_out:
+            return False, f"the patch command did not finish within {self.patch.timeout:g} s (it was stopped)", output
+        if ended.rc is None:
+            return False, "the patch command ended without an exit status (killed by a signal)", output
+        if ended.rc == 127 and "was not found" in output:
+            return False, f"the patch command {argv[0]!r} was not found", output
+        if ended.rc != 0:
+            return False, f"the patch command exited {ended.rc}: {_gist(output)}", output
         return True, f"the patch command exited 0: {_gist(output)}", output
 
     def _wait_back(self, m: str, want_target: bool) -> str | None:
         """Poll until the member answers again (and, when asked, reports the target build) and Test-ServiceHealth
         finds every required service running; None when it does, else why not. A reboot makes it unreachable
-        for a while, then its services start one by one: both are waited out, not failures."""
+        for a while, then its services start one by one: both are waited out, not failures. A line when what
+        it sees changes, and at least every heartbeat."""
         deadline = time.monotonic() + self.patch.timeout
-        last = "not read yet"
+        last, said, said_at = "not read yet", "", 0.0
         while True:
             try:
                 version = self._with_live(lambda live: (live.one(m, "exchange_server"), live.one(m, "exsetup").version)[1])
@@ -414,13 +568,16 @@ class Rolling:
                     last = f"reports {show(version)}"
             except RemoteError as exc:
                 last = f"not answering ({str(exc)[:80]})"
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= deadline:
                 return f"{m} did not come back" + (f" on {show(self.target_build)}" if want_target and self.target_build
                                                    else "") + f" within {self.patch.timeout:g} s (last: {last})"
-            self.progress(f"  waiting for {m}: {last}")
+            if last != said or now - said_at >= self.heartbeat:
+                self.progress(f"  waiting for {m}: {last}; {deadline - now:.0f} s left")
+                said, said_at = last, now
             self.sleep(self.patch.poll)
 
-    def _step_verify_build(self, m: str, before: dict[str, Build], _: bool) -> tuple[bool, str, str]:
+    def _step_verify_build(self, m: str, before: dict[str, Build]) -> tuple[bool, str, str]:
         exsetup, adv = self._with_live(lambda live: (live.one(m, "exsetup").version,
                                                      live.one(m, "exchange_server").admin_display_version))
         if not same_cu(adv, exsetup):
@@ -433,8 +590,12 @@ class Rolling:
             return False, f"{m} reports ExSetup.exe {show(exsetup)}, not the target {show(self.target_build)}", ""
         return True, f"ExSetup.exe {show(exsetup)}, AdminDisplayVersion {show(adv)}", ""
 
-    def _step_exit_and_verify(self, m: str, *_: Any) -> tuple[bool, str, str]:
-        ok, output = self._run_phase(m, "postflight")
+    def _step_exit_and_verify(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
+        earlier = self.resume.get("children", {}).get((m, "exit_and_verify"))
+        if earlier is not None and earlier.get("rc") == 0:
+            return (True, "completed by the earlier run (its pytest run exited 0)",
+                    ChildFiles(Path(earlier["base"])).output(OUTPUT_KEEP))
+        ok, output = self._run_phase(m, "postflight", "exit_and_verify")
         if ok:
             return True, "", output
         return False, "the exit transition or the post-maintenance checks failed: " + _gist(output), output
@@ -449,7 +610,7 @@ class Rolling:
         lines = [f"dagcheck rolling {self.dag} — {verdict} ({stamp})"]
         for o in outcomes:
             if o.status == "done":
-                lines.append(f"  {o.name}: done" + (f" ({'; '.join(o.notes)})" if o.notes else ""))
+                lines.append(f"  {o.name}: done in {o.seconds:.0f} s" + (f" ({'; '.join(o.notes)})" if o.notes else ""))
             elif o.status == "skipped":
                 lines.append(f"  {o.name}: done by an earlier run")
             elif o.status == "stopped":
@@ -465,6 +626,12 @@ class Rolling:
         for line in lines:
             self.progress(line)
         self.progress(f"written: {path}")
+
+
+def _ended_words(ended: Ended) -> str:
+    if ended.timed_out:
+        return "it did not finish within the patch timeout and was stopped"
+    return f"exit {ended.rc}" if ended.rc is not None else "without an exit status (it was killed)"
 
 
 def _gist(output: str) -> str:

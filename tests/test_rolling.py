@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,15 +62,22 @@ class Lab:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(20)
 
-    def rolling(self, *args: str, timeout: float = 400) -> tuple[int, str]:
+    def rolling(self, *args: str) -> tuple[int, str]:
+        """The run's exit code and output; `longest_silence`: the longest time it went without a line."""
         patch = f"{sys.executable} -m dagcheck.lab patch --state {self.state} --reboot-seconds 1"
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(self.inventory),
              "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
              # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
              "--patch-poll", "0.2", *args],
-            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-        return proc.returncode, proc.stdout + proc.stderr
+            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        lines, stamps = [], [time.monotonic()]
+        for line in proc.stdout:  # each line as the run writes it: the gaps between them are what an operator sees
+            lines.append(line)
+            stamps.append(time.monotonic())
+        self.longest_silence = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        return proc.wait(), "".join(lines)
 
     def health(self) -> tuple[int, str]:
         proc = subprocess.run(
@@ -176,7 +185,12 @@ def test_rolling_patch_of_the_dag_runs_unattended_and_the_nightly_run_is_green(l
     assert rc == 0, out[-4000:]
     assert "COMPLETED: every member patched and verified" in out
     for member in ORDER:
-        assert f"{member}: done (the patch command exited 0: {member}: {OLD} -> {TARGET}" in out
+        assert re.search(rf"{member}: done in \d+ s \(the patch command exited 0: {member}: {OLD} -> {TARGET}", out), out[-4000:]
+    # Issue 26: a change window never goes 30 s without a line (the default progress interval is 10 s): each
+    # member's steps, what they wait for and the numbers they watch stream as they happen.
+    assert lab.longest_silence < 30, f"the run went {lab.longest_silence:.0f} s without a line"
+    assert "mounted databases to move away" in out, out[-4000:]  # the enter's wait, streamed from its run
+    assert re.search(r"waiting for mbx\d: .*; \d+ s left", out), out[-4000:]
     assert set(lab.builds().values()) == {TARGET}
     journal = [json.loads(line) for line in (lab.folder / "reports/rolling-dag1.jsonl").read_text().splitlines()]
     assert [e["member"] for e in journal if e["event"] == "member_done"] == ORDER

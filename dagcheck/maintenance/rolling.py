@@ -39,10 +39,11 @@ from dagcheck.maintenance.child import ChildFiles, Ended, launch, signal_group, 
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
 from dagcheck.maintenance.runlock import LockBusy, RunLock
+from dagcheck.maintenance.runner import Transition
 from dagcheck.maintenance.steps import Ctx, exit_steps
 from dagcheck.options import ROOT
 from dagcheck.rules.builds import Build, parse_build, same_cu, show
-from dagcheck.rules.dag import in_maintenance
+from dagcheck.rules.dag import choose_target, in_maintenance
 from dagcheck.rules.rolling import MemberFacts, explain, rolling_order, target_problems, window_parity
 from dagcheck.session import DagcheckSession
 
@@ -56,7 +57,9 @@ STEP_TITLES = {
 }
 MIN_PATCH_POLL = 0.1  # --patch-poll: seconds between two looks at a member coming back (default 1; the lab's tests go lower)
 OUTPUT_KEEP = 4000  # characters of a step's output kept in the journal (its tail)
+OUTPUT_READ = 1_000_000  # bytes of a child's log read back to find why it failed (its tail; the log stays whole)
 HEARTBEAT = 10.0  # seconds: while anything runs, a line at least this often (issue 26: never 15 s of silence)
+MIN_PROGRESS_EVERY = 0.5  # --progress-every: the lowest (the tests' cadence check goes down to it)
 CHILD_KIND = {"gate_and_enter": "pytest run (pre-flight gate, enter, maintenance checks)",
               "exit_and_verify": "pytest run (exit, post-maintenance checks)", "patch": "patch command"}
 
@@ -147,7 +150,8 @@ class Rolling:
         """A fresh session for each look: a member that rebooted has dropped every connection."""
         session = self._session()
         try:
-            return fn(Live(session.transport, self.inventory.expectations))
+            # with progress: a call that hangs says so (Live's own "still waiting for ..." lines)
+            return fn(Live(session.transport, self.inventory.expectations, progress=self.progress))
         finally:
             session.close()
 
@@ -230,7 +234,30 @@ class Rolling:
             env["DAGCHECK_TARGET_BUILD"] = show(self.target_build)
         return env
 
-    def plan_lines(self, order: list[MemberFacts], resume: dict[str, Any] | None) -> list[str]:
+    def _enter_plans(self, live: Live, order: list[MemberFacts]) -> dict[str, list[str]]:
+        """For the dry-run: each member's enter transition as `dagcheck enter M` plans it (the same planner, the
+        same choice of the member that takes its messages), on the DAG's current state: its steps, each with the
+        Exchange commands it sends. A member's own turn plans again on the state the previous member left."""
+        hub = {}
+        for m in self.members:
+            states = {c.component: c.state for c in live.read(m, "components")}
+            hub[m] = states.get("HubTransport") == "Active" and states.get("ServerWideOffline") == "Active"
+        sites = {m: self.inventory.server(m).site for m in self.members}
+        plans: dict[str, list[str]] = {}
+        for facts in order:
+            m = facts.name
+            target = choose_target(m, sites, hub, self.members)
+            transition = Transition("enter", m, target, live, self.inventory, Journal.for_server(self.reports_dir, m),
+                                    apply=False)
+            lines = [f"messages to {target or '(no member with HubTransport Active)'}"]
+            for step, actions, done in transition.plan():
+                lines.append(step.title + (" (already done)" if done else ""))
+                lines += [f"  {a.render()}" for a in actions]
+            plans[m] = lines
+        return plans
+
+    def plan_lines(self, order: list[MemberFacts], resume: dict[str, Any] | None,
+                   enter_plans: dict[str, list[str]] | None = None) -> list[str]:
         head = "Applying" if self.apply else "Dry run (nothing changes; --apply performs it)"
         lines = [f"{head}: rolling patch of {self.dag}, {len(order)} member(s)"
                  + (f", to build {show(self.target_build)}" if self.target_build else ", no target build given"),
@@ -253,6 +280,8 @@ class Rolling:
                 f"   a. {STEP_TITLES['target_gate']}"
                 + ("" if self.target_build else " (no target build: only the lease)"),
                 f"   b. {STEP_TITLES['gate_and_enter']}: {shlex.join(self.phase_command(m.name, 'maintenance')[1:])}",
+                *([f"      the enter's steps and Exchange commands, as `dagcheck enter {m.name}` plans them now:"]
+                  + [f"        {line}" for line in enter_plans[m.name]] if enter_plans and m.name in enter_plans else []),
                 f"   c. {STEP_TITLES['patch']}: " + (f"{env} {self.patch.command}" if self.patch.command
                                                     else self.patch.describe()),
                 f"   d. {STEP_TITLES['verify_build']}"
@@ -271,14 +300,23 @@ class Rolling:
         resume = self.unfinished()
         try:
             order, before = self._with_live(lambda live: (self._order(live), self._builds(live)))
+            enter_plans = {} if self.apply else self._with_live(lambda live: self._enter_plans(live, order))
         except RemoteError as exc:
-            self.progress(f"dagcheck rolling {self.dag}: cannot read the DAG: {exc}")
-            return 1
+            if not (resume and resume.get("order") and resume.get("builds_before")):
+                self.progress(f"dagcheck rolling {self.dag}: cannot read the DAG: {exc}")
+                return 1
+            # A resumed run has the order and the builds from the journal: a member still rebooting from the
+            # killed run's patch is no reason not to go on (its own step waits for it).
+            self.progress(f"dagcheck rolling {self.dag}: the DAG cannot be read now ({exc}); resuming in the "
+                          "earlier run's order, with the builds it recorded")
+            facts = {f[0]: MemberFacts(*f) for f in resume.get("order_facts") or []}
+            order = [facts.get(n, MemberFacts(n, 0, 0, False)) for n in resume["order"]]
+            before, enter_plans = {}, {}
         if resume:
             by_name = {m.name: m for m in order}
             order = [by_name[n] for n in resume.get("order", []) if n in by_name] or order
             before = {m: parse_build(b) for m, b in (resume.get("builds_before") or {}).items()} or before
-        for line in self.plan_lines(order, resume):
+        for line in self.plan_lines(order, resume, enter_plans):
             self.progress(line)
         if not self.apply:
             return 0
@@ -296,6 +334,7 @@ class Rolling:
     def _apply(self, order: list[MemberFacts], before: dict[str, Build], resume: dict[str, Any] | None) -> int:
         if resume is None:
             self.journal.append(event="rolling_started", dag=self.dag, order=[m.name for m in order],
+                                order_facts=[[m.name, m.active_databases, m.copies, m.holds_pam] for m in order],
                                 target=show(self.target_build) if self.target_build else None,
                                 builds_before={m: show(b) for m, b in before.items()},
                                 patch=self.patch.describe())
@@ -446,7 +485,7 @@ class Rolling:
             raise
         self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
                             timed_out=ended.timed_out)
-        return ended, files.output(OUTPUT_KEEP)
+        return ended, files.output(OUTPUT_READ)
 
     # ---- the steps: each returns (ok, one line, output to journal) -------------------------------
 
@@ -477,7 +516,7 @@ class Rolling:
         earlier = self.resume.get("children", {}).get((m, "gate_and_enter"))
         if earlier is not None and earlier.get("rc") == 0:
             return (True, "completed by the earlier run (its pytest run exited 0)",
-                    ChildFiles(Path(earlier["base"])).output(OUTPUT_KEEP))
+                    ChildFiles(Path(earlier["base"])).output(OUTPUT_READ))
         apply = not self._entered_by_this_run(m)
         ok, output = self._run_phase(m, "maintenance", "gate_and_enter", apply)
         note = "" if apply else "entered by the earlier run: its maintenance checks ran again, without entering again"
@@ -490,11 +529,13 @@ class Rolling:
         earlier = self.resume.get("children", {}).get((m, "patch"))
         if earlier is not None and not earlier.get("never"):
             return self._patch_of_earlier_run(m, earlier)
-        if self.target_build is not None:
-            current = self._with_live(lambda live: live.one(m, "exsetup").version)
-            if current == self.target_build:
-                return True, f"already on {show(self.target_build)}: nothing to install", ""
-        if not self._signs(m):
+        # One session for both looks (each session opens a runspace pool: about 2 s on a real server).
+        current, signs = self._with_live(lambda live: (
+            live.one(m, "exsetup").version if self.target_build is not None else None,
+            in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"), live.one(m, "mailbox_server"))))
+        if self.target_build is not None and current == self.target_build:
+            return True, f"already on {show(self.target_build)}: nothing to install", ""
+        if not signs:
             return False, f"{m} is not in maintenance: the patch step is not run on a server in service", ""
         if self.patch.command:
             ok, detail, output = self._patch_command(m)
@@ -515,7 +556,7 @@ class Rolling:
     def _patch_of_earlier_run(self, m: str, earlier: dict[str, Any]) -> tuple[bool, str, str]:
         """The killed run's patch command ran (it was waited for): its outcome stands; it is never run again."""
         files = ChildFiles(Path(earlier["base"]))
-        output, rc = files.output(OUTPUT_KEEP), earlier.get("rc")
+        output, rc = files.output(OUTPUT_READ), earlier.get("rc")
         if rc == 0:
             back = self._wait_back(m, want_target=False)
             return back is None, back or f"the patch command started by the earlier run exited 0: {_gist(output)}", output
@@ -556,11 +597,8 @@ class Rolling:
         last, said, said_at = "not read yet", "", 0.0
         while True:
             try:
-                version = self._with_live(lambda live: (live.one(m, "exchange_server"), live.one(m, "exsetup").version)[1])
+                version, stopped = self._with_live(lambda live: self._coming_back(live, m, want_target))
                 if not want_target or version == self.target_build:
-                    # Answering is not started: after a restart the Exchange services come up one by one.
-                    stopped = self._with_live(lambda live: sorted({s for h in live.read(m, "services")
-                                                                   for s in h.services_not_running}))
                     if not stopped:
                         return None
                     last = f"answers; services not running yet: {', '.join(stopped)}"
@@ -576,6 +614,16 @@ class Rolling:
                 self.progress(f"  waiting for {m}: {last}; {deadline - now:.0f} s left")
                 said, said_at = last, now
             self.sleep(self.patch.poll)
+
+    def _coming_back(self, live: Live, m: str, want_target: bool) -> tuple[Build, list[str]]:
+        """One look at a member coming back, in one session: its build, and (once it answers on the build
+        awaited) the required services not running yet: answering is not started, after a restart the
+        Exchange services come up one by one."""
+        live.one(m, "exchange_server")
+        version = live.one(m, "exsetup").version
+        if want_target and version != self.target_build:
+            return version, []
+        return version, sorted({s for h in live.read(m, "services") for s in h.services_not_running})
 
     def _step_verify_build(self, m: str, before: dict[str, Build]) -> tuple[bool, str, str]:
         exsetup, adv = self._with_live(lambda live: (live.one(m, "exsetup").version,
@@ -594,7 +642,7 @@ class Rolling:
         earlier = self.resume.get("children", {}).get((m, "exit_and_verify"))
         if earlier is not None and earlier.get("rc") == 0:
             return (True, "completed by the earlier run (its pytest run exited 0)",
-                    ChildFiles(Path(earlier["base"])).output(OUTPUT_KEEP))
+                    ChildFiles(Path(earlier["base"])).output(OUTPUT_READ))
         ok, output = self._run_phase(m, "postflight", "exit_and_verify")
         if ok:
             return True, "", output
@@ -672,12 +720,17 @@ def main_from_config(config: Any) -> int:
     if not MIN_PATCH_POLL <= poll:
         print(f"dagcheck: --patch-poll {poll:g}: at least {MIN_PATCH_POLL:g} s", file=sys.stderr)
         return 4
+    every = float(opt("--progress-every"))
+    if not MIN_PROGRESS_EVERY <= every <= HEARTBEAT:
+        print(f"dagcheck: --progress-every {every:g}: between {MIN_PROGRESS_EVERY:g} and {HEARTBEAT:g} s "
+              "(a change window must never look like a hang)", file=sys.stderr)
+        return 4
     patch = PatchStep(opt("--patch-command") or dag.patch_command, opt("--patch-pause"), opt("--patch-wait"),
                       float(opt("--patch-timeout")), poll)
     try:
         rolling = Rolling(inventory, Path(opt("--inventory")), dag.name, Path(opt("--reports-dir")), opt("--apply"),
                           patch, target, strict_warnings=opt("--strict-warnings"),
-                          progress=lambda line: print(line, flush=True))
+                          progress=lambda line: print(line, flush=True), heartbeat=every)
     except RollingUsage as exc:
         print(f"dagcheck: {exc}", file=sys.stderr)
         return 4

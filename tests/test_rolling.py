@@ -158,6 +158,21 @@ def test_dry_run_plan_lists_every_member_and_command_in_order(tmp_path) -> None:
         assert f"--phase maintenance --server {member} --apply" in out
         assert f"--phase postflight --server {member} --apply" in out
         assert f"DAGCHECK_SERVER={member} DAGCHECK_FQDN={member}.lab.contoso.test" in out
+    # Issue 26: each member's Exchange commands, in order, as `dagcheck enter M` plans them, under its own heading.
+    blocks = re.split(r"^\d\. ", out, flags=re.MULTILINE)[1:]
+    assert [b.split()[0] for b in blocks] == ORDER
+    for member, block in zip(ORDER, blocks, strict=True):
+        for command in (f"Set-ServerComponentState -Identity {member} -Component HubTransport -State Draining "
+                        "-Requester Maintenance",
+                        f"[{member} windows] Restart-Service -Name MSExchangeTransport",
+                        f"Redirect-Message -Server {member} -Target ",
+                        f"[{member} windows] Suspend-ClusterNode -Name {member}",
+                        f"Set-MailboxServer -Identity {member} -DatabaseCopyActivationDisabledAndMoveNow:$true "
+                        "-DatabaseCopyAutoActivationPolicy Blocked",
+                        f"Set-ServerComponentState -Identity {member} -Component ServerWideOffline -State Inactive"):
+            assert command in block, f"{member}: {command!r} not in its plan:\n{block}"
+        assert block.index("HubTransport -State Draining") < block.index("Suspend-ClusterNode") \
+            < block.index("ServerWideOffline -State Inactive")
     assert not (tmp_path / "rolling-dag1.jsonl").exists()  # a dry run journals nothing
 
 

@@ -200,7 +200,8 @@ def supervise(files: ChildFiles, proc: subprocess.Popen[bytes] | None, timeout: 
             return ended
         now = time.monotonic()
         if timeout is not None and now - started >= timeout:
-            pid = proc.pid if proc is not None else int(owner["pid"]) if owner and isinstance(owner.get("pid"), int) else None
+            recorded = owner.get("pid") if owner else None
+            pid = proc.pid if proc is not None else recorded if isinstance(recorded, int) else None
             if pid is not None:
                 _stop_group(pid, proc)
             for line in tail.rest():

@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -431,11 +432,10 @@ class Rolling:
             pid = (files.owner() or {}).get("pid", "?")
             self.progress(f"{m}: waiting for the {what} of {m} started by the earlier run (pid {pid}) to finish; "
                           "a second one is never started beside it")
+            quiet = f"  {m}: still waiting for the earlier run's {what} (pid {pid}), {{:.0f}} s so far"
             ended = supervise(files, None, self.patch.timeout if step == "patch" else None,
                               on_line=lambda line: self.progress(f"    {line}"),
-                              on_quiet=lambda s, m=m, what=what, pid=pid: self.progress(
-                                  f"  {m}: still waiting for the earlier run's {what} (pid {pid}), {s:.0f} s so far"),
-                              heartbeat=self.heartbeat)
+                              on_quiet=partial(_say_seconds, self.progress, quiet), heartbeat=self.heartbeat)
             child.update(ended=True, rc=ended.rc)
             self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
                                 timed_out=ended.timed_out)
@@ -674,6 +674,10 @@ class Rolling:
         for line in lines:
             self.progress(line)
         self.progress(f"written: {path}")
+
+
+def _say_seconds(progress: Callable[[str], None], template: str, seconds: float) -> None:
+    progress(template.format(seconds))
 
 
 def _ended_words(ended: Ended) -> str:

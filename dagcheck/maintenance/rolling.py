@@ -61,6 +61,9 @@ OUTPUT_KEEP = 4000  # characters of a step's output kept in the journal (its tai
 OUTPUT_READ = 1_000_000  # bytes of a child's log read back to find why it failed (its tail; the log stays whole)
 HEARTBEAT = 10.0  # seconds: while anything runs, a line at least this often (issue 26: never 15 s of silence)
 MIN_PROGRESS_EVERY = 0.5  # --progress-every: the lowest (the tests' cadence check goes down to it)
+# Test-suite plugins a phase run never uses, not loaded (when installed) in its start-up: with them, every
+# pytest start took 10 to 15 s longer on a loaded 2-core machine, twice per member (benchmarks/README.md).
+SKIP_PLUGINS = ("-p", "no:xdist", "-p", "no:hypothesispytest")
 CHILD_KIND = {"gate_and_enter": "pytest run (pre-flight gate, enter, maintenance checks)",
               "exit_and_verify": "pytest run (exit, post-maintenance checks)", "patch": "patch command"}
 
@@ -225,7 +228,7 @@ class Rolling:
         args = [sys.executable, "-m", "pytest", str(ROOT / "checks"), "--rootdir", str(ROOT), "-c",
                 str(ROOT / "pyproject.toml"), "--inventory", str(self.inventory_path.resolve()),
                 "--reports-dir", str(self.reports_dir.resolve()), "--phase", phase, "--server", member,
-                *(["--apply"] if apply else []), "-p", "no:cacheprovider", "-q", "-rfE"]
+                *(["--apply"] if apply else []), "-p", "no:cacheprovider", *SKIP_PLUGINS, "-q", "-rfE"]
         return args + (["--strict-warnings"] if self.strict_warnings else []) + self.pytest_extra
 
     def patch_env(self, member: str) -> dict[str, str]:

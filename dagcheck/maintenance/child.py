@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+OWNER_GRACE = 10.0  # seconds a resumed run gives a wrapper to write the pid file it has just created
 NEVER_STARTED = 125  # the wrapper's exit when a resumed run had already claimed its pid file: nothing ran
 
 
@@ -193,6 +194,11 @@ def supervise(files: ChildFiles, proc: subprocess.Popen[bytes] | None, timeout: 
         for line in tail.lines():
             on_line(line)
             last_said = time.monotonic()
+        if proc is None and owner is None:  # created an instant ago, not written yet: give the wrapper a moment
+            owner = files.owner()
+            if owner is None and time.monotonic() - started < OWNER_GRACE:
+                sleep(poll)
+                continue
         ended = _ended(files, proc, owner)
         if ended is not None:
             for line in tail.rest():

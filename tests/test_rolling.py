@@ -255,3 +255,12 @@ def test_a_patch_that_resets_extended_protection_stops_the_run_at_that_member(la
     for untouched in ORDER[2:]:
         assert f"{untouched}: not started (untouched)" in out
     assert {c["server"].lower() for c in lab.calls()} == {ORDER[0], second}
+
+
+def test_a_progress_interval_above_ten_seconds_is_refused(tmp_path) -> None:
+    """Issue 26: a change window never goes 15 s without a line, so the interval cannot be set past 10 s."""
+    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
+                           "--target-build", TARGET, "--patch-command", "patch.cmd", "--progress-every", "60"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4
+    assert "--progress-every 60: between 0.5 and 10 s" in proc.stderr and "Traceback" not in proc.stderr

@@ -133,6 +133,7 @@ def _parser() -> argparse.ArgumentParser:
     rolling.add_argument("--patch-timeout", metavar="S", help="how long a patch step may take (default 3600)")
     rolling.add_argument("--patch-poll", metavar="S", help="seconds between two looks at a member coming back (default 1)")
     rolling.add_argument("--target-build", metavar="BUILD", help="the build every member goes to")
+    rolling.add_argument("--progress-every", metavar="S", help="a progress line at least every S seconds (default 10)")
     report = sub.add_parser("report", description="Re-render the summary HTML from a results JSON file.")
     report.add_argument("results", metavar="JSON")
     report.add_argument("--previous", metavar="JSON", help="compare with this earlier results file")
@@ -200,6 +201,7 @@ def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
         out += ["--patch-timeout", args.patch_timeout] if args.patch_timeout else []
         out += ["--patch-poll", args.patch_poll] if args.patch_poll else []
         out += ["--target-build", args.target_build] if args.target_build else []
+        out += ["--progress-every", args.progress_every] if args.progress_every else []
     else:
         out += PHASE_ARGS[args.command] + ["--server", args.server]
         if getattr(args, "target", None):

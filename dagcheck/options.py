@@ -74,6 +74,8 @@ def add_options(parser: pytest.Parser) -> None:
                     help="with --rolling: seconds between two looks at a member coming back from its patch (default 1)")
     group.addoption("--target-build", default=None, metavar="BUILD",
                     help="with --rolling: the build every member goes to (default: dags[].target_build)")
+    group.addoption("--progress-every", type=float, default=10.0, metavar="S",
+                    help="with --rolling: at least one progress line every S seconds while anything runs (default 10)")
     group.addoption("--reports-dir", default=str(paths.DEFAULT_REPORTS),
                     help="where the HTML and JUnit reports go (default: reports/ of the checkout)")
 

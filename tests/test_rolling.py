@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,15 +63,22 @@ class Lab:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(budget(20))
 
-    def rolling(self, *args: str, timeout: float = 400) -> tuple[int, str]:  # nominal: budget() scales it
+    def rolling(self, *args: str) -> tuple[int, str]:
+        """The run's exit code and output; `longest_silence`: the longest time it went without a line."""
         patch = f"{sys.executable} -m dagcheck.lab patch --state {self.state} --reboot-seconds 1"
-        proc = run(
+        proc = spawn(
             [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(self.inventory),
              "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
              # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
              "--patch-poll", "0.2", *args],
-            cwd=ROOT, env=ENV, timeout=budget(timeout))
-        return proc.returncode, proc.stdout + proc.stderr
+            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        lines, stamps = [], [time.monotonic()]
+        for line in proc.stdout:  # each line as the run writes it: the gaps between them are what an operator sees
+            lines.append(line)
+            stamps.append(time.monotonic())
+        self.longest_silence = max(b - a for a, b in zip(stamps, stamps[1:], strict=False))
+        return proc.wait(), "".join(lines)
 
     def health(self) -> tuple[int, str]:
         proc = run(
@@ -150,6 +159,21 @@ def test_dry_run_plan_lists_every_member_and_command_in_order(tmp_path) -> None:
         assert f"--phase maintenance --server {member} --apply" in out
         assert f"--phase postflight --server {member} --apply" in out
         assert f"DAGCHECK_SERVER={member} DAGCHECK_FQDN={member}.lab.contoso.test" in out
+    # Issue 26: each member's Exchange commands, in order, as `dagcheck enter M` plans them, under its own heading.
+    blocks = re.split(r"^\d\. ", out, flags=re.MULTILINE)[1:]
+    assert [b.split()[0] for b in blocks] == ORDER
+    for member, block in zip(ORDER, blocks, strict=True):
+        for command in (f"Set-ServerComponentState -Identity {member} -Component HubTransport -State Draining "
+                        "-Requester Maintenance",
+                        f"[{member} windows] Restart-Service -Name MSExchangeTransport",
+                        f"Redirect-Message -Server {member} -Target ",
+                        f"[{member} windows] Suspend-ClusterNode -Name {member}",
+                        f"Set-MailboxServer -Identity {member} -DatabaseCopyActivationDisabledAndMoveNow:$true "
+                        "-DatabaseCopyAutoActivationPolicy Blocked",
+                        f"Set-ServerComponentState -Identity {member} -Component ServerWideOffline -State Inactive"):
+            assert command in block, f"{member}: {command!r} not in its plan:\n{block}"
+        assert block.index("HubTransport -State Draining") < block.index("Suspend-ClusterNode") \
+            < block.index("ServerWideOffline -State Inactive")
     assert not (tmp_path / "rolling-dag1.jsonl").exists()  # a dry run journals nothing
 
 
@@ -176,8 +200,13 @@ def test_rolling_patch_of_the_dag_runs_unattended_and_the_nightly_run_is_green(l
     rc, out = lab.rolling("--apply")
     assert rc == 0, out[-4000:]
     assert "COMPLETED: every member patched and verified" in out
+    # Issue 26: a change window never goes 30 s without a line (the default progress interval is 10 s): each
+    # member's steps, what they wait for and the numbers they watch stream as they happen.
+    assert lab.longest_silence < 30, f"the run went {lab.longest_silence:.0f} s without a line"
     for member in ORDER:
-        assert f"{member}: done (the patch command exited 0: {member}: {OLD} -> {TARGET}" in out
+        assert re.search(rf"{member}: done in \d+ s \(the patch command exited 0: {member}: {OLD} -> {TARGET}", out), out[-4000:]
+    assert "mounted databases to move away" in out, out[-4000:]  # the enter's wait, streamed from its run
+    assert re.search(r"waiting for mbx\d: .*; \d+ s left", out), out[-4000:]
     assert set(lab.builds().values()) == {TARGET}
     journal = [json.loads(line) for line in (lab.folder / "reports/rolling-dag1.jsonl").read_text().splitlines()]
     assert [e["member"] for e in journal if e["event"] == "member_done"] == ORDER
@@ -227,3 +256,12 @@ def test_a_patch_that_resets_extended_protection_stops_the_run_at_that_member(la
     for untouched in ORDER[2:]:
         assert f"{untouched}: not started (untouched)" in out
     assert {c["server"].lower() for c in lab.calls()} == {ORDER[0], second}
+
+
+def test_a_progress_interval_above_ten_seconds_is_refused(tmp_path) -> None:
+    """Issue 26: a change window never goes 15 s without a line, so the interval cannot be set past 10 s."""
+    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
+                           "--target-build", TARGET, "--patch-command", "patch.cmd", "--progress-every", "60"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4
+    assert "--progress-every 60: between 0.5 and 10 s" in proc.stderr and "Traceback" not in proc.stderr

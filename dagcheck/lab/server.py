@@ -249,11 +249,23 @@ class LabServer:
         timer.daemon = True
         timer.start()
 
-    def _boot(self, name: str, server_name: str) -> None:
+    def _boot(self, name: str, server_name: str, attempt: int = 0) -> None:
+        """The server is back: it listens on its own port again. On a shared machine another process's
+        socket may hold that port for a moment (an outgoing connection's ephemeral port): try again every
+        0.2 s for a minute rather than leave the server down for good."""
         with self._state_lock:
             if self._stopped:
                 return
-            self._listen(name, server_name, self._ports[name])
+            try:
+                self._listen(name, server_name, self._ports[name])
+            except OSError as exc:
+                if attempt >= 300:
+                    log.error("%s could not listen on port %s again: %s", name, self._ports[name], exc)
+                    return
+                timer = threading.Timer(0.2, self._boot, args=(name, server_name, attempt + 1))
+                timer.daemon = True
+                timer.start()
+                return
             self._down.discard(name)
 
     def is_down(self, server: str) -> bool:

@@ -32,7 +32,7 @@ CASES = [
     ("copy_queue_high", [{"kind": "copy_queue_high", "database": "DB03", "server": "mbx4", "count": 250}], [],
      {"test_copy_queue_is_short[DB03\\mbx4]"} | repl("mbx4", "DBLogCopyKeepingUp"), "actual: 250", 1),
     ("replay_queue_high", [{"kind": "replay_queue_high", "database": "DB01", "server": "mbx3", "count": 5000}], [],
-     {"test_replay_queue_is_short[DB01\\mbx3]"} | repl("mbx3", "DBLogReplayKeepingUp"), "expected: at most 100", 1),
+     {"test_replay_queue_is_short[DB01\\mbx3]"} | repl("mbx3", "DBLogReplayKeepingUp"), "expected: at most 49", 1),
     ("content_index_failed (warning)", [{"kind": "content_index_failed", "database": "DB02", "server": "mbx4"}], [],
      {"test_content_index_is_healthy[DB02\\mbx4]"}, "content index is Failed", 0),
     ("component_inactive", [{"kind": "component_inactive", "server": "mbx2", "component": "HubTransport", "requester": "HealthApi"}], [],

@@ -66,6 +66,7 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-ClientAccessService' { Get-ClientAccessService -Identity $s }
         Save-Output $s 'Get-ReceiveConnector' { Get-ReceiveConnector -Server $s }
         Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
+        Save-Output $s 'Get-OutlookAnywhere' { Get-OutlookAnywhere -Server $s }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -79,8 +80,9 @@ Save-Output $here 'Get-Command.FileVersionInfo' { Get-Command ExSetup.exe | ForE
 $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"',
-    'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile"',
     'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager" /v PendingFileRenameOperations',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile" /v Flags',
+    'powershell.exe -NoProfile -NonInteractive -Command "Invoke-CimMethod -Namespace root\ccm\ClientSDK -ClassName CCM_ClientUtilities -MethodName DetermineIfRebootPending | Format-List RebootPending,IsHardRebootPending"',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',

@@ -8,7 +8,6 @@ from dagcheck.context import DagView
 from dagcheck.iis import IisLocation
 from dagcheck.inventory import Expectations
 from dagcheck.model import VirtualDirectory
-from dagcheck.sources.outlook_anywhere import OutlookAnywhere
 from dagcheck.rules.dag import odd_ones_out
 from dagcheck.rules.extended_protection import (
     MITIGATION_SUPPORTED,
@@ -20,6 +19,7 @@ from dagcheck.rules.extended_protection import (
     split_vdir_name,
     supports_extended_protection,
 )
+from dagcheck.sources.outlook_anywhere import OutlookAnywhere
 
 
 def expected_for(item: VirtualDirectory, build: tuple[int, int, int, int], expect: Expectations) -> str:

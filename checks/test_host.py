@@ -7,7 +7,7 @@ from dagcheck.collect import Snapshot
 from dagcheck.facts import REQUIRED_SERVICES
 from dagcheck.inventory import Expectations
 from dagcheck.model import DotNetRelease, RebootIndicator, VolumeSpace, WindowsService
-from dagcheck.rules.host import SETUP_FREE_GB, dotnet_name, required_free_gb, dotnet_too_new, newest_dotnet, required_dotnet
+from dagcheck.rules.host import SETUP_FREE_GB, dotnet_name, dotnet_too_new, newest_dotnet, required_dotnet, required_free_gb
 
 GIB = 1024**3
 

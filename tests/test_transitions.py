@@ -191,6 +191,8 @@ def entered_2016(tmp_path_factory) -> Lab:
 def test_interrupted_exit_finishes_on_the_next_run(tmp_path, request, step) -> None:
     # The UMCallRouter step only acts on Exchange 2016 (elsewhere it is done from the start).
     lab = request.getfixturevalue("entered_2016" if "um_call_router" in step else "entered").copy(tmp_path)
+    if step == "resume_database_copies":  # acts only when a copy of the member is suspended
+        apply_fault(lab.org, Fault("copy_suspended", {"database": "DB02", "server": "mbx1"}))
     lab.assert_in_maintenance()
     with pytest.raises(Interrupted):
         lab.transition("exit", after_step=_interrupt_after(step)).run()

@@ -68,6 +68,7 @@ if (-not $LocalOnly) {
         Save-Output $s 'Get-ExchangeCertificate' { Get-ExchangeCertificate -Server $s }
         Save-Output $s 'Get-ServerHealth' { Get-ServerHealth -Identity $s }
         Save-Output $s 'Get-AuthConfig' { Get-AuthConfig }
+        Save-Output $s 'Get-OutlookAnywhere' { Get-OutlookAnywhere -Server $s }
         foreach ($c in $vdirCmdlets) {
             Save-Output $s $c { & $c -Server $s -ShowMailboxVirtualDirectories }
         }
@@ -83,8 +84,9 @@ Save-Output $here 'Get-Date' { Get-Date }
 $lines = @(
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Component Based Servicing\RebootPending"',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\WindowsUpdate\Auto Update\RebootRequired"',
-    'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile"',
     'reg.exe query "HKLM\SYSTEM\CurrentControlSet\Control\Session Manager" /v PendingFileRenameOperations',
+    'reg.exe query "HKLM\SOFTWARE\Microsoft\Updates\UpdateExeVolatile" /v Flags',
+    'powershell.exe -NoProfile -NonInteractive -Command "Invoke-CimMethod -Namespace root\ccm\ClientSDK -ClassName CCM_ClientUtilities -MethodName DetermineIfRebootPending | Format-List RebootPending,IsHardRebootPending"',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full" /v Release',
     'reg.exe query "HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion" /v CurrentBuildNumber',
     'sc.exe queryex type= service state= all',

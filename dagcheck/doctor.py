@@ -8,8 +8,9 @@ needs that the account's session lacks: Exchange builds each session from the ac
 so Get-Command there lists only what it may run) and the Windows endpoint (WinRM answers, the account is a
 local administrator there).
 
-Logons go through the normal transport, so the main job's rule holds: NTLM/Basic credentials that are
-rejected once are not tried again on any server this run (one failed logon, whatever the fleet size).
+Logons go through the normal transport, so the main job's rule holds: NTLM/Basic credentials refused by a
+server are proven on a second one, and refused twice they are tried on no other server this run (at most two
+failed logons, whatever the fleet size).
 """
 
 from __future__ import annotations
@@ -285,7 +286,8 @@ def _session_failure(transport: PsrpTransport, server: Server, exc: RemoteError,
             False,
             f"{auth_note}: {exc.reason}",
             "check the account and its password (the variables named by username_env/password_env); "
-            "it is tried on no other server this run, so a lockout policy sees one failed logon",
+            "refused by a second server too, it is tried on no other this run, so a lockout policy sees at most two "
+            "failed logons",
         )
     if blind is not None and blind.kind == "tls":
         return Finding("tls", False, exc.reason, "see the TLS advice above")

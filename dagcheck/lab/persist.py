@@ -201,8 +201,8 @@ def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_b
         # The same settings for every server, and a name-to-endpoint map by FQDN: what `dagcheck discover` needs
         # to reach the servers it finds by name (a seed listing one server is enough), and what it copies into
         # the inventory it writes, so that the discovered inventory works against this lab unchanged.
-        common = {k: v for k, v in servers[0]["connection"].items() if k not in ("exchange_uri", "windows_uri")}
+        own = ("exchange_uri", "windows_uri", "health_uri")  # each simulated server's own listener
+        common = {k: v for k, v in servers[0]["connection"].items() if k not in own}
         out["connection"] = {**(raw.get("connection") or {}), **common, "endpoints": {
-            s["fqdn"]: {"exchange_uri": exchange_uri(s["name"]), "windows_uri": windows_uri(s["name"])}
-            for s in raw["servers"]}}
+            s["fqdn"]: {k: s["connection"][k] for k in own} for s in servers}}
     return out

@@ -69,6 +69,8 @@ def _inventory(lab: LabServer, **connection: Any) -> dict[str, Any]:
             "exchange_uri": f"http://{server['fqdn']}:{port}/PowerShell",
             "windows_uri": f"http://{server['fqdn']}:{port}/wsman",
             "connect_address": "127.0.0.1",
+            # the protocols' health pages: the same simulated server's listener (asked directly, not by FQDN)
+            "health_uri": f"http://127.0.0.1:{port}",
             "encryption": "auto",
             "operation_timeout": 20, "read_timeout": 30,
             **connection,

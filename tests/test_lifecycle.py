@@ -217,8 +217,10 @@ def test_an_exchange_2019_server_gives_exactly_one_critical_out_of_support_findi
 def test_mixed_lab_fails_lifecycle_and_build_parity_only(run_checks) -> None:
     result = run_checks(_lab({"mbx2": E19, "mbx3": E16}))
     # Lifecycle on the 2019 and 2016 members; parity on all four, since no build has a majority in a DAG of
-    # two SE, one 2019 and one 2016 member (a genuine finding: nothing else).
-    assert result.short_failed() == ({"test_product_and_cu_supported[mbx2]", "test_product_and_cu_supported[mbx3]"}
+    # two SE, one 2019 and one 2016 member; and the 2016 member's Windows Server 2016 differs from the others'
+    # (DAG-OS-001): genuine findings, nothing else.
+    assert result.short_failed() == ({"test_product_and_cu_supported[mbx2]", "test_product_and_cu_supported[mbx3]",
+                                      "test_windows_version_same_across_dag[mbx3]"}
                                      | {f"test_build_same_across_dag[{s}]" for s in ALL}), result.messages
     assert "Exchange 2016 CU23" in result.messages["checks/test_builds.py::test_product_and_cu_supported[mbx3]"]
     assert "mbx2 runs Exchange 2019 CU14 Aug26SU (15.2.1544.44), unlike the DAG" in \
@@ -295,7 +297,8 @@ def test_a_missing_table_file_is_a_usage_error(run_checks, tmp_path: Path, capsy
 def test_the_cli_passes_the_table_options_to_pytest() -> None:
     args, rest = _parser().parse_known_args(["health", "--build-table", "b.csv", "--lifecycle-table", "l.csv"])
     out = pytest_args(args, rest)
-    assert out[-4:] == ["--build-table", "b.csv", "--lifecycle-table", "l.csv"]
+    at = out.index("--build-table")
+    assert out[at:at + 4] == ["--build-table", "b.csv", "--lifecycle-table", "l.csv"]
 
 
 # ---- independence: the lab does not borrow the checker's answers ---------------------------------

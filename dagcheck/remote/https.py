@@ -64,19 +64,31 @@ class HttpsGetter:
         self._session = requests.Session()
         self._session.trust_env = False  # no proxy from the environment: the server itself is asked
 
+    # A GET is idempotent: a connection refused or reset (a keep-alive connection the server closed, an IIS
+    # reset, a server restarting under the run) is tried once more this long after; TLS failures and timeouts
+    # are not. A server that stays down fails its checks with the reason.
+    RETRY_AFTER = 1.0
+
     def get(self, path: str) -> HttpAnswer:
         url = f"{base_uri(self.server)}/{path.lstrip('/')}"
         with self.transcript.record(self.server.name, Endpoint.EXCHANGE, web_request(url)) as inv:
             start = time.perf_counter()
-            try:
-                with self._session.get(url, verify=self.verify, timeout=self.timeout, allow_redirects=False,
-                                       stream=True) as response:
-                    body = _read(response)
-                    inv.objects = 1
-                    return HttpAnswer(url, response.status_code, time.perf_counter() - start, body)
-            except requests.RequestException as exc:
-                inv.message = _reason(exc)
-                return HttpAnswer(url, None, time.perf_counter() - start, "", _reason(exc))
+            for attempt in (1, 2):
+                try:
+                    with self._session.get(url, verify=self.verify, timeout=self.timeout, allow_redirects=False,
+                                           stream=True) as response:
+                        body = _read(response)
+                        inv.objects = 1
+                        return HttpAnswer(url, response.status_code, time.perf_counter() - start, body)
+                except requests.RequestException as exc:
+                    retry = (attempt == 1 and isinstance(exc, requests.ConnectionError)
+                             and not isinstance(exc, (requests.exceptions.SSLError, requests.Timeout)))
+                    if retry:
+                        time.sleep(self.RETRY_AFTER)
+                        continue
+                    inv.message = _reason(exc)
+                    return HttpAnswer(url, None, time.perf_counter() - start, "", _reason(exc))
+            raise AssertionError("unreachable")  # the loop returns on its second attempt
 
     def close(self) -> None:
         self._session.close()

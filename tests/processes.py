@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,15 @@ def time_scale() -> float:
 def budget(seconds: float) -> float:
     """A generous upper bound for something that takes about `seconds` on a quiet machine."""
     return seconds * time_scale()
+
+
+def until(what: str, condition: Callable[[], bool], seconds: float, poll: float = 0.05) -> None:
+    """Wait for a condition, failing with `what` once budget(seconds) has passed without it."""
+    limit = budget(seconds)
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {limit:g} s"
+        time.sleep(poll)
 
 
 def _die_with_parent() -> Callable[[], None] | None:

@@ -9,24 +9,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from dagcheck.maintenance.child import NEVER_STARTED, ChildFiles, alive, launch, supervise
+from tests import processes
+from tests.processes import budget
 
-BUDGET = float(os.environ.get("DAGCHECK_TEST_BUDGET", "300"))
+BUDGET = budget(100)  # a hang detector, scaled by the machine's load (tests/processes.py)
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="process groups and /proc are POSIX here")
 
 
 def until(what: str, condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + BUDGET
-    while not condition():
-        assert time.monotonic() < deadline, f"no {what} within {BUDGET:g} s"
-        time.sleep(0.05)
+    processes.until(what, condition, 100)
 
 
 def script(tmp_path: Path, body: str) -> list[str]:

@@ -49,6 +49,20 @@ def lab_data(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return data
 
 
+@pytest.fixture
+def lab():
+    """lab.yml's organisation served on loopback for one test: (inventory, org, LabServer). A module that
+    needs another shape defines its own `lab`, which wins over this one."""
+    from dagcheck.inventory import load_inventory
+    from dagcheck.lab.build import build_organization
+    from dagcheck.lab.server import LabServer
+
+    inventory = load_inventory(LAB_YML)
+    org = build_organization(inventory)
+    with LabServer(org) as server:
+        yield inventory, org, server
+
+
 @dataclass
 class RunResult:
     exit_code: int

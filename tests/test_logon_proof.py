@@ -17,23 +17,13 @@ import pytest
 
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import Fault, load_inventory
-from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
-from dagcheck.lab.server import LabServer
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import ROOT, lab_data
 
 SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
 ELSEWHERE = "this server refused a credential that works elsewhere"
-
-
-@pytest.fixture
-def lab():
-    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    org = build_organization(inventory)
-    with LabServer(org) as server:
-        yield inventory, org, server
 
 
 def _transport(lab: Any, monkeypatch: pytest.MonkeyPatch, password: str | None = None) -> PsrpTransport:

@@ -17,10 +17,7 @@ from typing import Any
 import pytest
 
 from dagcheck.errors import ConnectionFailed
-from dagcheck.inventory import load_inventory
-from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
-from dagcheck.lab.server import LabServer
 from dagcheck.remote import credentials as credentials_module
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
@@ -31,14 +28,6 @@ from tests.processes import budget, spawn
 SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
 READS = [Command.of("Get-MailboxServer", Identity="{s}"), Command.of("Get-ServerComponentState", Identity="{s}"),
          Command.of("Get-Queue", Server="{s}"), Command.of("Get-MailboxDatabaseCopyStatus", Server="{s}")]
-
-
-@pytest.fixture
-def lab():
-    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    org = build_organization(inventory)
-    with LabServer(org) as server:
-        yield inventory, org, server
 
 
 def _servers(lab: Any, **connection: Any) -> dict[str, Any]:

@@ -18,26 +18,17 @@ from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
 from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
-from dagcheck.inventory import Fault, load_inventory
-from dagcheck.lab.build import build_organization
+from dagcheck.inventory import Fault
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
-from tests.conftest import ROOT, lab_data
+from tests.conftest import lab_data
 
 READ = Command.of("Get-MailboxServer", Identity="mbx1")
 CHANGE = Command.of("Set-ServerComponentState", Identity="mbx1", Component="HubTransport", State="Draining",
                     Requester="Maintenance")
-
-
-@pytest.fixture
-def lab():
-    inventory = load_inventory(ROOT / "inventory" / "lab.yml")
-    org = build_organization(inventory)
-    with LabServer(org) as server:
-        yield inventory, org, server
 
 
 def _transport(lab: Any, **connection: Any) -> PsrpTransport:

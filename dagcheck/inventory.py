@@ -394,6 +394,13 @@ def _decode(raw: bytes, file: str) -> str:
 
 def load_inventory(path: str | Path) -> Inventory:
     """Read, validate and build the inventory, or raise InventoryError naming file and path."""
+    return parse_inventory(read_yaml(path), str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The file's YAML with the loader's bounds (size, read no further than the cap; encoding, duplicate keys,
+    aliases) but no schema: load_inventory validates it; dagcheck discover's seed of connection settings is
+    not a whole inventory yet."""
     file = str(path)
     try:
         with Path(path).open("rb") as f:
@@ -405,7 +412,7 @@ def load_inventory(path: str | Path) -> Inventory:
                              "inventory is a few KiB")
     text = _decode(raw, file)
     try:
-        data = yaml.load(text, Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -415,25 +422,6 @@ def load_inventory(path: str | Path) -> Inventory:
         raise InventoryError(file, "", f"not valid YAML: a value cannot be read ({exc})") from None
     except RecursionError:
         raise InventoryError(file, "", "not valid YAML: nested too deeply") from None
-    return parse_inventory(data, file)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """The file's YAML with the loader's bounds (size, encoding, duplicate keys, aliases) but no schema: for
-    files that are not whole inventories yet, such as dagcheck discover's seed of connection settings."""
-    file = str(path)
-    try:
-        raw = Path(path).read_bytes()[: MAX_FILE_BYTES + 1]
-    except OSError as exc:
-        raise InventoryError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise InventoryError(file, "", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-    try:
-        return yaml.load(_decode(raw, file), Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
-    except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InventoryError(file, where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
 
 
 def validate_part(data: Any, definition: str, file: str, path: str) -> None:

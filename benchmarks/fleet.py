@@ -94,10 +94,11 @@ def child_run(inventory: str, reports: str, out: str) -> int:
 def child_sequential(inventory: str, out: str) -> int:
     """One server after another, one call at a time: every source of every server, each member asking
     for its DAG's data itself (the collection before issue 14, without its 8 servers at once)."""
-    from dagcheck.collect import HOST_SOURCES, SOURCES, Snapshot
+    from dagcheck.collect import Snapshot
     from dagcheck.inventory import load_inventory
     from dagcheck.remote.base import Transcript
     from dagcheck.remote.psrp import PsrpTransport
+    from dagcheck.sources.registry import HOST_SOURCES, SOURCES
 
     inv = load_inventory(inventory)
     transport = PsrpTransport({s.name: s for s in inv.servers}, Transcript())

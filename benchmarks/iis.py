@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from dagcheck.iis import COMMAND_LINE  # noqa: E402
 from dagcheck.inventory import load_inventory  # noqa: E402
 from dagcheck.lab.build import build_organization  # noqa: E402
 from dagcheck.lab.embedded import lab_connection  # noqa: E402
@@ -26,7 +25,11 @@ from dagcheck.lab.server import LabServer  # noqa: E402
 from dagcheck.remote.base import CmdResult  # noqa: E402
 from dagcheck.remote.credentials import Credentials  # noqa: E402
 from dagcheck.remote.psrp import PsrpTransport  # noqa: E402
-from dagcheck.rules.extended_protection import judge_location, read_iis  # noqa: E402
+from dagcheck.rules.extended_protection import judge_location  # noqa: E402
+from dagcheck.sources.iis_config import (
+    COMMAND_LINE,  # noqa: E402
+    read_iis,  # noqa: E402
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "ExtendedProtection"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
-from dagcheck.model import ClientAccess
+from dagcheck.sources.client_access_services import ClientAccess
 
 
 @check(

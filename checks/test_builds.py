@@ -11,9 +11,9 @@ from dagcheck.collect import Snapshot
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
 from dagcheck.maintenance.planned import current_windows
-from dagcheck.model import FileVersion
 from dagcheck.rules.builds import Tables, currency, name, parse_build, rolling_parity, same_cu, show, support
 from dagcheck.rules.dag import odd_ones_out
+from dagcheck.sources.exsetup import FileVersion
 
 
 @check(

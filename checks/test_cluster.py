@@ -5,7 +5,9 @@ from __future__ import annotations
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
-from dagcheck.model import ClusterNode, DagStatus, MailboxServer
+from dagcheck.sources.cluster_nodes import ClusterNode
+from dagcheck.sources.dags import DagStatus
+from dagcheck.sources.mailbox_servers import MailboxServer
 
 
 @check(

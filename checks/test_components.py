@@ -5,8 +5,8 @@ from __future__ import annotations
 from dagcheck.catalogue import check, require
 from dagcheck.collect import Snapshot
 from dagcheck.inventory import Expectations
-from dagcheck.model import ComponentState
 from dagcheck.rules.components import held_by, holders, unexpected_inactive
+from dagcheck.sources.components import ComponentState
 
 
 @check(

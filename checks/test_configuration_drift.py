@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagcheck.catalogue import check, require
 from dagcheck.drift import AREAS, BaselineError, Difference, Drift
-from dagcheck.model import ExchangeServer
+from dagcheck.sources.exchange_servers import ExchangeServer
 
 
 def _listed(differences: list[Difference]) -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
-from dagcheck.model import WindowsBuild
 from dagcheck.rules.consistency import CLOCK_TOLERANCE, clock_findings, tls_differences
 from dagcheck.rules.dag import odd_ones_out
 from dagcheck.rules.host import windows_name
 from dagcheck.sources.clock import ClockReading
 from dagcheck.sources.tls_settings import TlsSettings
+from dagcheck.sources.windows_build import WindowsBuild
 
 
 @check(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagcheck.catalogue import check, require
 from dagcheck.inventory import Expectations
-from dagcheck.model import DatabaseCopyStatus
+from dagcheck.sources.database_copies import DatabaseCopyStatus
 
 HEALTHY_PASSIVE = ("Healthy", "DisconnectedAndHealthy", "SeedingSource")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dagcheck.catalogue import check, require
-from dagcheck.model import DatabaseCopyStatus, MailboxDatabase, MapiResult
+from dagcheck.sources.database_copies import DatabaseCopyStatus
+from dagcheck.sources.mailbox_databases import MailboxDatabase
+from dagcheck.sources.mapi_connectivity import MapiResult
 
 
 @check(

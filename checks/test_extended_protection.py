@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
-from dagcheck.iis import IisLocation
 from dagcheck.inventory import Expectations
-from dagcheck.model import VirtualDirectory
 from dagcheck.rules.dag import odd_ones_out
 from dagcheck.rules.extended_protection import (
     MITIGATION_SUPPORTED,
@@ -19,7 +17,9 @@ from dagcheck.rules.extended_protection import (
     split_vdir_name,
     supports_extended_protection,
 )
+from dagcheck.sources.iis_config import IisLocation
 from dagcheck.sources.outlook_anywhere import OutlookAnywhere
+from dagcheck.sources.virtual_directories import VirtualDirectory
 
 
 def expected_for(item: VirtualDirectory, build: tuple[int, int, int, int], expect: Expectations) -> str:

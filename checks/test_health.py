@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dagcheck.catalogue import check, require
-from dagcheck.model import ReplicationCheck, ServiceHealth
+from dagcheck.sources.replication_health import ReplicationCheck
+from dagcheck.sources.service_health import ServiceHealth
 
 
 @check(

@@ -6,8 +6,11 @@ from dagcheck.catalogue import check, require
 from dagcheck.collect import Snapshot
 from dagcheck.facts import REQUIRED_SERVICES
 from dagcheck.inventory import Expectations
-from dagcheck.model import DotNetRelease, RebootIndicator, VolumeSpace, WindowsService
 from dagcheck.rules.host import SETUP_FREE_GB, dotnet_name, dotnet_too_new, newest_dotnet, required_dotnet, required_free_gb
+from dagcheck.sources.dotnet import DotNetRelease
+from dagcheck.sources.pending_reboot import RebootIndicator
+from dagcheck.sources.services import WindowsService
+from dagcheck.sources.volumes import VolumeSpace
 
 GIB = 1024**3
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.maintenance.planned import MaintenanceState
-from dagcheck.model import ComponentState
 from dagcheck.rules.dag import quorum_after_pausing, unserved_without
+from dagcheck.sources.components import ComponentState
 
 
 @check(

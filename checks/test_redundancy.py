@@ -7,8 +7,10 @@ import pytest
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
-from dagcheck.model import ClusterNode, DagStatus, DatabaseCopyStatus
 from dagcheck.rules.dag import quorum_after_pausing, redundant_copies
+from dagcheck.sources.cluster_nodes import ClusterNode
+from dagcheck.sources.dags import DagStatus
+from dagcheck.sources.database_copies import DatabaseCopyStatus
 
 
 @check(

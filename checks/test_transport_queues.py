@@ -5,8 +5,8 @@ from __future__ import annotations
 from dagcheck.catalogue import check, require
 from dagcheck.context import DagView
 from dagcheck.inventory import Expectations
-from dagcheck.model import QueueInfo
 from dagcheck.rules.components import held_by
+from dagcheck.sources.queues import QueueInfo
 
 
 @check(

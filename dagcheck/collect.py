@@ -3,6 +3,9 @@
 A source that fails (unreachable server, cmdlet error) is remembered as failed with its reason,
 so that every check reading it fails with that reason and the run goes on for the others.
 
+Which sources exist, what each runs and how its answer is parsed is declared in dagcheck/sources/ (one
+module per Exchange resource) and listed in dagcheck/sources/registry.py; this module only schedules and runs them.
+
 DAG-wide sources (the DAG's -Status, the cluster's nodes) are the same from every member: they are
 fetched once per DAG and phase from one member (the next one when it fails) and shared by every
 member's snapshot. Prefetching schedules every source of every server at once, each server's calls
@@ -14,159 +17,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import iis, model
 from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
+from dagcheck.remote.base import CmdResult, Transport
 from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
-from dagcheck.rules import extended_protection as ep_rules
-from dagcheck.rules import host as host_rules
-from dagcheck.sources import health as health_source
-from dagcheck.sources import iis_state
-from dagcheck.sources import services as services_source
-from dagcheck.sources import outlook_anywhere
-from dagcheck.sources import ProbeContext, certificates, clock, protocol_health, tls_settings
-
-
-@dataclass(frozen=True)
-class Source:
-    """One cmdlet (or a few of one kind) run on a server's endpoint, and the parser of each object.
-
-    dag_wide: the command takes the DAG's name (None for a server in no DAG) instead of the server's,
-    and its answer is the same from every member; parse still gets the member that reads it."""
-
-    name: str
-    endpoint: Endpoint
-    command: Callable[[Any], Command | list[Command]]
-    parse: Callable[[Any, str], Any]
-    dag_wide: bool = False
-
-    def commands(self, server: str) -> list[Command]:
-        made = self.command(server)
-        return made if isinstance(made, list) else [made]
-
-
-@dataclass(frozen=True)
-class HostSource:
-    """Windows command lines run through the server's testinfra host (WinRS), and their parser."""
-
-    name: str
-    lines: Callable[[str, Expectations], list[str]]
-    parse: Callable[[list[CmdResult], str, Expectations], list[Any]]
-    endpoint: Endpoint = Endpoint.WINRS
-
-
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in (
-        Source("components", Endpoint.EXCHANGE, lambda s: Command.of("Get-ServerComponentState", Identity=s),
-               lambda o, s: model.parse_component_state(o, s)),
-        Source("copies", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabaseCopyStatus", Server=s),
-               lambda o, s: model.parse_copy_status(o)),
-        Source("queues", Endpoint.EXCHANGE, lambda s: Command.of("Get-Queue", Server=s), model.parse_queue),
-        Source("replication", Endpoint.EXCHANGE, lambda s: Command.of("Test-ReplicationHealth", Identity=s),
-               lambda o, s: model.parse_replication_check(o)),
-        Source("services", Endpoint.EXCHANGE, lambda s: Command.of("Test-ServiceHealth", Server=s),
-               model.parse_service_health),
-        Source("exchange_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-ExchangeServer", Identity=s),
-               lambda o, s: model.parse_exchange_server(o)),
-        Source("mailbox_server", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxServer", Identity=s),
-               lambda o, s: model.parse_mailbox_server(o)),
-        # -Identity: without it every DAG of the organisation comes back, from every server (and -Status
-        # asks each DAG's Active Manager).
-        Source("dag_status", Endpoint.EXCHANGE,
-               lambda d: Command.of("Get-DatabaseAvailabilityGroup", Identity=d, Status=True) if d
-               else Command.of("Get-DatabaseAvailabilityGroup", Status=True),
-               lambda o, s: model.parse_dag_status(o), dag_wide=True),
-        Source("cluster_nodes", Endpoint.WINDOWS, lambda d: Command.of("Get-ClusterNode"), model.parse_cluster_node,
-               dag_wide=True),
-        Source("databases", Endpoint.EXCHANGE, lambda s: Command.of("Get-MailboxDatabase", Server=s, Status=True),
-               model.parse_mailbox_database),
-        Source("mapi", Endpoint.EXCHANGE, lambda s: Command.of("Test-MAPIConnectivity", Server=s),
-               lambda o, s: model.parse_mapi(o)),
-        Source("client_access", Endpoint.EXCHANGE, lambda s: Command.of("Get-ClientAccessService", Identity=s),
-               lambda o, s: model.parse_client_access(o)),
-        Source("vdirs", Endpoint.EXCHANGE, lambda s: [Command.of(c, Server=s, ShowMailboxVirtualDirectories=True) for c in VDIR_CMDLETS],
-               model.parse_virtual_directory),
-        # Read for the configuration baseline (dagcheck/drift.py): what a CU can quietly reset.
-        Source("receive_connectors", Endpoint.EXCHANGE, lambda s: Command.of("Get-ReceiveConnector", Server=s),
-               model.parse_receive_connector),
-        Source("certificates", Endpoint.EXCHANGE, certificates.certificate_command,
-               certificates.parse_exchange_certificate),
-        # Organisation-wide (AD): asked once per DAG and phase, like the DAG's own status.
-        Source("auth_config", Endpoint.EXCHANGE, certificates.auth_config_command, certificates.parse_auth_config,
-               dag_wide=True),
-        Source("exsetup", Endpoint.WINDOWS, lambda s: Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"),
-               model.parse_file_version),
-        # Managed Availability: every monitor with its health set (dagcheck/sources/health.py).
-        Source("server_health", Endpoint.EXCHANGE, health_source.command, health_source.parse),
-        # Every Windows service with its status and start type (dagcheck/sources/services.py).
-        Source("service_start", Endpoint.WINDOWS, services_source.command, services_source.parse),
-        Source("outlook_anywhere", Endpoint.EXCHANGE, outlook_anywhere.command, outlook_anywhere.parse),
-    )
-}
-
-
-# The Get-*VirtualDirectory cmdlets whose Extended Protection settings are checked.
-VDIR_CMDLETS = (
-    "Get-OwaVirtualDirectory", "Get-EcpVirtualDirectory", "Get-WebServicesVirtualDirectory",
-    "Get-AutodiscoverVirtualDirectory", "Get-MapiVirtualDirectory", "Get-OabVirtualDirectory",
-    "Get-ActiveSyncVirtualDirectory", "Get-PowerShellVirtualDirectory",
-)
-
-HOST_SOURCES: dict[str, HostSource] = {
-    s.name: s
-    for s in (
-        HostSource("pending_reboot", lambda server, e: host_rules.reboot_command_lines(server),
-                   lambda results, server, e: host_rules.parse_reboot(results, server)),
-        HostSource("dotnet", lambda server, e: [f'reg.exe query "{host_rules.NDP_FULL}" /v Release'],
-                   lambda results, server, e: host_rules.parse_dotnet(results, server)),
-        HostSource("windows_build", lambda server, e: [f'reg.exe query "{host_rules.WINDOWS_NT}" /v CurrentBuildNumber'],
-                   lambda results, server, e: host_rules.parse_windows_build(results, server)),
-        HostSource("volumes", lambda server, e: [f"fsutil volume diskfree {v}" for v in e.host_volumes],
-                   lambda results, server, e: [model.parse_diskfree(server, v, r.rc, r.stdout, r.stderr)
-                                               for v, r in zip(e.host_volumes, results, strict=True)]),
-        HostSource("windows_services", lambda server, e: ["sc.exe queryex type= service state= all"],
-                   lambda results, server, e: model.parse_sc_query(server, results[0].stdout)),
-        # SCHANNEL protocols and .NET's TLS switches, as HealthChecker reads them (DAG-wide parity).
-        HostSource("tls_settings", lambda server, e: list(tls_settings.COMMAND_LINES),
-                   lambda results, server, e: tls_settings.parse(results, server)),
-        # Which certificate IIS serves (HTTP.sys bindings on 443 and 444), where Get-ExchangeCertificate has no Services.
-        HostSource("ssl_bindings", lambda server, e: [certificates.SSLCERT_LINE],
-                   lambda results, server, e: certificates.parse_sslcert(results, server)),
-        # Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
-        HostSource("iis", lambda server, e: [iis.COMMAND_LINE],
-                   lambda results, server, e: ep_rules.read_iis(results[0], server)),
-        # Whether the Exchange web sites and application pools run (dagcheck/sources/iis_state.py).
-        HostSource("iis_state", lambda server, e: list(iis_state.COMMAND_LINES),
-                   lambda results, server, e: iis_state.parse(results, server)),
-    )
-}
-
-
-@dataclass(frozen=True)
-class ProbeSource:
-    """A source that makes its own requests (HTTPS to a server's health pages) or times its call (the
-    server's clock): collect(ProbeContext) may read other sources of the same snapshot first (memoized,
-    never a second call), use the HTTPS client with the server's TLS settings, or run one command."""
-
-    name: str
-    lines: Callable[[str], list[str]]
-    collect: Callable[[ProbeContext], list[Any]]
-
-
-PROBE_SOURCES: dict[str, ProbeSource] = {
-    s.name: s
-    for s in (
-        ProbeSource("protocol_health", protocol_health.describe, protocol_health.collect),
-        # The member's clock, timed from the jump host (Get-Date on the Windows endpoint).
-        ProbeSource("clock", lambda s: [clock.COMMAND.render()], clock.collect),
-    )
-}
+from dagcheck.sources import ProbeContext
+from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
 
 
 def describe(source: str, server: str, expectations: Expectations | None = None, dag: str | None = None) -> list[str]:

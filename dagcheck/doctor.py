@@ -26,15 +26,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from dagcheck import collect, discover
+from dagcheck import discover
 from dagcheck.errors import CmdletFailed, InventoryError, RemoteError
 from dagcheck.inventory import Server, load_inventory
-from dagcheck.model import prop
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.diagnosis import classify
 from dagcheck.remote.psrp import CONFIGURATION, PsrpTransport
 from dagcheck.sources import exchange_servers
+from dagcheck.sources.registry import SOURCES
+from dagcheck.sources.values import prop
 
 LAYERS = ("name", "tcp", "tls", "auth", "session", "rbac", "windows")
 TITLES = {
@@ -62,9 +63,9 @@ ROLES_ADVICE = (
 
 
 def needed_cmdlets() -> list[str]:
-    """Every cmdlet the health run (collect.SOURCES on the Exchange endpoint) and discover run in the session:
+    """Every cmdlet the health run (dagcheck.sources.registry.SOURCES on the Exchange endpoint) and discover run in the session:
     derived from the sources themselves, so a new source is checked here without anyone editing a list."""
-    names = {c.cmdlet for s in collect.SOURCES.values() if s.endpoint is Endpoint.EXCHANGE for c in s.commands("<server>")}
+    names = {c.cmdlet for s in SOURCES.values() if s.endpoint is Endpoint.EXCHANGE for c in s.commands("<server>")}
     return sorted(names | {source.CMDLET for source in discover.SOURCES})
 
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.catalogue import CheckSpec
-from dagcheck.collect import HOST_SOURCES, PROBE_SOURCES, SOURCES, Collector, describe
+from dagcheck.collect import Collector, describe
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.remote.replay import ReplayTransport, SavingTransport
+from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import pytest
 
 from dagcheck.catalogue import CheckFailure
 from dagcheck.inventory import Expectations
-from dagcheck.model import ComponentState, RequesterState
 from dagcheck.rules.components import held_by
+from dagcheck.sources.components import ComponentState, RequesterState
 
 NOW = dt.datetime(2026, 12, 7, tzinfo=dt.UTC)
 

@@ -4,8 +4,8 @@ Framework, Extended Protection, free space, pending reboot. Each test names the 
 from __future__ import annotations
 
 from dagcheck.inventory import parse_inventory
-from dagcheck.model import DatabaseCopyStatus
 from dagcheck.rules.dag import redundant_copies
+from dagcheck.sources.database_copies import DatabaseCopyStatus
 from tests.conftest import lab_data
 
 
@@ -68,7 +68,6 @@ def test_dotnet_newer_than_the_build_supports_is_flagged() -> None:
 
 # ---- Extended Protection (CSS-Exchange Shared/Get-ExtendedProtectionConfiguration.ps1) -----------------
 
-from dagcheck.iis import IisLocation  # noqa: E402
 from dagcheck.rules.extended_protection import (  # noqa: E402
     BACK_END,
     FRONT_END,
@@ -77,6 +76,7 @@ from dagcheck.rules.extended_protection import (  # noqa: E402
     judge_location,
     judge_ssl_flags,
 )
+from dagcheck.sources.iis_config import IisLocation  # noqa: E402
 
 SE_SU = (15, 2, 2562, 49)
 
@@ -122,7 +122,7 @@ def test_install_volume_needs_setups_30_gb_whatever_the_inventory_minimum() -> N
 # ---- Pending reboot (CSS-Exchange Shared/Get-ServerRebootPending.ps1) -----------------------------------
 
 from dagcheck.remote.base import CmdResult  # noqa: E402
-from dagcheck.rules.host import parse_reboot, reboot_command_lines  # noqa: E402
+from dagcheck.sources.pending_reboot import parse_reboot, reboot_command_lines  # noqa: E402
 
 NOT_FOUND = CmdResult(1, "", "ERROR: The system was unable to find the specified registry key or value.\r\n")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dagcheck import collect, discover, doctor, locate
+from dagcheck import discover, doctor, locate
 from dagcheck.errors import ConnectionFailed
 from dagcheck.inventory import Fault, load_inventory, parse_inventory
 from dagcheck.lab.build import build_organization
@@ -21,6 +21,7 @@ from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV, inventory_for
 from dagcheck.lab.server import LabServer
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
+from dagcheck.sources import registry
 from tests.conftest import ROOT, lab_data
 
 
@@ -159,7 +160,7 @@ def test_a_name_that_does_not_resolve_stops_at_name_resolution(lab) -> None:
 
 def test_the_needed_cmdlets_come_from_the_sources_not_a_hand_list() -> None:
     needed = doctor.needed_cmdlets()
-    for source in collect.SOURCES.values():
+    for source in registry.SOURCES.values():
         if source.endpoint is Endpoint.EXCHANGE:
             assert {c.cmdlet for c in source.commands("x")} <= set(needed)
     assert {s.CMDLET for s in discover.SOURCES} <= set(needed)

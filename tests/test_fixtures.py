@@ -9,10 +9,16 @@ import xml.etree.ElementTree as ET
 import pytest
 from psrpcore.types import serialize
 
-from dagcheck import clixml, model
+from dagcheck import clixml
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import cmdlets
 from dagcheck.lab.build import build_organization
+from dagcheck.sources.components import parse_component_state
+from dagcheck.sources.exchange_servers import parse_exchange_server
+from dagcheck.sources.exsetup import parse_file_version
+from dagcheck.sources.mailbox_servers import parse_mailbox_server
+from dagcheck.sources.service_health import parse_service_health
+from dagcheck.sources.virtual_directories import parse_virtual_directory
 from tests.conftest import ROOT
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
@@ -33,7 +39,7 @@ def test_every_fixture_file_deserializes() -> None:
 
 
 def test_component_states_fixture() -> None:
-    states = [model.parse_component_state(o) for o in _fixture("GetServerComponentState.xml")]
+    states = [parse_component_state(o) for o in _fixture("GetServerComponentState.xml")]
     assert len(states) == 34 and {s.server for s in states} == {"solo-e19a"}
     by = {s.component: s for s in states}
     assert by["ForwardSyncDaemon"].state == "Inactive" and by["HubTransport"].state == "Active"
@@ -42,15 +48,15 @@ def test_component_states_fixture() -> None:
 
 
 def test_mailbox_server_exchange_server_services_exsetup_fixtures() -> None:
-    mbx = model.parse_mailbox_server(_fixture("GetMailboxServer.xml")[0])
+    mbx = parse_mailbox_server(_fixture("GetMailboxServer.xml")[0])
     assert (mbx.name, mbx.activation_policy, mbx.move_now) == ("solo-e19a", "Unrestricted", False)
-    ex = model.parse_exchange_server(_fixture("GetExchangeServer.xml")[0])
+    ex = parse_exchange_server(_fixture("GetExchangeServer.xml")[0])
     assert ex.admin_display_version == (15, 2, 986, 5) and ex.site == "Default-First-Site-Name"
-    roles = [model.parse_service_health(o, "solo-e19a") for o in _fixture("TestServiceHealth.xml")]
+    roles = [parse_service_health(o, "solo-e19a") for o in _fixture("TestServiceHealth.xml")]
     assert [r.role for r in roles] == ["Mailbox Server Role", "Client Access Server Role", "Hub Transport Server Role"]
     assert all(r.required_services_running and not r.services_not_running for r in roles)
-    assert model.parse_file_version(_fixture("ExSetup.xml")[0]).version == (15, 2, 986, 5)
-    ews = model.parse_virtual_directory(_fixture("GetWebServicesVirtualDirectory.xml")[0], "solo-e19a")
+    assert parse_file_version(_fixture("ExSetup.xml")[0]).version == (15, 2, 986, 5)
+    ews = parse_virtual_directory(_fixture("GetWebServicesVirtualDirectory.xml")[0], "solo-e19a")
     assert (ews.name, ews.token_checking) == ("EWS (Default Web Site)", "None")
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from dagcheck.iis import COMMAND_LINE, IisConfigError, parse_application_host
 from dagcheck.inventory import Fault, load_inventory
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import winrs
@@ -14,7 +13,8 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult
-from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location, read_iis
+from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location
+from dagcheck.sources.iis_config import COMMAND_LINE, IisConfigError, parse_application_host, read_iis
 from tests.conftest import LAB_YML, ROOT, lab_data
 
 REAL = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "ExtendedProtection"
@@ -270,16 +270,16 @@ def test_an_unreadable_config_fails_only_that_servers_iis_checks(run_checks) -> 
 
 def test_back_end_vdirs_come_only_with_show_mailbox_virtual_directories() -> None:
     """Issue 12 item 2 (on main before this branch): the lab honours the switch, dagcheck passes it."""
-    from dagcheck import model
-    from dagcheck.collect import SOURCES
     from dagcheck.lab.inprocess import InProcessTransport
     from dagcheck.remote.base import Command, Endpoint
+    from dagcheck.sources.registry import SOURCES
+    from dagcheck.sources.virtual_directories import parse_virtual_directory
 
     t = InProcessTransport(lab_org())
 
     def names(**params: object) -> list[str]:
         objs = t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-EcpVirtualDirectory", Server="mbx1", **params))
-        return [model.parse_virtual_directory(o, "mbx1").name for o in objs]
+        return [parse_virtual_directory(o, "mbx1").name for o in objs]
 
     assert names() == ["ecp (Default Web Site)"]
     assert names(ShowMailboxVirtualDirectories=True) == ["ecp (Default Web Site)", "ecp (Exchange Back End)"]

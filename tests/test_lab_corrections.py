@@ -3,7 +3,6 @@ connector authentication, vdir authentication, and a CU patch that configures Ex
 
 from __future__ import annotations
 
-from dagcheck import model
 from dagcheck.inventory import Fault, parse_inventory
 from dagcheck.lab import products
 from dagcheck.lab.build import build_organization
@@ -11,6 +10,8 @@ from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.patching import apply_patch
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.receive_connectors import parse_receive_connector
+from dagcheck.sources.virtual_directories import parse_virtual_directory
 from tests.conftest import lab_data
 
 
@@ -23,13 +24,13 @@ def _org(build: str | None = None):
 
 def _auth(org, cmdlet: str) -> tuple[str, ...]:
     objs = InProcessTransport(org).run("mbx1", Endpoint.EXCHANGE, Command.of(cmdlet, Server="mbx1"))
-    return model.parse_virtual_directory(objs[0], "mbx1").internal_auth
+    return parse_virtual_directory(objs[0], "mbx1").internal_auth
 
 
 def test_default_receive_connector_does_not_require_tls_for_basic_auth() -> None:
     org = _org()
     objs = InProcessTransport(org).run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ReceiveConnector", Server="mbx1"))
-    auth = {c.name: c.auth_mechanism for c in (model.parse_receive_connector(o, "mbx1") for o in objs)}
+    auth = {c.name: c.auth_mechanism for c in (parse_receive_connector(o, "mbx1") for o in objs)}
     assert "BasicAuthRequireTLS" not in auth["Default MBX1"] and "BasicAuth" in auth["Default MBX1"]
     assert "BasicAuthRequireTLS" in auth["Client Frontend MBX1"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from dagcheck import model
 from dagcheck.inventory import Fault, parse_inventory
 from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
@@ -14,6 +13,7 @@ from dagcheck.lab.fleet import fleet_inventory
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.state import LabQueue, LabServer
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.queues import parse_queue
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def fleet():
 
 
 def _queued(t: InProcessTransport, server: str) -> int:
-    queues = [model.parse_queue(o, server) for o in t.run(server, Endpoint.EXCHANGE, Command.of("Get-Queue", Server=server))]
+    queues = [parse_queue(o, server) for o in t.run(server, Endpoint.EXCHANGE, Command.of("Get-Queue", Server=server))]
     return sum(q.message_count for q in queues if q.kind not in ("Poison", "Shadow"))
 
 

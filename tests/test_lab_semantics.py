@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from dagcheck import model
 from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import Fault, load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.components import parse_component_state
+from dagcheck.sources.database_copies import parse_copy_status
+from dagcheck.sources.queues import parse_queue
+from dagcheck.sources.values import prop
 from tests.conftest import ROOT
 
 
@@ -22,7 +25,7 @@ def lab():
 
 def _components(t, server):
     objs = t.run(server, Endpoint.EXCHANGE, Command.of("Get-ServerComponentState", Identity=server))
-    return {c.component: c for c in (model.parse_component_state(o) for o in objs)}
+    return {c.component: c for c in (parse_component_state(o) for o in objs)}
 
 
 def test_server_wide_offline_turns_every_component_but_monitoring_inactive(lab) -> None:
@@ -52,7 +55,7 @@ def test_move_now_moves_actives_to_a_healthy_unblocked_copy(lab) -> None:
                                                 DatabaseCopyActivationDisabledAndMoveNow=True))
     # DB01 (mbx1, mbx2, mbx3): mbx2 is Blocked, so it goes to mbx3.
     assert org.databases["db01"].active_server == "mbx3"
-    copies = [model.parse_copy_status(o) for o in t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxDatabaseCopyStatus", Server="mbx1"))]
+    copies = [parse_copy_status(o) for o in t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxDatabaseCopyStatus", Server="mbx1"))]
     assert all(not c.active and c.status == "Healthy" for c in copies)
 
 
@@ -70,7 +73,7 @@ def test_suspending_the_pam_keeps_the_pam_until_the_cluster_group_moves(lab) -> 
     t.run("mbx1", Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name="mbx1"))
 
     def pam() -> str:
-        return str(model.prop(t.run("mbx2", Endpoint.EXCHANGE, Command.of(
+        return str(prop(t.run("mbx2", Endpoint.EXCHANGE, Command.of(
             "Get-DatabaseAvailabilityGroup", Identity="DAG1", Status=True))[0], "PrimaryActiveManager"))
 
     assert pam() == "MBX1"
@@ -90,7 +93,7 @@ def test_transport_restart_makes_get_queue_fail_until_transport_is_back(lab) -> 
 
 
 def _queue_total(t, server: str) -> int:
-    queues = [model.parse_queue(o, server) for o in t.run(server, Endpoint.EXCHANGE, Command.of("Get-Queue", Server=server))]
+    queues = [parse_queue(o, server) for o in t.run(server, Endpoint.EXCHANGE, Command.of("Get-Queue", Server=server))]
     return sum(q.message_count for q in queues if q.kind not in ("Poison", "Shadow"))
 
 
@@ -114,7 +117,7 @@ def test_redirect_moves_mail_but_not_a_stuck_queue_and_then_clears_shadows(lab) 
     for _ in range(10):
         _queue_total(t, "mbx1")
     assert _queue_total(t, "mbx1") == 0
-    shadows = [model.parse_queue(o, "mbx2") for o in t.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx2"))]
+    shadows = [parse_queue(o, "mbx2") for o in t.run("mbx2", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx2"))]
     assert [q.message_count for q in shadows if q.kind == "Shadow"] == [0]
     org2 = build_organization(load_inventory(ROOT / "inventory" / "lab.yml"))
     apply_fault(org2, Fault("stuck_queue", {"server": "mbx3", "count": 25}))

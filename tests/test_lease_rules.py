@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from dagcheck.model import ComponentState, RequesterState
 from dagcheck.rules.dag import lease_order, lease_since
+from dagcheck.sources.components import ComponentState, RequesterState
 from tests.test_transitions import Lab
 
 T0 = dt.datetime(2026, 11, 2, 22, 0, tzinfo=dt.UTC)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from dagcheck import model
 from dagcheck.cli import _parser, pytest_args
 from dagcheck.inventory import parse_inventory
 from dagcheck.lab import products
@@ -28,6 +27,10 @@ from dagcheck.rules.builds import (
     stale_tables,
     support,
 )
+from dagcheck.sources.components import parse_component_state
+from dagcheck.sources.exchange_servers import parse_exchange_server
+from dagcheck.sources.exsetup import FileVersion, parse_file_version
+from dagcheck.sources.service_health import ServiceHealth, parse_service_health
 from tests.conftest import lab_data
 
 SE, E19, E16 = "15.2.2562.49", "15.2.1544.44", "15.1.2507.72"
@@ -148,9 +151,9 @@ def _transport(data: dict) -> InProcessTransport:
     return InProcessTransport(build_organization(parse_inventory(data)))
 
 
-def _exsetup(t: InProcessTransport, server: str) -> model.FileVersion:
+def _exsetup(t: InProcessTransport, server: str) -> FileVersion:
     objs = t.run(server, Endpoint.WINDOWS, Command.of("Get-Command", member="FileVersionInfo", Name="ExSetup.exe"))
-    return model.parse_file_version(objs[0], server)
+    return parse_file_version(objs[0], server)
 
 
 def test_the_default_lab_is_exchange_se_and_a_server_can_be_2016_or_2019() -> None:
@@ -159,7 +162,7 @@ def test_the_default_lab_is_exchange_se_and_a_server_can_be_2016_or_2019() -> No
                 "mbx3": ((15, 1, 2507, 72), (15, 1, 2507, 6)), "mbx4": ((15, 2, 2562, 49), (15, 2, 2562, 17))}
     for server, (exsetup, adv) in expected.items():
         assert _exsetup(t, server).version == exsetup
-        ex = model.parse_exchange_server(t.run(server, Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity=server))[0])
+        ex = parse_exchange_server(t.run(server, Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity=server))[0])
         assert ex.admin_display_version == adv, server
 
 
@@ -168,11 +171,11 @@ def test_2016_has_um_call_router_and_the_unified_messaging_role() -> None:
 
     def components(server: str) -> list[str]:
         objs = t.run(server, Endpoint.EXCHANGE, Command.of("Get-ServerComponentState", Identity=server))
-        return [model.parse_component_state(o).component for o in objs]
+        return [parse_component_state(o).component for o in objs]
 
-    def roles(server: str) -> dict[str, model.ServiceHealth]:
+    def roles(server: str) -> dict[str, ServiceHealth]:
         objs = t.run(server, Endpoint.EXCHANGE, Command.of("Test-ServiceHealth", Server=server))
-        return {h.role: h for h in (model.parse_service_health(o, server) for o in objs)}
+        return {h.role: h for h in (parse_service_health(o, server) for o in objs)}
 
     assert "UMCallRouter" in components("mbx3") and "UMCallRouter" not in components("mbx1")
     assert list(roles("mbx3")) == ["Mailbox Server Role", "Client Access Server Role", "Unified Messaging Server Role",

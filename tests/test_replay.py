@@ -121,9 +121,9 @@ def test_replay_refuses_transitions_and_save_with_a_usage_error(tmp_path: Path, 
 def test_export_script_reads_what_dagcheck_collects() -> None:
     """The PowerShell export cannot run here (no Exchange); what can drift is its list of commands,
     so every source dagcheck collects must be in it, by the file name replay looks for."""
-    from dagcheck.collect import HOST_SOURCES, SOURCES
     from dagcheck.inventory import Expectations
     from dagcheck.remote.replay import saved_name
+    from dagcheck.sources.registry import HOST_SOURCES, SOURCES
 
     script = (ROOT / "contrib" / "export" / "Export-DagcheckData.ps1").read_text(encoding="utf-8")
     for source in SOURCES.values():
@@ -224,7 +224,7 @@ def test_a_replay_with_one_damaged_file_fails_only_that_server(run_checks, tmp_p
 
 
 def test_save_keeps_only_the_iis_sections_dagcheck_reads(run_checks, tmp_path: Path) -> None:
-    from dagcheck import iis
+    from dagcheck.sources import iis_config as iis
 
     saved = tmp_path / "saved"
     run_checks(lab_data([]), "--save", str(saved), "-k", "extended_protection or EP or iis")
@@ -238,7 +238,7 @@ def test_save_keeps_only_the_iis_sections_dagcheck_reads(run_checks, tmp_path: P
 @pytest.mark.skipif(not (FIXTURES.parent / "ExtendedProtection").is_dir(),
                     reason="../shared/fixtures is not beside the repository")
 def test_the_reduced_application_host_reads_as_the_whole_file() -> None:
-    from dagcheck import iis
+    from dagcheck.sources import iis_config as iis
 
     for path in sorted((FIXTURES.parent / "ExtendedProtection").glob("*.config")):
         text = path.read_text(encoding="utf-8-sig")

@@ -38,8 +38,9 @@ def test_odd_ones_out_follows_the_majority() -> None:
 
 
 def test_quorum_arithmetic() -> None:
-    from dagcheck.model import ClusterNode, DagStatus
     from dagcheck.rules.dag import quorum_after_pausing
+    from dagcheck.sources.cluster_nodes import ClusterNode
+    from dagcheck.sources.dags import DagStatus
 
     status = DagStatus("DAG1", ("a", "b", "c", "d"), (), "a", (), "fsw", "Primary")
     up = [ClusterNode(n, "Up") for n in "abcd"]

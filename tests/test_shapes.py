@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from psrpcore.types import PSNoteProperty, PSObject, serialize
 
-from dagcheck import clixml, model
-from dagcheck.collect import SOURCES, Collector, SourceFailed
+from dagcheck import clixml
+from dagcheck.collect import Collector, SourceFailed
 from dagcheck.errors import ParseError
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import cmdlets
@@ -22,6 +22,12 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.components import parse_component_state
+from dagcheck.sources.exchange_servers import parse_exchange_server
+from dagcheck.sources.mailbox_databases import parse_mailbox_database
+from dagcheck.sources.registry import SOURCES
+from dagcheck.sources.service_health import parse_service_health
+from dagcheck.sources.values import ad_name, byte_size, server_version, timespan_seconds
 from tests.conftest import LAB_YML, ROOT, lab_data
 
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
@@ -42,7 +48,7 @@ def _client(value: Any) -> Any:
 def _raw(org: Organization, source: str) -> list[Any]:
     """The lab's server-side objects for one source of mbx1 (before serialization)."""
     out = []
-    dag_wide = SOURCES[source].dag_wide  # asked by the DAG's name (dagcheck.collect.Source.dag_wide)
+    dag_wide = SOURCES[source].dag_wide  # asked by the DAG's name (dagcheck.sources.base.Source.dag_wide)
     for command in SOURCES[source].commands(org.server(SERVER).dag if dag_wide else SERVER):
         pipeline = [(command.cmdlet, command.params())]
         if command.member:
@@ -75,7 +81,7 @@ def test_the_remote_shape_carries_string_forms_and_the_live_shape_bags() -> None
     db = _client(_raw(_org("remote"), "databases")[0])
     assert all(isinstance(e, str) and e.startswith("[MBX") for e in db.ActivationPreference)
     assert db.DatabaseSize == "152.1 MB (159,449,088 bytes)"
-    assert model.parse_mailbox_database(db).size_bytes == 159449088
+    assert parse_mailbox_database(db).size_bytes == 159449088
     dag = _client(_raw(_org("remote"), "dag_status")[0])
     assert list(dag.Servers) == ["MBX1", "MBX2", "MBX3", "MBX4"] and dag.PrimaryActiveManager == "MBX1"
 
@@ -124,7 +130,7 @@ def test_server_version_string_form(text: str, expected: tuple[int, ...]) -> Non
     obj = _client(ps.obj(["Microsoft.Exchange.Data.Directory.Management.ExchangeServer", "System.Object"],
                          {"Name": "EX01", "Fqdn": "ex01.contoso.com", "AdminDisplayVersion": text,
                           "Site": "contoso.com/Configuration/Sites/Default-First-Site-Name"}))
-    server = model.parse_exchange_server(obj)
+    server = parse_exchange_server(obj)
     assert server.admin_display_version == expected and server.site == "Default-First-Site-Name"
 
 
@@ -134,11 +140,11 @@ def test_server_version_string_form(text: str, expected: tuple[int, ...]) -> Non
     ("CN=EX02,CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),DC=contoso,DC=com", "EX02"),
 ])
 def test_ad_object_id_string_forms(value: str, expected: str) -> None:
-    assert model.ad_name(value, "Get-X", "Server") == expected
+    assert ad_name(value, "Get-X", "Server") == expected
 
 
 def test_ad_object_id_bag_form() -> None:
-    assert model.ad_name(_bag({"Name": "EX03", "DistinguishedName": "CN=EX03"}), "Get-X", "Server") == "EX03"
+    assert ad_name(_bag({"Name": "EX03", "DistinguishedName": "CN=EX03"}), "Get-X", "Server") == "EX03"
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -146,20 +152,20 @@ def test_ad_object_id_bag_form() -> None:
     ("0 B (0 bytes)", 0), ("(512 bytes)", 512),
 ])
 def test_byte_quantified_size_forms(text: str, expected: int) -> None:
-    assert model.byte_size(_bag({"DatabaseSize": text}), "Get-MailboxDatabase", "DatabaseSize") == expected
+    assert byte_size(_bag({"DatabaseSize": text}), "Get-MailboxDatabase", "DatabaseSize") == expected
 
 
 @pytest.mark.parametrize("n", [0, 512, 1023 * 1024, 159449088, 1610612736, 2146435072, 53150121984, 5 * 1024**4 + 17])
 def test_lab_byte_size_text_reads_back_exactly(n: int) -> None:
     text = ps.byte_size_text(n)
-    assert model.byte_size(_bag({"S": text}), "Get-MailboxDatabase", "S") == n, text
+    assert byte_size(_bag({"S": text}), "Get-MailboxDatabase", "S") == n, text
 
 
 @pytest.mark.parametrize("text,seconds", [
     ("7.00:00:00", 7 * 86400), ("00:00:00", 0), ("1.02:03:04", 93784), ("14:00:00", 50400), ("00:00:01.5000000", 1.5),
 ])
 def test_enhanced_time_span_forms(text: str, seconds: float) -> None:
-    assert model.timespan_seconds(text, "Get-MailboxDatabase", "ReplayLagTimes") == seconds
+    assert timespan_seconds(text, "Get-MailboxDatabase", "ReplayLagTimes") == seconds
 
 
 def test_requester_details_string_form() -> None:
@@ -167,7 +173,7 @@ def test_requester_details_string_form() -> None:
                          {"ServerFqdn": "ex01.contoso.com", "Component": "HubTransport", "State": "Inactive",
                           "LocalStates": ["Requestor:Maintenance; State:Inactive; Timestamp:9/28/2021 5:32:01 PM"],
                           "RemoteStates": []}))
-    state = model.parse_component_state(obj)
+    state = parse_component_state(obj)
     assert (state.server, state.state, state.requesters("Inactive")) == ("ex01", "Inactive", ("Maintenance",))
     assert state.local[0].timestamp is not None and state.local[0].timestamp.year == 2021
 
@@ -177,7 +183,7 @@ def test_boolean_string_form_is_not_truthy() -> None:
     obj = _client(ps.obj(["Microsoft.Exchange.Monitoring.ExchangeServicesStatus", "System.Object"],
                          {"Role": "Mailbox Server Role", "RequiredServicesRunning": "False",
                           "ServicesNotRunning": ["MSExchangeIS"]}))
-    assert model.parse_service_health(obj, "ex01").required_services_running is False
+    assert parse_service_health(obj, "ex01").required_services_running is False
 
 
 # ---- garbage: ParseError naming cmdlet, property and value ----------------------------------------
@@ -243,8 +249,8 @@ def test_the_real_files_parse_without_parse_error(name: str, source: str) -> Non
 @pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not beside the repository")
 def test_the_real_admin_display_version_object_and_its_string_agree() -> None:
     version = clixml.from_file(FIXTURES / "AdminDisplayVersion-E19CU11.xml")[0]
-    as_bag = model.server_version(_bag({"AdminDisplayVersion": version}), "Get-ExchangeServer")
-    as_text = model.server_version(_bag({"AdminDisplayVersion": str(version)}), "Get-ExchangeServer")
+    as_bag = server_version(_bag({"AdminDisplayVersion": version}), "Get-ExchangeServer")
+    as_text = server_version(_bag({"AdminDisplayVersion": str(version)}), "Get-ExchangeServer")
     assert as_bag == as_text and as_bag[:2] == (15, 2)
 
 

@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from dagcheck.collect import SOURCES, Snapshot, SourceFailed, describe
+from dagcheck.collect import Snapshot, SourceFailed, describe
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import Command, Endpoint, Transport
+from dagcheck.sources.registry import SOURCES
 
 SHOW_AFTER = 3.0  # seconds before a call in flight is first shown
 SHOW_EVERY = 10.0

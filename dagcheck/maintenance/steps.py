@@ -16,8 +16,9 @@ from dagcheck.errors import RemoteError, TransitionRefused
 from dagcheck.inventory import Inventory
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
-from dagcheck.model import ComponentState, DatabaseCopyStatus
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.components import ComponentState
+from dagcheck.sources.database_copies import DatabaseCopyStatus
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from typing import Any
 
 from psrpcore.types import serialize_clixml
 
-from dagcheck import iis
 from dagcheck.clixml import CIPHER, from_clixml_text
 from dagcheck.errors import BadResponse, CmdletFailed, DagcheckError
 from dagcheck.files import FileTooLarge, private_dir, read_bounded, write_private
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript, Transport
 from dagcheck.remote.guard import DEFAULT_MAX_RESPONSE_MB, ResponseRefused
+from dagcheck.sources import iis_config as iis
 
 FORMAT = "dagcheck-saved-data"
 VERSION = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagcheck.model import ComponentState
+from dagcheck.sources.components import ComponentState
 
 INACTIVE_BY_DESIGN = frozenset({"ForwardSyncDaemon", "ProvisioningRps"})
 

@@ -1,6 +1,6 @@
 """DAG-wide arithmetic: quorum, redundancy, who is in maintenance, which server takes the mail.
 
-Pure functions over the typed model, so each can be unit-tested and each check stays one assert.
+Pure functions over the sources' dataclasses, so each can be unit-tested and each check stays one assert.
 """
 
 from __future__ import annotations
@@ -9,7 +9,11 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from dagcheck.model import ClusterNode, ComponentState, DagStatus, DatabaseCopyStatus, MailboxServer
+from dagcheck.sources.cluster_nodes import ClusterNode
+from dagcheck.sources.components import ComponentState
+from dagcheck.sources.dags import DagStatus
+from dagcheck.sources.database_copies import DatabaseCopyStatus
+from dagcheck.sources.mailbox_servers import MailboxServer
 
 REDUNDANT_STATUSES = ("Healthy", "DisconnectedAndHealthy", "SeedingSource")
 EXEMPT_FROM_SWO = ("ServerWideOffline", "Monitoring", "RecoveryActionsEnabled")

@@ -14,12 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagcheck.iis import COMMAND_LINE, IisConfigError, IisLocation, parse_application_host
-from dagcheck.model import short_name
-from dagcheck.remote.base import CmdResult
-
-FRONT_END = "Default Web Site"
-BACK_END = "Exchange Back End"
+from dagcheck.sources.iis_config import BACK_END, FRONT_END, IisLocation
 
 # (web site, IIS application path) -> expected tokenChecking, in the order HealthChecker lists them.
 # Microsoft-Server-ActiveSync/Proxy: Allow on the front end, Require on the back end, as CSS-Exchange's
@@ -161,19 +156,6 @@ def judge_ssl_flags(loc: IisLocation, build: tuple[int, int, int, int]) -> EpVer
     why = (f"lacks {', '.join(missing)}" if missing else "") + ("; " if missing and refused else "") + \
         (f"sets {', '.join(refused)}, which refuses remote PowerShell over HTTP" if refused else "")
     return EpVerdict(False, shown, actual, f"{where} has sslFlags {actual}: {why}")
-
-
-def read_iis(result: CmdResult, server: str) -> list[IisLocation]:
-    """The `type applicationHost.config` answer -> every location of the matrix, front end first.
-    A failed command or an unreadable file is an IisConfigError for this server (its checks fail with
-    the reason; the run goes on)."""
-    if result.rc != 0:
-        reason = (result.stderr or result.stdout).strip() or f"exit code {result.rc}"
-        raise IisConfigError(server, COMMAND_LINE, f"could not read applicationHost.config: {reason}")
-    config = parse_application_host(result.stdout, server)
-    name = short_name(server)
-    ordered = sorted(IIS_MATRIX, key=lambda k: (k[0] != FRONT_END, k[1].lower()))
-    return [config.location(name, site, vdir) for site, vdir in ordered]
 
 
 # The directories the Get-*VirtualDirectory cmdlets also describe (lower case): the cross-check's scope.

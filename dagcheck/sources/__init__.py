@@ -9,7 +9,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a source that times or makes its own requests gets from the snapshot (dagcheck.collect.ProbeSource):
+    """What a source that times or makes its own requests gets from the snapshot (dagcheck.sources.base.ProbeSource):
     the other sources of the same snapshot (memoized: never a second call), the HTTPS client with the
     server's TLS settings, and the transport's run for one command on one endpoint."""
 

@@ -27,8 +27,10 @@ from typing import Any
 from cryptography import x509
 
 from dagcheck.errors import ParseError
-from dagcheck.model import flag_names, prop, short_name, text
-from dagcheck.remote.base import CmdResult, Command
+from dagcheck.inventory import Expectations
+from dagcheck.remote.base import CmdResult, Command, Endpoint
+from dagcheck.sources.base import HostSource, Source
+from dagcheck.sources.values import flag_names, prop, short_name, text
 
 GET_CERT = "Get-ExchangeCertificate"
 GET_AUTH = "Get-AuthConfig"
@@ -187,3 +189,18 @@ def parse_sslcert(results: list[CmdResult], server: str) -> list[SslBinding]:
 def tls_certificate_names(connectors: tuple[Any, ...]) -> dict[str, str]:
     """Receive connector name -> its TlsCertificateName, for connectors that name one."""
     return {c.name: c.tls_certificate_name for c in connectors if getattr(c, "tls_certificate_name", None)}
+
+
+def _sslcert_lines(server: str, expectations: Expectations) -> list[str]:
+    return [SSLCERT_LINE]
+
+
+def _parse_sslcert(results: list[CmdResult], server: str, expectations: Expectations) -> list[SslBinding]:
+    return parse_sslcert(results, server)
+
+
+CERTIFICATES_SOURCE = Source("certificates", Endpoint.EXCHANGE, certificate_command, parse_exchange_certificate)
+# Organisation-wide (AD): asked once per DAG and phase, like the DAG's own status.
+AUTH_CONFIG_SOURCE = Source("auth_config", Endpoint.EXCHANGE, auth_config_command, parse_auth_config, dag_wide=True)
+# Which certificate IIS serves (HTTP.sys bindings on 443 and 444), where Get-ExchangeCertificate has no Services.
+SSL_BINDINGS_SOURCE = HostSource("ssl_bindings", _sslcert_lines, _parse_sslcert)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import model
-from dagcheck.remote.base import Command
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources import values
+from dagcheck.sources.base import Source
 
 CMDLET = "Get-ClientAccessService"
 COMMAND = Command.of(CMDLET)
@@ -25,9 +26,39 @@ class ScpEntry:
 
 
 def parse(obj: Any) -> ScpEntry:
-    uri = model.text(model.prop(obj, "AutoDiscoverServiceInternalUri"))
+    uri = values.text(values.prop(obj, "AutoDiscoverServiceInternalUri"))
     return ScpEntry(
-        name=model.short_name(model.required(obj, CMDLET, "Name")),
+        name=values.short_name(values.required(obj, CMDLET, "Name")),
         uri=uri or None,
-        site_scope=model.strings(model.prop(obj, "AutoDiscoverSiteScope")),
+        site_scope=values.strings(values.prop(obj, "AutoDiscoverSiteScope")),
     )
+
+
+# ---- one server's SCP, for the health checks: -Identity <server> ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ClientAccess:
+    server: str
+    internal_uri: str | None
+    site_scope: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        return self.server
+
+
+def parse_client_access(obj: Any) -> ClientAccess:
+    # AutoDiscoverServiceInternalUri: System.Uri, a string in both shapes; empty (no SCP URI) stays None.
+    return ClientAccess(
+        values.short_name(values.required(obj, CMDLET, "Name")),
+        values.text(values.prop(obj, "AutoDiscoverServiceInternalUri")),
+        values.strings(values.prop(obj, "AutoDiscoverSiteScope")),
+    )
+
+
+def server_command(server: str) -> Command:
+    return Command.of(CMDLET, Identity=server)
+
+
+SOURCE = Source("client_access", Endpoint.EXCHANGE, server_command, lambda obj, server: parse_client_access(obj))

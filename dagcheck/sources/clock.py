@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.errors import ParseError
-from dagcheck.model import short_name
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.sources import ProbeContext
+from dagcheck.sources.base import ProbeSource
+from dagcheck.sources.values import short_name
 
 COMMAND = Command.of("Get-Date")
 
@@ -65,3 +66,11 @@ def collect(ctx: ProbeContext) -> list[ClockReading]:
         raise ParseError("Get-Date", "output", f"{len(objects)} objects", "one DateTime")
     when = server_time(objects[0])
     return [ClockReading(short_name(ctx.server), when, before if ctx.live else None, after if ctx.live else None)]
+
+
+def _lines(server: str) -> list[str]:
+    return [COMMAND.render()]
+
+
+# The member's clock, timed from the jump host (Get-Date on the Windows endpoint).
+SOURCE = ProbeSource("clock", _lines, collect)

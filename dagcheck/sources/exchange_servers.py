@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import model
-from dagcheck.remote.base import Command
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources import values
+from dagcheck.sources.base import Source
 
 CMDLET = "Get-ExchangeServer"
 COMMAND = Command.of(CMDLET)
@@ -40,13 +41,44 @@ class ExchangeServerEntry:
 def parse(obj: Any) -> ExchangeServerEntry:
     """Both shapes: the live object (Site a bag with Name, ServerRole an enum) and the remote-session one
     (Site 'contoso.com/Configuration/Sites/Site-A', ServerRole its ToString)."""
-    name = model.short_name(model.required(obj, CMDLET, "Name"))
+    name = values.short_name(values.required(obj, CMDLET, "Name"))
     return ExchangeServerEntry(
         name=name,
-        fqdn=model.required(obj, CMDLET, "Fqdn").lower(),
-        site="" if model.prop(obj, "Site") in (None, "") else model.ad_name(model.prop(obj, "Site"), CMDLET, "Site"),
-        version=model.server_version(obj, CMDLET),
-        roles=model.enum_name(model.prop(obj, "ServerRole")) or "",
-        is_edge=model.boolean(obj, CMDLET, "IsEdgeServer", False),
-        is_mailbox=model.boolean(obj, CMDLET, "IsMailboxServer", False),
+        fqdn=values.required(obj, CMDLET, "Fqdn").lower(),
+        site="" if values.prop(obj, "Site") in (None, "") else values.ad_name(values.prop(obj, "Site"), CMDLET, "Site"),
+        version=values.server_version(obj, CMDLET),
+        roles=values.enum_name(values.prop(obj, "ServerRole")) or "",
+        is_edge=values.boolean(obj, CMDLET, "IsEdgeServer", False),
+        is_mailbox=values.boolean(obj, CMDLET, "IsMailboxServer", False),
     )
+
+
+# ---- one server, for the health checks: -Identity <server> ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExchangeServer:
+    name: str
+    fqdn: str
+    site: str
+    admin_display_version: tuple[int, int, int, int]
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def parse_exchange_server(obj: Any) -> ExchangeServer:
+    return ExchangeServer(
+        values.short_name(values.required(obj, CMDLET, "Name")),
+        values.required(obj, CMDLET, "Fqdn"),
+        values.ad_name(values.prop(obj, "Site"), CMDLET, "Site"),
+        values.server_version(obj, CMDLET),
+    )
+
+
+def server_command(server: str) -> Command:
+    return Command.of(CMDLET, Identity=server)
+
+
+SOURCE = Source("exchange_server", Endpoint.EXCHANGE, server_command, lambda obj, server: parse_exchange_server(obj))

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.errors import ParseError
-from dagcheck.model import enum_value, prop, required, short_name, text
-from dagcheck.remote.base import Command
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.base import Source
+from dagcheck.sources.values import enum_value, prop, required, short_name, text
 
 CMDLET = "Get-ServerHealth"
 ALERT_BY_INT = {0: "Unknown", 1: "Healthy", 2: "Degraded", 3: "Unhealthy", 4: "Repairing", 5: "Disabled"}
@@ -75,3 +76,6 @@ def parse(obj: Any, server: str) -> MonitorHealth:
         enum_value(obj, CMDLET, "AlertValue", ALERT_BY_INT),
         _time(prop(obj, "LastTransitionTime")),
     )
+
+
+SOURCE = Source("server_health", Endpoint.EXCHANGE, command, parse)

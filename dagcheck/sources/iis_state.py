@@ -1,6 +1,6 @@
 """IIS run-time state: the Exchange web sites and application pools, started or not (appcmd over WinRS).
 
-Why appcmd: applicationHost.config (dagcheck/iis.py) holds the configuration, not whether a site or pool is
+Why appcmd: applicationHost.config (dagcheck/sources/iis_config.py) holds the configuration, not whether a site or pool is
 running now; the state lives in the Windows Process Activation Service. `appcmd list site` and
 `appcmd list apppool` answer it for every site and every pool in one call each, in a text format stable since
 IIS 7 (Learn, "Getting Started with AppCmd.exe", learn.microsoft.com/iis/get-started/getting-started-with-iis/
@@ -22,8 +22,10 @@ import re
 from dataclasses import dataclass
 
 from dagcheck.errors import ParseError, RemoteError
-from dagcheck.model import short_name
+from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult
+from dagcheck.sources.base import HostSource
+from dagcheck.sources.values import short_name
 
 APPCMD = r"%windir%\system32\inetsrv\appcmd.exe"
 LIST_SITES = f"{APPCMD} list site"
@@ -75,3 +77,15 @@ def _parse_one(result: CmdResult, line: str, server: str) -> list[IisObject]:
 def parse(results: list[CmdResult], server: str) -> list[IisObject]:
     """Both listings, sites first; a failed or unreadable one fails the source for this server."""
     return [o for line, result in zip(COMMAND_LINES, results, strict=True) for o in _parse_one(result, line, server)]
+
+
+def _lines(server: str, expectations: Expectations) -> list[str]:
+    return list(COMMAND_LINES)
+
+
+def _parse(results: list[CmdResult], server: str, expectations: Expectations) -> list[IisObject]:
+    return parse(results, server)
+
+
+# Whether the Exchange web sites and application pools run.
+SOURCE = HostSource("iis_state", _lines, _parse)

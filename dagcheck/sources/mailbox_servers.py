@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck import model
-from dagcheck.remote.base import Command
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources import values
+from dagcheck.sources.base import Source
 
 CMDLET = "Get-MailboxServer"
 COMMAND = Command.of(CMDLET)
+ACTIVATION_POLICY_BY_INT = {0: "Unrestricted", 1: "IntrasiteOnly", 2: "Blocked"}
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,38 @@ class MailboxServerEntry:
 
 
 def parse(obj: Any) -> MailboxServerEntry:
-    dag = model.prop(obj, "DatabaseAvailabilityGroup")
+    dag = values.prop(obj, "DatabaseAvailabilityGroup")
     return MailboxServerEntry(
-        name=model.short_name(model.required(obj, CMDLET, "Name")),
-        dag=None if dag in (None, "") else model.ad_name(dag, CMDLET, "DatabaseAvailabilityGroup"),
-        activation_policy=model.enum_value(obj, CMDLET, "DatabaseCopyAutoActivationPolicy", model.ACTIVATION_POLICY_BY_INT),
+        name=values.short_name(values.required(obj, CMDLET, "Name")),
+        dag=None if dag in (None, "") else values.ad_name(dag, CMDLET, "DatabaseAvailabilityGroup"),
+        activation_policy=values.enum_value(obj, CMDLET, "DatabaseCopyAutoActivationPolicy", ACTIVATION_POLICY_BY_INT),
     )
+
+
+# ---- one server's activation settings, for the health checks: -Identity <server> -----------------------
+
+
+@dataclass(frozen=True)
+class MailboxServer:
+    name: str
+    activation_policy: str
+    move_now: bool
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+
+def parse_mailbox_server(obj: Any) -> MailboxServer:
+    return MailboxServer(
+        values.short_name(values.required(obj, CMDLET, "Name")),
+        values.enum_value(obj, CMDLET, "DatabaseCopyAutoActivationPolicy", ACTIVATION_POLICY_BY_INT),
+        values.boolean(obj, CMDLET, "DatabaseCopyActivationDisabledAndMoveNow", False),
+    )
+
+
+def server_command(server: str) -> Command:
+    return Command.of(CMDLET, Identity=server)
+
+
+SOURCE = Source("mailbox_server", Endpoint.EXCHANGE, server_command, lambda obj, server: parse_mailbox_server(obj))

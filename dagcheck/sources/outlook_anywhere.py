@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dagcheck.model import boolean, required, short_name
-from dagcheck.remote.base import Command
+from dagcheck.remote.base import Command, Endpoint
+from dagcheck.sources.base import Source
+from dagcheck.sources.values import boolean, required, short_name
 
 CMDLET = "Get-OutlookAnywhere"
 
@@ -37,3 +38,6 @@ def command(server: str) -> Command:
 
 def parse(obj: Any, server: str) -> OutlookAnywhere:
     return OutlookAnywhere(short_name(server), required(obj, CMDLET, "Name"), boolean(obj, CMDLET, "SSLOffloading"))
+
+
+SOURCE = Source("outlook_anywhere", Endpoint.EXCHANGE, command, parse)

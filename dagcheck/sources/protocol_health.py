@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from dagcheck.errors import ConnectionFailed
 from dagcheck.remote.https import HttpAnswer, web_request
 from dagcheck.sources import ProbeContext
+from dagcheck.sources.base import ProbeSource
 
 HEALTH_PAGE = "healthcheck.htm"
 
@@ -124,3 +125,6 @@ def collect(ctx: ProbeContext) -> list[ProtocolHealth]:
     fqdn = ctx.get("exchange_server")[0].fqdn if error is None else None
     pages = ctx.https()
     return [parse(pages.get(p.path), ctx.server, p, fqdn) for p in PROTOCOLS]
+
+
+SOURCE = ProbeSource("protocol_health", describe, collect)

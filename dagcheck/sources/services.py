@@ -13,6 +13,8 @@ runs; a setup that fails or is interrupted leaves them Disabled (Learn, "Fix fai
 set them back to Automatic, or run ServiceControl.ps1 AfterPatch from the Exchange bin folder).
 Wire shape: the Windows endpoint is standard PowerShell remoting; its enums arrive as ToString + I32 (as
 Get-ClusterNode's State does); names and bare integers are read too.
+
+Both reads live here, one source each: Get-Service ("service_start") and sc.exe queryex ("windows_services").
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagcheck.errors import ParseError
-from dagcheck.model import enum_value, required, short_name
-from dagcheck.remote.base import Command
+from dagcheck.inventory import Expectations
+from dagcheck.remote.base import CmdResult, Command, Endpoint
+from dagcheck.sources.base import HostSource, Source
+from dagcheck.sources.values import enum_value, required, short_name
 
 CMDLET = "Get-Service"
 STATUS_BY_INT = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 5: "ContinuePending",
@@ -67,3 +71,47 @@ def parse(obj: Any, server: str) -> ServiceStart:
         enum_value(obj, CMDLET, "Status", STATUS_BY_INT),
         start_type,
     )
+
+
+SOURCE = Source("service_start", Endpoint.WINDOWS, command, parse)
+
+
+# ---- sc.exe queryex over WinRS: which services run (HOST-004) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowsService:
+    server: str
+    name: str
+    state: str  # RUNNING, STOPPED, START_PENDING ...
+
+    @property
+    def key(self) -> str:
+        return f"{self.server}:{self.name}"
+
+
+def parse_sc_query(server: str, stdout: str) -> list[WindowsService]:
+    """`sc.exe queryex` blocks: SERVICE_NAME: X ... STATE : 4  RUNNING."""
+    services, name = [], None
+    for line in stdout.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("SERVICE_NAME:"):
+            name = stripped.split(":", 1)[1].strip()
+        elif stripped.startswith("STATE") and name:
+            services.append(WindowsService(short_name(server), name, stripped.split(":", 1)[1].split()[-1]))
+            name = None
+    if not services:  # every Windows server runs services: nothing read means output we do not understand
+        expected = "SERVICE_NAME: and STATE : blocks (sc.exe's English labels)"
+        raise ParseError("sc.exe queryex", "output", stdout.strip() or None, expected, server)
+    return services
+
+
+def _sc_lines(server: str, expectations: Expectations) -> list[str]:
+    return ["sc.exe queryex type= service state= all"]
+
+
+def _parse_sc(results: list[CmdResult], server: str, expectations: Expectations) -> list[WindowsService]:
+    return parse_sc_query(server, results[0].stdout)
+
+
+SC_QUERY_SOURCE = HostSource("windows_services", _sc_lines, _parse_sc)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagcheck.model import short_name
+from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult
+from dagcheck.sources.base import HostSource
+from dagcheck.sources.values import short_name
 
 SCHANNEL = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols"
 DOTNET_KEYS = (
@@ -87,3 +89,15 @@ def parse(results: list[CmdResult], server: str) -> list[TlsSettings]:
                 if name in wanted:
                     found[f"{_short(key)}\\{name}"] = data
     return [TlsSettings(short_name(server), tuple(sorted(found.items())))]
+
+
+def _lines(server: str, expectations: Expectations) -> list[str]:
+    return list(COMMAND_LINES)
+
+
+def _parse(results: list[CmdResult], server: str, expectations: Expectations) -> list[TlsSettings]:
+    return parse(results, server)
+
+
+# SCHANNEL protocols and .NET's TLS switches, as HealthChecker reads them (DAG-wide parity).
+SOURCE = HostSource("tls_settings", _lines, _parse)

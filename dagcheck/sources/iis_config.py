@@ -23,12 +23,34 @@ import defusedxml.ElementTree as DET
 from defusedxml import DefusedXmlException
 
 from dagcheck.errors import RemoteError
+from dagcheck.inventory import Expectations
+from dagcheck.remote.base import CmdResult
+from dagcheck.sources.base import HostSource
+from dagcheck.sources.values import short_name
 
 # The file HealthChecker loads ("$env:WINDIR\System32\inetSrv\config\applicationHost.config"), read
 # with cmd.exe's `type` over WinRS: a real command that any Windows server answers, with the file as is.
 APPHOST_PATH = r"%windir%\System32\inetsrv\config\applicationHost.config"
 COMMAND_LINE = f'type "{APPHOST_PATH}"'
 MAX_BYTES = 32 * 1024 * 1024  # real files are ~175 KB; anything this large is not an IIS config
+
+FRONT_END = "Default Web Site"
+BACK_END = "Exchange Back End"
+# Every IIS location of both web sites whose Extended Protection, SSL and IP settings are read: the paths of
+# CSS-Exchange's Get-ExtendedProtectionConfiguration (Shared/), spelled as applicationHost.config spells them,
+# including those no Get-*VirtualDirectory cmdlet covers (mapi/emsmdb, mapi/nspi, RpcWithCert, PushNotifications).
+# What each should be set to is a rule: dagcheck/rules/extended_protection.py's IIS_MATRIX, keyed by these.
+# On both sites, then on one only.
+_BOTH_SITES = ("API", "Autodiscover", "ecp", "EWS", "Microsoft-Server-ActiveSync", "Microsoft-Server-ActiveSync/Proxy")
+_BOTH_SITES += ("OAB", "PowerShell", "owa", "Rpc")
+LOCATIONS: tuple[tuple[str, str], ...] = (
+    *((site, vdir) for vdir in _BOTH_SITES for site in (FRONT_END, BACK_END)),
+    (FRONT_END, "mapi"),
+    (BACK_END, "PushNotifications"),
+    (BACK_END, "RpcWithCert"),
+    (BACK_END, "mapi/emsmdb"),
+    (BACK_END, "mapi/nspi"),
+)
 
 TOKEN_CHECKING = {"none": "None", "allow": "Allow", "require": "Require"}
 _WINAUTH = "system.webServer/security/authentication/windowsAuthentication"
@@ -125,11 +147,15 @@ class ApplicationHostConfig:
                 ops.append(("clear", None))
             elif child.tag in ("add", "remove"):
                 ops.append((child.tag, _rule(child)))
-        self._sections.setdefault(path.lower(), []).append(_Section(
-            ep.get("tokenChecking") if ep is not None else None,
-            access.get("sslFlags") if access is not None else None,
-            ipsec.get("allowUnlisted") if ipsec is not None else None,
-            tuple(ops), inherited))
+        self._sections.setdefault(path.lower(), []).append(
+            _Section(
+                ep.get("tokenChecking") if ep is not None else None,
+                access.get("sslFlags") if access is not None else None,
+                ipsec.get("allowUnlisted") if ipsec is not None else None,
+                tuple(ops),
+                inherited,
+            )
+        )
 
     def has_location(self, path: str) -> bool:
         return path.strip("/").lower() in self._sections
@@ -154,13 +180,25 @@ class ApplicationHostConfig:
                         rules = [r for r in rules if r.identity != rule.identity]
                     elif rule is not None:
                         rules.append(rule)
-        return IisLocation(server, site, vdir, self.has_location(f"{site}/{vdir}"), _token(token), ssl,
-                           (unlisted or "true").strip().lower() != "false", tuple(rules))
+        return IisLocation(
+            server,
+            site,
+            vdir,
+            self.has_location(f"{site}/{vdir}"),
+            _token(token),
+            ssl,
+            (unlisted or "true").strip().lower() != "false",
+            tuple(rules),
+        )
 
 
 def _rule(node: ET.Element) -> IpRule:
-    return IpRule(node.get("ipAddress", ""), node.get("subnetMask", ""), node.get("domainName", ""),
-                  node.get("allowed", "false").strip().lower() == "true")
+    return IpRule(
+        node.get("ipAddress", ""),
+        node.get("subnetMask", ""),
+        node.get("domainName", ""),
+        node.get("allowed", "false").strip().lower() == "true",
+    )
 
 
 def _token(value: str | None) -> str:
@@ -172,8 +210,11 @@ def _token(value: str | None) -> str:
 def parse_application_host(text: str, server: str = "", command: str = COMMAND_LINE) -> ApplicationHostConfig:
     """Parse applicationHost.config text safely; IisConfigError names the server and what is wrong."""
     if len(text) > MAX_BYTES:
-        raise IisConfigError(server, command, f"applicationHost.config is {len(text)} characters, more than "
-                             f"{MAX_BYTES} (not an IIS configuration file)")
+        raise IisConfigError(
+            server,
+            command,
+            f"applicationHost.config is {len(text)} characters, more than {MAX_BYTES} (not an IIS configuration file)",
+        )
     body = text.lstrip("\ufeff \t\r\n")
     if not body:
         raise IisConfigError(server, command, "applicationHost.config is empty")
@@ -181,8 +222,9 @@ def parse_application_host(text: str, server: str = "", command: str = COMMAND_L
         root = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
         return ApplicationHostConfig(root)
     except DefusedXmlException as exc:
-        raise IisConfigError(server, command, f"applicationHost.config refused: {type(exc).__name__} "
-                             "(DTDs and entities are never expanded)") from None
+        raise IisConfigError(
+            server, command, f"applicationHost.config refused: {type(exc).__name__} (DTDs and entities are never expanded)"
+        ) from None
     except ET.ParseError as exc:
         raise IisConfigError(server, command, f"applicationHost.config is not well-formed XML ({exc})") from None
     except ValueError as exc:
@@ -248,3 +290,31 @@ def _root(text: str, server: str) -> ET.Element:
     if root.tag != "configuration":
         raise IisConfigError(server, command, f"the document element is <{root.tag}>, not <configuration>")
     return root
+
+
+# ---- the source: `type applicationHost.config` over WinRS -------------------------------------------
+
+
+def read_iis(result: CmdResult, server: str) -> list[IisLocation]:
+    """The `type applicationHost.config` answer -> every location of LOCATIONS, front end first.
+    A failed command or an unreadable file is an IisConfigError for this server (its checks fail with
+    the reason; the run goes on)."""
+    if result.rc != 0:
+        reason = (result.stderr or result.stdout).strip() or f"exit code {result.rc}"
+        raise IisConfigError(server, COMMAND_LINE, f"could not read applicationHost.config: {reason}")
+    config = parse_application_host(result.stdout, server)
+    name = short_name(server)
+    ordered = sorted(LOCATIONS, key=lambda k: (k[0] != FRONT_END, k[1].lower()))
+    return [config.location(name, site, vdir) for site, vdir in ordered]
+
+
+def _lines(server: str, expectations: Expectations) -> list[str]:
+    return [COMMAND_LINE]
+
+
+def _parse(results: list[CmdResult], server: str, expectations: Expectations) -> list[IisLocation]:
+    return read_iis(results[0], server)
+
+
+# Extended Protection, SSL flags and IP restrictions as IIS has them, for every vdir of both sites.
+SOURCE = HostSource("iis", _lines, _parse)

@@ -291,3 +291,11 @@ def test_a_location_that_does_not_inherit_to_child_applications_stops_there() ->
                   + ep("Require") + "</security></system.webServer></location>")
     locs = locations(text)
     assert locs["Exchange Back End/owa"].token_checking == "None"
+
+
+def test_the_source_reads_every_location_the_matrix_judges() -> None:
+    """The iis source (dagcheck/sources/iis_config.py) lists the IIS locations it reads; the rules' matrix says what
+    each should be. A location in one and not the other would go unread or unjudged."""
+    from dagcheck.sources.iis_config import LOCATIONS
+
+    assert len(set(LOCATIONS)) == len(LOCATIONS) and set(LOCATIONS) == set(IIS_MATRIX)

@@ -1,4 +1,4 @@
-"""The Windows Server build: CurrentBuildNumber of HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion (reg.exe over WinRS).
+"""The Windows Server build: CurrentBuildNumber of HKLM\\SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion (reg.exe over WinRS).
 
 Which builds an Exchange build supports is a rule (dagcheck/rules/host.py).
 """

@@ -27,6 +27,7 @@ def supported_windows(build: tuple[int, int, int, int]) -> dict[int, str]:
     matrix, from memory of it, to verify when a CU ships: 2016 on Server 2012, 2012 R2 and 2016; 2019 on
     Server 2019, on 2022 from CU12 (15.2.1118) and on 2025 from CU15 (15.2.1748); SE on 2019, 2022, 2025)."""
     major, minor, cu_build, _ = build
+    wanted: tuple[int, ...]
     if (major, minor) == (15, 1):
         wanted = (9200, 9600, 14393)
     elif (major, minor) == (15, 2):

@@ -28,7 +28,7 @@ class Source:
     parse: Callable[[Any, str], Any]
     dag_wide: bool = False
 
-    def commands(self, server: str) -> list[Command]:
+    def commands(self, server: str | None) -> list[Command]:
         made = self.command(server)
         return made if isinstance(made, list) else [made]
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-import defusedxml.ElementTree as DET
-from defusedxml import DefusedXmlException
+import defusedxml.ElementTree as DET  # type: ignore[import-untyped]
+from defusedxml import DefusedXmlException  # type: ignore[import-untyped]
 
 from dagcheck.errors import RemoteError
 from dagcheck.inventory import Expectations
@@ -40,11 +40,11 @@ BACK_END = "Exchange Back End"
 # CSS-Exchange's Get-ExtendedProtectionConfiguration (Shared/), spelled as applicationHost.config spells them,
 # including those no Get-*VirtualDirectory cmdlet covers (mapi/emsmdb, mapi/nspi, RpcWithCert, PushNotifications).
 # What each should be set to is a rule: dagcheck/rules/extended_protection.py's IIS_MATRIX, keyed by these.
-# On both sites, then on one only.
-_BOTH_SITES = ("API", "Autodiscover", "ecp", "EWS", "Microsoft-Server-ActiveSync", "Microsoft-Server-ActiveSync/Proxy")
-_BOTH_SITES += ("OAB", "PowerShell", "owa", "Rpc")
+# On both sites (ActiveSync with its /Proxy application), then on one only.
+_BOTH_SITES = ("API", "Autodiscover", "ecp", "EWS", "OAB", "PowerShell", "owa", "Rpc")
+_ACTIVESYNC = ("Microsoft-Server-ActiveSync", "Microsoft-Server-ActiveSync/Proxy")
 LOCATIONS: tuple[tuple[str, str], ...] = (
-    *((site, vdir) for vdir in _BOTH_SITES for site in (FRONT_END, BACK_END)),
+    *((site, vdir) for vdir in (*_BOTH_SITES, *_ACTIVESYNC) for site in (FRONT_END, BACK_END)),
     (FRONT_END, "mapi"),
     (BACK_END, "PushNotifications"),
     (BACK_END, "RpcWithCert"),
@@ -270,7 +270,8 @@ def _copy_sections(source: ET.Element, target: ET.Element) -> None:
             continue
         parent = target
         for tag in path.split("/"):
-            parent = parent.find(tag) if parent.find(tag) is not None else ET.SubElement(parent, tag)
+            found = parent.find(tag)
+            parent = found if found is not None else ET.SubElement(parent, tag)
         parent.attrib.update(_attributes(node, names))
         if path == _IPSEC:
             for child in node:

@@ -177,7 +177,7 @@ def timespan_seconds(value: Any, cmdlet: str, name: str) -> float:
     match = _TIMESPAN.match(str(value).strip()) if isinstance(value, str) else None
     if match:
         sign, days, hours, minutes, seconds, fraction = match.groups()
-        total = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+        total: float = int(days or 0) * 86400 + int(hours) * 3600 + int(minutes) * 60 + int(seconds)
         total += int((fraction or "0").ljust(7, "0")) / 10**7
         return -total if sign else float(total)
     raise ParseError(cmdlet, name, value, "a time span such as '7.00:00:00'")

@@ -1,4 +1,9 @@
-"""Exchange data sources, one module per resource: the command that reads it, its dataclass and parser."""
+"""Exchange data sources, one module per resource: the command that reads it, its dataclass and parser.
+
+base.py says how a source declares itself (Source, HostSource, ProbeSource), values.py holds the readers every
+parser shares, registry.py lists every source by name; dagcheck/collect.py runs them, dagcheck/rules/ judge
+their dataclasses. A new cmdlet: one module here and one line in registry.py.
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
+CONTRIB = Path(__file__).resolve().parents[2] / "contrib"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")

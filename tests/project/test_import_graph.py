@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent.parent / "dagcheck"
+PACKAGE = Path(__file__).resolve().parents[2] / "dagcheck"
 
 
 def _module_name(path: Path) -> str:

@@ -40,7 +40,7 @@ def _suite_holding_a_persistent_lab(tmp_path: Path) -> tuple[subprocess.Popen[st
     test.write_text(textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from test_lease import LabProcess
+        from tests.scenarios.test_dag_lease import LabProcess
 
         def test_holds_a_lab():
             lab = LabProcess(Path({str(tmp_path)!r})).start()

@@ -24,7 +24,7 @@ from dagcheck.lab.state import DEFAULT_INACTIVE, Organization
 from dagcheck.maintenance.steps import enter_steps, exit_steps
 from tests.processes import budget, spawn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "lease-test-only"
 ENV = {**os.environ, "DAGCHECK_LAB_USERNAME": "lab\\dagcheck", "DAGCHECK_LAB_PASSWORD": PASSWORD}
 RUN_TIMEOUT = 120

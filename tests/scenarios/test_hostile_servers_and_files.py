@@ -189,7 +189,7 @@ def test_a_summary_is_bounded_and_printable() -> None:
 # ---- a damaged journal never stands between an operator and a rollback ---------------------------------
 
 from dagcheck.maintenance.journal import Journal  # noqa: E402
-from tests.test_transitions import Lab  # noqa: E402
+from tests.unit.maintenance.test_runner import Lab  # noqa: E402
 
 
 def _not_utf8(path: Path) -> None:

@@ -26,7 +26,7 @@ from dagcheck.rules.host import supported_windows
 from dagcheck.rules.rolling import MemberFacts, rolling_order, target_problems, window_parity
 from tests.processes import budget, run, spawn
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "rolling-test-only"
 ENV = {**os.environ, "DAGCHECK_LAB_USERNAME": "lab\\dagcheck", "DAGCHECK_LAB_PASSWORD": PASSWORD}
 # Exchange Server SE RTM: the lab starts on the Aug26SU and the rolling run installs the Sep26SU. (An

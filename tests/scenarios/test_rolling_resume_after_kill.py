@@ -26,9 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_rolling import ENV, ORDER, ROOT, TARGET, Lab
 
 from tests.processes import budget
+from tests.scenarios.test_rolling_patch import ENV, ORDER, ROOT, TARGET, Lab
 
 BUDGET = budget(300)  # seconds any one condition may take: a hang detector scaled by load (tests/processes.py)
 PROBE = r'''

@@ -617,7 +617,7 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
 
     from dagcheck.inventory import Fault
     from dagcheck.lab import persist
-    from tests.test_lease import LabProcess, assert_full_service, finish, signs
+    from tests.scenarios.test_dag_lease import LabProcess, assert_full_service, finish, signs
 
     source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C
     source.write_text(yaml.safe_dump(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue",

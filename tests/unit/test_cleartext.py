@@ -17,7 +17,7 @@ from dagcheck.inventory import parse_inventory
 from tests.conftest import lab_data
 
 pytest.importorskip("aiosmtpd.controller")
-from tests.test_report_mail import _email, smtp_server  # noqa: E402,F401 - the fixture, reused
+from tests.unit.report.test_mail import _email, smtp_server  # noqa: E402,F401 - the fixture, reused
 
 
 def _production(**connection: Any) -> dict[str, Any]:

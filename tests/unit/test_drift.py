@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_rolling import ENV, ROOT, TARGET, Lab
 
 from dagcheck import drift
 from dagcheck.drift import Baseline, Setting
 from tests.processes import budget, run
+from tests.scenarios.test_rolling_patch import ENV, ROOT, TARGET, Lab
 
 
 def _pytest(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:

@@ -116,7 +116,7 @@ def test_dagcheck_inventory_and_dagcheck_yml_are_the_inventories_used(tmp_path) 
 
 
 try:  # the SMTP server fixture of the mail tests (aiosmtpd, a dev dependency)
-    from tests.test_report_mail import _email, smtp_server  # noqa: F401
+    from tests.unit.report.test_mail import _email, smtp_server  # noqa: F401
 except pytest.skip.Exception:  # pragma: no cover - without aiosmtpd
     smtp_server = None
 

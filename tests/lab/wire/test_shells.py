@@ -250,7 +250,7 @@ class _LosesTheAnswer:
 @pytest.mark.parametrize("ran", [True, False])
 def test_a_change_with_unknown_outcome_is_verified_by_reading_not_repeated(tmp_path, ran) -> None:
     from dagcheck.maintenance.live import Live
-    from tests.test_transitions import Lab
+    from tests.unit.maintenance.test_runner import Lab
 
     lab = Lab(tmp_path)
     lossy = _LosesTheAnswer(lab.transport, "Suspend-ClusterNode", runs=ran)

@@ -7,7 +7,7 @@ import datetime as dt
 
 from dagcheck.model import ComponentState, RequesterState
 from dagcheck.rules.dag import lease_order, lease_since
-from tests.test_transitions import Lab
+from tests.unit.maintenance.test_runner import Lab
 
 T0 = dt.datetime(2026, 11, 2, 22, 0, tzinfo=dt.UTC)
 

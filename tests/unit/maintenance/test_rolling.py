@@ -8,7 +8,7 @@ from pathlib import Path
 from dagcheck.inventory import load_inventory
 from dagcheck.maintenance.rolling import PatchStep, Rolling
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rolling(tmp_path: Path) -> Rolling:

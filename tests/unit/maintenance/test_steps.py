@@ -7,7 +7,7 @@ from __future__ import annotations
 from dagcheck.lab.cmdlets import REGISTRY
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.remote.base import Command, Endpoint
-from tests.test_transitions import Lab
+from tests.unit.maintenance.test_runner import Lab
 
 E2016 = "15.1.2507.72"  # Exchange 2016 CU23 Aug26SU
 

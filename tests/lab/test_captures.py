@@ -13,10 +13,11 @@ from dagcheck import clixml, model
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import cmdlets
 from dagcheck.lab.build import build_organization
+from tests import shared_fixtures
 from tests.conftest import ROOT
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not beside the repository")
+FIXTURES = shared_fixtures.css_exchange("E19")
+pytestmark = shared_fixtures.needs(FIXTURES)
 
 
 def _fixture(name: str) -> list:

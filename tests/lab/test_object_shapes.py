@@ -22,9 +22,10 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import Command, Endpoint
-from tests.conftest import LAB_YML, ROOT, lab_data
+from tests import shared_fixtures
+from tests.conftest import LAB_YML, lab_data
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
+FIXTURES = shared_fixtures.css_exchange("E19")
 SERVER = "mbx1"
 
 
@@ -233,14 +234,14 @@ REAL = [
 ]
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not beside the repository")
+@shared_fixtures.needs(FIXTURES)
 @pytest.mark.parametrize("name,source", REAL)
 def test_the_real_files_parse_without_parse_error(name: str, source: str) -> None:
     objects = clixml.from_file(FIXTURES / name)
     assert objects and all(SOURCES[source].parse(o, "solo-e19a") is not None for o in objects)
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not beside the repository")
+@shared_fixtures.needs(FIXTURES)
 def test_the_real_admin_display_version_object_and_its_string_agree() -> None:
     version = clixml.from_file(FIXTURES / "AdminDisplayVersion-E19CU11.xml")[0]
     as_bag = model.server_version(_bag({"AdminDisplayVersion": version}), "Get-ExchangeServer")

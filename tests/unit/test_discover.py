@@ -26,6 +26,7 @@ from dagcheck.sources.client_access_services import ScpEntry
 from dagcheck.sources.dags import DagConfig
 from dagcheck.sources.exchange_servers import ExchangeServerEntry
 from dagcheck.sources.mailbox_servers import MailboxServerEntry
+from tests import shared_fixtures
 from tests.conftest import ROOT
 
 BIN = Path(sys.executable).with_name("dagcheck")
@@ -36,12 +37,7 @@ ENV = {
     PASSWORD_ENV: PASSWORD,
 }
 AUTODISCOVER = "https://autodiscover.contoso.test/Autodiscover/Autodiscover.xml"
-FIXTURES = (
-    next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.is_dir()), ROOT)
-    / "fixtures"
-    / "css-exchange"
-    / "E19"
-)
+FIXTURES = shared_fixtures.css_exchange("E19")
 
 
 @pytest.fixture(scope="module")
@@ -255,7 +251,7 @@ def test_dag_and_site_selections() -> None:
         discover.draft(TOPOLOGY, discover.Seed(None), discover.Selection(dags=("DAG9",)))
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="the CSS-Exchange captures are not beside the repository")
+@shared_fixtures.needs(FIXTURES)
 def test_real_exchange_output_parses_a_standalone_mailbox_server() -> None:
     [server] = [exchange_servers.parse(o) for o in clixml.from_file(FIXTURES / "GetExchangeServer.xml")]
     assert (server.name, server.fqdn, server.site, server.is_mailbox, server.is_edge) == (

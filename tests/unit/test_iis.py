@@ -15,10 +15,11 @@ from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult
 from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location, read_iis
-from tests.conftest import LAB_YML, ROOT, lab_data
+from tests import shared_fixtures
+from tests.conftest import LAB_YML, lab_data
 
-REAL = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "ExtendedProtection"
-real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/fixtures is not beside the repository")
+REAL = shared_fixtures.css_exchange("ExtendedProtection")
+real = shared_fixtures.needs(REAL)
 SUPPORTED = (15, 2, 1544, 44)  # 2019 CU14 Aug26SU: EP supported
 UNSUPPORTED = (15, 2, 986, 5)  # 2019 CU11 as released: before the August 2022 SU
 MATRIX_PATHS = {f"{site}/{vdir}" for site, vdir in IIS_MATRIX}

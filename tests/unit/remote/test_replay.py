@@ -19,9 +19,10 @@ import pytest
 from dagcheck.errors import BadResponse, CmdletFailed
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.replay import ReplayError, ReplayTransport, check_folder
+from tests import shared_fixtures
 from tests.conftest import ROOT, lab_data
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19"
+FIXTURES = shared_fixtures.css_exchange("E19")
 FAULTS = [{"kind": "copy_failed", "database": "DB01", "server": "mbx2"},
           {"kind": "component_inactive", "server": "mbx3", "component": "HubTransport", "requester": "Functional"}]
 
@@ -65,7 +66,7 @@ def _fixture_inventory() -> dict:
     return data
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not beside the repository")
+@shared_fixtures.needs(FIXTURES)
 def test_real_export_clixml_files_replay(run_checks, tmp_path: Path) -> None:
     folder = tmp_path / "e19"
     shutil.copytree(FIXTURES, folder / "Solo-E19A")
@@ -235,8 +236,7 @@ def test_save_keeps_only_the_iis_sections_dagcheck_reads(run_checks, tmp_path: P
     assert kept == iis.reduce_application_host(kept)  # already only what dagcheck reads
 
 
-@pytest.mark.skipif(not (FIXTURES.parent / "ExtendedProtection").is_dir(),
-                    reason="../shared/fixtures is not beside the repository")
+@shared_fixtures.needs(FIXTURES.parent / "ExtendedProtection")
 def test_the_reduced_application_host_reads_as_the_whole_file() -> None:
     from dagcheck import iis
 

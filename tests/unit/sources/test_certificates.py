@@ -12,6 +12,7 @@ from dagcheck.clixml import from_clixml_text, from_file
 from dagcheck.remote.base import CmdResult
 from dagcheck.rules import certificates as rules
 from dagcheck.sources import certificates as src
+from tests import shared_fixtures
 from tests.conftest import ROOT
 
 # Two certificates of the CSS-Exchange HealthChecker capture (microsoft/CSS-Exchange, MIT, commit 689e26ed,
@@ -42,7 +43,7 @@ SELF_RAW = (
     "u1UKCxFhKtu4pIFkpTIOdMRWFgLxBACPgSNK5iz5r/DelyrvlkzQA7Tiz2h9wnTGP4v6sGs09quto8dfQENEiyeRh4SgSE4erAJCmzAUIMs+"
     "k6kyjCP+jkn28uPMPN7CyP2n3VmsRpXRaNaXJ67dply/dT+MHkXuwojBrmob7oCLYvQ2aop/EeRfQbwz"
 )
-CAPTURE = ROOT.parent / "shared" / "fixtures" / "css-exchange" / "E19" / "GetExchangeCertificate.xml"
+CAPTURE = shared_fixtures.css_exchange("E19") / "GetExchangeCertificate.xml"
 
 
 def _capture_shaped(*raws: str) -> str:
@@ -79,9 +80,7 @@ def test_properties_are_used_when_there_is_no_raw_data() -> None:
     assert (cert.thumbprint, cert.services, cert.services_known) == ("AB12", ("IIS", "IMAP", "POP", "SMTP"), True)
 
 
-@pytest.mark.skipif(
-    not CAPTURE.parent.is_dir(), reason=f"{CAPTURE.parent} is not there (../shared/fixtures beside the repository)"
-)
+@shared_fixtures.needs(CAPTURE.parent)
 def test_replay_of_the_css_exchange_certificate_capture() -> None:
     if not CAPTURE.is_file():
         pytest.skip(

@@ -1,44 +1,13 @@
-"""Pure-rule corrections where dagcheck disagreed with Microsoft (issue 23): queue thresholds, .NET
-Framework, Extended Protection, free space, pending reboot. Each test names the source it rests on."""
+"""Host rules (dagcheck/rules/host.py), as corrected where dagcheck disagreed with Microsoft (issue 23):
+.NET Framework, free space, pending reboot. Each test names the source it rests on."""
 
 from __future__ import annotations
 
 from dagcheck.inventory import parse_inventory
-from dagcheck.model import DatabaseCopyStatus
-from dagcheck.rules.dag import redundant_copies
-from tests.conftest import lab_data
-
-
-def _copy(server: str, copy_queue: int = 0, replay_queue: int = 0) -> DatabaseCopyStatus:
-    return DatabaseCopyStatus(database="DB01", server=server, status="Healthy", active=False, activation_preference=2,
-                              copy_queue=copy_queue, replay_queue=replay_queue, content_index="Healthy",
-                              activation_suspended=False, lagged=False, error_message=None)
-
-
-def test_queue_defaults_follow_best_copy_selection_and_the_good_availability_dial() -> None:
-    """Learn, "Exchange Server Active Manager": best copy selection needs copy queue < 10 and replay queue
-    < 50; GoodAvailability (the default AutoDatabaseMountDial) mounts with at most 6 logs missing."""
-    data = lab_data()
-    for key in ("copy_queue_max", "replay_queue_max"):
-        data["expectations"].pop(key)
-    e = parse_inventory(data, "lab.yml").expectations
-    assert (e.copy_queue_max, e.replay_queue_max) == (6, 49)
-    shipped = parse_inventory(lab_data(), "lab.yml").expectations
-    assert (shipped.copy_queue_max, shipped.replay_queue_max) == (6, 49)
-
-
-def test_a_copy_that_would_not_mount_or_be_selected_is_not_redundant_by_default() -> None:
-    e = parse_inventory(lab_data(), "lab.yml").expectations
-    copies = {"mbx2": [_copy("mbx2", copy_queue=7)], "mbx3": [_copy("mbx3", replay_queue=50)],
-              "mbx4": [_copy("mbx4", copy_queue=6, replay_queue=49)]}
-    good, refused = redundant_copies("DB01", "mbx1", copies, {}, {}, e.copy_queue_max, e.replay_queue_max)
-    assert good == ["DB01\\mbx4"]
-    assert sorted(refused) == ["DB01\\mbx2: copy queue 7", "DB01\\mbx3: replay queue 50"]
-
 
 # ---- .NET Framework (Learn, Exchange Server supportability matrix) ------------------------------------
-
 from dagcheck.rules.host import dotnet_too_new, newest_dotnet, required_dotnet  # noqa: E402
+from tests.conftest import lab_data
 
 E2019_CU3, E2019_CU4, E2019_CU13 = (15, 2, 464, 5), (15, 2, 529, 5), (15, 2, 1258, 12)
 E2019_CU14, SE = (15, 2, 1544, 4), (15, 2, 2562, 17)
@@ -64,44 +33,6 @@ def test_dotnet_newer_than_the_build_supports_is_flagged() -> None:
     assert not dotnet_too_new(528449, E2016_CU23)  # 4.8 (Server 2022's release number)
     assert dotnet_too_new(528040, (15, 2, 330, 5))  # 4.8 on 2019 CU1
     assert not dotnet_too_new(533325, SE) and newest_dotnet(SE) == 533320
-
-
-# ---- Extended Protection (CSS-Exchange Shared/Get-ExtendedProtectionConfiguration.ps1) -----------------
-
-from dagcheck.iis import IisLocation  # noqa: E402
-from dagcheck.rules.extended_protection import (  # noqa: E402
-    BACK_END,
-    FRONT_END,
-    IIS_MATRIX,
-    expected_token_checking,
-    judge_location,
-    judge_ssl_flags,
-)
-
-SE_SU = (15, 2, 2562, 49)
-
-
-def _loc(site: str, vdir: str, token: str = "None", ssl: str | None = "Ssl, Ssl128") -> IisLocation:
-    return IisLocation("mbx1", site, vdir, True, token, ssl, True)
-
-
-def test_activesync_proxy_is_judged_allow_front_require_back() -> None:
-    assert IIS_MATRIX[(FRONT_END, "Microsoft-Server-ActiveSync/Proxy")] == "Allow"
-    assert expected_token_checking("microsoft-server-activesync/proxy", BACK_END) == "Require"
-    assert not judge_location(_loc(BACK_END, "Microsoft-Server-ActiveSync/Proxy"), SE_SU, {}).ok
-    assert judge_location(_loc(BACK_END, "Microsoft-Server-ActiveSync/Proxy", "Require"), SE_SU, {}).ok
-
-
-def test_ssl_flags_follow_the_extended_protection_table() -> None:
-    assert judge_ssl_flags(_loc(FRONT_END, "owa", ssl="Ssl, Ssl128"), SE_SU).ok
-    assert not judge_ssl_flags(_loc(FRONT_END, "Rpc", ssl="None"), SE_SU).ok
-    assert not judge_ssl_flags(_loc(BACK_END, "mapi/emsmdb", ssl="Ssl"), SE_SU).ok  # Ssl128 missing
-    assert not judge_ssl_flags(_loc(BACK_END, "owa", ssl=None), SE_SU).ok
-    assert judge_ssl_flags(_loc(FRONT_END, "PowerShell", ssl="SslNegotiateCert"), SE_SU).ok
-    assert not judge_ssl_flags(_loc(FRONT_END, "PowerShell", ssl="Ssl, Ssl128, SslNegotiateCert"), SE_SU).ok
-    assert judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, SslNegotiateCert, Ssl128"), SE_SU).ok
-    assert not judge_ssl_flags(_loc(BACK_END, "PowerShell", ssl="Ssl, Ssl128"), SE_SU).ok
-    assert judge_ssl_flags(_loc(FRONT_END, "Rpc", ssl="None"), (15, 2, 986, 5)).ok  # no EP on that build
 
 
 # ---- Free space (Learn, Exchange Server system requirements: 30 GB on the install drive) ---------------

@@ -1,38 +1,12 @@
-"""DAG-wide consistency: TLS registry values read as reg.exe prints them, clocks judged with the call's own time."""
+"""DAG-wide consistency (dagcheck/rules/consistency.py): TLS values compared with the majority, clocks
+judged with the call's own time."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from dagcheck.remote.base import CmdResult
 from dagcheck.rules.consistency import clock_findings, tls_differences
-from dagcheck.sources import tls_settings
 from dagcheck.sources.clock import ClockReading
-
-SCHANNEL_S = (
-    "\r\nHKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\r\n\r\n"
-    "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.0\\Server\r\n"
-    "    Enabled    REG_DWORD    0x0\r\n    DisabledByDefault    REG_DWORD    0x1\r\n\r\n"
-    "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\r\n"
-    "    Enabled    REG_DWORD    0x1\r\n    DisabledByDefault    REG_DWORD    0x0\r\n\r\n"
-)
-DOTNET = (
-    "\r\nHKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319\r\n"
-    "    SystemDefaultTlsVersions    REG_DWORD    0x1\r\n    SchUseStrongCrypto    REG_DWORD    0x1\r\n"
-    "    OnlyUseLatestCLR    REG_DWORD    0x1\r\n\r\n"
-)
-MISSING = CmdResult(1, "", "ERROR: The system was unable to find the specified registry key or value.\r\n")
-
-
-def test_tls_values_are_read_per_key_and_a_missing_key_means_not_set() -> None:
-    (got,) = tls_settings.parse([CmdResult(0, SCHANNEL_S, ""), CmdResult(0, DOTNET, ""), MISSING, MISSING, MISSING], "EX1")
-    values = got.as_dict()
-    assert values["SCHANNEL\\Protocols\\TLS 1.0\\Server\\Enabled"] == "0x0"
-    assert values["SCHANNEL\\Protocols\\TLS 1.2\\Client\\DisabledByDefault"] == "0x0"
-    assert values["Microsoft\\.NETFramework\\v4.0.30319\\SchUseStrongCrypto"] == "0x1"
-    assert "Microsoft\\.NETFramework\\v4.0.30319\\OnlyUseLatestCLR" not in values and len(values) == 6
-    (denied,) = tls_settings.parse([CmdResult(1, "", "ERROR: Access is denied.\r\n")] + [MISSING] * 4, "EX1")
-    assert denied.error and "Access is denied" in denied.error
 
 
 def test_the_member_off_the_majority_is_named_with_the_others_values() -> None:

@@ -18,7 +18,7 @@ LAB_YML = ROOT / "inventory" / "lab.yml"
 # The project's own tests run on the lab whatever inventory this machine has: without this, dagcheck.locate's
 # order would let a run without --inventory find ./dagcheck.yml, ~/.config/dagcheck/inventory.yml or
 # /etc/dagcheck/inventory.yml (an administrator's real organisation) before the lab. Tests of that order
-# remove it (tests/test_locate.py).
+# remove it (tests/unit/test_locate.py).
 os.environ["DAGCHECK_INVENTORY"] = str(LAB_YML)
 
 

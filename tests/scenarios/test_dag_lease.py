@@ -3,7 +3,7 @@ persistent lab (`python -m dagcheck.lab serve --state FILE --write-inventory PAT
 
 The lab's saved state file is the ground truth the assertions read (it is rewritten within 50 ms of
 every call). DAGCHECK_LEASE_REPS (default 3) sets how many times the two-operator race is run; the
-issue asks for 20: `DAGCHECK_LEASE_REPS=20 pytest tests/test_lease.py -k race`.
+issue asks for 20: `DAGCHECK_LEASE_REPS=20 pytest tests/scenarios/test_dag_lease.py -k race`.
 DAGCHECK_KILL_STEPS=all runs the kill -9 proof after every step (default: a spread of steps).
 """
 

@@ -18,14 +18,17 @@ LAB_YML = ROOT / "inventory" / "lab.yml"
 # The project's own tests run on the lab whatever inventory this machine has: without this, dagcheck.locate's
 # order would let a run without --inventory find ./dagcheck.yml, ~/.config/dagcheck/inventory.yml or
 # /etc/dagcheck/inventory.yml (an administrator's real organisation) before the lab. Tests of that order
-# remove it (tests/test_locate.py).
+# remove it (tests/unit/test_locate.py).
 os.environ["DAGCHECK_INVENTORY"] = str(LAB_YML)
 
 
 # Modules whose tests each drive persistent lab processes through several whole runs (a minute or more each
 # under load). Collected first, as whole modules (their module-scoped labs stay set up once), so that
 # `pytest tests -n auto` hands them out before the short tests instead of leaving one to run alone at the end.
-LONG_FIRST = ("test_rolling.py", "test_lease.py", "test_drift.py", "test_safety.py", "test_transitions.py")
+# Paths are relative to this folder, as pytest's node ids give them after tests/.
+LONG_FIRST = ("scenarios/test_rolling_patch.py", "scenarios/test_dag_lease.py", "unit/test_drift.py",
+              "scenarios/test_run_safety.py", "unit/maintenance/test_runner.py")
+TESTS = Path(__file__).resolve().parent
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -39,7 +42,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Only the order changes: every test still runs, and each module's tests keep their own order."""
     rank = {name: i for i, name in enumerate(LONG_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FIRST)))
+    items.sort(key=lambda item: rank.get(_under_tests(item.path), len(LONG_FIRST)))
+
+
+def _under_tests(path: Path) -> str:
+    return path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else path.name
 
 
 def lab_data(faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def test_install_volume_needs_setups_30_gb_whatever_the_inventory_minimum() -> N
 # ---- Pending reboot (CSS-Exchange Shared/Get-ServerRebootPending.ps1) -----------------------------------
 
 from dagcheck.remote.base import CmdResult  # noqa: E402
-from dagcheck.rules.host import parse_reboot, reboot_command_lines  # noqa: E402
+from dagcheck.sources.pending_reboot import parse_reboot, reboot_command_lines  # noqa: E402
 
 NOT_FOUND = CmdResult(1, "", "ERROR: The system was unable to find the specified registry key or value.\r\n")
 

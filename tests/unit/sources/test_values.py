@@ -1,4 +1,5 @@
-"""The model reads every form a value can arrive in over remote PowerShell (EXCHANGE-NOTES.md §5)."""
+"""The shared readers (dagcheck/sources/values.py) as the source parsers use them: localized results,
+enums known only as integers, both forms of a value, and the host command lines' text formats."""
 
 from __future__ import annotations
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import pytest
 
 from dagcheck.iis import COMMAND_LINE, IisConfigError, parse_application_host
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import winrs
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
+from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult
 from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location, read_iis

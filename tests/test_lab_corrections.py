@@ -4,12 +4,13 @@ connector authentication, vdir authentication, and a CU patch that configures Ex
 from __future__ import annotations
 
 from dagcheck import model
-from dagcheck.inventory import Fault, parse_inventory
+from dagcheck.inventory import parse_inventory
 from dagcheck.lab import products
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.patching import apply_patch
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from tests.conftest import lab_data
 

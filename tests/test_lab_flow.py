@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from dagcheck import model
-from dagcheck.inventory import Fault, parse_inventory
+from dagcheck.inventory import parse_inventory
 from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.fleet import fleet_inventory
 from dagcheck.lab.inprocess import InProcessTransport
+from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import LabQueue, LabServer
 from dagcheck.remote.base import Command, Endpoint
 

@@ -6,10 +6,11 @@ import pytest
 
 from dagcheck import model
 from dagcheck.errors import CmdletFailed
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.inprocess import InProcessTransport
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from tests.conftest import ROOT
 

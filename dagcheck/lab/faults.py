@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from dagcheck.inventory import Fault
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import products
+from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
 from dagcheck.lab.state import DOTNET_TLS_KEYS, SCHANNEL_PROTOCOLS, WINDOWS_NT, auth_certificate, lab_certificate
 

@@ -39,12 +39,12 @@ from psrpcore._events import CreatePipelineEvent
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, NETException
 from spnego.exceptions import SpnegoError
 
-from dagcheck.inventory import Fault, LabLatency
 from dagcheck.lab import auth as negotiate
 from dagcheck.lab import budget, cmdlets, health_pages, products, winrs
 from dagcheck.lab import wirefaults as wf
 from dagcheck.lab.cmdlets.base import EXCHANGE, WINDOWS
 from dagcheck.lab.errors import LabCmdletError
+from dagcheck.lab.settings import Fault, LabLatency
 from dagcheck.lab.shells import EXCHANGE_PATH, WSMAN_PATH, AnyShell, CmdShell, Shell, ShellTable
 from dagcheck.lab.state import Organization
 from dagcheck.lab.tls import LabCertificate

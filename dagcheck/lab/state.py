@@ -16,10 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagcheck.inventory import Fault, Inventory
+from dagcheck.inventory import Inventory
 from dagcheck.lab import certificates, products
 from dagcheck.lab.clock import LabClock
 from dagcheck.lab.products import Build
+from dagcheck.lab.settings import Fault, lab_settings
 
 SWO_EXEMPT = products.SWO_EXEMPT
 DEFAULT_INACTIVE = products.DEFAULT_INACTIVE
@@ -293,10 +294,10 @@ class Organization:
         self.runtime_faults: list[Fault] = []
         self.fault_hits: dict[int, int] = {}
         self.admin_account = "contoso\\dagcheck"
-        spec = inventory.lab
+        spec = lab_settings(inventory)
         # "remote": objects as a /PowerShell client receives them (string forms); "live": the fixtures' shape.
-        self.object_shape = spec.object_shape if spec else "remote"
-        default_build = products.parse_build(spec.build) if spec and spec.build else products.DEFAULT_BUILD
+        self.object_shape = spec.object_shape
+        default_build = products.parse_build(spec.build) if spec.build else products.DEFAULT_BUILD
         self.sites = list(inventory.sites)
         self.servers: dict[str, LabServer] = {}
         t0 = self.clock.now() - dt.timedelta(days=30)
@@ -306,7 +307,7 @@ class Organization:
         auth = auth_certificate(wall)
         self.auth_config = LabAuthConfig(auth.thumbprint)
         for s in inventory.servers:
-            build = products.parse_build(spec.builds[s.name.lower()]) if spec and s.name.lower() in spec.builds else default_build
+            build = products.parse_build(spec.builds[s.name.lower()]) if s.name.lower() in spec.builds else default_build
             server = LabServer(
                 name=s.name, fqdn=s.fqdn, site=s.site, dag=s.dag, guid=_guid("server", s.name),
                 exsetup_version=build, admin_display_version=products.admin_display_version(build),
@@ -337,7 +338,7 @@ class Organization:
             for d in inventory.dags
         }
         self.databases: dict[str, LabDatabase] = {}
-        for db in spec.databases if spec else ():
+        for db in spec.databases:
             dag = self.servers[db.copies[0].lower()].dag or ""
             copies = [
                 # Exchange 2019 and SE report NotApplicable (the index lives in the database); 2016 Healthy.

@@ -24,8 +24,9 @@ import yaml
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import patching, persist
+from dagcheck.lab.auth import LabCredentials
 from dagcheck.lab.build import build_organization
-from dagcheck.lab.server import LabCredentials, LabServer
+from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import lab_settings
 from dagcheck.lab.state import Organization
 

@@ -12,8 +12,8 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.fleet import fleet_inventory
 from dagcheck.lab.inprocess import InProcessTransport
+from dagcheck.lab.objects import LabQueue, LabServer
 from dagcheck.lab.settings import Fault
-from dagcheck.lab.state import LabQueue, LabServer
 from dagcheck.remote.base import Command, Endpoint
 
 

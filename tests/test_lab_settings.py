@@ -50,5 +50,9 @@ def test_the_product_keeps_the_lab_section_raw_and_the_lab_parses_it() -> None:
 def test_a_state_file_saved_before_the_lab_owned_fault_still_loads() -> None:
     org = build_organization(load_inventory(LAB_YML))
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx1", "seconds": 1}))
-    old = json.loads(json.dumps(persist.dump(org)).replace("dagcheck.lab.settings:Fault", "dagcheck.inventory:Fault"))
-    assert persist.restore(old).runtime_faults == [Fault("slow_cmdlet", {"server": "mbx1", "seconds": 1})]
+    saved = json.dumps(persist.dump(org))
+    old = saved.replace("dagcheck.lab.settings:Fault", "dagcheck.inventory:Fault").replace("lab.objects:", "lab.state:")
+    assert "dagcheck.lab.state:LabServer" in old and "dagcheck.inventory:Fault" in old
+    restored = persist.restore(json.loads(old))
+    assert restored.runtime_faults == [Fault("slow_cmdlet", {"server": "mbx1", "seconds": 1})]
+    assert persist.dump(restored)["org"] == persist.dump(org)["org"]

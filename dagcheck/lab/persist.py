@@ -29,8 +29,14 @@ from dagcheck.lab.state import Organization
 
 FORMAT = 1
 ALLOWED_MODULES = ("dagcheck.lab.",)
-# Classes saved under an older home: a state file written before the lab owned its settings still loads.
-MOVED = {"dagcheck.inventory:Fault": "dagcheck.lab.settings:Fault"}
+# Classes saved under an older home: a state file written before the lab owned its settings, or before its
+# objects left dagcheck.lab.state for dagcheck.lab.objects, still loads.
+MOVED = {
+    "dagcheck.inventory:Fault": "dagcheck.lab.settings:Fault",
+    **{f"dagcheck.lab.state:{name}": f"dagcheck.lab.objects:{name}" for name in (
+        "IisApplication", "LabReceiveConnector", "LabCertificate", "LabAuthConfig", "RequesterEntry", "LabQueue",
+        "LabServer", "LabCopy", "LabDatabase", "LabDag")},
+}
 NOT_SAVED = ("lock", "clock", "call_log", "fault_hits", "flow")  # flow: rebuilt by the first tick
 
 

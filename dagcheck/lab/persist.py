@@ -31,7 +31,7 @@ FORMAT = 1
 ALLOWED_MODULES = ("dagcheck.lab.",)
 # Classes saved under an older home: a state file written before the lab owned its settings, or before its
 # objects left dagcheck.lab.state for dagcheck.lab.objects, still loads.
-MOVED = {
+MOVED: dict[str, str] = {
     "dagcheck.inventory:Fault": "dagcheck.lab.settings:Fault",
     **{f"dagcheck.lab.state:{name}": f"dagcheck.lab.objects:{name}" for name in (
         "IisApplication", "LabReceiveConnector", "LabCertificate", "LabAuthConfig", "RequesterEntry", "LabQueue",
@@ -81,7 +81,8 @@ def _decode(value: Any) -> Any:
     if "$map" in value:
         return {_decode(k): _decode(v) for k, v in value["$map"]}
     if "$dc" in value:
-        module, _, qualname = MOVED.get(value["$dc"], value["$dc"]).partition(":")
+        saved: str = value["$dc"]
+        module, _, qualname = MOVED.get(saved, saved).partition(":")
         if not module.startswith(ALLOWED_MODULES):
             raise StateFileError(f"class {value['$dc']} is not part of the lab")
         cls = importlib.import_module(module)

@@ -29,7 +29,8 @@ from typing import Any
 import yaml
 
 from dagcheck.errors import DagcheckError, InventoryError, RemoteError
-from dagcheck.inventory import ConnectionSettings, Server, parse_inventory, read_yaml, server_connection, validate_part
+from dagcheck.inventory import ConnectionSettings, Server, parse_inventory, server_connection, validate_part
+from dagcheck.yamlfile import read_yaml
 from dagcheck.remote.base import Endpoint, Transport
 from dagcheck.sources import client_access_services, dags, exchange_servers, mailbox_servers
 from dagcheck.sources.client_access_services import ScpEntry

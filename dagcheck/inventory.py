@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-from dagcheck import paths
+from dagcheck import paths, validation
 from dagcheck.cleartext import FIELD, cleartext_problem
 from dagcheck.errors import InventoryError
+from dagcheck.lab.settings import parse_lab_section
+from dagcheck.yamlfile import read_yaml
 
 SCHEMA_PATH = paths.INVENTORY_SCHEMA
 
@@ -194,56 +195,14 @@ def parse_date(value: Any) -> dt.date:
 
 
 @dataclass(frozen=True)
-class Fault:
-    """One injected lab fault: a kind and its parameters, as written in the inventory or by a test."""
-
-    kind: str
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> Any:
-        return self.params[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.params.get(key, default)
-
-
-@dataclass(frozen=True)
-class LabDatabase:
-    name: str
-    copies: tuple[str, ...]
-    lagged: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LabSpec:
-    build: str | None = None  # None: the lab's own default (Exchange SE)
-    builds: dict[str, str] = field(default_factory=dict)  # per-server overrides (mixed-version DAGs)
-    databases: tuple[LabDatabase, ...] = ()
-    faults: tuple[Fault, ...] = ()
-    object_shape: str = "remote"  # how the lab serializes Exchange objects: "remote" (a /PowerShell client's view) or "live"
-    latency: LabLatency | None = None  # None: the lab answers as fast as it can
-
-
-@dataclass(frozen=True)
-class LabLatency:
-    """Seconds the lab spends where a real server would, so that scheduling can be measured against
-    realistic timing (benchmarks/fleet.py). jitter: up to that much more, uniformly at random."""
-
-    runspace_open: float = 0.0
-    cmdlet: float = 0.0
-    test_cmdlet: float = 0.0
-    winrs: float = 0.0
-    jitter: float = 0.0
-
-
-@dataclass(frozen=True)
 class Inventory:
     file: str
     sites: tuple[str, ...]
     servers: tuple[Server, ...]
     dags: tuple[Dag, ...]
     expectations: Expectations
-    lab: LabSpec | None = None
+    # The embedded lab's own section, kept raw: the lab owns its meaning (dagcheck.lab.settings parses it).
+    lab: dict[str, Any] | None = None
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
     # Read by dagcheck.report (kept raw here: the report package owns their meaning).
     report: dict[str, Any] = field(default_factory=dict)
@@ -279,149 +238,9 @@ class Inventory:
         return self.dag(name) if name else None
 
 
-# Bounds on what the loader accepts, so that a hostile or mangled file fails fast (issue 9): a real
-# inventory is a few KiB, a few levels deep, with a handful of anchors.
-MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 32
-MAX_ALIAS_VALUES = 200_000  # values YAML aliases add when copied out (a "billion laughs" adds 10^9)
-_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
-         (b"\xfe\xff", "UTF-16"))
-SAVE_AS_UTF8 = "save it as UTF-8 (PowerShell: Get-Content FILE | Set-Content -Encoding utf8 NEW)"
-
-
-class _BoundedComposer(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing duplicate keys (PyYAML keeps the last one silently), nesting deeper than
-    MAX_DEPTH (its composer recurses), and aliases that add more than MAX_ALIAS_VALUES or refer to themselves."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
-                                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def compose_document(self) -> Any:
-        node = super().compose_document()
-        _expanded_size(node)
-        return node
-
-    def construct_yaml_timestamp(self, node: Any) -> Any:
-        """PyYAML builds an unquoted 2026-02-30 into a date and raises a bare ValueError; here it says where."""
-        try:
-            return super().construct_yaml_timestamp(node)
-        except ValueError as exc:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{node.value!r} is not a valid date or time ({exc})", node.start_mark) from None
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, Any] = {}
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = key_node.value
-                if key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}; YAML would keep "
-                        "only the last)", key_node.start_mark)
-                seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep)
-
-
-_BoundedComposer.add_constructor("tag:yaml.org,2002:timestamp", _BoundedComposer.construct_yaml_timestamp)
-
-
-def _expanded_size(root: Any) -> int:
-    """Values the aliases add to the document when copied out (a node referred to again counts its whole
-    subtree once more); refuses cycles, and more than MAX_ALIAS_VALUES added, without expanding anything.
-    Only what aliases add is limited: the nodes written out in the file are bounded by MAX_FILE_BYTES, and a
-    10,000-server inventory without a single alias is no bomb."""
-    sizes: dict[int, int] = {}
-    active: set[int] = set()
-    aliases = 0  # references to a node already composed (YAML's *alias)
-
-    def size(node: Any) -> int:
-        nonlocal aliases
-        if id(node) in sizes:
-            aliases += 1
-            return sizes[id(node)]
-        if id(node) in active:
-            raise yaml.composer.ComposerError(None, None, "an alias refers to a node that contains it",
-                                              node.start_mark)
-        active.add(id(node))
-        children: list[Any] = []
-        if isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [n for pair in node.value for n in pair]
-        total = 1 + sum(size(child) for child in children)
-        active.discard(id(node))
-        sizes[id(node)] = total
-        # Every distinct node met so far is one the file holds; anything this subtree counts beyond them was
-        # added by aliases (a lower bound of what the whole document adds, so refusing here is never early).
-        if total - len(sizes) > MAX_ALIAS_VALUES:
-            raise yaml.composer.ComposerError(
-                None, None, f"{aliases:,} alias(es) expand it by more than {MAX_ALIAS_VALUES:,} values (the limit on "
-                "values added by YAML aliases (*name); an alias bomb?)", node.start_mark)
-        return total
-
-    return size(root) - len(sizes) if root is not None else 0
-
-
-def _decode(raw: bytes, file: str) -> str:
-    """UTF-8 (a BOM is fine); anything else is refused with what it looks like and how to fix it."""
-    for bom, name in _BOMS:
-        if raw.startswith(bom):
-            raise InventoryError(file, "", f"the file is {name} (it starts with a {name} byte-order mark), not "
-                                 f"UTF-8; {SAVE_AS_UTF8}")
-    if b"\x00" in raw[:4096]:
-        raise InventoryError(file, "", f"the file contains NUL bytes: it looks like UTF-16 or binary, not UTF-8 "
-                             f"text; {SAVE_AS_UTF8}")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InventoryError(file, f"line {line}", f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
-                             f"{exc.start}); {SAVE_AS_UTF8}") from None
-
-
 def load_inventory(path: str | Path) -> Inventory:
     """Read, validate and build the inventory, or raise InventoryError naming file and path."""
     return parse_inventory(read_yaml(path), str(path))
-
-
-def read_yaml(path: str | Path) -> Any:
-    """The file's YAML with the loader's bounds (size, read no further than the cap; encoding, duplicate keys,
-    aliases) but no schema: load_inventory validates it; dagcheck discover's seed of connection settings is
-    not a whole inventory yet."""
-    file = str(path)
-    try:
-        with Path(path).open("rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise InventoryError(file, "", f"cannot read the file ({exc.strerror or exc})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise InventoryError(file, "", f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; an "
-                             "inventory is a few KiB")
-    text = _decode(raw, file)
-    try:
-        return yaml.load(text, Loader=_BoundedComposer)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InventoryError(file, where, f"not valid YAML: {problem}") from None
-    except (ValueError, OverflowError) as exc:  # PyYAML's timestamp and number constructors (e.g. 2026-13-45)
-        raise InventoryError(file, "", f"not valid YAML: a value cannot be read ({exc})") from None
-    except RecursionError:
-        raise InventoryError(file, "", "not valid YAML: nested too deeply") from None
 
 
 def validate_part(data: Any, definition: str, file: str, path: str) -> None:
@@ -435,8 +254,8 @@ def validate_part(data: Any, definition: str, file: str, path: str) -> None:
     errors = list(validator.iter_errors(data))
     if errors:
         error = jsonschema.exceptions.best_match(errors) or errors[0]
-        where = ".".join([path, _json_path(error.absolute_path)]).strip(".")
-        raise InventoryError(file, where, _describe(error))
+        where = ".".join([path, validation.json_path(error.absolute_path)]).strip(".")
+        raise InventoryError(file, where, validation.describe(error))
 def _with_install_volume(host: dict[str, Any]) -> tuple[str, ...]:
     """The volumes to read free space of: the inventory's, and the install volume (setup's 30 GB) with them."""
     volumes = [str(v).upper() for v in host.get("volumes", ["C:"])]
@@ -453,9 +272,18 @@ def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
             for w in data["maintenance_windows"]]
     _validate_schema(data, file)
     _validate_references(data, file)
+    _validate_lab_section(data, file)
     inventory = _build(data, file)
     _validate_cleartext(inventory, file)
     return inventory
+
+
+def _validate_lab_section(data: dict[str, Any], file: str) -> None:
+    """The lab's section is the lab's to judge, against its own schema (inventory/lab.schema.json) and the servers
+    it names: the one call from the loader into the lab (dagcheck.lab.settings), so that a bad lab section still
+    fails here, at load and before any connection, naming the field. The product keeps the section raw."""
+    if "lab" in data:
+        parse_lab_section(data["lab"] or {}, {s["name"].lower(): s.get("dag") for s in data["servers"]}, file)
 
 
 def _validate_cleartext(inventory: Inventory, file: str) -> None:
@@ -477,58 +305,14 @@ def _schema() -> dict[str, Any]:
     return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
-def _json_path(path: Any) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 @functools.cache
 def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(_schema())
 
 
-def _text_keys(data: Any, file: str) -> None:
-    """JSON Schema speaks of text keys only; YAML also makes numbers, booleans and dates of them (`1: x`,
-    `no: x`), which the validator cannot even sort. Refused with the path, before validation."""
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if not isinstance(key, str):
-                    raise InventoryError(file, _json_path(path) or "(top level)", f"key {key!r} is not text (YAML "
-                                         f"read it as {type(key).__name__}); quote it if it is meant as a name")
-                stack.append((value, (*path, key)))
-        elif isinstance(node, list):
-            stack.extend((value, (*path, i)) for i, value in enumerate(node))
-
-
 def _validate_schema(data: Any, file: str) -> None:
-    _text_keys(data, file)
-    validator = _validator()
-    errors = sorted(validator.iter_errors(data), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if not errors:
-        return
-    error = jsonschema.exceptions.best_match(errors) or errors[0]
-    path = _json_path(error.absolute_path) or "(top level)"
-    raise InventoryError(file, path, _describe(error))
-
-
-def _describe(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})), key=str)
-        return f"unknown key {', '.join(map(repr, extra))} (allowed: {', '.join(sorted(error.schema.get('properties', {})))})"
-    if error.validator == "required":
-        return error.message.replace("is a required property", "is required")
-    if error.validator == "pattern":
-        return f"{error.instance!r} is not in the expected form"
-    if error.validator == "enum":
-        return f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    if error.validator == "minimum":
-        return f"{error.instance!r} is below the minimum {error.validator_value}"
-    return error.message
+    validation.text_keys(data, file)
+    validation.check(_validator(), data, file)
 
 
 def _duplicates(names: list[str]) -> list[str]:
@@ -605,7 +389,6 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
         for j, scoped in enumerate(data["expectations"]["autodiscover"][site].get("site_scope", [])):
             if scoped.lower() not in site_set:
                 fail(f"expectations.autodiscover.{site}.site_scope[{j}]", f"site {scoped!r} is not listed under sites")
-    _validate_lab_references(data.get("lab") or {}, by_name, fail)
     for w, window in enumerate(data.get("maintenance_windows") or []):
         if "server" in window and window["server"].lower() not in by_name:
             fail(f"maintenance_windows[{w}].server", f"server {window['server']!r} is not listed under servers")
@@ -625,32 +408,6 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
             parse_date(waiver["expires"])
         except ValueError as exc:
             fail(f"waivers[{i}].expires", str(exc))
-
-
-def _validate_lab_references(lab: dict[str, Any], by_name: dict[str, Any], fail: Any) -> None:
-    db_names: list[str] = []
-    for d, db in enumerate(lab.get("databases", [])):
-        if db["name"].lower() in {n.lower() for n in db_names}:
-            fail(f"lab.databases[{d}].name", f"duplicate database name {db['name']!r}")
-        db_names.append(db["name"])
-        dags = set()
-        for c, server in enumerate(db["copies"]):
-            if server.lower() not in by_name:
-                fail(f"lab.databases[{d}].copies[{c}]", f"server {server!r} is not listed under servers")
-            dags.add((by_name[server.lower()].get("dag") or "").lower())
-        if len(dags) > 1 or "" in dags and len(db["copies"]) > 1:
-            fail(f"lab.databases[{d}].copies", "all copies of a database must be on members of one DAG")
-        for server in db.get("lagged", {}):
-            if server.lower() not in {s.lower() for s in db["copies"]}:
-                fail(f"lab.databases[{d}].lagged.{server}", f"{server!r} holds no copy of {db['name']}")
-    for server in lab.get("builds") or {}:
-        if server.lower() not in by_name:
-            fail(f"lab.builds.{server}", f"server {server!r} is not listed under servers")
-    for f, fault in enumerate(lab.get("faults", [])):
-        if "server" in fault and fault["server"].lower() not in by_name:
-            fail(f"lab.faults[{f}].server", f"server {fault['server']!r} is not listed under servers")
-        if "database" in fault and fault["database"].lower() not in {n.lower() for n in db_names}:
-            fail(f"lab.faults[{f}].database", f"database {fault['database']!r} is not listed under lab.databases")
 
 
 def _connection(raw: dict[str, Any] | None, base: ConnectionSettings) -> ConnectionSettings:
@@ -721,23 +478,7 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         cert_warning_days=(raw_exp.get("certificates") or {}).get("warning_days", 30),
         cert_critical_days=(raw_exp.get("certificates") or {}).get("critical_days", 7),
     )
-    lab = None
-    if "lab" in data:
-        raw_lab = data["lab"] or {}
-        lab = LabSpec(
-            build=raw_lab.get("build"),
-            object_shape=raw_lab.get("object_shape", "remote"),
-            builds={k.lower(): v for k, v in (raw_lab.get("builds") or {}).items()},
-            databases=tuple(
-                LabDatabase(name=d["name"], copies=tuple(d["copies"]), lagged=dict(d.get("lagged", {})))
-                for d in raw_lab.get("databases", [])
-            ),
-            faults=tuple(
-                Fault(kind=f["kind"], params={k: v for k, v in f.items() if k != "kind"})
-                for f in raw_lab.get("faults", [])
-            ),
-            latency=LabLatency(**{k: float(v) for k, v in raw_lab["latency"].items()}) if raw_lab.get("latency") else None,
-        )
+    lab = dict(data["lab"] or {}) if "lab" in data else None
     raw_mm = data.get("maintenance") or {}
     maintenance = MaintenanceSettings(
         poll_interval=raw_mm.get("poll_interval", 10.0),

@@ -36,6 +36,7 @@ def _root() -> tuple[Path, bool]:
 ROOT, INSTALLED = _root()
 CHECKS = ROOT / "checks"
 INVENTORY_SCHEMA = ROOT / "inventory" / "dagcheck.schema.json"
+LAB_SCHEMA = ROOT / "inventory" / "lab.schema.json"  # the lab's own section (dagcheck.lab.settings)
 LAB_INVENTORY = ROOT / "inventory" / "lab.yml"
 # Reports go to the checkout's reports/; an installed copy writes them where it is run.
 DEFAULT_REPORTS = ROOT / "reports" if not INSTALLED else Path("reports")

@@ -24,8 +24,10 @@ import yaml
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import patching, persist
+from dagcheck.lab.auth import LabCredentials
 from dagcheck.lab.build import build_organization
-from dagcheck.lab.server import LabCredentials, LabServer
+from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import lab_settings
 from dagcheck.lab.state import Organization
 
 
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         if org is None:
             return 2
     lab = LabServer(org, creds, ports, https=args.https, auth=args.auth,
-                    latency=inventory.lab.latency).start()
+                    latency=lab_settings(inventory).latency).start()
     if args.state:
         served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
         saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()

@@ -25,7 +25,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
+import secrets
+import shutil
 import struct
+import tempfile
 from dataclasses import dataclass
 
 import spnego
@@ -233,3 +237,39 @@ def wrap(context: spnego.ContextProxy, data: bytes, protocol: str = SPNEGO_PROTO
         b"--" + BOUNDARY + b"--\r\n",
     ])
     return f'multipart/encrypted;protocol="{protocol}";boundary="{BOUNDARY.decode()}"', body
+
+
+@dataclass
+class LabCredentials:
+    username: str
+    password: str
+
+    @classmethod
+    def generate(cls) -> LabCredentials:
+        return cls("lab\\dagcheck", secrets.token_urlsafe(18))
+
+    def __repr__(self) -> str:
+        return f"LabCredentials(username={self.username!r}, password='***')"
+
+
+class NtlmStore:
+    """pyspnego's NTLM acceptor reads credentials only from the file named by NTLM_USER_FILE. The lab
+    writes its generated throwaway account there (0600, a private temporary directory) for as long as it
+    serves NTLM, and removes it at stop. Never used with a real account."""
+
+    def __init__(self, credentials: LabCredentials) -> None:
+        domain, _, user = credentials.username.rpartition("\\")
+        self.directory = tempfile.mkdtemp(prefix="dagcheck-lab-ntlm-")
+        self.path = os.path.join(self.directory, "ntlm_user_file")
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{domain}:{user}:{credentials.password}\n")
+        self._previous = os.environ.get("NTLM_USER_FILE")
+        os.environ["NTLM_USER_FILE"] = self.path
+
+    def remove(self) -> None:
+        if self._previous is None:
+            os.environ.pop("NTLM_USER_FILE", None)
+        else:
+            os.environ["NTLM_USER_FILE"] = self._previous
+        shutil.rmtree(self.directory, ignore_errors=True)

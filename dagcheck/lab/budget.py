@@ -25,7 +25,7 @@ from typing import Any
 from psrpcore import ServerRunspacePool
 from psrpcore.types import ErrorCategory, ErrorCategoryInfo, ErrorRecord, NETException, RunspacePoolState
 
-from dagcheck.inventory import Fault
+from dagcheck.lab.settings import Fault
 
 KIND = "runspace_budget_exceeded"
 MESSAGE = ("Fail to create a runspace because you have exceeded your budget to create runspace. "

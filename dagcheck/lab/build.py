@@ -9,11 +9,12 @@ from __future__ import annotations
 from dagcheck.inventory import Inventory
 from dagcheck.lab.clock import LabClock
 from dagcheck.lab.faults import apply_fault
+from dagcheck.lab.settings import lab_settings
 from dagcheck.lab.state import Organization
 
 
 def build_organization(inventory: Inventory, clock: LabClock | None = None) -> Organization:
     org = Organization(inventory, clock)
-    for fault in inventory.lab.faults if inventory.lab else ():
+    for fault in lab_settings(inventory).faults:
         apply_fault(org, fault)
     return org

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dagcheck.inventory import ConnectionSettings, Inventory, Server
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import lab_settings
 from dagcheck.lab.state import Organization
 from dagcheck.remote.credentials import Credentials
 
@@ -47,4 +48,4 @@ class EmbeddedLab:
 
 def start_embedded(inventory: Inventory) -> EmbeddedLab:
     org = build_organization(inventory)
-    return EmbeddedLab(org, LabServer(org, latency=inventory.lab.latency if inventory.lab else None).start())
+    return EmbeddedLab(org, LabServer(org, latency=lab_settings(inventory).latency).start())

@@ -11,11 +11,21 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from dagcheck.inventory import Fault
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import products
-from dagcheck.lab.state import NDP_FULL, REBOOT_KEYS, SESSION_MANAGER, LabCopy, LabDatabase, Organization, RequesterEntry
-from dagcheck.lab.state import DOTNET_TLS_KEYS, SCHANNEL_PROTOCOLS, WINDOWS_NT, auth_certificate, lab_certificate
+from dagcheck.lab.defaults import (
+    DOTNET_TLS_KEYS,
+    NDP_FULL,
+    REBOOT_KEYS,
+    SCHANNEL_PROTOCOLS,
+    SESSION_MANAGER,
+    WINDOWS_NT,
+    auth_certificate,
+    lab_certificate,
+)
+from dagcheck.lab.objects import LabCopy, LabDatabase, RequesterEntry
+from dagcheck.lab.settings import Fault
+from dagcheck.lab.state import Organization
 
 RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
                            "cmdlet_missing",

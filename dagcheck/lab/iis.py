@@ -17,7 +17,7 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 from dagcheck.lab import products
-from dagcheck.lab.state import IisApplication, LabServer
+from dagcheck.lab.objects import IisApplication, LabServer
 
 EXSETUP = r"C:\Program Files\Microsoft\Exchange Server\V15"
 WINDIR = r"C:\Windows"

@@ -8,7 +8,7 @@ separate processes. Files are written atomically (a temporary file in the same f
 os.replace): a lab killed mid-save leaves the previous state, never half of one.
 
 The JSON is a generic encoding of the state's dataclasses; on load only classes of the lab's own
-modules (and the inventory's Fault/Site) are rebuilt, so a state file cannot name arbitrary code.
+modules are rebuilt, so a state file cannot name arbitrary code.
 """
 
 from __future__ import annotations
@@ -28,7 +28,15 @@ from dagcheck.lab.clock import LabClock
 from dagcheck.lab.state import Organization
 
 FORMAT = 1
-ALLOWED_MODULES = ("dagcheck.lab.", "dagcheck.inventory")
+ALLOWED_MODULES = ("dagcheck.lab.",)
+# Classes saved under an older home: a state file written before the lab owned its settings, or before its
+# objects left dagcheck.lab.state for dagcheck.lab.objects, still loads.
+MOVED: dict[str, str] = {
+    "dagcheck.inventory:Fault": "dagcheck.lab.settings:Fault",
+    **{f"dagcheck.lab.state:{name}": f"dagcheck.lab.objects:{name}" for name in (
+        "IisApplication", "LabReceiveConnector", "LabCertificate", "LabAuthConfig", "RequesterEntry", "LabQueue",
+        "LabServer", "LabCopy", "LabDatabase", "LabDag")},
+}
 NOT_SAVED = ("lock", "clock", "call_log", "fault_hits", "flow")  # flow: rebuilt by the first tick
 
 
@@ -73,7 +81,8 @@ def _decode(value: Any) -> Any:
     if "$map" in value:
         return {_decode(k): _decode(v) for k, v in value["$map"]}
     if "$dc" in value:
-        module, _, qualname = value["$dc"].partition(":")
+        saved: str = value["$dc"]
+        module, _, qualname = MOVED.get(saved, saved).partition(":")
         if not module.startswith(ALLOWED_MODULES):
             raise StateFileError(f"class {value['$dc']} is not part of the lab")
         cls = importlib.import_module(module)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import shlex
 
 from dagcheck.lab import iis
-from dagcheck.lab.state import LabServer, Organization
+from dagcheck.lab.objects import LabServer
+from dagcheck.lab.state import Organization
 
 NOT_RECOGNIZED = "'{0}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
 REG_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value.\r\n"

@@ -66,7 +66,7 @@ def _lab_objects(cmdlet: str, endpoint: str = "exchange", shape: str = "live", *
     the lab is asked for that one (tests/test_shapes.py compares the remote-session shape)."""
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     assert inventory.lab is not None
-    org = build_organization(dataclasses.replace(inventory, lab=dataclasses.replace(inventory.lab, object_shape=shape)))
+    org = build_organization(dataclasses.replace(inventory, lab={**inventory.lab, "object_shape": shape}))
     pipeline = [(cmdlet, params)]
     if cmdlet == "Get-Command":
         pipeline.append(("ForEach-Object", {"MemberName": "FileVersionInfo"}))

@@ -38,7 +38,7 @@ SERVER = "mbx1"
 def _org(shape: str) -> Organization:
     inventory = load_inventory(LAB_YML)
     assert inventory.lab is not None
-    return build_organization(dataclasses.replace(inventory, lab=dataclasses.replace(inventory.lab, object_shape=shape)))
+    return build_organization(dataclasses.replace(inventory, lab={**inventory.lab, "object_shape": shape}))
 
 
 def _client(value: Any) -> Any:
@@ -271,7 +271,7 @@ def test_a_parse_error_fails_only_that_servers_source() -> None:
 
 
 def _fault(**params: Any) -> Any:
-    from dagcheck.inventory import Fault
+    from dagcheck.lab.settings import Fault
 
     return Fault("malformed_value", {"cmdlet": "Get-ExchangeServer", "property": "AdminDisplayVersion",
                                      "value": "15.2 CU14", **params})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagcheck.inventory import Fault
+from dagcheck.lab.settings import Fault
 from dagcheck.lab import products
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.patching import apply_patch

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from dagcheck.errors import ConnectionFailed
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.embedded import lab_connection
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import ROOT, lab_data

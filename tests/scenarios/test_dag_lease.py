@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from dagcheck.lab import persist
-from dagcheck.lab.state import DEFAULT_INACTIVE, Organization
+from dagcheck.lab.objects import DEFAULT_INACTIVE
+from dagcheck.lab.state import Organization
 from dagcheck.maintenance.steps import enter_steps, exit_steps
 from tests.processes import budget, spawn
 

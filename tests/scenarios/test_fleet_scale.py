@@ -13,11 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from dagcheck.errors import InventoryError
-from dagcheck.inventory import LabLatency, parse_inventory
+from dagcheck.inventory import parse_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.fleet import REALISTIC_LATENCY, fleet_inventory
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import LabLatency, lab_settings
 from dagcheck.remote.base import Command, Endpoint, Transcript
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
@@ -90,7 +91,7 @@ def _most_at_once(transcript: Transcript) -> int:
 def test_calls_on_one_server_stay_within_its_budget(budget: int) -> None:
     """connection.max_runspaces calls at once on one server (pipelines of one pool side by side), never more."""
     inventory = parse_inventory(fleet_inventory(1, latency={"cmdlet": 0.4}))
-    with LabServer(build_organization(inventory), latency=inventory.lab.latency) as server:
+    with LabServer(build_organization(inventory), latency=lab_settings(inventory).latency) as server:
         transport = _lab_transport(server, inventory, budget)
         transport.run("ex01m01", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="ex01m01"))  # open
         first = len(transport.transcript.invocations)
@@ -107,8 +108,8 @@ def test_calls_on_one_server_stay_within_its_budget(budget: int) -> None:
 
 def test_latency_model_from_the_inventory() -> None:
     inventory = parse_inventory(fleet_inventory(1, latency=REALISTIC_LATENCY))
-    assert inventory.lab.latency == LabLatency(2.0, 0.3, 3.0, 0.3, 0.1)
-    lab = LabServer(build_organization(inventory), latency=inventory.lab.latency)
+    assert lab_settings(inventory).latency == LabLatency(2.0, 0.3, 3.0, 0.3, 0.1)
+    lab = LabServer(build_organization(inventory), latency=lab_settings(inventory).latency)
     assert 3.0 <= lab.latency_for("cmdlet", "Test-ServiceHealth") <= 3.1
     assert 0.3 <= lab.latency_for("cmdlet", "Get-Queue") <= 0.4
     assert 2.0 <= lab.latency_for("runspace_open") <= 2.1 and 0.3 <= lab.latency_for("winrs") <= 0.4
@@ -121,7 +122,7 @@ def test_latency_model_from_the_inventory() -> None:
 def test_latency_is_spent_per_request_not_under_a_lock() -> None:
     """Two servers' slow calls overlap: the lab sleeps on each pipeline's own thread."""
     inventory = parse_inventory(fleet_inventory(2, latency={"cmdlet": 0.5}))
-    with LabServer(build_organization(inventory), latency=inventory.lab.latency) as server:
+    with LabServer(build_organization(inventory), latency=lab_settings(inventory).latency) as server:
         transport = _lab_transport(server, inventory, 1)
         barrier = threading.Barrier(2)
 

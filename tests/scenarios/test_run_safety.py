@@ -109,7 +109,7 @@ def test_a_server_that_rejects_a_proven_account_fails_alone(lab) -> None:
     already logged on to mbx1, so mbx2's refusal is mbx2's failure only (issue 24 item 2; this test used to
     assert that the account was withdrawn everywhere), and mbx2 is not tried again."""
     _, org, server = lab
-    from dagcheck.inventory import Fault
+    from dagcheck.lab.settings import Fault
 
     org.runtime_faults.append(Fault("auth_rejected", {"server": "mbx2"}))
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
@@ -182,7 +182,7 @@ def test_a_stalled_cmdlet_is_stopped_after_one_operation_timeout(lab) -> None:
     """Get-Queue never finishes (slow_cmdlet 30 s, operation_timeout 1 s): the Receive long-polls would go
     on for ever; the call is stopped after one operation timeout, the server counts as hung."""
     _, org, server = lab
-    from dagcheck.inventory import Fault
+    from dagcheck.lab.settings import Fault
 
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx4", "cmdlet": "Get-Queue", "seconds": 30}))
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
@@ -205,7 +205,7 @@ def test_a_hung_winrs_command_is_stopped_after_one_operation_timeout(lab) -> Non
     Process.end_invoke would long-poll for ever. The command is terminated after one operation timeout and
     the server counts as hung for the run, on every endpoint (PSRP included)."""
     _, org, server = lab
-    from dagcheck.inventory import Fault
+    from dagcheck.lab.settings import Fault
 
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx4", "cmdlet": "sc", "seconds": 30}))
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
@@ -273,7 +273,7 @@ def test_a_receive_with_no_answer_is_sent_once(lab) -> None:
 def test_a_hung_winrs_command_in_a_whole_run_costs_one_timeout(external, run_checks, capfd) -> None:
     """A whole run where mbx2's sc.exe hangs (slow_cmdlet on program sc, 60 s; operation_timeout 5 s):
     mbx2 is blind with the one reason, sc.exe ran once there, the others are judged, exit 8 or 9."""
-    from dagcheck.inventory import Fault
+    from dagcheck.lab.settings import Fault
     from dagcheck.safety import EXIT_BLIND, EXIT_UNHEALTHY_AND_BLIND
 
     data, org, server = external
@@ -615,8 +615,8 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
 
     import yaml
 
-    from dagcheck.inventory import Fault
     from dagcheck.lab import persist
+    from dagcheck.lab.settings import Fault
     from tests.scenarios.test_dag_lease import LabProcess, assert_full_service, finish, signs
 
     source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C

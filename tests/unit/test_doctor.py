@@ -15,10 +15,11 @@ import pytest
 
 from dagcheck import discover, doctor, locate
 from dagcheck.errors import ConnectionFailed
-from dagcheck.inventory import Fault, load_inventory, parse_inventory
+from dagcheck.inventory import load_inventory, parse_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV, inventory_for
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.sources import registry

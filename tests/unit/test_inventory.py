@@ -130,7 +130,7 @@ def _server_nodes(count: int) -> yaml.Node:
 
 def test_ten_thousand_servers_without_an_alias_are_no_alias_bomb() -> None:
     """Issue 24 item 7: the limit counts what aliases add, not the values written out (here 210,002 of them)."""
-    from dagcheck.inventory import _expanded_size
+    from dagcheck.yamlfile import _expanded_size
 
     assert _expanded_size(_server_nodes(10_000)) == 0
 

@@ -22,7 +22,8 @@ from dagcheck.lab.errors import (
     object_not_found,
     parameter_not_found,
 )
-from dagcheck.lab.state import TICK_SECONDS, LabDatabase, LabServer, Organization
+from dagcheck.lab.objects import LabDatabase, LabServer
+from dagcheck.lab.state import TICK_SECONDS, Organization
 
 COMMON = {"ErrorAction", "WarningAction", "Verbose", "Debug", "Confirm", "WhatIf", "DomainController"}
 EXCHANGE, WINDOWS = "exchange", "windows"

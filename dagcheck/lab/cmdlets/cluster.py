@@ -22,7 +22,8 @@ from dagcheck.lab.cmdlets.base import (
     lookup_server,
 )
 from dagcheck.lab.errors import LabCmdletError
-from dagcheck.lab.state import LabServer, Organization
+from dagcheck.lab.objects import LabServer
+from dagcheck.lab.state import Organization
 
 
 def _cluster_node(org: Organization, s: LabServer, dag_name: str) -> Any:

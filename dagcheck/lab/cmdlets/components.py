@@ -15,7 +15,7 @@ from dagcheck.lab.cmdlets.base import (
     server_id,
 )
 from dagcheck.lab.errors import LabCmdletError
-from dagcheck.lab.state import LabServer
+from dagcheck.lab.objects import LabServer
 
 
 def _requester_list(s: LabServer, entries: dict[str, Any], component: str) -> Any:

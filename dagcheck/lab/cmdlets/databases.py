@@ -16,7 +16,7 @@ from dagcheck.lab.cmdlets.base import (
     server_id,
 )
 from dagcheck.lab.errors import LabCmdletError, missing_parameter, object_not_found
-from dagcheck.lab.state import LabCopy, LabDatabase
+from dagcheck.lab.objects import LabCopy, LabDatabase
 
 
 def _copy_status(call: Call, db: LabDatabase, copy: LabCopy) -> Any:

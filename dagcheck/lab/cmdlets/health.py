@@ -16,7 +16,7 @@ from typing import Any
 from dagcheck.lab import products
 from dagcheck.lab import psobjects as ps
 from dagcheck.lab.cmdlets.base import Call, cmdlet, lookup_server
-from dagcheck.lab.state import LabServer
+from dagcheck.lab.objects import LabServer
 
 ENTRY = "Microsoft.Office.Datacenter.ActiveMonitoring.Management.Common.MonitorHealthEntry"
 # When the lab's monitors were defined (a server's definitions are created at service start; guessed).

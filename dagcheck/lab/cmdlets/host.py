@@ -13,7 +13,7 @@ from dagcheck.lab.cmdlets.base import (
     cmdlet,
 )
 from dagcheck.lab.errors import LabCmdletError, command_not_found
-from dagcheck.lab.state import LabServer
+from dagcheck.lab.objects import LabServer
 
 
 def _service_obj(s: LabServer, name: str) -> Any:

@@ -13,7 +13,8 @@ from dagcheck.lab.cmdlets.base import (
     lookup_db,
     lookup_server,
 )
-from dagcheck.lab.state import LabServer, Organization
+from dagcheck.lab.objects import LabServer
+from dagcheck.lab.state import Organization
 
 REPLICATION_CHECKS = (
     "ClusterService", "ReplayService", "ActiveManager", "TasksRpcListener", "TcpListener", "ServerLocatorService",

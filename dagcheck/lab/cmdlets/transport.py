@@ -11,7 +11,7 @@ from dagcheck.lab.cmdlets.base import (
     lookup_server,
 )
 from dagcheck.lab.errors import LabCmdletError
-from dagcheck.lab.state import LabServer
+from dagcheck.lab.objects import LabServer
 
 
 def _queue_obj(s: LabServer, q: Any) -> Any:

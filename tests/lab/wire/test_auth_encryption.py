@@ -22,9 +22,9 @@ from pypsrp.encryption import WinRMEncryption
 from dagcheck.errors import ConnectionFailed, InventoryError
 from dagcheck.inventory import load_inventory
 from dagcheck.lab import auth
-from dagcheck.lab.auth import NegotiateAcceptor
+from dagcheck.lab.auth import LabCredentials, NegotiateAcceptor, NtlmStore
 from dagcheck.lab.build import build_organization
-from dagcheck.lab.server import LabCredentials, LabServer, NtlmStore
+from dagcheck.lab.server import LabServer
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import LAB_YML, lab_data

@@ -13,10 +13,11 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.wsman import WSMan
 
 from dagcheck.errors import CmdletFailed, ConnectionFailed, Throttled
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport

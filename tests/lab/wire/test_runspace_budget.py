@@ -11,10 +11,11 @@ import logging
 import pytest
 
 from dagcheck.errors import ConnectionFailed, Throttled
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import MAX_RETRY_AFTER, PsrpTransport

@@ -18,9 +18,9 @@ from pypsrp.powershell import RunspacePool
 from pypsrp.wsman import WSMan
 
 from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
-from dagcheck.inventory import Fault
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport

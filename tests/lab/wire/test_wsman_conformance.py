@@ -20,9 +20,10 @@ from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.shell import Process, SignalCode, WinRS
 from pypsrp.wsman import NAMESPACES, SelectorSet, WSMan
 
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from tests.conftest import ROOT
 
 SHELL_URI = "http://schemas.microsoft.com/wbem/wsman/1/windows/shell"

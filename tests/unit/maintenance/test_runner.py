@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from dagcheck.inventory import Fault, parse_inventory
+from dagcheck.inventory import parse_inventory
 from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.cmdlets import REGISTRY
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.inprocess import InProcessTransport
+from dagcheck.lab.settings import Fault
 from dagcheck.maintenance.journal import Journal
 from dagcheck.maintenance.live import Live
 from dagcheck.maintenance.runner import Transition

@@ -163,11 +163,12 @@ def test_lab_serves_raw_data_only_while_the_auth_certificate_is_expired(expired:
     import dataclasses
 
     from dagcheck.collect import Collector
-    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.inventory import load_inventory
     from dagcheck.lab.build import build_organization
     from dagcheck.lab.embedded import lab_connection
     from dagcheck.lab.faults import apply_fault
     from dagcheck.lab.server import LabServer
+    from dagcheck.lab.settings import Fault
     from dagcheck.remote.credentials import Credentials
     from dagcheck.remote.psrp import PsrpTransport
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
+from dagcheck.lab.settings import Fault
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import winrs
 from dagcheck.lab.build import build_organization

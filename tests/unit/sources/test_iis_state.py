@@ -34,8 +34,9 @@ def test_a_line_in_no_known_form_is_an_error_naming_it() -> None:
 
 
 def test_the_lab_answers_both_listings_from_its_state() -> None:
-    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.inventory import load_inventory
     from dagcheck.lab import faults, winrs
+    from dagcheck.lab.settings import Fault
     from dagcheck.lab.state import Organization
     from tests.conftest import ROOT
 

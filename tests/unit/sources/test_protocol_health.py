@@ -8,10 +8,11 @@ import pytest
 
 from dagcheck.catalogue import CheckFailure
 from dagcheck.collect import Collector
-from dagcheck.inventory import Fault, load_inventory
+from dagcheck.inventory import load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Transcript
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.https import HttpAnswer, HttpsGetter

@@ -57,8 +57,9 @@ def test_required_service_must_be_automatic_and_others_only_not_disabled() -> No
 
 
 def test_in_the_lab_a_disabled_service_does_not_come_back_after_a_restart() -> None:
-    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.inventory import load_inventory
     from dagcheck.lab import faults
+    from dagcheck.lab.settings import Fault
     from dagcheck.lab.state import Organization
     from tests.conftest import ROOT
 
@@ -87,9 +88,10 @@ def test_a_lab_state_saved_before_these_fields_existed_loads_with_their_defaults
 
 
 def test_in_the_lab_restarting_a_disabled_service_fails_and_leaves_it_stopped() -> None:
-    from dagcheck.inventory import Fault, load_inventory
+    from dagcheck.inventory import load_inventory
     from dagcheck.lab import cmdlets, faults
     from dagcheck.lab.errors import LabCmdletError
+    from dagcheck.lab.settings import Fault
     from dagcheck.lab.state import Organization
     from tests.conftest import ROOT
 

@@ -1,1 +1,1 @@
-pytest_plugins = ["dagcheck.plugin"]
+pytest_plugins = ["dagcheck.plugin", "dagcheck.gc_tuning"]

@@ -20,6 +20,13 @@ allows (connection.max_runspaces). The sequential baseline is measured for N=4
 only (one server after another, one call at a time, every member asking for its DAG's data, as
 before issue 14), then scaled linearly to N: it says so.
 
+Beside them, the CPU-aware floor of issue 27: max(floor, (client CPU + lab CPU) / cores). On a machine
+where the lab runs beside the client, no schedule can finish before the two processes have had their
+CPU; wall/cpu_floor is how far the run is from that. The lab's CPU is read from /proc/<pid>/stat while
+it still serves (its user+sys over all its threads), before it is told to stop. Also printed: remote
+calls per server (min and max over the servers, and by kind: PowerShell endpoints, WinRS command
+lines, health-page GETs) and the DAG-wide calls against the number of DAGs (one of each per DAG).
+
 --render also times the detail report's first render in headless Chromium: the wall time of
 `chromium --headless --screenshot` on reports/dagcheck.html (Chromium writes the screenshot once the
 page has loaded and pytest-html's script has built its table), next to Chromium's own start-up on
@@ -29,6 +36,7 @@ a one-line page.
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import json
 import os
@@ -50,6 +58,8 @@ from dagcheck.lab.fleet import REALISTIC_LATENCY, fleet_inventory  # noqa: E402
 from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV  # noqa: E402
 
 USERNAME = "lab\\dagcheck"
+# Asked of one member per DAG (tests/test_fleet.py): counted against the number of DAGs, not per server.
+DAG_WIDE = ("Get-DatabaseAvailabilityGroup", "Get-ClusterNode", "Get-AuthConfig")
 
 
 # ---- the child processes -----------------------------------------------------------------------
@@ -76,17 +86,53 @@ def _usage() -> dict[str, float]:
 
 
 def child_run(inventory: str, reports: str, out: str) -> int:
-    """The nightly health, as `dagcheck health` runs it, in this process."""
+    """The nightly health, as `dagcheck health` runs it, in this process (under cProfile when
+    DAGCHECK_FLEET_PROFILE names a file for its stats)."""
     import pytest
 
+    profile_to = os.environ.get("DAGCHECK_FLEET_PROFILE")
+    if profile_to:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        try:
+            return _child_run(pytest, inventory, reports, out)
+        finally:
+            profiler.disable()
+            profiler.dump_stats(profile_to)
+    return _child_run(pytest, inventory, reports, out)
+
+
+class _GcClock:
+    """CPU time the cyclic garbage collector takes in this process, by generation (gc.callbacks; the thread
+    that triggers a collection runs it, so its thread_time is the collection's CPU, whatever the load)."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.runs = [0, 0, 0]
+        self._began = 0.0
+        gc.callbacks.append(self)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            self.seconds[info["generation"]] += time.thread_time() - self._began
+            self.runs[info["generation"]] += 1
+
+
+def _child_run(pytest: Any, inventory: str, reports: str, out: str) -> int:
     plugin = _Transcript()
+    gc_clock = _GcClock()
     began = time.time()
     start = time.perf_counter()
     code = pytest.main([str(ROOT / "checks"), "--inventory", inventory, "--reports-dir", reports, "-q",
                         "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
                        plugins=[plugin])
     wall = time.perf_counter() - start
-    Path(out).write_text(json.dumps({"exit": int(code), "wall": wall, "began": began, **_usage(), "calls": plugin.calls}),
+    Path(out).write_text(json.dumps({"exit": int(code), "wall": wall, "began": began, **_usage(), "calls": plugin.calls,
+                                     "gc_seconds": gc_clock.seconds, "gc_runs": gc_clock.runs}),
                          encoding="utf-8")
     return 0
 
@@ -140,14 +186,26 @@ class Lab:
     def env(self) -> dict[str, str]:
         return {**os.environ, USERNAME_ENV: USERNAME, PASSWORD_ENV: self.password}
 
+    def cpu(self) -> float | None:
+        """CPU seconds (user+sys, all threads) the lab's process has used so far, from /proc/<pid>/stat:
+        read while it still serves, so its shutdown is not counted. None where /proc is not there."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        # After "(comm)": state is field 3, utime and stime fields 14 and 15 (proc(5)), in clock ticks.
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> float:
-        """Stop the lab; returns the CPU seconds (user+sys) its process used, all its threads (counted by the
-        kernel when the process is reaped, so the delta of RUSAGE_CHILDREN around the reaping is the lab's)."""
+        """Stop the lab; returns the CPU seconds (user+sys) its process used while it served: from /proc before
+        it is told to stop, else the delta of RUSAGE_CHILDREN around its reaping (which counts its shutdown)."""
+        serving = self.cpu()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.proc.terminate()
         self.proc.wait(timeout=120)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        reaped = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        return serving if serving is not None else reaped
 
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> None:
@@ -191,6 +249,33 @@ def floor(calls: list[dict[str, Any]], latency: dict[str, float], lanes: int) ->
     return worst, who
 
 
+def call_kind(call: dict[str, Any]) -> str:
+    """psrp (a cmdlet over a PowerShell endpoint), winrs (a command line) or https (a health-page GET)."""
+    if call["cmdlet"] == "Invoke-WebRequest":
+        return "https"
+    return "winrs" if call["endpoint"] == "winrs" else "psrp"
+
+
+def call_counts(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """Remote calls per server (DAG-wide ones apart) and the DAG-wide calls by cmdlet."""
+    per_server: dict[str, int] = {}
+    kinds: dict[str, int] = {}
+    dag_wide: dict[str, int] = {}
+    for c in calls:
+        if c["cmdlet"] in DAG_WIDE:
+            dag_wide[c["cmdlet"]] = dag_wide.get(c["cmdlet"], 0) + 1
+            continue
+        per_server[c["server"]] = per_server.get(c["server"], 0) + 1
+        kinds[call_kind(c)] = kinds.get(call_kind(c), 0) + 1
+    return {"per_server": per_server, "kinds": kinds, "dag_wide": dag_wide}
+
+
+def cpu_floor(latency_floor: float, client_cpu: float, lab_cpu: float, cores: int) -> float:
+    """Issue 27's floor: no schedule ends before the latency floor, nor before the client and the lab have had
+    their CPU on this machine's cores."""
+    return max(latency_floor, (client_cpu + lab_cpu) / max(1, cores))
+
+
 def render_seconds(page: Path, work: Path) -> float:
     """Wall time of one headless Chromium screenshot of a page (a fresh profile each time, so that no
     cache or another Chromium's profile lock plays a part)."""
@@ -210,6 +295,7 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
     run_dir = work / f"n{n}"
     run_dir.mkdir(parents=True, exist_ok=True)
     lab = Lab(data, run_dir)
+    load_before = os.getloadavg()
     try:
         out = run_dir / "run.json"
         _child(["--child-run", str(lab.client_inventory), str(run_dir / "reports"), str(out)], lab.env(),
@@ -218,6 +304,7 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
     finally:
         lab_cpu = lab.stop()
     result["lab_cpu"] = lab_cpu
+    result["load"] = (load_before, os.getloadavg())
     html = run_dir / "reports" / "dagcheck.html"
     result["report_mb"] = html.stat().st_size / 1e6 if html.exists() else 0.0
     junit = run_dir / "reports" / "junit.xml"
@@ -228,6 +315,7 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
         result["floor"], result["floor_server"] = floor(result["calls"], latency, 3)  # default max_runspaces
     calls = result.pop("calls")
     result["ncalls"] = len(calls)
+    result["counts"] = call_counts(calls)
     if calls:  # when the calls went out, from the start of the run: what is left is pytest and the reports
         result["first_call"] = min(c["started"] for c in calls) - result["began"]
         result["last_answer"] = max(c["started"] + c["duration"] for c in calls) - result["began"]
@@ -247,6 +335,15 @@ def sequential(n: int, dag_size: int, latency: dict[str, float], work: Path) -> 
         lab.stop()
 
 
+def counts_text(counts: dict[str, Any], n: int, dags: int) -> str:
+    per = counts["per_server"]
+    kinds = " ".join(f"{k} {v / max(1, n):.1f}" for k, v in sorted(counts["kinds"].items()))
+    wide = sum(counts["dag_wide"].values())
+    by = ", ".join(f"{k} {v}" for k, v in sorted(counts["dag_wide"].items()))
+    return (f"calls/server={sum(per.values()) / max(1, n):.1f} (min {min(per.values(), default=0)} max "
+            f"{max(per.values(), default=0)}; {kinds}) dag_wide={wide} for {dags} DAGs ({by})")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[4, 40, 300], help="fleet sizes (default 4 40 300)")
@@ -258,9 +355,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep each run's inventories, logs and reports in DIR (e.g. to open DIR/n300/reports/dagcheck.html)")
     parser.add_argument("--render", action="store_true",
                         help="time the first render of reports/dagcheck.html in headless Chromium")
+    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
+                        help="run the client under cProfile, its stats to FILE.<N> (CPU figures then include the profiler)")
     parser.add_argument("--child-run", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-sequential", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    profile_base = args.profile.resolve() if args.profile else None
     if args.child_run:
         return child_run(*args.child_run)
     if args.child_sequential:
@@ -282,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"render: Chromium's own start-up (a one-line page) {render_seconds(blank, work):.1f}s", flush=True)
         last = ""
         for n in args.n:
+            if profile_base is not None:
+                os.environ["DAGCHECK_FLEET_PROFILE"] = f"{profile_base}.{n}"
             r = measure(n, args.dag_size, latency, work)
             if args.render:
                 r["render"] = render_seconds(work / f"n{n}" / "reports" / "dagcheck.html", work)
@@ -293,6 +395,14 @@ def main(argv: list[str] | None = None) -> int:
                     f"junit={r['junit_mb']:.1f}MB")
             if "render" in r:
                 line += f" render={r['render']:.1f}s"
+            if "gc_seconds" in r:
+                line += f" gc={sum(r['gc_seconds']):.1f}s (gen2 {r['gc_runs'][2]}x {r['gc_seconds'][2]:.1f}s)"
+            line += " " + counts_text(r["counts"], n, r["dags"])
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+            cfloor = cpu_floor(r.get("floor", 0.0), r["cpu"], r["lab_cpu"], cores)
+            line += f" cpu_floor={cfloor:.1f}s ((client+lab cpu)/{cores} cores) wall/cpu_floor={r['wall'] / cfloor:.2f}"
+            (lb, la) = r["load"]
+            line += f" load={lb[0]:.1f},{lb[1]:.1f},{lb[2]:.1f}->{la[0]:.1f},{la[1]:.1f},{la[2]:.1f}"
             summary = f"fleet: N={n} cpu/server={cpu_per:.2f}s rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB"
             if base4 is not None:
                 seq = base4 * n / 4

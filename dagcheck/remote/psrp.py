@@ -45,6 +45,7 @@ from dagcheck.remote import diagnosis
 from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
 from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
+from dagcheck.remote.wsman_init import new_wsman
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ class PsrpTransport:
             log.warning("CLEARTEXT to %s: %s (connection.allow_cleartext: true in the inventory)", server.name, cleartext)
             self.cleartext.add(server.name)
         host = parts.hostname or server.fqdn
-        wsman = install(WSMan(
+        wsman = install(new_wsman(
             settings.connect_address or host,
             port=parts.port or (443 if ssl else 80),
             path=parts.path.lstrip("/") or "wsman",

@@ -222,6 +222,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         print(USAGE, end="", file=sys.stdout if args.help else sys.stderr)
         return 0 if args.help else EXIT_USAGE
+    if rest and args.command in ("report", "discover", "doctor"):
+        # These do not hand over to pytest, so nothing would read what is left: `dagcheck report a.json
+        # b.json` rendered a.json alone and said nothing of b.json (issue 27's design note found it).
+        print(f"dagcheck {args.command}: unrecognized arguments: {' '.join(rest)}"
+              + (" (report reads one results file; --previous names the one to compare with)" if args.command == "report" else ""),
+              file=sys.stderr)
+        return EXIT_USAGE
     if args.command == "report":
         return _report(args)
     if args.command in ("discover", "doctor"):

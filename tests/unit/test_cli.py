@@ -90,3 +90,15 @@ def test_a_wheel_install_runs_the_checks_without_a_checkout(tmp_path) -> None:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "PytestAssertRewriteWarning" not in run.stdout
     assert list((work / "reports").glob("summary-adhoc-health-*.html")), "reports go to ./reports where it runs"
+
+
+@pytest.mark.parametrize("argv", [["report", "a.json", "b.json"], ["doctor", "--inventory", "x.yml", "stray"],
+                                  ["discover", "--from", "ex01", "--output", "o.yml", "--bogus"]])
+def test_a_command_that_does_not_hand_over_to_pytest_refuses_what_it_would_ignore(argv, capsys, tmp_path, monkeypatch) -> None:
+    """`dagcheck report a.json b.json` rendered a.json alone and exited 0: the second file was dropped
+    without a word. Nothing is read or written before the refusal."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"dagcheck {argv[0]}: unrecognized arguments: {argv[-1]}" in err
+    assert list(tmp_path.iterdir()) == []

@@ -41,7 +41,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in transition_lines(result):
             terminalreporter.write_line(line)
     states = [s for s in config.stash.get(MAINTENANCE_KEY, {}).values() if s is not None]
-    for line in [s.describe() for s in states] + list(dict.fromkeys(config.stash.get(NOTES_KEY, []))):
+    notes: list[str] = config.stash.get(NOTES_KEY, [])
+    for line in [s.describe() for s in states] + list(dict.fromkeys(notes)):
         terminalreporter.write_line(f"dagcheck: {line}", yellow=True)
     verdict = config.stash.get(VERDICT_KEY, None)
     for line in verdict.blind_lines() if verdict is not None else ():

@@ -11,20 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from dagcheck import drift, locate, safety
-    from dagcheck.inventory import Inventory
-    from dagcheck.maintenance.controller import Controller
-    from dagcheck.maintenance.planned import MaintenanceState
-    from dagcheck.report.mail import EmailSettings
-    from dagcheck.report.results import CheckResult, RunResults
-    from dagcheck.report.waivers import Waivers
-    from dagcheck.rules.builds import Tables
-    from dagcheck.session import DagcheckSession
+from dagcheck import drift, locate, safety
+from dagcheck.inventory import Inventory
+from dagcheck.maintenance.controller import Controller
+from dagcheck.maintenance.planned import MaintenanceState
+from dagcheck.report.mail import EmailSettings
+from dagcheck.report.results import CheckResult, RunResults
+from dagcheck.report.waivers import Waivers
+from dagcheck.rules.builds import Tables
+from dagcheck.session import DagcheckSession
 
 PHASE_MARKERS = {
     "health": "nightly DAG health checks",
@@ -74,23 +73,23 @@ class HtmlTable:
     left_out: set[str] = field(default_factory=set)
 
 
-INVENTORY_KEY = pytest.StashKey["Inventory"]()
-VERDICT_KEY = pytest.StashKey["safety.Verdict"]()
-PROGRESS_KEY = pytest.StashKey["safety.CollectionProgress"]()
-SESSION_KEY = pytest.StashKey["DagcheckSession"]()
-CONTROLLER_KEY = pytest.StashKey["Controller"]()
+INVENTORY_KEY = pytest.StashKey[Inventory]()
+VERDICT_KEY = pytest.StashKey[safety.Verdict]()
+PROGRESS_KEY = pytest.StashKey[safety.CollectionProgress]()
+SESSION_KEY = pytest.StashKey[DagcheckSession]()
+CONTROLLER_KEY = pytest.StashKey[Controller]()
 # Pre-flight failures that close the gate, kept apart from the Controller: the hook that records them
 # must not create the controller (and with it the session, which starts the lab).
 GATE_FAILURES_KEY = pytest.StashKey[list[str]]()
-MAINTENANCE_KEY = pytest.StashKey[dict[str, "MaintenanceState | None"]]()
+MAINTENANCE_KEY = pytest.StashKey[dict[str, MaintenanceState | None]]()
 NOW_KEY = pytest.StashKey[dt.datetime]()
 NOTES_KEY = pytest.StashKey[list[str]]()
-DRIFT_KEY = pytest.StashKey[dict[str, "drift.Drift | drift.BaselineError | str"]]()
+DRIFT_KEY = pytest.StashKey[dict[str, drift.Drift | drift.BaselineError | str]]()
 KEYWORDS_KEY = pytest.StashKey[dict[str, Any]]()
-LOCATED_KEY = pytest.StashKey["locate.Found"]()
-TABLES_KEY = pytest.StashKey["Tables"]()
+LOCATED_KEY = pytest.StashKey[locate.Found]()
+TABLES_KEY = pytest.StashKey[Tables]()
 STALE_KEY = pytest.StashKey[list[str]]()
 RUN_DATE_KEY = pytest.StashKey[dt.date]()
 STATE_KEY = pytest.StashKey[ReportState]()
 HTML_TABLE_KEY = pytest.StashKey[HtmlTable]()
-MAIL_SETTINGS_KEY = pytest.StashKey["EmailSettings | None"]()
+MAIL_SETTINGS_KEY = pytest.StashKey[EmailSettings | None]()

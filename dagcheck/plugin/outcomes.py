@@ -110,9 +110,7 @@ def commands_behind(session: DagcheckSession, source: str, server: str, phase: s
     """The invocations behind a server's copy of a source (a DAG-wide one: the member that was asked)."""
     dag = session.inventory.dag_of(server) if server else None
     asked = session.collector.server_asked(source, server, phase)
-    return session.transcript.matching(
-        asked, describe(source, server, session.inventory.expectations, dag.name if dag else None)
-    )
+    return session.transcript.matching(asked, describe(source, server, session.inventory.expectations, dag.name if dag else None))
 
 
 def waivers_of(config: pytest.Config, state: ReportState) -> Waivers:
@@ -133,7 +131,10 @@ def _commands(config: pytest.Config, state: ReportState, spec: Any, server: str,
     found = state.commands.get(key)
     if not found:  # none yet (a check skipped before its source was fetched): asked again next time
         found = state.commands[key] = sorted(
-            {f"[{i.server}/{i.endpoint.value}] {i.command.render()}" for i in commands_behind(session, spec.source, server, phase)}
+            {
+                f"[{i.server}/{i.endpoint.value}] {i.command.render()}"
+                for i in commands_behind(session, spec.source, server, phase)
+            }
         )
     return list(found)
 

@@ -330,7 +330,8 @@ def _details_html(spec: CheckSpec, props: dict[str, str], commands: list[Any], f
     )
     transcript = "".join(
         f"<li><code>[{html.escape(i.server)}/{i.endpoint.value}] {html.escape(i.command.render())}</code> — "
-        f"{i.outcome}, {i.objects} object(s), {i.duration * 1000:.0f} ms{(': ' + html.escape(i.message)) if i.message else ''}</li>"
+        f"{i.outcome}, {i.objects} object(s), {i.duration * 1000:.0f} ms"
+        f"{(': ' + html.escape(i.message)) if i.message else ''}</li>"
         for i in commands
     )
     return f"<div class='dagcheck'><table>{table}</table><p>Commands behind this verdict:</p><ul>{transcript}</ul></div>"

@@ -27,9 +27,7 @@ def run_phases(config: pytest.Config) -> list[str]:
 def run_kind(config: pytest.Config) -> str:
     """nightly only for the whole live health run over the whole inventory; anything narrower is ad hoc,
     and so is a replay of saved data (yesterday's data must not enter tonight's history)."""
-    whole = all(
-        Path(a.split("::")[0]).resolve() in (ROOT, ROOT / "checks") for a in config.args if not a.startswith("-")
-    )
+    whole = all(Path(a.split("::")[0]).resolve() in (ROOT, ROOT / "checks") for a in config.args if not a.startswith("-"))
     narrowed = (
         config.getoption("keyword")
         or config.getoption("markexpr")

@@ -1,1 +1,1 @@
-pytest_plugins = ["dagcheck.plugin", "dagcheck.gc_tuning"]
+pytest_plugins = ["dagcheck.plugin"]

@@ -72,7 +72,7 @@ class _Transcript:
         self.calls: list[dict[str, Any]] = []
 
     def pytest_sessionfinish(self, session: Any) -> None:
-        from dagcheck.plugin import SESSION_KEY
+        from dagcheck.plugin.keys import SESSION_KEY
 
         dc = session.config.stash.get(SESSION_KEY, None)
         if dc is not None:

@@ -94,7 +94,7 @@ class _Recorder:
         self.result = result
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from dagcheck.plugin import SESSION_KEY
+        from dagcheck.plugin.keys import SESSION_KEY
 
         dc = session.config.stash.get(SESSION_KEY, None)
         if dc is not None:

@@ -160,16 +160,15 @@ def test_planned_maintenance_is_named_in_the_cell_the_summary_the_text_and_the_l
 
 def test_the_unverified_tls_warning_is_in_the_summary_that_is_mailed(monkeypatch) -> None:
     """The terminal and pytest-html named it; the summary file and the mail (text and HTML) did not."""
-    import dagcheck.plugin
-    from dagcheck.report import plugin as report_plugin
+    from dagcheck.plugin import notices as plugin_notices
     from dagcheck.report.results import RunResults
 
-    monkeypatch.setattr(dagcheck.plugin, "_unverified_tls", lambda config: ["mbx1", "mbx2"])
+    monkeypatch.setattr(plugin_notices, "unverified_tls", lambda config: ["mbx1", "mbx2"])
 
     class _Config:
         stash: dict = {}
 
-    notices = report_plugin._notices(_Config())  # type: ignore[arg-type]
+    notices = plugin_notices.run_notices(_Config())  # type: ignore[arg-type]
     said = "TLS certificates were NOT verified for mbx1, mbx2 (connection.verify_tls: false"
     assert any(said in n for n in notices), notices
     results = RunResults({"started": "2026-12-07T01:00:00+00:00", "kind": "nightly", "notices": notices},

@@ -1,4 +1,4 @@
-"""The garbage-collector settings of a check run (dagcheck.gc_tuning, issue 27): raised while the answers
+"""The garbage-collector settings of a check run (dagcheck.plugin.gc_tuning, issue 27): raised while the answers
 come in, the run's heap frozen once the items are built, and the interpreter's own settings back after the
 run (the project's tests run pytest many times in one process)."""
 
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dagcheck import gc_tuning
+from dagcheck.plugin import gc_tuning
 
 
 def _config() -> SimpleNamespace:
@@ -28,7 +28,7 @@ def interpreter_gc():
 
 
 def test_a_check_run_raises_the_threshold_freezes_after_collection_and_restores(monkeypatch, interpreter_gc) -> None:
-    monkeypatch.setattr(gc_tuning, "_runs_checks", lambda config: True)
+    monkeypatch.setattr(gc_tuning, "runs_checks", lambda config: True)
     gc.set_threshold(700, 10, 10)
     config = _config()
     gc_tuning.pytest_configure(config)
@@ -42,7 +42,7 @@ def test_a_check_run_raises_the_threshold_freezes_after_collection_and_restores(
 
 
 def test_other_pytest_runs_keep_the_interpreters_settings(monkeypatch, interpreter_gc) -> None:
-    monkeypatch.setattr(gc_tuning, "_runs_checks", lambda config: False)
+    monkeypatch.setattr(gc_tuning, "runs_checks", lambda config: False)
     gc.set_threshold(700, 10, 10)
     config = _config()
     gc_tuning.pytest_configure(config)
@@ -54,4 +54,4 @@ def test_other_pytest_runs_keep_the_interpreters_settings(monkeypatch, interpret
 
 def test_the_checks_load_the_gc_settings() -> None:
     root = Path(gc_tuning.__file__).resolve().parent.parent
-    assert "dagcheck.gc_tuning" in runpy.run_path(str(root / "conftest.py"))["pytest_plugins"]
+    assert "dagcheck.plugin.gc_tuning" in runpy.run_path(str(root / "conftest.py"))["pytest_plugins"]

@@ -23,20 +23,16 @@ import gc
 
 import pytest
 
+from dagcheck.plugin.scope import runs_checks
+
 # Young collections every 50,000 net allocations instead of 700; the older generations keep their ratios.
 THRESHOLD0 = 50_000
 _SAVED = pytest.StashKey[tuple[int, int, int]]()
 
 
-def _runs_checks(config: pytest.Config) -> bool:
-    from dagcheck.plugin import _runs_checks as runs
-
-    return runs(config)
-
-
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    if not _runs_checks(config):
+    if not runs_checks(config):
         return
     saved = gc.get_threshold()
     config.stash[_SAVED] = saved

@@ -53,5 +53,8 @@ def test_other_pytest_runs_keep_the_interpreters_settings(monkeypatch, interpret
 
 
 def test_the_checks_load_the_gc_settings() -> None:
-    root = Path(gc_tuning.__file__).resolve().parent.parent
-    assert "dagcheck.plugin.gc_tuning" in runpy.run_path(str(root / "conftest.py"))["pytest_plugins"]
+    import dagcheck.plugin
+
+    root = Path(gc_tuning.__file__).resolve().parents[2]
+    assert "dagcheck.plugin" in runpy.run_path(str(root / "conftest.py"))["pytest_plugins"]
+    assert "dagcheck.plugin.gc_tuning" in dagcheck.plugin.pytest_plugins

@@ -202,9 +202,7 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
         progress = safety.CollectionProgress(safety.live_writer(config))
         config.stash[PROGRESS_KEY] = progress
         config.stash[SESSION_KEY].transcript.listeners.append(progress.call)
-        states = getattr(config.stash[SESSION_KEY].transport, "states", None)
-        if states is not None:
-            states.listeners.append(progress.blind)
+        config.stash[SESSION_KEY].transport.states.listeners.append(progress.blind)
     return config.stash[SESSION_KEY]
 
 
@@ -486,7 +484,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     failed = reporter.stats.get("failed", []) if reporter is not None else []
     dc = session.config.stash.get(SESSION_KEY, None)
-    states = getattr(getattr(dc, "transport", None), "states", None)
+    states = dc.transport.states if dc is not None else None
     blind = states.blind() if states is not None else {}
     ctl = session.config.stash.get(CONTROLLER_KEY, None)
     stopped = [r for r in (ctl.results.values() if ctl else ()) if not r.ok]
@@ -521,14 +519,14 @@ class _LastLine:
 
 def _unverified_tls(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION_KEY, None)
-    return sorted(getattr(session.transport, "unverified_tls", ())) if session is not None else []
+    return sorted(session.transport.unverified_tls) if session is not None else []
 
 
 def cleartext_lines(config: pytest.Config) -> list[str]:
     """The servers this run reached in clear (connection.allow_cleartext: true), for the console, the summary
     and the mail (issue 24, item 8)."""
     session = config.stash.get(SESSION_KEY, None)
-    names = sorted(getattr(session.transport, "cleartext", ())) if session is not None else []
+    names = sorted(session.transport.cleartext) if session is not None else []
     return [f"WARNING: credentials and messages went in CLEAR (Basic or unencrypted over http) to {', '.join(names)} "
             "(connection.allow_cleartext: true in the inventory)"] if names else []
 

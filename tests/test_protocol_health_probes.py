@@ -12,9 +12,9 @@ from dagcheck.inventory import Fault, load_inventory
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
-from dagcheck.remote.base import Transcript
+from dagcheck.remote.base import HttpAnswer, Transcript
 from dagcheck.remote.credentials import Credentials
-from dagcheck.remote.https import HttpAnswer, HttpsGetter
+from dagcheck.remote.https import HttpsGetter
 from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.sources import protocol_health as ph
 from tests.conftest import ROOT

@@ -21,7 +21,7 @@ from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Fault
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
-from dagcheck.remote.base import Command, Endpoint
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import lab_data
@@ -228,11 +228,12 @@ def test_no_shell_is_left_open_after_a_run_with_faults(run_checks, monkeypatch) 
     assert left == [0]
 
 
-class _LosesTheAnswer:
+class _LosesTheAnswer(Transport):
     """A transport that loses the answer to one change (as a reboot under it would): the change ran, or
     did not, and the caller only gets OutcomeUnknown."""
 
-    def __init__(self, inner: Any, cmdlet: str, runs: bool) -> None:
+    def __init__(self, inner: Transport, cmdlet: str, runs: bool) -> None:
+        super().__init__(inner.transcript)
         self.inner, self.cmdlet, self.runs, self.fired = inner, cmdlet, runs, False
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
@@ -243,8 +244,11 @@ class _LosesTheAnswer:
             raise OutcomeUnknown(server, command.cmdlet, "connection dropped by the server; it may or may not have run")
         return self.inner.run(server, endpoint, command)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def run_cmd(self, server: str, command_line: str) -> CmdResult:
+        return self.inner.run_cmd(server, command_line)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @pytest.mark.parametrize("ran", [True, False])

@@ -14,28 +14,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
-from dagcheck.errors import CmdletFailed, ConnectionFailed
+from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import Server
-from dagcheck.remote.base import Command, Endpoint, Transcript
+from dagcheck.remote.base import Command, Endpoint, Getter, HttpAnswer, Transcript
 
 MAX_BODY = 4096  # a health page is a few dozen bytes; more is read no further
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    """What one GET gave: the status and the start of the body, or why there was no answer."""
-
-    url: str
-    status: int | None  # None: no HTTP answer at all (refused, reset, TLS failure, timeout)
-    seconds: float
-    body: str
-    error: str | None = None
 
 
 def web_request(url: str) -> Command:
@@ -119,27 +108,24 @@ def _reason(exc: Exception) -> str:
 SAVED_FILE = "health-pages.json"  # per server, in a --save folder: path -> the answer, for --replay
 
 
-class Getter(Protocol):
-    def get(self, path: str) -> HttpAnswer: ...
+class SavingGetter:
+    """Asks live and keeps each answer in the --save folder (dagcheck.remote.replay.SavingTransport.https)."""
 
-
-class _SavingGetter:
-    """Asks live and keeps each answer in the --save folder (dagcheck.remote.replay.SavingTransport)."""
-
-    def __init__(self, live: HttpsGetter, saving: Any, server: str) -> None:
-        self.live, self.saving, self.server = live, saving, server.lower()
+    def __init__(self, live: Getter, write: Callable[[Path, str, str], None], server: str) -> None:
+        self.live, self.write, self.server = live, write, server.lower()
         self._answers: dict[str, dict[str, Any]] = {}
 
     def get(self, path: str) -> HttpAnswer:
         answer = self.live.get(path)
         self._answers[path] = dataclasses.asdict(answer)
-        self.saving._write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True),
-                           "protocol health pages")
+        self.write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True),
+                   "protocol health pages")
         return answer
 
 
-class _ReplayGetter:
-    """Answers from a --save folder's health-pages.json; the transcript records it like a live request."""
+class ReplayGetter:
+    """Answers from a --save folder's health-pages.json (dagcheck.remote.replay.ReplayTransport.https); the
+    transcript records it like a live request."""
 
     def __init__(self, folder: Path, server: str, transcript: Transcript) -> None:
         found = [c for c in folder.iterdir() if c.is_dir() and c.name.lower() == server.lower()] if folder.is_dir() else []
@@ -155,23 +141,3 @@ class _ReplayGetter:
                 raise CmdletFailed(self.server, "Invoke-WebRequest", f"{path} is not in the saved data ({self.path})")
             inv.objects = 1
             return HttpAnswer(**self._answers[path])
-
-
-def getter_for(transport: Any, server: str) -> Getter:
-    """The HTTPS getter for one server, with the settings the transport holds for it (PsrpTransport; a
-    SavingTransport around one also keeps the answers; a ReplayTransport answers from them)."""
-    transcript = getattr(transport, "transcript", None) or Transcript()
-    servers = getattr(transport, "servers", None)
-    if not isinstance(servers, dict):
-        folder = getattr(transport, "folder", None)
-        if folder is None:
-            raise ConnectionFailed(server, "Invoke-WebRequest", "this transport makes no HTTPS request")
-        return _ReplayGetter(Path(folder), server, transcript)
-    if server.lower() not in servers:
-        raise ConnectionFailed(server, "Invoke-WebRequest", "server is not in the inventory")
-    states = getattr(transport, "states", None)
-    blind = states.refusal(server) if states is not None else None
-    if blind is not None:
-        raise ConnectionFailed(server, blind.what, blind.reason)
-    live = HttpsGetter(servers[server.lower()], transcript, unverified=getattr(transport, "unverified_tls", None))
-    return _SavingGetter(live, transport, server) if hasattr(transport, "inner") and hasattr(transport, "_write") else live

@@ -42,9 +42,10 @@ from dagcheck.clixml import from_element_text
 from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
 from dagcheck.remote import diagnosis
-from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, ServerStates, Transcript
+from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, Getter, Transcript, Transport
 from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
+from dagcheck.remote.https import HttpsGetter
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,10 @@ class _Pool:
     send: threading.Lock = field(default_factory=threading.Lock)  # one Command at a time (shared fragmenter)
 
 
-class PsrpTransport:
+class PsrpTransport(Transport):
     """Lazily opens one RunspacePool per (server, endpoint); reused for the whole run; closed at the end."""
+
+    live = True
 
     def __init__(
         self,
@@ -106,8 +109,8 @@ class PsrpTransport:
         backoff: float = 2.0,
         reconnect_delay: float = 5.0,
     ) -> None:
+        super().__init__(transcript)
         self.servers = {k.lower(): v for k, v in servers.items()}
-        self.transcript = transcript or Transcript()
         self._credentials = {k.lower(): v for k, v in (credentials or {}).items()}
         self._pools: dict[tuple[str, Endpoint], _Pool] = {}
         self._connections: dict[tuple[str, Endpoint], WSMan] = {}
@@ -115,28 +118,21 @@ class PsrpTransport:
         # Servers that answered a call in this run: a connection to one that then fails is a restart or a reset
         # (retried once), even on a shell another lane has just discarded or not opened yet.
         self._answered: set[str] = set()
-        self.unverified_tls: set[str] = set()  # reported at the end of the run, on the terminal and in HTML
-        self.cleartext: set[str] = set()  # servers reached in clear (allow_cleartext): console, summary, mail
-        self.left_open: list[str] = []  # shells close() could not confirm closed, by server and ShellId
         self._lock = threading.Lock()
         self.throttle_retries = throttle_retries
         self.backoff = backoff
         self.reconnect_delay = reconnect_delay  # before retrying a read on a server that dropped us mid-run
         self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
-        # --save: called with the CLIXML of each command's output objects as the server sent them
-        self.raw_sink: Callable[[str, Command, list[str]], None] | None = None
         self._lanes: dict[str, threading.BoundedSemaphore] = {}  # concurrent calls per server (see lanes())
-        # Per-run server states (remote.base.ServerStates): unreachable and rejected-credential servers are
-        # not contacted again; one prompt per account (CredentialCache).
-        self.states = ServerStates()
+        # Per-run server states (self.states, remote.base.ServerStates): unreachable and rejected-credential
+        # servers are not contacted again; one prompt per account (CredentialCache).
         # Accounts that have logged on once this run, and the server that proved each (issue 24, item 2).
         self._proven: dict[object, str] = {}
         # The servers that refused each account not yet proven, in order: at most PROOF_LOGONS per run.
         self._refused: dict[object, list[str]] = {}
         self._logon_locks: dict[object, threading.Lock] = {}
         self._verdict_locks: dict[str, threading.Lock] = {}  # one verdict per refusing server
-        # The servers of this run (the session's scope): only they are asked to prove an account.
-        self.scope: set[str] | None = None
+        # The servers of this run (self.scope, the session's scope): only they are asked to prove an account.
         self._credential_cache = CredentialCache()
 
     # ---- connections ----------------------------------------------------------------------
@@ -379,7 +375,7 @@ class PsrpTransport:
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
-                            max_runspaces=self.lanes(server))
+                            max_runspaces=self._budget(server))
         _install_tolerant_serializer(pool)
         try:
             pool.open()
@@ -440,7 +436,28 @@ class PsrpTransport:
         with self._lock:
             return self._open_locks.setdefault(server.name.lower(), threading.Lock())
 
-    def lanes(self, server: Server) -> int:
+    def lanes(self, server: str) -> int:
+        known = self.servers.get(server.lower())
+        return self._budget(known) if known is not None else 1
+
+    def call_bound(self, server: str, is_read: bool) -> float | None:
+        """One operation timeout for a read, CHANGE_TIMEOUT_FACTOR of them for a change (_end_invoke)."""
+        known = self.servers.get(server.lower())
+        if known is None:
+            return None
+        return float(known.connection.operation_timeout * (1 if is_read else CHANGE_TIMEOUT_FACTOR))
+
+    def https(self, server: str) -> Getter:
+        """A GET client with the server's own TLS settings; refused at once for a server found blind."""
+        known = self.servers.get(server.lower())
+        if known is None:
+            raise ConnectionFailed(server, "Invoke-WebRequest", "server is not in the inventory")
+        blind = self.states.refusal(server)
+        if blind is not None:
+            raise ConnectionFailed(server, blind.what, blind.reason)
+        return HttpsGetter(known, self.transcript, unverified=self.unverified_tls)
+
+    def _budget(self, server: Server) -> int:
         """How many calls run on one server at once: connection.max_runspaces, the same per-server budget
         that bounds the shells (a PSRP pool runs that many pipelines side by side). Over HTTP with
         message encryption the NTLM/Kerberos sealing state is sequential, so calls stay one at a time."""
@@ -452,7 +469,7 @@ class PsrpTransport:
         with self._lock:
             lane = self._lanes.get(server.name.lower())
             if lane is None:
-                lane = self._lanes[server.name.lower()] = threading.BoundedSemaphore(self.lanes(server))
+                lane = self._lanes[server.name.lower()] = threading.BoundedSemaphore(self._budget(server))
             return lane
 
     def _open_count(self, name: str) -> int:

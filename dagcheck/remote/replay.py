@@ -28,8 +28,9 @@ from dagcheck import iis
 from dagcheck.clixml import CIPHER, from_clixml_text
 from dagcheck.errors import BadResponse, CmdletFailed, DagcheckError
 from dagcheck.files import FileTooLarge, private_dir, read_bounded, write_private
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript, Transport
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Getter, Transcript, Transport
 from dagcheck.remote.guard import DEFAULT_MAX_RESPONSE_MB, ResponseRefused
+from dagcheck.remote.https import ReplayGetter, SavingGetter
 
 FORMAT = "dagcheck-saved-data"
 VERSION = 1
@@ -71,26 +72,40 @@ def _server_dir(root: Path, server: str) -> Path:
     return root
 
 
-class SavingTransport:
+class SavingTransport(Transport):
     """Passes every call to the real transport and writes what came back under `folder`.
 
-    Objects are written as the CLIXML the server sent when the transport kept it (the `raw` hook of
-    PsrpTransport); otherwise psrpcore serializes the received objects again, which keeps their type
-    names and properties."""
+    Objects are written as the CLIXML the server sent when the transport kept it (its raw_sink, which
+    PsrpTransport calls); otherwise psrpcore serializes the received objects again, which keeps their type
+    names and properties. What the report reads (states, notices, lanes, bounds) is the real transport's."""
 
     def __init__(self, inner: Transport, folder: str | Path, inventory_file: str = "") -> None:
+        super().__init__(inner.transcript)
         self.inner = inner
+        self.live = inner.live
+        self.states = inner.states
+        self.unverified_tls = inner.unverified_tls
+        self.cleartext = inner.cleartext
         self.folder = private_dir(folder)  # owner-only: it holds what the servers answered
         self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
         self._manifest = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
                           "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": {}}
-        if hasattr(inner, "raw_sink"):
-            inner.raw_sink = self._keep_raw  # type: ignore[attr-defined]
+        inner.raw_sink = self._keep_raw
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # unverified_tls and the like belong to the real transport
+    def lanes(self, server: str) -> int:
+        return self.inner.lanes(server)
+
+    def call_bound(self, server: str, is_read: bool) -> float | None:
+        return self.inner.call_bound(server, is_read)
+
+    def https(self, server: str) -> Getter:
+        return SavingGetter(self.inner.https(server), self._write, server)
+
+    def limit_to(self, servers: set[str]) -> None:
+        super().limit_to(servers)
+        self.inner.limit_to(servers)
 
     def _keep_raw(self, server: str, command: Command, xml: list[str]) -> None:
         with self._lock:
@@ -128,6 +143,7 @@ class SavingTransport:
 
     def close(self) -> None:
         self.inner.close()
+        self.left_open = self.inner.left_open
 
 
 def _reduced_application_host(stdout: str, stderr: str) -> tuple[str, str]:
@@ -190,7 +206,7 @@ def _decode(raw: bytes) -> str:
         raise ValueError(f"neither UTF-8 nor UTF-16 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
 
 
-class ReplayTransport:
+class ReplayTransport(Transport):
     """Answers reads from a saved folder; no connection is ever made.
 
     Each file is read as a server's answer is on the live path: under the same size cap, a DTD refused
@@ -199,11 +215,13 @@ class ReplayTransport:
     never followed."""
 
     def __init__(self, folder: str | Path, transcript: Transcript | None = None) -> None:
+        super().__init__(transcript)
         self.folder = check_folder(folder)
         self.root = self.folder.resolve()
-        self.transcript = transcript or Transcript()
-        self.unverified_tls: set[str] = set()
-        self.cleartext: set[str] = set()
+
+    def https(self, server: str) -> Getter:
+        """The health pages' answers saved by --save (health-pages.json), never a request."""
+        return ReplayGetter(self.folder, server, self.transcript)
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:

@@ -27,7 +27,7 @@ from dagcheck.remote import diagnosis
 from dagcheck.remote.guard import ResponseRefused
 
 
-class Kind(str, Enum):
+class Kind(Enum):
     """What happened, as far as the transport's next step is concerned."""
 
     LOGON_REFUSED = "logon refused"  # HTTP 401 after the credentials were sent: judged by the two-logon proof
@@ -114,8 +114,10 @@ def negotiate_reason(exc: BaseException, auth: str) -> str:
     """One line: what failed on our side of Negotiate, and what to do about it."""
     detail = " ".join(str(exc).split())[:400]
     if auth == "kerberos":
-        return (f"Kerberos authentication failed: {detail}. Get a ticket first (kinit user@REALM), and check that "
-                "krb5.conf knows the realm and that the server's SPN HTTP/<fqdn> exists")
+        return (
+            f"Kerberos authentication failed: {detail}. Get a ticket first (kinit user@REALM), and check that "
+            "krb5.conf knows the realm and that the server's SPN HTTP/<fqdn> exists"
+        )
     return f"{auth} authentication failed: {detail}"
 
 
@@ -138,17 +140,24 @@ def _text(exc: BaseException) -> str:
 
 CONNECTION_ROWS: tuple[ConnectionRow, ...] = (
     # A certificate that does not verify is named as TLS, with which part failed and the fix (diagnosis).
-    ConnectionRow("tls", lambda e: diagnosis.tls_failure(e) is not None,
-                  lambda e: diagnosis.tls_failure(e).reason),  # type: ignore[union-attr]
-    ConnectionRow("refused", lambda e: "Connection refused" in _text(e) or "Failed to establish" in _text(e),
-                  lambda e: f"connection refused ({_text(e).split(': ', 1)[-1][:160]})"),
-    ConnectionRow("timeout", lambda e: "Read timed out" in _text(e) or "timed out" in _text(e),
-                  lambda e: f"timed out: {_text(e)[:200]}"),
-    ConnectionRow("dropped", lambda e: any(w in _text(e).lower() for w in ("reset", "aborted"))
-                  or "RemoteDisconnected" in _text(e),
-                  lambda e: f"connection dropped by the server ({_text(e)[:160]})"),
+    ConnectionRow("tls", lambda e: diagnosis.tls_failure(e) is not None, lambda e: diagnosis.tls_failure(e).reason),  # type: ignore[union-attr]
+    ConnectionRow(
+        "refused",
+        lambda e: "Connection refused" in _text(e) or "Failed to establish" in _text(e),
+        lambda e: f"connection refused ({_text(e).split(': ', 1)[-1][:160]})",
+    ),
+    ConnectionRow(
+        "timeout", lambda e: "Read timed out" in _text(e) or "timed out" in _text(e), lambda e: f"timed out: {_text(e)[:200]}"
+    ),
+    ConnectionRow(
+        "dropped",
+        lambda e: any(w in _text(e).lower() for w in ("reset", "aborted")) or "RemoteDisconnected" in _text(e),
+        lambda e: f"connection dropped by the server ({_text(e)[:160]})",
+    ),
     ConnectionRow("other", lambda e: True, lambda e: _text(e)[:300]),
 )
+
+ROWS_BY_NAME = {row.name: row for row in CONNECTION_ROWS}
 
 
 def connection_row(exc: BaseException) -> ConnectionRow:
@@ -175,34 +184,65 @@ def https_reason(exc: BaseException) -> str:
         return f"timed out: {text[:200]}"
     if "refused" in text.lower() or "Failed to establish" in text:
         return f"connection refused ({text[:160]})"
-    row = connection_row(exc)
-    return row.reason(exc) if row.name == "dropped" else f"connection failed: {text[:200]}"
+    dropped = ROWS_BY_NAME["dropped"]
+    return dropped.reason(exc) if dropped.when(exc) else f"connection failed: {text[:200]}"
 
 
 # ---- the table --------------------------------------------------------------------------------------
 
 TABLE: tuple[Row, ...] = (
     Row((AuthenticationError,), Kind.LOGON_REFUSED, ConnectionFailed, lambda e, _: f"{ACCESS_DENIED}: {e}"),
-    Row((WinRMTransportError,), Kind.LOGON_REFUSED, ConnectionFailed,
-        lambda e, _: f"{ACCESS_DENIED}: check the user name and password", when=_http_401),
+    Row(
+        (WinRMTransportError,),
+        Kind.LOGON_REFUSED,
+        ConnectionFailed,
+        lambda e, _: f"{ACCESS_DENIED}: check the user name and password",
+        when=_http_401,
+    ),
     Row((SpnegoError,), Kind.NEGOTIATE, ConnectionFailed, negotiate_reason),
     Row((WinRMTransportError,), Kind.HTTP_ERROR, ConnectionFailed, lambda e, _: str(e)),
-    Row((WSManFaultError,), Kind.SHELL_LOST, ConnectionFailed,
-        lambda e, _: f"the server lost the shell ({_fault_reason(e)})", when=_shell_lost),
-    Row((WSManFaultError,), Kind.THROTTLED, Throttled,
+    Row(
+        (WSManFaultError,),
+        Kind.SHELL_LOST,
+        ConnectionFailed,
+        lambda e, _: f"the server lost the shell ({_fault_reason(e)})",
+        when=_shell_lost,
+    ),
+    Row(
+        (WSManFaultError,),
+        Kind.THROTTLED,
+        Throttled,
         lambda e, _: f"throttled by the server (WSMan fault {_code(e)}): {_fault_reason(e)}",
-        when=lambda e: _code(e) in QUOTA_CODES),
-    Row((WSManFaultError,), Kind.BAD_ANSWER, BadResponse,
-        lambda e, _: "the server answered a SOAP fault with no code and no reason", when=_empty_fault),
-    Row((WSManFaultError,), Kind.WSMAN_FAULT, ConnectionFailed,
-        lambda e, _: f"WSMan fault {getattr(e, 'code', None)}: {_fault_reason(e)[:300]}"),
+        when=lambda e: _code(e) in QUOTA_CODES,
+    ),
+    Row(
+        (WSManFaultError,),
+        Kind.BAD_ANSWER,
+        BadResponse,
+        lambda e, _: "the server answered a SOAP fault with no code and no reason",
+        when=_empty_fault,
+    ),
+    Row(
+        (WSManFaultError,),
+        Kind.WSMAN_FAULT,
+        ConnectionFailed,
+        lambda e, _: f"WSMan fault {getattr(e, 'code', None)}: {_fault_reason(e)[:300]}",
+    ),
     Row((ResponseRefused,), Kind.BAD_ANSWER, BadResponse, lambda e, _: e.reason),  # type: ignore[attr-defined]
-    Row(PARSE_ERRORS, Kind.BAD_ANSWER, BadResponse,
+    Row(
+        PARSE_ERRORS,
+        Kind.BAD_ANSWER,
+        BadResponse,
         lambda e, _: f"the server's answer could not be read ({type(e).__name__}: {str(e)[:160]})",
-        when=lambda e: isinstance(e, ET.ParseError) or raised_in_parser(e)),
+        when=lambda e: isinstance(e, ET.ParseError) or raised_in_parser(e),
+    ),
     Row((requests.exceptions.Timeout,), Kind.TIMEOUT, ConnectionFailed, lambda e, _: connection_reason(e)),
-    Row((requests.exceptions.RequestException, WinRMError, OSError, ssl.SSLError), Kind.CONNECTION,
-        ConnectionFailed, lambda e, _: connection_reason(e)),
+    Row(
+        (requests.exceptions.RequestException, WinRMError, OSError, ssl.SSLError),
+        Kind.CONNECTION,
+        ConnectionFailed,
+        lambda e, _: connection_reason(e),
+    ),
 )
 
 # The types any row catches: what a transport's `except` names (anything else is not the server's doing).
@@ -215,4 +255,3 @@ def classify(exc: BaseException, auth: str = "") -> Failure | None:
         if isinstance(exc, row.catches) and row.when(exc):
             return Failure(row.kind, row.error, row.reason(exc, auth))
     return None
-

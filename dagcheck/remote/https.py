@@ -23,6 +23,7 @@ import requests
 from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import Server
 from dagcheck.remote.base import Command, Endpoint, Getter, HttpAnswer, Transcript
+from dagcheck.remote.failures import https_reason
 
 MAX_BODY = 4096  # a health page is a few dozen bytes; more is read no further
 
@@ -75,8 +76,8 @@ class HttpsGetter:
                     if retry:
                         time.sleep(self.RETRY_AFTER)
                         continue
-                    inv.message = _reason(exc)
-                    return HttpAnswer(url, None, time.perf_counter() - start, "", _reason(exc))
+                    inv.message = https_reason(exc)
+                    return HttpAnswer(url, None, time.perf_counter() - start, "", https_reason(exc))
             raise AssertionError("unreachable")  # the loop returns on its second attempt
 
     def close(self) -> None:
@@ -90,19 +91,6 @@ def _read(response: requests.Response) -> str:
         if len(data) >= MAX_BODY:
             break
     return data[:MAX_BODY].decode(response.encoding or "utf-8", errors="replace")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS failed (the certificate is not trusted by connection.ca_bundle / the system store?): {text[:200]}"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timed out: {text[:200]}"
-    if "refused" in text.lower() or "Failed to establish" in text:
-        return f"connection refused ({text[:160]})"
-    if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
-        return f"connection dropped by the server ({text[:160]})"
-    return f"connection failed: {text[:200]}"
 
 
 SAVED_FILE = "health-pages.json"  # per server, in a --save folder: path -> the answer, for --replay

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -23,27 +22,24 @@ from urllib.parse import urlsplit
 import requests
 from pypsrp.complex_objects import Pipeline, PSInvocationState
 from pypsrp.exceptions import (
-    AuthenticationError,
     InvalidPSRPOperation,
     SerializationError,
     WinRMError,
-    WinRMTransportError,
-    WSManFaultError,
 )
 from pypsrp.powershell import PowerShell, RunspacePool
 from pypsrp.serializer import Serializer
 from pypsrp.shell import CommandState, Process, SignalCode, WinRS
 from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
 from pypsrp.wsman import WSMan, WSManAction
-from spnego.exceptions import SpnegoError
 
 from dagcheck.cleartext import cleartext_problem
 from dagcheck.clixml import from_element_text
-from dagcheck.errors import BadResponse, CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
+from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
-from dagcheck.remote import diagnosis
+from dagcheck.remote import diagnosis, failures
 from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, Getter, Transcript, Transport
 from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
+from dagcheck.remote.failures import Kind
 from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
 from dagcheck.remote.https import HttpsGetter
 
@@ -63,11 +59,6 @@ ERROR_CATEGORIES = {
 # Exchange's throttling errors: the budget/micro-delay exceptions (retry with backoff).
 THROTTLING_MARKERS = ("OverBudgetException", "MicroDelay", "throttling", "ServerBusyException")
 CONFIGURATION = {Endpoint.EXCHANGE: "Microsoft.Exchange", Endpoint.WINDOWS: "Microsoft.PowerShell"}
-# WSManFault codes (wsmerror.h). The shell is gone: Windows answers 0x8033805B with w:InvalidSelectors.
-SHELL_LOST_CODES = frozenset({2150858843})
-# Quotas: MaxShellsPerUser / Exchange's runspace concurrency, concurrent operations, the user load quota,
-# concurrent users. The server refused before running anything: back off and retry.
-QUOTA_CODES = frozenset({2150859173, 2150859174, 2150859175, 2150859179})
 _T = TypeVar("_T")
 MAX_RETRY_AFTER = 60.0
 # Failed logons per account per run before it is withdrawn everywhere: one server may refuse alone (its own
@@ -225,8 +216,9 @@ class PsrpTransport(Transport):
                 try:
                     yield
                 except BaseException as exc:
-                    if _is_refusal(exc):
-                        self._note_refusal(server, account, creds, _refusal_detail(exc))
+                    refusal = _refusal(exc)
+                    if refusal is not None:
+                        self._note_refusal(server, account, creds, refusal)
                     raise
                 with self._lock:
                     self._proven.setdefault(account, server.name)
@@ -341,7 +333,7 @@ class PsrpTransport(Transport):
                 continue
             except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
                 self._discard(candidate, Endpoint.EXCHANGE)
-                self._unreachable(candidate, "connect", _connection_reason(exc))
+                self._unreachable(candidate, "connect", failures.connection_reason(exc))
             except Exception as exc:  # noqa: BLE001 - whatever else stopped that logon, it proves nothing
                 self._discard(candidate, Endpoint.EXCHANGE)
                 log.info("%s could not prove the credentials: %s: %s", candidate.name, type(exc).__name__, exc)
@@ -367,11 +359,12 @@ class PsrpTransport(Transport):
         try:
             with self._first_logon(server):
                 return open_()
-        except (AuthenticationError, WinRMTransportError) as exc:
-            if not _is_refusal(exc):
+        except failures.CAUGHT as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
                 raise
             self._discard(server, endpoint)
-            raise self._rejected(server, "connect", _refusal_detail(exc)) from None
+            raise self._rejected(server, "connect", refusal) from None
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
         pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
@@ -581,29 +574,9 @@ class PsrpTransport(Transport):
             entry.pool.pipelines.pop(ps.id, None)
             with self._lock:
                 self._answered.add(server.name.lower())
-        except AuthenticationError as exc:
-            self._discard(server, endpoint)
-            raise self._rejected(server, command.cmdlet, str(exc)) from None
-        except SpnegoError as exc:  # the client side of Kerberos/NTLM failed: no ticket, no SPN, ...
-            self._discard(server, endpoint)
-            raise ConnectionFailed(server.name, command.cmdlet, _negotiate_reason(server, exc)) from None
-        except WinRMTransportError as exc:
-            self._discard(server, endpoint)
-            if exc.code == 401:
-                raise self._rejected(server, command.cmdlet, "access denied (HTTP 401): check the user name and "
-                                     "password") from None
-            raise ConnectionFailed(server.name, command.cmdlet, str(exc)) from None
-        except WSManFaultError as exc:
-            raise self._fault(server, endpoint, command.cmdlet, exc, sent) from None
-        except (ResponseRefused, *PARSE_ERRORS) as exc:
-            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
-        except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
-            timed_out = isinstance(exc, requests.exceptions.Timeout)
-            self._discard(server, endpoint, close=not timed_out and not established)
-            if established and not timed_out:  # the server was there a moment ago: a restart, a reset
-                # Dropped with the Command on its way: the server may have started it before it went.
-                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise self._unreachable(server, command.cmdlet, _connection_reason(exc)) from None
+        except failures.CAUGHT as exc:
+            raise self._failure(server, endpoint, command.cmdlet, exc, sent=sent, requested=requested,
+                                established=established) from None
         finally:
             if entry is not None:
                 with self._lock:
@@ -615,19 +588,9 @@ class PsrpTransport(Transport):
             self.raw_sink(server.name, command, raw)  # type: ignore[arg-type]
         try:
             return [_parse_output(o) for o in output]
-        except (ResponseRefused, *PARSE_ERRORS) as exc:
-            raise self._bad_response(server, endpoint, command.cmdlet, exc) from None
-
-    def _bad_response(self, server: Server, endpoint: Endpoint, what: str, exc: Exception) -> Exception:
-        """An answer refused at the boundary or that broke parsing: this server's failure, never the run's.
-        An exception of ours (not raised inside the WSMan/PSRP/XML code) is a bug and is not disguised."""
-        if not isinstance(exc, (ResponseRefused, ET.ParseError)) and not _raised_in_parser(exc):
-            raise exc
-        self._discard(server, endpoint)  # whatever state that connection is in, it is not trusted again
-        if isinstance(exc, ResponseRefused):
-            return BadResponse(server.name, what, exc.reason)
-        return BadResponse(server.name, what, f"the server's answer could not be read ({type(exc).__name__}: "
-                           f"{str(exc)[:160]})")
+        except (ResponseRefused, *failures.PARSE_ERRORS) as exc:
+            raise self._failure(server, endpoint, command.cmdlet, exc, sent=True, requested=True,
+                                established=True) from None
 
     def _use_pool(self, server: Server, endpoint: Endpoint) -> _Pool:
         """The server's pool for the endpoint, counted as in use (so that _make_room leaves it open)."""
@@ -663,19 +626,37 @@ class PsrpTransport(Transport):
             ps.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
         return ps.output
 
-    def _fault(self, server: Server, endpoint: Endpoint, what: str, exc: WSManFaultError, sent: bool) -> Exception:
-        """What a WSMan fault means for the run: throttled, a lost shell, or a failure."""
-        code = int(exc.code) if str(exc.code or "").isdigit() else 0
-        if code in SHELL_LOST_CODES or "InvalidSelectors" in str(exc.code or ""):
+    def _failure(self, server: Server, endpoint: Endpoint, what: str, exc: Exception, *, sent: bool,
+                 requested: bool, established: bool) -> Exception:
+        """What a library's exception means for the run (dagcheck.remote.failures names it): a refused logon
+        judged by the proof rule, a lost shell or connection retried by _with_retries, throttling backed off, a
+        hung or unreachable server given up for the run, or a failure of this call. sent: the Command was
+        answered; requested: the Command request went out; established: the server answered before. An
+        exception no row names is not the server's doing and is raised as it is."""
+        failure = failures.classify(exc, server.connection.auth)
+        if failure is None:
+            raise exc
+        if failure.kind is Kind.LOGON_REFUSED:
+            self._discard(server, endpoint)
+            return self._rejected(server, what, failure.reason)
+        if failure.kind is Kind.SHELL_LOST:
             self._discard(server, endpoint, close=False)  # the server no longer has it
             # Refused at Command: the pipeline was never created. Lost while receiving: it may have run.
-            return _ShellLost(f"the server lost the shell ({exc.reason.strip()})", may_have_run=sent)
-        if code in QUOTA_CODES:  # refused at Create (nothing was opened) or at Command (the pool is fine)
-            return Throttled(server.name, what, f"throttled by the server (WSMan fault {code}): {exc.reason.strip()}")
+            return _ShellLost(failure.reason, may_have_run=sent)
+        if failure.kind is Kind.THROTTLED:  # refused at Create (nothing was opened) or at Command (the pool is fine)
+            return failure.raised(server.name, what)
+        if failure.kind is Kind.TIMEOUT:
+            self._discard(server, endpoint, close=False)
+            return self._unreachable(server, what, failure.reason)
+        if failure.kind is Kind.CONNECTION:
+            self._discard(server, endpoint, close=not established)
+            if established:  # the server was there a moment ago: a restart, a reset
+                # Dropped with the Command on its way: the server may have started it before it went.
+                return _ShellLost(failure.reason, may_have_run=requested, connection=True)
+            return self._unreachable(server, what, failure.reason)
+        # Our side of Negotiate, an HTTP error, another fault, a bad answer: that connection is not trusted again.
         self._discard(server, endpoint)
-        if exc.code is None and not exc.reason:  # a SOAP Fault without Code or Reason: say so, not "None: None"
-            return BadResponse(server.name, what, "the server answered a SOAP fault with no code and no reason")
-        return ConnectionFailed(server.name, what, f"WSMan fault {exc.code}: {str(exc.reason or '').strip()[:300]}")
+        return failure.raised(server.name, what)
 
     def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
         """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
@@ -723,28 +704,9 @@ class PsrpTransport(Transport):
                 with self._lock:
                     self._answered.add(server.name.lower())
                 process.signal(SignalCode.TERMINATE)
-        except AuthenticationError as exc:
-            self._discard(server, Endpoint.WINDOWS)
-            raise self._rejected(server, command_line, str(exc)) from None
-        except SpnegoError as exc:
-            self._discard(server, Endpoint.WINDOWS)
-            raise ConnectionFailed(server.name, command_line, _negotiate_reason(server, exc)) from None
-        except WinRMTransportError as exc:
-            self._discard(server, Endpoint.WINDOWS)
-            if exc.code == 401:
-                raise self._rejected(server, command_line, "access denied (HTTP 401): check the user name and "
-                                     "password") from None
-            raise ConnectionFailed(server.name, command_line, str(exc)) from None
-        except WSManFaultError as exc:
-            raise self._fault(server, Endpoint.WINDOWS, command_line, exc, sent) from None
-        except (ResponseRefused, *PARSE_ERRORS) as exc:
-            raise self._bad_response(server, Endpoint.WINDOWS, command_line, exc) from None
-        except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
-            timed_out = isinstance(exc, requests.exceptions.Timeout)
-            self._discard(server, Endpoint.WINDOWS, close=not timed_out and not established)
-            if established and not timed_out:
-                raise _ShellLost(_connection_reason(exc), may_have_run=requested, connection=True) from None
-            raise self._unreachable(server, command_line, _connection_reason(exc)) from None
+        except failures.CAUGHT as exc:
+            raise self._failure(server, Endpoint.WINDOWS, command_line, exc, sent=sent, requested=requested,
+                                established=established) from None
         return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
                          process.stderr.decode("utf-8", "replace"))
 
@@ -842,15 +804,10 @@ def _counts_logons(settings: Any, creds: Credentials) -> bool:
     return settings.auth not in ("kerberos", "certificate") and creds.password is not None
 
 
-def _is_refusal(exc: BaseException) -> bool:
-    """The server refused the logon (HTTP 401 after the credentials were sent)."""
-    return isinstance(exc, AuthenticationError) or (isinstance(exc, WinRMTransportError) and exc.code == 401)
-
-
-def _refusal_detail(exc: BaseException) -> str:
-    if isinstance(exc, WinRMTransportError):
-        return "access denied (HTTP 401): check the user name and password"
-    return f"access denied (HTTP 401): {exc}"
+def _refusal(exc: BaseException) -> str | None:
+    """The server refused the logon (HTTP 401 after the credentials were sent): its wording, else None."""
+    failure = failures.classify(exc)
+    return failure.reason if failure is not None and failure.kind is Kind.LOGON_REFUSED else None
 
 
 def _receive_once(wsman: WSMan) -> None:
@@ -994,48 +951,9 @@ def _install_tolerant_serializer(pool: RunspacePool) -> None:
     pool._fragmenter.serializer = serializer
 
 
-# What a malformed answer raises from inside pypsrp, psrpcore or xml.etree (beside ET.ParseError).
-PARSE_ERRORS = (ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError, struct.error)
-_PARSER_PATHS = ("pypsrp", "psrpcore", "xml", "base64", "encodings", "struct", "dagcheck/clixml")
-
-
-def _raised_in_parser(exc: BaseException) -> bool:
-    """Whether the innermost frame of the traceback is in the WSMan/PSRP/XML decoding code."""
-    tb = exc.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename.replace("\\", "/")
-    return any(f"/{part}" in filename for part in _PARSER_PATHS)
-
-
 def _parse_output(value: Any) -> Any:
     xml = getattr(value, "_xml", None)
     return from_element_text(xml) if xml else value
-
-
-def _negotiate_reason(server: Server, exc: SpnegoError) -> str:
-    """One line: what failed on our side of Negotiate, and what to do about it."""
-    detail = " ".join(str(exc).split())[:400]
-    if server.connection.auth == "kerberos":
-        return (f"Kerberos authentication failed: {detail}. Get a ticket first (kinit user@REALM), and check that "
-                "krb5.conf knows the realm and that the server's SPN HTTP/<fqdn> exists")
-    return f"{server.connection.auth} authentication failed: {detail}"
-
-
-def _connection_reason(exc: Exception) -> str:
-    tls = diagnosis.tls_failure(exc)
-    if tls is not None:
-        return tls.reason
-    text = str(exc)
-    if "Connection refused" in text or "Failed to establish" in text:
-        return f"connection refused ({text.split(': ', 1)[-1][:160]})"
-    if "Read timed out" in text or "timed out" in text:
-        return f"timed out: {text[:200]}"
-    if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
-        return f"connection dropped by the server ({text[:160]})"
-    return text[:300]
 
 
 def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:

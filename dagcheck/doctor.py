@@ -33,7 +33,8 @@ from dagcheck.model import prop
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.diagnosis import classify
-from dagcheck.remote.psrp import CONFIGURATION, PsrpTransport
+from dagcheck.remote.psrp import PsrpTransport
+from dagcheck.remote.psrp_shells import CONFIGURATION
 from dagcheck.sources import exchange_servers
 
 LAYERS = ("name", "tcp", "tls", "auth", "session", "rbac", "windows")

@@ -322,7 +322,7 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
     import logging
     import signal
 
-    from dagcheck.remote import psrp
+    from dagcheck.remote import psrp_shells
 
     _, org, server = lab
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": 30}))
@@ -353,7 +353,7 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
 
     threading.Thread(target=second_ctrl_c, daemon=True).start()
     try:
-        with caplog.at_level(logging.WARNING, logger="dagcheck.remote.psrp"):
+        with caplog.at_level(logging.WARNING, logger="dagcheck.remote.psrp_shells"):
             try:
                 transport.close()  # the second Ctrl-C ends the wait (it comes as the stuck Delete starts)
             except KeyboardInterrupt:
@@ -371,4 +371,4 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
         assert [(s.server_name, s.shell_id) for s in server.open_shells()] == [("mbx2", stuck_id)]
     finally:
         release.set()
-    assert psrp.CLOSE_SECONDS <= 10  # without a second Ctrl-C, close() gives up waiting within seconds
+    assert psrp_shells.CLOSE_SECONDS <= 10  # without a second Ctrl-C, close() gives up waiting within seconds

@@ -79,7 +79,7 @@ class Row:
 
 def _code(exc: BaseException) -> int:
     code = getattr(exc, "code", None)
-    return int(code) if str(code or "").isdigit() else 0
+    return int(str(code)) if str(code or "").isdigit() else 0
 
 
 def _http_401(exc: BaseException) -> bool:

@@ -9,7 +9,7 @@ Three guards, installed on each pypsrp WSMan connection (install()):
   SOAP envelope and in each PSRP message inside it (refuse_dtd, called by dagcheck.clixml and the serializer);
 - an HTTP error (other than 401, which pypsrp's auth handles) whose body is not a SOAP fault is reported as its
   status and a short, printable summary of the body, instead of pypsrp's "WSMan fault None: None".
-Every refusal raises ResponseRefused; dagcheck.remote.psrp turns it (and any parse error) into BadResponse.
+Every refusal raises ResponseRefused; dagcheck.remote.failures maps it (and any parse error) to BadResponse.
 """
 
 from __future__ import annotations

@@ -9,85 +9,43 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
-import threading
 import time
-import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-import requests
-from pypsrp.complex_objects import Pipeline, PSInvocationState
-from pypsrp.exceptions import (
-    InvalidPSRPOperation,
-    SerializationError,
-    WinRMError,
-)
-from pypsrp.powershell import PowerShell, RunspacePool
-from pypsrp.serializer import Serializer
-from pypsrp.shell import CommandState, Process, SignalCode, WinRS
-from pypsrp.wsman import NAMESPACES as WSMAN_NAMESPACES
-from pypsrp.wsman import WSMan, WSManAction
+from pypsrp.complex_objects import PSInvocationState
+from pypsrp.powershell import PowerShell
+from pypsrp.shell import CommandState, Process, SignalCode
+from pypsrp.wsman import WSMan
 
 from dagcheck.cleartext import cleartext_problem
-from dagcheck.clixml import from_element_text
-from dagcheck.errors import CmdletFailed, ConnectionFailed, OutcomeUnknown, Throttled
+from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.inventory import Server
-from dagcheck.remote import diagnosis, failures
-from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, Getter, Transcript, Transport
-from dagcheck.remote.credentials import CredentialCache, Credentials, account_key
+from dagcheck.remote import failures
+from dagcheck.remote.base import Blind, CmdResult, Command, Endpoint, Getter, Transcript
+from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.failures import Kind
-from dagcheck.remote.guard import ResponseRefused, install, refuse_dtd
+from dagcheck.remote.guard import ResponseRefused, install
 from dagcheck.remote.https import HttpsGetter
+from dagcheck.remote.psrp_logon import PsrpLogons
+from dagcheck.remote.psrp_shells import MAX_RETRY_AFTER, _Pool
+from dagcheck.remote.psrp_wire import _cmdlet_error, _parse_output, _receive_once
 
 log = logging.getLogger(__name__)
 
-# ErrorCategory integers (System.Management.Automation.ErrorCategory) for the names in messages.
-ERROR_CATEGORIES = {
-    0: "NotSpecified", 1: "OpenError", 2: "CloseError", 3: "DeviceError", 4: "DeadlockDetected",
-    5: "InvalidArgument", 6: "InvalidData", 7: "InvalidOperation", 8: "InvalidResult", 9: "InvalidType",
-    10: "MetadataError", 11: "NotImplemented", 12: "NotInstalled", 13: "ObjectNotFound",
-    14: "OperationStopped", 15: "OperationTimeout", 16: "SyntaxError", 17: "ParserError",
-    18: "PermissionDenied", 19: "ResourceBusy", 20: "ResourceExists", 21: "ResourceUnavailable",
-    22: "ReadError", 23: "WriteError", 24: "FromStdErr", 25: "SecurityError", 26: "ProtocolError",
-    27: "ConnectionError", 28: "AuthenticationError", 29: "LimitsExceeded", 30: "QuotaExceeded",
-    31: "NotEnabled",
-}
-# Exchange's throttling errors: the budget/micro-delay exceptions (retry with backoff).
-THROTTLING_MARKERS = ("OverBudgetException", "MicroDelay", "throttling", "ServerBusyException")
-CONFIGURATION = {Endpoint.EXCHANGE: "Microsoft.Exchange", Endpoint.WINDOWS: "Microsoft.PowerShell"}
 _T = TypeVar("_T")
-MAX_RETRY_AFTER = 60.0
-# Failed logons per account per run before it is withdrawn everywhere: one server may refuse alone (its own
-# authentication broken), so a refusal is proven on a second server first (issue 24, item 2).
-PROOF_LOGONS = 2
-# Servers tried for that proof that could not tell (unreachable) before the account is given up.
-PROOF_CANDIDATES = 3
-# How long close() waits for the shells' Deletes, sent side by side, before naming those left open.
-CLOSE_SECONDS = 5.0
 _RETRY_AFTER = re.compile(r"will not be approved for at least (\d+) milliseconds")
-# Exchange's runspace budget (PowerShellMaxRunspaces per PowerShellMaxRunspacesTimePeriod): "Fail to create
-# [a] runspace because you have exceeded your budget to create runspace. Please wait for N seconds."
-_BUDGET_REFUSAL = re.compile(r"exceeded your budget to create runspace\.\s*Please wait for (\d+) seconds?", re.IGNORECASE)
 # A change may legitimately run longer than one long poll (Move-ActiveMailboxDatabase of a large database
 # takes minutes): it is bounded by this many operation timeouts. guessed: 4 (240 s at the default 60 s).
 CHANGE_TIMEOUT_FACTOR = 4
 
 
-@dataclass
-class _Pool:
-    pool: RunspacePool
-    lock: threading.Lock  # taken only to close the pool, and only while no pipeline uses it
-    active: int = 0  # pipelines running on it now (guarded by the transport's lock)
-    closed: bool = False
-    send: threading.Lock = field(default_factory=threading.Lock)  # one Command at a time (shared fragmenter)
+class PsrpTransport(PsrpLogons):
+    """Lazily opens one RunspacePool per (server, endpoint); reused for the whole run; closed at the end.
 
-
-class PsrpTransport(Transport):
-    """Lazily opens one RunspacePool per (server, endpoint); reused for the whole run; closed at the end."""
+    The shells (pools, lanes, close) are PsrpShells' (dagcheck.remote.psrp_shells), the logon proof and the
+    per-server verdicts PsrpLogons' (dagcheck.remote.psrp_logon); this class connects and runs commands."""
 
     live = True
 
@@ -100,33 +58,12 @@ class PsrpTransport(Transport):
         backoff: float = 2.0,
         reconnect_delay: float = 5.0,
     ) -> None:
-        super().__init__(transcript)
-        self.servers = {k.lower(): v for k, v in servers.items()}
-        self._credentials = {k.lower(): v for k, v in (credentials or {}).items()}
-        self._pools: dict[tuple[str, Endpoint], _Pool] = {}
-        self._connections: dict[tuple[str, Endpoint], WSMan] = {}
-        self._cmd_shells: dict[str, tuple[WinRS, threading.Lock]] = {}
+        super().__init__(servers, transcript, credentials, throttle_retries)
         # Servers that answered a call in this run: a connection to one that then fails is a restart or a reset
         # (retried once), even on a shell another lane has just discarded or not opened yet.
         self._answered: set[str] = set()
-        self._lock = threading.Lock()
-        self.throttle_retries = throttle_retries
         self.backoff = backoff
         self.reconnect_delay = reconnect_delay  # before retrying a read on a server that dropped us mid-run
-        self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
-        self._lanes: dict[str, threading.BoundedSemaphore] = {}  # concurrent calls per server (see lanes())
-        # Per-run server states (self.states, remote.base.ServerStates): unreachable and rejected-credential
-        # servers are not contacted again; one prompt per account (CredentialCache).
-        # Accounts that have logged on once this run, and the server that proved each (issue 24, item 2).
-        self._proven: dict[object, str] = {}
-        # The servers that refused each account not yet proven, in order: at most PROOF_LOGONS per run.
-        self._refused: dict[object, list[str]] = {}
-        self._logon_locks: dict[object, threading.Lock] = {}
-        self._verdict_locks: dict[str, threading.Lock] = {}  # one verdict per refusing server
-        # The servers of this run (self.scope, the session's scope): only they are asked to prove an account.
-        self._credential_cache = CredentialCache()
-
-    # ---- connections ----------------------------------------------------------------------
 
     def _server(self, name: str) -> Server:
         try:
@@ -163,7 +100,8 @@ class PsrpTransport(Transport):
             password=creds.password,
             certificate_pem=creds.certificate_pem,  # paths of the PEM files (pypsrp reads them)
             certificate_key_pem=creds.certificate_key_pem,
-            cert_validation=(settings.ca_bundle or True) if settings.verify_tls else False,
+            # pypsrp annotates a bool, but passes a CA bundle's path on to requests' verify as it is
+            cert_validation=(settings.ca_bundle or True) if settings.verify_tls else False,  # type: ignore[arg-type]
             encryption=settings.encryption,
             operation_timeout=settings.operation_timeout,
             read_timeout=settings.read_timeout,
@@ -177,261 +115,6 @@ class PsrpTransport(Transport):
         _receive_once(wsman)
         with self._lock:
             return self._connections.setdefault(key, wsman)
-
-    def _creds(self, server: Server) -> Credentials:
-        return self._credentials.get(server.name.lower()) or self._credential_cache.resolve(server.name, server.connection)
-
-    def _account(self, server: Server) -> object | None:
-        """The account key of a server's logons, or None while its credentials are not resolved yet (a
-        resolution is never triggered here: that could prompt)."""
-        creds = self._credentials.get(server.name.lower()) or self._credential_cache.peek(server.connection)
-        return account_key(server.connection, creds) if creds is not None else None
-
-    @contextmanager
-    def _first_logon(self, server: Server) -> Iterator[None]:
-        """Until an account has logged on once, its logons go one at a time (across servers and threads), so
-        that a wrong password is rejected at most PROOF_LOGONS times, not once per server opened in parallel.
-        A refusal is noted under the account's lock (_note_refusal), before the next logon may start. Once
-        one logon has succeeded the account is proven and opens run in parallel again. Kerberos and
-        certificates have no password to get wrong here: not serialised (_counts_logons). The cost of a hung
-        first server: the others wait for its one timeout."""
-        creds = self._creds(server)
-        if not _counts_logons(server.connection, creds):
-            yield
-            return
-        account = account_key(server.connection, creds)
-        with self._lock:
-            if account in self._proven:
-                lock = None
-            else:
-                lock = self._logon_locks.setdefault(account, threading.Lock())
-        if lock is None:
-            yield
-            return
-        with lock:
-            with self._lock:
-                proven = account in self._proven
-            if not proven:
-                self._refuse_if_blind(server, "connect")  # withdrawn while this one waited: not tried again
-                try:
-                    yield
-                except BaseException as exc:
-                    refusal = _refusal(exc)
-                    if refusal is not None:
-                        self._note_refusal(server, account, creds, refusal)
-                    raise
-                with self._lock:
-                    self._proven.setdefault(account, server.name)
-                return
-        # Proven while this one waited: it opens beside the others, not holding the lock. (It used to open
-        # inside it, so every server queued behind the first logon opened one after another: 2 s a runspace
-        # made 40 servers' opens take 80 s.)
-        yield
-
-    def _note_refusal(self, server: Server, account: object, creds: Credentials, detail: str) -> None:
-        """A server refused an account not yet proven (called under the account's logon lock). The second
-        refusal withdraws the account at once, before the lock lets another logon start."""
-        with self._lock:
-            refused = self._refused.setdefault(account, [])
-            if server.name not in refused:
-                refused.append(server.name)
-            servers = list(refused)
-        if len(servers) >= PROOF_LOGONS:
-            self._withdraw(server, "connect", account, creds, detail, servers)
-
-    def _withdraw(self, server: Server, what: str, account: object, creds: Credentials, detail: str,
-                  servers: list[str]) -> Blind:
-        """The account is not used again this run, on any server: refused by `servers` and proven nowhere."""
-        who = creds.username or "the account"
-        where = " and ".join(servers)
-        if len(servers) >= PROOF_LOGONS:
-            why = (f"refused by {len(servers)} servers, so the user name or password is wrong (or the account is "
-                   "locked out or disabled)")
-        else:
-            why = "no other server of this run could confirm them"
-        reason = (f"authentication failed for {who} on {where}: {detail}; {why}: these credentials are not used "
-                  f"again this run, on any server (a lockout policy counts every failed logon; dagcheck stops at "
-                  f"{PROOF_LOGONS} per account)")
-        return self.states.mark(Blind(server.name, "authentication", what, reason), account=account)
-
-    def _refuse_if_blind(self, server: Server, what: str) -> None:
-        """Once a server is unreachable, or its credentials were rejected (here or elsewhere), nothing more is
-        sent to it this run: every later call fails at once with the one reason."""
-        blind = self.states.refusal(server.name, self._account(server))
-        if blind is not None:
-            raise ConnectionFailed(server.name, blind.what, blind.reason)
-
-    def _unreachable(self, server: Server, what: str, reason: str) -> ConnectionFailed:
-        # A certificate that does not verify is named as TLS, with its fix (dagcheck.remote.diagnosis), not "unreachable".
-        kind = "tls" if reason.startswith(diagnosis.TLS_PREFIX) else "unreachable"
-        blind = self.states.mark(Blind(server.name, kind, what,
-                                       f"{reason}; {server.name} is treated as unreachable for the rest of this run "
-                                       "(nothing more is sent to it)"))
-        return ConnectionFailed(server.name, blind.what, blind.reason)
-
-    def _rejected(self, server: Server, what: str, detail: str) -> ConnectionFailed:
-        """A server refused our credentials. Whether that is the account's fault or the server's is decided
-        here, once per server (issue 24, item 2): a wrong password is refused everywhere, a server whose own
-        authentication is broken (an Extended Protection / channel-binding mismatch after a CU, a vdir whose
-        authentication was reset) refuses alone. So before an account is withdrawn it is proven on one other
-        server of the run: at most PROOF_LOGONS failed logons per account. A server that refuses a proven
-        account fails only itself. A Kerberos ticket or a client certificate refused by one server is that
-        server's failure (item 11): no password was wrong and no lockout counter moved."""
-        creds = self._creds(server)
-        who = creds.username or "the Kerberos/certificate identity"
-        if not _counts_logons(server.connection, creds):
-            blind = self.states.mark(Blind(server.name, "authentication", what,
-                                           f"authentication failed for {who} on {server.name}: {detail}; only this "
-                                           f"server is affected ({server.connection.auth}: no password was refused and "
-                                           "no lockout counter moved; the other servers are still tried)"))
-            return ConnectionFailed(server.name, blind.what, blind.reason)
-        account = account_key(server.connection, creds)
-        with self._verdict_lock(server):
-            decided = self.states.refusal(server.name)  # another lane of this server found out first
-            if decided is None:
-                decided = self._verdict(server, what, detail, account, creds)
-        return ConnectionFailed(server.name, decided.what, decided.reason)
-
-    def _verdict(self, server: Server, what: str, detail: str, account: object, creds: Credentials) -> Blind:
-        with self._lock:
-            undecided = account not in self._proven
-        if undecided and self.states.refusal(server.name, account) is None:
-            self._prove_elsewhere(server, account)
-        with self._lock:
-            proven_on = self._proven.get(account)
-            refused = list(self._refused.get(account, ()))
-        if proven_on is not None:
-            who = creds.username or "the account"
-            return self.states.mark(Blind(
-                server.name, "authentication", what,
-                f"this server refused a credential that works elsewhere: {who} logged on to {proven_on}, but "
-                f"{server.name} answered {detail}. Only {server.name} is affected: check its own authentication "
-                "(Extended Protection / channel binding after a CU, the PowerShell virtual directory's "
-                "authentication methods, the account's rights on this server)"))
-        withdrawn = self.states.refusal(server.name, account)  # marks this server with the account's reason
-        if withdrawn is not None:
-            return withdrawn
-        return self._withdraw(server, what, account, creds, detail, refused or [server.name])
-
-    def _prove_elsewhere(self, refusing: Server, account: object) -> None:
-        """Log the account on to another server of the run (its pool is kept for that server's own calls),
-        until one accepts it (proven), a second refuses it (withdrawn, by _note_refusal), or PROOF_CANDIDATES
-        servers could not tell (unreachable: marked so, as their own first call would have found)."""
-        tried = 0
-        for candidate in self._proof_candidates(refusing, account):
-            with self._lock:
-                if account in self._proven or len(self._refused.get(account, ())) >= PROOF_LOGONS:
-                    return
-            if tried >= PROOF_CANDIDATES:
-                return
-            tried += 1
-            log.info("%s refused the credentials; proving them on %s", refusing.name, candidate.name)
-            try:
-                self._pool(candidate, Endpoint.EXCHANGE)
-                return
-            except ConnectionFailed:  # refused (noted), blind, or the account withdrawn meanwhile
-                continue
-            except (requests.exceptions.RequestException, WinRMError, OSError) as exc:
-                self._discard(candidate, Endpoint.EXCHANGE)
-                self._unreachable(candidate, "connect", failures.connection_reason(exc))
-            except Exception as exc:  # noqa: BLE001 - whatever else stopped that logon, it proves nothing
-                self._discard(candidate, Endpoint.EXCHANGE)
-                log.info("%s could not prove the credentials: %s: %s", candidate.name, type(exc).__name__, exc)
-
-    def _proof_candidates(self, refusing: Server, account: object) -> list[Server]:
-        """The run's other servers that log on with the same account and are not known to be blind."""
-        out = []
-        for name, server in self.servers.items():
-            if name == refusing.name.lower() or (self.scope is not None and name not in self.scope):
-                continue
-            if self._account(server) != account or self.states.refusal(server.name) is not None:
-                continue
-            out.append(server)
-        return out
-
-    def _verdict_lock(self, server: Server) -> threading.Lock:
-        with self._lock:
-            return self._verdict_locks.setdefault(server.name.lower(), threading.Lock())
-
-    def _logon(self, server: Server, endpoint: Endpoint, open_: Callable[[], _T]) -> _T:
-        """Open a shell (the logon); a refusal is judged at once (_rejected), still under the server's open
-        lock, so that its other lanes find the verdict instead of logging on again."""
-        try:
-            with self._first_logon(server):
-                return open_()
-        except failures.CAUGHT as exc:
-            refusal = _refusal(exc)
-            if refusal is None:
-                raise
-            self._discard(server, endpoint)
-            raise self._rejected(server, "connect", refusal) from None
-
-    def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
-        pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
-                            max_runspaces=self._budget(server))
-        _install_tolerant_serializer(pool)
-        try:
-            pool.open()
-        except BaseException:
-            # Create may have succeeded before the open failed: never leave that shell on the server.
-            _close_quietly(pool.shell)
-            raise
-        return _Pool(pool, threading.Lock())
-
-    def _pool(self, server: Server, endpoint: Endpoint) -> _Pool:
-        key = (server.name.lower(), endpoint)
-        with self._lock:
-            existing = self._pools.get(key)
-        if existing is not None:
-            return existing
-        with self._opening(server):
-            self._refuse_if_blind(server, "connect")  # another thread may have found it hung meanwhile
-            with self._lock:
-                if key in self._pools:
-                    return self._pools[key]
-            self._make_room(server, key)
-            opened = self._open_within_budget(server, endpoint)
-            with self._lock:
-                self._pools[key] = opened
-                return opened
-
-    def _open_within_budget(self, server: Server, endpoint: Endpoint) -> _Pool:
-        """Open the pool; if Exchange refuses it over the user's runspace budget ("... exceeded your budget to
-        create runspace. Please wait for N seconds.", a Broken RunspacePool state, not a WSMan fault), wait the
-        N seconds it names and open again, within the transport's throttling budget (throttle_retries waits,
-        each at most MAX_RETRY_AFTER). The server's other calls wait behind its open lock meanwhile, so the
-        refusal is not provoked again by each of them. Beyond that budget the server is throttled out for the
-        run, with the server's own words as the reason; it is never called unreachable (it answered)."""
-        waits = 0
-        while True:
-            try:
-                return self._logon(server, endpoint, lambda: self._open(server, endpoint))
-            except InvalidPSRPOperation as exc:
-                wait = _budget_wait(str(exc))
-                if wait is None:
-                    raise
-                message = _budget_message(str(exc))
-                if wait > MAX_RETRY_AFTER or waits >= self.throttle_retries:
-                    why = (f"it asks for {wait:g} s, over the {MAX_RETRY_AFTER:g} s dagcheck waits for a throttled "
-                           "server" if wait > MAX_RETRY_AFTER else
-                           f"still refused after {waits} wait(s) (the transport's {self.throttle_retries} retries)")
-                    blind = self.states.mark(Blind(
-                        server.name, "throttled", "connect",
-                        f"Exchange refused to create a runspace (its runspace budget, PowerShellMaxRunspaces in "
-                        f"the user's throttling policy): {message}; {why}; nothing more is sent to {server.name} "
-                        "this run"))
-                    raise Throttled(server.name, "connect", blind.reason) from None
-                waits += 1
-                log.info("%s: %s; waiting %g s before opening again", server.name, message, wait)
-                time.sleep(wait)
-
-    def _opening(self, server: Server) -> threading.Lock:
-        with self._lock:
-            return self._open_locks.setdefault(server.name.lower(), threading.Lock())
-
-    def lanes(self, server: str) -> int:
-        known = self.servers.get(server.lower())
-        return self._budget(known) if known is not None else 1
 
     def call_bound(self, server: str, is_read: bool) -> float | None:
         """One operation timeout for a read, CHANGE_TIMEOUT_FACTOR of them for a change (_end_invoke)."""
@@ -449,70 +132,6 @@ class PsrpTransport(Transport):
         if blind is not None:
             raise ConnectionFailed(server, blind.what, blind.reason)
         return HttpsGetter(known, self.transcript, unverified=self.unverified_tls)
-
-    def _budget(self, server: Server) -> int:
-        """How many calls run on one server at once: connection.max_runspaces, the same per-server budget
-        that bounds the shells (a PSRP pool runs that many pipelines side by side). Over HTTP with
-        message encryption the NTLM/Kerberos sealing state is sequential, so calls stay one at a time."""
-        if server.exchange_uri().startswith("http://") and server.connection.encryption != "never":
-            return 1
-        return max(1, server.connection.max_runspaces)
-
-    def _lane(self, server: Server) -> threading.BoundedSemaphore:
-        with self._lock:
-            lane = self._lanes.get(server.name.lower())
-            if lane is None:
-                lane = self._lanes[server.name.lower()] = threading.BoundedSemaphore(self._budget(server))
-            return lane
-
-    def _open_count(self, name: str) -> int:
-        with self._lock:
-            return sum(1 for s, _ in self._pools if s == name) + (1 if name in self._cmd_shells else 0)
-
-    def _make_room(self, server: Server, key: tuple[str, Endpoint] | str) -> None:
-        """Keep within the server's budget (connection.max_runspaces): close an idle shell of ours before
-        opening another; if all are busy, wait for one to be free. Caller holds the server's open lock."""
-        name = server.name.lower()
-        budget = max(1, server.connection.max_runspaces)
-        deadline = time.monotonic() + server.connection.operation_timeout
-        while self._open_count(name) >= budget:
-            victim = self._idle_shell(name, key)
-            if victim is not None:
-                victim()
-                continue
-            if time.monotonic() > deadline:
-                raise Throttled(server.name, "connect", f"dagcheck's budget of {budget} shell(s) on this server "
-                                "(connection.max_runspaces) stayed busy")
-            time.sleep(0.05)
-
-    def _idle_shell(self, name: str, keep: tuple[str, Endpoint] | str) -> Callable[[], None] | None:
-        """A closer for one of the server's shells that no command is using (its lock taken), or None."""
-        with self._lock:
-            for pkey, entry in list(self._pools.items()):
-                if pkey[0] == name and pkey != keep and entry.active == 0 and entry.lock.acquire(blocking=False):
-                    entry.closed = True
-                    del self._pools[pkey]
-                    return _closer(entry.pool, entry.lock)
-            cmd = self._cmd_shells.get(name)
-            if cmd is not None and keep != name and cmd[1].acquire(blocking=False):
-                del self._cmd_shells[name]
-                return _closer(cmd[0], cmd[1])
-        return None
-
-    def _discard(self, server: Server, endpoint: Endpoint, close: bool = True) -> None:
-        """Forget a broken pool (or WinRS shell). Unless the server has already lost it (close=False), it is
-        closed first: a fault we recover from must not leave a shell behind to eat into the user's quota."""
-        with self._lock:
-            entry = self._pools.pop((server.name.lower(), endpoint), None)
-            self._connections.pop((server.name.lower(), endpoint), None)
-            cmd = self._cmd_shells.pop(server.name.lower(), None) if endpoint is Endpoint.WINDOWS else None
-        if close:
-            if entry is not None:
-                _close_quietly(entry.pool)
-            if cmd is not None:
-                _close_quietly(cmd[0])
-
-    # ---- commands --------------------------------------------------------------------------
 
     def run(self, server_name: str, endpoint: Endpoint, command: Command) -> list[Any]:
         server = self._server(server_name)
@@ -626,7 +245,7 @@ class PsrpTransport(Transport):
             ps.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
         return ps.output
 
-    def _failure(self, server: Server, endpoint: Endpoint, what: str, exc: Exception, *, sent: bool,
+    def _failure(self, server: Server, endpoint: Endpoint, what: str, exc: BaseException, *, sent: bool,
                  requested: bool, established: bool) -> Exception:
         """What a library's exception means for the run (dagcheck.remote.failures names it): a refused logon
         judged by the proof rule, a lost shell or connection retried by _with_retries, throttling backed off, a
@@ -657,26 +276,6 @@ class PsrpTransport(Transport):
         # Our side of Negotiate, an HTTP error, another fault, a bad answer: that connection is not trusted again.
         self._discard(server, endpoint)
         return failure.raised(server.name, what)
-
-    def _cmd_shell(self, server: Server) -> tuple[WinRS, threading.Lock]:
-        """One WinRS cmd shell per server, opened on first use and reused (fewer round trips)."""
-        key = server.name.lower()
-        with self._lock:
-            if key in self._cmd_shells:
-                return self._cmd_shells[key]
-        with self._opening(server):
-            with self._lock:
-                if key in self._cmd_shells:
-                    return self._cmd_shells[key]
-            self._make_room(server, key)
-            shell = WinRS(self._wsman(server, Endpoint.WINDOWS))
-            try:
-                self._logon(server, Endpoint.WINDOWS, shell.open)
-            except BaseException:
-                _close_quietly(shell)
-                raise
-            with self._lock:
-                return self._cmd_shells.setdefault(key, (shell, threading.Lock()))
 
     def run_cmd(self, server_name: str, command_line: str) -> CmdResult:
         """Run a Windows command line in a WinRS cmd shell over the server's Windows endpoint. The host
@@ -728,102 +327,6 @@ class PsrpTransport(Transport):
                                         "(connection.operation_timeout); the command was terminated")
             process.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
 
-    def open_shells(self) -> int:
-        """How many shells this transport holds open now (pools and WinRS shells)."""
-        with self._lock:
-            return len(self._pools) + len(self._cmd_shells)
-
-    def close(self, deadline: float | None = None) -> None:
-        """Close every shell this transport opened (also after faults and on Ctrl-C: the session closes the
-        transport in pytest_unconfigure, which runs after a KeyboardInterrupt too). The shells it could not
-        confirm closed are kept in self.left_open, each named with its server and ShellId (issue 24, item 14).
-
-        The Deletes go out side by side (one thread per connection), and close() waits for them at most
-        `deadline` seconds (CLOSE_SECONDS): one server that does not answer its Delete no longer holds up
-        the others, one after another. A second Ctrl-C while waiting stops the wait, not the Deletes already
-        sent; either way every shell not confirmed closed is named (warning log and self.left_open), so
-        that an administrator can remove it (Remove-PSSession, or winrm delete on the ShellId) instead of
-        it eating into the account's quota until the server's IdleTimeout."""
-        with self._lock:
-            jobs: list[tuple[str, Any]] = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
-                    for (name, endpoint), entry in self._pools.items()]
-            jobs += [(f"{name} winrs shell {_shell_id(shell)}", shell) for name, (shell, _) in self._cmd_shells.items()]
-            self._pools.clear()
-            self._cmd_shells.clear()
-            self._connections.clear()
-        self.left_open = []
-        if not jobs:
-            return
-        closed: dict[str, threading.Event] = {what: threading.Event() for what, _ in jobs}
-        wake, interrupted = threading.Event(), threading.Event()
-        # One thread per WSMan connection, its shells closed one after another on it: a sealed (NTLM/Kerberos
-        # over HTTP) connection's security context numbers its messages in order and cannot take two at once.
-        by_connection: dict[int, list[tuple[str, Any]]] = {}
-        for what, closable in jobs:
-            by_connection.setdefault(id(_wsman_of(closable)), []).append((what, closable))
-        pending = [len(by_connection)]
-
-        def close_group(group: list[tuple[str, Any]]) -> None:
-            try:
-                for what, closable in group:
-                    if _close_checked(closable):
-                        closed[what].set()
-            finally:
-                with self._lock:
-                    pending[0] -= 1
-                    if pending[0] == 0:
-                        wake.set()
-
-        def on_sigint(signum: int, frame: Any) -> None:  # Ctrl-C again: stop waiting, wherever it lands
-            interrupted.set()
-            wake.set()
-
-        limit = CLOSE_SECONDS if deadline is None else deadline
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, on_sigint)
-        try:
-            for i, group in enumerate(by_connection.values()):
-                threading.Thread(target=close_group, args=(group,), name=f"dagcheck-close-{i}", daemon=True).start()
-            wake.wait(limit)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
-        left = [what for what, event in closed.items() if not event.is_set()]
-        if left:
-            why = "interrupted again while closing" if interrupted.is_set() else f"no answer within {limit:g} s"
-            log.warning("%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
-                        "with Remove-PSSession or winrm delete on the ShellId)", why, len(left), "; ".join(left))
-        self.left_open = left
-
-
-def _counts_logons(settings: Any, creds: Credentials) -> bool:
-    """Whether a refused logon may be a wrong password that a lockout policy counts: a password was sent
-    (Basic, NTLM, Negotiate with a password). A Kerberos ticket or a client certificate refused by a server
-    says nothing about the account's password and moves no lockout counter."""
-    return settings.auth not in ("kerberos", "certificate") and creds.password is not None
-
-
-def _refusal(exc: BaseException) -> str | None:
-    """The server refused the logon (HTTP 401 after the credentials were sent): its wording, else None."""
-    failure = failures.classify(exc)
-    return failure.reason if failure is not None and failure.kind is Kind.LOGON_REFUSED else None
-
-
-def _receive_once(wsman: WSMan) -> None:
-    """pypsrp resends a Receive up to 5 times after an HTTP read timeout, sleeping 2 to 62 s in between: a
-    server that stopped answering in the middle of a command would be asked six times over two minutes or
-    more. dagcheck's own deadline decides instead (_end_invoke, _end_process): one Receive, one HTTP
-    timeout, and the server counts as hung for the rest of the run."""
-
-    def receive(resource_uri: str, resource: ET.Element, option_set: Any = None, selector_set: Any = None,
-                timeout: int | None = None) -> ET.Element:
-        res = wsman.invoke(WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout,
-                           retries_on_read_timeout=0)
-        return res.find("s:Body", namespaces=WSMAN_NAMESPACES)  # type: ignore[return-value]
-
-    wsman.receive = receive  # type: ignore[method-assign]
-
 
 class _ShellLost(Exception):
     """The server no longer has our shell (expired, recycled, rebooted) or dropped an established connection."""
@@ -833,133 +336,6 @@ class _ShellLost(Exception):
         self.reason, self.may_have_run, self.connection = reason, may_have_run, connection
 
 
-def _budget_wait(text: str) -> float | None:
-    """The seconds Exchange's runspace budget refusal asks to wait, or None if the text is not that refusal."""
-    match = _BUDGET_REFUSAL.search(text)
-    return float(match.group(1)) if match else None
-
-
-def _budget_message(text: str) -> str:
-    """The refusal as Exchange words it (pypsrp prefixes "Received a broken RunspacePoolState message: ")."""
-    return " ".join(text.split("message: ", 1)[-1].split())[:300]
-
-
 def _retry_after(reason: str) -> float:
     match = _RETRY_AFTER.search(reason)
     return int(match.group(1)) / 1000 if match else 0.0
-
-
-def _wsman_of(closable: Any) -> Any:
-    """The WSMan connection a RunspacePool (through its shell) or a WinRS shell talks over."""
-    shell = getattr(closable, "shell", closable)
-    return getattr(shell, "wsman", None) or closable
-
-
-def _shell_id(shell: Any) -> str:
-    return str(getattr(shell, "id", None) or "(not created)")
-
-
-def _close_checked(closable: Any) -> bool:
-    """Close; whether the server confirmed it (a failure is logged, never raised: the verdicts are made)."""
-    try:
-        closable.close()
-        return True
-    except Exception as exc:
-        log.debug("closing %s failed: %s", type(closable).__name__, exc)
-        return False
-
-
-def _closer(closable: Any, lock: threading.Lock) -> Callable[[], None]:
-    def close() -> None:
-        try:
-            _close_quietly(closable)
-        finally:
-            lock.release()
-
-    return close
-
-
-def _close_quietly(closable: Any) -> None:
-    """Closing is best effort: the run's verdicts are already made, and a dead server has nothing to close."""
-    try:
-        closable.close()
-    except Exception as exc:
-        log.debug("closing %s failed: %s", type(closable).__name__, exc)
-
-
-class RawClixml:
-    """An output object pypsrp 0.9 could not deserialize; psrpcore reads its XML instead."""
-
-    def __init__(self, xml: str) -> None:
-        self._xml = xml
-
-
-class _TolerantSerializer(Serializer):
-    """pypsrp 0.9 cannot read generic List`1/MultiValuedProperty contents, and then fails on a later
-    <TNRef> to a type first named inside such a list (Get-DatabaseAvailabilityGroup -Status does this:
-    ADObjectIds in Servers, then PrimaryActiveManager). Output objects are therefore never deserialized
-    by pypsrp: a PIPELINE_OUTPUT (the only message pypsrp hands over as a bare string without metadata)
-    is kept as raw XML for psrpcore, which parses it once (dagcheck.clixml). Protocol messages (state,
-    error records) still go through pypsrp, one at a time: its serializer keeps per-call state, and the
-    pipelines of one pool are received side by side."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._serial = threading.RLock()
-
-    def deserialize(self, element: Any, metadata: Any = None, clear: bool = True) -> Any:
-        if isinstance(element, str):
-            refuse_dtd(element, "a PSRP message from the server")  # before pypsrp's ET.fromstring
-        if metadata is None and clear and isinstance(element, str):
-            return RawClixml(element)
-        with self._serial:
-            try:
-                return super().deserialize(element, metadata, clear)
-            except (KeyError, SerializationError, AttributeError, TypeError, ValueError):
-                if not clear or not isinstance(element, str):
-                    raise
-                return RawClixml(element)
-
-    def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
-        with self._serial:
-            return super().serialize(value, metadata, parent, clear)
-
-
-_deep_statements = Pipeline._get_statements
-
-
-def _one_statement(self: Pipeline) -> list[list[Any]]:
-    """pypsrp 0.9's Pipeline._get_statements deep-copies every command each time the CreatePipeline
-    message is serialized (twice per message): 40 % of the 4.5 ms that serializing one message costs, and
-    a third of the client's collection CPU at 300 servers went to these messages. dagcheck's pipelines are
-    one statement (a cmdlet, perhaps `| ForEach-Object -MemberName`) and each PowerShell object is invoked
-    once, so the commands need no copy: the bytes sent are the same (tests/test_pipeline_message.py). A pipeline
-    of several statements keeps pypsrp's own copies."""
-    if any(command.end_of_statement for command in self.commands[:-1]):
-        return _deep_statements(self)
-    self.commands[-1].end_of_statement = True
-    return [list(self.commands)]
-
-
-Pipeline._get_statements = _one_statement
-
-
-def _install_tolerant_serializer(pool: RunspacePool) -> None:
-    # Private attributes of pypsrp 0.9 (pinned <1 in pyproject): the pool's serializer and fragmenter.
-    serializer = _TolerantSerializer()
-    pool._serializer = serializer
-    pool._fragmenter.serializer = serializer
-
-
-def _parse_output(value: Any) -> Any:
-    xml = getattr(value, "_xml", None)
-    return from_element_text(xml) if xml else value
-
-
-def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
-    message = str(record) or getattr(record, "message", "") or "error"
-    category = ERROR_CATEGORIES.get(getattr(record, "category", 0) or 0, "NotSpecified")
-    error_id = getattr(record, "fq_error", "") or ""
-    if any(marker.lower() in (message + error_id).lower() for marker in THROTTLING_MARKERS):
-        return Throttled(server, cmdlet, message, category, error_id)
-    return CmdletFailed(server, cmdlet, message, category, error_id)

@@ -90,7 +90,7 @@ class SavingTransport(Transport):
         self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
-        self._manifest = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
+        self._manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
                           "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": {}}
         inner.raw_sink = self._keep_raw
 

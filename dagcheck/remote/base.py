@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from dagcheck.errors import ConnectionFailed, Throttled
 
 
-class Endpoint(str, Enum):
+class Endpoint(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of a member
     EXCHANGE = "exchange"  # https://<fqdn>/PowerShell, configuration Microsoft.Exchange
     WINDOWS = "windows"  # https://<fqdn>:5986/wsman, default configuration
     WINRS = "winrs"  # the same /wsman, a cmd shell: Windows command lines (reg.exe, sc.exe, fsutil)
@@ -105,8 +105,9 @@ class Transcript:
         try:
             yield inv
         except Exception as exc:
-            inv.outcome = ("throttled" if isinstance(exc, Throttled)
-                           else "unreachable" if isinstance(exc, ConnectionFailed) else "error")
+            inv.outcome = (
+                "throttled" if isinstance(exc, Throttled) else "unreachable" if isinstance(exc, ConnectionFailed) else "error"
+            )
             inv.message = str(exc)
             raise
         else:

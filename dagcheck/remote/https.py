@@ -42,8 +42,9 @@ def base_uri(server: Server) -> str:
 class HttpsGetter:
     """GETs against one server's front end; one requests.Session (its TLS settings) per server."""
 
-    def __init__(self, server: Server, transcript: Transcript, timeout: float | None = None,
-                 unverified: set[str] | None = None) -> None:
+    def __init__(
+        self, server: Server, transcript: Transcript, timeout: float | None = None, unverified: set[str] | None = None
+    ) -> None:
         self.server = server
         self.transcript = transcript
         settings = server.connection
@@ -65,14 +66,18 @@ class HttpsGetter:
             start = time.perf_counter()
             for attempt in (1, 2):
                 try:
-                    with self._session.get(url, verify=self.verify, timeout=self.timeout, allow_redirects=False,
-                                           stream=True) as response:
+                    with self._session.get(
+                        url, verify=self.verify, timeout=self.timeout, allow_redirects=False, stream=True
+                    ) as response:
                         body = _read(response)
                         inv.objects = 1
                         return HttpAnswer(url, response.status_code, time.perf_counter() - start, body)
                 except requests.RequestException as exc:
-                    retry = (attempt == 1 and isinstance(exc, requests.ConnectionError)
-                             and not isinstance(exc, (requests.exceptions.SSLError, requests.Timeout)))
+                    retry = (
+                        attempt == 1
+                        and isinstance(exc, requests.ConnectionError)
+                        and not isinstance(exc, (requests.exceptions.SSLError, requests.Timeout))
+                    )
                     if retry:
                         time.sleep(self.RETRY_AFTER)
                         continue
@@ -106,8 +111,7 @@ class SavingGetter:
     def get(self, path: str) -> HttpAnswer:
         answer = self.live.get(path)
         self._answers[path] = dataclasses.asdict(answer)
-        self.write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True),
-                   "protocol health pages")
+        self.write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True), "protocol health pages")
         return answer
 
 

@@ -90,28 +90,31 @@ class PsrpTransport(PsrpLogons):
             log.warning("CLEARTEXT to %s: %s (connection.allow_cleartext: true in the inventory)", server.name, cleartext)
             self.cleartext.add(server.name)
         host = parts.hostname or server.fqdn
-        wsman = install(WSMan(
-            settings.connect_address or host,
-            port=parts.port or (443 if ssl else 80),
-            path=parts.path.lstrip("/") or "wsman",
-            ssl=ssl,
-            auth=settings.auth,
-            username=creds.username,
-            password=creds.password,
-            certificate_pem=creds.certificate_pem,  # paths of the PEM files (pypsrp reads them)
-            certificate_key_pem=creds.certificate_key_pem,
-            # pypsrp annotates a bool, but passes a CA bundle's path on to requests' verify as it is
-            cert_validation=(settings.ca_bundle or True) if settings.verify_tls else False,  # type: ignore[arg-type]
-            encryption=settings.encryption,
-            operation_timeout=settings.operation_timeout,
-            read_timeout=settings.read_timeout,
-            connection_timeout=min(30, settings.read_timeout),
-            reconnection_retries=0,
-            # Kerberos asks for HTTP/<host> (the SPN WinRM registers), for the URI's host even when the
-            # connection goes to another address; pypsrp's default would be host/<connect address>.
-            negotiate_service="HTTP",
-            negotiate_hostname_override=host,
-        ), settings.max_response_mb)  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
+        wsman = install(
+            WSMan(
+                settings.connect_address or host,
+                port=parts.port or (443 if ssl else 80),
+                path=parts.path.lstrip("/") or "wsman",
+                ssl=ssl,
+                auth=settings.auth,
+                username=creds.username,
+                password=creds.password,
+                certificate_pem=creds.certificate_pem,  # paths of the PEM files (pypsrp reads them)
+                certificate_key_pem=creds.certificate_key_pem,
+                # pypsrp annotates a bool, but passes a CA bundle's path on to requests' verify as it is
+                cert_validation=(settings.ca_bundle or True) if settings.verify_tls else False,  # type: ignore[arg-type]
+                encryption=settings.encryption,
+                operation_timeout=settings.operation_timeout,
+                read_timeout=settings.read_timeout,
+                connection_timeout=min(30, settings.read_timeout),
+                reconnection_retries=0,
+                # Kerberos asks for HTTP/<host> (the SPN WinRM registers), for the URI's host even when the
+                # connection goes to another address; pypsrp's default would be host/<connect address>.
+                negotiate_service="HTTP",
+                negotiate_hostname_override=host,
+            ),
+            settings.max_response_mb,
+        )  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
         _receive_once(wsman)
         with self._lock:
             return self._connections.setdefault(key, wsman)
@@ -137,8 +140,9 @@ class PsrpTransport(PsrpLogons):
         server = self._server(server_name)
         self._refuse_if_blind(server, command.cmdlet)
         with self._lane(server), self.transcript.record(server.name, endpoint, command) as inv:
-            result = self._with_retries(server, command.cmdlet, command.is_read,
-                                        lambda: self._run_once(server, endpoint, command))
+            result = self._with_retries(
+                server, command.cmdlet, command.is_read, lambda: self._run_once(server, endpoint, command)
+            )
             inv.objects = len(result)
             return result
 
@@ -160,8 +164,11 @@ class PsrpTransport(PsrpLogons):
                 throttled += 1
             except _ShellLost as lost:
                 if lost.may_have_run and not is_read:
-                    raise OutcomeUnknown(server.name, what, f"{lost.reason}; it may or may not have run: verify "
-                                         "by reading before doing anything else") from None
+                    raise OutcomeUnknown(
+                        server.name,
+                        what,
+                        f"{lost.reason}; it may or may not have run: verify by reading before doing anything else",
+                    ) from None
                 if reopened:
                     raise ConnectionFailed(server.name, what, f"{lost.reason} (again after reopening)") from None
                 reopened = True
@@ -194,8 +201,9 @@ class PsrpTransport(PsrpLogons):
             with self._lock:
                 self._answered.add(server.name.lower())
         except failures.CAUGHT as exc:
-            raise self._failure(server, endpoint, command.cmdlet, exc, sent=sent, requested=requested,
-                                established=established) from None
+            raise self._failure(
+                server, endpoint, command.cmdlet, exc, sent=sent, requested=requested, established=established
+            ) from None
         finally:
             if entry is not None:
                 with self._lock:
@@ -208,8 +216,7 @@ class PsrpTransport(PsrpLogons):
         try:
             return [_parse_output(o) for o in output]
         except (ResponseRefused, *failures.PARSE_ERRORS) as exc:
-            raise self._failure(server, endpoint, command.cmdlet, exc, sent=True, requested=True,
-                                established=True) from None
+            raise self._failure(server, endpoint, command.cmdlet, exc, sent=True, requested=True, established=True) from None
 
     def _use_pool(self, server: Server, endpoint: Endpoint) -> _Pool:
         """The server's pool for the endpoint, counted as in use (so that _make_room leaves it open)."""
@@ -239,14 +246,18 @@ class PsrpTransport(PsrpLogons):
                 what = "connection.operation_timeout" + ("" if command.is_read else f" x {CHANGE_TIMEOUT_FACTOR} for a change")
                 reason = f"timed out: no answer to {command.cmdlet} within {bound} s ({what}); the pipeline was stopped"
                 if not command.is_read:
-                    raise OutcomeUnknown(server.name, command.cmdlet, f"{reason}; it may or may not have run: verify "
-                                         "by reading before doing anything else")
+                    raise OutcomeUnknown(
+                        server.name,
+                        command.cmdlet,
+                        f"{reason}; it may or may not have run: verify by reading before doing anything else",
+                    )
                 raise self._unreachable(server, command.cmdlet, reason)
             ps.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
         return ps.output
 
-    def _failure(self, server: Server, endpoint: Endpoint, what: str, exc: BaseException, *, sent: bool,
-                 requested: bool, established: bool) -> Exception:
+    def _failure(
+        self, server: Server, endpoint: Endpoint, what: str, exc: BaseException, *, sent: bool, requested: bool, established: bool
+    ) -> Exception:
         """What a library's exception means for the run (dagcheck.remote.failures names it): a refused logon
         judged by the proof rule, a lost shell or connection retried by _with_retries, throttling backed off, a
         hung or unreachable server given up for the run, or a failure of this call. sent: the Command was
@@ -304,10 +315,10 @@ class PsrpTransport(PsrpLogons):
                     self._answered.add(server.name.lower())
                 process.signal(SignalCode.TERMINATE)
         except failures.CAUGHT as exc:
-            raise self._failure(server, Endpoint.WINDOWS, command_line, exc, sent=sent, requested=requested,
-                                established=established) from None
-        return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"),
-                         process.stderr.decode("utf-8", "replace"))
+            raise self._failure(
+                server, Endpoint.WINDOWS, command_line, exc, sent=sent, requested=requested, established=established
+            ) from None
+        return CmdResult(process.rc or 0, process.stdout.decode("utf-8", "replace"), process.stderr.decode("utf-8", "replace"))
 
     def _end_process(self, server: Server, process: Process, command_line: str) -> None:
         """pypsrp's Process.end_invoke with the deadline of a PSRP read (_end_invoke): its Receive long-polls
@@ -323,8 +334,12 @@ class PsrpTransport(PsrpLogons):
                     process.signal(SignalCode.TERMINATE)
                 except Exception as exc:  # stopping is best effort: the verdict is made
                     log.debug("terminating %r on %s failed: %s", command_line, server.name, exc)
-                raise self._unreachable(server, command_line, f"timed out: {command_line} did not finish within {op} s "
-                                        "(connection.operation_timeout); the command was terminated")
+                raise self._unreachable(
+                    server,
+                    command_line,
+                    f"timed out: {command_line} did not finish within {op} s "
+                    "(connection.operation_timeout); the command was terminated",
+                )
             process.poll_invoke(timeout=max(1, min(op, int(left + 0.999))))
 
 

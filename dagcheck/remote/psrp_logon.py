@@ -36,8 +36,13 @@ PROOF_CANDIDATES = 3
 class PsrpLogons(PsrpShells):
     """The logon half of PsrpTransport: credentials, the proof of an account, and the per-server verdicts."""
 
-    def __init__(self, servers: dict[str, Server], transcript: Transcript | None,
-                 credentials: dict[str, Credentials] | None, throttle_retries: int) -> None:
+    def __init__(
+        self,
+        servers: dict[str, Server],
+        transcript: Transcript | None,
+        credentials: dict[str, Credentials] | None,
+        throttle_retries: int,
+    ) -> None:
         super().__init__(servers, transcript, throttle_retries)
         self._credentials = {k.lower(): v for k, v in (credentials or {}).items()}
         # Per-run server states (self.states, remote.base.ServerStates): unreachable and rejected-credential
@@ -112,19 +117,22 @@ class PsrpLogons(PsrpShells):
         if len(servers) >= PROOF_LOGONS:
             self._withdraw(server, "connect", account, creds, detail, servers)
 
-    def _withdraw(self, server: Server, what: str, account: object, creds: Credentials, detail: str,
-                  servers: list[str]) -> Blind:
+    def _withdraw(self, server: Server, what: str, account: object, creds: Credentials, detail: str, servers: list[str]) -> Blind:
         """The account is not used again this run, on any server: refused by `servers` and proven nowhere."""
         who = creds.username or "the account"
         where = " and ".join(servers)
         if len(servers) >= PROOF_LOGONS:
-            why = (f"refused by {len(servers)} servers, so the user name or password is wrong (or the account is "
-                   "locked out or disabled)")
+            why = (
+                f"refused by {len(servers)} servers, so the user name or password is wrong (or the account is "
+                "locked out or disabled)"
+            )
         else:
             why = "no other server of this run could confirm them"
-        reason = (f"authentication failed for {who} on {where}: {detail}; {why}: these credentials are not used "
-                  f"again this run, on any server (a lockout policy counts every failed logon; dagcheck stops at "
-                  f"{PROOF_LOGONS} per account)")
+        reason = (
+            f"authentication failed for {who} on {where}: {detail}; {why}: these credentials are not used "
+            f"again this run, on any server (a lockout policy counts every failed logon; dagcheck stops at "
+            f"{PROOF_LOGONS} per account)"
+        )
         return self.states.mark(Blind(server.name, "authentication", what, reason), account=account)
 
     def _refuse_if_blind(self, server: Server, what: str) -> None:
@@ -137,9 +145,14 @@ class PsrpLogons(PsrpShells):
     def _unreachable(self, server: Server, what: str, reason: str) -> ConnectionFailed:
         # A certificate that does not verify is named as TLS, with its fix (dagcheck.remote.diagnosis), not "unreachable".
         kind = "tls" if reason.startswith(diagnosis.TLS_PREFIX) else "unreachable"
-        blind = self.states.mark(Blind(server.name, kind, what,
-                                       f"{reason}; {server.name} is treated as unreachable for the rest of this run "
-                                       "(nothing more is sent to it)"))
+        blind = self.states.mark(
+            Blind(
+                server.name,
+                kind,
+                what,
+                f"{reason}; {server.name} is treated as unreachable for the rest of this run (nothing more is sent to it)",
+            )
+        )
         return ConnectionFailed(server.name, blind.what, blind.reason)
 
     def _rejected(self, server: Server, what: str, detail: str) -> ConnectionFailed:
@@ -153,10 +166,16 @@ class PsrpLogons(PsrpShells):
         creds = self._creds(server)
         who = creds.username or "the Kerberos/certificate identity"
         if not _counts_logons(server.connection, creds):
-            blind = self.states.mark(Blind(server.name, "authentication", what,
-                                           f"authentication failed for {who} on {server.name}: {detail}; only this "
-                                           f"server is affected ({server.connection.auth}: no password was refused and "
-                                           "no lockout counter moved; the other servers are still tried)"))
+            blind = self.states.mark(
+                Blind(
+                    server.name,
+                    "authentication",
+                    what,
+                    f"authentication failed for {who} on {server.name}: {detail}; only this "
+                    f"server is affected ({server.connection.auth}: no password was refused and "
+                    "no lockout counter moved; the other servers are still tried)",
+                )
+            )
             return ConnectionFailed(server.name, blind.what, blind.reason)
         account = account_key(server.connection, creds)
         with self._verdict_lock(server):
@@ -175,12 +194,17 @@ class PsrpLogons(PsrpShells):
             refused = list(self._refused.get(account, ()))
         if proven_on is not None:
             who = creds.username or "the account"
-            return self.states.mark(Blind(
-                server.name, "authentication", what,
-                f"this server refused a credential that works elsewhere: {who} logged on to {proven_on}, but "
-                f"{server.name} answered {detail}. Only {server.name} is affected: check its own authentication "
-                "(Extended Protection / channel binding after a CU, the PowerShell virtual directory's "
-                "authentication methods, the account's rights on this server)"))
+            return self.states.mark(
+                Blind(
+                    server.name,
+                    "authentication",
+                    what,
+                    f"this server refused a credential that works elsewhere: {who} logged on to {proven_on}, but "
+                    f"{server.name} answered {detail}. Only {server.name} is affected: check its own authentication "
+                    "(Extended Protection / channel binding after a CU, the PowerShell virtual directory's "
+                    "authentication methods, the account's rights on this server)",
+                )
+            )
         withdrawn = self.states.refusal(server.name, account)  # marks this server with the account's reason
         if withdrawn is not None:
             return withdrawn

@@ -78,8 +78,9 @@ class PsrpShells(Transport):
     # ---- pools, shells and lanes -------------------------------------------------------------------
 
     def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
-        pool = RunspacePool(self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint],
-                            max_runspaces=self._budget(server))
+        pool = RunspacePool(
+            self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint], max_runspaces=self._budget(server)
+        )
         _install_tolerant_serializer(pool)
         try:
             pool.open()
@@ -123,14 +124,21 @@ class PsrpShells(Transport):
                     raise
                 message = _budget_message(str(exc))
                 if wait > MAX_RETRY_AFTER or waits >= self.throttle_retries:
-                    why = (f"it asks for {wait:g} s, over the {MAX_RETRY_AFTER:g} s dagcheck waits for a throttled "
-                           "server" if wait > MAX_RETRY_AFTER else
-                           f"still refused after {waits} wait(s) (the transport's {self.throttle_retries} retries)")
-                    blind = self.states.mark(Blind(
-                        server.name, "throttled", "connect",
-                        f"Exchange refused to create a runspace (its runspace budget, PowerShellMaxRunspaces in "
-                        f"the user's throttling policy): {message}; {why}; nothing more is sent to {server.name} "
-                        "this run"))
+                    why = (
+                        f"it asks for {wait:g} s, over the {MAX_RETRY_AFTER:g} s dagcheck waits for a throttled server"
+                        if wait > MAX_RETRY_AFTER
+                        else f"still refused after {waits} wait(s) (the transport's {self.throttle_retries} retries)"
+                    )
+                    blind = self.states.mark(
+                        Blind(
+                            server.name,
+                            "throttled",
+                            "connect",
+                            f"Exchange refused to create a runspace (its runspace budget, PowerShellMaxRunspaces in "
+                            f"the user's throttling policy): {message}; {why}; nothing more is sent to {server.name} "
+                            "this run",
+                        )
+                    )
                     raise Throttled(server.name, "connect", blind.reason) from None
                 waits += 1
                 log.info("%s: %s; waiting %g s before opening again", server.name, message, wait)
@@ -175,8 +183,11 @@ class PsrpShells(Transport):
                 victim()
                 continue
             if time.monotonic() > deadline:
-                raise Throttled(server.name, "connect", f"dagcheck's budget of {budget} shell(s) on this server "
-                                "(connection.max_runspaces) stayed busy")
+                raise Throttled(
+                    server.name,
+                    "connect",
+                    f"dagcheck's budget of {budget} shell(s) on this server (connection.max_runspaces) stayed busy",
+                )
             time.sleep(0.05)
 
     def _idle_shell(self, name: str, keep: tuple[str, Endpoint] | str) -> Callable[[], None] | None:
@@ -243,8 +254,10 @@ class PsrpShells(Transport):
         that an administrator can remove it (Remove-PSSession, or winrm delete on the ShellId) instead of
         it eating into the account's quota until the server's IdleTimeout."""
         with self._lock:
-            jobs: list[tuple[str, Any]] = [(f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
-                    for (name, endpoint), entry in self._pools.items()]
+            jobs: list[tuple[str, Any]] = [
+                (f"{name} {endpoint.value} shell {_shell_id(entry.pool.shell)}", entry.pool)
+                for (name, endpoint), entry in self._pools.items()
+            ]
             jobs += [(f"{name} winrs shell {_shell_id(shell)}", shell) for name, (shell, _) in self._cmd_shells.items()]
             self._pools.clear()
             self._cmd_shells.clear()
@@ -290,8 +303,13 @@ class PsrpShells(Transport):
         left = [what for what, event in closed.items() if not event.is_set()]
         if left:
             why = "interrupted again while closing" if interrupted.is_set() else f"no answer within {limit:g} s"
-            log.warning("%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
-                        "with Remove-PSSession or winrm delete on the ShellId)", why, len(left), "; ".join(left))
+            log.warning(
+                "%s: %d shell(s) may be left open: %s (they end at the server's IdleTimeout; remove them "
+                "with Remove-PSSession or winrm delete on the ShellId)",
+                why,
+                len(left),
+                "; ".join(left),
+            )
         self.left_open = left
 
 

@@ -22,13 +22,37 @@ from dagcheck.remote.guard import refuse_dtd
 
 # ErrorCategory integers (System.Management.Automation.ErrorCategory) for the names in messages.
 ERROR_CATEGORIES = {
-    0: "NotSpecified", 1: "OpenError", 2: "CloseError", 3: "DeviceError", 4: "DeadlockDetected",
-    5: "InvalidArgument", 6: "InvalidData", 7: "InvalidOperation", 8: "InvalidResult", 9: "InvalidType",
-    10: "MetadataError", 11: "NotImplemented", 12: "NotInstalled", 13: "ObjectNotFound",
-    14: "OperationStopped", 15: "OperationTimeout", 16: "SyntaxError", 17: "ParserError",
-    18: "PermissionDenied", 19: "ResourceBusy", 20: "ResourceExists", 21: "ResourceUnavailable",
-    22: "ReadError", 23: "WriteError", 24: "FromStdErr", 25: "SecurityError", 26: "ProtocolError",
-    27: "ConnectionError", 28: "AuthenticationError", 29: "LimitsExceeded", 30: "QuotaExceeded",
+    0: "NotSpecified",
+    1: "OpenError",
+    2: "CloseError",
+    3: "DeviceError",
+    4: "DeadlockDetected",
+    5: "InvalidArgument",
+    6: "InvalidData",
+    7: "InvalidOperation",
+    8: "InvalidResult",
+    9: "InvalidType",
+    10: "MetadataError",
+    11: "NotImplemented",
+    12: "NotInstalled",
+    13: "ObjectNotFound",
+    14: "OperationStopped",
+    15: "OperationTimeout",
+    16: "SyntaxError",
+    17: "ParserError",
+    18: "PermissionDenied",
+    19: "ResourceBusy",
+    20: "ResourceExists",
+    21: "ResourceUnavailable",
+    22: "ReadError",
+    23: "WriteError",
+    24: "FromStdErr",
+    25: "SecurityError",
+    26: "ProtocolError",
+    27: "ConnectionError",
+    28: "AuthenticationError",
+    29: "LimitsExceeded",
+    30: "QuotaExceeded",
     31: "NotEnabled",
 }
 # Exchange's throttling errors: the budget/micro-delay exceptions (retry with backoff).
@@ -41,10 +65,12 @@ def _receive_once(wsman: WSMan) -> None:
     more. dagcheck's own deadline decides instead (_end_invoke, _end_process): one Receive, one HTTP
     timeout, and the server counts as hung for the rest of the run."""
 
-    def receive(resource_uri: str, resource: ET.Element, option_set: Any = None, selector_set: Any = None,
-                timeout: int | None = None) -> ET.Element:
-        res = wsman.invoke(WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout,
-                           retries_on_read_timeout=0)
+    def receive(
+        resource_uri: str, resource: ET.Element, option_set: Any = None, selector_set: Any = None, timeout: int | None = None
+    ) -> ET.Element:
+        res = wsman.invoke(
+            WSManAction.RECEIVE, resource_uri, resource, option_set, selector_set, timeout, retries_on_read_timeout=0
+        )
         return res.find("s:Body", namespaces=WSMAN_NAMESPACES)  # type: ignore[return-value]
 
     wsman.receive = receive  # type: ignore[method-assign]
@@ -86,7 +112,6 @@ class _TolerantSerializer(Serializer):
     def serialize(self, value: Any, metadata: Any = None, parent: Any = None, clear: bool = True) -> Any:
         with self._serial:
             return super().serialize(value, metadata, parent, clear)
-
 
 
 _deep_statements = Pipeline._get_statements

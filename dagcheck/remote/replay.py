@@ -42,8 +42,7 @@ READ_VERBS = ("Get-", "Test-")
 MAX_FILE_BYTES = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # What a malformed saved file raises from xml.etree, psrpcore's deserializer or json (as on the live path).
-PARSE_ERRORS = (ResponseRefused, ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError,
-                RecursionError)
+PARSE_ERRORS = (ResponseRefused, ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError, RecursionError)
 # Other names a file may have for a command: HealthChecker's captures (CSS-Exchange) drop the dash
 # and call the ExSetup.exe version file ExSetup.xml.
 ALIASES = {"Get-Command.FileVersionInfo": ("ExSetup",)}
@@ -90,8 +89,13 @@ class SavingTransport(Transport):
         self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
-        self._manifest: dict[str, Any] = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
-                          "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": {}}
+        self._manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "inventory": inventory_file,
+            "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": {},
+        }
         inner.raw_sink = self._keep_raw
 
     def lanes(self, server: str) -> int:
@@ -169,8 +173,10 @@ def check_folder(folder: str | Path) -> Path:
     if not path.is_dir():
         raise ReplayError(f"--replay {folder}: not a folder")
     if not any(path.rglob("*.xml")):
-        raise ReplayError(f"--replay {folder}: no saved CLIXML (*.xml) in it; save one with --save DIR, or on an "
-                          "Exchange server with contrib/export/Export-DagcheckData.ps1")
+        raise ReplayError(
+            f"--replay {folder}: no saved CLIXML (*.xml) in it; save one with --save DIR, or on an "
+            "Exchange server with contrib/export/Export-DagcheckData.ps1"
+        )
     check_manifest(path / MANIFEST)
     return path
 
@@ -185,11 +191,14 @@ def check_manifest(path: Path) -> None:
         raise ReplayError(f"--replay {path}: the manifest cannot be read ({exc})") from None
     found = (data.get("format"), data.get("version")) if isinstance(data, dict) else (None, None)
     if found[0] != FORMAT:
-        raise ReplayError(f"--replay {path}: the manifest's format is {found[0]!r}, not {FORMAT!r}: not a folder "
-                          "dagcheck --save wrote")
+        raise ReplayError(
+            f"--replay {path}: the manifest's format is {found[0]!r}, not {FORMAT!r}: not a folder dagcheck --save wrote"
+        )
     if found[1] != VERSION:
-        raise ReplayError(f"--replay {path}: saved data of version {found[1]!r}; this dagcheck replays version "
-                          f"{VERSION} (save it again with this dagcheck)")
+        raise ReplayError(
+            f"--replay {path}: saved data of version {found[1]!r}; this dagcheck replays version "
+            f"{VERSION} (save it again with this dagcheck)"
+        )
 
 
 def _decode(raw: bytes) -> str:
@@ -251,8 +260,11 @@ class ReplayTransport(Transport):
                 except PARSE_ERRORS as exc:
                     raise _bad(server, command_line, path, exc) from None
             if not isinstance(entries, dict):
-                raise BadResponse(server, command_line, f"{path}: not dagcheck's winrs.json (a JSON "
-                                  f"{type(entries).__name__}, not an object of command lines)")
+                raise BadResponse(
+                    server,
+                    command_line,
+                    f"{path}: not dagcheck's winrs.json (a JSON {type(entries).__name__}, not an object of command lines)",
+                )
             wanted = _normalise(command_line)
             for line, entry in entries.items():
                 if _normalise(line) == wanted:

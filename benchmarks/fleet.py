@@ -58,7 +58,7 @@ from dagcheck.lab.fleet import REALISTIC_LATENCY, fleet_inventory  # noqa: E402
 from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV  # noqa: E402
 
 USERNAME = "lab\\dagcheck"
-# Asked of one member per DAG (tests/test_fleet.py): counted against the number of DAGs, not per server.
+# Asked of one member per DAG (tests/scenarios/test_fleet_scale.py): counted against the number of DAGs, not per server.
 DAG_WIDE = ("Get-DatabaseAvailabilityGroup", "Get-ClusterNode", "Get-AuthConfig")
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-OLD, TARGET = "15.2.2562.46", "15.2.2562.49"  # Exchange SE RTM Aug26SU to Sep26SU, as tests/test_rolling.py
+OLD, TARGET = "15.2.2562.46", "15.2.2562.49"  # Exchange SE RTM Aug26SU to Sep26SU, as tests/scenarios/test_rolling_patch.py
 
 
 def main() -> None:

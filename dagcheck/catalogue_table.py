@@ -1,7 +1,7 @@
 """Render the check catalogue as the Markdown table README.md carries (python -m dagcheck.catalogue_table).
 
 The checks register themselves when their modules are imported, so this imports every checks/test_*.py
-the way pytest would, then lists them by id. tests/test_catalogue.py keeps README.md in step.
+the way pytest would, then lists them by id. tests/unit/test_catalogue_table.py keeps README.md in step.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from typing import Any
 from dagcheck.errors import ParseError, RemoteError
 from dagcheck.inventory import Expectations
 from dagcheck.remote.base import CmdResult, Transport
-from dagcheck.remote.https import getter_for
 from dagcheck.remote.testinfra_backend import host_for
 from dagcheck.sources import ProbeContext
 from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
@@ -101,9 +100,9 @@ class Snapshot:
 
     def _fetch(self, name: str) -> tuple[Any, ...]:
         if name in PROBE_SOURCES:
-            ctx = ProbeContext(self.server, self.failed, self.get, lambda: getter_for(self._transport, self.server),
+            ctx = ProbeContext(self.server, self.failed, self.get, lambda: self._transport.https(self.server),
                                lambda endpoint, command: self._transport.run(self.server, endpoint, command),
-                               live=isinstance(getattr(self._transport, "servers", None), dict))
+                               live=self._transport.live)
             try:
                 return tuple(PROBE_SOURCES[name].collect(ctx))
             except ParseError as exc:

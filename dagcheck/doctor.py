@@ -32,7 +32,8 @@ from dagcheck.inventory import Server, load_inventory
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.diagnosis import classify
-from dagcheck.remote.psrp import CONFIGURATION, PsrpTransport
+from dagcheck.remote.psrp import PsrpTransport
+from dagcheck.remote.psrp_shells import CONFIGURATION
 from dagcheck.sources import exchange_servers
 from dagcheck.sources.registry import SOURCES
 from dagcheck.sources.values import prop

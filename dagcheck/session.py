@@ -13,9 +13,8 @@ from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
 from dagcheck.remote.credentials import Credentials
-from dagcheck.remote.psrp import PsrpTransport
-from dagcheck.remote.replay import ReplayTransport, SavingTransport
 from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
+from dagcheck.remote.registry import TransportSettings, transport_for
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +51,12 @@ class DagcheckSession:
                                    lanes=self._lanes)
         self.servers = self._scope(servers, dag)
         # The transport proves a refused account only on servers of this run (issue 24, item 2).
-        inner = getattr(self.transport, "inner", self.transport)
-        if hasattr(inner, "scope"):
-            inner.scope = {s.name.lower() for s in self.servers}
+        self.transport.limit_to({s.name.lower() for s in self.servers})
         self._prefetched: set[str] = set()
 
     def _lanes(self, name: str) -> int:
         """Calls a server takes at once: the transport's per-server budget (one without a transport that knows)."""
-        lanes = getattr(self.transport, "lanes", None)
-        server = getattr(self.transport, "servers", {}).get(name.lower())
-        return lanes(server) if lanes is not None and server is not None else 1
+        return self.transport.lanes(name)
 
     def _scope(self, servers: list[str] | None, dag: str | None) -> list[Server]:
         scope = list(self.inventory.servers)
@@ -74,21 +69,17 @@ class DagcheckSession:
         return scope
 
     def _make_transport(self) -> Transport:
-        if self.replay:
-            # Offline analysis: answers come from the saved folder; neither the lab nor a server is contacted.
-            return ReplayTransport(self.replay, self.transcript)
         servers = list(self.inventory.servers)
         credentials: dict[str, Credentials] = {}
-        if self.inventory.lab is not None:
+        # Offline analysis (--replay) contacts neither the lab nor a server: the lab is started only without it.
+        if self.inventory.lab is not None and not self.replay:
             # The embedded default: the inventory describes a lab, so start it and talk to it over the wire.
             from dagcheck.lab.embedded import start_embedded
 
             self.lab = start_embedded(self.inventory)
             servers, credentials = self.lab.endpoints(servers)
-        transport: Transport = PsrpTransport({s.name: s for s in servers}, self.transcript, credentials)
-        if self.save:
-            transport = SavingTransport(transport, self.save, str(self.inventory.file))
-        return transport
+        return transport_for(TransportSettings(tuple(servers), self.transcript, credentials, self.replay, self.save,
+                                               str(self.inventory.file)))
 
     def targets(self, spec: CheckSpec, phase: str | None = None, enumerate_in: str | None = None) -> list[Target]:
         """Every object the check applies to, on every server in scope; a failed source gives one target.
@@ -131,7 +122,7 @@ class DagcheckSession:
     def close(self) -> None:
         try:
             self.transport.close()
-            left = getattr(self.transport, "left_open", None)
+            left = self.transport.left_open
             if left:  # a second Ctrl-C, or a server that did not answer its Delete: say which (issue 24, item 14)
                 sys.stderr.write(f"dagcheck: {len(left)} shell(s) may be left open: {'; '.join(left)}\n")
         finally:

@@ -13,7 +13,7 @@
     It only reads. Copy the folder to the jump host and run:
         dagcheck health --replay DIR
 
-    Not run by dagcheck's own tests (there is no Exchange here): tests/test_replay.py checks that the
+    Not run by dagcheck's own tests (there is no Exchange here): tests/unit/remote/test_replay.py checks that the
     commands below are exactly the ones dagcheck collects, and replays the CSS-Exchange captures,
     which are Export-Clixml output in this same shape.
 

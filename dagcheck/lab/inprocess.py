@@ -17,13 +17,13 @@ from dagcheck.errors import CmdletFailed, ConnectionFailed
 from dagcheck.lab import cmdlets, winrs
 from dagcheck.lab.errors import LabCmdletError
 from dagcheck.lab.state import Organization
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript, Transport
 
 
-class InProcessTransport:
+class InProcessTransport(Transport):
     def __init__(self, org: Organization, transcript: Transcript | None = None) -> None:
+        super().__init__(transcript)
         self.org = org
-        self.transcript = transcript or Transcript()
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:

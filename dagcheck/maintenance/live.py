@@ -64,13 +64,7 @@ class Live:
 
     def _bound(self, server: str, is_read: bool) -> float | None:
         """The transport's own bound for the call (PsrpTransport), for the progress line."""
-        known = getattr(self.transport, "servers", None)
-        settings = getattr(known.get(server.lower()), "connection", None) if isinstance(known, dict) else None
-        if settings is None:
-            return None
-        from dagcheck.remote.psrp import CHANGE_TIMEOUT_FACTOR
-
-        return float(settings.operation_timeout * (1 if is_read else CHANGE_TIMEOUT_FACTOR))
+        return self.transport.call_bound(server, is_read)
 
     @contextmanager
     def _watch(self, server: str, what: str, is_read: bool) -> Iterator[None]:

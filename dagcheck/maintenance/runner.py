@@ -308,7 +308,7 @@ def _set_hub_active(ctx: Ctx) -> Action:
 def _test_kill_after(step: str) -> None:
     """TEST-ONLY: with DAGCHECK_TEST_KILL_AFTER_STEP=<step name> the process kills itself with SIGKILL
     right after journaling that step, so tests can prove resume and rollback from a hard crash
-    (tests/test_lease.py). Never set it in production."""
+    (tests/scenarios/test_dag_lease.py). Never set it in production."""
     if os.environ.get(KILL_ENV) == step:
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 

@@ -14,14 +14,14 @@ from dagcheck.plugin.keys import SESSION_KEY, STALE_KEY
 def unverified_tls(config: pytest.Config) -> list[str]:
     """The servers whose TLS certificates this run did not verify (connection.verify_tls: false)."""
     session = config.stash.get(SESSION_KEY, None)
-    return sorted(getattr(session.transport, "unverified_tls", ())) if session is not None else []
+    return sorted(session.transport.unverified_tls) if session is not None else []
 
 
 def cleartext_lines(config: pytest.Config) -> list[str]:
     """The servers this run reached in clear (connection.allow_cleartext: true), for the console, the summary
     and the mail (issue 24, item 8)."""
     session = config.stash.get(SESSION_KEY, None)
-    names = sorted(getattr(session.transport, "cleartext", ())) if session is not None else []
+    names = sorted(session.transport.cleartext) if session is not None else []
     return (
         [
             f"WARNING: credentials and messages went in CLEAR (Basic or unencrypted over http) to {', '.join(names)} "

@@ -215,7 +215,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     failed = reporter.stats.get("failed", []) if reporter is not None else []
     dc = session.config.stash.get(SESSION_KEY, None)
-    states = getattr(getattr(dc, "transport", None), "states", None)
+    states = dc.transport.states if dc is not None else None
     blind = states.blind() if states is not None else {}
     ctl = session.config.stash.get(CONTROLLER_KEY, None)
     stopped = [r for r in (ctl.results.values() if ctl else ()) if not r.ok]

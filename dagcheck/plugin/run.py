@@ -67,9 +67,7 @@ def dagcheck_session(config: pytest.Config) -> DagcheckSession:
         progress = safety.CollectionProgress(safety.live_writer(config))
         config.stash[PROGRESS_KEY] = progress
         config.stash[SESSION_KEY].transcript.listeners.append(progress.call)
-        states = getattr(config.stash[SESSION_KEY].transport, "states", None)
-        if states is not None:
-            states.listeners.append(progress.blind)
+        config.stash[SESSION_KEY].transport.states.listeners.append(progress.blind)
     return config.stash[SESSION_KEY]
 
 

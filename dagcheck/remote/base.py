@@ -1,17 +1,21 @@
-"""What every transport offers, and the transcript of what was run (the report shows it)."""
+"""What every transport offers (the declared seam, Transport), and the transcript of what was run (the report
+shows it)."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
+from dagcheck.errors import ConnectionFailed, Throttled
 
-class Endpoint(str, Enum):
+
+class Endpoint(str, Enum):  # noqa: UP042 - StrEnum would change str() and format() of a member
     EXCHANGE = "exchange"  # https://<fqdn>/PowerShell, configuration Microsoft.Exchange
     WINDOWS = "windows"  # https://<fqdn>:5986/wsman, default configuration
     WINRS = "winrs"  # the same /wsman, a cmd shell: Windows command lines (reg.exe, sc.exe, fsutil)
@@ -101,10 +105,9 @@ class Transcript:
         try:
             yield inv
         except Exception as exc:
-            from dagcheck.errors import ConnectionFailed, Throttled
-
-            inv.outcome = ("throttled" if isinstance(exc, Throttled)
-                           else "unreachable" if isinstance(exc, ConnectionFailed) else "error")
+            inv.outcome = (
+                "throttled" if isinstance(exc, Throttled) else "unreachable" if isinstance(exc, ConnectionFailed) else "error"
+            )
             inv.message = str(exc)
             raise
         else:
@@ -132,16 +135,6 @@ class Transcript:
                 if (cmdlet is None or i.command.cmdlet.lower() == cmdlet.lower())
                 and (server is None or i.server.lower() == server.lower())
             )
-
-
-class Transport(Protocol):
-    """Runs one command on one server's endpoint; returns deserialized objects or raises RemoteError."""
-
-    def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]: ...
-
-    def run_cmd(self, server: str, command_line: str) -> CmdResult: ...
-
-    def close(self) -> None: ...
 
 
 # ---- per-run server states: fail fast, never lock an account out --------------------------------
@@ -205,3 +198,85 @@ class ServerStates:
         """Every server that could not be (fully) checked, by lower-case name."""
         with self._lock:
             return dict(self._seen)
+
+
+# ---- the HTTPS requests a transport makes for the protocols' health pages --------------------------
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What one GET gave: the status and the start of the body, or why there was no answer."""
+
+    url: str
+    status: int | None  # None: no HTTP answer at all (refused, reset, TLS failure, timeout)
+    seconds: float
+    body: str
+    error: str | None = None
+
+
+class Getter(Protocol):
+    """GETs against one server's front end (dagcheck.remote.https): live, saved for --replay, or replayed."""
+
+    def get(self, path: str) -> HttpAnswer: ...
+
+
+# ---- the seam -------------------------------------------------------------------------------------
+
+
+class Transport(ABC):
+    """Everything the rest of dagcheck may ask of a transport: nothing is probed with getattr/hasattr.
+
+    A transport runs one command on one server's endpoint and returns deserialized objects, or raises a
+    RemoteError (dagcheck.errors). Besides run/run_cmd/close, every transport carries the run's transcript
+    and server states and the notices the report prints; the capabilities only some transports have (lanes,
+    a call's time bound, HTTPS requests, the run's scope) have a real default here, which says what a
+    transport without that capability means. Transports are chosen from the settings by
+    dagcheck.remote.registry."""
+
+    # Whether calls reach the servers now (timed: a clock reading has before/after), or are answered from
+    # saved data or in process.
+    live: bool = False
+
+    def __init__(self, transcript: Transcript | None = None) -> None:
+        self.transcript = transcript or Transcript()
+        # What the transport learnt about servers during this run (blind ones); one that never marks a server
+        # blind keeps this empty: every server could be checked.
+        self.states = ServerStates()
+        self.unverified_tls: set[str] = set()  # servers reached without TLS verification (end-of-run warning)
+        self.cleartext: set[str] = set()  # servers reached in clear (allow_cleartext): console, summary, mail
+        self.left_open: list[str] = []  # shells close() could not confirm closed, by server and ShellId
+        # --save: called with the CLIXML of each command's output objects as the server sent them; a transport
+        # that does not keep the raw CLIXML never calls it (SavingTransport then serializes the objects again).
+        self.raw_sink: Callable[[str, Command, list[str]], None] | None = None
+        # The servers of this run (the session's scope); None: every server the transport knows.
+        self.scope: set[str] | None = None
+
+    @abstractmethod
+    def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
+        """The output objects of one command on one server's endpoint, or a RemoteError."""
+
+    @abstractmethod
+    def run_cmd(self, server: str, command_line: str) -> CmdResult:
+        """A Windows command line's result (WinRS on the Windows endpoint), or a RemoteError."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release every connection and shell; never raises for a server that is gone."""
+
+    def lanes(self, server: str) -> int:
+        """How many calls one server takes at once. Default: one at a time."""
+        return 1
+
+    def call_bound(self, server: str, is_read: bool) -> float | None:
+        """The seconds after which the transport gives up a call on this server (for progress lines).
+        Default: None, the transport sets no bound of its own."""
+        return None
+
+    def https(self, server: str) -> Getter:
+        """The HTTPS client for one server's health pages, with its TLS settings. Default: none."""
+        raise ConnectionFailed(server, "Invoke-WebRequest", "this transport makes no HTTPS request")
+
+    def limit_to(self, servers: set[str]) -> None:
+        """The run's servers (lower-case names): a transport that asks other servers (to prove an account)
+        asks only these."""
+        self.scope = set(servers)

@@ -42,8 +42,14 @@ class CredentialCache:
     @staticmethod
     def _key(settings: ConnectionSettings) -> tuple[object, ...]:
         user = os.environ.get(settings.username_env) if settings.username_env else None
-        return (settings.auth, settings.username_env, user, settings.password_env, settings.certificate_pem_env,
-                settings.certificate_key_pem_env)
+        return (
+            settings.auth,
+            settings.username_env,
+            user,
+            settings.password_env,
+            settings.certificate_pem_env,
+            settings.certificate_key_pem_env,
+        )
 
     def resolve(self, server: str, settings: ConnectionSettings) -> Credentials:
         key = self._key(settings)
@@ -66,18 +72,24 @@ def resolve(server: str, settings: ConnectionSettings, prompt: bool = True) -> C
         cert = os.environ.get(settings.certificate_pem_env or "")
         key = os.environ.get(settings.certificate_key_pem_env or "")
         if not cert or not key or not os.path.isfile(cert) or not os.path.isfile(key):
-            raise ConnectionFailed(server, "connect", "certificate auth needs the environment variables named by "
-                                   "connection.certificate_pem_env and certificate_key_pem_env, each holding the "
-                                   "path of a PEM file")
+            raise ConnectionFailed(
+                server,
+                "connect",
+                "certificate auth needs the environment variables named by "
+                "connection.certificate_pem_env and certificate_key_pem_env, each holding the "
+                "path of a PEM file",
+            )
         return Credentials(certificate_pem=cert, certificate_key_pem=key)
     username = os.environ.get(settings.username_env or "") if settings.username_env else None
     password = os.environ.get(settings.password_env or "") if settings.password_env else None
     if username and password is None and prompt and sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {username} (asked once per run, for {server} and every server "
-                                   "with this account): ")
+        password = getpass.getpass(
+            f"Password for {username} (asked once per run, for {server} and every server with this account): "
+        )
     if settings.auth in ("basic", "ntlm") and (not username or password is None):
         raise ConnectionFailed(
-            server, "connect",
+            server,
+            "connect",
             f"{settings.auth} auth needs a user name and password: set the environment variables "
             f"{settings.username_env or '<username_env>'} and {settings.password_env or '<password_env>'}",
         )

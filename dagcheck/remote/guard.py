@@ -9,7 +9,7 @@ Three guards, installed on each pypsrp WSMan connection (install()):
   SOAP envelope and in each PSRP message inside it (refuse_dtd, called by dagcheck.clixml and the serializer);
 - an HTTP error (other than 401, which pypsrp's auth handles) whose body is not a SOAP fault is reported as its
   status and a short, printable summary of the body, instead of pypsrp's "WSMan fault None: None".
-Every refusal raises ResponseRefused; dagcheck.remote.psrp turns it (and any parse error) into BadResponse.
+Every refusal raises ResponseRefused; dagcheck.remote.failures maps it (and any parse error) to BadResponse.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def refuse_dtd(data: bytes | str, where: str = "the server's answer") -> None:
     """Refuse any document type declaration or entity declaration before the XML is parsed."""
     raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
     if _DTD.search(raw):
-        raise ResponseRefused(f"{where} declares a DTD or entities (<!DOCTYPE/<!ENTITY); refused unparsed "
-                              "(entity expansion and external entities are never processed)")
+        raise ResponseRefused(
+            f"{where} declares a DTD or entities (<!DOCTYPE/<!ENTITY); refused unparsed "
+            "(entity expansion and external entities are never processed)"
+        )
 
 
 def summarize(body: bytes | str, limit: int = SUMMARY_CHARS) -> str:
@@ -80,14 +82,17 @@ def read_bounded(response: Any, cap: int) -> bytes:
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > cap:
         response.close()
-        raise ResponseRefused(f"the server announced an answer of {int(declared):,} bytes, over the limit of "
-                              f"{cap:,} (connection.max_response_mb); not read")
+        raise ResponseRefused(
+            f"the server announced an answer of {int(declared):,} bytes, over the limit of "
+            f"{cap:,} (connection.max_response_mb); not read"
+        )
     body = bytearray()
     for chunk in response.iter_content(CHUNK):
         if len(body) + len(chunk) > cap:
             response.close()  # the rest is never read; the connection is dropped, not reused
-            raise ResponseRefused(f"the server's answer passed the limit of {cap:,} bytes "
-                                  "(connection.max_response_mb); stopped reading")
+            raise ResponseRefused(
+                f"the server's answer passed the limit of {cap:,} bytes (connection.max_response_mb); stopped reading"
+            )
         body += chunk
     return bytes(body)
 

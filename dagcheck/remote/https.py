@@ -14,28 +14,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
-from dagcheck.errors import CmdletFailed, ConnectionFailed
+from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import Server
-from dagcheck.remote.base import Command, Endpoint, Transcript
+from dagcheck.remote.base import Command, Endpoint, Getter, HttpAnswer, Transcript
+from dagcheck.remote.failures import https_reason
 
 MAX_BODY = 4096  # a health page is a few dozen bytes; more is read no further
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    """What one GET gave: the status and the start of the body, or why there was no answer."""
-
-    url: str
-    status: int | None  # None: no HTTP answer at all (refused, reset, TLS failure, timeout)
-    seconds: float
-    body: str
-    error: str | None = None
 
 
 def web_request(url: str) -> Command:
@@ -52,8 +42,9 @@ def base_uri(server: Server) -> str:
 class HttpsGetter:
     """GETs against one server's front end; one requests.Session (its TLS settings) per server."""
 
-    def __init__(self, server: Server, transcript: Transcript, timeout: float | None = None,
-                 unverified: set[str] | None = None) -> None:
+    def __init__(
+        self, server: Server, transcript: Transcript, timeout: float | None = None, unverified: set[str] | None = None
+    ) -> None:
         self.server = server
         self.transcript = transcript
         settings = server.connection
@@ -75,19 +66,23 @@ class HttpsGetter:
             start = time.perf_counter()
             for attempt in (1, 2):
                 try:
-                    with self._session.get(url, verify=self.verify, timeout=self.timeout, allow_redirects=False,
-                                           stream=True) as response:
+                    with self._session.get(
+                        url, verify=self.verify, timeout=self.timeout, allow_redirects=False, stream=True
+                    ) as response:
                         body = _read(response)
                         inv.objects = 1
                         return HttpAnswer(url, response.status_code, time.perf_counter() - start, body)
                 except requests.RequestException as exc:
-                    retry = (attempt == 1 and isinstance(exc, requests.ConnectionError)
-                             and not isinstance(exc, (requests.exceptions.SSLError, requests.Timeout)))
+                    retry = (
+                        attempt == 1
+                        and isinstance(exc, requests.ConnectionError)
+                        and not isinstance(exc, (requests.exceptions.SSLError, requests.Timeout))
+                    )
                     if retry:
                         time.sleep(self.RETRY_AFTER)
                         continue
-                    inv.message = _reason(exc)
-                    return HttpAnswer(url, None, time.perf_counter() - start, "", _reason(exc))
+                    inv.message = https_reason(exc)
+                    return HttpAnswer(url, None, time.perf_counter() - start, "", https_reason(exc))
             raise AssertionError("unreachable")  # the loop returns on its second attempt
 
     def close(self) -> None:
@@ -103,43 +98,26 @@ def _read(response: requests.Response) -> str:
     return data[:MAX_BODY].decode(response.encoding or "utf-8", errors="replace")
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"TLS failed (the certificate is not trusted by connection.ca_bundle / the system store?): {text[:200]}"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"timed out: {text[:200]}"
-    if "refused" in text.lower() or "Failed to establish" in text:
-        return f"connection refused ({text[:160]})"
-    if "reset" in text.lower() or "aborted" in text.lower() or "RemoteDisconnected" in text:
-        return f"connection dropped by the server ({text[:160]})"
-    return f"connection failed: {text[:200]}"
-
-
 SAVED_FILE = "health-pages.json"  # per server, in a --save folder: path -> the answer, for --replay
 
 
-class Getter(Protocol):
-    def get(self, path: str) -> HttpAnswer: ...
+class SavingGetter:
+    """Asks live and keeps each answer in the --save folder (dagcheck.remote.replay.SavingTransport.https)."""
 
-
-class _SavingGetter:
-    """Asks live and keeps each answer in the --save folder (dagcheck.remote.replay.SavingTransport)."""
-
-    def __init__(self, live: HttpsGetter, saving: Any, server: str) -> None:
-        self.live, self.saving, self.server = live, saving, server.lower()
+    def __init__(self, live: Getter, write: Callable[[Path, str, str], None], server: str) -> None:
+        self.live, self.write, self.server = live, write, server.lower()
         self._answers: dict[str, dict[str, Any]] = {}
 
     def get(self, path: str) -> HttpAnswer:
         answer = self.live.get(path)
         self._answers[path] = dataclasses.asdict(answer)
-        self.saving._write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True),
-                           "protocol health pages")
+        self.write(Path(self.server) / SAVED_FILE, json.dumps(self._answers, indent=1, sort_keys=True), "protocol health pages")
         return answer
 
 
-class _ReplayGetter:
-    """Answers from a --save folder's health-pages.json; the transcript records it like a live request."""
+class ReplayGetter:
+    """Answers from a --save folder's health-pages.json (dagcheck.remote.replay.ReplayTransport.https); the
+    transcript records it like a live request."""
 
     def __init__(self, folder: Path, server: str, transcript: Transcript) -> None:
         found = [c for c in folder.iterdir() if c.is_dir() and c.name.lower() == server.lower()] if folder.is_dir() else []
@@ -155,23 +133,3 @@ class _ReplayGetter:
                 raise CmdletFailed(self.server, "Invoke-WebRequest", f"{path} is not in the saved data ({self.path})")
             inv.objects = 1
             return HttpAnswer(**self._answers[path])
-
-
-def getter_for(transport: Any, server: str) -> Getter:
-    """The HTTPS getter for one server, with the settings the transport holds for it (PsrpTransport; a
-    SavingTransport around one also keeps the answers; a ReplayTransport answers from them)."""
-    transcript = getattr(transport, "transcript", None) or Transcript()
-    servers = getattr(transport, "servers", None)
-    if not isinstance(servers, dict):
-        folder = getattr(transport, "folder", None)
-        if folder is None:
-            raise ConnectionFailed(server, "Invoke-WebRequest", "this transport makes no HTTPS request")
-        return _ReplayGetter(Path(folder), server, transcript)
-    if server.lower() not in servers:
-        raise ConnectionFailed(server, "Invoke-WebRequest", "server is not in the inventory")
-    states = getattr(transport, "states", None)
-    blind = states.refusal(server) if states is not None else None
-    if blind is not None:
-        raise ConnectionFailed(server, blind.what, blind.reason)
-    live = HttpsGetter(servers[server.lower()], transcript, unverified=getattr(transport, "unverified_tls", None))
-    return _SavingGetter(live, transport, server) if hasattr(transport, "inner") and hasattr(transport, "_write") else live

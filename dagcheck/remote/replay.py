@@ -27,9 +27,10 @@ from psrpcore.types import serialize_clixml
 from dagcheck.clixml import CIPHER, from_clixml_text
 from dagcheck.errors import BadResponse, CmdletFailed, DagcheckError
 from dagcheck.files import FileTooLarge, private_dir, read_bounded, write_private
-from dagcheck.remote.base import CmdResult, Command, Endpoint, Transcript, Transport
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Getter, Transcript, Transport
 from dagcheck.remote.guard import DEFAULT_MAX_RESPONSE_MB, ResponseRefused
 from dagcheck.sources import iis_config as iis
+from dagcheck.remote.https import ReplayGetter, SavingGetter
 
 FORMAT = "dagcheck-saved-data"
 VERSION = 1
@@ -41,8 +42,7 @@ READ_VERBS = ("Get-", "Test-")
 MAX_FILE_BYTES = DEFAULT_MAX_RESPONSE_MB * 1024 * 1024
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 # What a malformed saved file raises from xml.etree, psrpcore's deserializer or json (as on the live path).
-PARSE_ERRORS = (ResponseRefused, ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError,
-                RecursionError)
+PARSE_ERRORS = (ResponseRefused, ET.ParseError, ValueError, KeyError, IndexError, AttributeError, TypeError, RecursionError)
 # Other names a file may have for a command: HealthChecker's captures (CSS-Exchange) drop the dash
 # and call the ExSetup.exe version file ExSetup.xml.
 ALIASES = {"Get-Command.FileVersionInfo": ("ExSetup",)}
@@ -71,26 +71,45 @@ def _server_dir(root: Path, server: str) -> Path:
     return root
 
 
-class SavingTransport:
+class SavingTransport(Transport):
     """Passes every call to the real transport and writes what came back under `folder`.
 
-    Objects are written as the CLIXML the server sent when the transport kept it (the `raw` hook of
-    PsrpTransport); otherwise psrpcore serializes the received objects again, which keeps their type
-    names and properties."""
+    Objects are written as the CLIXML the server sent when the transport kept it (its raw_sink, which
+    PsrpTransport calls); otherwise psrpcore serializes the received objects again, which keeps their type
+    names and properties. What the report reads (states, notices, lanes, bounds) is the real transport's."""
 
     def __init__(self, inner: Transport, folder: str | Path, inventory_file: str = "") -> None:
+        super().__init__(inner.transcript)
         self.inner = inner
+        self.live = inner.live
+        self.states = inner.states
+        self.unverified_tls = inner.unverified_tls
+        self.cleartext = inner.cleartext
         self.folder = private_dir(folder)  # owner-only: it holds what the servers answered
         self._lock = threading.RLock()  # run_cmd writes its file under it, and _write takes it again
         self._winrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._raw: dict[tuple[str, str], list[str]] = {}
-        self._manifest = {"format": FORMAT, "version": VERSION, "inventory": inventory_file,
-                          "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "files": {}}
-        if hasattr(inner, "raw_sink"):
-            inner.raw_sink = self._keep_raw  # type: ignore[attr-defined]
+        self._manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "version": VERSION,
+            "inventory": inventory_file,
+            "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": {},
+        }
+        inner.raw_sink = self._keep_raw
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)  # unverified_tls and the like belong to the real transport
+    def lanes(self, server: str) -> int:
+        return self.inner.lanes(server)
+
+    def call_bound(self, server: str, is_read: bool) -> float | None:
+        return self.inner.call_bound(server, is_read)
+
+    def https(self, server: str) -> Getter:
+        return SavingGetter(self.inner.https(server), self._write, server)
+
+    def limit_to(self, servers: set[str]) -> None:
+        super().limit_to(servers)
+        self.inner.limit_to(servers)
 
     def _keep_raw(self, server: str, command: Command, xml: list[str]) -> None:
         with self._lock:
@@ -128,6 +147,7 @@ class SavingTransport:
 
     def close(self) -> None:
         self.inner.close()
+        self.left_open = self.inner.left_open
 
 
 def _reduced_application_host(stdout: str, stderr: str) -> tuple[str, str]:
@@ -153,8 +173,10 @@ def check_folder(folder: str | Path) -> Path:
     if not path.is_dir():
         raise ReplayError(f"--replay {folder}: not a folder")
     if not any(path.rglob("*.xml")):
-        raise ReplayError(f"--replay {folder}: no saved CLIXML (*.xml) in it; save one with --save DIR, or on an "
-                          "Exchange server with contrib/export/Export-DagcheckData.ps1")
+        raise ReplayError(
+            f"--replay {folder}: no saved CLIXML (*.xml) in it; save one with --save DIR, or on an "
+            "Exchange server with contrib/export/Export-DagcheckData.ps1"
+        )
     check_manifest(path / MANIFEST)
     return path
 
@@ -169,11 +191,14 @@ def check_manifest(path: Path) -> None:
         raise ReplayError(f"--replay {path}: the manifest cannot be read ({exc})") from None
     found = (data.get("format"), data.get("version")) if isinstance(data, dict) else (None, None)
     if found[0] != FORMAT:
-        raise ReplayError(f"--replay {path}: the manifest's format is {found[0]!r}, not {FORMAT!r}: not a folder "
-                          "dagcheck --save wrote")
+        raise ReplayError(
+            f"--replay {path}: the manifest's format is {found[0]!r}, not {FORMAT!r}: not a folder dagcheck --save wrote"
+        )
     if found[1] != VERSION:
-        raise ReplayError(f"--replay {path}: saved data of version {found[1]!r}; this dagcheck replays version "
-                          f"{VERSION} (save it again with this dagcheck)")
+        raise ReplayError(
+            f"--replay {path}: saved data of version {found[1]!r}; this dagcheck replays version "
+            f"{VERSION} (save it again with this dagcheck)"
+        )
 
 
 def _decode(raw: bytes) -> str:
@@ -190,7 +215,7 @@ def _decode(raw: bytes) -> str:
         raise ValueError(f"neither UTF-8 nor UTF-16 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
 
 
-class ReplayTransport:
+class ReplayTransport(Transport):
     """Answers reads from a saved folder; no connection is ever made.
 
     Each file is read as a server's answer is on the live path: under the same size cap, a DTD refused
@@ -199,11 +224,13 @@ class ReplayTransport:
     never followed."""
 
     def __init__(self, folder: str | Path, transcript: Transcript | None = None) -> None:
+        super().__init__(transcript)
         self.folder = check_folder(folder)
         self.root = self.folder.resolve()
-        self.transcript = transcript or Transcript()
-        self.unverified_tls: set[str] = set()
-        self.cleartext: set[str] = set()
+
+    def https(self, server: str) -> Getter:
+        """The health pages' answers saved by --save (health-pages.json), never a request."""
+        return ReplayGetter(self.folder, server, self.transcript)
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
         with self.transcript.record(server, endpoint, command) as inv:
@@ -233,8 +260,11 @@ class ReplayTransport:
                 except PARSE_ERRORS as exc:
                     raise _bad(server, command_line, path, exc) from None
             if not isinstance(entries, dict):
-                raise BadResponse(server, command_line, f"{path}: not dagcheck's winrs.json (a JSON "
-                                  f"{type(entries).__name__}, not an object of command lines)")
+                raise BadResponse(
+                    server,
+                    command_line,
+                    f"{path}: not dagcheck's winrs.json (a JSON {type(entries).__name__}, not an object of command lines)",
+                )
             wanted = _normalise(command_line)
             for line, entry in entries.items():
                 if _normalise(line) == wanted:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import testinfra.host
-from testinfra.backend import base
+import testinfra.host  # type: ignore[import-untyped]  # testinfra ships no type information
+from testinfra.backend import base  # type: ignore[import-untyped]
 
 from dagcheck.remote.base import Transport
 

@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 
 from dagcheck.errors import ConnectionFailed
-from dagcheck.remote.https import HttpAnswer, web_request
+from dagcheck.remote.base import HttpAnswer
+from dagcheck.remote.https import web_request
 from dagcheck.sources import ProbeContext
 from dagcheck.sources.base import ProbeSource
 

@@ -63,7 +63,7 @@ def test_mailbox_server_exchange_server_services_exsetup_fixtures() -> None:
 
 def _lab_objects(cmdlet: str, endpoint: str = "exchange", shape: str = "live", **params) -> list:
     """The lab's answer as a client deserializes it; the fixtures are the live shape, so by default
-    the lab is asked for that one (tests/test_shapes.py compares the remote-session shape)."""
+    the lab is asked for that one (tests/lab/test_object_shapes.py compares the remote-session shape)."""
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     assert inventory.lab is not None
     org = build_organization(dataclasses.replace(inventory, lab={**inventory.lab, "object_shape": shape}))

@@ -173,7 +173,7 @@ def test_a_nightly_with_a_wrong_password_is_two_failed_logons_and_fails_everywhe
 def test_a_kerberos_refusal_fails_only_that_server_and_moves_no_logon_rule() -> None:
     """The decision itself (no KDC needed): a server that refuses the Kerberos ticket (e.g. a wrong SPN for
     it) is blind; the others keep Kerberos for the run, and no account is withdrawn. The full path against
-    a real KDC is in tests/test_auth_encryption.py."""
+    a real KDC is in tests/lab/wire/test_auth_encryption.py."""
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     assert {s.connection.auth for s in inventory.servers} == {"kerberos"}  # the inventory default
     transport = PsrpTransport({s.name: s for s in inventory.servers})

@@ -21,7 +21,7 @@ from pypsrp.exceptions import WinRMTransportError
 from dagcheck import clixml
 from dagcheck.lab import wirefaults as wf
 from dagcheck.remote import guard
-from dagcheck.remote.psrp import _TolerantSerializer
+from dagcheck.remote.psrp_wire import _TolerantSerializer
 from tests.conftest import ROOT, lab_data
 
 HOSTILE = "mbx2"

@@ -18,7 +18,8 @@ from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
-from dagcheck.remote.psrp import MAX_RETRY_AFTER, PsrpTransport
+from dagcheck.remote.psrp import PsrpTransport
+from dagcheck.remote.psrp_shells import MAX_RETRY_AFTER
 from tests.conftest import ROOT, lab_data
 
 REFUSAL = "exceeded your budget to create runspace"
@@ -46,7 +47,7 @@ def _read(transport: PsrpTransport, name: str) -> list:
 def test_a_budget_refusal_is_waited_out_and_the_server_is_read(lab, caplog) -> None:
     org, server, transport = lab
     org.runtime_faults.append(Fault("runspace_budget_exceeded", {"server": "mbx1", "seconds": 2}))
-    with caplog.at_level(logging.INFO, logger="dagcheck.remote.psrp"):
+    with caplog.at_level(logging.INFO, logger="dagcheck.remote.psrp_shells"):
         assert _read(transport, "mbx1")
     waits = [r.getMessage() for r in caplog.records if REFUSAL in r.getMessage()]
     assert waits and all("waiting 2 s before opening again" in w for w in waits), waits

@@ -22,6 +22,7 @@ from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
+from dagcheck.remote.base import CmdResult, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import lab_data
@@ -228,11 +229,12 @@ def test_no_shell_is_left_open_after_a_run_with_faults(run_checks, monkeypatch) 
     assert left == [0]
 
 
-class _LosesTheAnswer:
+class _LosesTheAnswer(Transport):
     """A transport that loses the answer to one change (as a reboot under it would): the change ran, or
     did not, and the caller only gets OutcomeUnknown."""
 
-    def __init__(self, inner: Any, cmdlet: str, runs: bool) -> None:
+    def __init__(self, inner: Transport, cmdlet: str, runs: bool) -> None:
+        super().__init__(inner.transcript)
         self.inner, self.cmdlet, self.runs, self.fired = inner, cmdlet, runs, False
 
     def run(self, server: str, endpoint: Endpoint, command: Command) -> list[Any]:
@@ -243,8 +245,11 @@ class _LosesTheAnswer:
             raise OutcomeUnknown(server, command.cmdlet, "connection dropped by the server; it may or may not have run")
         return self.inner.run(server, endpoint, command)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
+    def run_cmd(self, server: str, command_line: str) -> CmdResult:
+        return self.inner.run_cmd(server, command_line)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 @pytest.mark.parametrize("ran", [True, False])
@@ -318,7 +323,7 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
     import logging
     import signal
 
-    from dagcheck.remote import psrp
+    from dagcheck.remote import psrp_shells
 
     _, org, server = lab
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": 30}))
@@ -349,7 +354,7 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
 
     threading.Thread(target=second_ctrl_c, daemon=True).start()
     try:
-        with caplog.at_level(logging.WARNING, logger="dagcheck.remote.psrp"):
+        with caplog.at_level(logging.WARNING, logger="dagcheck.remote.psrp_shells"):
             try:
                 transport.close()  # the second Ctrl-C ends the wait (it comes as the stuck Delete starts)
             except KeyboardInterrupt:
@@ -367,4 +372,4 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
         assert [(s.server_name, s.shell_id) for s in server.open_shells()] == [("mbx2", stuck_id)]
     finally:
         release.set()
-    assert psrp.CLOSE_SECONDS <= 10  # without a second Ctrl-C, close() gives up waiting within seconds
+    assert psrp_shells.CLOSE_SECONDS <= 10  # without a second Ctrl-C, close() gives up waiting within seconds

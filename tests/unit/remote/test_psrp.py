@@ -1,5 +1,5 @@
 """The CreatePipeline message dagcheck sends is byte for byte what pypsrp 0.9 builds, without the deep
-copies pypsrp makes of every command (dagcheck.remote.psrp._one_statement)."""
+copies pypsrp makes of every command (dagcheck.remote.psrp_wire._one_statement)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pypsrp.messages import CreatePipeline, Message
 from pypsrp.powershell import PowerShell
 from pypsrp.serializer import Serializer
 
-from dagcheck.remote import psrp
+from dagcheck.remote import psrp_wire
 
 RPID, PID = str(uuid.uuid4()), str(uuid.uuid4())
 
@@ -43,20 +43,20 @@ PIPELINES = {
 @pytest.mark.parametrize("build", PIPELINES.values(), ids=PIPELINES.keys())
 def test_the_message_is_the_one_pypsrp_builds(build, monkeypatch) -> None:
     ours = _message(build)
-    monkeypatch.setattr(Pipeline, "_get_statements", psrp._deep_statements)
-    assert Pipeline._get_statements is not psrp._one_statement
+    monkeypatch.setattr(Pipeline, "_get_statements", psrp_wire._deep_statements)
+    assert Pipeline._get_statements is not psrp_wire._one_statement
     assert ours == _message(build)
 
 
 def test_a_one_statement_pipeline_is_not_copied_and_two_statements_are(monkeypatch) -> None:
     copied: list[int] = []
-    deep = psrp._deep_statements
+    deep = psrp_wire._deep_statements
 
     def counted(pipeline: Pipeline) -> list[list[object]]:
         copied.append(len(pipeline.commands))
         return deep(pipeline)
 
-    monkeypatch.setattr(psrp, "_deep_statements", counted)
+    monkeypatch.setattr(psrp_wire, "_deep_statements", counted)
     _message(PIPELINES["a cmdlet | ForEach-Object -MemberName"])
     assert copied == []
     _message(PIPELINES["two statements"])

@@ -14,8 +14,9 @@ from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Transcript
+from dagcheck.remote.base import HttpAnswer
 from dagcheck.remote.credentials import Credentials
-from dagcheck.remote.https import HttpAnswer, HttpsGetter
+from dagcheck.remote.https import HttpsGetter
 from dagcheck.remote.psrp import PsrpTransport
 from dagcheck.sources import protocol_health as ph
 from tests.conftest import ROOT

@@ -76,8 +76,17 @@ class _Transcript:
 
         dc = session.config.stash.get(SESSION_KEY, None)
         if dc is not None:
-            self.calls = [{"server": i.server, "endpoint": i.endpoint.value, "cmdlet": i.command.cmdlet,
-                           "started": i.started, "duration": i.duration, "outcome": i.outcome} for i in dc.transcript.invocations]
+            self.calls = [
+                {
+                    "server": i.server,
+                    "endpoint": i.endpoint.value,
+                    "cmdlet": i.command.cmdlet,
+                    "started": i.started,
+                    "duration": i.duration,
+                    "outcome": i.outcome,
+                }
+                for i in dc.transcript.invocations
+            ]
 
 
 def _usage() -> dict[str, float]:
@@ -127,13 +136,38 @@ def _child_run(pytest: Any, inventory: str, reports: str, out: str) -> int:
     gc_clock = _GcClock()
     began = time.time()
     start = time.perf_counter()
-    code = pytest.main([str(ROOT / "checks"), "--inventory", inventory, "--reports-dir", reports, "-q",
-                        "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
-                       plugins=[plugin])
+    code = pytest.main(
+        [
+            str(ROOT / "checks"),
+            "--inventory",
+            inventory,
+            "--reports-dir",
+            reports,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ],
+        plugins=[plugin],
+    )
     wall = time.perf_counter() - start
-    Path(out).write_text(json.dumps({"exit": int(code), "wall": wall, "began": began, **_usage(), "calls": plugin.calls,
-                                     "gc_seconds": gc_clock.seconds, "gc_runs": gc_clock.runs}),
-                         encoding="utf-8")
+    Path(out).write_text(
+        json.dumps(
+            {
+                "exit": int(code),
+                "wall": wall,
+                "began": began,
+                **_usage(),
+                "calls": plugin.calls,
+                "gc_seconds": gc_clock.seconds,
+                "gc_runs": gc_clock.runs,
+            }
+        ),
+        encoding="utf-8",
+    )
     return 0
 
 
@@ -173,9 +207,25 @@ class Lab:
         source.write_text(yaml.safe_dump(data), encoding="utf-8")
         self.client_inventory = work / "client.yml"
         env = {**os.environ, PASSWORD_ENV: self.password}
-        self.proc = subprocess.Popen([sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(source),
-                                      "--username", USERNAME, "--write-inventory", str(self.client_inventory)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.lab",
+                "serve",
+                "--inventory",
+                str(source),
+                "--username",
+                USERNAME,
+                "--write-inventory",
+                str(self.client_inventory),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("Ctrl-C stops the lab"):
@@ -284,9 +334,22 @@ def render_seconds(page: Path, work: Path) -> float:
         raise RuntimeError("--render needs Chromium (apt-get install -y chromium)")
     with tempfile.TemporaryDirectory(prefix="dagcheck-chromium-", dir=work) as profile:
         start = time.perf_counter()
-        subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1280,900",
-                        f"--user-data-dir={profile}", f"--screenshot={Path(profile) / 'shot.png'}", page.resolve().as_uri()],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900, check=False)
+        subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1280,900",
+                f"--user-data-dir={profile}",
+                f"--screenshot={Path(profile) / 'shot.png'}",
+                page.resolve().as_uri(),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=900,
+            check=False,
+        )
         return time.perf_counter() - start
 
 
@@ -298,8 +361,7 @@ def measure(n: int, dag_size: int, latency: dict[str, float] | None, work: Path)
     load_before = os.getloadavg()
     try:
         out = run_dir / "run.json"
-        _child(["--child-run", str(lab.client_inventory), str(run_dir / "reports"), str(out)], lab.env(),
-               run_dir / "run.log")
+        _child(["--child-run", str(lab.client_inventory), str(run_dir / "reports"), str(out)], lab.env(), run_dir / "run.log")
         result = json.loads(out.read_text(encoding="utf-8"))
     finally:
         lab_cpu = lab.stop()
@@ -340,8 +402,10 @@ def counts_text(counts: dict[str, Any], n: int, dags: int) -> str:
     kinds = " ".join(f"{k} {v / max(1, n):.1f}" for k, v in sorted(counts["kinds"].items()))
     wide = sum(counts["dag_wide"].values())
     by = ", ".join(f"{k} {v}" for k, v in sorted(counts["dag_wide"].items()))
-    return (f"calls/server={sum(per.values()) / max(1, n):.1f} (min {min(per.values(), default=0)} max "
-            f"{max(per.values(), default=0)}; {kinds}) dag_wide={wide} for {dags} DAGs ({by})")
+    return (
+        f"calls/server={sum(per.values()) / max(1, n):.1f} (min {min(per.values(), default=0)} max "
+        f"{max(per.values(), default=0)}; {kinds}) dag_wide={wide} for {dags} DAGs ({by})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,14 +413,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[4, 40, 300], help="fleet sizes (default 4 40 300)")
     parser.add_argument("--dag-size", type=int, default=16)
     parser.add_argument("--no-latency", action="store_true", help="the lab as fast as it goes: client CPU and RSS")
-    parser.add_argument("--baseline", type=float, default=None, metavar="SECONDS",
-                        help="reuse a sequential N=4 figure measured before instead of measuring it (about 95 s)")
-    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
-                        help="keep each run's inventories, logs and reports in DIR (e.g. to open DIR/n300/reports/dagcheck.html)")
-    parser.add_argument("--render", action="store_true",
-                        help="time the first render of reports/dagcheck.html in headless Chromium")
-    parser.add_argument("--profile", type=Path, default=None, metavar="FILE",
-                        help="run the client under cProfile, its stats to FILE.<N> (CPU figures then include the profiler)")
+    parser.add_argument(
+        "--baseline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="reuse a sequential N=4 figure measured before instead of measuring it (about 95 s)",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep each run's inventories, logs and reports in DIR (e.g. to open DIR/n300/reports/dagcheck.html)",
+    )
+    parser.add_argument(
+        "--render", action="store_true", help="time the first render of reports/dagcheck.html in headless Chromium"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="run the client under cProfile, its stats to FILE.<N> (CPU figures then include the profiler)",
+    )
     parser.add_argument("--child-run", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--child-sequential", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -372,10 +452,16 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep.resolve() if args.keep else Path(tmp)
         base4 = (args.baseline or sequential(4, args.dag_size, latency, work)) if latency else None
         if base4 is not None:
-            print(f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 "
-                  "(one server after another, one call at a time); scaled linearly for larger N", flush=True)
-        print(f"profile: {json.dumps(latency) if latency else 'no latency'}; per-server budget 3 calls at once "
-              "(connection.max_runspaces)", flush=True)
+            print(
+                f"sequential baseline: {'given' if args.baseline else 'measured'} {base4:.1f} s for N=4 "
+                "(one server after another, one call at a time); scaled linearly for larger N",
+                flush=True,
+            )
+        print(
+            f"profile: {json.dumps(latency) if latency else 'no latency'}; per-server budget 3 calls at once "
+            "(connection.max_runspaces)",
+            flush=True,
+        )
         if args.render:
             blank = work / "blank.html"
             blank.write_text("<!DOCTYPE html><p>one line</p>", encoding="utf-8")
@@ -388,11 +474,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.render:
                 r["render"] = render_seconds(work / f"n{n}" / "reports" / "dagcheck.html", work)
             cpu_per = r["cpu"] / n
-            line = (f"N={n:<4} DAGs={r['dags']:<3} exit={r['exit']} calls={r['ncalls']:<6} wall={r['wall']:7.1f}s "
-                    f"calls from {r.get('first_call', 0):.1f}s to {r.get('last_answer', 0):.1f}s "
-                    f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s lab_cpu={r['lab_cpu']:.1f}s rss={r['rss_mb']:.0f}MB "
-                    f"report={r['report_mb']:.1f}MB "
-                    f"junit={r['junit_mb']:.1f}MB")
+            line = (
+                f"N={n:<4} DAGs={r['dags']:<3} exit={r['exit']} calls={r['ncalls']:<6} wall={r['wall']:7.1f}s "
+                f"calls from {r.get('first_call', 0):.1f}s to {r.get('last_answer', 0):.1f}s "
+                f"cpu={r['cpu']:6.1f}s cpu/server={cpu_per:.3f}s lab_cpu={r['lab_cpu']:.1f}s rss={r['rss_mb']:.0f}MB "
+                f"report={r['report_mb']:.1f}MB "
+                f"junit={r['junit_mb']:.1f}MB"
+            )
             if "render" in r:
                 line += f" render={r['render']:.1f}s"
             if "gc_seconds" in r:
@@ -411,12 +499,16 @@ def main(argv: list[str] | None = None) -> int:
                 # One logon at a time until an account is proven (issue 9): every other server's first open waits
                 # for the first server's, one runspace open. Not in the issue's floor; said beside it.
                 logon = latency.get("runspace_open", 0.0) + latency.get("jitter", 0.0) / 2 if n > 1 else 0.0
-                line += (f" floor={r['floor']:.1f}s ({r['floor_server']}) wall/floor={ratio:.2f} "
-                         f"collection/floor={collect / r['floor']:.2f} "
-                         f"wall/(floor+first logon {logon:.1f}s)={r['wall'] / (r['floor'] + logon):.2f} "
-                         f"sequential={seq:.0f}s{' (scaled from N=4)' if n != 4 else ''} speedup={seq / r['wall']:.1f}")
-                summary = (f"fleet: N={n} wall/floor={ratio:.2f} speedup={seq / r['wall']:.0f} cpu/server={cpu_per:.2f}s "
-                           f"rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB")
+                line += (
+                    f" floor={r['floor']:.1f}s ({r['floor_server']}) wall/floor={ratio:.2f} "
+                    f"collection/floor={collect / r['floor']:.2f} "
+                    f"wall/(floor+first logon {logon:.1f}s)={r['wall'] / (r['floor'] + logon):.2f} "
+                    f"sequential={seq:.0f}s{' (scaled from N=4)' if n != 4 else ''} speedup={seq / r['wall']:.1f}"
+                )
+                summary = (
+                    f"fleet: N={n} wall/floor={ratio:.2f} speedup={seq / r['wall']:.0f} cpu/server={cpu_per:.2f}s "
+                    f"rss={r['rss_mb']:.0f}MB report={r['report_mb']:.0f}MB"
+                )
             if "render" in r:
                 summary += f" render={r['render']:.1f}s"
             print(line, flush=True)

@@ -51,18 +51,22 @@ def main() -> None:
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     with LabServer(build_organization(inventory)) as lab:
         s = inventory.server("mbx1")
-        server = dataclasses.replace(s, connection=lab_connection(s.connection, lab.exchange_uri("mbx1"),
-                                                                  lab.windows_uri("mbx1")))
-        transport = PsrpTransport({"mbx1": server}, credentials={"mbx1": Credentials(lab.credentials.username,
-                                                                                     lab.credentials.password)})
+        server = dataclasses.replace(
+            s, connection=lab_connection(s.connection, lab.exchange_uri("mbx1"), lab.windows_uri("mbx1"))
+        )
+        transport = PsrpTransport(
+            {"mbx1": server}, credentials={"mbx1": Credentials(lab.credentials.username, lab.credentials.password)}
+        )
         size, times = 0, []
         for _ in range(args.rounds):
             start = time.perf_counter()
             size = len(transport.run_cmd("mbx1", COMMAND_LINE).stdout)
             times.append(time.perf_counter() - start)
         transport.close()
-        print(f"type applicationHost.config over WinRS (lab, {size / 1024:.0f} KB): first {times[0] * 1000:.1f} ms, "
-              f"median {statistics.median(times) * 1000:.1f} ms")
+        print(
+            f"type applicationHost.config over WinRS (lab, {size / 1024:.0f} KB): first {times[0] * 1000:.1f} ms, "
+            f"median {statistics.median(times) * 1000:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

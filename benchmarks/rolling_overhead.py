@@ -51,10 +51,30 @@ def main() -> None:
     try:
         started = time.monotonic()
         patch = f"{sys.executable} -m dagcheck.lab patch --state {folder / 'lab.json'} --reboot-seconds {args.reboot_seconds:g}"
-        run = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory",
-                              str(folder / "inventory.yml"), "--reports-dir", str(folder / "reports"), "--apply",
-                              "--target-build", TARGET, "--patch-command", patch, "--patch-poll", "0.2"],
-                             cwd=ROOT, env=env, capture_output=True, text=True)
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.cli",
+                "rolling",
+                "DAG1",
+                "--inventory",
+                str(folder / "inventory.yml"),
+                "--reports-dir",
+                str(folder / "reports"),
+                "--apply",
+                "--target-build",
+                TARGET,
+                "--patch-command",
+                patch,
+                "--patch-poll",
+                "0.2",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.monotonic() - started
     finally:
         lab.terminate()
@@ -77,9 +97,25 @@ def _serve(folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     source = yaml.safe_load((ROOT / "inventory/lab.yml").read_text(encoding="utf-8"))
     source["lab"]["build"] = OLD
     (folder / "lab-source.yml").write_text(yaml.safe_dump(source), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(folder / "lab-source.yml"),
-                             "--state", str(folder / "lab.json"), "--write-inventory", str(folder / "inventory.yml")],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.lab",
+            "serve",
+            "--inventory",
+            str(folder / "lab-source.yml"),
+            "--state",
+            str(folder / "lab.json"),
+            "--write-inventory",
+            str(folder / "inventory.yml"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         if line.startswith("Ctrl-C stops the lab"):
@@ -112,8 +148,11 @@ def split(reports: Path) -> dict[str, dict[str, float]]:
         steps = {e["step"]: float(e["seconds"]) for e in journal if e["event"] == "member_step" and e["member"] == member}
         children = {e["step"]: Path(e["base"]) for e in journal if e["event"] == "child_started" and e["member"] == member}
         patch_cmd = _child_seconds(children["patch"]) if "patch" in children else 0.0
-        transitions = sum(float(e.get("seconds", 0)) for e in _entries(reports / f"journal-{member}.jsonl")
-                          if e.get("event") == "step" and e.get("outcome") == "done" and e.get("time", "") >= since)
+        transitions = sum(
+            float(e.get("seconds", 0))
+            for e in _entries(reports / f"journal-{member}.jsonl")
+            if e.get("event") == "step" and e.get("outcome") == "done" and e.get("time", "") >= since
+        )
         collected = started_up = 0.0
         for step in ("gate_and_enter", "exit_and_verify"):
             if step in children:
@@ -123,9 +162,14 @@ def split(reports: Path) -> dict[str, dict[str, float]]:
         wall = sum(steps.values())
         exchange = transitions + collected + steps.get("target_gate", 0.0) + steps.get("verify_build", 0.0)
         reboot = steps.get("patch", 0.0) - patch_cmd
-        rows[member] = {"wall": wall, "patch cmd": patch_cmd, "reboot wait": reboot, "Exchange": exchange,
-                        "pytest start": started_up,
-                        "dagcheck own": wall - patch_cmd - reboot - exchange - started_up}
+        rows[member] = {
+            "wall": wall,
+            "patch cmd": patch_cmd,
+            "reboot wait": reboot,
+            "Exchange": exchange,
+            "pytest start": started_up,
+            "dagcheck own": wall - patch_cmd - reboot - exchange - started_up,
+        }
     return rows
 
 

@@ -35,8 +35,9 @@ def main() -> None:
     inventory = load_inventory(Path(__file__).resolve().parent.parent / "inventory" / "lab.yml")
     with LabServer(build_organization(inventory)) as lab:
         s = inventory.server("mbx1")
-        server = dataclasses.replace(s, connection=lab_connection(s.connection, lab.exchange_uri("mbx1"),
-                                                                  lab.windows_uri("mbx1")))
+        server = dataclasses.replace(
+            s, connection=lab_connection(s.connection, lab.exchange_uri("mbx1"), lab.windows_uri("mbx1"))
+        )
         creds = {"mbx1": Credentials(lab.credentials.username, lab.credentials.password)}
         first, warm, after_recycle = [], [], []
         for _ in range(args.rounds):
@@ -48,8 +49,10 @@ def main() -> None:
             transport.close()
         print(f"first read (opens the pool):      {statistics.median(first) * 1000:7.1f} ms")
         print(f"read on a warm pool:              {statistics.median(warm) * 1000:7.1f} ms")
-        print(f"read after an app-pool recycle:   {statistics.median(after_recycle) * 1000:7.1f} ms "
-              "(the fault, a new pool, the read again)")
+        print(
+            f"read after an app-pool recycle:   {statistics.median(after_recycle) * 1000:7.1f} ms "
+            "(the fault, a new pool, the read again)"
+        )
         print(f"shells left on the lab:           {len(lab.open_shells())}")
 
 

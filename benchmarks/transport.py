@@ -25,8 +25,16 @@ from dagcheck.lab.server import LabServer  # noqa: E402
 
 
 def open_pool(lab: LabServer, server: str) -> RunspacePool:
-    wsman = WSMan("127.0.0.1", port=lab.port(server), path="PowerShell", ssl=False, auth="basic",
-                  username=lab.credentials.username, password=lab.credentials.password, encryption="never")
+    wsman = WSMan(
+        "127.0.0.1",
+        port=lab.port(server),
+        path="PowerShell",
+        ssl=False,
+        auth="basic",
+        username=lab.credentials.username,
+        password=lab.credentials.password,
+        encryption="never",
+    )
     pool = RunspacePool(wsman, configuration_name="Microsoft.Exchange")
     pool.open()
     return pool

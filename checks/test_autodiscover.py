@@ -21,11 +21,19 @@ from dagcheck.sources.client_access_services import ClientAccess
 def test_scp_uri_is_expected(item: ClientAccess, dag: DagView, expect: Expectations) -> None:
     site = dag.server_info(item.server).site
     wanted = expect.autodiscover.get(site)
-    require(wanted is not None, f"the inventory names no Autodiscover URI for site {site}",
-            expected=f"expectations.autodiscover.{site}.uri", actual="missing")
-    require((item.internal_uri or "").rstrip("/").lower() == wanted.uri.rstrip("/").lower(),  # type: ignore[union-attr]
-            f"{item.server} publishes {item.internal_uri}", expected=wanted.uri, actual=str(item.internal_uri),  # type: ignore[union-attr]
-            remediation=f"Set-ClientAccessService -Identity {item.server} -AutoDiscoverServiceInternalUri '{wanted.uri}'")  # type: ignore[union-attr]
+    require(
+        wanted is not None,
+        f"the inventory names no Autodiscover URI for site {site}",
+        expected=f"expectations.autodiscover.{site}.uri",
+        actual="missing",
+    )
+    require(
+        (item.internal_uri or "").rstrip("/").lower() == wanted.uri.rstrip("/").lower(),  # type: ignore[union-attr]
+        f"{item.server} publishes {item.internal_uri}",
+        expected=wanted.uri,
+        actual=str(item.internal_uri),  # type: ignore[union-attr]
+        remediation=f"Set-ClientAccessService -Identity {item.server} -AutoDiscoverServiceInternalUri '{wanted.uri}'",
+    )  # type: ignore[union-attr]
 
 
 @check(
@@ -42,10 +50,14 @@ def test_site_scope_is_expected(item: ClientAccess, dag: DagView, expect: Expect
     site = dag.server_info(item.server).site
     wanted = set(expect.autodiscover[site].site_scope) if site in expect.autodiscover else {site}
     missing = sorted(wanted - set(item.site_scope))
-    require(not missing, f"{item.server}'s AutoDiscoverSiteScope lacks {', '.join(missing)}",
-            expected=", ".join(sorted(wanted)), actual=", ".join(item.site_scope) or "(empty)",
-            remediation=f"Set-ClientAccessService -Identity {item.server} -AutoDiscoverSiteScope "
-            f"{','.join(sorted(wanted | set(item.site_scope)))}")
+    require(
+        not missing,
+        f"{item.server}'s AutoDiscoverSiteScope lacks {', '.join(missing)}",
+        expected=", ".join(sorted(wanted)),
+        actual=", ".join(item.site_scope) or "(empty)",
+        remediation=f"Set-ClientAccessService -Identity {item.server} -AutoDiscoverSiteScope "
+        f"{','.join(sorted(wanted | set(item.site_scope)))}",
+    )
 
 
 def _uncovered_sites(item: ClientAccess, dag: DagView, exclude: set[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -76,6 +88,10 @@ def test_sites_stay_covered(item: ClientAccess, dag: DagView) -> None:
     target = dag.target()
     scope = sorted(set(dag.snap(target).get("client_access")[0].site_scope) | set(uncovered)) if target else uncovered
     fix = f"Set-ClientAccessService -Identity {target or '<target>'} -AutoDiscoverSiteScope {','.join(scope)}"
-    require(False, f"site(s) {', '.join(uncovered)} would have no Autodiscover SCP while {item.server} is down; "
-            f"run: {fix}", expected="each site also in another available server's AutoDiscoverSiteScope",
-            actual=f"only {item.server} serves {', '.join(uncovered)}", remediation=fix)
+    require(
+        False,
+        f"site(s) {', '.join(uncovered)} would have no Autodiscover SCP while {item.server} is down; run: {fix}",
+        expected="each site also in another available server's AutoDiscoverSiteScope",
+        actual=f"only {item.server} serves {', '.join(uncovered)}",
+        remediation=fix,
+    )

@@ -28,9 +28,12 @@ from dagcheck.sources.exsetup import FileVersion
 )
 def test_admin_display_version_matches_exsetup(item: FileVersion, snapshot: Snapshot, exchange_tables: Tables) -> None:
     adv = snapshot.get("exchange_server")[0].admin_display_version
-    require(same_cu(adv, item.version), f"AdminDisplayVersion {name(adv, exchange_tables)} but ExSetup.exe "
-            f"{name(item.version, exchange_tables)}",
-            expected=f"ExSetup.exe {show(adv)[:-len(str(adv[3]))]}x", actual=show(item.version))
+    require(
+        same_cu(adv, item.version),
+        f"AdminDisplayVersion {name(adv, exchange_tables)} but ExSetup.exe {name(item.version, exchange_tables)}",
+        expected=f"ExSetup.exe {show(adv)[: -len(str(adv[3]))]}x",
+        actual=show(item.version),
+    )
 
 
 @check(
@@ -47,8 +50,12 @@ def test_admin_display_version_matches_exsetup(item: FileVersion, snapshot: Snap
 def test_build_same_across_dag(item: FileVersion, dag: DagView, expect: Expectations, exchange_tables: Tables) -> None:
     if expect.build != "same-across-dag":
         wanted = parse_build(expect.build)
-        require(item.version == wanted, f"{dag.server} runs {name(item.version, exchange_tables)}",
-                expected=name(wanted, exchange_tables), actual=show(item.version))
+        require(
+            item.version == wanted,
+            f"{dag.server} runs {name(item.version, exchange_tables)}",
+            expected=name(wanted, exchange_tables),
+            actual=show(item.version),
+        )
         return
     builds = {m: v[0].version for m, v in dag.each("exsetup", reachable_only=True).items()}
     dag_spec = dag.inventory.dag_of(dag.server)
@@ -57,17 +64,25 @@ def test_build_same_across_dag(item: FileVersion, dag: DagView, expect: Expectat
         # A patch window in progress: mixed builds are expected, old or target, the patched ones agreeing.
         declared = next((w.target_build for w in windows if w.target_build), None)
         parity = rolling_parity(builds, parse_build(declared) if declared else None)
-        dag.notes.append(f"{dag_spec.name if dag_spec else dag.server} patch window ({windows[0].describe()}): "
-                         f"{parity.progress()}")
+        dag.notes.append(
+            f"{dag_spec.name if dag_spec else dag.server} patch window ({windows[0].describe()}): {parity.progress()}"
+        )
         # A patched member is fine; the one(s) off the old/target pair are flagged.
-        require(item.version == parity.target or parity.problem is None,
-                f"{dag.server} runs {show(item.version)} during the patch window: {parity.problem}",
-                expected=f"the old build or the target {show(parity.target)}", actual=show(item.version))
+        require(
+            item.version == parity.target or parity.problem is None,
+            f"{dag.server} runs {show(item.version)} during the patch window: {parity.problem}",
+            expected=f"the old build or the target {show(parity.target)}",
+            actual=show(item.version),
+        )
         return
     odd = odd_ones_out(builds)
     others = ", ".join(f"{m}={show(b)}" for m, b in builds.items())  # type: ignore[arg-type]
-    require(dag.server.lower() not in odd, f"{dag.server} runs {name(item.version, exchange_tables)}, unlike the DAG ({others})",
-            expected="the build the other members run", actual=show(item.version))
+    require(
+        dag.server.lower() not in odd,
+        f"{dag.server} runs {name(item.version, exchange_tables)}, unlike the DAG ({others})",
+        expected="the build the other members run",
+        actual=show(item.version),
+    )
 
 
 @check(
@@ -85,8 +100,7 @@ def test_build_is_current(item: FileVersion, exchange_tables: Tables, run_date: 
     if support(item.version, run_date, exchange_tables).problem is not None:
         pytest.skip("the product or CU is out of support: DAG-BUILD-004 reports it")
     problem = currency(item.version, exchange_tables)
-    require(problem is None, str(problem), expected="latest SU of a supported CU",
-            actual=name(item.version, exchange_tables))
+    require(problem is None, str(problem), expected="latest SU of a supported CU", actual=name(item.version, exchange_tables))
 
 
 @check(
@@ -104,6 +118,10 @@ def test_build_is_current(item: FileVersion, exchange_tables: Tables, run_date: 
 def test_product_and_cu_supported(item: FileVersion, exchange_tables: Tables, run_date: dt.date) -> None:
     verdict = support(item.version, run_date, exchange_tables)
     actual = verdict.row and f"{verdict.row.product} {verdict.row.cu}".replace(" *", " (unlisted CU)")
-    require(verdict.problem is None, f"{item.server}: {verdict.problem}; move to {verdict.move_to}",
-            expected="a supported product and CU (Exchange Server SE)", actual=actual or name(item.version, exchange_tables),
-            remediation=verdict.move_to and f"Move to {verdict.move_to}")
+    require(
+        verdict.problem is None,
+        f"{item.server}: {verdict.problem}; move to {verdict.move_to}",
+        expected="a supported product and CU (Exchange Server SE)",
+        actual=actual or name(item.version, exchange_tables),
+        remediation=verdict.move_to and f"Move to {verdict.move_to}",
+    )

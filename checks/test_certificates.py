@@ -31,9 +31,12 @@ from dagcheck.sources.certificates import ExchangeCertificate, tls_certificate_n
 def test_auth_certificate_valid(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt.datetime) -> None:
     auth = snapshot.get("auth_config")[0]
     problems = auth_problems(auth, item, snapshot.server, now)
-    require(not problems, f"{snapshot.server}: {'; '.join(problems)}",
-            expected=f"Auth certificate {auth.current_thumbprint} present and valid on {snapshot.server}",
-            actual="; ".join(problems))
+    require(
+        not problems,
+        f"{snapshot.server}: {'; '.join(problems)}",
+        expected=f"Auth certificate {auth.current_thumbprint} present and valid on {snapshot.server}",
+        actual="; ".join(problems),
+    )
 
 
 def _in_use(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot) -> list[tuple[ExchangeCertificate, tuple[str, ...]]]:
@@ -41,19 +44,26 @@ def _in_use(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot) -> list[t
     the objects carried no Services (RawData only); the receive connectors name SMTP certificates either way."""
     bindings = () if snapshot.failed("ssl_bindings") and all(c.services_known for c in item) else snapshot.get("ssl_bindings")
     broken = [b.error for b in bindings if b.error]
-    require(not broken or all(c.services_known for c in item),
-            f"the certificates on {snapshot.server} show no Services and HTTP.sys's bindings could not be read: "
-            f"{broken[0] if broken else ''}", expected="netsh http show sslcert output", actual=broken[0] if broken else "")
+    require(
+        not broken or all(c.services_known for c in item),
+        f"the certificates on {snapshot.server} show no Services and HTTP.sys's bindings could not be read: "
+        f"{broken[0] if broken else ''}",
+        expected="netsh http show sslcert output",
+        actual=broken[0] if broken else "",
+    )
     connectors = tls_certificate_names(snapshot.get("receive_connectors"))
     used = [(c, bound_to(c, bindings, connectors)) for c in item]
     return [(c, where) for c, where in used if any(w.startswith(("IIS", "SMTP")) for w in where)]
 
 
 def _expiring(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt.datetime, days: int) -> list[str]:
-    return [f"{describe(c)}, bound to {', '.join(where)}, "
-            + (f"expired {-left:.0f} day(s) ago" if left <= 0 else f"expires in {left:.1f} day(s)")
-            + (f" ({c.not_after:%Y-%m-%d})" if c.not_after else "")
-            for c, where in _in_use(item, snapshot) if (left := days_left(c, now)) <= days]
+    return [
+        f"{describe(c)}, bound to {', '.join(where)}, "
+        + (f"expired {-left:.0f} day(s) ago" if left <= 0 else f"expires in {left:.1f} day(s)")
+        + (f" ({c.not_after:%Y-%m-%d})" if c.not_after else "")
+        for c, where in _in_use(item, snapshot)
+        if (left := days_left(c, now)) <= days
+    ]
 
 
 @check(
@@ -71,11 +81,16 @@ def _expiring(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt
     source="certificates",
     per_server=True,
 )
-def test_certificates_not_expiring_soon(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt.datetime,
-                                        expect: Expectations) -> None:
+def test_certificates_not_expiring_soon(
+    item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt.datetime, expect: Expectations
+) -> None:
     soon = _expiring(item, snapshot, now, expect.cert_warning_days)
-    require(not soon, f"{snapshot.server}: {'; '.join(soon)}",
-            expected=f"more than {expect.cert_warning_days} days left", actual="; ".join(soon))
+    require(
+        not soon,
+        f"{snapshot.server}: {'; '.join(soon)}",
+        expected=f"more than {expect.cert_warning_days} days left",
+        actual="; ".join(soon),
+    )
 
 
 @check(
@@ -90,8 +105,13 @@ def test_certificates_not_expiring_soon(item: tuple[ExchangeCertificate, ...], s
     source="certificates",
     per_server=True,
 )
-def test_certificates_not_expiring_critically(item: tuple[ExchangeCertificate, ...], snapshot: Snapshot,
-                                              now: dt.datetime, expect: Expectations) -> None:
+def test_certificates_not_expiring_critically(
+    item: tuple[ExchangeCertificate, ...], snapshot: Snapshot, now: dt.datetime, expect: Expectations
+) -> None:
     soon = _expiring(item, snapshot, now, expect.cert_critical_days)
-    require(not soon, f"{snapshot.server}: {'; '.join(soon)}",
-            expected=f"more than {expect.cert_critical_days} days left", actual="; ".join(soon))
+    require(
+        not soon,
+        f"{snapshot.server}: {'; '.join(soon)}",
+        expected=f"more than {expect.cert_critical_days} days left",
+        actual="; ".join(soon),
+    )

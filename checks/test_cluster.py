@@ -30,8 +30,12 @@ def test_node_paused_and_not_pam(item: tuple[ClusterNode, ...], dag: DagView) ->
     node = next((n for n in item if n.name == dag.server.lower()), None)
     pam = dag.status().primary_active_manager
     state = node.state if node else "not a cluster node"
-    require(state == "Paused" and pam != dag.server.lower(), f"{dag.server}: node {state}, PAM on {pam}",
-            expected="node Paused, PAM on another member", actual=f"node {state}, PAM {pam}")
+    require(
+        state == "Paused" and pam != dag.server.lower(),
+        f"{dag.server}: node {state}, PAM on {pam}",
+        expected="node Paused, PAM on another member",
+        actual=f"node {state}, PAM {pam}",
+    )
 
 
 @check(
@@ -45,8 +49,7 @@ def test_node_paused_and_not_pam(item: tuple[ClusterNode, ...], dag: DagView) ->
     select=lambda n: n.name == n.seen_from,  # each node judged once, through its own server
 )
 def test_cluster_node_up(item: ClusterNode) -> None:
-    require(item.state == "Up", f"cluster node {item.name} is {item.state}",
-            expected="Up", actual=item.state)
+    require(item.state == "Up", f"cluster node {item.name} is {item.state}", expected="Up", actual=item.state)
 
 
 @check(
@@ -61,9 +64,12 @@ def test_cluster_node_up(item: ClusterNode) -> None:
     source="mailbox_server",
 )
 def test_activation_blocked_in_maintenance(item: MailboxServer) -> None:
-    require(item.activation_policy == "Blocked" and item.move_now,
-            f"{item.name}: activation policy {item.activation_policy}, MoveNow {item.move_now}",
-            expected="Blocked, MoveNow $true", actual=f"{item.activation_policy}, MoveNow {item.move_now}")
+    require(
+        item.activation_policy == "Blocked" and item.move_now,
+        f"{item.name}: activation policy {item.activation_policy}, MoveNow {item.move_now}",
+        expected="Blocked, MoveNow $true",
+        actual=f"{item.activation_policy}, MoveNow {item.move_now}",
+    )
 
 
 @check(
@@ -78,11 +84,14 @@ def test_activation_blocked_in_maintenance(item: MailboxServer) -> None:
     source="mailbox_server",
 )
 def test_activation_restored(item: MailboxServer, expect: Expectations) -> None:
-    require(item.activation_policy == expect.activation_policy and not item.move_now,
-            f"{item.name}: activation policy {item.activation_policy}, MoveNow {item.move_now}",
-            expected=f"{expect.activation_policy}, MoveNow $false", actual=f"{item.activation_policy}, MoveNow {item.move_now}",
-            remediation=f"Set-MailboxServer -Identity {item.name} -DatabaseCopyActivationDisabledAndMoveNow $false "
-            f"-DatabaseCopyAutoActivationPolicy {expect.activation_policy}")
+    require(
+        item.activation_policy == expect.activation_policy and not item.move_now,
+        f"{item.name}: activation policy {item.activation_policy}, MoveNow {item.move_now}",
+        expected=f"{expect.activation_policy}, MoveNow $false",
+        actual=f"{item.activation_policy}, MoveNow {item.move_now}",
+        remediation=f"Set-MailboxServer -Identity {item.name} -DatabaseCopyActivationDisabledAndMoveNow $false "
+        f"-DatabaseCopyAutoActivationPolicy {expect.activation_policy}",
+    )
 
 
 @check(
@@ -101,5 +110,9 @@ def test_all_members_operational(item: tuple[DagStatus, ...], dag: DagView) -> N
     missing = sorted(set(status.servers) - set(status.operational_servers))
     # A member in planned maintenance may be out (rebooting); DAG-MAINT-001 judges the DAG without it.
     missing = [m for m in missing if not getattr(dag.maintenance(m), "planned", False)]
-    require(not missing, f"{status.name}: {', '.join(missing)} not operational (seen from {dag.server})",
-            expected="all members operational", actual=f"missing: {', '.join(missing)}")
+    require(
+        not missing,
+        f"{status.name}: {', '.join(missing)} not operational (seen from {dag.server})",
+        expected="all members operational",
+        actual=f"missing: {', '.join(missing)}",
+    )

@@ -28,14 +28,23 @@ def test_component_is_active(item: ComponentState, snapshot: Snapshot) -> None:
     if not held and item.component != "ServerWideOffline" and swo.state != "Active":
         # No requester of its own: ServerWideOffline switches it off (EXCHANGE-NOTES lesson 2).
         cause = f"because ServerWideOffline is {swo.state} (requester {', '.join(holders(swo)) or 'unknown'})"
-        fixes = [f"Set-ServerComponentState -Identity {item.server} -Component ServerWideOffline -State Active -Requester {r}"
-                 for r in holders(swo) or ("Maintenance",)]
+        fixes = [
+            f"Set-ServerComponentState -Identity {item.server} -Component ServerWideOffline -State Active -Requester {r}"
+            for r in holders(swo) or ("Maintenance",)
+        ]
     else:
         cause = held_by(item)
-        fixes = [f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
-                 for r in held or ("Maintenance",)]
-    require(problem is None, f"{item.component} is {item.state} on {item.server}, {cause}",
-            expected="Active", actual=f"{item.state} ({cause})", remediation=" ; ".join(fixes))
+        fixes = [
+            f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
+            for r in held or ("Maintenance",)
+        ]
+    require(
+        problem is None,
+        f"{item.component} is {item.state} on {item.server}, {cause}",
+        expected="Active",
+        actual=f"{item.state} ({cause})",
+        remediation=" ; ".join(fixes),
+    )
 
 
 @check(
@@ -53,11 +62,18 @@ def test_component_is_offline_in_maintenance(item: ComponentState, expect: Expec
     expected = "Active" if item.component in stays_active else "Inactive"
     # A component held Draining or Inactive names its requester (issue 23): the one to set back.
     held = f", {held_by(item)}" if item.state != "Active" else ""
-    require(item.state == expected, f"{item.component} is {item.state} on {item.server} in maintenance{held}",
-            expected=expected, actual=item.state,
-            remediation=None if expected == "Inactive" else " ; ".join(
-                f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
-                for r in holders(item) or ("Maintenance",)))
+    require(
+        item.state == expected,
+        f"{item.component} is {item.state} on {item.server} in maintenance{held}",
+        expected=expected,
+        actual=item.state,
+        remediation=None
+        if expected == "Inactive"
+        else " ; ".join(
+            f"Set-ServerComponentState -Identity {item.server} -Component {item.component} -State Active -Requester {r}"
+            for r in holders(item) or ("Maintenance",)
+        ),
+    )
 
 
 @check(
@@ -75,6 +91,10 @@ def test_local_and_remote_states_agree(item: ComponentState) -> None:
     local = {r.requester: r.state for r in item.local}
     remote = {r.requester: r.state for r in item.remote}
     differ = sorted(r for r in set(local) & set(remote) if local[r] != remote[r])
-    require(not differ, f"{item.component} on {item.server}: " + "; ".join(
-        f"{r} is {local[r]} in the registry but {remote[r]} in AD" for r in differ),
-        expected="the same state per requester in both stores", actual=", ".join(differ))
+    require(
+        not differ,
+        f"{item.component} on {item.server}: "
+        + "; ".join(f"{r} is {local[r]} in the registry but {remote[r]} in AD" for r in differ),
+        expected="the same state per requester in both stores",
+        actual=", ".join(differ),
+    )

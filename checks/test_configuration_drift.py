@@ -28,16 +28,27 @@ def _listed(differences: list[Difference]) -> str:
     per_server=True,
 )
 def test_expected_settings_unchanged(item: tuple[ExchangeServer, ...], drift: Drift | BaselineError) -> None:
-    require(not isinstance(drift, BaselineError), f"the configuration baseline cannot be read: {drift}",
-            expected="a readable baseline saved before entering maintenance", actual=str(drift))
+    require(
+        not isinstance(drift, BaselineError),
+        f"the configuration baseline cannot be read: {drift}",
+        expected="a readable baseline saved before entering maintenance",
+        actual=str(drift),
+    )
     assert isinstance(drift, Drift)
     unread = [f"{AREAS.get(area, area)}: {why}" for area, why in drift.not_compared.items() if area in drift.critical_areas]
-    require(not unread, f"{drift.server}: could not compare {'; '.join(unread)}",
-            expected="every expected setting compared with its baseline", actual="; ".join(unread))
+    require(
+        not unread,
+        f"{drift.server}: could not compare {'; '.join(unread)}",
+        expected="every expected setting compared with its baseline",
+        actual="; ".join(unread),
+    )
     changed = drift.critical
-    require(not changed, f"{drift.server}: {len(changed)} expected setting(s) changed across maintenance: {_listed(changed)}",
-            expected="as before maintenance (baseline " + drift.baseline_taken.isoformat(timespec="seconds") + ")",
-            actual=_listed(changed))
+    require(
+        not changed,
+        f"{drift.server}: {len(changed)} expected setting(s) changed across maintenance: {_listed(changed)}",
+        expected="as before maintenance (baseline " + drift.baseline_taken.isoformat(timespec="seconds") + ")",
+        actual=_listed(changed),
+    )
 
 
 @check(
@@ -56,14 +67,24 @@ def test_expected_settings_unchanged(item: tuple[ExchangeServer, ...], drift: Dr
     per_server=True,
 )
 def test_no_unexpected_change(item: tuple[ExchangeServer, ...], drift: Drift | BaselineError) -> None:
-    require(not isinstance(drift, BaselineError), f"the configuration baseline cannot be read: {drift}",
-            expected="a readable baseline saved before entering maintenance", actual=str(drift))
+    require(
+        not isinstance(drift, BaselineError),
+        f"the configuration baseline cannot be read: {drift}",
+        expected="a readable baseline saved before entering maintenance",
+        actual=str(drift),
+    )
     assert isinstance(drift, Drift)
-    unread = [f"{AREAS.get(area, area)}: {why}" for area, why in drift.not_compared.items()
-              if area not in drift.critical_areas]
-    require(not unread, f"{drift.server}: could not compare {'; '.join(unread)}",
-            expected="every setting compared with its baseline", actual="; ".join(unread))
+    unread = [f"{AREAS.get(area, area)}: {why}" for area, why in drift.not_compared.items() if area not in drift.critical_areas]
+    require(
+        not unread,
+        f"{drift.server}: could not compare {'; '.join(unread)}",
+        expected="every setting compared with its baseline",
+        actual="; ".join(unread),
+    )
     changed = drift.unexpected
-    require(not changed, f"{drift.server}: {len(changed)} setting(s) changed across maintenance: {_listed(changed)}",
-            expected="as before maintenance (baseline " + drift.baseline_taken.isoformat(timespec="seconds") + ")",
-            actual=_listed(changed))
+    require(
+        not changed,
+        f"{drift.server}: {len(changed)} setting(s) changed across maintenance: {_listed(changed)}",
+        expected="as before maintenance (baseline " + drift.baseline_taken.isoformat(timespec="seconds") + ")",
+        actual=_listed(changed),
+    )

@@ -25,13 +25,21 @@ from dagcheck.sources.windows_build import WindowsBuild
     source="windows_build",
 )
 def test_windows_version_same_across_dag(item: WindowsBuild, dag: DagView) -> None:
-    require(item.build is not None, f"the Windows build of {item.server} could not be read: {item.error}",
-            expected="CurrentBuildNumber", actual=str(item.error))
+    require(
+        item.build is not None,
+        f"the Windows build of {item.server} could not be read: {item.error}",
+        expected="CurrentBuildNumber",
+        actual=str(item.error),
+    )
     builds = {m: v[0].build for m, v in dag.each("windows_build", reachable_only=True).items() if v and v[0].build}
     odd = odd_ones_out(builds)
     others = ", ".join(f"{m}={windows_name(b)}" for m, b in builds.items() if m != item.server)  # type: ignore[arg-type]
-    require(item.server.lower() not in odd, f"{item.server} runs {windows_name(item.build)}, unlike the DAG ({others})",  # type: ignore[arg-type]
-            expected="the Windows Server version the other members run", actual=windows_name(item.build))  # type: ignore[arg-type]
+    require(
+        item.server.lower() not in odd,
+        f"{item.server} runs {windows_name(item.build)}, unlike the DAG ({others})",  # type: ignore[arg-type]
+        expected="the Windows Server version the other members run",
+        actual=windows_name(item.build),
+    )  # type: ignore[arg-type]
 
 
 @check(
@@ -49,12 +57,20 @@ def test_windows_version_same_across_dag(item: WindowsBuild, dag: DagView) -> No
     source="tls_settings",
 )
 def test_tls_settings_same_across_dag(item: TlsSettings, dag: DagView) -> None:
-    require(item.error is None, f"the TLS settings of {item.server} could not be read: {item.error}",
-            expected="reg.exe query output", actual=str(item.error))
+    require(
+        item.error is None,
+        f"the TLS settings of {item.server} could not be read: {item.error}",
+        expected="reg.exe query output",
+        actual=str(item.error),
+    )
     settings = {m: v[0].as_dict() for m, v in dag.each("tls_settings", reachable_only=True).items() if v and v[0].error is None}
     differs = tls_differences(item.server, settings)
-    require(not differs, f"{item.server}'s TLS settings differ from the DAG's: {'; '.join(differs)}",
-            expected="the TLS settings the other members have", actual="; ".join(differs))
+    require(
+        not differs,
+        f"{item.server}'s TLS settings differ from the DAG's: {'; '.join(differs)}",
+        expected="the TLS settings the other members have",
+        actual="; ".join(differs),
+    )
 
 
 @check(
@@ -74,5 +90,4 @@ def test_clock_agrees_across_dag(item: ClockReading, dag: DagView) -> None:
     readings = {m: v[0] for m, v in dag.each("clock", reachable_only=True).items() if v}
     readings[item.server.lower()] = item
     findings = clock_findings(item.server, readings)
-    require(not findings, "; ".join(findings), expected=f"within {CLOCK_TOLERANCE:.0f} s",
-            actual="; ".join(findings))
+    require(not findings, "; ".join(findings), expected=f"within {CLOCK_TOLERANCE:.0f} s", actual="; ".join(findings))

@@ -22,8 +22,12 @@ HEALTHY_PASSIVE = ("Healthy", "DisconnectedAndHealthy", "SeedingSource")
 def test_database_copy_is_healthy(item: DatabaseCopyStatus) -> None:
     expected = "Mounted" if item.active else " or ".join(HEALTHY_PASSIVE)
     ok = item.status == "Mounted" if item.active else item.status in HEALTHY_PASSIVE
-    require(ok, f"{item.key} is {item.status}" + (f": {item.error_message}" if item.error_message else ""),
-            expected=expected, actual=item.status)
+    require(
+        ok,
+        f"{item.key} is {item.status}" + (f": {item.error_message}" if item.error_message else ""),
+        expected=expected,
+        actual=item.status,
+    )
 
 
 @check(
@@ -40,8 +44,12 @@ def test_database_copy_is_healthy(item: DatabaseCopyStatus) -> None:
     select=lambda c: not c.active,
 )
 def test_copy_queue_is_short(item: DatabaseCopyStatus, expect: Expectations) -> None:
-    require(item.copy_queue <= expect.copy_queue_max, f"{item.key} has {item.copy_queue} logs in its copy queue",
-            expected=f"at most {expect.copy_queue_max}", actual=str(item.copy_queue))
+    require(
+        item.copy_queue <= expect.copy_queue_max,
+        f"{item.key} has {item.copy_queue} logs in its copy queue",
+        expected=f"at most {expect.copy_queue_max}",
+        actual=str(item.copy_queue),
+    )
 
 
 @check(
@@ -58,8 +66,12 @@ def test_copy_queue_is_short(item: DatabaseCopyStatus, expect: Expectations) -> 
     select=lambda c: not c.active and not c.lagged,
 )
 def test_replay_queue_is_short(item: DatabaseCopyStatus, expect: Expectations) -> None:
-    require(item.replay_queue <= expect.replay_queue_max, f"{item.key} has {item.replay_queue} logs in its replay queue",
-            expected=f"at most {expect.replay_queue_max}", actual=str(item.replay_queue))
+    require(
+        item.replay_queue <= expect.replay_queue_max,
+        f"{item.key} has {item.replay_queue} logs in its replay queue",
+        expected=f"at most {expect.replay_queue_max}",
+        actual=str(item.replay_queue),
+    )
 
 
 @check(
@@ -73,5 +85,9 @@ def test_replay_queue_is_short(item: DatabaseCopyStatus, expect: Expectations) -
     source="copies",
 )
 def test_content_index_is_healthy(item: DatabaseCopyStatus, expect: Expectations) -> None:
-    require(item.content_index in expect.content_index_allowed, f"{item.key} content index is {item.content_index}",
-            expected=" or ".join(expect.content_index_allowed), actual=item.content_index)
+    require(
+        item.content_index in expect.content_index_allowed,
+        f"{item.key} content index is {item.content_index}",
+        expected=" or ".join(expect.content_index_allowed),
+        actual=item.content_index,
+    )

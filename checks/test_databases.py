@@ -19,8 +19,12 @@ from dagcheck.sources.mapi_connectivity import MapiResult
     source="copies",
 )
 def test_no_copy_mounted_in_maintenance(item: DatabaseCopyStatus) -> None:
-    require(item.status not in ("Mounted", "Mounting"), f"{item.database} is still {item.status.lower()} on {item.server}",
-            expected="no mounted copies while in maintenance", actual=item.status)
+    require(
+        item.status not in ("Mounted", "Mounting"),
+        f"{item.database} is still {item.status.lower()} on {item.server}",
+        expected="no mounted copies while in maintenance",
+        actual=item.status,
+    )
 
 
 def _judged_here(db: MailboxDatabase) -> bool:
@@ -40,9 +44,12 @@ def _judged_here(db: MailboxDatabase) -> bool:
     select=_judged_here,
 )
 def test_database_on_preferred_server(item: MailboxDatabase) -> None:
-    require(item.mounted_on == item.preferred_server,
-            f"{item.name} is active on {item.mounted_on}, its preference-1 server is {item.preferred_server}",
-            expected=str(item.preferred_server), actual=item.mounted_on)
+    require(
+        item.mounted_on == item.preferred_server,
+        f"{item.name} is active on {item.mounted_on}, its preference-1 server is {item.preferred_server}",
+        expected=str(item.preferred_server),
+        actual=item.mounted_on,
+    )
 
 
 @check(
@@ -57,8 +64,12 @@ def test_database_on_preferred_server(item: MailboxDatabase) -> None:
     select=_judged_here,
 )
 def test_database_is_mounted(item: MailboxDatabase) -> None:
-    require(item.mounted is True, f"{item.name} is not mounted (active copy on {item.mounted_on})",
-            expected="Mounted", actual="dismounted" if item.mounted is False else "unknown")
+    require(
+        item.mounted is True,
+        f"{item.name} is not mounted (active copy on {item.mounted_on})",
+        expected="Mounted",
+        actual="dismounted" if item.mounted is False else "unknown",
+    )
 
 
 @check(
@@ -72,5 +83,9 @@ def test_database_is_mounted(item: MailboxDatabase) -> None:
     source="mapi",
 )
 def test_mapi_connectivity(item: MapiResult) -> None:
-    require(item.result == "Success", f"MAPI logon to {item.database} on {item.server} gave {item.result}"
-            + (f": {item.error}" if item.error else ""), expected="Success", actual=item.result)
+    require(
+        item.result == "Success",
+        f"MAPI logon to {item.database} on {item.server} gave {item.result}" + (f": {item.error}" if item.error else ""),
+        expected="Success",
+        actual=item.result,
+    )

@@ -54,10 +54,13 @@ def test_extended_protection_matches(item: VirtualDirectory, expect: Expectation
         if iis is not None and iis.ip_allow_list and item.token_checking == iis.token_checking:
             return
     higher = item.token_checking is not None and LEVELS.get(item.token_checking, 0) > LEVELS[expected]
-    require(item.token_checking == expected,
-            f"{item.name} on {item.server} has ExtendedProtectionTokenChecking {actual}"
-            + (" — higher than expected, clients will fail to authenticate" if higher else ""),
-            expected=expected, actual=actual)
+    require(
+        item.token_checking == expected,
+        f"{item.name} on {item.server} has ExtendedProtectionTokenChecking {actual}"
+        + (" — higher than expected, clients will fail to authenticate" if higher else ""),
+        expected=expected,
+        actual=actual,
+    )
 
 
 LEVELS = {"None": 0, "Allow": 1, "Require": 2}
@@ -75,12 +78,19 @@ LEVELS = {"None": 0, "Allow": 1, "Require": 2}
     source="vdirs",
 )
 def test_extended_protection_same_across_dag(item: VirtualDirectory, dag: DagView) -> None:
-    values = {m: next((v.token_checking for v in vdirs if v.name == item.name), None)
-              for m, vdirs in dag.each("vdirs", reachable_only=True).items()}
+    values = {
+        m: next((v.token_checking for v in vdirs if v.name == item.name), None)
+        for m, vdirs in dag.each("vdirs", reachable_only=True).items()
+    }
     odd = odd_ones_out(values)
-    require(item.server not in odd, f"{item.name} is {item.token_checking} on {item.server}, unlike the DAG ("
-            + ", ".join(f"{m}={v}" for m, v in values.items()) + ")",
-            expected="the value the other members have", actual=str(item.token_checking))
+    require(
+        item.server not in odd,
+        f"{item.name} is {item.token_checking} on {item.server}, unlike the DAG ("
+        + ", ".join(f"{m}={v}" for m, v in values.items())
+        + ")",
+        expected="the value the other members have",
+        actual=str(item.token_checking),
+    )
 
 
 @check(
@@ -118,13 +128,21 @@ def test_iis_extended_protection_matches(item: IisLocation, expect: Expectations
 def test_cmdlet_and_iis_agree_on_extended_protection(item: IisLocation, snapshot) -> None:
     name = cmdlet_name(item.site, item.vdir)
     view = next((v for v in snapshot.get("vdirs") if v.name.lower() == name.lower()), None)
-    require(view is not None, f"IIS configures {item.path} on {item.server} but the Get-*VirtualDirectory cmdlets "
-            f"(-ShowMailboxVirtualDirectories) list no '{name}'",
-            expected=f"tokenChecking {item.token_checking} in both", actual="no cmdlet object")
+    require(
+        view is not None,
+        f"IIS configures {item.path} on {item.server} but the Get-*VirtualDirectory cmdlets "
+        f"(-ShowMailboxVirtualDirectories) list no '{name}'",
+        expected=f"tokenChecking {item.token_checking} in both",
+        actual="no cmdlet object",
+    )
     shown = view.token_checking or "not readable"  # type: ignore[union-attr]
-    require(shown == item.token_checking, f"{name} on {item.server}: the cmdlet shows ExtendedProtectionTokenChecking "
-            f"{shown} but applicationHost.config has tokenChecking {item.token_checking}",
-            expected=f"the same value ({item.token_checking} in IIS)", actual=f"cmdlet {shown}")
+    require(
+        shown == item.token_checking,
+        f"{name} on {item.server}: the cmdlet shows ExtendedProtectionTokenChecking "
+        f"{shown} but applicationHost.config has tokenChecking {item.token_checking}",
+        expected=f"the same value ({item.token_checking} in IIS)",
+        actual=f"cmdlet {shown}",
+    )
 
 
 @check(
@@ -160,7 +178,10 @@ def test_iis_ssl_flags_match(item: IisLocation, snapshot) -> None:
 )
 def test_outlook_anywhere_not_offloading_ssl_with_extended_protection(item: OutlookAnywhere, snapshot) -> None:
     ep_on = [loc.path for loc in snapshot.get("iis") if loc.token_checking in ("Allow", "Require")]
-    require(not (item.ssl_offloading and ep_on),
-            f"{item.name} on {item.server} has SSLOffloading $true while Extended Protection is on "
-            f"({len(ep_on)} directories, e.g. {', '.join(ep_on[:3])})",
-            expected="SSLOffloading $false", actual="SSLOffloading $true")
+    require(
+        not (item.ssl_offloading and ep_on),
+        f"{item.name} on {item.server} has SSLOffloading $true while Extended Protection is on "
+        f"({len(ep_on)} directories, e.g. {', '.join(ep_on[:3])})",
+        expected="SSLOffloading $false",
+        actual="SSLOffloading $true",
+    )

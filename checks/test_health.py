@@ -18,8 +18,12 @@ from dagcheck.sources.service_health import ServiceHealth
     source="replication",
 )
 def test_replication_check_passes(item: ReplicationCheck) -> None:
-    require(item.result == "Passed", f"{item.check} on {item.server} is {item.result}" + (f": {item.error}" if item.error else ""),
-            expected="Passed", actual=item.result)
+    require(
+        item.result == "Passed",
+        f"{item.check} on {item.server} is {item.result}" + (f": {item.error}" if item.error else ""),
+        expected="Passed",
+        actual=item.result,
+    )
 
 
 @check(
@@ -33,8 +37,13 @@ def test_replication_check_passes(item: ReplicationCheck) -> None:
     source="services",
 )
 def test_required_services_running(item: ServiceHealth) -> None:
-    require(item.required_services_running and not item.services_not_running,
-            f"{item.role} on {item.server}: services not running: {', '.join(item.services_not_running) or 'unknown'}",
-            expected="all required services running", actual=f"not running: {', '.join(item.services_not_running)}",
-            remediation=" ; ".join(f"Invoke-Command -ComputerName {item.server} {{ Start-Service {s} }}"
-                                   for s in item.services_not_running) or None)
+    require(
+        item.required_services_running and not item.services_not_running,
+        f"{item.role} on {item.server}: services not running: {', '.join(item.services_not_running) or 'unknown'}",
+        expected="all required services running",
+        actual=f"not running: {', '.join(item.services_not_running)}",
+        remediation=" ; ".join(
+            f"Invoke-Command -ComputerName {item.server} {{ Start-Service {s} }}" for s in item.services_not_running
+        )
+        or None,
+    )

@@ -28,8 +28,12 @@ GIB = 1024**3
 )
 def test_no_reboot_is_pending(item: tuple[RebootIndicator, ...]) -> None:
     reasons = "; ".join(f"{i.source} ({i.detail})" for i in item)
-    require(not item, f"a reboot is pending on {item[0].server if item else ''}: {reasons}",
-            expected="no pending-reboot indicator", actual=reasons or "none")
+    require(
+        not item,
+        f"a reboot is pending on {item[0].server if item else ''}: {reasons}",
+        expected="no pending-reboot indicator",
+        actual=reasons or "none",
+    )
 
 
 @check(
@@ -45,17 +49,26 @@ def test_no_reboot_is_pending(item: tuple[RebootIndicator, ...]) -> None:
     source="volumes",
 )
 def test_volume_has_free_space(item: VolumeSpace, expect: Expectations) -> None:
-    require(item.error is None, f"free space of {item.key} could not be read: {item.error}",
-            expected="fsutil volume diskfree output", actual=str(item.error))
+    require(
+        item.error is None,
+        f"free space of {item.key} could not be read: {item.error}",
+        expected="fsutil volume diskfree output",
+        actual=str(item.error),
+    )
     free_gb = item.free_bytes / GIB  # type: ignore[operator]
     percent = 100 * item.free_bytes / item.total_bytes  # type: ignore[operator]
     need_gb = required_free_gb(item.volume, expect.host_install_volume, expect.host_min_free_gb)
-    setup = (f" (setup needs {SETUP_FREE_GB} GB on the install volume)"
-             if item.volume.upper() == expect.host_install_volume and need_gb > expect.host_min_free_gb else "")
-    require(free_gb >= need_gb and percent >= expect.host_min_free_percent,
-            f"{item.key} has {free_gb:.1f} GB free ({percent:.0f}%){setup}",
-            expected=f"at least {need_gb} GB and {expect.host_min_free_percent}% free",
-            actual=f"{free_gb:.1f} GB, {percent:.0f}%")
+    setup = (
+        f" (setup needs {SETUP_FREE_GB} GB on the install volume)"
+        if item.volume.upper() == expect.host_install_volume and need_gb > expect.host_min_free_gb
+        else ""
+    )
+    require(
+        free_gb >= need_gb and percent >= expect.host_min_free_percent,
+        f"{item.key} has {free_gb:.1f} GB free ({percent:.0f}%){setup}",
+        expected=f"at least {need_gb} GB and {expect.host_min_free_percent}% free",
+        actual=f"{free_gb:.1f} GB, {percent:.0f}%",
+    )
 
 
 @check(
@@ -70,13 +83,20 @@ def test_volume_has_free_space(item: VolumeSpace, expect: Expectations) -> None:
     source="dotnet",
 )
 def test_dotnet_meets_build_requirement(item: DotNetRelease, snapshot: Snapshot) -> None:
-    require(item.release is not None, f".NET Framework 4 release of {item.server} could not be read: {item.error}",
-            expected="a Release value under NDP\\v4\\Full", actual=str(item.error))
+    require(
+        item.release is not None,
+        f".NET Framework 4 release of {item.server} could not be read: {item.error}",
+        expected="a Release value under NDP\\v4\\Full",
+        actual=str(item.error),
+    )
     build = snapshot.get("exchange_server")[0].admin_display_version
     needed = required_dotnet(build, _windows_build(snapshot))
-    require(item.release >= needed,  # type: ignore[operator]
-            f"{item.server} runs .NET {dotnet_name(item.release)}, Exchange {'.'.join(map(str, build))} needs {dotnet_name(needed)}",  # type: ignore[arg-type]
-            expected=f"release >= {needed}", actual=str(item.release))
+    require(
+        item.release >= needed,  # type: ignore[operator]
+        f"{item.server} runs .NET {dotnet_name(item.release)}, Exchange {'.'.join(map(str, build))} needs {dotnet_name(needed)}",  # type: ignore[arg-type]
+        expected=f"release >= {needed}",
+        actual=str(item.release),
+    )
 
 
 def _windows_build(snapshot: Snapshot) -> int | None:
@@ -98,9 +118,13 @@ def _windows_build(snapshot: Snapshot) -> int | None:
     select=lambda s: s.name in REQUIRED_SERVICES,
 )
 def test_windows_service_running(item: WindowsService) -> None:
-    require(item.state == "RUNNING", f"service {item.name} on {item.server} is {item.state}",
-            expected="RUNNING", actual=item.state,
-            remediation=f"Invoke-Command -ComputerName {item.server} {{ Start-Service {item.name} }}")
+    require(
+        item.state == "RUNNING",
+        f"service {item.name} on {item.server} is {item.state}",
+        expected="RUNNING",
+        actual=item.state,
+        remediation=f"Invoke-Command -ComputerName {item.server} {{ Start-Service {item.name} }}",
+    )
 
 
 @check(
@@ -110,8 +134,7 @@ def test_windows_service_running(item: WindowsService) -> None:
     rationale="A .NET Framework release newer than the CU was tested with is an unsupported combination "
     "(Learn, Exchange Server supportability matrix: e.g. 4.8.1 only from 2019 CU4, never on Exchange 2016); "
     "CSS-Exchange HealthChecker warns about it. Typically Windows Update installed it ahead of the CU.",
-    remediation="Update Exchange on {server} to a CU that supports this .NET Framework, or block the .NET "
-    "update until then",
+    remediation="Update Exchange on {server} to a CU that supports this .NET Framework, or block the .NET update until then",
     phases=("health", "preflight"),
     source="dotnet",
     select=lambda d: d.release is not None,
@@ -119,7 +142,10 @@ def test_windows_service_running(item: WindowsService) -> None:
 def test_dotnet_not_newer_than_build_supports(item: DotNetRelease, snapshot: Snapshot) -> None:
     build = snapshot.get("exchange_server")[0].admin_display_version
     newest = newest_dotnet(build)
-    require(not dotnet_too_new(item.release, build),  # type: ignore[arg-type]
-            f"{item.server} runs .NET {dotnet_name(item.release)}, newer than Exchange "  # type: ignore[arg-type]
-            f"{'.'.join(map(str, build))} supports ({dotnet_name(newest)} at most)",
-            expected=f".NET {dotnet_name(newest)} or older", actual=dotnet_name(item.release))  # type: ignore[arg-type]
+    require(
+        not dotnet_too_new(item.release, build),  # type: ignore[arg-type]
+        f"{item.server} runs .NET {dotnet_name(item.release)}, newer than Exchange "  # type: ignore[arg-type]
+        f"{'.'.join(map(str, build))} supports ({dotnet_name(newest)} at most)",
+        expected=f".NET {dotnet_name(newest)} or older",
+        actual=dotnet_name(item.release),
+    )  # type: ignore[arg-type]

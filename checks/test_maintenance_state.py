@@ -24,38 +24,53 @@ from dagcheck.sources.components import ComponentState
     source="components",
     per_server=True,
 )
-def test_member_not_forgotten_in_maintenance(item: tuple[ComponentState, ...], maintenance: MaintenanceState | None,
-                                             dag: DagView) -> None:
+def test_member_not_forgotten_in_maintenance(
+    item: tuple[ComponentState, ...], maintenance: MaintenanceState | None, dag: DagView
+) -> None:
     if maintenance is None:
         _require_judgement_inputs(dag)
         return
-    require(maintenance.planned, maintenance.describe(), expected="in service, or in maintenance within a current "
-            "maintenance window or transition", actual=f"in maintenance ({', '.join(maintenance.signs)}); {maintenance.reason}")
+    require(
+        maintenance.planned,
+        maintenance.describe(),
+        expected="in service, or in maintenance within a current maintenance window or transition",
+        actual=f"in maintenance ({', '.join(maintenance.signs)}); {maintenance.reason}",
+    )
     if dag.inventory.dag_of(dag.server) is None:
         return
     # Planned: with this member down, every database it holds is mounted on another member ...
     lacking = unserved_without(dag.server.lower(), *_copies_with_it_down(dag))
-    require(not lacking, f"{maintenance.describe()}, and with it down no other member has mounted "
-            + "; ".join(lacking), expected="each of its databases mounted on another member",
-            actual="; ".join(lacking),
-            remediation="Move the databases off it (Move-ActiveMailboxDatabase) or repair their other copies now")
+    require(
+        not lacking,
+        f"{maintenance.describe()}, and with it down no other member has mounted " + "; ".join(lacking),
+        expected="each of its databases mounted on another member",
+        actual="; ".join(lacking),
+        remediation="Move the databases off it (Move-ActiveMailboxDatabase) or repair their other copies now",
+    )
     # ... and the DAG keeps quorum (its own view of the cluster).
     q = quorum_after_pausing(dag.snap(dag.server).get("cluster_nodes"), dag.server.lower(), dag.status())
-    require(q.has_quorum, f"{maintenance.describe()}, and with it down the DAG has {q.votes_present} of "
-            f"{q.votes_total} votes", expected=f"more than {q.votes_total // 2} votes",
-            actual=f"{q.votes_present} of {q.votes_total}",
-            remediation="Bring the other Down nodes or the witness back now: the DAG is one failure from losing quorum")
+    require(
+        q.has_quorum,
+        f"{maintenance.describe()}, and with it down the DAG has {q.votes_present} of {q.votes_total} votes",
+        expected=f"more than {q.votes_total // 2} votes",
+        actual=f"{q.votes_present} of {q.votes_total}",
+        remediation="Bring the other Down nodes or the witness back now: the DAG is one failure from losing quorum",
+    )
 
 
 def _require_judgement_inputs(dag: DagView) -> None:
-    """"In service" is the judgement of the member's components, cluster node and activation settings
+    """ "In service" is the judgement of the member's components, cluster node and activation settings
     (dagcheck.maintenance.planned.state_of), which answers None also when one of them could not be read. Read
     them here: a failed one fails this check as "could not collect" with its reason, instead of passing it."""
     snap = dag.snap(dag.server)
     if dag.inventory.dag_of(dag.server) is not None:  # a server in no DAG has no cluster to read
         snap.get("cluster_nodes")
-    require(bool(snap.get("mailbox_server")), f"could not collect: Get-MailboxServer returned nothing for {dag.server}",
-            expected="the member's activation settings", actual="no object")
+    require(
+        bool(snap.get("mailbox_server")),
+        f"could not collect: Get-MailboxServer returned nothing for {dag.server}",
+        expected="the member's activation settings",
+        actual="no object",
+    )
 
 
 def _copies_with_it_down(dag: DagView) -> tuple[dict, set[str] | None]:
@@ -67,6 +82,10 @@ def _copies_with_it_down(dag: DagView) -> tuple[dict, set[str] | None]:
     if dag.snap(me).failed("copies") is None:
         copies[me] = dag.snap(me).get("copies")
         return copies, None
-    held = {db.name for dbs in dag.each("databases", dag.others).values() for db in dbs
-            if me in {server for server, _ in db.activation_preference}}
+    held = {
+        db.name
+        for dbs in dag.each("databases", dag.others).values()
+        for db in dbs
+        if me in {server for server, _ in db.activation_preference}
+    }
     return copies, held

@@ -33,7 +33,19 @@ FAILING = ("Unhealthy",)
 def test_no_health_set_is_unhealthy(item: tuple[MonitorHealth, ...]) -> None:
     bad = [m for m in item if m.alert_value in FAILING]
     server = bad[0].server if bad else ""
-    require(not bad, f"{server}: " + "; ".join(m.describe() for m in bad),
-            expected="no monitor Unhealthy", actual=", ".join(f"{m.health_set}\\{m.monitor}" for m in bad),
-            remediation=" ; ".join(sorted({f"Get-MonitoringItemIdentity -Identity {m.health_set} -Server {m.server} | "
-                                           "Format-Table Identity,ItemType,Name" for m in bad})) or None)
+    require(
+        not bad,
+        f"{server}: " + "; ".join(m.describe() for m in bad),
+        expected="no monitor Unhealthy",
+        actual=", ".join(f"{m.health_set}\\{m.monitor}" for m in bad),
+        remediation=" ; ".join(
+            sorted(
+                {
+                    f"Get-MonitoringItemIdentity -Identity {m.health_set} -Server {m.server} | "
+                    "Format-Table Identity,ItemType,Name"
+                    for m in bad
+                }
+            )
+        )
+        or None,
+    )

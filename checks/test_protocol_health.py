@@ -29,9 +29,16 @@ def test_protocol_answers_health_page(item: ProtocolHealth) -> None:
     else:
         got = f"HTTP {item.status} after {item.seconds:.2f} s" + (f": {item.first_line}" if item.first_line else "")
     untried = f"(not tried: {NOT_TRIED.get(item.protocol, 'a user logon')})"
-    require(item.status == 200, f"{item.protocol} on {item.server} is not healthy: {item.url} gave {got} {untried}",
-            expected=f"HTTP 200 naming {item.expected_fqdn or item.server}", actual=got)
-    require(item.answered_by is None or item.expected_fqdn is None or item.answered_by.lower() == item.expected_fqdn.lower(),
-            f"{item.protocol}'s health page at {item.url} was answered by {item.answered_by}, not {item.server}: "
-            "the request reached another server (a load balancer or DNS alias in health_uri?)",
-            expected=str(item.expected_fqdn), actual=str(item.answered_by))
+    require(
+        item.status == 200,
+        f"{item.protocol} on {item.server} is not healthy: {item.url} gave {got} {untried}",
+        expected=f"HTTP 200 naming {item.expected_fqdn or item.server}",
+        actual=got,
+    )
+    require(
+        item.answered_by is None or item.expected_fqdn is None or item.answered_by.lower() == item.expected_fqdn.lower(),
+        f"{item.protocol}'s health page at {item.url} was answered by {item.answered_by}, not {item.server}: "
+        "the request reached another server (a load balancer or DNS alias in health_uri?)",
+        expected=str(item.expected_fqdn),
+        actual=str(item.answered_by),
+    )

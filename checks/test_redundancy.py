@@ -30,12 +30,16 @@ def test_active_database_has_a_redundant_copy(item: DatabaseCopyStatus, dag: Dag
     copies = dag.each("copies")
     policies = {m: v[0] for m, v in dag.each("mailbox_server").items()}
     maintenance = {m: dag.maintenance_signs(m) for m in dag.others}
-    good, refused = redundant_copies(item.database, item.server, copies, policies, maintenance,
-                                     expect.copy_queue_max, expect.replay_queue_max)
-    require(bool(good), f"{item.database} is active on {item.server} and no other copy can take over"
-            + (f" ({'; '.join(refused)})" if refused else " (it has no other copy)"),
-            expected="at least one healthy, non-lagged copy on an available member",
-            actual="; ".join(refused) or "no other copy")
+    good, refused = redundant_copies(
+        item.database, item.server, copies, policies, maintenance, expect.copy_queue_max, expect.replay_queue_max
+    )
+    require(
+        bool(good),
+        f"{item.database} is active on {item.server} and no other copy can take over"
+        + (f" ({'; '.join(refused)})" if refused else " (it has no other copy)"),
+        expected="at least one healthy, non-lagged copy on an available member",
+        actual="; ".join(refused) or "no other copy",
+    )
 
 
 @check(
@@ -54,9 +58,13 @@ def test_active_database_has_a_redundant_copy(item: DatabaseCopyStatus, dag: Dag
 def test_quorum_survives_pausing_this_node(item: tuple[ClusterNode, ...], dag: DagView) -> None:
     q = quorum_after_pausing(item, dag.server.lower(), dag.status())
     down = [f"{n.name} {n.state}" for n in item if n.state != "Up" and n.name != dag.server.lower()]
-    require(q.has_quorum, f"pausing {dag.server} leaves {q.votes_present} of {q.votes_total} votes"
-            + (f" ({', '.join(down)}; witness {'counted' if q.witness_counted else 'not available'})"),
-            expected=f"more than {q.votes_total // 2} votes", actual=f"{q.votes_present} of {q.votes_total}")
+    require(
+        q.has_quorum,
+        f"pausing {dag.server} leaves {q.votes_present} of {q.votes_total} votes"
+        + (f" ({', '.join(down)}; witness {'counted' if q.witness_counted else 'not available'})"),
+        expected=f"more than {q.votes_total // 2} votes",
+        actual=f"{q.votes_present} of {q.votes_total}",
+    )
 
 
 @check(
@@ -74,11 +82,17 @@ def test_quorum_survives_pausing_this_node(item: tuple[ClusterNode, ...], dag: D
 def test_witness_share_in_use(item: tuple[DagStatus, ...], dag: DagView) -> None:
     status = dag.status()
     if status.witness_server is None or len(status.servers) % 2:
-        pytest.skip(f"{status.name} has {len(status.servers)} members and witness {status.witness_server}: "
-                    "no witness vote in use, nothing to check")
-    require(status.witness_share_in_use in ("Primary", "Alternate"),
-            f"{status.name}: WitnessShareInUse is {status.witness_share_in_use} (witness {status.witness_server}, "
-            f"seen from {dag.server})", expected="Primary or Alternate", actual=str(status.witness_share_in_use))
+        pytest.skip(
+            f"{status.name} has {len(status.servers)} members and witness {status.witness_server}: "
+            "no witness vote in use, nothing to check"
+        )
+    require(
+        status.witness_share_in_use in ("Primary", "Alternate"),
+        f"{status.name}: WitnessShareInUse is {status.witness_share_in_use} (witness {status.witness_server}, "
+        f"seen from {dag.server})",
+        expected="Primary or Alternate",
+        actual=str(status.witness_share_in_use),
+    )
 
 
 @check(
@@ -97,6 +111,9 @@ def test_no_other_member_in_maintenance(item: tuple, dag: DagView) -> None:
     busy = {m: dag.maintenance_signs(m) for m in dag.others}
     busy = {m: s for m, s in busy.items() if s}
     allowed = dag_spec is not None and dag_spec.allow_parallel_maintenance
-    require(allowed or not busy, "other members are in maintenance: "
-            + "; ".join(f"{m} ({', '.join(s)})" for m, s in busy.items()),
-            expected="no other member in maintenance", actual=", ".join(busy) or "none")
+    require(
+        allowed or not busy,
+        "other members are in maintenance: " + "; ".join(f"{m} ({', '.join(s)})" for m, s in busy.items()),
+        expected="no other member in maintenance",
+        actual=", ".join(busy) or "none",
+    )

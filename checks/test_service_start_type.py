@@ -30,7 +30,10 @@ def test_exchange_service_not_disabled(item: ServiceStart) -> None:
     ok = item.start_type == "Automatic" if required else item.start_type != "Disabled"
     # POP3 and IMAP4 (front end and back end) are installed Manual; every other Exchange service Automatic.
     wanted = "Manual" if not required and any(p in item.name.lower() for p in ("pop3", "imap4")) else "Automatic"
-    require(ok, f"service {item.name} on {item.server} starts {item.start_type} (now {item.status})",
-            expected=expected, actual=item.start_type,
-            remediation=f"Invoke-Command -ComputerName {item.server} {{ Set-Service -Name {item.name} "
-            f"-StartupType {wanted} }}")
+    require(
+        ok,
+        f"service {item.name} on {item.server} starts {item.start_type} (now {item.status})",
+        expected=expected,
+        actual=item.start_type,
+        remediation=f"Invoke-Command -ComputerName {item.server} {{ Set-Service -Name {item.name} -StartupType {wanted} }}",
+    )

@@ -21,11 +21,13 @@ from dagcheck.sources.queues import QueueInfo
     select=lambda q: q.kind in ("Delivery", "Submission", "Unreachable"),
 )
 def test_queue_is_not_backing_up(item: QueueInfo, expect: Expectations) -> None:
-    require(item.message_count <= expect.transport_queue_max and item.status != "Retry",
-            f"queue {item.identity} (next hop {item.next_hop}) holds {item.message_count} message(s), status {item.status}"
-            + (f", last error: {item.last_error}" if item.last_error else ""),
-            expected=f"at most {expect.transport_queue_max} message(s), not in Retry",
-            actual=f"{item.message_count} message(s), {item.status}")
+    require(
+        item.message_count <= expect.transport_queue_max and item.status != "Retry",
+        f"queue {item.identity} (next hop {item.next_hop}) holds {item.message_count} message(s), status {item.status}"
+        + (f", last error: {item.last_error}" if item.last_error else ""),
+        expected=f"at most {expect.transport_queue_max} message(s), not in Retry",
+        actual=f"{item.message_count} message(s), {item.status}",
+    )
 
 
 @check(
@@ -62,17 +64,27 @@ def test_poison_queue_is_empty(item: tuple[QueueInfo, ...]) -> None:
 )
 def test_target_transport_is_active(item: tuple, dag: DagView) -> None:
     target = dag.target()
-    require(target is not None, f"no member of the DAG can take {dag.server}'s messages",
-            expected="a member with HubTransport Active", actual="none")
+    require(
+        target is not None,
+        f"no member of the DAG can take {dag.server}'s messages",
+        expected="a member with HubTransport Active",
+        actual="none",
+    )
     components = {c.component: c for c in dag.snap(target).get("components")}  # type: ignore[arg-type]
     states = {name: c.state for name, c in components.items()}
     # A component held Draining or Inactive names its requester (issue 23).
-    held = "; ".join(f"{name} {held_by(components[name])}" for name in ("HubTransport", "ServerWideOffline")
-                     if name in components and states[name] != "Active")
-    require(states.get("HubTransport") == "Active" and states.get("ServerWideOffline") == "Active",
-            f"target {target} has HubTransport {states.get('HubTransport')}, ServerWideOffline {states.get('ServerWideOffline')}"
-            + (f" ({held})" if held else ""),
-            expected="HubTransport Active on the target", actual=f"HubTransport {states.get('HubTransport')}")
+    held = "; ".join(
+        f"{name} {held_by(components[name])}"
+        for name in ("HubTransport", "ServerWideOffline")
+        if name in components and states[name] != "Active"
+    )
+    require(
+        states.get("HubTransport") == "Active" and states.get("ServerWideOffline") == "Active",
+        f"target {target} has HubTransport {states.get('HubTransport')}, ServerWideOffline {states.get('ServerWideOffline')}"
+        + (f" ({held})" if held else ""),
+        expected="HubTransport Active on the target",
+        actual=f"HubTransport {states.get('HubTransport')}",
+    )
 
 
 @check(
@@ -89,9 +101,12 @@ def test_target_transport_is_active(item: tuple, dag: DagView) -> None:
 )
 def test_local_queues_are_drained(item: tuple[QueueInfo, ...]) -> None:
     left = [q for q in item if q.message_count]
-    require(not left, "messages still queued: " + "; ".join(
-        f"{q.identity} (next hop {q.next_hop}) holds {q.message_count}" for q in left),
-        expected="0 messages outside Shadow and Poison", actual=f"{sum(q.message_count for q in left)} message(s)")
+    require(
+        not left,
+        "messages still queued: " + "; ".join(f"{q.identity} (next hop {q.next_hop}) holds {q.message_count}" for q in left),
+        expected="0 messages outside Shadow and Poison",
+        actual=f"{sum(q.message_count for q in left)} message(s)",
+    )
 
 
 @check(
@@ -109,8 +124,16 @@ def test_local_queues_are_drained(item: tuple[QueueInfo, ...]) -> None:
 )
 def test_no_shadow_copies_for_this_server(item: tuple, dag: DagView) -> None:
     fqdn = dag.server_info(dag.server).fqdn.lower()
-    held = [(m, q) for m, queues in dag.each("queues", dag.others).items() for q in queues
-            if q.kind == "Shadow" and q.next_hop.lower() == fqdn and q.message_count]
-    require(not held, f"shadow copies of {dag.server}'s mail are held on "
-            + ", ".join(f"{m} ({q.identity}: {q.message_count})" for m, q in held),
-            expected="no shadow queue for this server", actual=f"{sum(q.message_count for _, q in held)} message(s)")
+    held = [
+        (m, q)
+        for m, queues in dag.each("queues", dag.others).items()
+        for q in queues
+        if q.kind == "Shadow" and q.next_hop.lower() == fqdn and q.message_count
+    ]
+    require(
+        not held,
+        f"shadow copies of {dag.server}'s mail are held on "
+        + ", ".join(f"{m} ({q.identity}: {q.message_count})" for m, q in held),
+        expected="no shadow queue for this server",
+        actual=f"{sum(q.message_count for _, q in held)} message(s)",
+    )

@@ -26,13 +26,23 @@ APPCMD = r"%windir%\system32\inetsrv\appcmd.exe"
 def test_exchange_web_sites_started(item: tuple[IisObject, ...]) -> None:
     states = {o.name.lower(): o for o in item}
     server = item[0].server if item else "the server"
-    wrong = [f"{site} is {states[site.lower()].state}" if site.lower() in states else f"{site} is missing"
-             for site in EXCHANGE_SITES if site.lower() not in states or states[site.lower()].state != "Started"]
-    require(not wrong, f"on {server}: " + "; ".join(wrong), expected="Default Web Site and Exchange Back End Started",
-            actual="; ".join(wrong),
-            remediation=" ; ".join(f'Invoke-Command -ComputerName {server} {{ & $env:windir\\system32\\inetsrv\\appcmd.exe '
-                                   f'start site "{site}" }}' for site in EXCHANGE_SITES
-                                   if site.lower() in states and states[site.lower()].state != "Started") or None)
+    wrong = [
+        f"{site} is {states[site.lower()].state}" if site.lower() in states else f"{site} is missing"
+        for site in EXCHANGE_SITES
+        if site.lower() not in states or states[site.lower()].state != "Started"
+    ]
+    require(
+        not wrong,
+        f"on {server}: " + "; ".join(wrong),
+        expected="Default Web Site and Exchange Back End Started",
+        actual="; ".join(wrong),
+        remediation=" ; ".join(
+            f'Invoke-Command -ComputerName {server} {{ & $env:windir\\system32\\inetsrv\\appcmd.exe start site "{site}" }}'
+            for site in EXCHANGE_SITES
+            if site.lower() in states and states[site.lower()].state != "Started"
+        )
+        or None,
+    )
 
 
 @check(
@@ -50,7 +60,11 @@ def test_exchange_web_sites_started(item: tuple[IisObject, ...]) -> None:
     select=lambda o: o.is_exchange_pool,
 )
 def test_exchange_app_pool_started(item: IisObject) -> None:
-    require(item.state == "Started", f"application pool {item.name} on {item.server} is {item.state}",
-            expected="Started", actual=item.state,
-            remediation=f"Invoke-Command -ComputerName {item.server} {{ & $env:windir\\system32\\inetsrv\\appcmd.exe "
-            f'start apppool /apppool.name:"{item.name}" }}')
+    require(
+        item.state == "Started",
+        f"application pool {item.name} on {item.server} is {item.state}",
+        expected="Started",
+        actual=item.state,
+        remediation=f"Invoke-Command -ComputerName {item.server} {{ & $env:windir\\system32\\inetsrv\\appcmd.exe "
+        f'start apppool /apppool.name:"{item.name}" }}',
+    )

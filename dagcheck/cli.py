@@ -59,13 +59,19 @@ TABLE_OPTIONS = {
 }
 REPORT_OPTIONS = {
     "--history-keep": ({"metavar": "N"}, "keep the last N nightly results files (default: report.history_keep, else 90)"),
-    "--mail-to": ({"metavar": "ADDR", "action": "append"}, "mail the summary to ADDR (repeatable; replaces "
-                  "report.email.recipients)"),
-    "--mail-when": ({"choices": ("always", "on_failure", "on_change", "never")},
-                    "when to mail (default: report.email.when, else always)"),
+    "--mail-to": (
+        {"metavar": "ADDR", "action": "append"},
+        "mail the summary to ADDR (repeatable; replaces report.email.recipients)",
+    ),
+    "--mail-when": (
+        {"choices": ("always", "on_failure", "on_change", "never")},
+        "when to mail (default: report.email.when, else always)",
+    ),
     "--smtp": ({"metavar": "HOST[:PORT]"}, "SMTP server (default: report.email.host)"),
-    "--smtp-security": ({"choices": ("none", "starttls", "tls")}, "starttls (default), tls (implicit) or none; none "
-                        "with a username needs report.email.allow_cleartext_credentials"),
+    "--smtp-security": (
+        {"choices": ("none", "starttls", "tls")},
+        "starttls (default), tls (implicit) or none; none with a username needs report.email.allow_cleartext_credentials",
+    ),
     "--mail-from": ({"metavar": "ADDR"}, "sender (default: report.email.sender)"),
 }
 
@@ -91,8 +97,12 @@ def _forward(args: argparse.Namespace) -> list[str]:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--inventory", default=None, help="inventory YAML (default: $DAGCHECK_INVENTORY, ./dagcheck.yml, "
-                   "~/.config/dagcheck/inventory.yml, /etc/dagcheck/inventory.yml, else the simulated lab)")
+    p.add_argument(
+        "--inventory",
+        default=None,
+        help="inventory YAML (default: $DAGCHECK_INVENTORY, ./dagcheck.yml, "
+        "~/.config/dagcheck/inventory.yml, /etc/dagcheck/inventory.yml, else the simulated lab)",
+    )
     p.add_argument("--reports-dir", default=None, help="where reports go (default: reports/ of the checkout)")
     p.add_argument("--strict-warnings", action="store_true", help="failed warnings fail the run too")
     _passed_on(p, "build and lifecycle tables", TABLE_OPTIONS)
@@ -110,10 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     health.add_argument("--save", metavar="DIR", help="also save what the servers returned, for --replay")
     health.add_argument("--replay", metavar="DIR", help="judge a saved folder; connects to nothing")
     _passed_on(health, "history and mail (README: Reports)", REPORT_OPTIONS)
-    for name, text in (("gate", "The pre-flight gate before patching SERVER."),
-                       ("enter", "Enter maintenance on SERVER: gate, drain, move, verify (dry-run unless --apply)."),
-                       ("exit", "Leave maintenance on SERVER and verify (dry-run unless --apply)."),
-                       ("cycle", "Gate, enter, verify, exit, verify SERVER in one run.")):
+    for name, text in (
+        ("gate", "The pre-flight gate before patching SERVER."),
+        ("enter", "Enter maintenance on SERVER: gate, drain, move, verify (dry-run unless --apply)."),
+        ("exit", "Leave maintenance on SERVER and verify (dry-run unless --apply)."),
+        ("cycle", "Gate, enter, verify, exit, verify SERVER in one run."),
+    ):
         p = sub.add_parser(name, description=text)
         p.add_argument("server", metavar="SERVER")
         _common(p)
@@ -122,8 +134,11 @@ def _parser() -> argparse.ArgumentParser:
         if name != "gate":
             p.add_argument("--apply", action="store_true", help="perform it (default: print the plan)")
             p.add_argument("--force", action="store_true", help="override interlocks the inventory allows")
-    rolling = sub.add_parser("rolling", description="Patch every member of DAG in turn: target gate, pre-flight gate, "
-                             "enter, patch step, build check, exit, post-maintenance checks (dry-run unless --apply).")
+    rolling = sub.add_parser(
+        "rolling",
+        description="Patch every member of DAG in turn: target gate, pre-flight gate, "
+        "enter, patch step, build check, exit, post-maintenance checks (dry-run unless --apply).",
+    )
     rolling.add_argument("dag", metavar="DAG")
     _common(rolling)
     rolling.add_argument("--apply", action="store_true", help="perform it (default: print the plan)")
@@ -145,20 +160,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def _first_run_commands(sub: Any) -> None:
     """discover and doctor: the first hour with a real organisation (dagcheck/discover.py, dagcheck/doctor.py)."""
-    disc = sub.add_parser("discover", description="Write an inventory from what Exchange knows: every server (FQDN, "
-                          "AD site, DAG), each DAG's members and witness, the Autodiscover SCP per site, the activation "
-                          "policy and builds. Over an existing OUT it shows what changed and keeps your expectations. "
-                          "Exit 0 written or unchanged, 1 changes shown (OUT kept), 4 bad seed or OUT, 8 SERVER not asked.")
+    disc = sub.add_parser(
+        "discover",
+        description="Write an inventory from what Exchange knows: every server (FQDN, "
+        "AD site, DAG), each DAG's members and witness, the Autodiscover SCP per site, the activation "
+        "policy and builds. Over an existing OUT it shows what changed and keeps your expectations. "
+        "Exit 0 written or unchanged, 1 changes shown (OUT kept), 4 bad seed or OUT, 8 SERVER not asked.",
+    )
     disc.add_argument("--from", dest="source", required=True, metavar="SERVER", help="the Exchange server to ask")
-    disc.add_argument("--inventory", default=None, metavar="FILE",
-                      help="connection settings (auth, TLS, credential variables, connection.endpoints); may list only SERVER")
+    disc.add_argument(
+        "--inventory",
+        default=None,
+        metavar="FILE",
+        help="connection settings (auth, TLS, credential variables, connection.endpoints); may list only SERVER",
+    )
     disc.add_argument("--output", required=True, metavar="OUT", help="the inventory to write")
     disc.add_argument("--dag", action="append", default=[], help="only this DAG (repeatable)")
     disc.add_argument("--site", action="append", default=[], help="only servers of this AD site, and DAGs with a member there")
     disc.add_argument("--update", action="store_true", help="over an existing OUT: rewrite its sites, servers and dags")
-    doc = sub.add_parser("doctor", description="Diagnose each server's connection, stopping at the first failing layer: "
-                         "name, TCP, TLS, authentication, Exchange session, RBAC, Windows endpoint. Exit 0 only when "
-                         "every server is ready, 8 otherwise, 4 on a bad inventory or --server.")
+    doc = sub.add_parser(
+        "doctor",
+        description="Diagnose each server's connection, stopping at the first failing layer: "
+        "name, TCP, TLS, authentication, Exchange session, RBAC, Windows endpoint. Exit 0 only when "
+        "every server is ready, 8 otherwise, 4 on a bad inventory or --server.",
+    )
     doc.add_argument("--inventory", default=None, help="the inventory (found as for health when not given)")
     doc.add_argument("--server", action="append", default=[], help="only this server (repeatable)")
 
@@ -173,8 +198,12 @@ def _first_run(args: argparse.Namespace) -> int:
     return doctor.main(args.inventory, args.server)
 
 
-PHASE_ARGS = {"gate": ["--phase", "preflight"], "enter": ["--phase", "maintenance"],
-              "exit": ["--phase", "postflight"], "cycle": ["--cycle"]}
+PHASE_ARGS = {
+    "gate": ["--phase", "preflight"],
+    "enter": ["--phase", "maintenance"],
+    "exit": ["--phase", "postflight"],
+    "cycle": ["--cycle"],
+}
 
 
 def pytest_args(args: argparse.Namespace, rest: list[str]) -> list[str]:
@@ -225,17 +254,22 @@ def main(argv: list[str] | None = None) -> int:
     if rest and args.command in ("report", "discover", "doctor"):
         # These do not hand over to pytest, so nothing would read what is left: `dagcheck report a.json
         # b.json` rendered a.json alone and said nothing of b.json (issue 27's design note found it).
-        print(f"dagcheck {args.command}: unrecognized arguments: {' '.join(rest)}"
-              + (" (report reads one results file; --previous names the one to compare with)" if args.command == "report" else ""),
-              file=sys.stderr)
+        print(
+            f"dagcheck {args.command}: unrecognized arguments: {' '.join(rest)}"
+            + (" (report reads one results file; --previous names the one to compare with)" if args.command == "report" else ""),
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.command == "report":
         return _report(args)
     if args.command in ("discover", "doctor"):
         return _first_run(args)
     if not (ROOT / "checks").is_dir() or not (ROOT / "conftest.py").is_file():
-        print(f"dagcheck: the checks are not at {ROOT / 'checks'}: this installation lacks its data files "
-              "(share/dagcheck); reinstall dagcheck with pip", file=sys.stderr)
+        print(
+            f"dagcheck: the checks are not at {ROOT / 'checks'}: this installation lacks its data files "
+            "(share/dagcheck); reinstall dagcheck with pip",
+            file=sys.stderr,
+        )
         return 4
     import pytest
 

@@ -59,8 +59,14 @@ class SourceFailed(Exception):
 class Snapshot:
     """What one server looked like in one phase; filled lazily, each source at most once."""
 
-    def __init__(self, server: str, phase: str, transport: Transport, expectations: Expectations | None = None,
-                 shared: Callable[[str, str, str], list[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        phase: str,
+        transport: Transport,
+        expectations: Expectations | None = None,
+        shared: Callable[[str, str, str], list[Any]] | None = None,
+    ) -> None:
         self.server = server
         self.phase = phase
         self._transport = transport
@@ -97,12 +103,16 @@ class Snapshot:
                 self._results[name] = result
             return result
 
-
     def _fetch(self, name: str) -> tuple[Any, ...]:
         if name in PROBE_SOURCES:
-            ctx = ProbeContext(self.server, self.failed, self.get, lambda: self._transport.https(self.server),
-                               lambda endpoint, command: self._transport.run(self.server, endpoint, command),
-                               live=self._transport.live)
+            ctx = ProbeContext(
+                self.server,
+                self.failed,
+                self.get,
+                lambda: self._transport.https(self.server),
+                lambda endpoint, command: self._transport.run(self.server, endpoint, command),
+                live=self._transport.live,
+            )
             try:
                 return tuple(PROBE_SOURCES[name].collect(ctx))
             except ParseError as exc:
@@ -133,9 +143,14 @@ class Collector:
     dags: each server's DAG and its members (inventory order), for the DAG-wide sources. lanes: how
     many calls a server takes at once (the transport's budget); max_workers caps the threads."""
 
-    def __init__(self, transport: Transport, max_workers: int = 1024, expectations: Expectations | None = None,
-                 dags: Mapping[str, tuple[str, Sequence[str]]] | None = None,
-                 lanes: Callable[[str], int] | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        max_workers: int = 1024,
+        expectations: Expectations | None = None,
+        dags: Mapping[str, tuple[str, Sequence[str]]] | None = None,
+        lanes: Callable[[str], int] | None = None,
+    ) -> None:
         self.transport = transport
         self.expectations = expectations
         self.max_workers = max_workers

@@ -63,8 +63,7 @@ class DagView:
 
     def maintenance_signs(self, server: str) -> list[str]:
         snap = self.snap(server)
-        return in_maintenance(server.lower(), snap.get("components"), snap.get("cluster_nodes"),
-                              snap.get("mailbox_server")[0])
+        return in_maintenance(server.lower(), snap.get("components"), snap.get("cluster_nodes"), snap.get("mailbox_server")[0])
 
     def target(self) -> str | None:
         """--target, or a member with HubTransport Active, same site first."""

@@ -30,13 +30,13 @@ import yaml
 
 from dagcheck.errors import DagcheckError, InventoryError, RemoteError
 from dagcheck.inventory import ConnectionSettings, Server, parse_inventory, server_connection, validate_part
-from dagcheck.yamlfile import read_yaml
 from dagcheck.remote.base import Endpoint, Transport
 from dagcheck.sources import client_access_services, dags, exchange_servers, mailbox_servers
 from dagcheck.sources.client_access_services import ScpEntry
 from dagcheck.sources.dags import DagConfig
 from dagcheck.sources.exchange_servers import ExchangeServerEntry
 from dagcheck.sources.mailbox_servers import MailboxServerEntry
+from dagcheck.yamlfile import read_yaml
 
 # The cmdlets discovery runs (the doctor's RBAC layer needs them too).
 SOURCES = (exchange_servers, dags, mailbox_servers, client_access_services)

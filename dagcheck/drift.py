@@ -71,16 +71,25 @@ class Baseline:
     path: Path | None = field(default=None, compare=False)  # the file it was loaded from (named in errors)
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT, "server": self.server, "taken_at": self.taken_at.isoformat(),
-                "settings": [[s.area, s.item, s.name, s.value] for s in self.settings], "unread": self.unread}
+        return {
+            "format": FORMAT,
+            "server": self.server,
+            "taken_at": self.taken_at.isoformat(),
+            "settings": [[s.area, s.item, s.name, s.value] for s in self.settings],
+            "unread": self.unread,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], path: Path) -> Baseline:
         try:
             if data.get("format") != FORMAT:
                 raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
-            return cls(str(data["server"]), dt.datetime.fromisoformat(data["taken_at"]),
-                       [Setting(*map(str, row)) for row in data["settings"]], dict(data.get("unread") or {}))
+            return cls(
+                str(data["server"]),
+                dt.datetime.fromisoformat(data["taken_at"]),
+                [Setting(*map(str, row)) for row in data["settings"]],
+                dict(data.get("unread") or {}),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise BaselineError(f"{path}: not a configuration baseline dagcheck can read ({exc})") from None
 
@@ -127,10 +136,13 @@ class Drift:
         return [d for d in self.differences if not d.critical and not d.expected]
 
     def to_json(self) -> dict[str, Any]:
-        return {"server": self.server, "baseline_taken": self.baseline_taken.isoformat(timespec="seconds"),
-                "compared": self.compared,
-                "differences": [asdict(d) | {"verdict": d.verdict} for d in self.differences],
-                "not_compared": self.not_compared}
+        return {
+            "server": self.server,
+            "baseline_taken": self.baseline_taken.isoformat(timespec="seconds"),
+            "compared": self.compared,
+            "differences": [asdict(d) | {"verdict": d.verdict} for d in self.differences],
+            "not_compared": self.not_compared,
+        }
 
 
 def show(value: str | None) -> str:
@@ -148,8 +160,10 @@ Reader = Callable[[Callable[[str], tuple[Any, ...]], str], list[Setting]]
 
 def _build(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Setting]:
     out = [Setting("build", server, "ExSetup.exe", ".".join(map(str, f.version))) for f in get("exsetup")]
-    out += [Setting("build", server, "AdminDisplayVersion", ".".join(map(str, e.admin_display_version)))
-            for e in get("exchange_server")]
+    out += [
+        Setting("build", server, "AdminDisplayVersion", ".".join(map(str, e.admin_display_version)))
+        for e in get("exchange_server")
+    ]
     return out
 
 
@@ -158,11 +172,15 @@ def _vdirs(area: str) -> Reader:
         out = []
         for v in get("vdirs"):
             if area == "urls":
-                out += [Setting(area, v.name, "InternalUrl", v.internal_url or ""),
-                        Setting(area, v.name, "ExternalUrl", v.external_url or "")]
+                out += [
+                    Setting(area, v.name, "InternalUrl", v.internal_url or ""),
+                    Setting(area, v.name, "ExternalUrl", v.external_url or ""),
+                ]
             elif area == "authentication":
-                out += [Setting(area, v.name, "InternalAuthenticationMethods", _joined(sorted(v.internal_auth))),
-                        Setting(area, v.name, "ExternalAuthenticationMethods", _joined(sorted(v.external_auth)))]
+                out += [
+                    Setting(area, v.name, "InternalAuthenticationMethods", _joined(sorted(v.internal_auth))),
+                    Setting(area, v.name, "ExternalAuthenticationMethods", _joined(sorted(v.external_auth))),
+                ]
             else:
                 out.append(Setting(area, v.name, "ExtendedProtectionTokenChecking", v.token_checking or ""))
         return out
@@ -180,25 +198,41 @@ def _iis(area: str) -> Reader:
 
 
 def _scp(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Setting]:
-    return [s for c in get("client_access") for s in (
-        Setting("autodiscover", server, "AutoDiscoverServiceInternalUri", c.internal_uri or ""),
-        Setting("autodiscover", server, "AutoDiscoverSiteScope", _joined(c.site_scope)))]
+    return [
+        s
+        for c in get("client_access")
+        for s in (
+            Setting("autodiscover", server, "AutoDiscoverServiceInternalUri", c.internal_uri or ""),
+            Setting("autodiscover", server, "AutoDiscoverSiteScope", _joined(c.site_scope)),
+        )
+    ]
 
 
 def _connectors(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Setting]:
-    return [s for c in get("receive_connectors") for s in (
-        Setting("receive_connectors", c.name, "Bindings", _joined(c.bindings)),
-        Setting("receive_connectors", c.name, "RemoteIPRanges", _joined(c.remote_ip_ranges)),
-        Setting("receive_connectors", c.name, "AuthMechanism", _joined(c.auth_mechanism)),
-        Setting("receive_connectors", c.name, "PermissionGroups", _joined(c.permission_groups)),
-        Setting("receive_connectors", c.name, "Enabled", str(c.enabled)))]
+    return [
+        s
+        for c in get("receive_connectors")
+        for s in (
+            Setting("receive_connectors", c.name, "Bindings", _joined(c.bindings)),
+            Setting("receive_connectors", c.name, "RemoteIPRanges", _joined(c.remote_ip_ranges)),
+            Setting("receive_connectors", c.name, "AuthMechanism", _joined(c.auth_mechanism)),
+            Setting("receive_connectors", c.name, "PermissionGroups", _joined(c.permission_groups)),
+            Setting("receive_connectors", c.name, "Enabled", str(c.enabled)),
+        )
+    ]
 
 
 def _certificates(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Setting]:
     certs = get("certificates")
-    out = [Setting("certificates", f"bound to {service}", "Thumbprint",
-                   _joined(sorted(c.thumbprint for c in certs if service in c.services)))
-           for service in ("IIS", "SMTP")]
+    out = [
+        Setting(
+            "certificates",
+            f"bound to {service}",
+            "Thumbprint",
+            _joined(sorted(c.thumbprint for c in certs if service in c.services)),
+        )
+        for service in ("IIS", "SMTP")
+    ]
     out += [Setting("certificates", c.thumbprint, "Services", _joined(c.services)) for c in certs]
     return out
 
@@ -208,17 +242,29 @@ def _components(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Sett
 
 
 def _mailbox_server(get: Callable[[str], tuple[Any, ...]], server: str) -> list[Setting]:
-    return [s for m in get("mailbox_server") for s in (
-        Setting("mailbox_server", server, "DatabaseCopyAutoActivationPolicy", m.activation_policy),
-        Setting("mailbox_server", server, "DatabaseCopyActivationDisabledAndMoveNow", str(m.move_now)))]
+    return [
+        s
+        for m in get("mailbox_server")
+        for s in (
+            Setting("mailbox_server", server, "DatabaseCopyAutoActivationPolicy", m.activation_policy),
+            Setting("mailbox_server", server, "DatabaseCopyActivationDisabledAndMoveNow", str(m.move_now)),
+        )
+    ]
 
 
 READERS: dict[str, Reader] = {
-    "build": _build, "urls": _vdirs("urls"), "authentication": _vdirs("authentication"),
-    "extended_protection": lambda get, server: (_vdirs("extended_protection")(get, server)
-                                               + _iis("extended_protection")(get, server)),
-    "ssl": _iis("ssl"), "autodiscover": _scp, "receive_connectors": _connectors, "certificates": _certificates,
-    "components": _components, "mailbox_server": _mailbox_server,
+    "build": _build,
+    "urls": _vdirs("urls"),
+    "authentication": _vdirs("authentication"),
+    "extended_protection": lambda get, server: (
+        _vdirs("extended_protection")(get, server) + _iis("extended_protection")(get, server)
+    ),
+    "ssl": _iis("ssl"),
+    "autodiscover": _scp,
+    "receive_connectors": _connectors,
+    "certificates": _certificates,
+    "components": _components,
+    "mailbox_server": _mailbox_server,
 }
 assert set(READERS) == set(AREAS)
 
@@ -250,18 +296,21 @@ def build_line(settings: Iterable[Setting]) -> str | None:
     return ".".join(version.split(".")[:2]) if version else None
 
 
-def compare(baseline: Baseline, after: list[Setting], unread_after: dict[str, str],
-            critical_areas: Iterable[str] = INVENTORY_EXPECTED) -> Drift:
+def compare(
+    baseline: Baseline, after: list[Setting], unread_after: dict[str, str], critical_areas: Iterable[str] = INVENTORY_EXPECTED
+) -> Drift:
     """The differences; BaselineError when the baseline cannot be this server's: a patch moves a server
     within its product line (a CU, an SU), never from one line to another, so a baseline of another line
     was taken of another server or installation and every difference would be false."""
     before_line, after_line = build_line(baseline.settings), build_line(after)
     if before_line and after_line and before_line != after_line:
         where = baseline.path or f"the baseline of {baseline.server}"
-        raise BaselineError(f"{where}: taken of Exchange build line {before_line}, but {baseline.server} runs "
-                            f"{after_line} now: not a baseline of this installation (restored or copied from "
-                            "another server?); nothing compared. Remove it; the next entry into maintenance with "
-                            "--apply saves a new one")
+        raise BaselineError(
+            f"{where}: taken of Exchange build line {before_line}, but {baseline.server} runs "
+            f"{after_line} now: not a baseline of this installation (restored or copied from "
+            "another server?); nothing compared. Remove it; the next entry into maintenance with "
+            "--apply saves a new one"
+        )
     critical = set(critical_areas)
     not_compared = {a: f"not read before entering maintenance: {r}" for a, r in baseline.unread.items()}
     not_compared |= {a: f"not read after leaving maintenance: {r}" for a, r in unread_after.items() if a not in not_compared}
@@ -274,8 +323,9 @@ def compare(baseline: Baseline, after: list[Setting], unread_after: dict[str, st
         for area, item, name in [key]
         if before.get(key) != now.get(key)
     ]
-    return Drift(baseline.server, baseline.taken_at, differences, not_compared, len(before.keys() | now.keys()),
-                 frozenset(critical))
+    return Drift(
+        baseline.server, baseline.taken_at, differences, not_compared, len(before.keys() | now.keys()), frozenset(critical)
+    )
 
 
 # ---- the file ------------------------------------------------------------------------------------
@@ -299,8 +349,10 @@ def load(reports_dir: str | Path, server: str) -> Baseline | None:
     if not os.path.lexists(path):
         return None
     if not path.is_file():
-        raise BaselineError(f"{path}: not a file (a directory or another object is in place of the baseline); "
-                            "remove it; the next entry into maintenance with --apply saves a baseline there")
+        raise BaselineError(
+            f"{path}: not a file (a directory or another object is in place of the baseline); "
+            "remove it; the next entry into maintenance with --apply saves a baseline there"
+        )
     try:
         data = json.loads(read_bounded(path, MAX_BYTES, "configuration baseline").decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -309,7 +361,9 @@ def load(reports_dir: str | Path, server: str) -> Baseline | None:
         raise BaselineError(f"{path}: not a configuration baseline dagcheck can read (not an object)")
     baseline = Baseline.from_json(data, path)
     if baseline.server.lower() != server.lower():
-        raise BaselineError(f"{path}: a baseline of {baseline.server}, not of {server} (copied from another server?); "
-                            "nothing compared. Remove it; the next entry into maintenance with --apply saves a new one")
+        raise BaselineError(
+            f"{path}: a baseline of {baseline.server}, not of {server} (copied from another server?); "
+            "nothing compared. Remove it; the next entry into maintenance with --apply saves a new one"
+        )
     baseline.path = path
     return baseline

@@ -116,6 +116,7 @@ def read_bounded(path: str | Path, cap: int, what: str = "file") -> bytes:
         while chunk := f.read(min(CHUNK, cap + 1 - len(body))):
             body += chunk
             if len(body) > cap:
-                raise FileTooLarge(f"{target}: the {what} grew past the limit of {cap:,} bytes while it was read; "
-                                   "stopped reading")
+                raise FileTooLarge(
+                    f"{target}: the {what} grew past the limit of {cap:,} bytes while it was read; stopped reading"
+                )
     return bytes(body)

@@ -256,6 +256,8 @@ def validate_part(data: Any, definition: str, file: str, path: str) -> None:
         error = jsonschema.exceptions.best_match(errors) or errors[0]
         where = ".".join([path, validation.json_path(error.absolute_path)]).strip(".")
         raise InventoryError(file, where, validation.describe(error))
+
+
 def _with_install_volume(host: dict[str, Any]) -> tuple[str, ...]:
     """The volumes to read free space of: the inventory's, and the install volume (setup's 30 GB) with them."""
     volumes = [str(v).upper() for v in host.get("volumes", ["C:"])]
@@ -269,7 +271,8 @@ def parse_inventory(data: Any, file: str = "<inventory>") -> Inventory:
         # An unquoted YAML timestamp arrives as a datetime: the schema judges its ISO text.
         data["maintenance_windows"] = [
             {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in w.items()} if isinstance(w, dict) else w
-            for w in data["maintenance_windows"]]
+            for w in data["maintenance_windows"]
+        ]
     _validate_schema(data, file)
     _validate_references(data, file)
     _validate_lab_section(data, file)
@@ -295,10 +298,14 @@ def _validate_cleartext(inventory: Inventory, file: str) -> None:
         for uri in (server.exchange_uri(), server.windows_uri()):
             problem = cleartext_problem(uri, conn.auth, conn.encryption, conn.connect_address)
             if problem is not None:
-                raise InventoryError(file, f"servers[{i}].connection.{FIELD}", f"server {server.name}: {problem}. Use "
-                                     "https (the default URIs), or "
-                                     f"NTLM/Kerberos with encryption: auto; or set {FIELD}: true in {server.name}'s "
-                                     "connection settings to accept it (every run then says so)")
+                raise InventoryError(
+                    file,
+                    f"servers[{i}].connection.{FIELD}",
+                    f"server {server.name}: {problem}. Use "
+                    "https (the default URIs), or "
+                    f"NTLM/Kerberos with encryption: auto; or set {FIELD}: true in {server.name}'s "
+                    "connection settings to accept it (every run then says so)",
+                )
 
 
 def _schema() -> dict[str, Any]:
@@ -329,13 +336,17 @@ def _validate_timeouts(data: dict[str, Any], fail: Any) -> None:
     """A server holds a Receive for the whole OperationTimeout before answering TimedOut: a read_timeout
     that is not longer would cut every quiet long poll as a network failure."""
     defaults = data.get("connection") or {}
-    places = [("connection", defaults)] + [(f"servers[{i}].connection", {**defaults, **(s.get("connection") or {})})
-                                           for i, s in enumerate(data["servers"])]
+    places = [("connection", defaults)] + [
+        (f"servers[{i}].connection", {**defaults, **(s.get("connection") or {})}) for i, s in enumerate(data["servers"])
+    ]
     for path, conn in places:
         op, read = conn.get("operation_timeout", 60), conn.get("read_timeout", 90)
         if read <= op:
-            fail(f"{path}.read_timeout", f"{read} must be longer than operation_timeout ({op}): the server holds a "
-                 "Receive for the whole operation timeout")
+            fail(
+                f"{path}.read_timeout",
+                f"{read} must be longer than operation_timeout ({op}): the server holds a "
+                "Receive for the whole operation timeout",
+            )
 
 
 def _validate_references(data: dict[str, Any], file: str) -> None:
@@ -361,8 +372,10 @@ def _validate_references(data: dict[str, Any], file: str) -> None:
     _validate_timeouts(data, fail)
     certs = (data.get("expectations") or {}).get("certificates") or {}
     if certs.get("critical_days", 7) >= certs.get("warning_days", 30):
-        fail("expectations.certificates.critical_days",
-             f"{certs.get('critical_days', 7)} days must be fewer than warning_days ({certs.get('warning_days', 30)})")
+        fail(
+            "expectations.certificates.critical_days",
+            f"{certs.get('critical_days', 7)} days must be fewer than warning_days ({certs.get('warning_days', 30)})",
+        )
     fqdns = [s["fqdn"] for s in servers]
     for dup in _duplicates(fqdns):
         fail(f"servers[{fqdns.index(dup)}].fqdn", f"FQDN {dup!r} is used by two servers")
@@ -424,8 +437,9 @@ def endpoints_map(data: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {str(fqdn).lower(): dict(where) for fqdn, where in raw.items()}
 
 
-def server_connection(data: dict[str, Any], fqdn: str, own: dict[str, Any] | None,
-                      defaults: ConnectionSettings) -> ConnectionSettings:
+def server_connection(
+    data: dict[str, Any], fqdn: str, own: dict[str, Any] | None, defaults: ConnectionSettings
+) -> ConnectionSettings:
     """A server's settings: the defaults, then the endpoints map's entry for its FQDN, then its own keys."""
     return _connection({**endpoints_map(data).get(fqdn.lower(), {}), **(own or {})}, defaults)
 
@@ -497,7 +511,15 @@ def _build(data: dict[str, Any], file: str) -> Inventory:
         report=dict(data.get("report") or {}),
         waivers=tuple(data.get("waivers") or ()),
         maintenance_windows=tuple(
-            MaintenanceWindow(start=parse_stamp(w["start"]), end=parse_stamp(w["end"]), reason=w["reason"], by=w["by"],
-                              server=w.get("server"), dag=w.get("dag"), target_build=w.get("target_build"))
-            for w in data.get("maintenance_windows") or ()),
+            MaintenanceWindow(
+                start=parse_stamp(w["start"]),
+                end=parse_stamp(w["end"]),
+                reason=w["reason"],
+                by=w["by"],
+                server=w.get("server"),
+                dag=w.get("dag"),
+                target_build=w.get("target_build"),
+            )
+            for w in data.get("maintenance_windows") or ()
+        ),
     )

@@ -40,8 +40,10 @@ def misuse(config: pytest.Config, inventory: Inventory) -> str | None:
     if cycle and _explicit(config, "--phase"):
         return f"--cycle runs pre-flight, maintenance and post-maintenance itself: drop --phase {phase}"
     if apply and not cycle and phase not in CHANGING_PHASES:
-        return (f"--apply with --phase {phase} has nothing to apply (only --phase maintenance, --phase postflight "
-                "and --cycle change servers): drop --apply")
+        return (
+            f"--apply with --phase {phase} has nothing to apply (only --phase maintenance, --phase postflight "
+            "and --cycle change servers): drop --apply"
+        )
     if apply and phase == "postflight" and len(servers) != 1:
         return "--phase postflight --apply acts on one server: name it with --server"
     if target and servers and (cycle or phase == "maintenance"):
@@ -51,12 +53,16 @@ def misuse(config: pytest.Config, inventory: Inventory) -> str | None:
         members = [m for m in (dag.members if dag else []) if m.lower() != server.name.lower()]
         hint = f" (e.g. --target {members[0]})" if members else ""
         if other.name.lower() == server.name.lower():
-            return (f"--target {target} is the server entering maintenance: its messages must go to another "
-                    f"member{' of ' + dag.name if dag else ''}{hint}")
+            return (
+                f"--target {target} is the server entering maintenance: its messages must go to another "
+                f"member{' of ' + dag.name if dag else ''}{hint}"
+            )
         if dag is None or other.dag is None or other.dag.lower() != dag.name.lower():
             where = f"DAG {other.dag}" if other.dag else "no DAG"
-            return (f"--target {target} is in {where}, {server.name} in {'DAG ' + dag.name if dag else 'no DAG'}: the "
-                    f"messages go to a member of the same DAG{hint}")
+            return (
+                f"--target {target} is in {where}, {server.name} in {'DAG ' + dag.name if dag else 'no DAG'}: the "
+                f"messages go to a member of the same DAG{hint}"
+            )
     return None
 
 
@@ -82,10 +88,13 @@ class Verdict:
         out = []
         for reason, group in by_reason.items():
             names = {b.server.lower() for b in group}
-            count = sum(1 for r in self.blind_reports
-                        if str((getattr(r, "dagcheck", None) or {}).get("server", "")).lower() in names)
-            out.append(f"COULD NOT CHECK {', '.join(b.server for b in group)} ({group[0].kind}): {reason}"
-                       + (f" [{count} check(s) not judged]" if count else ""))
+            count = sum(
+                1 for r in self.blind_reports if str((getattr(r, "dagcheck", None) or {}).get("server", "")).lower() in names
+            )
+            out.append(
+                f"COULD NOT CHECK {', '.join(b.server for b in group)} ({group[0].kind}): {reason}"
+                + (f" [{count} check(s) not judged]" if count else "")
+            )
         return out
 
     def line(self) -> str:
@@ -101,10 +110,15 @@ class Verdict:
         if self.blind:
             parts.append("BLIND (could not check " + ", ".join(f"{b.server}: {b.kind}" for b in self.blind.values()) + ")")
         if not parts:
-            checked = "every server checked" if not self.not_checked else \
-                f"{len(self.not_checked)} server(s) not checked: {'; '.join(self.not_checked)}"
-            parts.append(f"{checked}, the gate passes"
-                         + (f" ({self.warnings} warning(s) failed, which do not fail it)" if self.warnings else ""))
+            checked = (
+                "every server checked"
+                if not self.not_checked
+                else f"{len(self.not_checked)} server(s) not checked: {'; '.join(self.not_checked)}"
+            )
+            parts.append(
+                f"{checked}, the gate passes"
+                + (f" ({self.warnings} warning(s) failed, which do not fail it)" if self.warnings else "")
+            )
         elif self.not_checked:
             parts.append(f"not checked: {'; '.join(self.not_checked)}")
         if self.mail_failure:
@@ -125,8 +139,15 @@ def verdict(failed: Sequence[Any], blind: dict[str, Any], stopped: Iterable[Any]
     unhealthy = rest if strict_warnings else [r for r in rest if r not in warnings]
     stopped = list(stopped)
     sick = bool(unhealthy or stopped)
-    code = (EXIT_UNHEALTHY_AND_BLIND if sick and blind else EXIT_BLIND if blind
-            else int(pytest.ExitCode.TESTS_FAILED) if sick else int(pytest.ExitCode.OK))
+    code = (
+        EXIT_UNHEALTHY_AND_BLIND
+        if sick and blind
+        else EXIT_BLIND
+        if blind
+        else int(pytest.ExitCode.TESTS_FAILED)
+        if sick
+        else int(pytest.ExitCode.OK)
+    )
     return Verdict(code, unhealthy, dict(blind), blind_reports, stopped, len(warnings) if not strict_warnings else 0)
 
 
@@ -201,12 +222,12 @@ class CollectionProgress:
             return f"{head}: " + ", ".join(parts)
         text = f"{head}: {len(names)} servers, {sum(calls.values()):,} call(s)"
         if blind:
-            shown = sorted(blind)[:self.NAMED]
+            shown = sorted(blind)[: self.NAMED]
             more = f" and {len(blind) - len(shown)} more" if len(blind) > len(shown) else ""
             text += f"; {len(blind)} not checkable: {', '.join(f'{n} ({blind[n]})' for n in shown)}{more}"
         answering = sorted((c, n) for n, c in calls.items() if n not in blind)
         if answering and answering[0][0] != answering[-1][0]:
-            text += "; fewest so far: " + ", ".join(f"{n} {c}" for c, n in answering[:self.NAMED])
+            text += "; fewest so far: " + ", ".join(f"{n} {c}" for c, n in answering[: self.NAMED])
         return text
 
     def finish(self) -> None:

@@ -13,8 +13,8 @@ from dagcheck.errors import RemoteError
 from dagcheck.inventory import Inventory, Server
 from dagcheck.remote.base import Transcript, Transport
 from dagcheck.remote.credentials import Credentials
-from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
 from dagcheck.remote.registry import TransportSettings, transport_for
+from dagcheck.sources.registry import HOST_SOURCES, PROBE_SOURCES, SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,15 @@ class Target:
 
 
 class DagcheckSession:
-    def __init__(self, inventory: Inventory, servers: list[str] | None = None,
-                 dag: str | None = None, phase: str = "health",
-                 save: str | None = None, replay: str | None = None) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        servers: list[str] | None = None,
+        dag: str | None = None,
+        phase: str = "health",
+        save: str | None = None,
+        replay: str | None = None,
+    ) -> None:
         self.inventory = inventory
         self.phase = phase
         self.save = save
@@ -47,8 +53,7 @@ class DagcheckSession:
         self.lab: Any = None  # the embedded lab (dagcheck.lab.embedded.EmbeddedLab) when the inventory has one
         self.transport: Transport = self._make_transport()
         dags = {m.lower(): (d.name, list(d.members)) for d in inventory.dags for m in d.members}
-        self.collector = Collector(self.transport, expectations=inventory.expectations, dags=dags,
-                                   lanes=self._lanes)
+        self.collector = Collector(self.transport, expectations=inventory.expectations, dags=dags, lanes=self._lanes)
         self.servers = self._scope(servers, dag)
         # The transport proves a refused account only on servers of this run (issue 24, item 2).
         self.transport.limit_to({s.name.lower() for s in self.servers})
@@ -78,8 +83,9 @@ class DagcheckSession:
 
             self.lab = start_embedded(self.inventory)
             servers, credentials = self.lab.endpoints(servers)
-        return transport_for(TransportSettings(tuple(servers), self.transcript, credentials, self.replay, self.save,
-                                               str(self.inventory.file)))
+        return transport_for(
+            TransportSettings(tuple(servers), self.transcript, credentials, self.replay, self.save, str(self.inventory.file))
+        )
 
     def targets(self, spec: CheckSpec, phase: str | None = None, enumerate_in: str | None = None) -> list[Target]:
         """Every object the check applies to, on every server in scope; a failed source gives one target.

@@ -26,8 +26,13 @@ os.environ["DAGCHECK_INVENTORY"] = str(LAB_YML)
 # under load). Collected first, as whole modules (their module-scoped labs stay set up once), so that
 # `pytest tests -n auto` hands them out before the short tests instead of leaving one to run alone at the end.
 # Paths are relative to this folder, as pytest's node ids give them after tests/.
-LONG_FIRST = ("scenarios/test_rolling_patch.py", "scenarios/test_dag_lease.py", "unit/test_drift.py",
-              "scenarios/test_run_safety.py", "unit/maintenance/test_runner.py")
+LONG_FIRST = (
+    "scenarios/test_rolling_patch.py",
+    "scenarios/test_dag_lease.py",
+    "unit/test_drift.py",
+    "scenarios/test_run_safety.py",
+    "unit/maintenance/test_runner.py",
+)
 TESTS = Path(__file__).resolve().parent
 
 
@@ -118,9 +123,23 @@ def run_checks(tmp_path: Path):
         inv = tmp_path / "inventory.yml"
         inv.write_text(yaml.safe_dump(data), encoding="utf-8")
         result = RunResult(0)
-        args = [str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir", str(tmp_path / "reports"),
-                "-p", "no:cacheprovider", "-q", "-o", "console_output_style=classic", "--rootdir", str(ROOT),
-                "-c", str(ROOT / "pyproject.toml"), *extra]
+        args = [
+            str(ROOT / "checks"),
+            "--inventory",
+            str(inv),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-o",
+            "console_output_style=classic",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            *extra,
+        ]
         result.exit_code = int(pytest.main(args, plugins=[_Recorder(result)]))
         return result
 

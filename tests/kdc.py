@@ -34,8 +34,10 @@ def missing() -> str | None:
         import gssapi  # noqa: F401
         import krb5  # noqa: F401
     except ImportError:
-        return ("python-gssapi/krb5 are not installed: apt-get install libkrb5-dev gcc python3-dev, "
-                "then pip install -e '.[dev,kerberos]'")
+        return (
+            "python-gssapi/krb5 are not installed: apt-get install libkrb5-dev gcc python3-dev, "
+            "then pip install -e '.[dev,kerberos]'"
+        )
     return None
 
 
@@ -101,7 +103,9 @@ class Kdc:
     def _start(self) -> Kdc:
         os.chmod(self.directory, 0o700)
         # The lab's FQDNs do not resolve: no DNS canonicalisation, no reverse lookups, realm by default.
-        self._write("krb5.conf", f"""[libdefaults]
+        self._write(
+            "krb5.conf",
+            f"""[libdefaults]
     default_realm = {self.realm}
     dns_canonicalize_hostname = false
     rdns = false
@@ -112,35 +116,41 @@ class Kdc:
     {self.realm} = {{
         kdc = 127.0.0.1:{self.port}
     }}
-""")
-        self._write("kdc.conf", f"""[kdcdefaults]
+""",
+        )
+        self._write(
+            "kdc.conf",
+            f"""[kdcdefaults]
     kdc_listen = 127.0.0.1:{self.port}
     kdc_tcp_listen = 127.0.0.1:{self.port}
 [realms]
     {self.realm} = {{
-        database_name = {self._path('principal')}
-        key_stash_file = {self._path('stash')}
-        acl_file = {self._path('kadm5.acl')}
+        database_name = {self._path("principal")}
+        key_stash_file = {self._path("stash")}
+        acl_file = {self._path("kadm5.acl")}
         kdc_listen = 127.0.0.1:{self.port}
         kdc_tcp_listen = 127.0.0.1:{self.port}
         supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal
     }}
 [logging]
-    kdc = FILE:{self._path('kdc.log')}
-""")
+    kdc = FILE:{self._path("kdc.log")}
+""",
+        )
         self._write("kadm5.acl", "")
         master = secrets.token_urlsafe(18)
         self._run(_tool("kdb5_util"), "create", "-s", "-r", self.realm, stdin=f"{master}\n{master}\n")
         kadmin = _tool("kadmin.local")
-        self._run(kadmin, "-r", self.realm, "-q", f"addprinc {self.principal}",
-                  stdin=f"{self.password}\n{self.password}\n")  # on stdin: never in a process listing
+        self._run(
+            kadmin, "-r", self.realm, "-q", f"addprinc {self.principal}", stdin=f"{self.password}\n{self.password}\n"
+        )  # on stdin: never in a process listing
         for host in self.hosts:
             spn = f"HTTP/{host.lower()}@{self.realm}"
             self._run(kadmin, "-r", self.realm, "-q", f"addprinc -randkey {spn}")
             self._run(kadmin, "-r", self.realm, "-q", f"ktadd -k {self._path('lab.keytab')} {spn}")
         env = {**os.environ, **self.env}
-        self.process = subprocess.Popen([_tool("krb5kdc"), "-n", "-r", self.realm], env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [_tool("krb5kdc"), "-n", "-r", self.realm], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         self._wait_listening()
         return self
 

@@ -40,15 +40,29 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--username", default="lab\\dagcheck")
     serve.add_argument("--password", default=None, help="default: $DAGCHECK_LAB_PASSWORD, else generated")
     serve.add_argument("--https", action="store_true", help="serve HTTPS with a certificate generated at start")
-    serve.add_argument("--auth", choices=("basic", "ntlm"), default="basic",
-                       help="basic (default) or ntlm (pyspnego acceptor; connect with encryption='never' over HTTP)")
-    serve.add_argument("--ca-out", default=os.path.join(tempfile.gettempdir(), "dagcheck-lab-ca.pem"),
-                       help="with --https: where to write the certificate clients verify against")
-    serve.add_argument("--state", default=None,
-                       help="keep the simulated organisation in this JSON file: loaded at start if it exists, saved after "
-                       "every call and at stop")
-    serve.add_argument("--write-inventory", default=None, metavar="PATH",
-                       help="write an inventory that points dagcheck at this lab (credentials from environment variables)")
+    serve.add_argument(
+        "--auth",
+        choices=("basic", "ntlm"),
+        default="basic",
+        help="basic (default) or ntlm (pyspnego acceptor; connect with encryption='never' over HTTP)",
+    )
+    serve.add_argument(
+        "--ca-out",
+        default=os.path.join(tempfile.gettempdir(), "dagcheck-lab-ca.pem"),
+        help="with --https: where to write the certificate clients verify against",
+    )
+    serve.add_argument(
+        "--state",
+        default=None,
+        help="keep the simulated organisation in this JSON file: loaded at start if it exists, saved after "
+        "every call and at stop",
+    )
+    serve.add_argument(
+        "--write-inventory",
+        default=None,
+        metavar="PATH",
+        help="write an inventory that points dagcheck at this lab (credentials from environment variables)",
+    )
     patch = sub.add_parser("patch", help="patch a server of a running persistent lab (it must be in maintenance)")
     patch.add_argument("--state", required=True, help="the --state FILE of the running lab")
     patch.add_argument("--server", default=os.environ.get("DAGCHECK_SERVER"), help="default: $DAGCHECK_SERVER")
@@ -69,21 +83,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     password = args.password or os.environ.get("DAGCHECK_LAB_PASSWORD")
     generated = password is None
-    creds = LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
+    creds = (
+        LabCredentials(args.username, password) if password else LabCredentials(args.username, LabCredentials.generate().password)
+    )
     ports = {s.name.lower(): args.port + i for i, s in enumerate(inventory.servers)} if args.port else None
     org, saver = build_organization(inventory), None
     if args.state:
         org, ports = _persisted(Path(args.state), org, ports)
         if org is None:
             return 2
-    lab = LabServer(org, creds, ports, https=args.https, auth=args.auth,
-                    latency=lab_settings(inventory).latency).start()
+    lab = LabServer(org, creds, ports, https=args.https, auth=args.auth, latency=lab_settings(inventory).latency).start()
     if args.state:
         served_on = {s.name.lower(): lab.port(s.name) for s in inventory.servers}
         saver = persist.Saver(org, Path(args.state), {"ports": served_on}).start()
         control = patching.ControlWatcher(org, lab, Path(args.state), on_change=saver.save).start()
-    print(f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 "
-          f"({lab.scheme.upper()}, {args.auth} auth)")
+    print(
+        f"dagcheck lab serving {len(inventory.servers)} simulated servers on 127.0.0.1 ({lab.scheme.upper()}, {args.auth} auth)"
+    )
     if lab.certificate is not None:
         print(f"  certificate to trust (cert_validation=...): {lab.certificate.write_ca_bundle(args.ca_out)}")
     print(f"  user name: {creds.username}")
@@ -91,21 +107,29 @@ def main(argv: list[str] | None = None) -> int:
     for s in inventory.servers:
         print(f"  {s.name:<10} Exchange: {lab.exchange_uri(s.name)}   Windows: {lab.windows_uri(s.name)}")
     how = "ssl=True, cert_validation=<certificate>" if args.https else "ssl=False, encryption='never'"
-    print(f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='{args.auth}', {how}, ...) "
-          "and RunspacePool(..., configuration_name='Microsoft.Exchange').")
+    print(
+        f"Connect with pypsrp: WSMan('127.0.0.1', port=<port>, path='PowerShell', auth='{args.auth}', {how}, ...) "
+        "and RunspacePool(..., configuration_name='Microsoft.Exchange')."
+    )
     if args.state:
         print(f"  state: {args.state} (saved after every call and at stop; delete it to start afresh)")
     if args.write_inventory:
         with open(args.inventory, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
         text = "# Written by python -m dagcheck.lab serve: points dagcheck at that running lab.\n" + yaml.safe_dump(
-            persist.inventory_for(raw, lab.exchange_uri, lab.windows_uri,
-                                  str(Path(args.ca_out).resolve()) if lab.certificate else None, args.auth), sort_keys=False)
+            persist.inventory_for(
+                raw, lab.exchange_uri, lab.windows_uri, str(Path(args.ca_out).resolve()) if lab.certificate else None, args.auth
+            ),
+            sort_keys=False,
+        )
         persist.write_atomically(Path(args.write_inventory), text)
         print(f"  inventory: {args.write_inventory}; before running dagcheck with it:")
         print(f"    export {persist.USERNAME_ENV}='{creds.username}'")
-        print(f"    export {persist.PASSWORD_ENV}='{creds.password}'" if generated
-              else f"    export {persist.PASSWORD_ENV}=<the password given>")
+        print(
+            f"    export {persist.PASSWORD_ENV}='{creds.password}'"
+            if generated
+            else f"    export {persist.PASSWORD_ENV}=<the password given>"
+        )
     print("Ctrl-C stops the lab.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -130,8 +154,9 @@ def _control(args: argparse.Namespace) -> int:
         if not args.server or not args.build:
             print("error: patch needs --server and --build (or $DAGCHECK_SERVER and $DAGCHECK_TARGET_BUILD)", file=sys.stderr)
             return 2
-        answer = patching.request(Path(args.state), {"op": "patch", "server": args.server, "build": args.build,
-                                                     "reboot_seconds": args.reboot_seconds})
+        answer = patching.request(
+            Path(args.state), {"op": "patch", "server": args.server, "build": args.build, "reboot_seconds": args.reboot_seconds}
+        )
         print(answer.get("message", ""), file=sys.stdout if answer.get("ok") else sys.stderr)
     return 0 if answer.get("ok") else 1
 

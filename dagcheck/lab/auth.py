@@ -80,14 +80,14 @@ def ntlm_channel_binding(authenticate: bytes) -> bytes | None:
     if len(authenticate) < 28 or not authenticate.startswith(NTLMSSP) or authenticate[8:12] != b"\x03\x00\x00\x00":
         return None
     length, _, offset = struct.unpack("<HHI", authenticate[20:28])
-    response = authenticate[offset:offset + length]
+    response = authenticate[offset : offset + length]
     pos = 16 + 28  # NTProofStr, then NTLMv2_CLIENT_CHALLENGE's fixed part before its AvPairs
     while pos + 4 <= len(response):
-        av_id, av_len = struct.unpack("<HH", response[pos:pos + 4])
+        av_id, av_len = struct.unpack("<HH", response[pos : pos + 4])
         if av_id == MSV_AV_EOL:
             return None
         if av_id == MSV_AV_CHANNEL_BINDINGS:
-            return response[pos + 4:pos + 4 + av_len]
+            return response[pos + 4 : pos + 4 + av_len]
         pos += 4 + av_len
     return None
 
@@ -136,8 +136,11 @@ class NegotiateAcceptor:
             return Step(False)
         if not self.context.complete:
             return Step(False, out)
-        if token.startswith(NTLMSSP) and self.bindings is not None and not channel_binding_allowed(
-                self.token_checking, ntlm_channel_binding(token), self.bindings):
+        if (
+            token.startswith(NTLMSSP)
+            and self.bindings is not None
+            and not channel_binding_allowed(self.token_checking, ntlm_channel_binding(token), self.bindings)
+        ):
             log.debug("%s: NTLM logon refused: its channel binding token does not match the TLS channel", self.fqdn)
             self.context = None
             return Step(False)
@@ -153,8 +156,9 @@ class NegotiateAcceptor:
         # that differs is refused; MIT krb5 lets in an authenticator without one, so Require is not enforced
         # for Kerberos here: guessed to be close enough, Windows' own Kerberos acceptor is stricter).
         bindings = self.bindings if self.token_checking != "None" else None
-        return spnego.server(protocol="negotiate", channel_bindings=bindings,
-                             credentials=spnego.CredentialCache(username=f"HTTP@{self.fqdn}"))
+        return spnego.server(
+            protocol="negotiate", channel_bindings=bindings, credentials=spnego.CredentialCache(username=f"HTTP@{self.fqdn}")
+        )
 
     def take_reply_header(self) -> str | None:
         """The WWW-Authenticate header for the response that completed authentication (once)."""
@@ -187,20 +191,20 @@ def unwrap(context: spnego.ContextProxy | None, content_type: str, body: bytes) 
     while not rest.startswith(b"--" + BOUNDARY + b"--"):
         if not rest.startswith(delimiter):
             raise EncryptionError("the encrypted message does not start with the boundary")
-        head, sep, rest = rest[len(delimiter):].partition(delimiter)
+        head, sep, rest = rest[len(delimiter) :].partition(delimiter)
         if not sep:
             raise EncryptionError("the encrypted message has no octet-stream part")
         length = _original_length(head, protocol)
         if not rest.startswith(octet) or len(rest) < len(octet) + 4:
             raise EncryptionError("the second part is not application/octet-stream")
-        rest = rest[len(octet):]
+        rest = rest[len(octet) :]
         signature_length = struct.unpack("<I", rest[:4])[0]
         # The sealed message is as long as the declared plaintext: RC4 and AES-CTS (Kerberos' "wrap IOV"
         # layout Windows uses) and NTLM sealing add no padding after the signature.
         end = 4 + signature_length + length
         if len(rest) < end:
             raise EncryptionError("the sealed message is shorter than its declared Length")
-        signature, sealed, rest = rest[4:4 + signature_length], rest[4 + signature_length:end], rest[end:]
+        signature, sealed, rest = rest[4 : 4 + signature_length], rest[4 + signature_length : end], rest[end:]
         try:
             plain = context.unwrap_winrm(signature, sealed)
         except SpnegoError as exc:
@@ -223,19 +227,27 @@ def _original_length(head: bytes, protocol: str) -> int:
     raise EncryptionError("the first part has no OriginalContent Length")
 
 
-def wrap(context: spnego.ContextProxy, data: bytes, protocol: str = SPNEGO_PROTOCOL,
-         original_type: str = "application/soap+xml;charset=UTF-8") -> tuple[str, bytes]:
+def wrap(
+    context: spnego.ContextProxy,
+    data: bytes,
+    protocol: str = SPNEGO_PROTOCOL,
+    original_type: str = "application/soap+xml;charset=UTF-8",
+) -> tuple[str, bytes]:
     """A response sealed with the connection's context: (Content-Type header, body)."""
     sealed = context.wrap_winrm(data)
-    body = b"".join([
-        b"--" + BOUNDARY + b"\r\n",
-        f"\tContent-Type: {protocol}\r\n".encode(),
-        f"\tOriginalContent: type={original_type};Length={len(data) + sealed.padding_length}\r\n".encode(),
-        b"--" + BOUNDARY + b"\r\n",
-        b"\tContent-Type: application/octet-stream\r\n",
-        struct.pack("<I", len(sealed.header)), sealed.header, sealed.data,
-        b"--" + BOUNDARY + b"--\r\n",
-    ])
+    body = b"".join(
+        [
+            b"--" + BOUNDARY + b"\r\n",
+            f"\tContent-Type: {protocol}\r\n".encode(),
+            f"\tOriginalContent: type={original_type};Length={len(data) + sealed.padding_length}\r\n".encode(),
+            b"--" + BOUNDARY + b"\r\n",
+            b"\tContent-Type: application/octet-stream\r\n",
+            struct.pack("<I", len(sealed.header)),
+            sealed.header,
+            sealed.data,
+            b"--" + BOUNDARY + b"--\r\n",
+        ]
+    )
     return f'multipart/encrypted;protocol="{protocol}";boundary="{BOUNDARY.decode()}"', body
 
 

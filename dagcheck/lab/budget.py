@@ -28,8 +28,7 @@ from psrpcore.types import ErrorCategory, ErrorCategoryInfo, ErrorRecord, NETExc
 from dagcheck.lab.settings import Fault
 
 KIND = "runspace_budget_exceeded"
-MESSAGE = ("Fail to create a runspace because you have exceeded your budget to create runspace. "
-           "Please wait for {seconds} seconds.")
+MESSAGE = "Fail to create a runspace because you have exceeded your budget to create runspace. Please wait for {seconds} seconds."
 EXCEPTION_TYPE = "System.Management.Automation.Remoting.PSRemotingDataStructureException"  # guessed
 ERROR_ID = "System.Management.Automation.Remoting.PSRemotingDataStructureException"  # guessed
 
@@ -68,7 +67,6 @@ def refusal_record(seconds: int) -> ErrorRecord:
     exception.PSObject.type_names[:] = [EXCEPTION_TYPE, "System.Exception", "System.Object"]
     return ErrorRecord(
         Exception=exception,
-        CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.ResourceUnavailable,
-                                       Reason=EXCEPTION_TYPE.rsplit(".", 1)[-1]),
+        CategoryInfo=ErrorCategoryInfo(Category=ErrorCategory.ResourceUnavailable, Reason=EXCEPTION_TYPE.rsplit(".", 1)[-1]),
         FullyQualifiedErrorId=ERROR_ID,
     )

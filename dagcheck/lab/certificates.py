@@ -40,10 +40,16 @@ def _key() -> rsa.RSAPrivateKey:
 def make(common_name: str, sans: list[str], not_before: dt.datetime, not_after: dt.datetime) -> tuple[str, str]:
     """A self-signed certificate: (thumbprint as Windows shows it, base64 of its DER encoding)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(_key().public_key())
-               .serial_number(_serial(common_name, sans, not_before, not_after))
-               .not_valid_before(not_before).not_valid_after(not_after)
-               .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(_key().public_key())
+        .serial_number(_serial(common_name, sans, not_before, not_after))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
     der = builder.sign(_key(), hashes.SHA256(), rsa_padding=padding.PKCS1v15()).public_bytes(serialization.Encoding.DER)

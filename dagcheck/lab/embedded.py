@@ -18,16 +18,26 @@ from dagcheck.lab.state import Organization
 from dagcheck.remote.credentials import Credentials
 
 
-def lab_connection(base: ConnectionSettings, exchange_uri: str, windows_uri: str,
-                   ca_bundle: str | None = None, auth: str = "basic") -> ConnectionSettings:
+def lab_connection(
+    base: ConnectionSettings, exchange_uri: str, windows_uri: str, ca_bundle: str | None = None, auth: str = "basic"
+) -> ConnectionSettings:
     """Settings for one lab server. The lab uses Basic (or NTLM) auth: over HTTPS verified against its own
     certificate, over HTTP with message encryption off (loopback only)."""
     https = exchange_uri.startswith("https://")
     # The health pages (healthcheck.htm) are served by the same simulated server's listener.
     health_uri = exchange_uri.rsplit("/", 1)[0]
-    return dataclasses.replace(base, exchange_uri=exchange_uri, windows_uri=windows_uri, health_uri=health_uri, auth=auth,
-                               encryption="auto" if https else "never", verify_tls=True, ca_bundle=ca_bundle,
-                               operation_timeout=20, read_timeout=30)
+    return dataclasses.replace(
+        base,
+        exchange_uri=exchange_uri,
+        windows_uri=windows_uri,
+        health_uri=health_uri,
+        auth=auth,
+        encryption="auto" if https else "never",
+        verify_tls=True,
+        ca_bundle=ca_bundle,
+        operation_timeout=20,
+        read_timeout=30,
+    )
 
 
 @dataclass
@@ -38,8 +48,12 @@ class EmbeddedLab:
     def endpoints(self, servers: list[Server]) -> tuple[list[Server], dict[str, Credentials]]:
         """The inventory's servers pointed at the lab, and the credentials for each."""
         creds = Credentials(self.wire.credentials.username, self.wire.credentials.password)
-        pointed = [dataclasses.replace(s, connection=lab_connection(
-            s.connection, self.wire.exchange_uri(s.name), self.wire.windows_uri(s.name))) for s in servers]
+        pointed = [
+            dataclasses.replace(
+                s, connection=lab_connection(s.connection, self.wire.exchange_uri(s.name), self.wire.windows_uri(s.name))
+            )
+            for s in servers
+        ]
         return pointed, {s.name: creds for s in servers}
 
     def stop(self) -> None:

@@ -56,8 +56,8 @@ def missing_parameter(cmdlet: str, parameter: str) -> LabCmdletError:
 def invalid_value(cmdlet: str, parameter: str, value: object, allowed: list[str]) -> LabCmdletError:
     return LabCmdletError(
         f"Cannot bind parameter '{parameter}'. Cannot convert value \"{value}\" to type. Error: "
-        f"\"Unable to match the identifier name {value} to a valid enumerator name. Specify one of the "
-        f"following enumerator names and try again: {', '.join(allowed)}\"",
+        f'"Unable to match the identifier name {value} to a valid enumerator name. Specify one of the '
+        f'following enumerator names and try again: {", ".join(allowed)}"',
         "InvalidArgument",
         f"CannotConvertArgumentNoMessage,{cmdlet}",
         "System.Management.Automation.ParameterBindingException",
@@ -68,8 +68,7 @@ def invalid_value(cmdlet: str, parameter: str, value: object, allowed: list[str]
 def object_not_found(cmdlet: str, kind: str, identity: object) -> LabCmdletError:
     # Exchange's ManagementObjectNotFoundException text (shape of the English message).
     return LabCmdletError(
-        f"The operation couldn't be performed because object '{identity}' couldn't be found on "
-        "'dc1.contoso.test'.",
+        f"The operation couldn't be performed because object '{identity}' couldn't be found on 'dc1.contoso.test'.",
         "NotSpecified",
         f"[Server=LAB,RequestId=00000000-0000-0000-0000-000000000000] {kind},{cmdlet}",
         "Microsoft.Exchange.Configuration.Tasks.ManagementObjectNotFoundException",

@@ -27,29 +27,37 @@ from dagcheck.lab.objects import LabCopy, LabDatabase, RequesterEntry
 from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import Organization
 
-RUNTIME_KINDS = frozenset({"cmdlet_error", "slow_cmdlet", "dropped_connection", "throttled", "auth_rejected",
-                           "cmdlet_missing",
-                           "windows_not_admin",  # server: the account is no administrator there (whoami /groups)
-                           "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
-                           "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
-                           "databases_wont_move",  # server: Active Manager moves none of its active copies away
-                           # server, url_of, ep_of: the lab's patch (lab.patching) resets that front-end
-                           # vdir's ExternalUrl and that one's Extended Protection, as a CU can
-                           "patch_resets_settings",
-                           "protocol_unhealthy",  # server, protocol (OWA, EWS ...): its healthcheck.htm answers 503
-                           *{
-                               # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
-                               "runspace_quota",    # count: Exchange's PowerShellMaxConcurrency (default 18)
-                               "shell_quota",       # count: WinRM's MaxShellsPerUser (default 30)
-                               "idle_timeout",      # seconds: shells idle that long are gone (default 7200)
-                               "app_pool_recycle",  # count: at that Command on /PowerShell every runspace is gone
-                               "reboot",            # count, seconds: at that Command the server restarts
-                               # shape (wirefaults.HOSTILE_SHAPES), action, size_mb: the server answers that
-                               "hostile_response",
-                               # server, seconds: Exchange's runspace budget refuses /PowerShell runspaces
-                               # (Broken pool, "Please wait for N seconds") for that long (lab.budget)
-                               "runspace_budget_exceeded",
-                           }})
+RUNTIME_KINDS = frozenset(
+    {
+        "cmdlet_error",
+        "slow_cmdlet",
+        "dropped_connection",
+        "throttled",
+        "auth_rejected",
+        "cmdlet_missing",
+        "windows_not_admin",  # server: the account is no administrator there (whoami /groups)
+        "malformed_value",  # server, cmdlet, property, value: an answer in no known shape
+        "iis_config",  # value denied / truncated: applicationHost.config unreadable (lab.winrs)
+        "databases_wont_move",  # server: Active Manager moves none of its active copies away
+        # server, url_of, ep_of: the lab's patch (lab.patching) resets that front-end
+        # vdir's ExternalUrl and that one's Extended Protection, as a CU can
+        "patch_resets_settings",
+        "protocol_unhealthy",  # server, protocol (OWA, EWS ...): its healthcheck.htm answers 503
+        *{
+            # The wire's faults (dagcheck.lab.server answers them; shapes in lab.wirefaults):
+            "runspace_quota",  # count: Exchange's PowerShellMaxConcurrency (default 18)
+            "shell_quota",  # count: WinRM's MaxShellsPerUser (default 30)
+            "idle_timeout",  # seconds: shells idle that long are gone (default 7200)
+            "app_pool_recycle",  # count: at that Command on /PowerShell every runspace is gone
+            "reboot",  # count, seconds: at that Command the server restarts
+            # shape (wirefaults.HOSTILE_SHAPES), action, size_mb: the server answers that
+            "hostile_response",
+            # server, seconds: Exchange's runspace budget refuses /PowerShell runspaces
+            # (Broken pool, "Please wait for N seconds") for that long (lab.budget)
+            "runspace_budget_exceeded",
+        },
+    }
+)
 # "throttled" (cmdlet, count, value): the first `count` invocations of the cmdlet exceed Exchange's
 # PowerShellMaxCmdlets budget and are refused with the user load quota WSMan fault (value: the quota).
 _APPLY: dict[str, Callable[[Organization, Fault], None]] = {}
@@ -72,7 +80,6 @@ def apply_fault(org: Organization, f: Fault) -> None:
     if f.kind not in _APPLY:
         raise ValueError(f"unknown lab fault kind {f.kind!r}; known: {', '.join(sorted(known_kinds()))}")
     _APPLY[f.kind](org, f)
-
 
 
 def known_kinds() -> set[str]:
@@ -101,14 +108,16 @@ def _stuck_queue(org, f):
     queue.message_count = f.get("count", 25)
     queue.status = "Retry"
     queue.stuck = True
-    queue.last_error = "451 4.4.0 Primary target IP address responded with: \"421 4.4.2 Connection dropped.\""
+    queue.last_error = '451 4.4.0 Primary target IP address responded with: "421 4.4.2 Connection dropped."'
 
 
 @fault("mail_backlog")
 def _backlog(org, f):
     """Mail waiting in a delivery queue that drains as lab time passes (not a failure by itself)."""
     server = org.server(f["server"])
-    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None) or org.add_queue(server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B")
+    queue = next((q for q in server.queues if q.queue_type == "Delivery"), None) or org.add_queue(
+        server, "Delivery", "SmtpRelayToRemoteActiveDirectorySite", "Site-B"
+    )
     queue.message_count = f.get("count", 200)
     queue.status = "Active"
 
@@ -262,12 +271,13 @@ def _pending_reboot(org, f):
     which = f.get("value", "cbs")
     if which == "file_rename":
         server.registry[SESSION_MANAGER]["PendingFileRenameOperations"] = (
-            "REG_MULTI_SZ", ["\\??\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\x.dll.old", ""])
+            "REG_MULTI_SZ",
+            ["\\??\\C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\x.dll.old", ""],
+        )
     elif which in ("exchange_setup", "exchange_setup_done"):
         # Exchange setup's UpdateExeVolatile: Flags non-zero while its reboot is due; a key left with Flags 0
         # after the reboot means nothing (HealthChecker and setup read the value, not the key).
-        server.registry[REBOOT_KEYS["exchange_setup"]] = {
-            "Flags": ("REG_DWORD", 1 if which == "exchange_setup" else 0)}
+        server.registry[REBOOT_KEYS["exchange_setup"]] = {"Flags": ("REG_DWORD", 1 if which == "exchange_setup" else 0)}
     elif which == "ccm":
         # The Configuration Manager client is installed and has a software update waiting for a restart.
         server.ccm_client = {"RebootPending": True, "IsHardRebootPending": False}
@@ -329,7 +339,6 @@ def _in_maintenance(org, f):
         org.set_component_state(server, "ServerWideOffline", "Maintenance", "Inactive")
 
 
-
 @fault("health_set_unhealthy")
 def _health_set_unhealthy(org, f):
     """A Managed Availability health set turns Unhealthy on a server: its first monitor (or the one named by
@@ -353,8 +362,9 @@ def _app_pool_stopped(org, f):
     pool = f.get("pool", "MSExchangeOWAAppPool")
     match = next((p for p in lab_iis.app_pools(server) if p.lower() == pool.lower()), None)
     if match is None:
-        raise ValueError(f"app_pool_stopped: {server.name} has no application pool {pool!r}; "
-                         f"it has {', '.join(lab_iis.app_pools(server))}")
+        raise ValueError(
+            f"app_pool_stopped: {server.name} has no application pool {pool!r}; it has {', '.join(lab_iis.app_pools(server))}"
+        )
     server.stopped_iis.add(match)
 
 
@@ -379,6 +389,8 @@ def _service_disabled(org, f):
     if match is None:
         raise ValueError(f"service_disabled: {server.name} has no service {name!r}")
     server.start_types[match] = "Disabled"
+
+
 @fault("auth_certificate_expired")
 def _auth_certificate_expired(org, f):
     """The organisation's Auth certificate (Get-AuthConfig's current one) has expired on every server: it is
@@ -400,8 +412,9 @@ def _certificate_expiring(org, f):
     for i, cert in enumerate(server.certificates):
         if "IIS" in cert.services:
             names = cert.domains or [cert.subject.removeprefix("CN=")]
-            server.certificates[i] = lab_certificate(names[0], names, cert.services, now - dt.timedelta(days=360),
-                                                     now + dt.timedelta(days=float(f.get("days", 5))))
+            server.certificates[i] = lab_certificate(
+                names[0], names, cert.services, now - dt.timedelta(days=360), now + dt.timedelta(days=float(f.get("days", 5)))
+            )
             return
     raise ValueError(f"certificate_expiring: {server.name} has no certificate bound to IIS")
 
@@ -411,8 +424,12 @@ def _os_version_mismatch(org, f):
     """The server runs another Windows Server version than the rest of its DAG (`value`: its build, default
     17763, Windows Server 2019; the lab's servers run 2022)."""
     build = str(f.get("value", "17763"))
-    names = {"14393": "Windows Server 2016", "17763": "Windows Server 2019", "20348": "Windows Server 2022",
-             "26100": "Windows Server 2025"}
+    names = {
+        "14393": "Windows Server 2016",
+        "17763": "Windows Server 2019",
+        "20348": "Windows Server 2022",
+        "26100": "Windows Server 2025",
+    }
     registry = org.server(f["server"]).registry[WINDOWS_NT]
     registry["CurrentBuildNumber"] = ("REG_SZ", build)
     registry["ProductName"] = ("REG_SZ", f"{names.get(build, 'Windows Server')} Datacenter")

@@ -17,8 +17,9 @@ AUTODISCOVER = "https://autodiscover.contoso.test/Autodiscover/Autodiscover.xml"
 REALISTIC_LATENCY = {"runspace_open": 2.0, "cmdlet": 0.3, "test_cmdlet": 3.0, "winrs": 0.3, "jitter": 0.1}
 
 
-def fleet_inventory(servers: int, dag_size: int = MAX_DAG_SIZE, latency: dict[str, float] | None = None,
-                    copies: int = 3) -> dict[str, Any]:
+def fleet_inventory(
+    servers: int, dag_size: int = MAX_DAG_SIZE, latency: dict[str, float] | None = None, copies: int = 3
+) -> dict[str, Any]:
     """An inventory (as parsed YAML) of `servers` lab servers in ceil(servers / dag_size) DAGs.
 
     Members alternate between two sites; each member holds the active copy of one database, whose
@@ -33,10 +34,12 @@ def fleet_inventory(servers: int, dag_size: int = MAX_DAG_SIZE, latency: dict[st
         dag = f"DAG{d:02d}"
         members = [f"ex{d:02d}m{i:02d}" for i in range(1, size + 1)]
         for i, name in enumerate(members):
-            server_rows.append({"name": name, "fqdn": f"{name}.lab.contoso.test", "site": "Site-A" if i % 2 == 0 else "Site-B",
-                                "dag": dag})
-        dags.append({"name": dag, "members": members,
-                     "witness": {"server": f"fsw{d:02d}.lab.contoso.test", "directory": f"C:\\{dag}"}})
+            server_rows.append(
+                {"name": name, "fqdn": f"{name}.lab.contoso.test", "site": "Site-A" if i % 2 == 0 else "Site-B", "dag": dag}
+            )
+        dags.append(
+            {"name": dag, "members": members, "witness": {"server": f"fsw{d:02d}.lab.contoso.test", "directory": f"C:\\{dag}"}}
+        )
         for i in range(size):
             holders = [members[(i + k) % size] for k in range(min(copies, size))]
             databases.append({"name": f"{dag}-DB{i + 1:02d}", "copies": holders})
@@ -45,9 +48,12 @@ def fleet_inventory(servers: int, dag_size: int = MAX_DAG_SIZE, latency: dict[st
         "servers": server_rows,
         "dags": dags,
         "expectations": {
-            "copy_queue_max": 6, "replay_queue_max": 49, "transport_queue_max": 0,
+            "copy_queue_max": 6,
+            "replay_queue_max": 49,
+            "transport_queue_max": 0,
             "content_index_allowed": ["Healthy", "NotApplicable", "AutoSuspended"],
-            "activation_policy": "Unrestricted", "build": "same-across-dag",
+            "activation_policy": "Unrestricted",
+            "build": "same-across-dag",
             "host": {"volumes": ["C:", "D:", "E:"], "min_free_gb": 10, "min_free_percent": 10},
             "autodiscover": {site: {"uri": AUTODISCOVER, "site_scope": [site]} for site in ("Site-A", "Site-B")},
         },

@@ -39,8 +39,9 @@ def answer(org: Organization, server_name: str, path: str) -> tuple[int, bytes, 
     protocol, component = PAGES[parts[0].lower()]
     with org.lock:
         server = org.server(server_name)
-        unhealthy = any(str(f.get("protocol", "")).lower() == protocol.lower()
-                        for f in org.faults_matching("protocol_unhealthy", server.name))
+        unhealthy = any(
+            str(f.get("protocol", "")).lower() == protocol.lower() for f in org.faults_matching("protocol_unhealthy", server.name)
+        )
         if unhealthy or server.component_state(component) != "Active":
             return 503, UNAVAILABLE, "text/html"
         return 200, f"200 OK<br/>{server.fqdn}".encode(), "text/html"

@@ -63,8 +63,11 @@ def _sites(parent: ET.Element, server: LabServer) -> None:
     sites = ET.SubElement(ET.SubElement(parent, "system.applicationHost"), "sites")
     for site in products.WEB_SITES:
         node = ET.SubElement(sites, "site", {"name": site, "id": SITE_IDS[site]})
-        root = ET.SubElement(node, "application", {"path": "/"} if site == products.BACK_END
-                             else {"path": "/", "applicationPool": "MSExchangeOWAAppPool"})
+        root = ET.SubElement(
+            node,
+            "application",
+            {"path": "/"} if site == products.BACK_END else {"path": "/", "applicationPool": "MSExchangeOWAAppPool"},
+        )
         ET.SubElement(root, "virtualDirectory", {"path": "/", "physicalPath": SITE_ROOTS[site]})
         if site == products.BACK_END:
             # On the back end /mapi is a plain directory of the root; emsmdb and nspi are the applications.
@@ -119,20 +122,26 @@ def application_host_config(server: LabServer) -> str:
     _sites(config, server)
     security = _security(config)
     ET.SubElement(security, "access", {"sslFlags": "None"})
-    win = ET.SubElement(ET.SubElement(security, "authentication"), "windowsAuthentication",
-                        {"enabled": "false", "authPersistNonNTLM": "true", "useKernelMode": "false"})
+    win = ET.SubElement(
+        ET.SubElement(security, "authentication"),
+        "windowsAuthentication",
+        {"enabled": "false", "authPersistNonNTLM": "true", "useKernelMode": "false"},
+    )
     ET.SubElement(win, "providers")
     ET.SubElement(security, "ipSecurity")
     for site in products.WEB_SITES:
-        ET.SubElement(_security(ET.SubElement(config, "location", {"path": site})), "access",
-                      {"sslFlags": products.DEFAULT_SSL_FLAGS})
+        ET.SubElement(
+            _security(ET.SubElement(config, "location", {"path": site})), "access", {"sslFlags": products.DEFAULT_SSL_FLAGS}
+        )
     for (site, app), settings in server.iis.items():
         _location(config, f"{site}/{app}", settings)
     ET.indent(config, space="    ")
     body = ET.tostring(config, encoding="unicode")
-    header = ('<?xml version="1.0" encoding="UTF-8"?>\n<!--\n    IIS configuration sections.\n\n'
-              "    For schema documentation, see\n    %windir%\\system32\\inetsrv\\config\\schema\\IIS_schema.xml.\n\n"
-              "    Please make a backup of this file before making any changes to it.\n\n-->\n\n")
+    header = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!--\n    IIS configuration sections.\n\n'
+        "    For schema documentation, see\n    %windir%\\system32\\inetsrv\\config\\schema\\IIS_schema.xml.\n\n"
+        "    Please make a backup of this file before making any changes to it.\n\n-->\n\n"
+    )
     return (header + body + "\n").replace("\n", "\r\n")
 
 
@@ -145,6 +154,7 @@ def app_pools(server: LabServer) -> list[str]:
 def appcmd_list(server: LabServer, what: str) -> str:
     """`appcmd list site` / `appcmd list apppool` as IIS prints them (one line per object, CRLF; Learn,
     "Getting Started with AppCmd.exe"); a stopped site or pool is one a fault stopped (LabServer.stopped_iis)."""
+
     def state(name: str) -> str:
         return "Stopped" if name in server.stopped_iis else "Started"
 
@@ -152,8 +162,9 @@ def appcmd_list(server: LabServer, what: str) -> str:
         lines = []
         for site in products.WEB_SITES:
             ports = ("80", "443") if site == products.FRONT_END else ("81", "444")
-            lines.append(f'SITE "{site}" (id:{SITE_IDS[site]},bindings:http/*:{ports[0]}:,https/*:{ports[1]}:,'
-                         f"state:{state(site)})")
+            lines.append(
+                f'SITE "{site}" (id:{SITE_IDS[site]},bindings:http/*:{ports[0]}:,https/*:{ports[1]}:,state:{state(site)})'
+            )
     else:
         lines = [f'APPPOOL "{p}" (MgdVersion:v4.0,MgdMode:Integrated,state:{state(p)})' for p in app_pools(server)]
     return "".join(line + "\r\n" for line in lines)

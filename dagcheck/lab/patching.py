@@ -49,24 +49,28 @@ def apply_patch(org: Organization, server_name: str, build_text: str) -> str:
         raise PatchRefused(f"{build_text!r} is not a build number (15.2.x.y)") from None
     release = products.release_of(build)
     if release is None or (build != release.cu_build and build not in release.su_builds):
-        raise PatchRefused(f"the lab knows no Exchange build {build_text} (it simulates: "
-                           + ", ".join(f"{r.product} {r.name}" for r in products.RELEASES) + ")")
+        raise PatchRefused(
+            f"the lab knows no Exchange build {build_text} (it simulates: "
+            + ", ".join(f"{r.product} {r.name}" for r in products.RELEASES)
+            + ")"
+        )
     with org.lock:
         try:
             server = org.server(server_name)
         except KeyError:
             raise PatchRefused(f"the lab has no server {server_name!r}") from None
         if server.own_state("ServerWideOffline") != "Inactive":
-            raise PatchRefused(f"{server.name} is not in maintenance (ServerWideOffline "
-                               f"{server.own_state('ServerWideOffline')}); the lab patches only servers in maintenance")
+            raise PatchRefused(
+                f"{server.name} is not in maintenance (ServerWideOffline "
+                f"{server.own_state('ServerWideOffline')}); the lab patches only servers in maintenance"
+            )
         before = ".".join(map(str, server.exsetup_version))
         server.install(build)
         org.call_log.append((server.name, "lab:patch", {"Build": build_text}))
         reset = [reset_settings(server, f) for f in org.faults_matching("patch_resets_settings", server.name)]
         if build == release.cu_build and products.setup_enables_extended_protection(build):
             reset.append(setup_configures_extended_protection(server))
-    return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})" + "".join(
-        f"; {r}" for r in reset)
+    return f"{server.name}: {before} -> {build_text} ({release.product} {release.name})" + "".join(f"; {r}" for r in reset)
 
 
 def setup_configures_extended_protection(server: Any) -> str:
@@ -95,8 +99,10 @@ def reset_settings(server: Any, fault: Any) -> str:
         raise PatchRefused(f"patch_resets_settings: {server.name} has no {front}/{url_of} or {front}/{ep_of}")
     url_app.external_url = None
     ep_app.token_checking, ep_app.cmdlet_token_checking = "None", None
-    return (f"the patch reset ExternalUrl of {url_of} ({front}) and Extended Protection of {ep_of} ({front}) to None "
-            "(fault patch_resets_settings)")
+    return (
+        f"the patch reset ExternalUrl of {url_of} ({front}) and Extended Protection of {ep_of} ({front}) to None "
+        "(fault patch_resets_settings)"
+    )
 
 
 def patch_and_reboot(org: Organization, lab: Rebooter, server_name: str, build_text: str, seconds: float) -> str:
@@ -106,16 +112,21 @@ def patch_and_reboot(org: Organization, lab: Rebooter, server_name: str, build_t
         with org.lock:
             order = org.schedule_restart(org.server(server_name), seconds)
         lab.reboot(org.server(server_name).name, seconds)
-        done += (f"; restarting, back in {seconds:g} s, then its services start one by one "
-                 f"({len(order)}, every {SERVICE_START_STEP:g} s: {', '.join(order[:3])}, ...)")
+        done += (
+            f"; restarting, back in {seconds:g} s, then its services start one by one "
+            f"({len(order)}, every {SERVICE_START_STEP:g} s: {', '.join(order[:3])}, ...)"
+        )
     return done
 
 
 def changes(org: Organization) -> list[dict[str, Any]]:
     """The call log's entries that asked for a change (not Get-/Test-), oldest first."""
     with org.lock:
-        return [{"server": s, "cmdlet": c, "parameters": p} for s, c, p in org.call_log
-                if not c.split(":")[-1].startswith(("Get-", "Test-")) and not c.startswith("winrs:")]
+        return [
+            {"server": s, "cmdlet": c, "parameters": p}
+            for s, c, p in org.call_log
+            if not c.split(":")[-1].startswith(("Get-", "Test-")) and not c.startswith("winrs:")
+        ]
 
 
 # ---- the control folder of a persistent lab ---------------------------------------------------------
@@ -152,8 +163,12 @@ class ControlWatcher:
             data = json.loads(request.read_text(encoding="utf-8"))
             op = data.get("op")
             if op == "patch":
-                answer = {"ok": True, "message": patch_and_reboot(self.org, self.lab, str(data["server"]),
-                                                                  str(data["build"]), float(data.get("reboot_seconds", 2)))}
+                answer = {
+                    "ok": True,
+                    "message": patch_and_reboot(
+                        self.org, self.lab, str(data["server"]), str(data["build"]), float(data.get("reboot_seconds", 2))
+                    ),
+                }
                 if self.on_change is not None:
                     self.on_change()
             elif op == "calls":
@@ -175,8 +190,10 @@ def request(state: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict
     """Send one control request to the lab serving `state` and wait for its answer."""
     folder = control_dir(state)
     if not folder.is_dir():
-        return {"ok": False, "message": f"no lab is serving {state} (no {folder}): start "
-                                        f"`python -m dagcheck.lab serve --state {state}` first"}
+        return {
+            "ok": False,
+            "message": f"no lab is serving {state} (no {folder}): start `python -m dagcheck.lab serve --state {state}` first",
+        }
     name = uuid.uuid4().hex
     tmp = folder / f"{name}.tmp"
     tmp.write_text(json.dumps(payload), encoding="utf-8")

@@ -33,9 +33,21 @@ ALLOWED_MODULES = ("dagcheck.lab.",)
 # objects left dagcheck.lab.state for dagcheck.lab.objects, still loads.
 MOVED: dict[str, str] = {
     "dagcheck.inventory:Fault": "dagcheck.lab.settings:Fault",
-    **{f"dagcheck.lab.state:{name}": f"dagcheck.lab.objects:{name}" for name in (
-        "IisApplication", "LabReceiveConnector", "LabCertificate", "LabAuthConfig", "RequesterEntry", "LabQueue",
-        "LabServer", "LabCopy", "LabDatabase", "LabDag")},
+    **{
+        f"dagcheck.lab.state:{name}": f"dagcheck.lab.objects:{name}"
+        for name in (
+            "IisApplication",
+            "LabReceiveConnector",
+            "LabCertificate",
+            "LabAuthConfig",
+            "RequesterEntry",
+            "LabQueue",
+            "LabServer",
+            "LabCopy",
+            "LabDatabase",
+            "LabDag",
+        )
+    },
 }
 NOT_SAVED = ("lock", "clock", "call_log", "fault_hits", "flow")  # flow: rebuilt by the first tick
 
@@ -119,8 +131,9 @@ def restore(data: dict[str, Any]) -> Organization:
     org.lock = threading.RLock()
     org.clock = LabClock(dt.datetime.fromisoformat(data["clock"]))
     org.call_log = []
-    org.fault_hits = {id(org.runtime_faults[int(i)]): n for i, n in data.get("fault_hits", {}).items()
-                      if int(i) < len(org.runtime_faults)}
+    org.fault_hits = {
+        id(org.runtime_faults[int(i)]): n for i, n in data.get("fault_hits", {}).items() if int(i) < len(org.runtime_faults)
+    }
     return org
 
 
@@ -187,8 +200,7 @@ USERNAME_ENV = "DAGCHECK_LAB_USERNAME"
 PASSWORD_ENV = "DAGCHECK_LAB_PASSWORD"
 
 
-def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_bundle: str | None,
-                  auth: str) -> dict[str, Any]:
+def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_bundle: str | None, auth: str) -> dict[str, Any]:
     """The inventory of a running lab: the source inventory without its lab: section (so dagcheck
     connects instead of starting a lab of its own), each server's endpoints pointing at the lab, and
     credentials named by environment variables, never written."""
@@ -196,12 +208,19 @@ def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_b
     servers = []
     for s in raw["servers"]:
         https = exchange_uri(s["name"]).startswith("https://")
-        conn = {"exchange_uri": exchange_uri(s["name"]), "windows_uri": windows_uri(s["name"]), "auth": auth,
-                "username_env": USERNAME_ENV, "password_env": PASSWORD_ENV,
-                # the lab has no WSMan message encryption: over HTTP (loopback only) it must be off
-                "encryption": "auto" if https else "never", "operation_timeout": 20, "read_timeout": 30,
-                # the protocols' health pages: the same simulated server's listener
-                "health_uri": exchange_uri(s["name"]).rsplit("/", 1)[0]}
+        conn = {
+            "exchange_uri": exchange_uri(s["name"]),
+            "windows_uri": windows_uri(s["name"]),
+            "auth": auth,
+            "username_env": USERNAME_ENV,
+            "password_env": PASSWORD_ENV,
+            # the lab has no WSMan message encryption: over HTTP (loopback only) it must be off
+            "encryption": "auto" if https else "never",
+            "operation_timeout": 20,
+            "read_timeout": 30,
+            # the protocols' health pages: the same simulated server's listener
+            "health_uri": exchange_uri(s["name"]).rsplit("/", 1)[0],
+        }
         if https and ca_bundle:
             conn["ca_bundle"] = ca_bundle
         servers.append({**s, "connection": conn})
@@ -212,6 +231,9 @@ def inventory_for(raw: dict[str, Any], exchange_uri: Any, windows_uri: Any, ca_b
         # the inventory it writes, so that the discovered inventory works against this lab unchanged.
         own = ("exchange_uri", "windows_uri", "health_uri")  # each simulated server's own listener
         common = {k: v for k, v in servers[0]["connection"].items() if k not in own}
-        out["connection"] = {**(raw.get("connection") or {}), **common, "endpoints": {
-            s["fqdn"]: {k: s["connection"][k] for k in own} for s in servers}}
+        out["connection"] = {
+            **(raw.get("connection") or {}),
+            **common,
+            "endpoints": {s["fqdn"]: {k: s["connection"][k] for k in own} for s in servers},
+        }
     return out

@@ -29,8 +29,12 @@ class Release:
 
 RELEASES = (
     # Exchange Server Subscription Edition: RTM 2025-07-01; SUs Feb26 .37, Jun26 .43, Aug26 .46, Sep26 .49.
-    Release("Exchange Server SE", "RTM", (15, 2, 2562, 17),
-            ((15, 2, 2562, 37), (15, 2, 2562, 43), (15, 2, 2562, 46), (15, 2, 2562, 49))),
+    Release(
+        "Exchange Server SE",
+        "RTM",
+        (15, 2, 2562, 17),
+        ((15, 2, 2562, 37), (15, 2, 2562, 43), (15, 2, 2562, 46), (15, 2, 2562, 49)),
+    ),
     Release("Exchange Server 2019", "CU15", (15, 2, 1748, 10), ((15, 2, 1748, 49),)),
     Release("Exchange Server 2019", "CU14", (15, 2, 1544, 4), ((15, 2, 1544, 44),)),
     Release("Exchange Server 2019", "CU13", (15, 2, 1258, 12), ()),
@@ -75,12 +79,40 @@ def admin_display_version(build: Build) -> Build:
 # As listed by a real Exchange 2019 server (fixture GetServerComponentState.xml), in order. Exchange SE
 # keeps 2019's list (SE RTM is 2019 CU15's code base).
 COMPONENTS_2019 = (
-    "ServerWideOffline", "HubTransport", "FrontendTransport", "Monitoring", "RecoveryActionsEnabled",
-    "AutoDiscoverProxy", "ActiveSyncProxy", "EcpProxy", "EwsProxy", "ImapProxy", "OabProxy", "OwaProxy",
-    "PopProxy", "PushNotificationsProxy", "RpsProxy", "RwsProxy", "RpcProxy", "XropProxy",
-    "HttpProxyAvailabilityGroup", "ForwardSyncDaemon", "ProvisioningRps", "MapiProxy", "EdgeTransport",
-    "HighAvailability", "SharedCache", "MailboxDeliveryProxy", "RoutingUpdates", "RestProxy", "DefaultProxy",
-    "Lsass", "RoutingService", "E4EProxy", "CafeLAMv2", "LogExportProvider",
+    "ServerWideOffline",
+    "HubTransport",
+    "FrontendTransport",
+    "Monitoring",
+    "RecoveryActionsEnabled",
+    "AutoDiscoverProxy",
+    "ActiveSyncProxy",
+    "EcpProxy",
+    "EwsProxy",
+    "ImapProxy",
+    "OabProxy",
+    "OwaProxy",
+    "PopProxy",
+    "PushNotificationsProxy",
+    "RpsProxy",
+    "RwsProxy",
+    "RpcProxy",
+    "XropProxy",
+    "HttpProxyAvailabilityGroup",
+    "ForwardSyncDaemon",
+    "ProvisioningRps",
+    "MapiProxy",
+    "EdgeTransport",
+    "HighAvailability",
+    "SharedCache",
+    "MailboxDeliveryProxy",
+    "RoutingUpdates",
+    "RestProxy",
+    "DefaultProxy",
+    "Lsass",
+    "RoutingService",
+    "E4EProxy",
+    "CafeLAMv2",
+    "LogExportProvider",
 )
 # Exchange 2016 still has Unified Messaging, so its list carries UMCallRouter (removed in 2019). Its
 # position in the list is guessed (after RpcProxy, as administrators' published outputs show it).
@@ -105,17 +137,38 @@ REQUESTERS = ("HealthApi", "Maintenance", "Sidelined", "Functional", "Deployment
 # Roles and their required services as a real Exchange 2019 server reports them (TestServiceHealth.xml).
 _ROLES_2019 = {
     "Mailbox Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeDelivery", "MSExchangeIS", "MSExchangeMailboxAssistants",
-        "MSExchangeRepl", "MSExchangeRPC", "MSExchangeServiceHost", "MSExchangeSubmission",
-        "MSExchangeThrottling", "MSExchangeTransportLogSearch", "W3Svc", "WinRM",
+        "IISAdmin",
+        "MSExchangeADTopology",
+        "MSExchangeDelivery",
+        "MSExchangeIS",
+        "MSExchangeMailboxAssistants",
+        "MSExchangeRepl",
+        "MSExchangeRPC",
+        "MSExchangeServiceHost",
+        "MSExchangeSubmission",
+        "MSExchangeThrottling",
+        "MSExchangeTransportLogSearch",
+        "W3Svc",
+        "WinRM",
     ),
     "Client Access Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeMailboxReplication", "MSExchangeRPC",
-        "MSExchangeServiceHost", "W3Svc", "WinRM",
+        "IISAdmin",
+        "MSExchangeADTopology",
+        "MSExchangeMailboxReplication",
+        "MSExchangeRPC",
+        "MSExchangeServiceHost",
+        "W3Svc",
+        "WinRM",
     ),
     "Hub Transport Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeEdgeSync", "MSExchangeServiceHost", "MSExchangeTransport",
-        "MSExchangeTransportLogSearch", "W3Svc", "WinRM",
+        "IISAdmin",
+        "MSExchangeADTopology",
+        "MSExchangeEdgeSync",
+        "MSExchangeServiceHost",
+        "MSExchangeTransport",
+        "MSExchangeTransportLogSearch",
+        "W3Svc",
+        "WinRM",
     ),
 }
 # Exchange 2016 still has Unified Messaging, and Test-ServiceHealth reports it as a fourth role, "Unified
@@ -126,7 +179,12 @@ _ROLES_2016 = {
     "Mailbox Server Role": _ROLES_2019["Mailbox Server Role"],
     "Client Access Server Role": (*_ROLES_2019["Client Access Server Role"], "MSExchangeUMCR"),
     "Unified Messaging Server Role": (
-        "IISAdmin", "MSExchangeADTopology", "MSExchangeServiceHost", "MSExchangeUM", "W3Svc", "WinRM",
+        "IISAdmin",
+        "MSExchangeADTopology",
+        "MSExchangeServiceHost",
+        "MSExchangeUM",
+        "W3Svc",
+        "WinRM",
     ),
     "Hub Transport Server Role": _ROLES_2019["Hub Transport Server Role"],
 }
@@ -174,15 +232,32 @@ VDIR_CMDLETS = {
 # ExchangeExtendedProtectionManagement.ps1 has set there since 2024.
 SETUP_EP: dict[str, dict[str, str]] = {
     FRONT_END: {
-        "API": "Require", "Autodiscover": "None", "ecp": "Require", "EWS": "Allow",
-        "Microsoft-Server-ActiveSync": "Allow", "Microsoft-Server-ActiveSync/Proxy": "Allow", "OAB": "Allow",
-        "owa": "Require", "PowerShell": "None", "Rpc": "Require", "mapi": "Require",
+        "API": "Require",
+        "Autodiscover": "None",
+        "ecp": "Require",
+        "EWS": "Allow",
+        "Microsoft-Server-ActiveSync": "Allow",
+        "Microsoft-Server-ActiveSync/Proxy": "Allow",
+        "OAB": "Allow",
+        "owa": "Require",
+        "PowerShell": "None",
+        "Rpc": "Require",
+        "mapi": "Require",
     },
     BACK_END: {
-        "API": "Require", "Autodiscover": "None", "ecp": "Require", "EWS": "Require",
-        "Microsoft-Server-ActiveSync": "Require", "Microsoft-Server-ActiveSync/Proxy": "Require",
-        "OAB": "Require", "owa": "Require", "PowerShell": "Require", "Rpc": "Require",
-        "RpcWithCert": "Require", "PushNotifications": "Require", "mapi/emsmdb": "Require",
+        "API": "Require",
+        "Autodiscover": "None",
+        "ecp": "Require",
+        "EWS": "Require",
+        "Microsoft-Server-ActiveSync": "Require",
+        "Microsoft-Server-ActiveSync/Proxy": "Require",
+        "OAB": "Require",
+        "owa": "Require",
+        "PowerShell": "Require",
+        "Rpc": "Require",
+        "RpcWithCert": "Require",
+        "PushNotifications": "Require",
+        "mapi/emsmdb": "Require",
         "mapi/nspi": "Require",
     },
 }
@@ -203,8 +278,10 @@ def setup_enables_extended_protection(build: Build) -> bool:
 # The first build of each CU that can run Extended Protection: the August 2022 SU (Microsoft's EP
 # announcement, 2022-08-09; CSS-Exchange ExchangeExtendedProtectionManagement's prerequisites).
 _EP_CAPABLE_FROM: dict[tuple[int, int, int], int] = {
-    (15, 2, 986): 28, (15, 2, 1118): 11,   # 2019 CU11 Aug22SU, CU12 Aug22SU
-    (15, 1, 2375): 30, (15, 1, 2507): 11,  # 2016 CU22 Aug22SU, CU23 Aug22SU
+    (15, 2, 986): 28,
+    (15, 2, 1118): 11,  # 2019 CU11 Aug22SU, CU12 Aug22SU
+    (15, 1, 2375): 30,
+    (15, 1, 2507): 11,  # 2016 CU22 Aug22SU, CU23 Aug22SU
 }
 
 

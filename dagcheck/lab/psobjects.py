@@ -38,61 +38,147 @@ ENUMS: dict[str, dict[str, int]] = {
     "Microsoft.Exchange.Data.ServiceState": {"Inactive": 0, "Active": 1, "Draining": 3},
     "Microsoft.Exchange.Data.ObjectState": {"New": 0, "Unchanged": 1, "Changed": 2, "Deleted": 3},
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.DatabaseCopyAutoActivationPolicyType": {
-        "Unrestricted": 0, "IntrasiteOnly": 1, "Blocked": 2,
+        "Unrestricted": 0,
+        "IntrasiteOnly": 1,
+        "Blocked": 2,
     },
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionTokenCheckingMode": {
-        "None": 0, "Allow": 1, "Require": 2,
+        "None": 0,
+        "Allow": 1,
+        "Require": 2,
     },
     # Mailbox 2 as before; HubTransport 32 and FrontendTransport 16384 are guessed integers.
-    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole": {"Mailbox": 2, "HubTransport": 32,
-                                                                         "FrontendTransport": 16384},
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ServerRole": {
+        "Mailbox": 2,
+        "HubTransport": 32,
+        "FrontendTransport": 16384,
+    },
     # Basic 0 and Fba 3 are CSS-Exchange's GetOwaVirtualDirectory.xml; the other integers are guessed.
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthenticationMethod": {
-        "Basic": 0, "Digest": 1, "Ntlm": 2, "Fba": 3, "WindowsIntegrated": 4, "LiveIdFba": 5, "LiveIdBasic": 6,
-        "WSSecurity": 7, "Certificate": 8, "NegoEx": 9, "OAuth": 10, "Adfs": 11, "Kerberos": 12, "Negotiate": 13,
+        "Basic": 0,
+        "Digest": 1,
+        "Ntlm": 2,
+        "Fba": 3,
+        "WindowsIntegrated": 4,
+        "LiveIdFba": 5,
+        "LiveIdBasic": 6,
+        "WSSecurity": 7,
+        "Certificate": 8,
+        "NegoEx": 9,
+        "OAuth": 10,
+        "Adfs": 11,
+        "Kerberos": 12,
+        "Negotiate": 13,
     },
     "Microsoft.Exchange.Data.ServerEditionType": {"Standard": 1, "StandardEvaluation": 2, "Enterprise": 3},
     "Microsoft.Exchange.Management.SystemConfigurationTasks.CopyStatus": {
-        "Unknown": 0, "Failed": 3, "Seeding": 4, "Suspended": 5, "Healthy": 6, "ServiceDown": 7,
-        "Initializing": 8, "Resynchronizing": 9, "Mounted": 11, "Dismounted": 12, "Mounting": 13,
-        "Dismounting": 14, "DisconnectedAndHealthy": 15, "FailedAndSuspended": 16,
-        "DisconnectedAndResynchronizing": 17, "NonExchangeReplication": 18, "SeedingSource": 19, "Misconfigured": 20,
+        "Unknown": 0,
+        "Failed": 3,
+        "Seeding": 4,
+        "Suspended": 5,
+        "Healthy": 6,
+        "ServiceDown": 7,
+        "Initializing": 8,
+        "Resynchronizing": 9,
+        "Mounted": 11,
+        "Dismounted": 12,
+        "Mounting": 13,
+        "Dismounting": 14,
+        "DisconnectedAndHealthy": 15,
+        "FailedAndSuspended": 16,
+        "DisconnectedAndResynchronizing": 17,
+        "NonExchangeReplication": 18,
+        "SeedingSource": 19,
+        "Misconfigured": 20,
     },
     # 2019+ adds NotApplicable; its integer is 11 (as seen from 2013 tooling, EXCHANGE-NOTES §5).
     "Microsoft.Exchange.Management.SystemConfigurationTasks.ContentIndexStatusType": {
-        "Unknown": 0, "Healthy": 1, "Crawling": 2, "Failed": 3, "Seeding": 4, "FailedAndSuspended": 5,
-        "Suspended": 6, "Disabled": 7, "AutoSuspended": 8, "HealthyAndUpgrading": 9, "NotApplicable": 11,
+        "Unknown": 0,
+        "Healthy": 1,
+        "Crawling": 2,
+        "Failed": 3,
+        "Seeding": 4,
+        "FailedAndSuspended": 5,
+        "Suspended": 6,
+        "Disabled": 7,
+        "AutoSuspended": 8,
+        "HealthyAndUpgrading": 9,
+        "NotApplicable": 11,
     },
     "Microsoft.Exchange.Data.QueueViewer.QueueStatus": {
-        "None": 0, "Active": 1, "Ready": 2, "Retry": 3, "Suspended": 4, "Connecting": 5,
+        "None": 0,
+        "Active": 1,
+        "Ready": 2,
+        "Retry": 3,
+        "Suspended": 4,
+        "Connecting": 5,
     },
     # Shape guessed: the integer order of DeliveryType is not published; names are from Learn.
     "Microsoft.Exchange.Data.DeliveryType": {
-        "Undefined": 0, "DnsConnectorDelivery": 1, "MapiDelivery": 2, "NonSmtpGatewayDelivery": 3,
-        "SmartHostConnectorDelivery": 4, "SmtpRelayToRemoteActiveDirectorySite": 5, "SmtpRelayToTiRg": 6,
-        "SmtpRelayWithinAdSite": 7, "SmtpRelayWithinAdSiteToEdge": 8, "Unreachable": 9, "ShadowRedundancy": 10,
-        "Heartbeat": 11, "SmtpRelayToDag": 12, "SmtpRelayToMailboxDeliveryGroup": 13,
-        "SmtpDeliveryToMailbox": 14, "SmtpRelayToConnectorSourceServers": 15, "SmtpRelayToServers": 16,
-        "SmtpRelayToRemoteForest": 17, "DeliveryAgent": 18, "SmtpDeliveryToExo": 19,
+        "Undefined": 0,
+        "DnsConnectorDelivery": 1,
+        "MapiDelivery": 2,
+        "NonSmtpGatewayDelivery": 3,
+        "SmartHostConnectorDelivery": 4,
+        "SmtpRelayToRemoteActiveDirectorySite": 5,
+        "SmtpRelayToTiRg": 6,
+        "SmtpRelayWithinAdSite": 7,
+        "SmtpRelayWithinAdSiteToEdge": 8,
+        "Unreachable": 9,
+        "ShadowRedundancy": 10,
+        "Heartbeat": 11,
+        "SmtpRelayToDag": 12,
+        "SmtpRelayToMailboxDeliveryGroup": 13,
+        "SmtpDeliveryToMailbox": 14,
+        "SmtpRelayToConnectorSourceServers": 15,
+        "SmtpRelayToServers": 16,
+        "SmtpRelayToRemoteForest": 17,
+        "DeliveryAgent": 18,
+        "SmtpDeliveryToExo": 19,
     },
     "Microsoft.Exchange.Data.Directory.SystemConfiguration.WitnessShareUsage": {
-        "Primary": 0, "Alternate": 1, "InvalidConfiguration": 2, "None": 3,
+        "Primary": 0,
+        "Alternate": 1,
+        "InvalidConfiguration": 2,
+        "None": 3,
     },
     "Microsoft.FailoverClusters.PowerShell.ClusterNodeState": {"Unknown": -1, "Up": 0, "Down": 1, "Paused": 2, "Joining": 3},
     # CLUSTER_GROUP_STATE (learn.microsoft.com/windows/win32/api/clusapi/ne-clusapi-cluster_group_state).
     "Microsoft.FailoverClusters.PowerShell.ClusterGroupState": {
-        "Unknown": -1, "Online": 0, "Offline": 1, "Failed": 2, "PartialOnline": 3, "Pending": 4,
+        "Unknown": -1,
+        "Online": 0,
+        "Offline": 1,
+        "Failed": 2,
+        "PartialOnline": 3,
+        "Pending": 4,
     },
     "System.ServiceProcess.ServiceControllerStatus": {
-        "Stopped": 1, "StartPending": 2, "StopPending": 3, "Running": 4, "ContinuePending": 5, "PausePending": 6, "Paused": 7,
+        "Stopped": 1,
+        "StartPending": 2,
+        "StopPending": 3,
+        "Running": 4,
+        "ContinuePending": 5,
+        "PausePending": 6,
+        "Paused": 7,
     },
     "System.ServiceProcess.ServiceStartMode": {"Boot": 0, "System": 1, "Automatic": 2, "Manual": 3, "Disabled": 4},
     # Managed Availability (Get-ServerHealth); integers in the enums' declaration order (guessed).
     "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorAlertState": {
-        "Unknown": 0, "Healthy": 1, "Degraded": 2, "Unhealthy": 3, "Repairing": 4, "Disabled": 5,
+        "Unknown": 0,
+        "Healthy": 1,
+        "Degraded": 2,
+        "Unhealthy": 3,
+        "Repairing": 4,
+        "Disabled": 5,
     },
     "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorServerComponentState": {
-        "Unknown": 0, "NotApplicable": 1, "Online": 2, "PartiallyOnline": 3, "Offline": 4, "Functional": 5, "Sidelined": 6,
+        "Unknown": 0,
+        "NotApplicable": 1,
+        "Online": 2,
+        "PartiallyOnline": 3,
+        "Offline": 4,
+        "Functional": 5,
+        "Sidelined": 6,
     },
 }
 
@@ -124,8 +210,16 @@ def obj(type_names: list[str], props: dict[str, Any], to_string: str | None = No
 
 def _convert(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return PSDateTime(value.year, value.month, value.day, value.hour, value.minute, value.second,
-                          value.microsecond, tzinfo=value.tzinfo or dt.UTC)
+        return PSDateTime(
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+            tzinfo=value.tzinfo or dt.UTC,
+        )
     if isinstance(value, PSList):
         return value  # already typed by its builder
     if isinstance(value, (list, tuple)):
@@ -139,14 +233,21 @@ def typed_list(values: Iterable[Any], type_names: list[str]) -> PSList:
     return out
 
 
-def mvp(values: Iterable[Any], element: str = "System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089") -> PSList:
+def mvp(
+    values: Iterable[Any],
+    element: str = "System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089",
+) -> PSList:
     return typed_list(values, [f"{EX}.Data.MultiValuedProperty`1[[{element}]]", "System.Object"])
 
 
-AUTH_METHOD = ("Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthenticationMethod, Microsoft.Exchange.Data.Directory, "
-               "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35")
-EP_FLAG = ("Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionFlag, Microsoft.Exchange.Data.Directory, "
-           "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35")
+AUTH_METHOD = (
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.AuthenticationMethod, Microsoft.Exchange.Data.Directory, "
+    "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35"
+)
+EP_FLAG = (
+    "Microsoft.Exchange.Data.Directory.SystemConfiguration.ExtendedProtectionFlag, Microsoft.Exchange.Data.Directory, "
+    "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35"
+)
 
 
 def ad_object_id(name: str, dn: str, guid: uuid.UUID, to_string: str | None = None) -> PSObject:

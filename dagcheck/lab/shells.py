@@ -128,5 +128,8 @@ class ShellTable:
 
     def list(self, path: str | None = None, owner: str | None = None) -> list[AnyShell]:
         with self._lock:
-            return [s for s in self._shells.values()
-                    if (path is None or s.path == path) and (owner is None or s.owner.lower() == owner.lower())]
+            return [
+                s
+                for s in self._shells.values()
+                if (path is None or s.path == path) and (owner is None or s.owner.lower() == owner.lower())
+            ]

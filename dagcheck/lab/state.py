@@ -68,8 +68,13 @@ class Organization:
         for s in inventory.servers:
             build = products.parse_build(spec.builds[s.name.lower()]) if s.name.lower() in spec.builds else default_build
             server = LabServer(
-                name=s.name, fqdn=s.fqdn, site=s.site, dag=s.dag, guid=_guid("server", s.name),
-                exsetup_version=build, admin_display_version=products.admin_display_version(build),
+                name=s.name,
+                fqdn=s.fqdn,
+                site=s.site,
+                dag=s.dag,
+                guid=_guid("server", s.name),
+                exsetup_version=build,
+                admin_display_version=products.admin_display_version(build),
             )
             for component in products.FUNCTIONAL_SEEDED:
                 server.local_states[component] = {"Functional": RequesterEntry("Active", t0)}
@@ -89,7 +94,8 @@ class Organization:
             self.servers[s.name.lower()] = server
         self.dags: dict[str, LabDag] = {
             d.name.lower(): LabDag(
-                name=d.name, members=list(d.members),
+                name=d.name,
+                members=list(d.members),
                 witness_server=d.witness.server if d.witness else None,
                 witness_directory=d.witness.directory if d.witness else None,
                 primary_active_manager=d.members[0],
@@ -101,20 +107,22 @@ class Organization:
             dag = self.servers[layout.copies[0].lower()].dag or ""
             copies = [
                 # Exchange 2019 and SE report NotApplicable (the index lives in the database); 2016 Healthy.
-                LabCopy(server=srv, preference=i + 1, lag=layout.lagged.get(srv),
-                        content_index="Healthy" if self.servers[srv.lower()].product.endswith("2016")
-                        else "NotApplicable")
+                LabCopy(
+                    server=srv,
+                    preference=i + 1,
+                    lag=layout.lagged.get(srv),
+                    content_index="Healthy" if self.servers[srv.lower()].product.endswith("2016") else "NotApplicable",
+                )
                 for i, srv in enumerate(layout.copies)
             ]
             copies[0].status = "Mounted"
-            self.databases[layout.name.lower()] = LabDatabase(layout.name, _guid("db", layout.name), dag, copies,
-                                                              layout.copies[0])
+            self.databases[layout.name.lower()] = LabDatabase(
+                layout.name, _guid("db", layout.name), dag, copies, layout.copies[0]
+            )
         for server in self.servers.values():
             for db in self.databases.values():
                 if db.active_server.lower() == server.name.lower():
-                    server.queues.append(
-                        LabQueue(server.next_row_id, "Delivery", "SmtpDeliveryToMailbox", db.name)
-                    )
+                    server.queues.append(LabQueue(server.next_row_id, "Delivery", "SmtpDeliveryToMailbox", db.name))
                     server.next_row_id += 1
 
     # ---- lookups -------------------------------------------------------------------------
@@ -145,8 +153,11 @@ class Organization:
         Not saved with the state (persist.NOT_SAVED): a restored organisation rescans on its first tick."""
         flow: _Flow | None = getattr(self, "flow", None)
         if flow is None or flow.seen != _Changes.count:
-            flow = self.flow = _Flow(_Changes.count, [s for s in self.servers.values() if s.in_flight],
-                                     [s for s in self.servers.values() if s.pending_starts])
+            flow = self.flow = _Flow(
+                _Changes.count,
+                [s for s in self.servers.values() if s.in_flight],
+                [s for s in self.servers.values() if s.pending_starts],
+            )
         return flow
 
     def start_due_services(self) -> None:
@@ -161,7 +172,8 @@ class Organization:
         server is back, in START_ORDER; the services the endpoint itself needs (W3Svc, WinRM, IISAdmin)
         are up as soon as it answers. Returns the start order."""
         order = [svc for svc in START_ORDER if svc in server.services] + sorted(
-            svc for svc in server.services if svc not in START_ORDER and svc not in UP_AT_BOOT)
+            svc for svc in server.services if svc not in START_ORDER and svc not in UP_AT_BOOT
+        )
         back = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=down_seconds)
         step = SERVICE_START_STEP if step is None else step
         for svc in order:
@@ -217,9 +229,7 @@ class Organization:
         members = [self.server(m) for m in dag.members]
         witness = dag.witness_server is not None and len(members) % 2 == 0
         total = len(members) + (1 if witness else 0)
-        present = sum(1 for m in members if m.cluster_state in ("Up", "Paused")) + (
-            1 if witness and dag.witness_available else 0
-        )
+        present = sum(1 for m in members if m.cluster_state in ("Up", "Paused")) + (1 if witness and dag.witness_available else 0)
         return present, total, witness
 
     def healthy_for_activation(self, copy: LabCopy, exclude: str | None) -> bool:
@@ -272,7 +282,8 @@ class Organization:
     def faults_matching(self, kind: str, server: str, cmdlet: str | None = None) -> list[Fault]:
         """Runtime faults of a kind that apply to this server (and cmdlet); no server/cmdlet in a fault means all."""
         return [
-            f for f in self.runtime_faults
+            f
+            for f in self.runtime_faults
             if f.kind == kind
             and (not f.get("server") or f.get("server").lower() == server.lower())
             and (cmdlet is None or not f.get("cmdlet") or f.get("cmdlet").lower() == cmdlet.lower())
@@ -301,7 +312,15 @@ GIB = 1024**3
 # the service host, the store and replication, then transport; the rest after them by name. The order
 # follows the services' documented dependencies on MSExchangeADTopology; the exact order and the
 # SERVICE_START_STEP pace are the lab's (guessed).
-START_ORDER = ("ClusSvc", "MSExchangeADTopology", "MSExchangeServiceHost", "MSExchangeIS", "MSExchangeRepl",
-               "MSExchangeDagMgmt", "MSExchangeTransport", "MSExchangeFrontEndTransport")
+START_ORDER = (
+    "ClusSvc",
+    "MSExchangeADTopology",
+    "MSExchangeServiceHost",
+    "MSExchangeIS",
+    "MSExchangeRepl",
+    "MSExchangeDagMgmt",
+    "MSExchangeTransport",
+    "MSExchangeFrontEndTransport",
+)
 UP_AT_BOOT = ("W3Svc", "WinRM", "IISAdmin")
 SERVICE_START_STEP = 0.1  # seconds between two services starting (lab pace; real ones take longer)

@@ -16,14 +16,35 @@ from dagcheck.lab.state import Organization
 NOT_RECOGNIZED = "'{0}' is not recognized as an internal or external command,\r\noperable program or batch file.\r\n"
 REG_NOT_FOUND = "ERROR: The system was unable to find the specified registry key or value.\r\n"
 HIVES = {"HKLM": "HKEY_LOCAL_MACHINE", "HKEY_LOCAL_MACHINE": "HKEY_LOCAL_MACHINE"}
-SC_STATES = {"Running": "4  RUNNING", "Stopped": "1  STOPPED", "StartPending": "2  START_PENDING",
-             "StopPending": "3  STOP_PENDING"}
+SC_STATES = {
+    "Running": "4  RUNNING",
+    "Stopped": "1  STOPPED",
+    "StartPending": "2  START_PENDING",
+    "StopPending": "3  STOP_PENDING",
+}
 
 
 # What CreateProcess finds on a Windows Server's PATH (System32) among the programs clients run over WinRS;
 # cmd.exe's built-ins (type, dir, echo) are not programs and are found only through cmd.exe.
-PROGRAMS = frozenset({"cmd", "reg", "sc", "fsutil", "powershell", "whoami", "hostname", "ipconfig", "netsh",
-                      "w32tm", "systeminfo", "tasklist", "wevtutil", "wmic", "certutil"})
+PROGRAMS = frozenset(
+    {
+        "cmd",
+        "reg",
+        "sc",
+        "fsutil",
+        "powershell",
+        "whoami",
+        "hostname",
+        "ipconfig",
+        "netsh",
+        "w32tm",
+        "systeminfo",
+        "tasklist",
+        "wevtutil",
+        "wmic",
+        "certutil",
+    }
+)
 
 
 def exists(word: str) -> bool:
@@ -82,14 +103,18 @@ def run(org: Organization, server_name: str, command_line: str) -> tuple[int, st
 # whoami /groups as Windows Server 2019 prints it (columns as wide as their longest value; format guessed from
 # public examples, docs/remote-session-shapes.md). A WinRM logon is a network logon: an administrator's token
 # holds BUILTIN\Administrators enabled (no UAC filtering for domain accounts).
-_GROUPS = [("Everyone", "Well-known group", "S-1-1-0", "Mandatory group, Enabled by default, Enabled group"),
-           ("BUILTIN\\Administrators", "Alias", "S-1-5-32-544",
-            "Mandatory group, Enabled by default, Enabled group, Group owner"),
-           ("BUILTIN\\Remote Management Users", "Alias", "S-1-5-32-580",
-            "Mandatory group, Enabled by default, Enabled group"),
-           ("NT AUTHORITY\\NETWORK", "Well-known group", "S-1-5-2", "Mandatory group, Enabled by default, Enabled group"),
-           ("CONTOSO\\Organization Management", "Group", "S-1-5-21-1004336348-1177238915-682003330-1121",
-            "Mandatory group, Enabled by default, Enabled group")]
+_GROUPS = [
+    ("Everyone", "Well-known group", "S-1-1-0", "Mandatory group, Enabled by default, Enabled group"),
+    ("BUILTIN\\Administrators", "Alias", "S-1-5-32-544", "Mandatory group, Enabled by default, Enabled group, Group owner"),
+    ("BUILTIN\\Remote Management Users", "Alias", "S-1-5-32-580", "Mandatory group, Enabled by default, Enabled group"),
+    ("NT AUTHORITY\\NETWORK", "Well-known group", "S-1-5-2", "Mandatory group, Enabled by default, Enabled group"),
+    (
+        "CONTOSO\\Organization Management",
+        "Group",
+        "S-1-5-21-1004336348-1177238915-682003330-1121",
+        "Mandatory group, Enabled by default, Enabled group",
+    ),
+]
 
 
 def _whoami_groups(org: Organization, server: LabServer) -> tuple[int, str, str]:
@@ -97,9 +122,14 @@ def _whoami_groups(org: Organization, server: LabServer) -> tuple[int, str, str]
     rows = [g for g in _GROUPS if admin or g[2] != "S-1-5-32-544"]
     widths = [max(len(r[i]) for r in rows + [("Group Name", "Type", "SID", "Attributes")]) for i in range(4)]
     line = " ".join
-    out = ["", "GROUP INFORMATION", "-----------------", "",
-           line(h.ljust(w) for h, w in zip(("Group Name", "Type", "SID", "Attributes"), widths, strict=True)).rstrip(),
-           line("=" * w for w in widths)]
+    out = [
+        "",
+        "GROUP INFORMATION",
+        "-----------------",
+        "",
+        line(h.ljust(w) for h, w in zip(("Group Name", "Type", "SID", "Attributes"), widths, strict=True)).rstrip(),
+        line("=" * w for w in widths),
+    ]
     out += [line(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return 0, "\r\n".join(out) + "\r\n", ""
 
@@ -108,10 +138,12 @@ def _whoami_groups(org: Organization, server: LabServer) -> tuple[int, str, str]
 # HealthChecker reads it (Invoke-CimMethod on root\\ccm\\ClientSDK CCM_ClientUtilities).
 CCM_METHOD = "CCM_ClientUtilities -MethodName DetermineIfRebootPending"
 # Without the client the WMI namespace does not exist. Message text guessed (CIM's "Invalid namespace").
-CCM_MISSING = ("Invoke-CimMethod : Invalid namespace \r\n    + CategoryInfo          : MetadataError: "
-               "(root\\ccm\\ClientSDK:CCM_ClientUtilities:String) [Invoke-CimMethod], CimException\r\n"
-               "    + FullyQualifiedErrorId : HRESULT 0x8004100e,Microsoft.Management.Infrastructure.CimCmdlets."
-               "InvokeCimMethodCommand\r\n")
+CCM_MISSING = (
+    "Invoke-CimMethod : Invalid namespace \r\n    + CategoryInfo          : MetadataError: "
+    "(root\\ccm\\ClientSDK:CCM_ClientUtilities:String) [Invoke-CimMethod], CimException\r\n"
+    "    + FullyQualifiedErrorId : HRESULT 0x8004100e,Microsoft.Management.Infrastructure.CimCmdlets."
+    "InvokeCimMethodCommand\r\n"
+)
 
 
 def _ccm_reboot_pending(server: LabServer) -> tuple[int, str, str]:
@@ -131,7 +163,7 @@ def _normalize_key(key: str) -> str | None:
 def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
     key = _normalize_key(args[0])
     if key is None:
-        return 1, "", "ERROR: Invalid key name.\r\nType \"REG QUERY /?\" for usage.\r\n"
+        return 1, "", 'ERROR: Invalid key name.\r\nType "REG QUERY /?" for usage.\r\n'
     values = next((v for k, v in server.registry.items() if k.lower() == key.lower()), None)
     if values is None:
         return 1, "", REG_NOT_FOUND
@@ -149,7 +181,7 @@ def _reg_query(server: LabServer, args: list[str]) -> tuple[int, str, str]:
     if wanted is None:
         prefix = key.lower() + "\\"
         lines.append("")
-        lines += [k for k in server.registry if k.lower().startswith(prefix) and "\\" not in k[len(prefix):]]
+        lines += [k for k in server.registry if k.lower().startswith(prefix) and "\\" not in k[len(prefix) :]]
     return 0, "\r\n".join(lines) + "\r\n\r\n", ""
 
 
@@ -176,11 +208,17 @@ def _reg_data(kind: str, data: object) -> str:
 
 def _sc_block(name: str, status: str) -> str:
     state = SC_STATES.get(status, "1  STOPPED")
-    flags = "(STOPPABLE, NOT_PAUSABLE, ACCEPTS_SHUTDOWN)" if status == "Running" else "(NOT_STOPPABLE, NOT_PAUSABLE, IGNORES_SHUTDOWN)"
-    return (f"SERVICE_NAME: {name}\r\n        TYPE               : 10  WIN32_OWN_PROCESS\r\n"
-            f"        STATE              : {state}\r\n                                {flags}\r\n"
-            "        WIN32_EXIT_CODE    : 0  (0x0)\r\n        SERVICE_EXIT_CODE  : 0  (0x0)\r\n"
-            "        CHECKPOINT         : 0x0\r\n        WAIT_HINT          : 0x0\r\n")
+    flags = (
+        "(STOPPABLE, NOT_PAUSABLE, ACCEPTS_SHUTDOWN)"
+        if status == "Running"
+        else "(NOT_STOPPABLE, NOT_PAUSABLE, IGNORES_SHUTDOWN)"
+    )
+    return (
+        f"SERVICE_NAME: {name}\r\n        TYPE               : 10  WIN32_OWN_PROCESS\r\n"
+        f"        STATE              : {state}\r\n                                {flags}\r\n"
+        "        WIN32_EXIT_CODE    : 0  (0x0)\r\n        SERVICE_EXIT_CODE  : 0  (0x0)\r\n"
+        "        CHECKPOINT         : 0x0\r\n        WAIT_HINT          : 0x0\r\n"
+    )
 
 
 def _sc_query(server: LabServer, args: list[str], ex: bool) -> tuple[int, str, str]:
@@ -189,8 +227,14 @@ def _sc_query(server: LabServer, args: list[str], ex: bool) -> tuple[int, str, s
     if names:
         match = next((k for k in server.services if k.lower() == names[0].lower()), None)
         if match is None:
-            return 1060, ("[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\r\n\r\n"
-                          "The specified service does not exist as an installed service.\r\n\r\n"), ""
+            return (
+                1060,
+                (
+                    "[SC] EnumQueryServicesStatus:OpenService FAILED 1060:\r\n\r\n"
+                    "The specified service does not exist as an installed service.\r\n\r\n"
+                ),
+                "",
+            )
         return 0, "\r\n" + _sc_block(match, server.services[match]) + "\r\n", ""
     state = options.get("state", "active").lower()
     shown = [n for n in sorted(server.services) if state == "all" or (server.services[n] == "Running") == (state == "active")]
@@ -202,16 +246,22 @@ def _diskfree(server: LabServer, volume: str) -> tuple[int, str, str]:
     if drive not in server.volumes:
         return 1, "", "Error:  The system cannot find the path specified.\r\n"
     free, total = server.volumes[drive]
-    return 0, (f"Total # of free bytes        : {free}\r\n"
-               f"Total # of bytes             : {total}\r\n"
-               f"Total # of avail free bytes  : {free}\r\n"), ""
+    return (
+        0,
+        (
+            f"Total # of free bytes        : {free}\r\n"
+            f"Total # of bytes             : {total}\r\n"
+            f"Total # of avail free bytes  : {free}\r\n"
+        ),
+        "",
+    )
 
 
 def _appcmd_list(server: LabServer, what: str) -> tuple[int, str, str]:
     """appcmd list site(s) / apppool(s): IIS's one line per object (lab.iis.appcmd_list)."""
     kind = {"site": "site", "sites": "site", "apppool": "apppool", "apppools": "apppool"}.get(what)
     if kind is None:
-        return 1, f"ERROR ( message:Unknown object type \"{what}\". )\r\n", ""  # guessed wording
+        return 1, f'ERROR ( message:Unknown object type "{what}". )\r\n', ""  # guessed wording
     return 0, iis.appcmd_list(server, kind), ""
 
 
@@ -223,7 +273,7 @@ def _expand(path: str) -> str:
     for name, value in ENVIRONMENT.items():
         start = path.lower().find(name)
         while start != -1:
-            path = path[:start] + value + path[start + len(name):]
+            path = path[:start] + value + path[start + len(name) :]
             start = path.lower().find(name)
     return path
 
@@ -246,12 +296,34 @@ def _type(org: Organization, server: LabServer, path: str) -> tuple[int, str, st
 # on 444 (the layout of `netsh http show sslcert` on an Exchange server, as Exchange troubleshooting posts
 # show it: "IP:port : 0.0.0.0:444 / Certificate Hash : c71d3d6f..."). Guessed: the padding of the labels.
 IIS_APP_ID = "{4dc3e181-e14b-4a21-b022-59fc669b0914}"
-SSLCERT_FIELDS = ("Application ID", "Certificate Store Name", "Verify Client Certificate Revocation",
-                  "Verify Revocation Using Cached Client Certificate Only", "Usage Check", "Revocation Freshness Time",
-                  "URL Retrieval Timeout", "Ctl Identifier", "Ctl Store Name", "DS Mapper Usage",
-                  "Negotiate Client Certificate", "Reject Connections")
-_SSLCERT_VALUES = (IIS_APP_ID, "My", "Enabled", "Disabled", "Enabled", "0", "0", "(null)", "(null)", "Disabled",
-                   "Disabled", "Disabled")
+SSLCERT_FIELDS = (
+    "Application ID",
+    "Certificate Store Name",
+    "Verify Client Certificate Revocation",
+    "Verify Revocation Using Cached Client Certificate Only",
+    "Usage Check",
+    "Revocation Freshness Time",
+    "URL Retrieval Timeout",
+    "Ctl Identifier",
+    "Ctl Store Name",
+    "DS Mapper Usage",
+    "Negotiate Client Certificate",
+    "Reject Connections",
+)
+_SSLCERT_VALUES = (
+    IIS_APP_ID,
+    "My",
+    "Enabled",
+    "Disabled",
+    "Enabled",
+    "0",
+    "0",
+    "(null)",
+    "(null)",
+    "Disabled",
+    "Disabled",
+    "Disabled",
+)
 
 
 def _sslcert(server: LabServer) -> tuple[int, str, str]:
@@ -263,7 +335,10 @@ def _sslcert(server: LabServer) -> tuple[int, str, str]:
     for endpoint, cert in (("0.0.0.0:443", front), ("0.0.0.0:444", back)):
         if cert is None:
             continue
-        rows = [("IP:port", endpoint), ("Certificate Hash", cert.thumbprint.lower()),
-                *zip(SSLCERT_FIELDS, _SSLCERT_VALUES, strict=True)]
+        rows = [
+            ("IP:port", endpoint),
+            ("Certificate Hash", cert.thumbprint.lower()),
+            *zip(SSLCERT_FIELDS, _SSLCERT_VALUES, strict=True),
+        ]
         lines += [f"    {name:<28} : {value}" for name, value in rows] + [""]
     return 0, "\r\n".join(lines) + "\r\n", ""

@@ -126,10 +126,14 @@ def launch(files: ChildFiles, argv: list[str], env: dict[str, str], cwd: Path | 
     """Start argv through the wrapper, in a session (process group) of its own, output to the log."""
     files.base.parent.mkdir(parents=True, exist_ok=True)
     wrapper = [sys.executable, "-m", "dagcheck.maintenance.child", str(files.base), "--", *argv]
-    extra: dict[str, object] = ({"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if os.name == "nt"  # type: ignore[attr-defined]
-                                else {"start_new_session": True})
-    return subprocess.Popen(wrapper, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, **extra)  # type: ignore[call-overload]
+    extra: dict[str, object] = (
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+        if os.name == "nt"  # type: ignore[attr-defined]
+        else {"start_new_session": True}
+    )
+    return subprocess.Popen(
+        wrapper, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **extra
+    )  # type: ignore[call-overload]
 
 
 def signal_group(pid: int, sig: int) -> None:
@@ -180,9 +184,16 @@ class Ended:
     timed_out: bool = False
 
 
-def supervise(files: ChildFiles, proc: subprocess.Popen[bytes] | None, timeout: float | None,
-              on_line: Callable[[str], None], on_quiet: Callable[[float], None], heartbeat: float,
-              sleep: Callable[[float], None] = time.sleep, poll: float = 0.2) -> Ended:
+def supervise(
+    files: ChildFiles,
+    proc: subprocess.Popen[bytes] | None,
+    timeout: float | None,
+    on_line: Callable[[str], None],
+    on_quiet: Callable[[float], None],
+    heartbeat: float,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = 0.2,
+) -> Ended:
     """Wait for a child (ours: proc; a killed run's: proc None, known by its pid file), passing each line
     of its log on as it comes and calling on_quiet(seconds running) when no line came for `heartbeat`
     seconds. On timeout the child's group is terminated (then killed) and Ended(timed_out=True) returned."""

@@ -65,8 +65,12 @@ class Controller:
         assert self.server is not None
         live = Live(self.session.transport, self.session.inventory.expectations)
         try:
-            return in_maintenance(self.server.lower(), live.read(self.server, "components"),
-                                  live.read(self.server, "cluster_nodes"), live.one(self.server, "mailbox_server"))
+            return in_maintenance(
+                self.server.lower(),
+                live.read(self.server, "components"),
+                live.read(self.server, "cluster_nodes"),
+                live.one(self.server, "mailbox_server"),
+            )
         except RemoteError:
             return ["state unreadable"]
 
@@ -81,8 +85,10 @@ class Controller:
         signs = self.signs_before["enter"]
         if not signs:
             return None
-        return (f"{self.server} is already partly or fully in maintenance ({', '.join(signs)}): the pre-flight "
-                "gate applies before entering; this run continues the transition and verifies it")
+        return (
+            f"{self.server} is already partly or fully in maintenance ({', '.join(signs)}): the pre-flight "
+            "gate applies before entering; this run continues the transition and verifies it"
+        )
 
     def before(self, phase: str) -> None:
         direction = self.due(phase)
@@ -95,11 +101,18 @@ class Controller:
         target = self.target or (view.target() if direction == "enter" else None)
         stop = SafeStop(self.progress)
         transition = Transition(
-            direction, self.server, target,
+            direction,
+            self.server,
+            target,
             Live(self.session.transport, self.session.inventory.expectations, progress=self.progress),
-            self.session.inventory, Journal.for_server(self.reports_dir, self.server), apply=self.apply,
-            force=self.force, gate_failures=self.gate_failures if direction == "enter" and not self.resuming() else [],
-            progress=self.progress, stop_requested=stop.requested)
+            self.session.inventory,
+            Journal.for_server(self.reports_dir, self.server),
+            apply=self.apply,
+            force=self.force,
+            gate_failures=self.gate_failures if direction == "enter" and not self.resuming() else [],
+            progress=self.progress,
+            stop_requested=stop.requested,
+        )
         self.signs_before.setdefault(direction, self._signs())
         lock = RunLock.beside(transition.ctx.journal.path)
         try:
@@ -115,19 +128,29 @@ class Controller:
                 try:
                     self.results[direction] = result = transition.run()
                 except KeyboardInterrupt:  # a second Ctrl-C: stopped in the middle of a command
-                    transition.ctx.journal.append(event="interrupted", direction=direction,
-                                                  where="in the middle of a command (second Ctrl-C)",
-                                                  last_step_done=transition.last_step)
-                    result = TransitionResult(direction, self.server.lower(), target, self.apply, interrupted=True,
-                                              error="interrupted (Ctrl-C) in the middle of a command")
+                    transition.ctx.journal.append(
+                        event="interrupted",
+                        direction=direction,
+                        where="in the middle of a command (second Ctrl-C)",
+                        last_step_done=transition.last_step,
+                    )
+                    result = TransitionResult(
+                        direction,
+                        self.server.lower(),
+                        target,
+                        self.apply,
+                        interrupted=True,
+                        error="interrupted (Ctrl-C) in the middle of a command",
+                    )
                     self.results[direction] = result
             if result.interrupted:
                 lock.release()
                 pytest.exit(self._interrupted_line(direction, transition.last_step), returncode=pytest.ExitCode.INTERRUPTED)
         except LockBusy as exc:
             self.progress(f"{self.server}: REFUSED: {exc}")
-            self.results[direction] = TransitionResult(direction, self.server.lower(), target, self.apply,
-                                                       refusals=[Refusal("same_server", str(exc))])
+            self.results[direction] = TransitionResult(
+                direction, self.server.lower(), target, self.apply, refusals=[Refusal("same_server", str(exc))]
+            )
         finally:
             lock.release()
         self.session.collector.invalidate(phase)
@@ -146,10 +169,13 @@ class Controller:
                 kept, why = None, str(exc)
             else:
                 why = f"none at {where}"
-            notes.append(f"{server}: keeping the configuration baseline taken {kept.taken_at.isoformat(timespec='seconds')}"
-                         " (the server was already partly in maintenance)" if kept else
-                         f"{server}: no configuration baseline ({why}); the server was already partly in maintenance, "
-                         "so drift across this maintenance cannot be judged")
+            notes.append(
+                f"{server}: keeping the configuration baseline taken {kept.taken_at.isoformat(timespec='seconds')}"
+                " (the server was already partly in maintenance)"
+                if kept
+                else f"{server}: no configuration baseline ({why}); the server was already partly in maintenance, "
+                "so drift across this maintenance cannot be judged"
+            )
             return
         if not self.apply:
             notes.append(f"{server}: with --apply, its configuration baseline is saved to {where} before the first change")
@@ -169,10 +195,14 @@ class Controller:
         if not self.apply:
             return f"Interrupted: the {direction} plan for {s} was not finished; nothing was changed"
         if direction == "enter":
-            return (f"Interrupted: entering maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
-                    f"maintenance --server {s} --apply; roll back: pytest --phase postflight --server {s} --apply")
-        return (f"Interrupted: leaving maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
-                f"postflight --server {s} --apply")
+            return (
+                f"Interrupted: entering maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
+                f"maintenance --server {s} --apply; roll back: pytest --phase postflight --server {s} --apply"
+            )
+        return (
+            f"Interrupted: leaving maintenance on {s} stopped {where} (journaled). Continue: pytest --phase "
+            f"postflight --server {s} --apply"
+        )
 
     def blocked(self, phase: str) -> str | None:
         """Why this phase's checks cannot be run on a transition that was refused or failed."""
@@ -181,9 +211,11 @@ class Controller:
         entered = self.results.get("enter")
         if direction == "exit" and result is None and entered is not None and not entered.ok:
             assert self.server is not None
-            return (f"entering maintenance did not complete, so leaving it was not attempted: "
-                    f"{refuse_message(entered) if entered.refusals else entered.error}; "
-                    f"{lease.how_to_clear(self.server)}")
+            return (
+                f"entering maintenance did not complete, so leaving it was not attempted: "
+                f"{refuse_message(entered) if entered.refusals else entered.error}; "
+                f"{lease.how_to_clear(self.server)}"
+            )
         if result is None:
             return None
         if result.refusals:
@@ -203,8 +235,10 @@ class Controller:
         signs = self.signs_before.get(direction or "", [])
         if (direction == "enter" and signs) or (direction == "exit" and not signs):
             return None
-        return (f"dry-run: the {direction} transition was planned ({len(result.commands)} command(s)) but not "
-                "applied; re-run with --apply to perform it")
+        return (
+            f"dry-run: the {direction} transition was planned ({len(result.commands)} command(s)) but not "
+            "applied; re-run with --apply to perform it"
+        )
 
 
 class SafeStop:

@@ -29,8 +29,9 @@ def _others(ctx: Ctx) -> list[str]:
 def _busy(ctx: Ctx) -> dict[str, list[str]]:
     busy = {}
     for m in _others(ctx):
-        signs = in_maintenance(m, ctx.live.read(m, "components"), ctx.live.read(m, "cluster_nodes"),
-                               ctx.live.one(m, "mailbox_server"))
+        signs = in_maintenance(
+            m, ctx.live.read(m, "components"), ctx.live.read(m, "cluster_nodes"), ctx.live.one(m, "mailbox_server")
+        )
         if signs:
             busy[m] = signs
     return busy
@@ -53,8 +54,9 @@ def _redundancy(ctx: Ctx) -> list[str]:
     out = []
     for copy in copies[ctx.server.lower()]:
         if copy.active:
-            good, refused = redundant_copies(copy.database, ctx.server.lower(), copies, policies, busy,
-                                             e.copy_queue_max, e.replay_queue_max)
+            good, refused = redundant_copies(
+                copy.database, ctx.server.lower(), copies, policies, busy, e.copy_queue_max, e.replay_queue_max
+            )
             if not good:
                 out.append(f"{copy.database} would be left without a healthy copy ({'; '.join(refused) or 'no other copy'})")
     return out
@@ -74,8 +76,10 @@ def _target(ctx: Ctx) -> list[str]:
         return ["no member with HubTransport Active can take the messages"]
     states = {c.component: c.state for c in ctx.live.read(ctx.target, "components")}
     if states.get("HubTransport") != "Active" or states.get("ServerWideOffline") != "Active":
-        return [f"target {ctx.target} is not a healthy transport server (HubTransport {states.get('HubTransport')}, "
-                f"ServerWideOffline {states.get('ServerWideOffline')})"]
+        return [
+            f"target {ctx.target} is not a healthy transport server (HubTransport {states.get('HubTransport')}, "
+            f"ServerWideOffline {states.get('ServerWideOffline')})"
+        ]
     return []
 
 
@@ -90,8 +94,13 @@ INTERLOCKS: dict[str, Callable[[Ctx], list[str]]] = {
 def check_interlocks(ctx: Ctx, gate_failures: list[str]) -> list[Refusal]:
     refusals: list[Refusal] = []
     if gate_failures:
-        refusals.append(Refusal("gate", f"the pre-flight gate failed: {'; '.join(gate_failures[:8])}"
-                                + (f" (+{len(gate_failures) - 8} more)" if len(gate_failures) > 8 else "")))
+        refusals.append(
+            Refusal(
+                "gate",
+                f"the pre-flight gate failed: {'; '.join(gate_failures[:8])}"
+                + (f" (+{len(gate_failures) - 8} more)" if len(gate_failures) > 8 else ""),
+            )
+        )
     for name, interlock in INTERLOCKS.items():
         try:
             refusals += [Refusal(name, reason) for reason in interlock(ctx)]

@@ -79,8 +79,9 @@ class Journal:
                 started = None
         if started is None:
             return None
-        return (f"the {started.get('direction')} transition started {started.get('time')} did not finish"
-                + (f" (last step done: {last_step})" if last_step else " (no step done)"))
+        return f"the {started.get('direction')} transition started {started.get('time')} did not finish" + (
+            f" (last step done: {last_step})" if last_step else " (no step done)"
+        )
 
 
 def _readable(raw: bytes) -> tuple[list[dict[str, Any]], list[int]]:
@@ -120,14 +121,17 @@ def _set_aside_if_damaged(journal: Journal, server: str, move: bool) -> str | No
         good, bad = _readable(raw)
         if not what and not bad:
             if move and raw and not raw.endswith(b"\n"):  # whole, but its newline was not written: the
-                with path.open("ab") as f:                   # next entry would be glued to the last one
+                with path.open("ab") as f:  # next entry would be glued to the last one
                     f.write(b"\n")
             return None
         if not what:
             cut = bad == [raw.rstrip(b"\n").count(b"\n") + 1] and not raw.endswith(b"\n")
-            what = ("had its last line cut off" if cut else
-                    f"has {len(bad)} unreadable line(s) ({'not UTF-8 or ' if _not_utf8(raw) else ''}not JSON; "
-                    f"first: line {bad[0]})")
+            what = (
+                "had its last line cut off"
+                if cut
+                else f"has {len(bad)} unreadable line(s) ({'not UTF-8 or ' if _not_utf8(raw) else ''}not JSON; "
+                f"first: line {bad[0]})"
+            )
     if not move:
         return f"the journal {path} {what}: --apply keeps it aside and starts a fresh one; {decides}"
     try:
@@ -136,8 +140,10 @@ def _set_aside_if_damaged(journal: Journal, server: str, move: bool) -> str | No
     except OSError as exc:
         # Even moving it aside failed: this run journals to a new file beside it, rather than not at all.
         journal.path = path.with_name(f"journal-{server.lower()}-{stamp}.jsonl")
-        return (f"the journal {path} {what} and could not be moved aside ({exc.strerror or exc}); this run journals "
-                f"to {journal.path.name}; {decides}")
+        return (
+            f"the journal {path} {what} and could not be moved aside ({exc.strerror or exc}); this run journals "
+            f"to {journal.path.name}; {decides}"
+        )
     kept = f"; its {len(good)} readable entries were kept" if good else ""
     return f"the journal {path} {what}: kept aside as {aside.name}{kept}; {decides}"
 

@@ -52,9 +52,11 @@ def slots(ctx: Ctx) -> int:
 
 
 def how_to_clear(server: str) -> str:
-    return (f"if no run on {server} is active any more, continue it from the host that started it with "
-            f"`pytest --phase maintenance --server {server} --apply`, or roll it back from any host with "
-            f"`pytest --phase postflight --server {server} --apply`")
+    return (
+        f"if no run on {server} is active any more, continue it from the host that started it with "
+        f"`pytest --phase maintenance --server {server} --apply`, or roll it back from any host with "
+        f"`pytest --phase postflight --server {server} --apply`"
+    )
 
 
 def others_holding(ctx: Ctx) -> list[Holder]:
@@ -64,9 +66,13 @@ def others_holding(ctx: Ctx) -> list[Holder]:
 
 
 def busy_refusal(ctx: Ctx, busy: list[Holder]) -> str:
-    return ("another member is in maintenance: " + "; ".join(h.describe() for h in busy)
-            + (f" (the DAG allows {slots(ctx)} at a time)" if slots(ctx) > 1 else "")
-            + "; " + "; ".join(how_to_clear(h.server) for h in busy))
+    return (
+        "another member is in maintenance: "
+        + "; ".join(h.describe() for h in busy)
+        + (f" (the DAG allows {slots(ctx)} at a time)" if slots(ctx) > 1 else "")
+        + "; "
+        + "; ".join(how_to_clear(h.server) for h in busy)
+    )
 
 
 def contest(ctx: Ctx) -> str | None:
@@ -77,5 +83,8 @@ def contest(ctx: Ctx) -> str | None:
     ahead = [h for h in others_holding(ctx) if h.order < mine.order]
     if len(ahead) < slots(ctx):
         return None
-    return ("another member claimed maintenance first: " + "; ".join(h.describe() for h in ahead)
-            + f" (this server's claim: {mine.since.isoformat() if mine.since else 'unknown'})")
+    return (
+        "another member claimed maintenance first: "
+        + "; ".join(h.describe() for h in ahead)
+        + f" (this server's claim: {mine.since.isoformat() if mine.since else 'unknown'})"
+    )

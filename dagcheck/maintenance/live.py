@@ -35,8 +35,7 @@ def show_after() -> float:
 
 
 class Live:
-    def __init__(self, transport: Transport, expectations: Expectations,
-                 progress: Callable[[str], None] | None = None) -> None:
+    def __init__(self, transport: Transport, expectations: Expectations, progress: Callable[[str], None] | None = None) -> None:
         self.transport = transport
         self.expectations = expectations
         self.progress = progress
@@ -47,8 +46,9 @@ class Live:
         try:
             # what Snapshot sends: a DAG-wide source read here (no DAG-wide sharing) asks for every DAG
             dag_wide = source in SOURCES and SOURCES[source].dag_wide
-            lines = [c.render() for c in SOURCES[source].commands(None)] if dag_wide else \
-                describe(source, server, self.expectations)
+            lines = (
+                [c.render() for c in SOURCES[source].commands(None)] if dag_wide else describe(source, server, self.expectations)
+            )
             label = "; ".join(lines)
             with self._watch(server, label, is_read=True):
                 return Snapshot(server, f"live-{next(self._counter)}", self.transport, self.expectations).get(source)

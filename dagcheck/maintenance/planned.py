@@ -64,12 +64,16 @@ class MaintenanceState:
     def describe(self) -> str:
         if self.planned:
             until = self.until.isoformat(timespec="seconds") if self.until else "the end of the transition"
-            down = f"; not answering now, as a member rebooting after its patch may not: {self.unreachable}" \
-                if self.unreachable else ""
-            return (f"{self.server} is in planned maintenance since {self._since()}, by {self.by}, until {until} "
-                    f"({self.reason}){down}")
-        return (f"{self.server} is forgotten in maintenance since {self._since()}: {self.reason} "
-                f"({', '.join(self.signs)})")
+            down = (
+                f"; not answering now, as a member rebooting after its patch may not: {self.unreachable}"
+                if self.unreachable
+                else ""
+            )
+            return (
+                f"{self.server} is in planned maintenance since {self._since()}, by {self.by}, until {until} "
+                f"({self.reason}){down}"
+            )
+        return f"{self.server} is forgotten in maintenance since {self._since()}: {self.reason} ({', '.join(self.signs)})"
 
     def skip_reason(self) -> str:
         if self.planned:
@@ -77,8 +81,9 @@ class MaintenanceState:
         return f"covered by DAG-MAINT-001: {self.describe()}"
 
 
-def _window_for(server: str, dag: str | None, windows: Iterable[MaintenanceWindow],
-                now: dt.datetime) -> tuple[MaintenanceWindow | None, MaintenanceWindow | None]:
+def _window_for(
+    server: str, dag: str | None, windows: Iterable[MaintenanceWindow], now: dt.datetime
+) -> tuple[MaintenanceWindow | None, MaintenanceWindow | None]:
     """(the current window covering the server, else the latest one that ended)."""
     covering = [w for w in windows if w.covers(server, dag)]
     current = next((w for w in covering if w.current(now)), None)
@@ -86,8 +91,15 @@ def _window_for(server: str, dag: str | None, windows: Iterable[MaintenanceWindo
     return current, ended
 
 
-def judge(server: str, dag: str | None, signs: Iterable[str], since: dt.datetime | None,
-          windows: Iterable[MaintenanceWindow], transition: Transition | None, now: dt.datetime) -> MaintenanceState | None:
+def judge(
+    server: str,
+    dag: str | None,
+    signs: Iterable[str],
+    since: dt.datetime | None,
+    windows: Iterable[MaintenanceWindow],
+    transition: Transition | None,
+    now: dt.datetime,
+) -> MaintenanceState | None:
     """None when the member is fully in service; otherwise whether its maintenance is planned, and why."""
     signs = tuple(signs)
     if not signs:
@@ -98,9 +110,15 @@ def judge(server: str, dag: str | None, signs: Iterable[str], since: dt.datetime
     if transition is not None and transition.current(now):
         what = "in progress" if not transition.finished else "completed, exit not run yet"
         until = None if not transition.finished else transition.started + ENTERED_GRACE
-        return MaintenanceState(server, True, since or transition.started, signs, f"dagcheck ({transition.journal})",
-                                until, f"the {transition.direction} transition started "
-                                f"{transition.started.isoformat(timespec='seconds')} is {what}")
+        return MaintenanceState(
+            server,
+            True,
+            since or transition.started,
+            signs,
+            f"dagcheck ({transition.journal})",
+            until,
+            f"the {transition.direction} transition started {transition.started.isoformat(timespec='seconds')} is {what}",
+        )
     if ended is not None:
         why = f"its maintenance window ended {ended.end.isoformat(timespec='seconds')} ({ended.reason}, by {ended.by})"
     else:
@@ -128,8 +146,9 @@ def transition_on_record(reports_dir: str | Path, server: str) -> Transition | N
     return latest
 
 
-def state_of(collector: Collector, inventory: Inventory, server: str, phase: str, reports_dir: str | Path,
-             now: dt.datetime) -> MaintenanceState | None:
+def state_of(
+    collector: Collector, inventory: Inventory, server: str, phase: str, reports_dir: str | Path, now: dt.datetime
+) -> MaintenanceState | None:
     """The member's maintenance state from the phase's memoized snapshot (the sources the phase's checks
     read anyway: no extra remote call) and this host's journal. None when it is in service or when its
     sources could not be collected (its own checks report that)."""
@@ -142,26 +161,49 @@ def state_of(collector: Collector, inventory: Inventory, server: str, phase: str
     except IndexError:
         return None
     member = inventory.server(server)
-    return judge(member.name, member.dag, signs, lease_since(components), inventory.maintenance_windows,
-                 transition_on_record(reports_dir, server), now)
+    return judge(
+        member.name,
+        member.dag,
+        signs,
+        lease_since(components),
+        inventory.maintenance_windows,
+        transition_on_record(reports_dir, server),
+        now,
+    )
 
 
-def _unreachable_in_window(inventory: Inventory, server: str, error: str, reports_dir: str | Path,
-                           now: dt.datetime) -> MaintenanceState | None:
+def _unreachable_in_window(
+    inventory: Inventory, server: str, error: str, reports_dir: str | Path, now: dt.datetime
+) -> MaintenanceState | None:
     """A member that cannot be read while a current window or transition covers it: planned (a patch
     reboots the server), said with the reason it does not answer. Outside any window it is no
     maintenance state: its checks fail with the reason, as for any unreachable server."""
     member = inventory.server(server)
     current, _ = _window_for(member.name, member.dag, inventory.maintenance_windows, now)
     if current is not None:
-        return MaintenanceState(member.name, True, current.start, ("unreachable",), current.by, current.end,
-                                current.reason, current, unreachable=error)
+        return MaintenanceState(
+            member.name,
+            True,
+            current.start,
+            ("unreachable",),
+            current.by,
+            current.end,
+            current.reason,
+            current,
+            unreachable=error,
+        )
     transition = transition_on_record(reports_dir, server)
     if transition is not None and transition.current(now) and transition.direction == "enter":
-        return MaintenanceState(member.name, True, transition.started, ("unreachable",), f"dagcheck ({transition.journal})",
-                                None if not transition.finished else transition.started + ENTERED_GRACE,
-                                f"the enter transition started {transition.started.isoformat(timespec='seconds')}",
-                                unreachable=error)
+        return MaintenanceState(
+            member.name,
+            True,
+            transition.started,
+            ("unreachable",),
+            f"dagcheck ({transition.journal})",
+            None if not transition.finished else transition.started + ENTERED_GRACE,
+            f"the enter transition started {transition.started.isoformat(timespec='seconds')}",
+            unreachable=error,
+        )
     return None
 
 
@@ -170,8 +212,11 @@ def current_windows(inventory: Inventory, dag: str | None, now: dt.datetime) -> 
     if dag is None:
         return []
     members = {m.lower() for m in inventory.dag(dag).members}
-    return [w for w in inventory.maintenance_windows if w.current(now)
-            and ((w.dag or "").lower() == dag.lower() or (w.server or "").lower() in members)]
+    return [
+        w
+        for w in inventory.maintenance_windows
+        if w.current(now) and ((w.dag or "").lower() == dag.lower() or (w.server or "").lower() in members)
+    ]
 
 
 def rolling_on_record(reports_dir: str | Path, dag: str) -> MaintenanceWindow | None:
@@ -208,9 +253,14 @@ def rolling_on_record(reports_dir: str | Path, dag: str) -> MaintenanceWindow | 
     if started is None:
         return None
     target = started.get("target")
-    return MaintenanceWindow(start=started["start"], end=max(last or started["start"], started["start"]) + ENTERED_GRACE,
-                             reason=f"dagcheck rolling run{' to ' + target if target else ''}{stopped}",
-                             by=f"dagcheck rolling ({path})", dag=dag, target_build=target or None)
+    return MaintenanceWindow(
+        start=started["start"],
+        end=max(last or started["start"], started["start"]) + ENTERED_GRACE,
+        reason=f"dagcheck rolling run{' to ' + target if target else ''}{stopped}",
+        by=f"dagcheck rolling ({path})",
+        dag=dag,
+        target_build=target or None,
+    )
 
 
 def with_rolling_windows(inventory: Inventory, reports_dir: str | Path) -> Inventory:

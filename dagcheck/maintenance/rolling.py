@@ -65,8 +65,11 @@ MIN_PROGRESS_EVERY = 0.5  # --progress-every: the lowest (the tests' cadence che
 # Test-suite plugins a phase run never uses, not loaded (when installed) in its start-up: with them, every
 # pytest start took 10 to 15 s longer on a loaded 2-core machine, twice per member (benchmarks/README.md).
 SKIP_PLUGINS = ("-p", "no:xdist", "-p", "no:hypothesispytest")
-CHILD_KIND = {"gate_and_enter": "pytest run (pre-flight gate, enter, maintenance checks)",
-              "exit_and_verify": "pytest run (exit, post-maintenance checks)", "patch": "patch command"}
+CHILD_KIND = {
+    "gate_and_enter": "pytest run (pre-flight gate, enter, maintenance checks)",
+    "exit_and_verify": "pytest run (exit, post-maintenance checks)",
+    "patch": "patch command",
+}
 
 
 class RollingUsage(Exception):
@@ -137,14 +140,18 @@ class Rolling:
         if self.patch.command and self.patch.pause:
             raise RollingUsage("give one patch step: --patch-command or --patch-pause, not both")
         if self.apply and not self.patch.given:
-            raise RollingUsage(f"--rolling {self.dag} --apply needs a patch step: --patch-command CMD (or "
-                               f"dags[].patch_command in {self.inventory.file}), --patch-pause or --patch-wait")
+            raise RollingUsage(
+                f"--rolling {self.dag} --apply needs a patch step: --patch-command CMD (or "
+                f"dags[].patch_command in {self.inventory.file}), --patch-pause or --patch-wait"
+            )
         if self.patch.wait and self.target_build is None:
             raise RollingUsage("--patch-wait waits for the target build: give --target-build (or dags[].target_build)")
         if self.apply and self.inventory.lab is not None:
-            raise RollingUsage(f"{self.inventory.file} describes the embedded lab, which starts afresh for every run: "
-                               "a rolling patch needs real servers or a persistent lab (python -m dagcheck.lab serve "
-                               "--state FILE --write-inventory PATH, then --inventory PATH)")
+            raise RollingUsage(
+                f"{self.inventory.file} describes the embedded lab, which starts afresh for every run: "
+                "a rolling patch needs real servers or a persistent lab (python -m dagcheck.lab serve "
+                "--state FILE --write-inventory PATH, then --inventory PATH)"
+            )
 
     # ---- reading the DAG ------------------------------------------------------------------------
 
@@ -174,13 +181,16 @@ class Rolling:
 
     def _state_of(self, member: str) -> str:
         """The state a stopped run left the member in, read fresh, in words."""
+
         def read(live: Live) -> str:
-            signs = in_maintenance(member, live.read(member, "components"), live.read(member, "cluster_nodes"),
-                                   live.one(member, "mailbox_server"))
+            signs = in_maintenance(
+                member, live.read(member, "components"), live.read(member, "cluster_nodes"), live.one(member, "mailbox_server")
+            )
             build = show(live.one(member, "exsetup").version)
             if not signs:
                 return f"in service (no sign of maintenance), build {build}"
             return f"in maintenance or partly ({', '.join(signs)}), build {build}"
+
         try:
             return self._with_live(read)
         except RemoteError as exc:
@@ -196,15 +206,13 @@ class Rolling:
         for e in self.journal.entries():
             event, member, step = e.get("event"), e.get("member"), e.get("step")
             if event == "rolling_started":
-                current = {**e, "done": [], "patched": [], "stopped": None, "steps": {}, "children": {},
-                           "entered_at": {}}
+                current = {**e, "done": [], "patched": [], "stopped": None, "steps": {}, "children": {}, "entered_at": {}}
             elif current is None:
                 continue
             elif event == "member_done":
                 current["done"].append(member)
             elif event == "child_started":
-                current["children"][(member, step)] = {"base": e.get("base"), "ended": False, "rc": None,
-                                                       "time": e.get("time")}
+                current["children"][(member, step)] = {"base": e.get("base"), "ended": False, "rc": None, "time": e.get("time")}
                 if step == "gate_and_enter":
                     current["entered_at"][member] = e.get("time")
             elif event == "child_ended" and (member, step) in current["children"]:
@@ -226,15 +234,34 @@ class Rolling:
     def phase_command(self, member: str, phase: str, apply: bool = True) -> list[str]:
         """The pytest run behind one member's phase (as `dagcheck enter/exit M --apply` runs it; without apply,
         only its checks, for a member a killed run has already entered)."""
-        args = [sys.executable, "-m", "pytest", str(ROOT / "checks"), "--rootdir", str(ROOT), "-c",
-                str(ROOT / "pyproject.toml"), "--inventory", str(self.inventory_path.resolve()),
-                "--reports-dir", str(self.reports_dir.resolve()), "--phase", phase, "--server", member,
-                *(["--apply"] if apply else []), "-p", "no:cacheprovider", *SKIP_PLUGINS, "-q", "-rfE"]
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "checks"),
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+            "--inventory",
+            str(self.inventory_path.resolve()),
+            "--reports-dir",
+            str(self.reports_dir.resolve()),
+            "--phase",
+            phase,
+            "--server",
+            member,
+            *(["--apply"] if apply else []),
+            "-p",
+            "no:cacheprovider",
+            *SKIP_PLUGINS,
+            "-q",
+            "-rfE",
+        ]
         return args + (["--strict-warnings"] if self.strict_warnings else []) + self.pytest_extra
 
     def patch_env(self, member: str) -> dict[str, str]:
-        env = {"DAGCHECK_SERVER": member, "DAGCHECK_FQDN": self.inventory.server(member).fqdn,
-               "DAGCHECK_DAG": self.dag}
+        env = {"DAGCHECK_SERVER": member, "DAGCHECK_FQDN": self.inventory.server(member).fqdn, "DAGCHECK_DAG": self.dag}
         if self.target_build is not None:
             env["DAGCHECK_TARGET_BUILD"] = show(self.target_build)
         return env
@@ -252,8 +279,9 @@ class Rolling:
         for facts in order:
             m = facts.name
             target = choose_target(m, sites, hub, self.members)
-            transition = Transition("enter", m, target, live, self.inventory, Journal.for_server(self.reports_dir, m),
-                                    apply=False)
+            transition = Transition(
+                "enter", m, target, live, self.inventory, Journal.for_server(self.reports_dir, m), apply=False
+            )
             lines = [f"messages to {target or '(no member with HubTransport Active)'}"]
             for step, actions, done in transition.plan():
                 lines.append(step.title + (" (already done)" if done else ""))
@@ -261,18 +289,26 @@ class Rolling:
             plans[m] = lines
         return plans
 
-    def plan_lines(self, order: list[MemberFacts], resume: dict[str, Any] | None,
-                   enter_plans: dict[str, list[str]] | None = None) -> list[str]:
+    def plan_lines(
+        self, order: list[MemberFacts], resume: dict[str, Any] | None, enter_plans: dict[str, list[str]] | None = None
+    ) -> list[str]:
         head = "Applying" if self.apply else "Dry run (nothing changes; --apply performs it)"
-        lines = [f"{head}: rolling patch of {self.dag}, {len(order)} member(s)"
-                 + (f", to build {show(self.target_build)}" if self.target_build else ", no target build given"),
-                 f"Patch step: {self.patch.describe()}",
-                 "Order (the PAM holder last, fewest active databases first): "
-                 + "; ".join(f"{i}. {m.name} ({explain(m)})" for i, m in enumerate(order, 1))]
+        lines = [
+            f"{head}: rolling patch of {self.dag}, {len(order)} member(s)"
+            + (f", to build {show(self.target_build)}" if self.target_build else ", no target build given"),
+            f"Patch step: {self.patch.describe()}",
+            "Order (the PAM holder last, fewest active databases first): "
+            + "; ".join(f"{i}. {m.name} ({explain(m)})" for i, m in enumerate(order, 1)),
+        ]
         if resume:
-            lines.append(f"Resuming the run started {resume.get('time')}: done {', '.join(resume['done']) or 'none'}"
-                         + (f"; stopped at {resume['stopped'].get('member')} ({resume['stopped'].get('reason')})"
-                            if resume.get("stopped") else ""))
+            lines.append(
+                f"Resuming the run started {resume.get('time')}: done {', '.join(resume['done']) or 'none'}"
+                + (
+                    f"; stopped at {resume['stopped'].get('member')} ({resume['stopped'].get('reason')})"
+                    if resume.get("stopped")
+                    else ""
+                )
+            )
         monitoring_off = self.inventory.expectations.monitoring_inactive_in_maintenance
         exit_titles = "; ".join(s.title for s in exit_steps(monitoring_off))
         for i, m in enumerate(order, 1):
@@ -282,21 +318,26 @@ class Rolling:
                 continue
             env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.patch_env(m.name).items())
             lines += [
-                f"   a. {STEP_TITLES['target_gate']}"
-                + ("" if self.target_build else " (no target build: only the lease)"),
+                f"   a. {STEP_TITLES['target_gate']}" + ("" if self.target_build else " (no target build: only the lease)"),
                 f"   b. {STEP_TITLES['gate_and_enter']}: {shlex.join(self.phase_command(m.name, 'maintenance')[1:])}",
-                *([f"      the enter's steps and Exchange commands, as `dagcheck enter {m.name}` plans them now:"]
-                  + [f"        {line}" for line in enter_plans[m.name]] if enter_plans and m.name in enter_plans else []),
-                f"   c. {STEP_TITLES['patch']}: " + (f"{env} {self.patch.command}" if self.patch.command
-                                                    else self.patch.describe()),
+                *(
+                    [f"      the enter's steps and Exchange commands, as `dagcheck enter {m.name}` plans them now:"]
+                    + [f"        {line}" for line in enter_plans[m.name]]
+                    if enter_plans and m.name in enter_plans
+                    else []
+                ),
+                f"   c. {STEP_TITLES['patch']}: "
+                + (f"{env} {self.patch.command}" if self.patch.command else self.patch.describe()),
                 f"   d. {STEP_TITLES['verify_build']}"
-                + (f": ExSetup.exe {show(self.target_build)}, AdminDisplayVersion on its CU" if self.target_build
-                   else ": ExSetup.exe and AdminDisplayVersion on one CU"),
+                + (
+                    f": ExSetup.exe {show(self.target_build)}, AdminDisplayVersion on its CU"
+                    if self.target_build
+                    else ": ExSetup.exe and AdminDisplayVersion on one CU"
+                ),
                 f"   e. {STEP_TITLES['exit_and_verify']}: {shlex.join(self.phase_command(m.name, 'postflight')[1:])}",
                 f"      (the exit transition's steps: {exit_titles})",
             ]
-        lines.append("Stops at the first member whose gate, transition, patch or verification fails; "
-                     "the next run resumes there.")
+        lines.append("Stops at the first member whose gate, transition, patch or verification fails; the next run resumes there.")
         return lines
 
     # ---- the run --------------------------------------------------------------------------------
@@ -312,8 +353,10 @@ class Rolling:
                 return 1
             # A resumed run has the order and the builds from the journal: a member still rebooting from the
             # killed run's patch is no reason not to go on (its own step waits for it).
-            self.progress(f"dagcheck rolling {self.dag}: the DAG cannot be read now ({exc}); resuming in the "
-                          "earlier run's order, with the builds it recorded")
+            self.progress(
+                f"dagcheck rolling {self.dag}: the DAG cannot be read now ({exc}); resuming in the "
+                "earlier run's order, with the builds it recorded"
+            )
             facts = {f[0]: MemberFacts(*f) for f in resume.get("order_facts") or []}
             order = [facts.get(n, MemberFacts(n, 0, 0, False)) for n in resume["order"]]
             before, enter_plans = {}, {}
@@ -338,11 +381,15 @@ class Rolling:
 
     def _apply(self, order: list[MemberFacts], before: dict[str, Build], resume: dict[str, Any] | None) -> int:
         if resume is None:
-            self.journal.append(event="rolling_started", dag=self.dag, order=[m.name for m in order],
-                                order_facts=[[m.name, m.active_databases, m.copies, m.holds_pam] for m in order],
-                                target=show(self.target_build) if self.target_build else None,
-                                builds_before={m: show(b) for m, b in before.items()},
-                                patch=self.patch.describe())
+            self.journal.append(
+                event="rolling_started",
+                dag=self.dag,
+                order=[m.name for m in order],
+                order_facts=[[m.name, m.active_databases, m.copies, m.holds_pam] for m in order],
+                target=show(self.target_build) if self.target_build else None,
+                builds_before={m: show(b) for m, b in before.items()},
+                patch=self.patch.describe(),
+            )
             resume = {"done": [], "patched": [], "steps": {}, "children": {}, "entered_at": {}}
         else:
             self.journal.append(event="rolling_resumed", dag=self.dag, done=resume["done"])
@@ -354,8 +401,9 @@ class Rolling:
                 outcome.status = "skipped"
                 continue
             if not self._member(outcome, before):
-                self.journal.append(event="rolling_stopped", member=outcome.name, step=outcome.step,
-                                    reason=outcome.reason, state=outcome.state)
+                self.journal.append(
+                    event="rolling_stopped", member=outcome.name, step=outcome.step, reason=outcome.reason, state=outcome.state
+                )
                 self._report(outcomes)
                 return 1
             self.journal.append(event="member_done", member=outcome.name)
@@ -379,9 +427,15 @@ class Rolling:
                 ok, detail, output = getattr(self, f"_step_{step}")(m, before)
             except RemoteError as exc:
                 ok, detail, output = False, f"could not read the state this step needs: {exc}", ""
-            self.journal.append(event="member_step", member=m, step=step, outcome="done" if ok else "failed",
-                                detail=detail, seconds=round(time.monotonic() - started, 3),
-                                output=output[-OUTPUT_KEEP:] if output else None)
+            self.journal.append(
+                event="member_step",
+                member=m,
+                step=step,
+                outcome="done" if ok else "failed",
+                detail=detail,
+                seconds=round(time.monotonic() - started, 3),
+                output=output[-OUTPUT_KEEP:] if output else None,
+            )
             if detail:
                 self.progress(f"  {detail}")
             if not ok:
@@ -415,8 +469,11 @@ class Rolling:
         return True
 
     def _signs(self, m: str) -> list[str]:
-        return self._with_live(lambda live: in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"),
-                                                           live.one(m, "mailbox_server")))
+        return self._with_live(
+            lambda live: in_maintenance(
+                m, live.read(m, "components"), live.read(m, "cluster_nodes"), live.one(m, "mailbox_server")
+            )
+        )
 
     def _settle_children(self) -> None:
         """The killed run's children whose outcome it never journaled: each is waited for while it runs, its
@@ -429,20 +486,27 @@ class Rolling:
             what = CHILD_KIND.get(step, step)
             if files.claim():
                 child.update(ended=True, rc=None, never=True)
-                self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=None,
-                                    never_started=True)
+                self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=None, never_started=True)
                 self.progress(f"{m}: the {what} of the earlier run never started; it is started afresh")
                 continue
             pid = (files.owner() or {}).get("pid", "?")
-            self.progress(f"{m}: waiting for the {what} of {m} started by the earlier run (pid {pid}) to finish; "
-                          "a second one is never started beside it")
+            self.progress(
+                f"{m}: waiting for the {what} of {m} started by the earlier run (pid {pid}) to finish; "
+                "a second one is never started beside it"
+            )
             quiet = f"  {m}: still waiting for the earlier run's {what} (pid {pid}), {{:.0f}} s so far"
-            ended = supervise(files, None, self.patch.timeout if step == "patch" else None,
-                              on_line=lambda line: self.progress(f"    {line}"),
-                              on_quiet=partial(_say_seconds, self.progress, quiet), heartbeat=self.heartbeat)
+            ended = supervise(
+                files,
+                None,
+                self.patch.timeout if step == "patch" else None,
+                on_line=lambda line: self.progress(f"    {line}"),
+                on_quiet=partial(_say_seconds, self.progress, quiet),
+                heartbeat=self.heartbeat,
+            )
             child.update(ended=True, rc=ended.rc)
-            self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
-                                timed_out=ended.timed_out)
+            self.journal.append(
+                event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc, timed_out=ended.timed_out
+            )
             self.progress(f"{m}: the earlier run's {what} ended: " + _ended_words(ended))
 
     def _entered_by_this_run(self, m: str) -> bool:
@@ -464,8 +528,9 @@ class Rolling:
         except RemoteError:
             return False
 
-    def _launch_child(self, m: str, step: str, argv: list[str], env: dict[str, str], cwd: Path | None,
-                      timeout: float | None) -> tuple[Ended, str]:
+    def _launch_child(
+        self, m: str, step: str, argv: list[str], env: dict[str, str], cwd: Path | None, timeout: float | None
+    ) -> tuple[Ended, str]:
         """Run one child (see child.py) and stream its output; journaled before it starts and when it ends."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         files = ChildFiles(self.reports_dir.resolve() / "rolling-children" / f"{self.dag.lower()}-{m}-{step}-{stamp}")
@@ -474,21 +539,34 @@ class Rolling:
         proc = launch(files, argv, env, cwd)
         self.journal.append(event="child_pid", member=m, step=step, pid=proc.pid)
         try:
-            ended = supervise(files, proc, timeout, on_line=lambda line: self.progress(f"    {line}"),
-                              on_quiet=lambda s: self.progress(f"  {m}: {what} running, {s:.0f} s so far"
-                                                               + (f" of at most {timeout:g} s" if timeout else "")
-                                                               + f" (pid {proc.pid})"),
-                              heartbeat=self.heartbeat)
+            ended = supervise(
+                files,
+                proc,
+                timeout,
+                on_line=lambda line: self.progress(f"    {line}"),
+                on_quiet=lambda s: self.progress(
+                    f"  {m}: {what} running, {s:.0f} s so far"
+                    + (f" of at most {timeout:g} s" if timeout else "")
+                    + f" (pid {proc.pid})"
+                ),
+                heartbeat=self.heartbeat,
+            )
         except KeyboardInterrupt:
             if step != "patch":
                 signal_group(proc.pid, signal.SIGINT)  # its transition stops at its next safe point
-            self.progress(f"{m}: interrupted (Ctrl-C): the {what} (pid {proc.pid}) "
-                          + ("keeps running (an installer is not stopped half-way); " if step == "patch"
-                             else "is asked to stop at its next safe point; ")
-                          + f"`dagcheck rolling {self.dag} --apply` waits for it, then resumes")
+            self.progress(
+                f"{m}: interrupted (Ctrl-C): the {what} (pid {proc.pid}) "
+                + (
+                    "keeps running (an installer is not stopped half-way); "
+                    if step == "patch"
+                    else "is asked to stop at its next safe point; "
+                )
+                + f"`dagcheck rolling {self.dag} --apply` waits for it, then resumes"
+            )
             raise
-        self.journal.append(event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc,
-                            timed_out=ended.timed_out)
+        self.journal.append(
+            event="child_ended", member=m, step=step, base=str(files.base), rc=ended.rc, timed_out=ended.timed_out
+        )
         return ended, files.output(OUTPUT_READ)
 
     # ---- the steps: each returns (ok, one line, output to journal) -------------------------------
@@ -503,40 +581,48 @@ class Rolling:
             builds = self._builds(live)
             dotnet = live.one(m, "dotnet").release
             windows = live.one(m, "windows_build").build
-            problems += target_problems(self.target_build, m, before.get(m, builds[m]), dotnet,
-                                        {o: b for o, b in builds.items() if o != m}, windows)
+            problems += target_problems(
+                self.target_build, m, before.get(m, builds[m]), dotnet, {o: b for o, b in builds.items() if o != m}, windows
+            )
             return problems + window_parity(self.target_build, builds, before)
+
         problems = self._with_live(read)
         if problems:
             return False, "target gate refused: " + "; ".join(problems), ""
         return True, "", ""
 
     def _run_phase(self, m: str, phase: str, step: str, apply: bool = True) -> tuple[bool, str]:
-        ended, output = self._launch_child(m, step, self.phase_command(m, phase, apply),
-                                           {**os.environ, "PYTHONUNBUFFERED": "1"}, ROOT, None)
+        ended, output = self._launch_child(
+            m, step, self.phase_command(m, phase, apply), {**os.environ, "PYTHONUNBUFFERED": "1"}, ROOT, None
+        )
         return ended.rc == 0, output
 
     def _step_gate_and_enter(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
         earlier = self.resume.get("children", {}).get((m, "gate_and_enter"))
         if earlier is not None and earlier.get("rc") == 0:
-            return (True, "completed by the earlier run (its pytest run exited 0)",
-                    ChildFiles(Path(earlier["base"])).output(OUTPUT_READ))
+            return (
+                True,
+                "completed by the earlier run (its pytest run exited 0)",
+                ChildFiles(Path(earlier["base"])).output(OUTPUT_READ),
+            )
         apply = not self._entered_by_this_run(m)
         ok, output = self._run_phase(m, "maintenance", "gate_and_enter", apply)
         note = "" if apply else "entered by the earlier run: its maintenance checks ran again, without entering again"
         if ok:
             return True, note, output
-        return False, ("the pre-flight gate, the enter transition or the maintenance checks failed: "
-                       + _gist(output)), output
+        return False, ("the pre-flight gate, the enter transition or the maintenance checks failed: " + _gist(output)), output
 
     def _step_patch(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
         earlier = self.resume.get("children", {}).get((m, "patch"))
         if earlier is not None and not earlier.get("never"):
             return self._patch_of_earlier_run(m, earlier)
         # One session for both looks (each session opens a runspace pool: about 2 s on a real server).
-        current, signs = self._with_live(lambda live: (
-            live.one(m, "exsetup").version if self.target_build is not None else None,
-            in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"), live.one(m, "mailbox_server"))))
+        current, signs = self._with_live(
+            lambda live: (
+                live.one(m, "exsetup").version if self.target_build is not None else None,
+                in_maintenance(m, live.read(m, "components"), live.read(m, "cluster_nodes"), live.one(m, "mailbox_server")),
+            )
+        )
         if self.target_build is not None and current == self.target_build:
             return True, f"already on {show(self.target_build)}: nothing to install", ""
         if not signs:
@@ -548,8 +634,9 @@ class Rolling:
             back = self._wait_back(m, want_target=False)
             return back is None, back or detail, output
         if self.patch.pause:
-            answer = self.confirm(f"Patch {m} now; type 'done' when it is patched and running again "
-                                  "(anything else stops the rolling run): ")
+            answer = self.confirm(
+                f"Patch {m} now; type 'done' when it is patched and running again (anything else stops the rolling run): "
+            )
             if answer.strip().lower() != "done":
                 return False, f"the operator did not confirm the patch of {m} (answered {answer.strip()!r})", ""
             back = self._wait_back(m, want_target=False)
@@ -569,19 +656,30 @@ class Rolling:
         if self.target_build is not None:
             back = self._wait_back(m, want_target=True)
             if back is None:
-                return True, (f"the patch command started by the earlier run ended without an exit status; "
-                              f"{m} reports the target {show(self.target_build)}"), output
-        return False, (f"the patch command started by the earlier run ended without an exit status (it was killed"
-                       f" or timed out; its output: {files.log}): whether {m} is patched is unknown, and it is not "
-                       f"started again blindly. Finish or check the patch of {m} by hand, then run the same command "
-                       "with --target-build (a member on the target is not patched again), or bring it back with "
-                       f"`dagcheck exit {m} --apply`"), output
+                return (
+                    True,
+                    (
+                        f"the patch command started by the earlier run ended without an exit status; "
+                        f"{m} reports the target {show(self.target_build)}"
+                    ),
+                    output,
+                )
+        return (
+            False,
+            (
+                f"the patch command started by the earlier run ended without an exit status (it was killed"
+                f" or timed out; its output: {files.log}): whether {m} is patched is unknown, and it is not "
+                f"started again blindly. Finish or check the patch of {m} by hand, then run the same command "
+                "with --target-build (a member on the target is not patched again), or bring it back with "
+                f"`dagcheck exit {m} --apply`"
+            ),
+            output,
+        )
 
     def _patch_command(self, m: str) -> tuple[bool, str, str]:
         assert self.patch.command is not None
         argv = shlex.split(self.patch.command, posix=os.name != "nt")
-        ended, output = self._launch_child(m, "patch", argv, {**os.environ, **self.patch_env(m)}, None,
-                                           self.patch.timeout)
+        ended, output = self._launch_child(m, "patch", argv, {**os.environ, **self.patch_env(m)}, None, self.patch.timeout)
         if ended.timed_out:
             return False, f"the patch command did not finish within {self.patch.timeout:g} s (it was stopped)", output
         if ended.rc is None:
@@ -612,8 +710,11 @@ class Rolling:
                 last = f"not answering ({str(exc)[:80]})"
             now = time.monotonic()
             if now >= deadline:
-                return f"{m} did not come back" + (f" on {show(self.target_build)}" if want_target and self.target_build
-                                                   else "") + f" within {self.patch.timeout:g} s (last: {last})"
+                return (
+                    f"{m} did not come back"
+                    + (f" on {show(self.target_build)}" if want_target and self.target_build else "")
+                    + f" within {self.patch.timeout:g} s (last: {last})"
+                )
             if last != said or now - said_at >= self.heartbeat:
                 self.progress(f"  waiting for {m}: {last}; {deadline - now:.0f} s left")
                 said, said_at = last, now
@@ -630,14 +731,22 @@ class Rolling:
         return version, sorted({s for h in live.read(m, "services") for s in h.services_not_running})
 
     def _step_verify_build(self, m: str, before: dict[str, Build]) -> tuple[bool, str, str]:
-        exsetup, adv = self._with_live(lambda live: (live.one(m, "exsetup").version,
-                                                     live.one(m, "exchange_server").admin_display_version))
+        exsetup, adv = self._with_live(
+            lambda live: (live.one(m, "exsetup").version, live.one(m, "exchange_server").admin_display_version)
+        )
         if not same_cu(adv, exsetup):
             return False, f"ExSetup.exe {show(exsetup)} and AdminDisplayVersion {show(adv)} disagree on the CU", ""
         if self.target_build is None:
             was = before.get(m)
-            return True, (f"now {show(exsetup)}" + (f" (was {show(was)})" if was else "")
-                          + ("; unchanged: no target build was given to hold it to" if was == exsetup else "")), ""
+            return (
+                True,
+                (
+                    f"now {show(exsetup)}"
+                    + (f" (was {show(was)})" if was else "")
+                    + ("; unchanged: no target build was given to hold it to" if was == exsetup else "")
+                ),
+                "",
+            )
         if exsetup != self.target_build:
             return False, f"{m} reports ExSetup.exe {show(exsetup)}, not the target {show(self.target_build)}", ""
         return True, f"ExSetup.exe {show(exsetup)}, AdminDisplayVersion {show(adv)}", ""
@@ -645,8 +754,11 @@ class Rolling:
     def _step_exit_and_verify(self, m: str, _: dict[str, Build]) -> tuple[bool, str, str]:
         earlier = self.resume.get("children", {}).get((m, "exit_and_verify"))
         if earlier is not None and earlier.get("rc") == 0:
-            return (True, "completed by the earlier run (its pytest run exited 0)",
-                    ChildFiles(Path(earlier["base"])).output(OUTPUT_READ))
+            return (
+                True,
+                "completed by the earlier run (its pytest run exited 0)",
+                ChildFiles(Path(earlier["base"])).output(OUTPUT_READ),
+            )
         ok, output = self._run_phase(m, "postflight", "exit_and_verify")
         if ok:
             return True, "", output
@@ -657,8 +769,11 @@ class Rolling:
     def _report(self, outcomes: list[MemberOutcome]) -> None:
         stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         stopped = next((o for o in outcomes if o.status == "stopped"), None)
-        verdict = (f"STOPPED at {stopped.name} ({STEP_TITLES.get(stopped.step or '', stopped.step)})" if stopped
-                   else "COMPLETED: every member patched and verified")
+        verdict = (
+            f"STOPPED at {stopped.name} ({STEP_TITLES.get(stopped.step or '', stopped.step)})"
+            if stopped
+            else "COMPLETED: every member patched and verified"
+        )
         lines = [f"dagcheck rolling {self.dag} — {verdict} ({stamp})"]
         for o in outcomes:
             if o.status == "done":
@@ -666,10 +781,12 @@ class Rolling:
             elif o.status == "skipped":
                 lines.append(f"  {o.name}: done by an earlier run")
             elif o.status == "stopped":
-                lines += [f"  {o.name}: STOPPED at {STEP_TITLES.get(o.step or '', o.step)}: {o.reason}",
-                          f"    left {o.state}",
-                          f"    fix the cause, then `dagcheck rolling {self.dag} --apply` resumes at {o.name}; or bring it "
-                          f"back into service with `dagcheck exit {o.name} --apply`"]
+                lines += [
+                    f"  {o.name}: STOPPED at {STEP_TITLES.get(o.step or '', o.step)}: {o.reason}",
+                    f"    left {o.state}",
+                    f"    fix the cause, then `dagcheck rolling {self.dag} --apply` resumes at {o.name}; or bring it "
+                    f"back into service with `dagcheck exit {o.name} --apply`",
+                ]
             else:
                 lines.append(f"  {o.name}: not started (untouched)")
         lines.append(f"Journal: {self.journal.path}; each member's reports and transition journal: {self.reports_dir}")
@@ -692,9 +809,11 @@ def _ended_words(ended: Ended) -> str:
 
 def _gist(output: str) -> str:
     """The lines of a run's output that say why: failures, refusals, the gate's verdict, else the last line."""
-    keep = [line.strip() for line in output.splitlines()
-            if line.startswith(("FAILED", "ERROR")) or "REFUSED" in line or "STOPPED" in line
-            or "dagcheck gate" in line]
+    keep = [
+        line.strip()
+        for line in output.splitlines()
+        if line.startswith(("FAILED", "ERROR")) or "REFUSED" in line or "STOPPED" in line or "dagcheck gate" in line
+    ]
     if not keep:
         keep = [line.strip() for line in output.splitlines() if line.strip()][-1:]
     text = " | ".join(keep[:6])
@@ -730,15 +849,32 @@ def main_from_config(config: Any) -> int:
         return 4
     every = float(opt("--progress-every"))
     if not MIN_PROGRESS_EVERY <= every <= HEARTBEAT:
-        print(f"dagcheck: --progress-every {every:g}: between {MIN_PROGRESS_EVERY:g} and {HEARTBEAT:g} s "
-              "(a change window must never look like a hang)", file=sys.stderr)
+        print(
+            f"dagcheck: --progress-every {every:g}: between {MIN_PROGRESS_EVERY:g} and {HEARTBEAT:g} s "
+            "(a change window must never look like a hang)",
+            file=sys.stderr,
+        )
         return 4
-    patch = PatchStep(opt("--patch-command") or dag.patch_command, opt("--patch-pause"), opt("--patch-wait"),
-                      float(opt("--patch-timeout")), poll)
+    patch = PatchStep(
+        opt("--patch-command") or dag.patch_command,
+        opt("--patch-pause"),
+        opt("--patch-wait"),
+        float(opt("--patch-timeout")),
+        poll,
+    )
     try:
-        rolling = Rolling(inventory, Path(opt("--inventory")), dag.name, Path(opt("--reports-dir")), opt("--apply"),
-                          patch, target, strict_warnings=opt("--strict-warnings"),
-                          progress=lambda line: print(line, flush=True), heartbeat=every)
+        rolling = Rolling(
+            inventory,
+            Path(opt("--inventory")),
+            dag.name,
+            Path(opt("--reports-dir")),
+            opt("--apply"),
+            patch,
+            target,
+            strict_warnings=opt("--strict-warnings"),
+            progress=lambda line: print(line, flush=True),
+            heartbeat=every,
+        )
     except RollingUsage as exc:
         print(f"dagcheck: {exc}", file=sys.stderr)
         return 4

@@ -52,14 +52,25 @@ class RunLock:
                 if owner is not None and self._stale(owner):
                     self.path.unlink(missing_ok=True)
                     continue
-                who = (f"pid {owner.get('pid')} on {owner.get('host')}, since {owner.get('since')}" if owner
-                       else "an owner that has not written its name yet")
-                raise LockBusy(f"another dagcheck run ({who}) is running a transition on this server from this "
-                               "reports folder; wait for it to finish, or, if that process is gone, "
-                               f"remove {self.path}") from None
+                who = (
+                    f"pid {owner.get('pid')} on {owner.get('host')}, since {owner.get('since')}"
+                    if owner
+                    else "an owner that has not written its name yet"
+                )
+                raise LockBusy(
+                    f"another dagcheck run ({who}) is running a transition on this server from this "
+                    "reports folder; wait for it to finish, or, if that process is gone, "
+                    f"remove {self.path}"
+                ) from None
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"pid": os.getpid(), "host": socket.gethostname(),
-                           "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}, f)
+                json.dump(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    },
+                    f,
+                )
             self.held = True
             return
         raise LockBusy(f"could not take {self.path}: it keeps reappearing")

@@ -65,11 +65,22 @@ class TransitionResult:
 
 
 class Transition:
-    def __init__(self, direction: str, server: str, target: str | None, live: Live, inventory: Inventory,
-                 journal: Journal, apply: bool, force: bool = False, gate_failures: list[str] | None = None,
-                 progress: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep,
-                 after_step: Callable[[str], None] | None = None,
-                 stop_requested: Callable[[], bool] | None = None) -> None:
+    def __init__(
+        self,
+        direction: str,
+        server: str,
+        target: str | None,
+        live: Live,
+        inventory: Inventory,
+        journal: Journal,
+        apply: bool,
+        force: bool = False,
+        gate_failures: list[str] | None = None,
+        progress: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        after_step: Callable[[str], None] | None = None,
+        stop_requested: Callable[[], bool] | None = None,
+    ) -> None:
         if direction not in ("enter", "exit"):
             raise ValueError(direction)
         self.direction = direction
@@ -102,8 +113,11 @@ class Transition:
         result = TransitionResult(self.direction, ctx.server, ctx.target, self.apply)
         result.resumed_from = ctx.journal.where_it_stands()
         if result.resumed_from:
-            self.progress(f"{ctx.server}: {result.resumed_from}; continuing from the current state"
-                          if self.direction == "enter" else f"{ctx.server}: {result.resumed_from}; rolling back")
+            self.progress(
+                f"{ctx.server}: {result.resumed_from}; continuing from the current state"
+                if self.direction == "enter"
+                else f"{ctx.server}: {result.resumed_from}; rolling back"
+            )
         if self.direction == "enter":
             refusals = check_interlocks(ctx, self.gate_failures)
             allowed = set(ctx.inventory.maintenance.force_allowed) if self.force else set()
@@ -111,13 +125,16 @@ class Transition:
             result.refusals = [r for r in refusals if r.interlock not in allowed]
             if result.refusals:
                 if self.apply:
-                    ctx.journal.append(event="transition_refused", direction=self.direction,
-                                       reasons=[r.reason for r in result.refusals])
+                    ctx.journal.append(
+                        event="transition_refused", direction=self.direction, reasons=[r.reason for r in result.refusals]
+                    )
                 return result
         result.notes = ctx.notes  # shared: notes made by a step that later fails still reach the report
         plan = self.plan()
-        result.steps = [StepRecord(s.name, s.title, [a.render() for a in actions],
-                                   "already done" if done else "planned") for s, actions, done in plan]
+        result.steps = [
+            StepRecord(s.name, s.title, [a.render() for a in actions], "already done" if done else "planned")
+            for s, actions, done in plan
+        ]
         if self.direction == "enter" and result.resumed_from is None and (foreign := self._foreign_claim()):
             if not self.apply:
                 ctx.notes.append(foreign)
@@ -127,8 +144,13 @@ class Transition:
                 return result
         if not self.apply:
             return result
-        ctx.journal.append(event="transition_started", direction=self.direction, target=ctx.target,
-                           plan=result.commands, forced=[r.reason for r in result.forced])
+        ctx.journal.append(
+            event="transition_started",
+            direction=self.direction,
+            target=ctx.target,
+            plan=result.commands,
+            forced=[r.reason for r in result.forced],
+        )
         # The state read after a step is the next step's "before": this run sends nothing in between (a step
         # found already done only reads), so reading it again would journal the same state at twice the cost.
         last_after: dict[str, object] | None = None
@@ -155,15 +177,30 @@ class Transition:
             except (RemoteError, TransitionFailed) as exc:
                 record.outcome, record.detail = "failed", str(exc)
                 result.error = f"step '{step.title}' failed: {exc}"
-                ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="failed",
-                                   commands=record.commands, error=str(exc), before=before, after=state_summary(ctx))
+                ctx.journal.append(
+                    event="step",
+                    direction=self.direction,
+                    step=step.name,
+                    outcome="failed",
+                    commands=record.commands,
+                    error=str(exc),
+                    before=before,
+                    after=state_summary(ctx),
+                )
                 return result
             finally:
                 record.duration = time.monotonic() - started
             last_after = state_summary(ctx)
-            ctx.journal.append(event="step", direction=self.direction, step=step.name, outcome="done",
-                               commands=record.commands, seconds=round(record.duration, 3),
-                               before=before, after=last_after)
+            ctx.journal.append(
+                event="step",
+                direction=self.direction,
+                step=step.name,
+                outcome="done",
+                commands=record.commands,
+                seconds=round(record.duration, 3),
+                before=before,
+                after=last_after,
+            )
             self.last_step = step.title
             if step.name == CLAIM_STEP and self.direction == "enter" and (refusal := self._contest(claimed_now=True)):
                 record.outcome = "undone"
@@ -197,9 +234,10 @@ class Transition:
         if mine is None:
             return None
         since = mine.since.isoformat() if mine.since else "an unknown time"
-        return (f"{ctx.server} is already being entered into maintenance by another run since {since} "
-                f"({', '.join(mine.signs)}; no unfinished transition in {ctx.journal.path}); "
-                + lease.how_to_clear(ctx.server))
+        return (
+            f"{ctx.server} is already being entered into maintenance by another run since {since} "
+            f"({', '.join(mine.signs)}; no unfinished transition in {ctx.journal.path}); " + lease.how_to_clear(ctx.server)
+        )
 
     def _contest(self, claimed_now: bool) -> Refusal | None:
         """Right after the claim, re-read every member; the loser undoes its own claim and refuses."""
@@ -211,8 +249,10 @@ class Transition:
             if reason is None and claimed_now and at_claim and now and at_claim.since != now.since:
                 # The same server claimed again after us (a run from another reports folder): the latest
                 # claim is that run's; ours is no longer ours to undo.
-                reason = (f"{ctx.server} is already being entered into maintenance by another run since "
-                          f"{now.since.isoformat() if now.since else 'an unknown time'}")
+                reason = (
+                    f"{ctx.server} is already being entered into maintenance by another run since "
+                    f"{now.since.isoformat() if now.since else 'an unknown time'}"
+                )
                 claimed_now = False
         except RemoteError as exc:
             reason = f"could not re-read the DAG after the claim: {exc}"
@@ -247,8 +287,9 @@ class Transition:
                 # The change may have run: never repeated blindly; reading the state back decides.
                 unknown = exc
                 self.progress(f"  {before}: {exc.reason}; re-verifying by reading, not repeating it")
-                ctx.journal.append(event="outcome_unknown", direction=self.direction, step=step.title,
-                                   command=before, reason=exc.reason)
+                ctx.journal.append(
+                    event="outcome_unknown", direction=self.direction, step=step.title, command=before, reason=exc.reason
+                )
                 break
             self.progress(f"  ran {before}")
         if step.wait is not None:
@@ -257,8 +298,7 @@ class Transition:
             except TransitionFailed as exc:
                 if unknown is None:
                     raise
-                raise TransitionFailed(f"'{step.title}': {unknown}; reading back shows it did not take effect "
-                                       f"({exc})") from None
+                raise TransitionFailed(f"'{step.title}': {unknown}; reading back shows it did not take effect ({exc})") from None
         check = step.postcondition() or (step.done if unknown is not None else None)
         if check is not None and not check(ctx):
             if unknown is not None:
@@ -301,8 +341,13 @@ KILL_ENV = "DAGCHECK_TEST_KILL_AFTER_STEP"
 
 
 def _set_hub_active(ctx: Ctx) -> Action:
-    return Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-        "Set-ServerComponentState", Identity=ctx.server, Component="HubTransport", State="Active", Requester="Maintenance"))
+    return Action(
+        ctx.server,
+        Endpoint.EXCHANGE,
+        Command.of(
+            "Set-ServerComponentState", Identity=ctx.server, Component="HubTransport", State="Active", Requester="Maintenance"
+        ),
+    )
 
 
 def _test_kill_after(step: str) -> None:
@@ -319,18 +364,40 @@ def state_summary(ctx: Ctx) -> dict[str, object]:
 
     def queue_counts() -> dict[str, object]:  # one Get-Queue gives both counts
         queues = ctx.live.read(ctx.server, "queues")
-        return {"queued_messages": sum(q.message_count for q in queues if q.kind not in ("Shadow", "Poison")),
-                "poison_messages": sum(q.message_count for q in queues if q.kind == "Poison")}
+        return {
+            "queued_messages": sum(q.message_count for q in queues if q.kind not in ("Shadow", "Poison")),
+            "poison_messages": sum(q.message_count for q in queues if q.kind == "Poison"),
+        }
 
     probes: list[tuple[tuple[str, ...], Callable[[], dict[str, object]]]] = [
-        (("components",), lambda: {"components": {c.component: c.state for c in ctx.live.read(ctx.server, "components")
-                                                  if c.component in ("ServerWideOffline", "HubTransport", "Monitoring")}}),
-        (("cluster_node",), lambda: {"cluster_node": next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes")
-                                                           if n.name == ctx.server), None)}),
-        (("activation",), lambda: {"activation": (lambda m: f"{m.activation_policy}, MoveNow {m.move_now}")(
-            ctx.live.one(ctx.server, "mailbox_server"))}),
-        (("mounted_here",), lambda: {"mounted_here": [c.database for c in ctx.live.read(ctx.server, "copies")
-                                                      if c.status == "Mounted"]}),
+        (
+            ("components",),
+            lambda: {
+                "components": {
+                    c.component: c.state
+                    for c in ctx.live.read(ctx.server, "components")
+                    if c.component in ("ServerWideOffline", "HubTransport", "Monitoring")
+                }
+            },
+        ),
+        (
+            ("cluster_node",),
+            lambda: {
+                "cluster_node": next((n.state for n in ctx.live.read(ctx.server, "cluster_nodes") if n.name == ctx.server), None)
+            },
+        ),
+        (
+            ("activation",),
+            lambda: {
+                "activation": (lambda m: f"{m.activation_policy}, MoveNow {m.move_now}")(
+                    ctx.live.one(ctx.server, "mailbox_server")
+                )
+            },
+        ),
+        (
+            ("mounted_here",),
+            lambda: {"mounted_here": [c.database for c in ctx.live.read(ctx.server, "copies") if c.status == "Mounted"]},
+        ),
         (("queued_messages", "poison_messages"), queue_counts),
     ]
     for names, probe in probes:

@@ -100,8 +100,7 @@ def _shadow_for_server(ctx: Ctx) -> int:
     for member in ctx.members():
         if member == ctx.server.lower():
             continue
-        total += sum(q.message_count for q in ctx.queues(member)
-                     if q.kind == "Shadow" and q.next_hop.lower() == ctx.fqdn.lower())
+        total += sum(q.message_count for q in ctx.queues(member) if q.kind == "Shadow" and q.next_hop.lower() == ctx.fqdn.lower())
     return total
 
 
@@ -118,17 +117,22 @@ def _transport_answers(ctx: Ctx) -> tuple[bool, object]:
 
 
 def _set_component(ctx: Ctx, component: str, state: str) -> Action:
-    return Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-        "Set-ServerComponentState", Identity=ctx.server, Component=component, State=state, Requester="Maintenance"))
+    return Action(
+        ctx.server,
+        Endpoint.EXCHANGE,
+        Command.of("Set-ServerComponentState", Identity=ctx.server, Component=component, State=state, Requester="Maintenance"),
+    )
 
 
 def _report_poison(ctx: Ctx) -> None:
     """Poison messages are never redirected: say so (they stay for an administrator), never ignore them."""
     poison = [q for q in ctx.queues() if q.kind == "Poison" and q.message_count]
     if poison:
-        ctx.notes.append(f"{sum(q.message_count for q in poison)} poison message(s) stay on {ctx.server} "
-                         f"({', '.join(q.identity for q in poison)}); examine them with Get-Message -Queue "
-                         f"{ctx.server}\\Poison")
+        ctx.notes.append(
+            f"{sum(q.message_count for q in poison)} poison message(s) stay on {ctx.server} "
+            f"({', '.join(q.identity for q in poison)}); examine them with Get-Message -Queue "
+            f"{ctx.server}\\Poison"
+        )
         ctx.journal.append(event="poison_messages", count=sum(q.message_count for q in poison))
 
 
@@ -136,8 +140,10 @@ def _record_policy(ctx: Ctx) -> None:
     policy = ctx.live.one(ctx.server, "mailbox_server").activation_policy
     if policy == "Blocked":
         # Blocked before we ever touched it: restoring "Blocked" would keep the server out of service.
-        ctx.notes.append(f"{ctx.server} was already Blocked before maintenance; the exit restores the "
-                         f"inventory's {ctx.inventory.expectations.activation_policy}")
+        ctx.notes.append(
+            f"{ctx.server} was already Blocked before maintenance; the exit restores the "
+            f"inventory's {ctx.inventory.expectations.activation_policy}"
+        )
         policy = ctx.inventory.expectations.activation_policy
     ctx.journal.append(event="policy_recorded", policy=policy)
 
@@ -152,8 +158,9 @@ def _mounted_here(ctx: Ctx) -> list[str]:
 
 def _pam(ctx: Ctx) -> str:
     dag = ctx.inventory.dag_of(ctx.server)
-    return next(d.primary_active_manager for d in ctx.live.read(ctx.server, "dag_status")
-                if dag and d.name.lower() == dag.name.lower())
+    return next(
+        d.primary_active_manager for d in ctx.live.read(ctx.server, "dag_status") if dag and d.name.lower() == dag.name.lower()
+    )
 
 
 def _pam_target(ctx: Ctx) -> str:
@@ -170,61 +177,124 @@ def _pam_target(ctx: Ctx) -> str:
 def enter_steps(monitoring_off: bool) -> list[Step]:
     components = ["ServerWideOffline"] + (["Monitoring"] if monitoring_off else [])
     return [
-        Step("record_policy", "Record the current database activation policy",
-             done=lambda ctx: ctx.journal.recorded_policy() is not None, effect=_record_policy),
-        Step("drain_transport", "Drain HubTransport (requester Maintenance)",
-             done=_drained, actions=lambda ctx: [_set_component(ctx, "HubTransport", "Draining")]),
-        Step("restart_transport", "Restart MSExchangeTransport so that draining takes effect",
-             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=lambda ctx: _transport_answers(ctx)[0],
-             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
-             wait=Wait("transport to answer again", _transport_answers)),
+        Step(
+            "record_policy",
+            "Record the current database activation policy",
+            done=lambda ctx: ctx.journal.recorded_policy() is not None,
+            effect=_record_policy,
+        ),
+        Step(
+            "drain_transport",
+            "Drain HubTransport (requester Maintenance)",
+            done=_drained,
+            actions=lambda ctx: [_set_component(ctx, "HubTransport", "Draining")],
+        ),
+        Step(
+            "restart_transport",
+            "Restart MSExchangeTransport so that draining takes effect",
+            done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0,
+            verify=lambda ctx: _transport_answers(ctx)[0],
+            actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
+            wait=Wait("transport to answer again", _transport_answers),
+        ),
         # Learn's procedure on Exchange 2016: UMCallRouter Draining (requester Maintenance) after the transport
         # restart and before StartDagServerMaintenance.ps1. 2019 and SE have no UMCallRouter.
-        Step("drain_um_call_router", "Drain UMCallRouter (Exchange 2016, requester Maintenance)",
-             done=lambda ctx: not _is_exchange_2016(ctx) or _um_call_router_held(ctx, "Draining", "Inactive"),
-             actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Draining")]),
-        Step("wait_local_drain", "Wait for the local queues to drain",
-             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0, verify=None,
-             wait=Wait("local queues to drain (messages)", lambda ctx: ((n := _local_mail(ctx)) == 0, n), required=False)),
-        Step("redirect_messages", "Redirect the remaining messages to the target server",
-             # Also re-run while other members hold shadow copies for this server: the redirect is what
-             # makes the primary hand its mail over and the shadows go.
-             done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0, verify=None,
-             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-                 "Redirect-Message", Server=ctx.server, Target=ctx.inventory.server(ctx.target or "").fqdn, Confirm=False))]),
-        Step("wait_queues_empty", "Wait for local queues and other members' shadow queues for this server to empty",
-             effect=_report_poison,
-             done=lambda ctx: _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
-             wait=Wait("queues to empty (local + shadow messages)",
-                       lambda ctx: ((n := _local_mail(ctx) + _shadow_for_server(ctx)) == 0, n))),
+        Step(
+            "drain_um_call_router",
+            "Drain UMCallRouter (Exchange 2016, requester Maintenance)",
+            done=lambda ctx: not _is_exchange_2016(ctx) or _um_call_router_held(ctx, "Draining", "Inactive"),
+            actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Draining")],
+        ),
+        Step(
+            "wait_local_drain",
+            "Wait for the local queues to drain",
+            done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0,
+            verify=None,
+            wait=Wait("local queues to drain (messages)", lambda ctx: ((n := _local_mail(ctx)) == 0, n), required=False),
+        ),
+        Step(
+            "redirect_messages",
+            "Redirect the remaining messages to the target server",
+            # Also re-run while other members hold shadow copies for this server: the redirect is what
+            # makes the primary hand its mail over and the shadows go.
+            done=lambda ctx: _drained(ctx) and _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
+            verify=None,
+            actions=lambda ctx: [
+                Action(
+                    ctx.server,
+                    Endpoint.EXCHANGE,
+                    Command.of(
+                        "Redirect-Message", Server=ctx.server, Target=ctx.inventory.server(ctx.target or "").fqdn, Confirm=False
+                    ),
+                )
+            ],
+        ),
+        Step(
+            "wait_queues_empty",
+            "Wait for local queues and other members' shadow queues for this server to empty",
+            effect=_report_poison,
+            done=lambda ctx: _local_mail(ctx) == 0 and _shadow_for_server(ctx) == 0,
+            wait=Wait(
+                "queues to empty (local + shadow messages)",
+                lambda ctx: ((n := _local_mail(ctx) + _shadow_for_server(ctx)) == 0, n),
+            ),
+        ),
         # Pausing keeps the node from *becoming* the PAM; it does not move the PAM away (the default cluster
         # group stays with its owner). The PAM is moved as a step of its own below.
-        Step("suspend_cluster_node", "Pause the cluster node (it can no longer become the PAM)",
-             done=lambda ctx: _node_state(ctx) == "Paused",
-             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name=ctx.server))]),
-        Step("block_activation", "Block database activation and move active copies away",
-             done=lambda ctx: (m := ctx.live.one(ctx.server, "mailbox_server")).activation_policy == "Blocked" and m.move_now,
-             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyActivationDisabledAndMoveNow=True,
-                 DatabaseCopyAutoActivationPolicy="Blocked"))]),
-        Step("wait_no_mounted_copy", "Wait until no database copy is mounted here",
-             done=lambda ctx: not _mounted_here(ctx),
-             wait=Wait("mounted databases to move away", lambda ctx: (not (d := _mounted_here(ctx)), ", ".join(d) or "none"))),
+        Step(
+            "suspend_cluster_node",
+            "Pause the cluster node (it can no longer become the PAM)",
+            done=lambda ctx: _node_state(ctx) == "Paused",
+            actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Suspend-ClusterNode", Name=ctx.server))],
+        ),
+        Step(
+            "block_activation",
+            "Block database activation and move active copies away",
+            done=lambda ctx: (m := ctx.live.one(ctx.server, "mailbox_server")).activation_policy == "Blocked" and m.move_now,
+            actions=lambda ctx: [
+                Action(
+                    ctx.server,
+                    Endpoint.EXCHANGE,
+                    Command.of(
+                        "Set-MailboxServer",
+                        Identity=ctx.server,
+                        DatabaseCopyActivationDisabledAndMoveNow=True,
+                        DatabaseCopyAutoActivationPolicy="Blocked",
+                    ),
+                )
+            ],
+        ),
+        Step(
+            "wait_no_mounted_copy",
+            "Wait until no database copy is mounted here",
+            done=lambda ctx: not _mounted_here(ctx),
+            wait=Wait("mounted databases to move away", lambda ctx: (not (d := _mounted_here(ctx)), ", ".join(d) or "none")),
+        ),
         # StartDagServerMaintenance.ps1 moves the critical resources after pausing: the active databases, then
         # the PAM "if the server is a PAM" (DagCommonLibrary.ps1 Move-DagActiveManager, through
         # DagTaskHelperPublic.MovePrimaryActiveManagerRole). The PAM is the owner of the default cluster group, so
         # moving "Cluster Group" moves it (Tim McMichael, Microsoft: "Exchange 2010 / 2013 - PAM and the Cluster
         # Core Resources": Move-ClusterGroup -Name "Cluster Group" -Node MBX-2). Verified by the DAG's own
         # PrimaryActiveManager (Get-DatabaseAvailabilityGroup -Status).
-        Step("move_cluster_group", "Move the default cluster group (the PAM role) to another member",
-             done=lambda ctx: _pam(ctx) != ctx.server.lower(),
-             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of(
-                 "Move-ClusterGroup", Name="Cluster Group", Node=_pam_target(ctx)))],
-             wait=Wait("the PAM role to leave the node", lambda ctx: ((p := _pam(ctx)) != ctx.server.lower(), p))),
-        Step("server_wide_offline", "Set ServerWideOffline Inactive" + (" and Monitoring Inactive" if monitoring_off else ""),
-             done=lambda ctx: all(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
-             actions=lambda ctx: [_set_component(ctx, c, "Inactive") for c in components
-                                  if not _held_by_maintenance(ctx.components()[c], "Inactive")]),
+        Step(
+            "move_cluster_group",
+            "Move the default cluster group (the PAM role) to another member",
+            done=lambda ctx: _pam(ctx) != ctx.server.lower(),
+            actions=lambda ctx: [
+                Action(ctx.server, Endpoint.WINDOWS, Command.of("Move-ClusterGroup", Name="Cluster Group", Node=_pam_target(ctx)))
+            ],
+            wait=Wait("the PAM role to leave the node", lambda ctx: ((p := _pam(ctx)) != ctx.server.lower(), p)),
+        ),
+        Step(
+            "server_wide_offline",
+            "Set ServerWideOffline Inactive" + (" and Monitoring Inactive" if monitoring_off else ""),
+            done=lambda ctx: all(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
+            actions=lambda ctx: [
+                _set_component(ctx, c, "Inactive")
+                for c in components
+                if not _held_by_maintenance(ctx.components()[c], "Inactive")
+            ],
+        ),
     ]
 
 
@@ -252,9 +322,15 @@ def _misplaced(ctx: Ctx) -> list[tuple[str, str]]:
     the server being brought back counts as available (the plan is made before it is)."""
     moves = []
     seen: set[str] = set()
-    available = {m for m in ctx.members()
-                 if m == ctx.server.lower() or (ctx.components(m)["ServerWideOffline"].state == "Active"
-                                                and ctx.live.one(m, "mailbox_server").activation_policy != "Blocked")}
+    available = {
+        m
+        for m in ctx.members()
+        if m == ctx.server.lower()
+        or (
+            ctx.components(m)["ServerWideOffline"].state == "Active"
+            and ctx.live.one(m, "mailbox_server").activation_policy != "Blocked"
+        )
+    }
     for member in ctx.members():
         for db in ctx.live.read(member, "databases"):
             if db.name in seen:
@@ -287,57 +363,119 @@ def _to_resume(ctx: Ctx) -> list[DatabaseCopyStatus]:
     suspended for activation. A lagged copy held from activation on purpose keeps that (it is resumed
     -ReplicationOnly, and not at all when only its activation is suspended); a FailedAndSuspended copy is
     left to the administrator (it needs the failure fixed or a reseed, which DAG-COPY checks report)."""
-    return [c for c in ctx.live.read(ctx.server, "copies")
-            if not c.active and c.status != "FailedAndSuspended"
-            and (c.status == "Suspended" or (c.activation_suspended and not c.lagged))]
+    return [
+        c
+        for c in ctx.live.read(ctx.server, "copies")
+        if not c.active
+        and c.status != "FailedAndSuspended"
+        and (c.status == "Suspended" or (c.activation_suspended and not c.lagged))
+    ]
 
 
 def _resume_actions(ctx: Ctx) -> list[Action]:
-    return [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-        "Resume-MailboxDatabaseCopy", Identity=f"{c.database}\\{ctx.server}", Confirm=False,
-        **({"ReplicationOnly": True} if c.lagged else {}))) for c in _to_resume(ctx)]
+    return [
+        Action(
+            ctx.server,
+            Endpoint.EXCHANGE,
+            Command.of(
+                "Resume-MailboxDatabaseCopy",
+                Identity=f"{c.database}\\{ctx.server}",
+                Confirm=False,
+                **({"ReplicationOnly": True} if c.lagged else {}),
+            ),
+        )
+        for c in _to_resume(ctx)
+    ]
 
 
 def exit_steps(monitoring_off: bool) -> list[Step]:
     components = ["ServerWideOffline", "Monitoring"]
     return [
-        Step("server_wide_online", "Set ServerWideOffline (and Monitoring) Active",
-             done=lambda ctx: not any(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
-             actions=lambda ctx: [_set_component(ctx, c, "Active") for c in components
-                                  if _held_by_maintenance(ctx.components()[c], "Inactive")]),
+        Step(
+            "server_wide_online",
+            "Set ServerWideOffline (and Monitoring) Active",
+            done=lambda ctx: not any(_held_by_maintenance(ctx.components()[c], "Inactive") for c in components),
+            actions=lambda ctx: [
+                _set_component(ctx, c, "Active") for c in components if _held_by_maintenance(ctx.components()[c], "Inactive")
+            ],
+        ),
         # Learn's exit procedure on Exchange 2016: UMCallRouter Active (requester Maintenance) right after
         # ServerWideOffline ("Manage database availability groups", Performing maintenance on DAG members).
-        Step("um_call_router_active", "Set UMCallRouter Active (Exchange 2016)",
-             done=lambda ctx: not _is_exchange_2016(ctx) or not _um_call_router_held(ctx, "Draining", "Inactive"),
-             actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Active")]),
-        Step("resume_cluster_node", "Resume the cluster node",
-             done=lambda ctx: _node_state(ctx) == "Up",
-             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Resume-ClusterNode", Name=ctx.server))]),
-        Step("allow_activation", "Stop moving databases away (MoveNow $false)",
-             done=lambda ctx: not ctx.live.one(ctx.server, "mailbox_server").move_now,
-             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyActivationDisabledAndMoveNow=False))]),
-        Step("restore_activation_policy", "Restore the activation policy recorded before maintenance",
-             done=lambda ctx: ctx.live.one(ctx.server, "mailbox_server").activation_policy == _restore_policy(ctx),
-             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-                 "Set-MailboxServer", Identity=ctx.server, DatabaseCopyAutoActivationPolicy=_restore_policy(ctx)))]),
+        Step(
+            "um_call_router_active",
+            "Set UMCallRouter Active (Exchange 2016)",
+            done=lambda ctx: not _is_exchange_2016(ctx) or not _um_call_router_held(ctx, "Draining", "Inactive"),
+            actions=lambda ctx: [_set_component(ctx, "UMCallRouter", "Active")],
+        ),
+        Step(
+            "resume_cluster_node",
+            "Resume the cluster node",
+            done=lambda ctx: _node_state(ctx) == "Up",
+            actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Resume-ClusterNode", Name=ctx.server))],
+        ),
+        Step(
+            "allow_activation",
+            "Stop moving databases away (MoveNow $false)",
+            done=lambda ctx: not ctx.live.one(ctx.server, "mailbox_server").move_now,
+            actions=lambda ctx: [
+                Action(
+                    ctx.server,
+                    Endpoint.EXCHANGE,
+                    Command.of("Set-MailboxServer", Identity=ctx.server, DatabaseCopyActivationDisabledAndMoveNow=False),
+                )
+            ],
+        ),
+        Step(
+            "restore_activation_policy",
+            "Restore the activation policy recorded before maintenance",
+            done=lambda ctx: ctx.live.one(ctx.server, "mailbox_server").activation_policy == _restore_policy(ctx),
+            actions=lambda ctx: [
+                Action(
+                    ctx.server,
+                    Endpoint.EXCHANGE,
+                    Command.of("Set-MailboxServer", Identity=ctx.server, DatabaseCopyAutoActivationPolicy=_restore_policy(ctx)),
+                )
+            ],
+        ),
         # StopDagServerMaintenance.ps1 ends by running Resume-MailboxDatabaseCopy for the member's copies
         # (Learn, "Manage database availability groups": "Runs Resume-MailboxDatabaseCopy for each database");
         # its lagged copies are resumed -ReplicationOnly.
-        Step("resume_database_copies", "Resume this member's suspended database copies",
-             done=lambda ctx: not _to_resume(ctx), actions=_resume_actions),
-        Step("transport_active", "Set HubTransport Active",
-             done=lambda ctx: not _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive"),
-             actions=lambda ctx: [_set_component(ctx, "HubTransport", "Active")]),
-        Step("restart_transport_exit", "Restart MSExchangeTransport so that it accepts mail again",
-             done=_restart_done_since_hub_active, verify=lambda ctx: _transport_answers(ctx)[0],
-             actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
-             wait=Wait("transport to answer again", _transport_answers)),
-        Step("redistribute_databases", "Move databases back to their activation-preference-1 servers",
-             done=lambda ctx: not _misplaced(ctx), verify=lambda ctx: not _misplaced(ctx) and not _dismounted(ctx),
-             actions=lambda ctx: [Action(ctx.server, Endpoint.EXCHANGE, Command.of(
-                 "Move-ActiveMailboxDatabase", Identity=db, ActivateOnServer=server, Confirm=False))
-                 for db, server in _misplaced(ctx)],
-             wait=Wait("databases mounted on their preferred servers",
-                       lambda ctx: (not (m := _misplaced(ctx)) and not _dismounted(ctx), len(m) + len(_dismounted(ctx))))),
+        Step(
+            "resume_database_copies",
+            "Resume this member's suspended database copies",
+            done=lambda ctx: not _to_resume(ctx),
+            actions=_resume_actions,
+        ),
+        Step(
+            "transport_active",
+            "Set HubTransport Active",
+            done=lambda ctx: not _held_by_maintenance(ctx.components()["HubTransport"], "Draining", "Inactive"),
+            actions=lambda ctx: [_set_component(ctx, "HubTransport", "Active")],
+        ),
+        Step(
+            "restart_transport_exit",
+            "Restart MSExchangeTransport so that it accepts mail again",
+            done=_restart_done_since_hub_active,
+            verify=lambda ctx: _transport_answers(ctx)[0],
+            actions=lambda ctx: [Action(ctx.server, Endpoint.WINDOWS, Command.of("Restart-Service", Name="MSExchangeTransport"))],
+            wait=Wait("transport to answer again", _transport_answers),
+        ),
+        Step(
+            "redistribute_databases",
+            "Move databases back to their activation-preference-1 servers",
+            done=lambda ctx: not _misplaced(ctx),
+            verify=lambda ctx: not _misplaced(ctx) and not _dismounted(ctx),
+            actions=lambda ctx: [
+                Action(
+                    ctx.server,
+                    Endpoint.EXCHANGE,
+                    Command.of("Move-ActiveMailboxDatabase", Identity=db, ActivateOnServer=server, Confirm=False),
+                )
+                for db, server in _misplaced(ctx)
+            ],
+            wait=Wait(
+                "databases mounted on their preferred servers",
+                lambda ctx: (not (m := _misplaced(ctx)) and not _dismounted(ctx), len(m) + len(_dismounted(ctx))),
+            ),
+        ),
     ]

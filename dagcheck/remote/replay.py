@@ -29,8 +29,8 @@ from dagcheck.errors import BadResponse, CmdletFailed, DagcheckError
 from dagcheck.files import FileTooLarge, private_dir, read_bounded, write_private
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Getter, Transcript, Transport
 from dagcheck.remote.guard import DEFAULT_MAX_RESPONSE_MB, ResponseRefused
-from dagcheck.sources import iis_config as iis
 from dagcheck.remote.https import ReplayGetter, SavingGetter
+from dagcheck.sources import iis_config as iis
 
 FORMAT = "dagcheck-saved-data"
 VERSION = 1

@@ -60,13 +60,15 @@ def passed_by_check(results: RunResults, href: str, where: str) -> str:
     passes = sum(len(g) for g in groups.values())
     phases = {phase for _, phase in groups}
     link = f"<a href='{_e(href)}'>{_e(where)}</a>" if href else _e(where)
-    intro = (f"<h2 style='margin:12px 0 4px'>Passed checks, one row per check</h2>"
-             f"<p style='margin:2px 0'>{passes} passing verdict(s) of {len(groups)} check(s) are grouped here, not rows "
-             f"of the results table below. That table holds the other {others} verdict(s) (failed, warning, waived, "
-             f"not checked), each with its expected and actual values, remediation and the commands behind it. "
-             f"(pytest-html's Passed box above therefore filters nothing.)</p>"
-             f"<p style='margin:2px 0'>Every passing object, with the commands behind its verdict: the results file "
-             f"{link} (<code>checks[]</code> with <code>\"outcome\": \"pass\"</code>).</p>")
+    intro = (
+        f"<h2 style='margin:12px 0 4px'>Passed checks, one row per check</h2>"
+        f"<p style='margin:2px 0'>{passes} passing verdict(s) of {len(groups)} check(s) are grouped here, not rows "
+        f"of the results table below. That table holds the other {others} verdict(s) (failed, warning, waived, "
+        f"not checked), each with its expected and actual values, remediation and the commands behind it. "
+        f"(pytest-html's Passed box above therefore filters nothing.)</p>"
+        f"<p style='margin:2px 0'>Every passing object, with the commands behind its verdict: the results file "
+        f'{link} (<code>checks[]</code> with <code>"outcome": "pass"</code>).</p>'
+    )
     if not groups:
         return intro + "<p>none</p>"
     rows = []
@@ -77,17 +79,22 @@ def passed_by_check(results: RunResults, href: str, where: str) -> str:
         shown = "".join(f"<li><code>{_e(cmd)}</code></li>" for cmd in commands[:MAX_COMMANDS])
         more = f"<li>and {len(commands) - MAX_COMMANDS} more (results file)</li>" if len(commands) > MAX_COMMANDS else ""
         # <details> opens without JavaScript and costs the browser no layout while closed.
-        listing = (f"<details><summary>{len(group)} object(s) on {len(servers)} server(s)</summary>"
-                   f"{_e(', '.join(servers))}</details>")
+        listing = (
+            f"<details><summary>{len(group)} object(s) on {len(servers)} server(s)</summary>{_e(', '.join(servers))}</details>"
+        )
         phase_cell = f"<td style='{CELL}'>{_e(phase)}</td>" if len(phases) > 1 else ""
-        rows.append(f"<tr style='background:{COLOURS['pass']}'><td style='{CELL}'><b>{_e(cid)}</b></td>{phase_cell}"
-                    f"<td style='{CELL}'>{_e(first.title)}</td><td style='{CELL}'>{_e(first.severity)}</td>"
-                    f"<td style='{CELL}'>{listing}</td><td style='{CELL}'><ul style='margin:0;padding-left:1.2em'>"
-                    f"{shown}{more}</ul></td></tr>")
+        rows.append(
+            f"<tr style='background:{COLOURS['pass']}'><td style='{CELL}'><b>{_e(cid)}</b></td>{phase_cell}"
+            f"<td style='{CELL}'>{_e(first.title)}</td><td style='{CELL}'>{_e(first.severity)}</td>"
+            f"<td style='{CELL}'>{listing}</td><td style='{CELL}'><ul style='margin:0;padding-left:1.2em'>"
+            f"{shown}{more}</ul></td></tr>"
+        )
     heads = ("check", *(("phase",) if len(phases) > 1 else ()), "title", "severity", "passed on", "commands behind it")
     head = "".join(f"<th style='{CELL}background:#f5f5f5'>{h}</th>" for h in heads)
-    return (f"{intro}<table class='dagcheck-passed' style='border-collapse:collapse;font-size:13px'>"
-            f"<tr>{head}</tr>{''.join(rows)}</table>")
+    return (
+        f"{intro}<table class='dagcheck-passed' style='border-collapse:collapse;font-size:13px'>"
+        f"<tr>{head}</tr>{''.join(rows)}</table>"
+    )
 
 
 def without_javascript(rows: list[tuple[str, CheckResult]]) -> str:
@@ -109,12 +116,15 @@ def without_javascript(rows: list[tuple[str, CheckResult]]) -> str:
         f"<td style='{CELL}'>{_e(c.severity)}</td><td style='{CELL}'>{_e(c.server)}: {_e(c.object)}</td>"
         f"<td style='{CELL}'>{_e(c.expected)}</td><td style='{CELL}'>{_e(c.actual)}</td>"
         f"<td style='{CELL}'><code>{_e(c.remediation)}</code></td><td style='{CELL}'>{_e(c.message)}</td></tr>"
-        for nodeid, c in rows)
-    return (f"<div id='{STATIC_TABLE}' style='color:#222;overflow-wrap:anywhere'><h3 style='margin:10px 0 4px'>"
-            f"Results: every verdict that is not a pass ({len(rows)})</h3><p>JavaScript is off, so pytest-html's "
-            "results table below stays empty; these are its rows.</p><div style='overflow-x:auto;max-width:100%'>"
-            f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{body}</table></div></div>"
-            f"<script>document.getElementById('{STATIC_TABLE}').style.display = 'none';</script>")
+        for nodeid, c in rows
+    )
+    return (
+        f"<div id='{STATIC_TABLE}' style='color:#222;overflow-wrap:anywhere'><h3 style='margin:10px 0 4px'>"
+        f"Results: every verdict that is not a pass ({len(rows)})</h3><p>JavaScript is off, so pytest-html's "
+        "results table below stays empty; these are its rows.</p><div style='overflow-x:auto;max-width:100%'>"
+        f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{body}</table></div></div>"
+        f"<script>document.getElementById('{STATIC_TABLE}').style.display = 'none';</script>"
+    )
 
 
 STATIC_TABLE = "dagcheck-results-without-javascript"

@@ -83,8 +83,7 @@ def _why(exc: Exception) -> str:
     return str(exc)
 
 
-def previous(reports: Path, scope: str, exclude: Path | None = None,
-             damaged: list[str] | None = None) -> RunResults | None:
+def previous(reports: Path, scope: str, exclude: Path | None = None, damaged: list[str] | None = None) -> RunResults | None:
     """The digest of the latest nightly run of this scope before this one (its failing verdicts); a damaged
     kept file is skipped and named in `damaged`."""
     runs = [made for path, made in nightly_digests(reports, scope, damaged) if path != exclude]
@@ -117,7 +116,7 @@ def _servers(scope: object) -> frozenset[str] | None:
     """The servers of a scope, in this form or the earlier `<inventory path>|<servers>`."""
     if not isinstance(scope, str):
         return None
-    names = scope[len("servers:"):] if scope.startswith("servers:") else scope.rpartition("|")[2]
+    names = scope[len("servers:") :] if scope.startswith("servers:") else scope.rpartition("|")[2]
     return frozenset(n.lower() for n in names.split(",") if n)
 
 
@@ -139,7 +138,10 @@ def why_none(reports: Path, scope: str) -> str:
     if latest is None:
         return "no previous nightly run to compare with"
     before, now = _servers(latest.run.get("scope")) or frozenset(), _servers(scope) or frozenset()
-    changed = [f"{label} {', '.join(sorted(names))}" for label, names in (("added", now - before), ("removed", before - now))
-               if names]
-    return (f"nothing to compare with: the last nightly run ({latest.run.get('started', '')}) checked other servers "
-            f"({'; '.join(changed)}), so this run starts a new history")
+    changed = [
+        f"{label} {', '.join(sorted(names))}" for label, names in (("added", now - before), ("removed", before - now)) if names
+    ]
+    return (
+        f"nothing to compare with: the last nightly run ({latest.run.get('started', '')}) checked other servers "
+        f"({'; '.join(changed)}), so this run starts a new history"
+    )

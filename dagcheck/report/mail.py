@@ -43,14 +43,24 @@ class EmailSettings:
     @classmethod
     def from_inventory(cls, raw: dict[str, Any]) -> EmailSettings:
         security = raw.get("security", "starttls")
-        return cls(raw["host"], int(raw.get("port", {"tls": 465, "starttls": 587}.get(security, 25))), security,
-                   raw["sender"], tuple(raw["recipients"]), raw.get("when", "always"), raw.get("username"),
-                   raw.get("password_env"), raw.get("ca_file"), float(raw.get("timeout", 30)),
-                   bool(raw.get("allow_cleartext_credentials", False)))
+        return cls(
+            raw["host"],
+            int(raw.get("port", {"tls": 465, "starttls": 587}.get(security, 25))),
+            security,
+            raw["sender"],
+            tuple(raw["recipients"]),
+            raw.get("when", "always"),
+            raw.get("username"),
+            raw.get("password_env"),
+            raw.get("ca_file"),
+            float(raw.get("timeout", 30)),
+            bool(raw.get("allow_cleartext_credentials", False)),
+        )
 
 
-def from_run(raw: dict[str, Any] | None, to: list[str], when: str | None, smtp: str | None,
-             sender: str | None, security: str | None = None) -> EmailSettings | None:
+def from_run(
+    raw: dict[str, Any] | None, to: list[str], when: str | None, smtp: str | None, sender: str | None, security: str | None = None
+) -> EmailSettings | None:
     """The inventory's report.email with the command line's --mail-to/--mail-when/--smtp/--mail-from/
     --smtp-security over it; None when nothing asks for mail. Raises ValueError naming what is missing
     or wrong."""
@@ -59,8 +69,9 @@ def from_run(raw: dict[str, Any] | None, to: list[str], when: str | None, smtp: 
         merged["security"] = security
     if not merged and not (to or smtp or sender):
         if when not in (None, "never"):
-            raise ValueError(f"--mail-when {when}: no mail is set up; give --smtp, --mail-from and --mail-to, "
-                             "or report.email in the inventory")
+            raise ValueError(
+                f"--mail-when {when}: no mail is set up; give --smtp, --mail-from and --mail-to, or report.email in the inventory"
+            )
         return None
     if smtp:
         host, _, port = smtp.rpartition(":") if smtp.rpartition(":")[2].isdigit() else (smtp, "", "")
@@ -73,8 +84,11 @@ def from_run(raw: dict[str, Any] | None, to: list[str], when: str | None, smtp: 
         merged["sender"] = sender
     if when:
         merged["when"] = when
-    missing = [f"{name} ({flag})" for name, flag in (("host", "--smtp"), ("sender", "--mail-from"),
-                                                      ("recipients", "--mail-to")) if not merged.get(name)]
+    missing = [
+        f"{name} ({flag})"
+        for name, flag in (("host", "--smtp"), ("sender", "--mail-from"), ("recipients", "--mail-to"))
+        if not merged.get(name)
+    ]
     if missing:
         raise ValueError(f"email: {', '.join(missing)} not set, on the command line or in report.email")
     if merged.get("when") == "never":
@@ -90,17 +104,25 @@ def _refuse_cleartext(settings: EmailSettings, from_flag: bool) -> None:
     if settings.security != "none" or not settings.username or settings.allow_cleartext_credentials:
         return
     where = "--smtp-security none" if from_flag else "report.email.security: none"
-    raise ValueError(f"email: {where} with report.email.username {settings.username!r} would send the password in "
-                     "clear; use --smtp-security starttls or tls, drop the username for an open relay, or set "
-                     "report.email.allow_cleartext_credentials: true in the inventory for a trusted network")
+    raise ValueError(
+        f"email: {where} with report.email.username {settings.username!r} would send the password in "
+        "clear; use --smtp-security starttls or tls, drop the username for an open relay, or set "
+        "report.email.allow_cleartext_credentials: true in the inventory for a trusted network"
+    )
 
 
 def due(settings: EmailSettings, failing: bool, changed: bool) -> bool:
     return settings.when == "always" or (settings.when == "on_failure" and failing) or (settings.when == "on_change" and changed)
 
 
-def build(settings: EmailSettings, subject: str, html_body: str, attachment: Path | None, text_body: str = "",
-          images: dict[str, bytes] | None = None) -> EmailMessage:
+def build(
+    settings: EmailSettings,
+    subject: str,
+    html_body: str,
+    attachment: Path | None,
+    text_body: str = "",
+    images: dict[str, bytes] | None = None,
+) -> EmailMessage:
     """The message: text and HTML alternatives; each of `images` (content id -> PNG) a related part of the
     HTML, which refers to it as `cid:<content id>`; the report file attached."""
     msg = EmailMessage()
@@ -113,8 +135,7 @@ def build(settings: EmailSettings, subject: str, html_body: str, attachment: Pat
     msg.add_alternative(html_body, subtype="html")
     html_part = msg.get_payload()[1]
     for cid, png in (images or {}).items():
-        html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline",
-                              filename=f"{cid.partition('@')[0]}.png")
+        html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline", filename=f"{cid.partition('@')[0]}.png")
     if attachment is not None and attachment.is_file():
         msg.add_attachment(attachment.read_text(encoding="utf-8"), subtype="html", charset="utf-8", filename=attachment.name)
     return msg

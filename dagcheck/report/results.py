@@ -24,15 +24,23 @@ SCHEMA_FILE = Path(__file__).with_name("results.schema.json")
 
 # Check id prefix -> area of the matrix (the ids are in checks/*.py, see dagcheck/catalogue.py).
 AREAS: dict[str, str] = {
-    "DAG-COPY": "copies", "DAG-DB": "copies", "DAG-REPL": "copies", "DAG-RED": "copies", "DAG-ONE": "copies",
+    "DAG-COPY": "copies",
+    "DAG-DB": "copies",
+    "DAG-REPL": "copies",
+    "DAG-RED": "copies",
+    "DAG-ONE": "copies",
     "DAG-ACT": "copies",
-    "DAG-QUEUE": "queues", "DAG-TRANS": "queues",
+    "DAG-QUEUE": "queues",
+    "DAG-TRANS": "queues",
     "DAG-COMP": "components",
-    "DAG-CLU": "cluster", "DAG-DAG": "cluster", "DAG-QUORUM": "cluster",
+    "DAG-CLU": "cluster",
+    "DAG-DAG": "cluster",
+    "DAG-QUORUM": "cluster",
     "DAG-BUILD": "builds",
     "DAG-EP": "Extended Protection",
     "DAG-AUTOD": "Autodiscover",
-    "HOST": "host", "DAG-SVC": "host",
+    "HOST": "host",
+    "DAG-SVC": "host",
     "DAG-DRIFT": "configuration drift",  # post-maintenance only: its own section, not a column of the matrix
 }
 AREA_ORDER = ("copies", "queues", "components", "cluster", "builds", "Extended Protection", "Autodiscover", "host")
@@ -76,8 +84,13 @@ class RunResults:
     drift: list[dict[str, Any]] = field(default_factory=list)  # dagcheck.drift.Drift.to_json(), per server
 
     def to_json(self) -> dict[str, Any]:
-        out = {"schema_version": self.schema_version, "run": self.run, "inventory": self.inventory,
-               "checks": [asdict(c) for c in self.checks], "waivers": self.waivers}
+        out = {
+            "schema_version": self.schema_version,
+            "run": self.run,
+            "inventory": self.inventory,
+            "checks": [asdict(c) for c in self.checks],
+            "waivers": self.waivers,
+        }
         return out | ({"drift": self.drift} if self.drift else {})
 
     @classmethod
@@ -93,14 +106,21 @@ class RunResults:
             if not isinstance(run.get(key, ""), str):
                 raise ValueError(f"run.{key} is a JSON {type(run[key]).__name__}, not a string")
         dags = inventory.get("dags", {})
-        if not isinstance(dags, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v)
-                                                 for v in dags.values()):
+        if not isinstance(dags, dict) or not all(
+            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in dags.values()
+        ):
             raise ValueError("inventory.dags is not an object of server-name lists")
         checks = data.get("checks")
         if not isinstance(checks, list):
             raise ValueError("checks is not a list")
-        return cls(run, inventory, [_check(i, c) for i, c in enumerate(checks)],
-                   data["schema_version"], _object(data, "waivers", {}), data.get("drift", []) or [])
+        return cls(
+            run,
+            inventory,
+            [_check(i, c) for i, c in enumerate(checks)],
+            data["schema_version"],
+            _object(data, "waivers", {}),
+            data.get("drift", []) or [],
+        )
 
     def failing(self) -> list[CheckResult]:
         return [c for c in self.checks if c.outcome in ("fail", "warn")]

@@ -41,8 +41,10 @@ def _verdict(results: RunResults) -> tuple[str, str]:
     if planned:
         extra += f"; {len(planned)} server(s) not checked: {', '.join(planned)} (planned maintenance)"
     if fails:
-        return "fail", (f"NOT HEALTHY: {dags} — {len({c.id for c in fails})} critical check(s) failed on "
-                        f"{len(fails)} object(s), {len(warns)} warning(s){extra}")
+        return "fail", (
+            f"NOT HEALTHY: {dags} — {len({c.id for c in fails})} critical check(s) failed on "
+            f"{len(fails)} object(s), {len(warns)} warning(s){extra}"
+        )
     if warns:
         return "warn", f"HEALTHY WITH WARNINGS: {dags} — {len(warns)} warning(s), no critical failure{extra}"
     return "pass", f"HEALTHY: {dags} — {len(results.checks)} check(s) passed or not applicable{extra}"
@@ -84,8 +86,10 @@ def _matrix(results: RunResults, dag: str, servers: list[str]) -> str:
             text = " ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -RANK[kv[0]]))
             tds.append(f"<td style='{CELL}background:{COLOURS[worst]}'><b>{_e(worst)}</b><br>{_e(text)}</td>")
         rows.append(f"<tr><th style='{CELL}text-align:left'>{_e(server)}</th>{''.join(tds)}</tr>")
-    return (f"<h3 style='margin:8px 0 4px'>DAG {_e(dag)}</h3>{TABLE}"
-            f"<tr><th style='{CELL}'>server</th>{head}</tr>{''.join(rows)}{END_TABLE}")
+    return (
+        f"<h3 style='margin:8px 0 4px'>DAG {_e(dag)}</h3>{TABLE}"
+        f"<tr><th style='{CELL}'>server</th>{head}</tr>{''.join(rows)}{END_TABLE}"
+    )
 
 
 def _grouped(items: list[CheckResult]) -> str:
@@ -97,16 +101,24 @@ def _grouped(items: list[CheckResult]) -> str:
         first = group[0]
         where = "; ".join(sorted({f"{c.server}: {c.object}" if c.object != c.server else c.server for c in group}))
         detail = first.actual or first.message
-        reason = f"<br><i>waived: {_e(first.waiver.get('reason', ''))} ({_e(first.waiver.get('owner', ''))}, until " \
-                 f"{_e(first.waiver.get('expires', ''))})</i>" if first.waiver else ""
-        rows.append(f"<tr style='background:{COLOURS[first.outcome]}'><td style='{CELL}'><b>{_e(cid)}</b></td>"
-                    f"<td style='{CELL}'>{_e(first.outcome)}</td><td style='{CELL}'>{_e(first.title)}</td>"
-                    f"<td style='{CELL}'>{len(group)}: {_e(where)}</td><td style='{CELL}'>{_e(detail)}{reason}</td>"
-                    f"<td style='{CELL}'><code>{_e(first.remediation)}</code></td></tr>")
+        reason = (
+            f"<br><i>waived: {_e(first.waiver.get('reason', ''))} ({_e(first.waiver.get('owner', ''))}, until "
+            f"{_e(first.waiver.get('expires', ''))})</i>"
+            if first.waiver
+            else ""
+        )
+        rows.append(
+            f"<tr style='background:{COLOURS[first.outcome]}'><td style='{CELL}'><b>{_e(cid)}</b></td>"
+            f"<td style='{CELL}'>{_e(first.outcome)}</td><td style='{CELL}'>{_e(first.title)}</td>"
+            f"<td style='{CELL}'>{len(group)}: {_e(where)}</td><td style='{CELL}'>{_e(detail)}{reason}</td>"
+            f"<td style='{CELL}'><code>{_e(first.remediation)}</code></td></tr>"
+        )
     if not rows:
         return "<p>none</p>"
-    head = "".join(f"<th style='{CELL}background:#f5f5f5'>{h}</th>"
-                   for h in ("check", "outcome", "title", "servers / objects", "actual", "remediation"))
+    head = "".join(
+        f"<th style='{CELL}background:#f5f5f5'>{h}</th>"
+        for h in ("check", "outcome", "title", "servers / objects", "actual", "remediation")
+    )
     return f"{TABLE}<tr>{head}</tr>{''.join(rows)}{END_TABLE}"
 
 
@@ -122,13 +134,17 @@ def changes(current: RunResults, previous: RunResults | None) -> tuple[list[Chec
 def render(results: RunResults, previous: RunResults | None, trend_html: str = "", standalone: bool = False) -> str:
     state, line = verdict(results)
     colour = {"fail": "#b00020", "warn": "#8a6d00", "pass": "#1b6e20"}[state]
-    parts = [f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222;overflow-wrap:anywhere'>"
-             f"<p style='font-size:20px;font-weight:bold;color:{colour};margin:4px 0'>{_e(line)}</p>",
-             f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
-             f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>"]
+    parts = [
+        f"<div style='font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222;overflow-wrap:anywhere'>"
+        f"<p style='font-size:20px;font-weight:bold;color:{colour};margin:4px 0'>{_e(line)}</p>",
+        f"<p style='margin:2px 0;color:#555'>Run {_e(results.run.get('started', ''))} · {_e(results.run.get('kind', ''))}"
+        f" · phase {_e(results.run.get('phase', ''))} · inventory {_e(results.inventory.get('file', ''))}</p>",
+    ]
     parts += [f"<p style='margin:2px 0;color:#8a4b00;font-weight:bold'>{_e(n)}</p>" for n in results.run.get("notices", [])]
-    parts += [f"<p style='margin:2px 0;color:#555;font-weight:bold'>Not checked: {_e(m['server'])} — "
-              f"{_e(maintenance_text(m))}</p>" for m in planned_maintenance(results)]
+    parts += [
+        f"<p style='margin:2px 0;color:#555;font-weight:bold'>Not checked: {_e(m['server'])} — {_e(maintenance_text(m))}</p>"
+        for m in planned_maintenance(results)
+    ]
     for dag, servers in results.inventory.get("dags", {}).items():
         parts.append(_matrix(results, dag, servers))
     parts.append("<h3 style='margin:10px 0 4px'>Failures by check</h3>" + _grouped(results.failing()))
@@ -154,9 +170,11 @@ def render(results: RunResults, previous: RunResults | None, trend_html: str = "
     body = "".join(parts)
     if not standalone:
         return body
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>dagcheck summary</title></head>"
-            f"<body style='margin:12px'>{body}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>dagcheck summary</title></head>"
+        f"<body style='margin:12px'>{body}</body></html>"
+    )
 
 
 DRIFT_COLOURS = {"expected": COLOURS["pass"], "unexpected": COLOURS["warn"], "critical": COLOURS["fail"]}
@@ -164,8 +182,10 @@ DRIFT_COLOURS = {"expected": COLOURS["pass"], "unexpected": COLOURS["warn"], "cr
 
 def _drift(d: dict) -> str:
     """One server's settings that differ from its baseline taken before maintenance (dagcheck/drift.py)."""
-    head = (f"<p style='margin:4px 0'><b>{_e(d['server'])}</b>: {d['compared']} setting(s) compared with the baseline "
-            f"taken {_e(d['baseline_taken'])} before entering maintenance; {len(d['differences'])} differ.</p>")
+    head = (
+        f"<p style='margin:4px 0'><b>{_e(d['server'])}</b>: {d['compared']} setting(s) compared with the baseline "
+        f"taken {_e(d['baseline_taken'])} before entering maintenance; {len(d['differences'])} differ.</p>"
+    )
     skipped = "".join(f"<li>not compared: {_e(area)}: {_e(why)}</li>" for area, why in d["not_compared"].items())
     if not d["differences"]:
         return head + (f"<ul>{skipped}</ul>" if skipped else "")
@@ -174,9 +194,9 @@ def _drift(d: dict) -> str:
         f"<tr style='background:{DRIFT_COLOURS[x['verdict']]}'><td style='{CELL}'><b>{_e(x['verdict'])}</b></td>"
         f"<td style='{CELL}'>{_e(x['area'])}</td><td style='{CELL}'>{_e(x['item'])} {_e(x['name'])}</td>"
         f"<td style='{CELL}'>{_e(_shown(x['before']))}</td><td style='{CELL}'>{_e(_shown(x['after']))}</td></tr>"
-        for x in d["differences"])
-    table = (f"{TABLE}<tr>"
-             + "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols) + f"</tr>{rows}{END_TABLE}")
+        for x in d["differences"]
+    )
+    table = f"{TABLE}<tr>" + "".join(f"<th style='{CELL}background:#f5f5f5'>{c}</th>" for c in cols) + f"</tr>{rows}{END_TABLE}"
     return head + table + (f"<ul>{skipped}</ul>" if skipped else "")
 
 
@@ -187,8 +207,14 @@ def _shown(value: str | None) -> str:
 def _resolved(items: list[CheckResult]) -> str:
     if not items:
         return "<p>none</p>"
-    return "<ul>" + "".join(f"<li><b>{_e(c.id)}</b> {_e(c.title)} — {_e(c.server)}: {_e(c.object)}</li>"
-                            for c in sorted(items, key=lambda c: c.key)) + "</ul>"
+    return (
+        "<ul>"
+        + "".join(
+            f"<li><b>{_e(c.id)}</b> {_e(c.title)} — {_e(c.server)}: {_e(c.object)}</li>"
+            for c in sorted(items, key=lambda c: c.key)
+        )
+        + "</ul>"
+    )
 
 
 def _waiver(w: dict[str, str]) -> str:
@@ -212,8 +238,11 @@ def text(results: RunResults, previous: RunResults | None) -> str:
         where = c.server if c.object in ("", c.server) else f"{c.server}: {c.object}"
         lines.append(f"- {c.outcome.upper()} {c.id} {c.title} — {where}")
         actual = c.actual or (c.message.splitlines() or [""])[0]
-        lines += [f"    {label}: {value}" for label, value in (("expected", c.expected), ("actual", actual),
-                                                                   ("do", c.remediation)) if value]
+        lines += [
+            f"    {label}: {value}"
+            for label, value in (("expected", c.expected), ("actual", actual), ("do", c.remediation))
+            if value
+        ]
     new, resolved = changes(results, previous)
     if previous is None:
         lines += ["", f"New since the last run: {no_previous(results)}"]

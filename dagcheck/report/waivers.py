@@ -24,12 +24,21 @@ class Waiver:
     matched: int = field(default=0, compare=False)
 
     def describe(self) -> dict[str, str]:
-        return {"check": self.check, "server": self.server, "object": self.object, "reason": self.reason,
-                "owner": self.owner, "expires": self.expires.isoformat()}
+        return {
+            "check": self.check,
+            "server": self.server,
+            "object": self.object,
+            "reason": self.reason,
+            "owner": self.owner,
+            "expires": self.expires.isoformat(),
+        }
 
     def covers(self, check_id: str, server: str, obj: str) -> bool:
-        return (check_id == self.check and fnmatchcase(server.lower(), self.server.lower())
-                and fnmatchcase(obj.lower(), self.object.lower()))
+        return (
+            check_id == self.check
+            and fnmatchcase(server.lower(), self.server.lower())
+            and fnmatchcase(obj.lower(), self.object.lower())
+        )
 
     def active(self, today: dt.date) -> bool:
         return today <= self.expires
@@ -64,5 +73,7 @@ class Waivers:
         return None
 
     def review(self) -> dict[str, list[dict[str, str]]]:
-        return {"expired": [w.describe() for w in self.waivers if not w.active(self.today)],
-                "unmatched": [w.describe() for w in self.waivers if w.matched == 0]}
+        return {
+            "expired": [w.describe() for w in self.waivers if not w.active(self.today)],
+            "unmatched": [w.describe() for w in self.waivers if w.matched == 0],
+        }

@@ -177,8 +177,16 @@ def _load_builds(path: Path, _mtime: int, _size: int) -> BuildTable:
         if su_build[:3] != cu_build[:3] or su_build < cu_build:
             raise TableError(path, n, f"latest_su_build {r['latest_su_build']} is not an SU of cu_build {r['cu_build']}")
         _date(path, n, "latest_su_date", r["latest_su_date"])
-        cus.append(SupportedCU(_text(path, n, "product", r["product"]), _text(path, n, "cu", r["cu"]), cu_build,
-                               _text(path, n, "latest_su", r["latest_su"]), su_build, r["latest_su_date"]))
+        cus.append(
+            SupportedCU(
+                _text(path, n, "product", r["product"]),
+                _text(path, n, "cu", r["cu"]),
+                cu_build,
+                _text(path, n, "latest_su", r["latest_su"]),
+                su_build,
+                r["latest_su_date"],
+            )
+        )
     return BuildTable(path, as_of, tuple(cus))
 
 
@@ -191,16 +199,26 @@ def _load_lifecycle(path: Path, _mtime: int, _size: int) -> LifecycleTable:
         esu = _date(path, n, "esu_end", r["esu_end"]) if r["esu_end"] else None
         if eos is not None and not r["move_to"]:
             raise TableError(path, n, "move_to is empty: an out-of-support row must say what to move to")
-        out.append(LifecycleRow(_text(path, n, "product", r["product"]), _text(path, n, "cu", r["cu"]),
-                                _build(path, n, "cu_build", r["cu_build"]),
-                                _date(path, n, "release_date", r["release_date"]), eos, esu, r["move_to"]))
+        out.append(
+            LifecycleRow(
+                _text(path, n, "product", r["product"]),
+                _text(path, n, "cu", r["cu"]),
+                _build(path, n, "cu_build", r["cu_build"]),
+                _date(path, n, "release_date", r["release_date"]),
+                eos,
+                esu,
+                r["move_to"],
+            )
+        )
     return LifecycleTable(path, as_of, tuple(out))
 
 
 def load_tables(build_table: Path | None = None, lifecycle_table: Path | None = None) -> Tables:
     """The tables a run uses: the package's, or the files an administrator named (TableError if bad)."""
-    return Tables(load_build_table(Path(build_table) if build_table else TABLE),
-                  load_lifecycle_table(Path(lifecycle_table) if lifecycle_table else LIFECYCLE_TABLE))
+    return Tables(
+        load_build_table(Path(build_table) if build_table else TABLE),
+        load_lifecycle_table(Path(lifecycle_table) if lifecycle_table else LIFECYCLE_TABLE),
+    )
 
 
 def default_tables() -> Tables:
@@ -221,9 +239,11 @@ def stale_tables(tables: Tables, today: dt.date) -> list[str]:
     out = []
     for name, option, table in (("build", "--build-table", tables.builds), ("lifecycle", "--lifecycle-table", tables.lifecycle)):
         if stale(table.as_of, today):
-            out.append(f"the {name} table {table.path} is {(today - table.as_of).days} days old (as of {table.as_of}, "
-                       f"more than {STALE_AFTER_DAYS}): its verdicts may miss newer releases; update it or point "
-                       f"{option} at a newer file")
+            out.append(
+                f"the {name} table {table.path} is {(today - table.as_of).days} days old (as of {table.as_of}, "
+                f"more than {STALE_AFTER_DAYS}): its verdicts may miss newer releases; update it or point "
+                f"{option} at a newer file"
+            )
     return out
 
 
@@ -256,8 +276,11 @@ def name(build: Build, tables: Tables | None = None) -> str:
         return f"{cu.product} {cu.cu}{su} ({show(build)})"
     row = lifecycle_of(build, tables)
     if row is not None:
-        return (f"{row.product} {row.cu} ({show(build)})" if row.cu != "*"
-                else f"{row.product}, a CU not in the lifecycle table ({show(build)})")
+        return (
+            f"{row.product} {row.cu} ({show(build)})"
+            if row.cu != "*"
+            else f"{row.product}, a CU not in the lifecycle table ({show(build)})"
+        )
     return f"build {show(build)}, not a known Exchange product"
 
 
@@ -283,13 +306,20 @@ def support(build: Build, today: dt.date, tables: Tables | None = None) -> Suppo
     row = lifecycle_of(build, tables)
     label = name(build, tables)
     if row is None:
-        return Support(None, f"{label}: the lifecycle table (as of {tables.lifecycle.as_of}) knows no such product",
-                       "a supported Exchange product (see the lifecycle table)")
+        return Support(
+            None,
+            f"{label}: the lifecycle table (as of {tables.lifecycle.as_of}) knows no such product",
+            "a supported Exchange product (see the lifecycle table)",
+        )
     if row.end_of_support is None or row.end_of_support > today:
         return Support(row, None, "")
-    esu = (f"; Extended Security Updates ended {row.esu_end}" if row.esu_end and row.esu_end <= today else
-           f"; security updates only under the paid ESU programme, until {row.esu_end}" if row.esu_end else
-           "; this CU had no Extended Security Updates")
+    esu = (
+        f"; Extended Security Updates ended {row.esu_end}"
+        if row.esu_end and row.esu_end <= today
+        else f"; security updates only under the paid ESU programme, until {row.esu_end}"
+        if row.esu_end
+        else "; this CU had no Extended Security Updates"
+    )
     return Support(row, f"{label} is out of support since {row.end_of_support}{esu}", row.move_to)
 
 
@@ -304,13 +334,16 @@ def currency(exsetup: Build, tables: Tables | None = None) -> str | None:
     cu = cu_of(exsetup, tables)
     if cu is None:
         if _newest_known(exsetup, tables):
-            return (f"{show(exsetup)} is newer than every CU the build table (as of {tables.builds.as_of}) knows: "
-                    "dagcheck cannot judge its SU level; point --build-table at a newer table")
-        return (f"{name(exsetup, tables)} is not a CU that still receives Security Updates "
-                f"(supported: {', '.join(f'{c.product} {c.cu}' for c in tables.builds.cus)})")
+            return (
+                f"{show(exsetup)} is newer than every CU the build table (as of {tables.builds.as_of}) knows: "
+                "dagcheck cannot judge its SU level; point --build-table at a newer table"
+            )
+        return (
+            f"{name(exsetup, tables)} is not a CU that still receives Security Updates "
+            f"(supported: {', '.join(f'{c.product} {c.cu}' for c in tables.builds.cus)})"
+        )
     if exsetup < cu.latest_su_build:
-        return (f"{cu.product} {cu.cu} at {show(exsetup)} lacks {cu.latest_su} ({show(cu.latest_su_build)}, "
-                f"{cu.latest_su_date})")
+        return f"{cu.product} {cu.cu} at {show(exsetup)} lacks {cu.latest_su} ({show(cu.latest_su_build)}, {cu.latest_su_date})"
     return None
 
 
@@ -326,8 +359,10 @@ class RollingParity:
 
     def progress(self) -> str:
         where = f" ({', '.join(self.left)} on {', '.join(map(show, self.old))})" if self.left else ""
-        return (f"{len(self.patched)} of {len(self.patched) + len(self.left)} members on {show(self.target)}, "
-                f"{len(self.left)} left{where}")
+        return (
+            f"{len(self.patched)} of {len(self.patched) + len(self.left)} members on {show(self.target)}, "
+            f"{len(self.left)} left{where}"
+        )
 
 
 def rolling_parity(builds: dict[str, Build], target: Build | None) -> RollingParity:
@@ -340,8 +375,12 @@ def rolling_parity(builds: dict[str, Build], target: Build | None) -> RollingPar
     old = tuple(sorted({builds[m] for m in left}))
     problem = None
     if len(old) > 1:
-        problem = ("members not on the target " + show(goal) + " are on more than one build: "
-                   + ", ".join(f"{m}={show(builds[m])}" for m in left))
+        problem = (
+            "members not on the target "
+            + show(goal)
+            + " are on more than one build: "
+            + ", ".join(f"{m}={show(builds[m])}" for m in left)
+        )
     elif old and old[0] > goal:
         problem = f"{', '.join(left)} run {show(old[0])}, newer than the window's target {show(goal)}"
     return RollingParity(goal, old, patched, left, problem)

@@ -27,8 +27,7 @@ def bound_to(cert: ExchangeCertificate, bindings: Iterable[SslBinding], connecto
     TLS bindings (what IIS really serves), and receive connectors that name it for STARTTLS."""
     uses = [f"{service} (Services)" for service in ("IIS", "SMTP") if service in cert.services]
     uses += [f"{b.site} ({b.endpoint})" for b in bindings if b.thumbprint == cert.thumbprint]
-    uses += [f"SMTP (receive connector {name})" for name, tls in sorted(connector_names.items())
-             if tls_name_matches(tls, cert)]
+    uses += [f"SMTP (receive connector {name})" for name, tls in sorted(connector_names.items()) if tls_name_matches(tls, cert)]
     return tuple(dict.fromkeys(uses))
 
 

@@ -32,8 +32,10 @@ def clock_findings(server: str, readings: Mapping[str, ClockReading], tolerance:
     mine = readings[server.lower()]
     findings = []
     if mine.offset is not None and abs(mine.offset) - mine.uncertainty > tolerance:
-        findings.append(f"{mine.server}'s clock is {abs(mine.offset):.1f} s {'ahead of' if mine.offset > 0 else 'behind'} "
-                        f"the jump host (± {mine.uncertainty:.2f} s for the call)")
+        findings.append(
+            f"{mine.server}'s clock is {abs(mine.offset):.1f} s {'ahead of' if mine.offset > 0 else 'behind'} "
+            f"the jump host (± {mine.uncertainty:.2f} s for the call)"
+        )
     others = [r for m, r in readings.items() if m != server.lower()]
     if not others:
         return findings
@@ -51,6 +53,8 @@ def clock_findings(server: str, readings: Mapping[str, ClockReading], tolerance:
     agree = [r for r in others if abs(apart(r)) - (mine.uncertainty + r.uncertainty) <= tolerance]
     if len(agree) * 2 < len(others):
         gap = statistics.median(apart(r) for r in others)
-        findings.append(f"{mine.server}'s clock is {abs(gap):.1f} s {'ahead of' if gap > 0 else 'behind'} the "
-                        f"other members' ({', '.join(sorted(r.server for r in others))})")
+        findings.append(
+            f"{mine.server}'s clock is {abs(gap):.1f} s {'ahead of' if gap > 0 else 'behind'} the "
+            f"other members' ({', '.join(sorted(r.server for r in others))})"
+        )
     return findings

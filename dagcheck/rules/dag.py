@@ -48,8 +48,9 @@ def quorum_after_pausing(nodes: Iterable[ClusterNode], paused: str, status: DagS
     return Quorum(present + (1 if witness_used and witness_ok else 0), total, witness_used and witness_ok)
 
 
-def in_maintenance(server: str, components: Iterable[ComponentState], nodes: Iterable[ClusterNode],
-                   mailbox: MailboxServer | None) -> list[str]:
+def in_maintenance(
+    server: str, components: Iterable[ComponentState], nodes: Iterable[ClusterNode], mailbox: MailboxServer | None
+) -> list[str]:
     """The signs that a server is (partly) in maintenance; empty when it is fully in service.
 
     A member counts as busy from the first step of entering (HubTransport Draining by requester
@@ -78,8 +79,12 @@ def lease_since(components: Iterable[ComponentState]) -> dt.datetime | None:
     requester-Maintenance entry that holds a component non-Active (local or remote store). Every host
     reads the same value through Get-ServerComponentState, so it settles who came first. None when no
     component is held by Maintenance (or its timestamps could not be read)."""
-    stamps = [r.timestamp for c in components for r in (*c.local, *c.remote)
-              if r.requester == "Maintenance" and r.state in ("Draining", "Inactive") and r.timestamp is not None]
+    stamps = [
+        r.timestamp
+        for c in components
+        for r in (*c.local, *c.remote)
+        if r.requester == "Maintenance" and r.state in ("Draining", "Inactive") and r.timestamp is not None
+    ]
     return min(stamps) if stamps else None
 
 
@@ -90,9 +95,15 @@ def lease_order(since: dt.datetime | None, server: str) -> tuple[int, dt.datetim
     return (0, None, server) if since is None else (1, since, server)
 
 
-def redundant_copies(database: str, server: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],
-                     mailbox_servers: Mapping[str, MailboxServer], maintenance: Mapping[str, list[str]],
-                     copy_queue_max: int, replay_queue_max: int) -> tuple[list[str], list[str]]:
+def redundant_copies(
+    database: str,
+    server: str,
+    copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],
+    mailbox_servers: Mapping[str, MailboxServer],
+    maintenance: Mapping[str, list[str]],
+    copy_queue_max: int,
+    replay_queue_max: int,
+) -> tuple[list[str], list[str]]:
     """(copies that can take over, why each other copy cannot) for a database active on `server`."""
     good, refused = [], []
     for other, copies in copies_by_server.items():
@@ -121,8 +132,7 @@ def redundant_copies(database: str, server: str, copies_by_server: Mapping[str, 
     return good, refused
 
 
-def choose_target(server: str, site_of: Mapping[str, str], hub_active: Mapping[str, bool],
-                  members: Iterable[str]) -> str | None:
+def choose_target(server: str, site_of: Mapping[str, str], hub_active: Mapping[str, bool], members: Iterable[str]) -> str | None:
     """The member that takes the server's messages: HubTransport Active, same AD site first."""
     candidates = [m for m in members if m != server and hub_active.get(m)]
     same_site = [m for m in candidates if site_of.get(m) == site_of.get(server)]
@@ -144,16 +154,16 @@ def odd_ones_out(values: Mapping[str, object]) -> dict[str, object]:
     return dict(values)
 
 
-def unserved_without(member: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]],
-                     held: Iterable[str] | None = None) -> list[str]:
+def unserved_without(
+    member: str, copies_by_server: Mapping[str, Iterable[DatabaseCopyStatus]], held: Iterable[str] | None = None
+) -> list[str]:
     """The databases with a copy on `member` that no other member has Mounted: with the member down
     (planned maintenance) they are dismounted, or about to be. Each entry says where its copies stand.
     held: the member's databases when its own copies could not be read (from the others' view)."""
     mine = sorted({c.database for c in copies_by_server.get(member, ())} | set(held or ()))
     lacking = []
     for database in mine:
-        elsewhere = [c for other, copies in copies_by_server.items() if other != member
-                     for c in copies if c.database == database]
+        elsewhere = [c for other, copies in copies_by_server.items() if other != member for c in copies if c.database == database]
         if not any(c.status == "Mounted" for c in elsewhere):
             lacking.append(f"{database} ({', '.join(f'{c.server} {c.status}' for c in elsewhere) or 'no other copy'})")
     return lacking

@@ -22,20 +22,30 @@ from dagcheck.sources.iis_config import BACK_END, FRONT_END, IisLocation
 # (the stored copies of that file predate it: taken from EXCHANGE-NOTES.md; the front end's Allow is also
 # what the E19_Configured_ApplicationHost.config capture carries).
 IIS_MATRIX: dict[tuple[str, str], str] = {
-    (FRONT_END, "API"): "Require", (BACK_END, "API"): "Require",
-    (FRONT_END, "Autodiscover"): "None", (BACK_END, "Autodiscover"): "None",
-    (FRONT_END, "ecp"): "Require", (BACK_END, "ecp"): "Require",
-    (FRONT_END, "EWS"): "Allow", (BACK_END, "EWS"): "Require",
-    (FRONT_END, "Microsoft-Server-ActiveSync"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync"): "Require",
-    (FRONT_END, "Microsoft-Server-ActiveSync/Proxy"): "Allow", (BACK_END, "Microsoft-Server-ActiveSync/Proxy"): "Require",
+    (FRONT_END, "API"): "Require",
+    (BACK_END, "API"): "Require",
+    (FRONT_END, "Autodiscover"): "None",
+    (BACK_END, "Autodiscover"): "None",
+    (FRONT_END, "ecp"): "Require",
+    (BACK_END, "ecp"): "Require",
+    (FRONT_END, "EWS"): "Allow",
+    (BACK_END, "EWS"): "Require",
+    (FRONT_END, "Microsoft-Server-ActiveSync"): "Allow",
+    (BACK_END, "Microsoft-Server-ActiveSync"): "Require",
+    (FRONT_END, "Microsoft-Server-ActiveSync/Proxy"): "Allow",
+    (BACK_END, "Microsoft-Server-ActiveSync/Proxy"): "Require",
     # Allow on the front end since Outlook for Mac could not download the OAB (CSS-Exchange #1812).
-    (FRONT_END, "OAB"): "Allow", (BACK_END, "OAB"): "Require",
+    (FRONT_END, "OAB"): "Allow",
+    (BACK_END, "OAB"): "Require",
     # None on the front end (Require breaks remote PowerShell), as the E16/E19 configured files write it
     # and as CSS-Exchange's current Get-ExtendedProtectionConfigurationResult lists it (with Allow on the
     # front-end ActiveSync and OAB). Only an earlier HealthChecker version listed Require here.
-    (FRONT_END, "PowerShell"): "None", (BACK_END, "PowerShell"): "Require",
-    (FRONT_END, "owa"): "Require", (BACK_END, "owa"): "Require",
-    (FRONT_END, "Rpc"): "Require", (BACK_END, "Rpc"): "Require",
+    (FRONT_END, "PowerShell"): "None",
+    (BACK_END, "PowerShell"): "Require",
+    (FRONT_END, "owa"): "Require",
+    (BACK_END, "owa"): "Require",
+    (FRONT_END, "Rpc"): "Require",
+    (BACK_END, "Rpc"): "Require",
     (FRONT_END, "mapi"): "Require",
     (BACK_END, "PushNotifications"): "Require",
     (BACK_END, "RpcWithCert"): "Require",
@@ -117,9 +127,12 @@ def judge_location(loc: IisLocation, build: tuple[int, int, int, int], overrides
     mitigable = (loc.site, loc.vdir.lower()) in MITIGATION_SUPPORTED
     if expected == "Require" and mitigable and allow:
         listed = ", ".join(str(r) for r in allow[:5]) + (" ..." if len(allow) > 5 else "")
-        return EpVerdict(True, f"{expected} or an IP allow-list",
-                         f"tokenChecking {actual} with an IP allow-list ({listed})",
-                         f"{where} is mitigated by an IP allow-list instead of Extended Protection")
+        return EpVerdict(
+            True,
+            f"{expected} or an IP allow-list",
+            f"tokenChecking {actual} with an IP allow-list ({listed})",
+            f"{where} is mitigated by an IP allow-list instead of Extended Protection",
+        )
     if actual.startswith("invalid"):
         why = " — IIS refuses this value and the directory fails to load"
     elif LEVELS[actual] > LEVELS[expected]:
@@ -131,8 +144,9 @@ def judge_location(loc: IisLocation, build: tuple[int, int, int, int], overrides
         elif mitigable:
             why += " and no IP allow-list mitigates it"
     shown = f"expected: {expected} or an IP allow-list" if expected == "Require" and mitigable else None
-    return EpVerdict(False, shown.removeprefix("expected: ") if shown else expected, actual,
-                     f"{where} has tokenChecking {actual}{origin}{why}")
+    return EpVerdict(
+        False, shown.removeprefix("expected: ") if shown else expected, actual, f"{where} has tokenChecking {actual}{origin}{why}"
+    )
 
 
 def expected_ssl_flags(site: str, vdir: str) -> tuple[str, ...]:
@@ -153,8 +167,11 @@ def judge_ssl_flags(loc: IisLocation, build: tuple[int, int, int, int]) -> EpVer
     actual = loc.ssl_flags if loc.ssl_flags is not None else "not set (IIS default None)"
     if not missing and not refused:
         return EpVerdict(True, shown, actual, f"{where} has sslFlags {actual}")
-    why = (f"lacks {', '.join(missing)}" if missing else "") + ("; " if missing and refused else "") + \
-        (f"sets {', '.join(refused)}, which refuses remote PowerShell over HTTP" if refused else "")
+    why = (
+        (f"lacks {', '.join(missing)}" if missing else "")
+        + ("; " if missing and refused else "")
+        + (f"sets {', '.join(refused)}, which refuses remote PowerShell over HTTP" if refused else "")
+    )
     return EpVerdict(False, shown, actual, f"{where} has sslFlags {actual}: {why}")
 
 

@@ -18,8 +18,14 @@ def required_free_gb(volume: str, install_volume: str, min_free_gb: int) -> int:
     return max(min_free_gb, SETUP_FREE_GB) if volume.upper() == install_volume.upper() else min_free_gb
 
 
-WINDOWS_SERVER = {9200: "Windows Server 2012", 9600: "Windows Server 2012 R2", 14393: "Windows Server 2016",
-                  17763: "Windows Server 2019", 20348: "Windows Server 2022", 26100: "Windows Server 2025"}
+WINDOWS_SERVER = {
+    9200: "Windows Server 2012",
+    9600: "Windows Server 2012 R2",
+    14393: "Windows Server 2016",
+    17763: "Windows Server 2019",
+    20348: "Windows Server 2022",
+    26100: "Windows Server 2025",
+}
 
 
 def supported_windows(build: tuple[int, int, int, int]) -> dict[int, str]:

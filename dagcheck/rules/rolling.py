@@ -36,12 +36,19 @@ def rolling_order(members: list[MemberFacts]) -> list[MemberFacts]:
 
 
 def explain(member: MemberFacts) -> str:
-    return (f"{member.active_databases} active database(s), {member.copies} copie(s)"
-            + (", holds the PAM (last)" if member.holds_pam else ""))
+    return f"{member.active_databases} active database(s), {member.copies} copie(s)" + (
+        ", holds the PAM (last)" if member.holds_pam else ""
+    )
 
 
-def target_problems(target: Build, member: str, build: Build, dotnet_release: int | None,
-                    others: dict[str, Build], windows_build: int | None = None) -> list[str]:
+def target_problems(
+    target: Build,
+    member: str,
+    build: Build,
+    dotnet_release: int | None,
+    others: dict[str, Build],
+    windows_build: int | None = None,
+) -> list[str]:
     """Why `member` (now on `build`, with .NET `dotnet_release`) cannot go to `target`; [] when it can.
 
     - the target must be a CU that still gets Security Updates (dagcheck/data/exchange_builds.csv): an SU is
@@ -55,11 +62,14 @@ def target_problems(target: Build, member: str, build: Build, dotnet_release: in
     problems = []
     cu = cu_of(target)
     if cu is None:
-        problems.append(f"target {show(target)} is not a CU that still receives Security Updates "
-                        "(dagcheck/data/exchange_builds.csv)")
+        problems.append(
+            f"target {show(target)} is not a CU that still receives Security Updates (dagcheck/data/exchange_builds.csv)"
+        )
     elif target != cu.cu_build and target != cu.latest_su_build and target > cu.latest_su_build:
-        problems.append(f"target {show(target)} is newer than the latest SU dagcheck knows for {cu.product} {cu.cu} "
-                        f"({show(cu.latest_su_build)}): update the build table first")
+        problems.append(
+            f"target {show(target)} is newer than the latest SU dagcheck knows for {cu.product} {cu.cu} "
+            f"({show(cu.latest_su_build)}): update the build table first"
+        )
     if build[:2] != target[:2]:
         problems.append(f"{member} runs {show(build)}: {show(target)} is another product line, not an update of it")
     elif build > target:
@@ -68,15 +78,21 @@ def target_problems(target: Build, member: str, build: Build, dotnet_release: in
     if dotnet_release is None:
         problems.append(f"the .NET Framework release on {member} could not be read (the target needs {dotnet_name(need)})")
     elif dotnet_release < need:
-        problems.append(f"{member} has .NET Framework {dotnet_name(dotnet_release)}; {show(target)} needs "
-                        f"{dotnet_name(need)}: install it first")
+        problems.append(
+            f"{member} has .NET Framework {dotnet_name(dotnet_release)}; {show(target)} needs "
+            f"{dotnet_name(need)}: install it first"
+        )
     supported = supported_windows(target)
     if windows_build is None:
-        problems.append(f"the Windows Server version of {member} could not be read (the target runs on "
-                        f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'})")
+        problems.append(
+            f"the Windows Server version of {member} could not be read (the target runs on "
+            f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'})"
+        )
     elif windows_build not in supported:
-        problems.append(f"{member} runs {windows_name(windows_build)}; {show(target)} is supported on "
-                        f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'} only")
+        problems.append(
+            f"{member} runs {windows_name(windows_build)}; {show(target)} is supported on "
+            f"{', '.join(supported.values()) or 'no Windows Server dagcheck knows'} only"
+        )
     for other, other_build in sorted(others.items()):
         if other_build[:2] != target[:2]:
             problems.append(f"{other} runs {show(other_build)}, which cannot share a DAG with {show(target)}")
@@ -89,5 +105,9 @@ def window_parity(target: Build | None, builds: dict[str, Build], before: dict[s
     """During the rolling window: every member is on its build from before the run or on the target."""
     if target is None:
         return []
-    return [f"{m} runs {show(b)}: neither its build before this rolling run ({show(before[m]) if m in before else 'unknown'}) "
-            f"nor the target {show(target)}" for m, b in sorted(builds.items()) if b != target and b != before.get(m)]
+    return [
+        f"{m} runs {show(b)}: neither its build before this rolling run ({show(before[m]) if m in before else 'unknown'}) "
+        f"nor the target {show(target)}"
+        for m, b in sorted(builds.items())
+        if b != target and b != before.get(m)
+    ]

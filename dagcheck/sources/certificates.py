@@ -89,9 +89,14 @@ def from_der(der: bytes, server: str, label: str = "RawData") -> dict[str, Any]:
         sans = tuple(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         sans = ()
-    return {"thumbprint": hashlib.sha1(der).hexdigest().upper(), "subject": _name(cert.subject),
-            "issuer": _name(cert.issuer), "domains": sans, "not_after": cert.not_valid_after_utc,
-            "not_before": cert.not_valid_before_utc}
+    return {
+        "thumbprint": hashlib.sha1(der).hexdigest().upper(),
+        "subject": _name(cert.subject),
+        "issuer": _name(cert.issuer),
+        "domains": sans,
+        "not_after": cert.not_valid_after_utc,
+        "not_before": cert.not_valid_before_utc,
+    }
 
 
 def _utc(value: Any) -> dt.datetime | None:
@@ -112,14 +117,26 @@ def parse_exchange_certificate(obj: Any, server: str) -> ExchangeCertificate:
         not_after = _utc(prop(obj, "NotAfter"))
         if not_after is None:
             raise ParseError(GET_CERT, f"{thumbprint}.NotAfter", prop(obj, "NotAfter"), "a DateTime, or RawData")
-        fields = {"thumbprint": str(thumbprint).upper(), "subject": text(prop(obj, "Subject")) or "",
-                  "issuer": text(prop(obj, "Issuer")) or "", "not_after": not_after,
-                  "not_before": _utc(prop(obj, "NotBefore")),
-                  "domains": tuple(str(d) for d in (prop(obj, "CertificateDomains") or ()))}
+        fields = {
+            "thumbprint": str(thumbprint).upper(),
+            "subject": text(prop(obj, "Subject")) or "",
+            "issuer": text(prop(obj, "Issuer")) or "",
+            "not_after": not_after,
+            "not_before": _utc(prop(obj, "NotBefore")),
+            "domains": tuple(str(d) for d in (prop(obj, "CertificateDomains") or ())),
+        }
     services = flag_names(obj, GET_CERT, "Services", f"{fields['thumbprint']}.Services") if services_value is not None else ()
-    return ExchangeCertificate(short_name(server), fields["thumbprint"], fields["subject"],
-                               tuple(s for s in services if s != "None"), fields["not_after"], fields["issuer"],
-                               tuple(fields["domains"]), fields["not_before"], services_value is not None)
+    return ExchangeCertificate(
+        short_name(server),
+        fields["thumbprint"],
+        fields["subject"],
+        tuple(s for s in services if s != "None"),
+        fields["not_after"],
+        fields["issuer"],
+        tuple(fields["domains"]),
+        fields["not_before"],
+        services_value is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -141,8 +158,12 @@ def _thumb(value: Any) -> str | None:
 
 
 def parse_auth_config(obj: Any, server: str = "") -> AuthConfig:
-    return AuthConfig(_thumb(prop(obj, "CurrentCertificateThumbprint")), _thumb(prop(obj, "NextCertificateThumbprint")),
-                      _utc(prop(obj, "NextCertificateEffectiveDate")), _thumb(prop(obj, "PreviousCertificateThumbprint")))
+    return AuthConfig(
+        _thumb(prop(obj, "CurrentCertificateThumbprint")),
+        _thumb(prop(obj, "NextCertificateThumbprint")),
+        _utc(prop(obj, "NextCertificateEffectiveDate")),
+        _thumb(prop(obj, "PreviousCertificateThumbprint")),
+    )
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,13 @@ def _parse_one(result: CmdResult, line: str, server: str) -> list[IisObject]:
         match = _LINE.match(text.strip())
         state = _STATE.search(match.group("attributes")) if match else None
         if match is None or state is None:
-            raise ParseError(line, "output line", text.strip(),
-                             'SITE "<name>" (id:..,bindings:..,state:<state>) or APPPOOL "<name>" (...,state:<state>)', server)
+            raise ParseError(
+                line,
+                "output line",
+                text.strip(),
+                'SITE "<name>" (id:..,bindings:..,state:<state>) or APPPOOL "<name>" (...,state:<state>)',
+                server,
+            )
         kind = "site" if match.group("kind") == "SITE" else "apppool"
         out.append(IisObject(short_name(server), kind, match.group("name"), state.group("state")))
     return out

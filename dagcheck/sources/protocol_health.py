@@ -105,9 +105,17 @@ def answered_by(body: str) -> str | None:
 
 
 def parse(answer: HttpAnswer, server: str, protocol: Protocol, expected_fqdn: str | None) -> ProtocolHealth:
-    return ProtocolHealth(server.lower(), protocol.name, answer.url, answer.status, round(answer.seconds, 3),
-                          first_line(answer.body), answered_by(answer.body) if answer.status == 200 else None,
-                          expected_fqdn, answer.error)
+    return ProtocolHealth(
+        server.lower(),
+        protocol.name,
+        answer.url,
+        answer.status,
+        round(answer.seconds, 3),
+        first_line(answer.body),
+        answered_by(answer.body) if answer.status == 200 else None,
+        expected_fqdn,
+        answer.error,
+    )
 
 
 def describe(server: str) -> list[str]:

@@ -29,8 +29,15 @@ from dagcheck.sources.base import HostSource, Source
 from dagcheck.sources.values import enum_value, required, short_name
 
 CMDLET = "Get-Service"
-STATUS_BY_INT = {1: "Stopped", 2: "StartPending", 3: "StopPending", 4: "Running", 5: "ContinuePending",
-                 6: "PausePending", 7: "Paused"}
+STATUS_BY_INT = {
+    1: "Stopped",
+    2: "StartPending",
+    3: "StopPending",
+    4: "Running",
+    5: "ContinuePending",
+    6: "PausePending",
+    7: "Paused",
+}
 START_TYPE_BY_INT = {0: "Boot", 1: "System", 2: "Automatic", 3: "Manual", 4: "Disabled"}
 # Exchange services whose names do not start with MSExchange (setup installs them; their display names say
 # "Microsoft Exchange" or belong to Exchange's search and filtering): never Disabled on a healthy server.

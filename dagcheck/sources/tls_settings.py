@@ -52,10 +52,10 @@ class TlsSettings:
 def _short(key: str) -> str:
     key = key.strip()
     if key.upper().startswith(_HIVE):
-        key = key[len(_HIVE):]
+        key = key[len(_HIVE) :]
     for prefix in ("SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\", "SOFTWARE\\"):
         if key.startswith(prefix):
-            return key[len(prefix):]
+            return key[len(prefix) :]
     return key
 
 

@@ -83,22 +83,66 @@ def _shape(obj) -> tuple[list[str], dict[str, list[str]]]:
     return types, props
 
 
-@pytest.mark.parametrize("fixture,cmdlet,params,checked", [
-    ("GetServerComponentState.xml", "Get-ServerComponentState", {"Identity": "mbx1"},
-     ["ServerFqdn", "Component", "State", "ServerWideOfflineIsOffline", "RemoteStates", "LocalStates", "Identity"]),
-    ("GetMailboxServer.xml", "Get-MailboxServer", {"Identity": "mbx1"},
-     ["Name", "DatabaseCopyAutoActivationPolicy", "DatabaseCopyActivationDisabledAndMoveNow", "AdminDisplayVersion", "Identity"]),
-    ("GetExchangeServer.xml", "Get-ExchangeServer", {"Identity": "mbx1"},
-     ["Name", "Fqdn", "AdminDisplayVersion", "Site", "ServerRole", "Edition"]),
-    ("TestServiceHealth.xml", "Test-ServiceHealth", {"Server": "mbx1"},
-     ["Role", "RequiredServicesRunning", "ServicesRunning", "ServicesNotRunning"]),
-    ("GetWebServicesVirtualDirectory.xml", "Get-WebServicesVirtualDirectory", {"Server": "mbx1"},
-     ["Name", "MetabasePath", "ExtendedProtectionTokenChecking", "ExtendedProtectionFlags", "ExtendedProtectionSPNList", "Server"]),
-    ("GetOwaVirtualDirectory.xml", "Get-OwaVirtualDirectory", {"Server": "mbx1"},
-     ["Name", "ExtendedProtectionTokenChecking", "Server"]),
-    ("ExSetup.xml", "Get-Command", {"Name": "ExSetup.exe"},
-     ["FileMajorPart", "FileMinorPart", "FileBuildPart", "FilePrivatePart", "FileVersion"]),
-])
+@pytest.mark.parametrize(
+    "fixture,cmdlet,params,checked",
+    [
+        (
+            "GetServerComponentState.xml",
+            "Get-ServerComponentState",
+            {"Identity": "mbx1"},
+            ["ServerFqdn", "Component", "State", "ServerWideOfflineIsOffline", "RemoteStates", "LocalStates", "Identity"],
+        ),
+        (
+            "GetMailboxServer.xml",
+            "Get-MailboxServer",
+            {"Identity": "mbx1"},
+            [
+                "Name",
+                "DatabaseCopyAutoActivationPolicy",
+                "DatabaseCopyActivationDisabledAndMoveNow",
+                "AdminDisplayVersion",
+                "Identity",
+            ],
+        ),
+        (
+            "GetExchangeServer.xml",
+            "Get-ExchangeServer",
+            {"Identity": "mbx1"},
+            ["Name", "Fqdn", "AdminDisplayVersion", "Site", "ServerRole", "Edition"],
+        ),
+        (
+            "TestServiceHealth.xml",
+            "Test-ServiceHealth",
+            {"Server": "mbx1"},
+            ["Role", "RequiredServicesRunning", "ServicesRunning", "ServicesNotRunning"],
+        ),
+        (
+            "GetWebServicesVirtualDirectory.xml",
+            "Get-WebServicesVirtualDirectory",
+            {"Server": "mbx1"},
+            [
+                "Name",
+                "MetabasePath",
+                "ExtendedProtectionTokenChecking",
+                "ExtendedProtectionFlags",
+                "ExtendedProtectionSPNList",
+                "Server",
+            ],
+        ),
+        (
+            "GetOwaVirtualDirectory.xml",
+            "Get-OwaVirtualDirectory",
+            {"Server": "mbx1"},
+            ["Name", "ExtendedProtectionTokenChecking", "Server"],
+        ),
+        (
+            "ExSetup.xml",
+            "Get-Command",
+            {"Name": "ExSetup.exe"},
+            ["FileMajorPart", "FileMinorPart", "FileBuildPart", "FilePrivatePart", "FileVersion"],
+        ),
+    ],
+)
 def test_lab_objects_have_the_fixture_shape(fixture, cmdlet, params, checked) -> None:
     real_types, real = _shape(_fixture(fixture)[0])
     endpoint = "windows" if cmdlet == "Get-Command" else "exchange"

@@ -22,8 +22,13 @@ def _components(t, server):
 
 def test_server_wide_offline_turns_every_component_but_monitoring_inactive(lab) -> None:
     _, t = lab
-    t.run("mbx1", Endpoint.EXCHANGE, Command.of("Set-ServerComponentState", Identity="mbx1",
-                                                Component="ServerWideOffline", State="Inactive", Requester="Maintenance"))
+    t.run(
+        "mbx1",
+        Endpoint.EXCHANGE,
+        Command.of(
+            "Set-ServerComponentState", Identity="mbx1", Component="ServerWideOffline", State="Inactive", Requester="Maintenance"
+        ),
+    )
     states = _components(t, "mbx1")
     assert states["ServerWideOffline"].state == "Inactive"
     assert states["HubTransport"].state == "Inactive" and states["OwaProxy"].state == "Inactive"
@@ -34,7 +39,10 @@ def test_server_wide_offline_turns_every_component_but_monitoring_inactive(lab) 
 def test_any_requester_inactive_wins(lab) -> None:
     _, t = lab
     for requester, state in (("HealthApi", "Inactive"), ("Maintenance", "Active")):
-        t.run("mbx2", Endpoint.EXCHANGE, Command.of("Set-ServerComponentState", Identity="mbx2",
-                                                    Component="HubTransport", State=state, Requester=requester))
+        t.run(
+            "mbx2",
+            Endpoint.EXCHANGE,
+            Command.of("Set-ServerComponentState", Identity="mbx2", Component="HubTransport", State=state, Requester=requester),
+        )
     hub = _components(t, "mbx2")["HubTransport"]
     assert hub.state == "Inactive" and hub.requesters("Inactive") == ("HealthApi",)

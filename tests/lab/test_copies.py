@@ -30,7 +30,6 @@ def test_move_now_moves_actives_to_a_healthy_unblocked_copy(lab) -> None:
     # DB01 (mbx1, mbx2, mbx3): mbx2 is Blocked, so it goes to mbx3.
     assert org.databases["db01"].active_server == "mbx3"
     copies = [
-        parse_copy_status(o)
-        for o in t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxDatabaseCopyStatus", Server="mbx1"))
+        parse_copy_status(o) for o in t.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxDatabaseCopyStatus", Server="mbx1"))
     ]
     assert all(not c.active and c.status == "Healthy" for c in copies)

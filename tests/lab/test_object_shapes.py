@@ -122,24 +122,38 @@ def _bag(props: dict[str, Any]) -> PSObject:
     return value
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Version 15.2 (Build 1544.4)", (15, 2, 1544, 4)),
-    ("Version 15.1 (Build 2507.6)", (15, 1, 2507, 6)),
-    ("Version 15.2 (Build 2562.17)", (15, 2, 2562, 17)),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Version 15.2 (Build 1544.4)", (15, 2, 1544, 4)),
+        ("Version 15.1 (Build 2507.6)", (15, 1, 2507, 6)),
+        ("Version 15.2 (Build 2562.17)", (15, 2, 2562, 17)),
+    ],
+)
 def test_server_version_string_form(text: str, expected: tuple[int, ...]) -> None:
-    obj = _client(ps.obj(["Microsoft.Exchange.Data.Directory.Management.ExchangeServer", "System.Object"],
-                         {"Name": "EX01", "Fqdn": "ex01.contoso.com", "AdminDisplayVersion": text,
-                          "Site": "contoso.com/Configuration/Sites/Default-First-Site-Name"}))
+    obj = _client(
+        ps.obj(
+            ["Microsoft.Exchange.Data.Directory.Management.ExchangeServer", "System.Object"],
+            {
+                "Name": "EX01",
+                "Fqdn": "ex01.contoso.com",
+                "AdminDisplayVersion": text,
+                "Site": "contoso.com/Configuration/Sites/Default-First-Site-Name",
+            },
+        )
+    )
     server = parse_exchange_server(obj)
     assert server.admin_display_version == expected and server.site == "Default-First-Site-Name"
 
 
-@pytest.mark.parametrize("value,expected", [
-    ("EX01", "EX01"),
-    ("contoso.com/Configuration/Sites/Site-B", "Site-B"),
-    ("CN=EX02,CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),DC=contoso,DC=com", "EX02"),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("EX01", "EX01"),
+        ("contoso.com/Configuration/Sites/Site-B", "Site-B"),
+        ("CN=EX02,CN=Servers,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),DC=contoso,DC=com", "EX02"),
+    ],
+)
 def test_ad_object_id_string_forms(value: str, expected: str) -> None:
     assert ad_name(value, "Get-X", "Server") == expected
 
@@ -148,10 +162,15 @@ def test_ad_object_id_bag_form() -> None:
     assert ad_name(_bag({"Name": "EX03", "DistinguishedName": "CN=EX03"}), "Get-X", "Server") == "EX03"
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("1.5 GB (1,610,612,736 bytes)", 1610612736), ("152.1 MB (159,449,088 bytes)", 159449088),
-    ("0 B (0 bytes)", 0), ("(512 bytes)", 512),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("1.5 GB (1,610,612,736 bytes)", 1610612736),
+        ("152.1 MB (159,449,088 bytes)", 159449088),
+        ("0 B (0 bytes)", 0),
+        ("(512 bytes)", 512),
+    ],
+)
 def test_byte_quantified_size_forms(text: str, expected: int) -> None:
     assert byte_size(_bag({"DatabaseSize": text}), "Get-MailboxDatabase", "DatabaseSize") == expected
 
@@ -162,18 +181,33 @@ def test_lab_byte_size_text_reads_back_exactly(n: int) -> None:
     assert byte_size(_bag({"S": text}), "Get-MailboxDatabase", "S") == n, text
 
 
-@pytest.mark.parametrize("text,seconds", [
-    ("7.00:00:00", 7 * 86400), ("00:00:00", 0), ("1.02:03:04", 93784), ("14:00:00", 50400), ("00:00:01.5000000", 1.5),
-])
+@pytest.mark.parametrize(
+    "text,seconds",
+    [
+        ("7.00:00:00", 7 * 86400),
+        ("00:00:00", 0),
+        ("1.02:03:04", 93784),
+        ("14:00:00", 50400),
+        ("00:00:01.5000000", 1.5),
+    ],
+)
 def test_enhanced_time_span_forms(text: str, seconds: float) -> None:
     assert timespan_seconds(text, "Get-MailboxDatabase", "ReplayLagTimes") == seconds
 
 
 def test_requester_details_string_form() -> None:
-    obj = _client(ps.obj(["Microsoft.Exchange.Data.Directory.Management.ServerComponentStatePresentationObject", "System.Object"],
-                         {"ServerFqdn": "ex01.contoso.com", "Component": "HubTransport", "State": "Inactive",
-                          "LocalStates": ["Requestor:Maintenance; State:Inactive; Timestamp:9/28/2021 5:32:01 PM"],
-                          "RemoteStates": []}))
+    obj = _client(
+        ps.obj(
+            ["Microsoft.Exchange.Data.Directory.Management.ServerComponentStatePresentationObject", "System.Object"],
+            {
+                "ServerFqdn": "ex01.contoso.com",
+                "Component": "HubTransport",
+                "State": "Inactive",
+                "LocalStates": ["Requestor:Maintenance; State:Inactive; Timestamp:9/28/2021 5:32:01 PM"],
+                "RemoteStates": [],
+            },
+        )
+    )
     state = parse_component_state(obj)
     assert (state.server, state.state, state.requesters("Inactive")) == ("ex01", "Inactive", ("Maintenance",))
     assert state.local[0].timestamp is not None and state.local[0].timestamp.year == 2021
@@ -181,9 +215,12 @@ def test_requester_details_string_form() -> None:
 
 def test_boolean_string_form_is_not_truthy() -> None:
     # bool("False") is True: the old parser would have read a stopped role as healthy.
-    obj = _client(ps.obj(["Microsoft.Exchange.Monitoring.ExchangeServicesStatus", "System.Object"],
-                         {"Role": "Mailbox Server Role", "RequiredServicesRunning": "False",
-                          "ServicesNotRunning": ["MSExchangeIS"]}))
+    obj = _client(
+        ps.obj(
+            ["Microsoft.Exchange.Monitoring.ExchangeServicesStatus", "System.Object"],
+            {"Role": "Mailbox Server Role", "RequiredServicesRunning": "False", "ServicesNotRunning": ["MSExchangeIS"]},
+        )
+    )
     assert parse_service_health(obj, "ex01").required_services_running is False
 
 
@@ -220,8 +257,11 @@ GARBAGE = [
 @pytest.mark.parametrize("source,prop,value,cmdlet", GARBAGE, ids=[f"{g[0]}-{g[1]}-{g[2]!r}" for g in GARBAGE])
 def test_garbage_is_a_parse_error_naming_cmdlet_property_and_value(shape, source, prop, value, cmdlet) -> None:
     raw = _raw(_org(shape), source)[0]
-    bad = ps.with_property(raw, prop, ps.typed_list(value, ["System.Object[]", "System.Array", "System.Object"])
-                           if isinstance(value, list) else value)
+    bad = ps.with_property(
+        raw,
+        prop,
+        ps.typed_list(value, ["System.Object[]", "System.Array", "System.Object"]) if isinstance(value, list) else value,
+    )
     with pytest.raises(ParseError) as caught:
         SOURCES[source].parse(_client(bad), SERVER)
     message = str(caught.value)
@@ -234,9 +274,13 @@ def test_garbage_is_a_parse_error_naming_cmdlet_property_and_value(shape, source
 # ---- the real files ---------------------------------------------------------------------------------
 
 REAL = [
-    ("GetServerComponentState.xml", "components"), ("GetMailboxServer.xml", "mailbox_server"),
-    ("GetExchangeServer.xml", "exchange_server"), ("TestServiceHealth.xml", "services"),
-    ("GetOwaVirtualDirectory.xml", "vdirs"), ("GetWebServicesVirtualDirectory.xml", "vdirs"), ("ExSetup.xml", "exsetup"),
+    ("GetServerComponentState.xml", "components"),
+    ("GetMailboxServer.xml", "mailbox_server"),
+    ("GetExchangeServer.xml", "exchange_server"),
+    ("TestServiceHealth.xml", "services"),
+    ("GetOwaVirtualDirectory.xml", "vdirs"),
+    ("GetWebServicesVirtualDirectory.xml", "vdirs"),
+    ("ExSetup.xml", "exsetup"),
 ]
 
 
@@ -264,8 +308,10 @@ def test_a_parse_error_fails_only_that_servers_source() -> None:
     collector = Collector(InProcessTransport(org))
     with pytest.raises(SourceFailed) as caught:
         collector.snapshot("mbx2", "health").get("exchange_server")
-    assert str(caught.value) == ("mbx2: Get-ExchangeServer: cannot read AdminDisplayVersion = '15.2 CU14': expected a "
-                                 "ServerVersion (Major, Minor, Build, Revision) or 'Version 15.2 (Build 1544.4)'")
+    assert str(caught.value) == (
+        "mbx2: Get-ExchangeServer: cannot read AdminDisplayVersion = '15.2 CU14': expected a "
+        "ServerVersion (Major, Minor, Build, Revision) or 'Version 15.2 (Build 1544.4)'"
+    )
     assert collector.snapshot("mbx1", "health").get("exchange_server")[0].admin_display_version[:2] == (15, 2)
     assert collector.snapshot("mbx2", "health").get("mailbox_server")  # the server's other sources still read
 
@@ -273,13 +319,19 @@ def test_a_parse_error_fails_only_that_servers_source() -> None:
 def _fault(**params: Any) -> Any:
     from dagcheck.lab.settings import Fault
 
-    return Fault("malformed_value", {"cmdlet": "Get-ExchangeServer", "property": "AdminDisplayVersion",
-                                     "value": "15.2 CU14", **params})
+    return Fault(
+        "malformed_value", {"cmdlet": "Get-ExchangeServer", "property": "AdminDisplayVersion", "value": "15.2 CU14", **params}
+    )
 
 
 def test_a_parse_error_fails_that_servers_checks_with_the_message_and_the_run_goes_on(run_checks) -> None:
-    fault = {"kind": "malformed_value", "server": "mbx2", "cmdlet": "Get-ExchangeServer",
-             "property": "AdminDisplayVersion", "value": "15.2 CU14"}
+    fault = {
+        "kind": "malformed_value",
+        "server": "mbx2",
+        "cmdlet": "Get-ExchangeServer",
+        "property": "AdminDisplayVersion",
+        "value": "15.2 CU14",
+    }
     result = run_checks(lab_data([fault]))
     failed = result.short_failed()
     assert failed and result.exit_code == 1

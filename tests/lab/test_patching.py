@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dagcheck.lab.settings import Fault
 from dagcheck.lab import products
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.patching import apply_patch
+from dagcheck.lab.settings import Fault
 from tests.lab.inprocess import organization as _org
 
 

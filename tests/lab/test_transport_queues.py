@@ -10,13 +10,13 @@ import pytest
 
 from dagcheck.errors import CmdletFailed
 from dagcheck.inventory import load_inventory, parse_inventory
-from dagcheck.lab.settings import Fault
 from dagcheck.lab import persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.fleet import fleet_inventory
 from dagcheck.lab.inprocess import InProcessTransport
 from dagcheck.lab.objects import LabQueue, LabServer
+from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.sources.queues import parse_queue
 from tests.conftest import ROOT

@@ -19,8 +19,13 @@ def test_systemd_units_verify(tmp_path) -> None:
     for name in ("dagcheck-nightly.service", "dagcheck-nightly.timer"):
         text = (CONTRIB / "systemd" / name).read_text(encoding="utf-8")
         (tmp_path / name).write_text(text.replace("/opt/dagcheck/.venv/bin/dagcheck", str(dagcheck)), encoding="utf-8")
-    done = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "dagcheck-nightly.service"),
-                           str(tmp_path / "dagcheck-nightly.timer")], capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "dagcheck-nightly.service"), str(tmp_path / "dagcheck-nightly.timer")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "dagcheck-nightly" not in done.stderr, done.stderr
 

@@ -79,7 +79,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()
@@ -102,15 +102,21 @@ def test_cycle_finder_finds_a_circle() -> None:
 
 def test_transport_and_rules_do_not_import_the_lab() -> None:
     graph = _graph()
-    offenders = {m: sorted(e for e in edges if e.startswith("dagcheck.lab"))
-                 for m, edges in graph.items() if m.startswith(("dagcheck.remote", "dagcheck.rules"))}
+    offenders = {
+        m: sorted(e for e in edges if e.startswith("dagcheck.lab"))
+        for m, edges in graph.items()
+        if m.startswith(("dagcheck.remote", "dagcheck.rules"))
+    }
     assert not {m: e for m, e in offenders.items() if e}
 
 
 def test_lab_does_not_import_the_checkers_rules_or_data() -> None:
     graph = _graph()
-    offenders = {m: sorted(e for e in edges if e.startswith(("dagcheck.rules", "dagcheck.data", "dagcheck.facts")))
-                 for m, edges in graph.items() if m.startswith("dagcheck.lab")}
+    offenders = {
+        m: sorted(e for e in edges if e.startswith(("dagcheck.rules", "dagcheck.data", "dagcheck.facts")))
+        for m, edges in graph.items()
+        if m.startswith("dagcheck.lab")
+    }
     assert not {m: e for m, e in offenders.items() if e}
     text = "\n".join(p.read_text(encoding="utf-8") for p in (PACKAGE / "lab").rglob("*.py"))
     assert "dagcheck.rules" not in text and "dagcheck.data" not in text
@@ -132,8 +138,11 @@ def test_rules_do_not_import_the_transport() -> None:
     """The rules are pure functions over the sources' dataclasses: what a command printed (CmdResult) is
     parsed by its source, so no rule reaches into dagcheck.remote."""
     graph = _graph()
-    offenders = {m: sorted(e for e in edges if e.startswith("dagcheck.remote"))
-                 for m, edges in graph.items() if m.startswith("dagcheck.rules")}
+    offenders = {
+        m: sorted(e for e in edges if e.startswith("dagcheck.remote"))
+        for m, edges in graph.items()
+        if m.startswith("dagcheck.rules")
+    }
     assert not {m: e for m, e in offenders.items() if e}
 
 
@@ -141,8 +150,10 @@ def _imports_model(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import) and any(a.name == "dagcheck.model" for a in node.names):
             return True
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (
-            node.module == "dagcheck.model" or (node.module == "dagcheck" and any(a.name == "model" for a in node.names))
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module == "dagcheck.model" or (node.module == "dagcheck" and any(a.name == "model" for a in node.names)))
         ):
             return True
     return False
@@ -163,6 +174,8 @@ def test_model_import_finder_sees_both_spellings(tmp_path: Path) -> None:
     (tmp_path / "b.py").write_text("def f():\n    from dagcheck.model import prop\n", encoding="utf-8")
     (tmp_path / "c.py").write_text("from dagcheck.sources import values as model\n", encoding="utf-8")
     assert [_imports_model(tmp_path / n) for n in ("a.py", "b.py", "c.py")] == [True, True, False]
+
+
 def _package(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "pkg"
     for name, text in {"__init__.py": "", **files}.items():
@@ -173,21 +186,27 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def test_the_graph_counts_plugins_loaded_by_name_and_imports_inside_functions(tmp_path: Path) -> None:
     # dagcheck.plugin loaded report.plugin by `pytest_plugins`, which imported back from it inside functions.
-    package = _package(tmp_path, {
-        "face.py": 'pytest_plugins = ["pkg.report"]\n',
-        "report.py": "def hook():\n    from pkg.face import KEY\n",
-    })
+    package = _package(
+        tmp_path,
+        {
+            "face.py": 'pytest_plugins = ["pkg.report"]\n',
+            "report.py": "def hook():\n    from pkg.face import KEY\n",
+        },
+    )
     assert _cycle(_graph(package)) == ["pkg.face", "pkg.report", "pkg.face"]
 
 
 def test_the_graph_counts_relative_imports_and_modules_imported_by_string(tmp_path: Path) -> None:
-    package = _package(tmp_path, {
-        "sub/__init__.py": "from . import low\n",
-        "sub/low.py": "def f():\n    from ..top import X\n",
-        "top.py": 'import importlib\n\ndef g(config):\n    config.pluginmanager.import_plugin("pkg.other")\n'
-                  '    importlib.import_module(".sub", "pkg")\n',
-        "other.py": "",
-    })
+    package = _package(
+        tmp_path,
+        {
+            "sub/__init__.py": "from . import low\n",
+            "sub/low.py": "def f():\n    from ..top import X\n",
+            "top.py": 'import importlib\n\ndef g(config):\n    config.pluginmanager.import_plugin("pkg.other")\n'
+            '    importlib.import_module(".sub", "pkg")\n',
+            "other.py": "",
+        },
+    )
     graph = _graph(package)
     assert graph["pkg.sub"] == {"pkg.sub.low"}
     assert graph["pkg.sub.low"] == {"pkg.top"}
@@ -219,29 +238,42 @@ def _hook_state_classes(tree: ast.Module) -> set[str]:
     assigned through the class's name) that a pytest hook uses (the class has a pytest_* method, or a pytest_*
     function names it)."""
     classes = {c.name: c for c in ast.walk(tree) if isinstance(c, ast.ClassDef)}
-    stateful = {name for name, c in classes.items()
-                if any(_mutable(s.value) for s in c.body if isinstance(s, ast.Assign | ast.AnnAssign))}
-    stateful |= {t.value.id for node in ast.walk(tree) for t in _assigned_names(node)
-                 if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in classes}
+    stateful = {
+        name for name, c in classes.items() if any(_mutable(s.value) for s in c.body if isinstance(s, ast.Assign | ast.AnnAssign))
+    }
+    stateful |= {
+        t.value.id
+        for node in ast.walk(tree)
+        for t in _assigned_names(node)
+        if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in classes
+    }
     hooks = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef) and f.name.startswith("pytest_")]
     used = {n.id for f in hooks for n in ast.walk(f) if isinstance(n, ast.Name)}
-    used |= {name for name, c in classes.items()
-             if any(isinstance(f, ast.FunctionDef) and f.name.startswith("pytest_") for f in c.body)}
+    used |= {
+        name
+        for name, c in classes.items()
+        if any(isinstance(f, ast.FunctionDef) and f.name.startswith("pytest_") for f in c.body)
+    }
     return stateful & used
 
 
 def test_no_pytest_hook_keeps_run_state_on_a_class() -> None:
     # pytest may run twice in one process (tests/conftest.py does): a run's state on a class outlives the run.
-    offenders = {p.relative_to(PACKAGE.parent).as_posix(): sorted(found) for p in PACKAGE.rglob("*.py")
-                 if (found := _hook_state_classes(ast.parse(p.read_text(encoding="utf-8"))))}
+    offenders = {
+        p.relative_to(PACKAGE.parent).as_posix(): sorted(found)
+        for p in PACKAGE.rglob("*.py")
+        if (found := _hook_state_classes(ast.parse(p.read_text(encoding="utf-8"))))
+    }
     assert not offenders, f"class-level state used by pytest hooks (keep it in config.stash): {offenders}"
 
 
 def test_the_class_state_finder_finds_a_shared_table() -> None:
     # What dagcheck/report/plugin.py's _HtmlTable was: class attributes set by one hook and read by another.
-    tree = ast.parse("class _Table:\n    left_out: set[str] = set()\n    data = None\n\n"
-                     "def pytest_html_report_title(report):\n    _Table.data = report\n\n"
-                     "class _Fine:\n    def __init__(self):\n        self.rows = []\n\n"
-                     "    def pytest_sessionstart(self, session):\n        self.rows.append(session)\n")
+    tree = ast.parse(
+        "class _Table:\n    left_out: set[str] = set()\n    data = None\n\n"
+        "def pytest_html_report_title(report):\n    _Table.data = report\n\n"
+        "class _Fine:\n    def __init__(self):\n        self.rows = []\n\n"
+        "    def pytest_sessionstart(self, session):\n        self.rows.append(session)\n"
+    )
     assert _hook_state_classes(tree) == {"_Table"}
     assert _hook_state_classes(ast.parse("class T:\n    data = None\n\ndef pytest_x(r):\n    T.data = r\n")) == {"T"}

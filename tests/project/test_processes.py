@@ -37,7 +37,8 @@ def _suite_holding_a_persistent_lab(tmp_path: Path) -> tuple[subprocess.Popen[st
     """A pytest session whose test starts the persistent lab of test_lease.py and then waits: returns the
     session and the lab's pid once the lab serves."""
     test = tmp_path / "test_holds_a_lab.py"
-    test.write_text(textwrap.dedent(f"""
+    test.write_text(
+        textwrap.dedent(f"""
         import time
         from pathlib import Path
         from tests.scenarios.test_dag_lease import LabProcess
@@ -46,12 +47,30 @@ def _suite_holding_a_persistent_lab(tmp_path: Path) -> tuple[subprocess.Popen[st
             lab = LabProcess(Path({str(tmp_path)!r})).start()
             print("LAB-PID", lab.proc.pid, flush=True)
             time.sleep(3600)
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     session = subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(test), "-s", "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-         "-c", str(ROOT / "pyproject.toml")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])})
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(test),
+            "-s",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])},
+    )
     assert session.stdout is not None
     for line in session.stdout:
         if line.startswith("LAB-PID"):
@@ -75,9 +94,17 @@ def test_a_lab_dies_with_a_suite_stopped_by_sigterm(tmp_path) -> None:
 
 
 def test_kill_all_ends_a_spawned_process_with_its_children() -> None:
-    parent = spawn([sys.executable, "-c", "import subprocess, sys, time; "
-                    "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)']); "
-                    "print(p.pid, flush=True); time.sleep(3600)"], stdout=subprocess.PIPE, text=True)
+    parent = spawn(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(3600)']); "
+            "print(p.pid, flush=True); time.sleep(3600)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     assert kill_all() >= 1

@@ -62,15 +62,26 @@ def test_every_option_readme_gives_dagcheck_is_in_its_help() -> None:
         if command.startswith("-") or command == "lab":  # the lab's own options: dagcheck lab --help
             continue
         text = _help_of(command)
-        missing += [f"dagcheck {command} {flag}" for flag in argv[1:] if flag.startswith("--")
-                    and f"{flag.split('=')[0]} " not in text and f"{flag.split('=')[0]}\n" not in text]
+        missing += [
+            f"dagcheck {command} {flag}"
+            for flag in argv[1:]
+            if flag.startswith("--") and f"{flag.split('=')[0]} " not in text and f"{flag.split('=')[0]}\n" not in text
+        ]
     assert missing == []
 
 
 def test_help_lists_the_mail_history_and_table_options() -> None:
     text = _help_of("health")
-    for flag in ("--mail-to", "--mail-when", "--smtp ", "--smtp-security", "--mail-from", "--history-keep",
-                 "--build-table", "--lifecycle-table"):
+    for flag in (
+        "--mail-to",
+        "--mail-when",
+        "--smtp ",
+        "--smtp-security",
+        "--mail-from",
+        "--history-keep",
+        "--build-table",
+        "--lifecycle-table",
+    ):
         assert flag in text, flag
     assert "--build-table" in _help_of("gate")
 
@@ -80,14 +91,19 @@ def test_no_example_quotes_a_pass_count() -> None:
     assert quoted == []
 
 
-@pytest.mark.parametrize("argv", [["health", "--no-such-option"], ["health", "--server"], ["bogus"], [],
-                                  ["health", "--mail-when", "sometimes"], ["report"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["health", "--no-such-option"], ["health", "--server"], ["bogus"], [], ["health", "--mail-when", "sometimes"], ["report"]],
+)
 def test_a_usage_error_exits_4_not_2(argv, capsys) -> None:
     """argparse's own status is 2, which dagcheck documents as "interrupted". An option dagcheck does not
     know goes on to pytest, whose usage error is 4 too."""
     try:
-        code = cli.main([*argv, "-p", "no:cacheprovider"] if argv[:1] == ["health"] and len(argv) == 2
-                        and argv[1] == "--no-such-option" else argv)
+        code = cli.main(
+            [*argv, "-p", "no:cacheprovider"]
+            if argv[:1] == ["health"] and len(argv) == 2 and argv[1] == "--no-such-option"
+            else argv
+        )
     except SystemExit as stopped:
         code = stopped.code
     assert code == 4
@@ -104,9 +120,24 @@ def test_version(capsys) -> None:
 
 
 def test_mail_options_given_to_health_reach_pytest() -> None:
-    args, rest = cli._parser().parse_known_args(["health", "--smtp", "relay:25", "--smtp-security", "none",
-                                                 "--mail-to", "a@b", "--mail-to", "c@d", "--history-keep", "7",
-                                                 "--build-table", "b.csv", "-x"])
+    args, rest = cli._parser().parse_known_args(
+        [
+            "health",
+            "--smtp",
+            "relay:25",
+            "--smtp-security",
+            "none",
+            "--mail-to",
+            "a@b",
+            "--mail-to",
+            "c@d",
+            "--history-keep",
+            "7",
+            "--build-table",
+            "b.csv",
+            "-x",
+        ]
+    )
     line = cli.pytest_args(args, rest)
     joined = " ".join(line)
     assert "--smtp relay:25" in joined and "--smtp-security none" in joined and "--history-keep 7" in joined

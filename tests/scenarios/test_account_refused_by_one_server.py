@@ -31,9 +31,19 @@ def _transport(lab: Any, monkeypatch: pytest.MonkeyPatch, password: str | None =
     inventory, _, server = lab
     monkeypatch.setenv("DAGCHECK_TEST_USER", server.credentials.username)
     monkeypatch.setenv("DAGCHECK_TEST_PASSWORD", password or server.credentials.password)
-    return PsrpTransport({s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
-        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)),
-        username_env="DAGCHECK_TEST_USER", password_env="DAGCHECK_TEST_PASSWORD")) for s in inventory.servers})
+    return PsrpTransport(
+        {
+            s.name: dataclasses.replace(
+                s,
+                connection=dataclasses.replace(
+                    lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)),
+                    username_env="DAGCHECK_TEST_USER",
+                    password_env="DAGCHECK_TEST_PASSWORD",
+                ),
+            )
+            for s in inventory.servers
+        }
+    )
 
 
 def _read(transport: PsrpTransport, name: str) -> str:
@@ -47,8 +57,7 @@ def _read(transport: PsrpTransport, name: str) -> str:
 def _in_parallel(transport: PsrpTransport, names: tuple[str, ...]) -> dict[str, str]:
     """Every server's first call at once, as a nightly's collection starts (three lanes per server)."""
     results: dict[str, list[str]] = {n: [] for n in names}
-    threads = [threading.Thread(target=lambda n=n: results[n].append(_read(transport, n)))
-               for n in names for _ in range(3)]
+    threads = [threading.Thread(target=lambda n=n: results[n].append(_read(transport, n))) for n in names for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
@@ -123,6 +132,7 @@ def test_a_wrong_password_with_one_server_in_scope_is_one_failed_logon(lab, monk
 
 # ---- a whole nightly: the four lab servers plus one that answers 401 ---------------------------------
 
+
 def _five_servers(faults: list[dict[str, Any]]) -> dict[str, Any]:
     data = lab_data(faults)
     data["servers"].append({"name": "mbx5", "fqdn": "mbx5.lab.contoso.test", "site": "Site-B"})
@@ -169,6 +179,7 @@ def test_a_nightly_with_a_wrong_password_is_two_failed_logons_and_fails_everywhe
 
 
 # ---- Kerberos: a refused ticket is that server's failure (issue 24, item 11) --------------------------
+
 
 def test_a_kerberos_refusal_fails_only_that_server_and_moves_no_logon_rule() -> None:
     """The decision itself (no KDC needed): a server that refuses the Kerberos ticket (e.g. a wrong SPN for

@@ -58,8 +58,9 @@ def test_an_invalid_waiver_date_is_a_usage_error_before_any_connection(run_check
 
 def test_an_invalid_window_date_names_the_field(run_checks, tmp_path, capsys) -> None:
     data = lab_data([])
-    data["maintenance_windows"] = [{"server": "mbx1", "start": "tomorrow", "end": "2026-12-31T00:00:00Z",
-                                    "reason": "CU", "by": "ops"}]
+    data["maintenance_windows"] = [
+        {"server": "mbx1", "start": "tomorrow", "end": "2026-12-31T00:00:00Z", "reason": "CU", "by": "ops"}
+    ]
     result = run_checks(data)
     err = capsys.readouterr().err
     assert result.exit_code == 4 and result.calls == []
@@ -72,8 +73,7 @@ def _modes(root: Path) -> dict[str, str]:
 
 
 def _wider_than_owner(root: Path) -> dict[str, str]:
-    return {name: mode for name, mode in _modes(root).items()
-            if mode != ("0o700" if (root / name).is_dir() else "0o600")}
+    return {name: mode for name, mode in _modes(root).items() if mode != ("0o700" if (root / name).is_dir() else "0o600")}
 
 
 @pytest.fixture
@@ -136,5 +136,6 @@ def test_a_baseline_of_another_server_fails_both_drift_checks(run_checks, tmp_pa
     drift.save(drift.Baseline("mbx3", dt.datetime(2026, 12, 4, tzinfo=dt.UTC), []), reports)
     drift.path_for(reports, "mbx3").rename(drift.path_for(reports, "mbx4"))
     outcomes = _drift_outcomes(run_checks(lab_data([]), *DRIFT_CHECKS))
-    assert len(outcomes) == 2 and all(o == "failed" and "a baseline of mbx3, not of mbx4" in m
-                                      for o, m in outcomes.values()), outcomes
+    assert len(outcomes) == 2 and all(o == "failed" and "a baseline of mbx3, not of mbx4" in m for o, m in outcomes.values()), (
+        outcomes
+    )

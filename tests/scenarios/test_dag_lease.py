@@ -44,9 +44,24 @@ class LabProcess:
     def start(self) -> LabProcess:
         self.inventory.unlink(missing_ok=True)
         self.proc = spawn(
-            [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(self.source),
-             "--state", str(self.state), "--write-inventory", str(self.inventory)],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.lab",
+                "serve",
+                "--inventory",
+                str(self.source),
+                "--state",
+                str(self.state),
+                "--write-inventory",
+                str(self.inventory),
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:  # the lab prints "Ctrl-C stops the lab." once it serves
             if line.startswith("Ctrl-C stops the lab"):
@@ -84,9 +99,26 @@ class LabProcess:
 
     def dagcheck(self, *args: str, reports: str = "reports", env: dict | None = None) -> subprocess.Popen:
         return spawn(
-            [sys.executable, "-m", "pytest", "checks", "--inventory", str(self.inventory), "-q", "-p", "no:cacheprovider",
-             "--reports-dir", str(self.folder / reports), *args],
-            cwd=ROOT, env={**ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "checks",
+                "--inventory",
+                str(self.inventory),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--reports-dir",
+                str(self.folder / reports),
+                *args,
+            ],
+            cwd=ROOT,
+            env={**ENV, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def finish(proc: subprocess.Popen) -> tuple[int, str]:
@@ -96,8 +128,7 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
 
 def signs(org: Organization, name: str) -> list[str]:
     s = org.server(name)
-    out = [f"{c} {s.component_state(c)}" for c in s.components
-           if c not in DEFAULT_INACTIVE and s.component_state(c) != "Active"]
+    out = [f"{c} {s.component_state(c)}" for c in s.components if c not in DEFAULT_INACTIVE and s.component_state(c) != "Active"]
     if s.cluster_state != "Up":
         out.append(f"node {s.cluster_state}")
     if s.activation_policy != "Unrestricted" or s.move_now:
@@ -173,16 +204,24 @@ def test_two_runs_on_the_same_server_one_refuses(lab) -> None:
     refused = next(out for rc, out in results if rc != 0)
     assert "refused" in refused.lower() and ("another dagcheck run" in refused or "another run since" in refused), refused[-2000:]
     # A second host (another reports folder) after the first has claimed: refused by the claim's timestamp.
-    rc, out = finish(lab.dagcheck("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply",
-                                  reports="other-host"))
+    rc, out = finish(
+        lab.dagcheck("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply", reports="other-host")
+    )
     assert rc == 1 and "already being entered into maintenance by another run since" in out, out[-2000:]
     assert "--phase postflight --server mbx1 --apply" in out
 
 
 ENTER = [s.name for s in enter_steps(False)]
 EXIT = [s.name for s in exit_steps(False)]
-SPREAD = {"drain_transport", "wait_queues_empty", "block_activation", "server_wide_offline",
-          "server_wide_online", "restore_activation_policy", "restart_transport_exit"}
+SPREAD = {
+    "drain_transport",
+    "wait_queues_empty",
+    "block_activation",
+    "server_wide_offline",
+    "server_wide_online",
+    "restore_activation_policy",
+    "restart_transport_exit",
+}
 KILL_POINTS = [("enter", s) for s in ENTER] + [("exit", s) for s in EXIT]
 if os.environ.get("DAGCHECK_KILL_STEPS") != "all":
     KILL_POINTS = [(d, s) for d, s in KILL_POINTS if s in SPREAD]

@@ -41,8 +41,10 @@ def test_dag_wide_sources_are_asked_once_per_dag(run_checks) -> None:
     result = run_checks(data)
     assert result.exit_code == 0, sorted(result.failed())[:5]
     dag_status = [c for c in result.calls if c[2].startswith("Get-DatabaseAvailabilityGroup")]
-    assert sorted(c[2] for c in dag_status) == ["Get-DatabaseAvailabilityGroup -Identity DAG01 -Status",
-                                                "Get-DatabaseAvailabilityGroup -Identity DAG02 -Status"]
+    assert sorted(c[2] for c in dag_status) == [
+        "Get-DatabaseAvailabilityGroup -Identity DAG01 -Status",
+        "Get-DatabaseAvailabilityGroup -Identity DAG02 -Status",
+    ]
     assert len([c for c in result.calls if c[2] == "Get-ClusterNode"]) == 2
     # ...and every member's DAG checks still ran, on the shared answer
     assert any("test_cluster_node_up" in n and "ex02m03" in n for n in result.outcomes)
@@ -70,16 +72,23 @@ def test_dag_wide_source_falls_back_to_another_member(run_checks) -> None:
 
 
 def _lab_transport(server: LabServer, inventory, max_runspaces: int) -> PsrpTransport:
-    servers = {s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
-        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), max_runspaces=max_runspaces))
-        for s in inventory.servers}
+    servers = {
+        s.name: dataclasses.replace(
+            s,
+            connection=dataclasses.replace(
+                lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), max_runspaces=max_runspaces
+            ),
+        )
+        for s in inventory.servers
+    }
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in servers}
     return PsrpTransport(servers, Transcript(), credentials=creds)
 
 
 def _most_at_once(transcript: Transcript) -> int:
-    edges = sorted([(i.started, 1) for i in transcript.invocations] +
-                   [(i.started + i.duration, -1) for i in transcript.invocations])
+    edges = sorted(
+        [(i.started, 1) for i in transcript.invocations] + [(i.started + i.duration, -1) for i in transcript.invocations]
+    )
     now = peak = 0
     for _, step in edges:
         now += step
@@ -97,8 +106,14 @@ def test_calls_on_one_server_stay_within_its_budget(budget: int) -> None:
         first = len(transport.transcript.invocations)
         try:
             with ThreadPoolExecutor(max_workers=6) as pool:
-                results = list(pool.map(lambda _: transport.run("ex01m01", Endpoint.EXCHANGE, Command.of(
-                    "Get-MailboxServer", Identity="ex01m01")), range(6)))
+                results = list(
+                    pool.map(
+                        lambda _: transport.run(
+                            "ex01m01", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="ex01m01")
+                        ),
+                        range(6),
+                    )
+                )
         finally:
             transport.close()
     assert all(len(r) == 1 for r in results)

@@ -21,13 +21,48 @@ FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCh
 DIR = Path(tempfile.mkdtemp(prefix="dagcheck-fuzz-"))
 VALID = LAB_YML.read_bytes()
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True),
-                    st.text(max_size=20), st.sampled_from(["mbx1", "DAG1", "Site-A", "kerberos", "in_maintenance"]))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=5),
-    st.dictionaries(st.one_of(st.text(max_size=12), st.integers(), st.sampled_from(
-        ["servers", "sites", "dags", "name", "fqdn", "site", "dag", "members", "lab", "faults", "kind", "server",
-         "connection", "expectations", "maintenance"])), inner, max_size=5)), max_leaves=30)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+    st.sampled_from(["mbx1", "DAG1", "Site-A", "kerberos", "in_maintenance"]),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.dictionaries(
+            st.one_of(
+                st.text(max_size=12),
+                st.integers(),
+                st.sampled_from(
+                    [
+                        "servers",
+                        "sites",
+                        "dags",
+                        "name",
+                        "fqdn",
+                        "site",
+                        "dag",
+                        "members",
+                        "lab",
+                        "faults",
+                        "kind",
+                        "server",
+                        "connection",
+                        "expectations",
+                        "maintenance",
+                    ]
+                ),
+            ),
+            inner,
+            max_size=5,
+        ),
+    ),
+    max_leaves=30,
+)
 
 
 def _load(raw: bytes) -> Inventory | None:
@@ -57,13 +92,16 @@ def test_random_yaml_structures_load_or_raise_inventory_error(data: Any) -> None
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 3), st.binary(min_size=1, max_size=4)),
-                min_size=1, max_size=6))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 3), st.binary(min_size=1, max_size=4)), min_size=1, max_size=6
+    )
+)
 def test_byte_mutations_of_the_lab_inventory_load_or_raise_inventory_error(edits: list[tuple[int, int, bytes]]) -> None:
     raw = bytearray(VALID)
     for at, cut, insert in edits:
         at = min(at, len(raw))
-        raw[at:at + cut] = insert
+        raw[at : at + cut] = insert
     _load(bytes(raw))
 
 
@@ -111,10 +149,16 @@ LAUGHS = "".join(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}" if i else "lol"] * 9
 NAMED = [
     ("alias bomb", LAUGHS.encode(), "expand it by more than 200,000 values (the limit on values added by YAML aliases"),
     ("alias to itself", b"sites: &a [*a]\n", "an alias refers to a node that contains it"),
-    ("duplicate key", b"sites: []\nservers: []\nsites: [{name: A}]\n", "line 3, column 1: not valid YAML: duplicate "
-     "key 'sites' (first at line 1"),
-    ("duplicate nested key", VALID.replace(b"  copy_queue_max: 6\n", b"  copy_queue_max: 6\n  copy_queue_max: 5\n"),
-     "duplicate key 'copy_queue_max'"),
+    (
+        "duplicate key",
+        b"sites: []\nservers: []\nsites: [{name: A}]\n",
+        "line 3, column 1: not valid YAML: duplicate key 'sites' (first at line 1",
+    ),
+    (
+        "duplicate nested key",
+        VALID.replace(b"  copy_queue_max: 6\n", b"  copy_queue_max: 6\n  copy_queue_max: 5\n"),
+        "duplicate key 'copy_queue_max'",
+    ),
     ("deep nesting", b"sites: " + b"[" * 10_000 + b"]" * 10_000 + b"\n", "nested deeper than 32 levels"),
     ("UTF-16 with BOM", VALID.decode().encode("utf-16"), "the file is UTF-16"),
     ("UTF-16 without BOM", VALID.decode().encode("utf-16-le"), "NUL bytes: it looks like UTF-16"),
@@ -156,8 +200,13 @@ def test_a_hostile_inventory_is_a_usage_error_not_an_internal_error(tmp_path) ->
     for name, raw, expected in NAMED[:6]:
         path = tmp_path / "inventory.yml"
         path.write_bytes(raw)
-        proc = subprocess.run([sys.executable, "-m", "pytest", "--inventory", str(path), "-p", "no:cacheprovider"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "--inventory", str(path), "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         output = proc.stdout + proc.stderr
         assert proc.returncode == 4, (name, output[-1500:])
         assert expected in output and "INTERNALERROR" not in output and "Traceback" not in output, (name, output)

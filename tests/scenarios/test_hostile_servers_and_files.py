@@ -53,9 +53,23 @@ def _run(tmp_path: Path, faults: list[dict[str, Any]]) -> tuple[int, _Outcomes]:
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump(lab_data(faults)), encoding="utf-8")
     rec = _Outcomes()
-    rc = pytest.main([*CHECKS, "--inventory", str(inventory), "--reports-dir", str(tmp_path / "reports"), "-q",
-                      "-p", "no:cacheprovider", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
-                     plugins=[rec])
+    rc = pytest.main(
+        [
+            *CHECKS,
+            "--inventory",
+            str(inventory),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ],
+        plugins=[rec],
+    )
     return int(rc), rec
 
 
@@ -74,8 +88,7 @@ def test_hostile_response_fault_fails_only_that_server(tmp_path, shape) -> None:
 
 def test_a_hostile_answer_only_to_receive_still_costs_only_that_server(tmp_path) -> None:
     """The shell opens fine; the hostile answer comes with the output (mid-command)."""
-    rc, rec = _run(tmp_path, [{"kind": "hostile_response", "server": HOSTILE, "shape": "billion_laughs",
-                               "action": "Receive"}])
+    rc, rec = _run(tmp_path, [{"kind": "hostile_response", "server": HOSTILE, "shape": "billion_laughs", "action": "Receive"}])
     assert rc == 1
     assert {o for n, o in rec.outcomes.items() if HOSTILE not in n} == {"passed"}
     assert {o for n, o in rec.outcomes.items() if HOSTILE in n} == {"failed"}
@@ -98,9 +111,29 @@ def _max_rss(tmp_path: Path, name: str, faults: list[dict[str, Any]]) -> dict[st
     folder.mkdir()
     inventory = folder / "inventory.yml"
     inventory.write_text(yaml.safe_dump(lab_data(faults)), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-c", MEASURE, *CHECKS, "--inventory", str(inventory), "--reports-dir",
-                           str(folder / "reports"), "-q", "-p", "no:cacheprovider", "--rootdir", str(ROOT),
-                           "-c", str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            *CHECKS,
+            "--inventory",
+            str(inventory),
+            "--reports-dir",
+            str(folder / "reports"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("MEASURED "))
     return json.loads(line.removeprefix("MEASURED "))
@@ -112,11 +145,12 @@ def test_a_200_mb_streamed_answer_keeps_memory_bounded(tmp_path) -> None:
     run: each answer being read holds at most the cap (64 MiB), and a server has up to 3 shells reading at once
     (connection.max_runspaces). Figures printed with -s."""
     healthy = _max_rss(tmp_path, "healthy", [])
-    hostile = _max_rss(tmp_path, "hostile", [{"kind": "hostile_response", "server": HOSTILE, "shape": "huge",
-                                              "size_mb": 200}])
+    hostile = _max_rss(tmp_path, "hostile", [{"kind": "hostile_response", "server": HOSTILE, "shape": "huge", "size_mb": 200}])
     growth_mb = (hostile["maxrss_kb"] - healthy["maxrss_kb"]) / 1024
-    print(f"max RSS: healthy run {healthy['maxrss_kb'] / 1024:.0f} MB, with a 200 MB answer "
-          f"{hostile['maxrss_kb'] / 1024:.0f} MB (+{growth_mb:.0f} MB)")
+    print(
+        f"max RSS: healthy run {healthy['maxrss_kb'] / 1024:.0f} MB, with a 200 MB answer "
+        f"{hostile['maxrss_kb'] / 1024:.0f} MB (+{growth_mb:.0f} MB)"
+    )
     assert healthy["rc"] == 0 and hostile["rc"] == 1
     assert growth_mb < 300
 
@@ -166,6 +200,7 @@ def test_an_http_error_is_summarised_and_a_wsman_fault_passes_through() -> None:
     def answer(code: int, text: str):
         def send(message: bytes, **kwargs: Any) -> bytes:
             raise WinRMTransportError("http", code, text)
+
         return guard._vetted_send(send)
 
     with pytest.raises(guard.ResponseRefused) as exc:
@@ -175,8 +210,9 @@ def test_an_http_error_is_summarised_and_a_wsman_fault_passes_through() -> None:
         answer(502, "Bad Gateway\r\n")(b"")
     with pytest.raises(guard.ResponseRefused, match="an empty body"):
         answer(503, "")(b"")
-    fault = (wf.SOAP_OPEN + b"<s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code></s:Fault>"
-             b"</s:Body></s:Envelope>").decode()
+    fault = (
+        wf.SOAP_OPEN + b"<s:Body><s:Fault><s:Code><s:Value>s:Receiver</s:Value></s:Code></s:Fault></s:Body></s:Envelope>"
+    ).decode()
     with pytest.raises(WinRMTransportError):
         answer(500, fault)(b"")
 
@@ -206,9 +242,11 @@ def _directory(path: Path) -> None:
     (path / "sub").mkdir(parents=True)
 
 
-DAMAGE = {"not_utf8": (_not_utf8, "has 1 unreadable line(s) (not UTF-8 or not JSON; first: line 4)"),
-          "cut_last_line": (_cut_last_line, "had its last line cut off"),
-          "directory": (_directory, "is not a file")}
+DAMAGE = {
+    "not_utf8": (_not_utf8, "has 1 unreadable line(s) (not UTF-8 or not JSON; first: line 4)"),
+    "cut_last_line": (_cut_last_line, "had its last line cut off"),
+    "directory": (_directory, "is not a file"),
+}
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
@@ -252,15 +290,15 @@ def test_a_whole_last_line_without_its_newline_is_completed_not_set_aside(tmp_pa
 
 
 @pytest.mark.parametrize("damage", ["directory"])  # the other damages: the in-process rollback test above
-def test_postflight_apply_rolls_back_a_server_in_maintenance_whose_journal_is_damaged(tmp_path, run_checks,
-                                                                                      damage) -> None:
+def test_postflight_apply_rolls_back_a_server_in_maintenance_whose_journal_is_damaged(tmp_path, run_checks, damage) -> None:
     reports = tmp_path / "reports"
     journal = reports / "journal-mbx1.jsonl"
     reports.mkdir()
     journal.write_bytes(b'{"event": "transition_started", "direction": "enter"}\n' * 3)
     DAMAGE[damage][0](journal)
-    result = run_checks(lab_data([{"kind": "in_maintenance", "server": "mbx1"}]),
-                        "--phase", "postflight", "--server", "mbx1", "--apply")
+    result = run_checks(
+        lab_data([{"kind": "in_maintenance", "server": "mbx1"}]), "--phase", "postflight", "--server", "mbx1", "--apply"
+    )
     assert result.exit_code == 0, result.messages
     assert result.outcomes and set(result.outcomes.values()) <= {"passed", "skipped"} and not result.failed()
     assert len(list(reports.glob("journal-mbx1.jsonl.damaged-*"))) == 1

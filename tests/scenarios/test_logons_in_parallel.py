@@ -26,9 +26,17 @@ def transport(monkeypatch):
     with LabServer(build_organization(inventory)) as server:
         monkeypatch.setenv("DAGCHECK_TEST_USER", server.credentials.username)
         monkeypatch.setenv("DAGCHECK_TEST_PASSWORD", server.credentials.password)
-        servers = {s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
-            s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)),
-            username_env="DAGCHECK_TEST_USER", password_env="DAGCHECK_TEST_PASSWORD")) for s in inventory.servers}
+        servers = {
+            s.name: dataclasses.replace(
+                s,
+                connection=dataclasses.replace(
+                    lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)),
+                    username_env="DAGCHECK_TEST_USER",
+                    password_env="DAGCHECK_TEST_PASSWORD",
+                ),
+            )
+            for s in inventory.servers
+        }
         t = PsrpTransport(servers)
         try:
             yield t

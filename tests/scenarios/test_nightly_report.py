@@ -79,8 +79,14 @@ def test_waiver_turns_a_failure_into_waived_until_it_expires(run_checks, tmp_pat
     past = (dt.date.today() - dt.timedelta(days=1)).isoformat()
     data = lab_data([COPY_FAILED])
     data["waivers"] = [
-        {"check": "DAG-COPY-001", "server": "MBX*", "object": "DB0?\\*", "reason": "reseed planned", "owner": "ops",
-         "expires": future},
+        {
+            "check": "DAG-COPY-001",
+            "server": "MBX*",
+            "object": "DB0?\\*",
+            "reason": "reseed planned",
+            "owner": "ops",
+            "expires": future,
+        },
         {"check": "DAG-REPL-001", "server": "mbx2", "reason": "same incident", "owner": "ops", "expires": past},
         {"check": "DAG-EP-001", "server": "nosuch*", "reason": "stale", "owner": "ops", "expires": future},
     ]

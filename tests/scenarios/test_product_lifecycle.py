@@ -70,19 +70,25 @@ def test_tables_carry_their_as_of_date_and_know_the_current_releases() -> None:
     assert {(c.product, c.cu) for c in tables.builds.cus} <= known
 
 
-@pytest.mark.parametrize("build, verdict", [
-    ((15, 2, 2562, 49), None),
-    ((15, 2, 2562, 17), None),                       # supported product, an old SU (DAG-BUILD-003's business)
-    ((15, 2, 2600, 5), None),                        # a newer SE CU than the table knows: still SE
-    ((15, 2, 1748, 49), "Exchange 2019 CU15 Aug26SU (15.2.1748.49) is out of support since 2025-10-14; "
-                        "Extended Security Updates ended 2026-10-31"),
-    ((15, 2, 1544, 44), "Exchange 2019 CU14 Aug26SU (15.2.1544.44) is out of support since 2025-10-14"),
-    ((15, 2, 1258, 12), "this CU had no Extended Security Updates"),
-    ((15, 2, 397, 3), "Exchange 2019, a CU not in the lifecycle table (15.2.397.3) is out of support"),
-    ((15, 1, 2507, 72), "Exchange 2016 CU23 Aug26SU (15.1.2507.72) is out of support since 2025-10-14"),
-    ((15, 0, 1497, 2), "Exchange 2013, a CU not in the lifecycle table (15.0.1497.2) is out of support since 2023-04-11"),
-    ((14, 3, 123, 4), "knows no such product"),
-])
+@pytest.mark.parametrize(
+    "build, verdict",
+    [
+        ((15, 2, 2562, 49), None),
+        ((15, 2, 2562, 17), None),  # supported product, an old SU (DAG-BUILD-003's business)
+        ((15, 2, 2600, 5), None),  # a newer SE CU than the table knows: still SE
+        (
+            (15, 2, 1748, 49),
+            "Exchange 2019 CU15 Aug26SU (15.2.1748.49) is out of support since 2025-10-14; "
+            "Extended Security Updates ended 2026-10-31",
+        ),
+        ((15, 2, 1544, 44), "Exchange 2019 CU14 Aug26SU (15.2.1544.44) is out of support since 2025-10-14"),
+        ((15, 2, 1258, 12), "this CU had no Extended Security Updates"),
+        ((15, 2, 397, 3), "Exchange 2019, a CU not in the lifecycle table (15.2.397.3) is out of support"),
+        ((15, 1, 2507, 72), "Exchange 2016 CU23 Aug26SU (15.1.2507.72) is out of support since 2025-10-14"),
+        ((15, 0, 1497, 2), "Exchange 2013, a CU not in the lifecycle table (15.0.1497.2) is out of support since 2023-04-11"),
+        ((14, 3, 123, 4), "knows no such product"),
+    ],
+)
 def test_support_verdict_names_product_and_cu(build, verdict) -> None:
     got = support(build, TODAY)
     if verdict is None:
@@ -110,15 +116,22 @@ def test_stale_is_more_than_90_days() -> None:
     assert "91 days old (as of 2026-12-04" in lines[0]
 
 
-@pytest.mark.parametrize("loader, src, replace, where", [
-    (load_build_table, TABLE, {"15.2.1748.49": "15.2.17x8.49"}, "latest_su_build '15.2.17x8.49' is not a build"),
-    (load_build_table, TABLE, {"2026-08-11\nExchange 2019,CU14": "2026-13-11\nExchange 2019,CU14"}, "not a date"),
-    (load_build_table, TABLE, {"# as_of: 2026-12-04\n": ""}, "no '# as_of: YYYY-MM-DD' line"),
-    (load_build_table, TABLE, {"15.2.1748.10,Aug26SU": "15.2.1748.10"}, "5 field(s), expected 6"),
-    (load_build_table, TABLE, {"latest_su_date": "su_date"}, "header is"),
-    (load_lifecycle_table, LIFECYCLE_TABLE, {"2025-10-14,2026-10-31,Exchange Server SE RTM (in-place upgrade from 2019 CU14)":
-                                             "2025-10-14,2026-10-31,"}, "move_to is empty"),
-])
+@pytest.mark.parametrize(
+    "loader, src, replace, where",
+    [
+        (load_build_table, TABLE, {"15.2.1748.49": "15.2.17x8.49"}, "latest_su_build '15.2.17x8.49' is not a build"),
+        (load_build_table, TABLE, {"2026-08-11\nExchange 2019,CU14": "2026-13-11\nExchange 2019,CU14"}, "not a date"),
+        (load_build_table, TABLE, {"# as_of: 2026-12-04\n": ""}, "no '# as_of: YYYY-MM-DD' line"),
+        (load_build_table, TABLE, {"15.2.1748.10,Aug26SU": "15.2.1748.10"}, "5 field(s), expected 6"),
+        (load_build_table, TABLE, {"latest_su_date": "su_date"}, "header is"),
+        (
+            load_lifecycle_table,
+            LIFECYCLE_TABLE,
+            {"2025-10-14,2026-10-31,Exchange Server SE RTM (in-place upgrade from 2019 CU14)": "2025-10-14,2026-10-31,"},
+            "move_to is empty",
+        ),
+    ],
+)
 def test_a_broken_table_names_file_and_line(tmp_path: Path, loader, src, replace, where) -> None:
     bad = _copy(src, tmp_path / "bad.csv", replace)
     with pytest.raises(TableError) as exc:
@@ -158,8 +171,12 @@ def _exsetup(t: InProcessTransport, server: str) -> FileVersion:
 
 def test_the_default_lab_is_exchange_se_and_a_server_can_be_2016_or_2019() -> None:
     t = _transport(_lab({"mbx2": E19, "mbx3": E16}))
-    expected = {"mbx1": ((15, 2, 2562, 49), (15, 2, 2562, 17)), "mbx2": ((15, 2, 1544, 44), (15, 2, 1544, 4)),
-                "mbx3": ((15, 1, 2507, 72), (15, 1, 2507, 6)), "mbx4": ((15, 2, 2562, 49), (15, 2, 2562, 17))}
+    expected = {
+        "mbx1": ((15, 2, 2562, 49), (15, 2, 2562, 17)),
+        "mbx2": ((15, 2, 1544, 44), (15, 2, 1544, 4)),
+        "mbx3": ((15, 1, 2507, 72), (15, 1, 2507, 6)),
+        "mbx4": ((15, 2, 2562, 49), (15, 2, 2562, 17)),
+    }
     for server, (exsetup, adv) in expected.items():
         assert _exsetup(t, server).version == exsetup
         ex = parse_exchange_server(t.run(server, Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity=server))[0])
@@ -178,8 +195,12 @@ def test_2016_has_um_call_router_and_the_unified_messaging_role() -> None:
         return {h.role: h for h in (parse_service_health(o, server) for o in objs)}
 
     assert "UMCallRouter" in components("mbx3") and "UMCallRouter" not in components("mbx1")
-    assert list(roles("mbx3")) == ["Mailbox Server Role", "Client Access Server Role", "Unified Messaging Server Role",
-                                   "Hub Transport Server Role"]
+    assert list(roles("mbx3")) == [
+        "Mailbox Server Role",
+        "Client Access Server Role",
+        "Unified Messaging Server Role",
+        "Hub Transport Server Role",
+    ]
     assert list(roles("mbx1")) == ["Mailbox Server Role", "Client Access Server Role", "Hub Transport Server Role"]
     assert all(h.required_services_running and not h.services_not_running for h in roles("mbx3").values())
 
@@ -222,12 +243,19 @@ def test_mixed_lab_fails_lifecycle_and_build_parity_only(run_checks) -> None:
     # Lifecycle on the 2019 and 2016 members; parity on all four, since no build has a majority in a DAG of
     # two SE, one 2019 and one 2016 member; and the 2016 member's Windows Server 2016 differs from the others'
     # (DAG-OS-001): genuine findings, nothing else.
-    assert result.short_failed() == ({"test_product_and_cu_supported[mbx2]", "test_product_and_cu_supported[mbx3]",
-                                      "test_windows_version_same_across_dag[mbx3]"}
-                                     | {f"test_build_same_across_dag[{s}]" for s in ALL}), result.messages
+    assert result.short_failed() == (
+        {
+            "test_product_and_cu_supported[mbx2]",
+            "test_product_and_cu_supported[mbx3]",
+            "test_windows_version_same_across_dag[mbx3]",
+        }
+        | {f"test_build_same_across_dag[{s}]" for s in ALL}
+    ), result.messages
     assert "Exchange 2016 CU23" in result.messages["checks/test_builds.py::test_product_and_cu_supported[mbx3]"]
-    assert "mbx2 runs Exchange 2019 CU14 Aug26SU (15.2.1544.44), unlike the DAG" in \
-        result.messages["checks/test_builds.py::test_build_same_across_dag[mbx2]"]
+    assert (
+        "mbx2 runs Exchange 2019 CU14 Aug26SU (15.2.1544.44), unlike the DAG"
+        in result.messages["checks/test_builds.py::test_build_same_across_dag[mbx2]"]
+    )
 
 
 def test_all_2016_lab_fails_lifecycle_only(run_checks) -> None:
@@ -262,8 +290,11 @@ def test_a_table_older_than_90_days_warns_in_terminal_and_report(run_checks, tmp
 
 def test_a_newer_build_table_is_used(run_checks, tmp_path: Path) -> None:
     # Test data: a later SU that has not been established. The lab (at Sep26SU) is now one SU behind.
-    newer = _copy(TABLE, tmp_path / "newer.csv", {"Sep26SU,15.2.2562.49,2026-09-08": "Dec26SU,15.2.2562.55,2026-12-08",
-                                                 "# as_of: 2026-12-04": "# as_of: 2026-12-09"})
+    newer = _copy(
+        TABLE,
+        tmp_path / "newer.csv",
+        {"Sep26SU,15.2.2562.49,2026-09-08": "Dec26SU,15.2.2562.55,2026-12-08", "# as_of: 2026-12-04": "# as_of: 2026-12-09"},
+    )
     result = run_checks(lab_data(), "--build-table", str(newer))
     assert result.short_failed() == {f"test_build_is_current[{s}]" for s in ALL}
     assert "lacks Dec26SU (15.2.2562.55, 2026-12-08)" in result.messages["checks/test_builds.py::test_build_is_current[mbx1]"]
@@ -272,9 +303,13 @@ def test_a_newer_build_table_is_used(run_checks, tmp_path: Path) -> None:
 
 def test_a_newer_lifecycle_table_is_used(run_checks, tmp_path: Path) -> None:
     # Test data: a future table in which SE RTM has been superseded. The lab's SE RTM is now out of support.
-    newer = _copy(LIFECYCLE_TABLE, tmp_path / "newer.csv", {
-        "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,":
-        "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2026-11-01,,Exchange Server SE CU1"})
+    newer = _copy(
+        LIFECYCLE_TABLE,
+        tmp_path / "newer.csv",
+        {
+            "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,": "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2026-11-01,,Exchange Server SE CU1"
+        },
+    )
     result = run_checks(lab_data(), "--lifecycle-table", str(newer))
     assert result.short_failed() == {f"test_product_and_cu_supported[{s}]" for s in ALL}
     assert "move to Exchange Server SE CU1" in result.messages["checks/test_builds.py::test_product_and_cu_supported[mbx4]"]
@@ -301,7 +336,7 @@ def test_the_cli_passes_the_table_options_to_pytest() -> None:
     args, rest = _parser().parse_known_args(["health", "--build-table", "b.csv", "--lifecycle-table", "l.csv"])
     out = pytest_args(args, rest)
     at = out.index("--build-table")
-    assert out[at:at + 4] == ["--build-table", "b.csv", "--lifecycle-table", "l.csv"]
+    assert out[at : at + 4] == ["--build-table", "b.csv", "--lifecycle-table", "l.csv"]
 
 
 # ---- independence: the lab does not borrow the checker's answers ---------------------------------
@@ -318,8 +353,11 @@ def test_a_wrong_expected_latest_build_fails_against_the_healthy_lab(run_checks,
 
 def test_a_wrong_end_of_support_fails_against_the_healthy_lab(run_checks, tmp_path: Path) -> None:
     """A lifecycle table that wrongly ends SE RTM's support turns the healthy SE lab red: DAG-BUILD-004 can fail."""
-    wrong = _copy(LIFECYCLE_TABLE, tmp_path / "wrong.csv", {
-        "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,": "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2025-10-14,,X"})
+    wrong = _copy(
+        LIFECYCLE_TABLE,
+        tmp_path / "wrong.csv",
+        {"Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,": "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2025-10-14,,X"},
+    )
     result = run_checks(lab_data(), "--lifecycle-table", str(wrong))
     assert result.short_failed() == {f"test_product_and_cu_supported[{s}]" for s in ALL}
     assert result.exit_code == 1

@@ -17,17 +17,25 @@ FAULTS = [{"kind": "copy_failed", "database": "DB01", "server": "mbx2"}, {"kind"
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-                           f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _scripts_blocked(report: Path, tmp_path: Path) -> str:
     """A copy of the report whose scripts a Content-Security-Policy blocks, as in a mail client: headless
     Chromium ignores --disable-javascript (and dumps nothing with --blink-settings=scriptEnabled=false)."""
     blocked = tmp_path / f"blocked-{report.name}"
-    blocked.write_text(report.read_text(encoding="utf-8").replace(
-        "<head>", "<head><meta http-equiv='Content-Security-Policy' content=\"script-src 'none'\">", 1), encoding="utf-8")
+    blocked.write_text(
+        report.read_text(encoding="utf-8").replace(
+            "<head>", "<head><meta http-equiv='Content-Security-Policy' content=\"script-src 'none'\">", 1
+        ),
+        encoding="utf-8",
+    )
     return blocked.as_uri()
 
 

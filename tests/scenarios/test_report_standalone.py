@@ -73,8 +73,12 @@ def test_chromium_with_scripts_blocked_shows_failing_rows_and_a_summary_in_full_
     result = run_checks(lab_data(FAULTS))
     report = tmp_path / "reports" / "dagcheck.html"
     blocked = tmp_path / "blocked.html"
-    blocked.write_text(report.read_text(encoding="utf-8").replace(
-        "<head>", "<head><meta http-equiv='Content-Security-Policy' content=\"script-src 'none'\">", 1), encoding="utf-8")
+    blocked.write_text(
+        report.read_text(encoding="utf-8").replace(
+            "<head>", "<head><meta http-equiv='Content-Security-Policy' content=\"script-src 'none'\">", 1
+        ),
+        encoding="utf-8",
+    )
     dom = _dump(blocked, tmp_path)
     assert '<td class="col-testId">' not in dom  # pytest-html built no row of its own: the scripts were blocked
     table = dom.split("Passed checks, one row per check", 1)[0].split("Resolved since the last run", 1)[1]
@@ -83,16 +87,34 @@ def test_chromium_with_scripts_blocked_shows_failing_rows_and_a_summary_in_full_
         assert nodeid in text, nodeid
     # pytest-html's style sheet greys the body's text (color:#999); the summary carries its own colour.
     probe = tmp_path / "probe.html"
-    probe.write_text(report.read_text(encoding="utf-8").replace(
-        "</body>", "<script>document.title = getComputedStyle(document.querySelector('.additional-summary.prefix "
-        "td')).color;</script></body>"), encoding="utf-8")
+    probe.write_text(
+        report.read_text(encoding="utf-8").replace(
+            "</body>",
+            "<script>document.title = getComputedStyle(document.querySelector('.additional-summary.prefix "
+            "td')).color;</script></body>",
+        ),
+        encoding="utf-8",
+    )
     colour = re.search(r"<title[^>]*>([^<]*)</title>", _dump(probe, tmp_path)).group(1)
     assert colour == "rgb(34, 34, 34)", colour
 
 
 def _dump(page: Path, tmp_path: Path) -> str:
-    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False).stdout
+    return subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    ).stdout
 
 
 def test_a_copied_inventory_keeps_its_history(run_checks, tmp_path) -> None:
@@ -116,16 +138,22 @@ def test_a_changed_organisation_says_why_it_has_nothing_to_compare_with(tmp_path
 
     reports = tmp_path / "reports"
     assert history.why_none(reports, history.scope_of(["mbx1"])) == "no previous nightly run to compare with"
-    earlier = RunResults({"started": "2026-12-06T01:00:00+00:00", "kind": "nightly",
-                          "scope": history.scope_of(["mbx1", "MBX2", "mbx3"])}, {"dags": {}}, [])
+    earlier = RunResults(
+        {"started": "2026-12-06T01:00:00+00:00", "kind": "nightly", "scope": history.scope_of(["mbx1", "MBX2", "mbx3"])},
+        {"dags": {}},
+        [],
+    )
     write(earlier, history.folder(reports, "nightly") / "20261206T010000000000Z.json")
     scope = history.scope_of(["mbx1", "mbx2", "mbx4"])
     assert history.previous(reports, scope) is None
     why = history.why_none(reports, scope)
-    assert why == ("nothing to compare with: the last nightly run (2026-12-06T01:00:00+00:00) checked other servers "
-                   "(added mbx4; removed mbx3), so this run starts a new history")
-    now = RunResults({"started": "2026-12-07T01:00:00+00:00", "kind": "nightly", "scope": scope, "no_previous": why},
-                     {"dags": {}}, [])
+    assert why == (
+        "nothing to compare with: the last nightly run (2026-12-06T01:00:00+00:00) checked other servers "
+        "(added mbx4; removed mbx3), so this run starts a new history"
+    )
+    now = RunResults(
+        {"started": "2026-12-07T01:00:00+00:00", "kind": "nightly", "scope": scope, "no_previous": why}, {"dags": {}}, []
+    )
     assert f"New since the last run ({why})" in summary.render(now, None)
     assert why in summary.text(now, None)
     # A results file written before the scope was the servers (inventory path|servers) still compares.
@@ -139,8 +167,7 @@ def _stamp(hours: float) -> str:
 def test_planned_maintenance_is_named_in_the_cell_the_summary_the_text_and_the_last_line(run_checks, tmp_path, capsys) -> None:
     data = lab_data([{"kind": "in_maintenance", "server": "mbx2"}])
     until = _stamp(2)
-    data["maintenance_windows"] = [{"server": "mbx2", "start": _stamp(-1), "end": until, "reason": "CU15 install",
-                                    "by": "jdoe"}]
+    data["maintenance_windows"] = [{"server": "mbx2", "start": _stamp(-1), "end": until, "reason": "CU15 install", "by": "jdoe"}]
     result = run_checks(data)
     assert result.exit_code == 0
     said = f"planned maintenance: CU15 install, by jdoe, until {dt.datetime.fromisoformat(until).isoformat()}"
@@ -171,7 +198,8 @@ def test_the_unverified_tls_warning_is_in_the_summary_that_is_mailed(monkeypatch
     notices = plugin_notices.run_notices(_Config())  # type: ignore[arg-type]
     said = "TLS certificates were NOT verified for mbx1, mbx2 (connection.verify_tls: false"
     assert any(said in n for n in notices), notices
-    results = RunResults({"started": "2026-12-07T01:00:00+00:00", "kind": "nightly", "notices": notices},
-                         {"dags": {"DAG1": ["mbx1", "mbx2"]}}, [])
+    results = RunResults(
+        {"started": "2026-12-07T01:00:00+00:00", "kind": "nightly", "notices": notices}, {"dags": {"DAG1": ["mbx1", "mbx2"]}}, []
+    )
     assert said in summary.render(results, None, standalone=True)
     assert said in summary.text(results, None).splitlines()[2]

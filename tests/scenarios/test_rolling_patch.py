@@ -48,9 +48,24 @@ class Lab:
         self.source = folder / "lab-source.yml"
         self.source.write_text(yaml.safe_dump(source), encoding="utf-8")
         self.proc = spawn(
-            [sys.executable, "-m", "dagcheck.lab", "serve", "--inventory", str(self.source), "--state", str(self.state),
-             "--write-inventory", str(self.inventory)],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.lab",
+                "serve",
+                "--inventory",
+                str(self.source),
+                "--state",
+                str(self.state),
+                "--write-inventory",
+                str(self.inventory),
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.startswith("Ctrl-C stops the lab"):
@@ -67,11 +82,31 @@ class Lab:
         """The run's exit code and output; `longest_silence`: the longest time it went without a line."""
         patch = f"{sys.executable} -m dagcheck.lab patch --state {self.state} --reboot-seconds 1"
         proc = spawn(
-            [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(self.inventory),
-             "--reports-dir", str(self.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
-             # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
-             "--patch-poll", "0.2", *args],
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.cli",
+                "rolling",
+                "DAG1",
+                "--inventory",
+                str(self.inventory),
+                "--reports-dir",
+                str(self.folder / "reports"),
+                "--target-build",
+                TARGET,
+                "--patch-command",
+                patch,
+                # the lab's member is back within about 2 s of its patch: look every 0.2 s, not every second
+                "--patch-poll",
+                "0.2",
+                *args,
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         assert proc.stdout is not None
         lines, stamps = [], [time.monotonic()]
         for line in proc.stdout:  # each line as the run writes it: the gaps between them are what an operator sees
@@ -82,14 +117,29 @@ class Lab:
 
     def health(self) -> tuple[int, str]:
         proc = run(
-            [sys.executable, "-m", "dagcheck.cli", "health", "--inventory", str(self.inventory), "--reports-dir",
-             str(self.folder / "health"), "-q", "-p", "no:cacheprovider"],
-            cwd=ROOT, env=ENV, timeout=budget(200))
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.cli",
+                "health",
+                "--inventory",
+                str(self.inventory),
+                "--reports-dir",
+                str(self.folder / "health"),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+            ],
+            cwd=ROOT,
+            env=ENV,
+            timeout=budget(200),
+        )
         return proc.returncode, proc.stdout + proc.stderr
 
     def calls(self) -> list[dict]:
-        proc = run([sys.executable, "-m", "dagcheck.lab", "calls", "--state", str(self.state)],
-                   cwd=ROOT, env=ENV, timeout=budget(30))
+        proc = run(
+            [sys.executable, "-m", "dagcheck.lab", "calls", "--state", str(self.state)], cwd=ROOT, env=ENV, timeout=budget(30)
+        )
         assert proc.returncode == 0, proc.stderr
         return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
@@ -115,8 +165,12 @@ def lab_factory(tmp_path):
 
 
 def test_order_puts_the_pam_last_and_the_cheapest_first() -> None:
-    members = [MemberFacts("mbx1", 1, 3, True), MemberFacts("mbx2", 2, 3, False), MemberFacts("mbx3", 0, 3, False),
-               MemberFacts("mbx4", 2, 2, False)]
+    members = [
+        MemberFacts("mbx1", 1, 3, True),
+        MemberFacts("mbx2", 2, 3, False),
+        MemberFacts("mbx3", 0, 3, False),
+        MemberFacts("mbx4", 2, 2, False),
+    ]
     assert [m.name for m in rolling_order(members)] == ["mbx3", "mbx4", "mbx2", "mbx1"]
 
 
@@ -124,18 +178,24 @@ def test_target_gate_names_what_the_target_needs() -> None:
     target = parse_build(TARGET)
     assert target_problems(target, "mbx1", parse_build(OLD), 533320, {"mbx2": parse_build(OLD)}, 20348) == []
     # Windows Server: SE runs on 2019, 2022 and 2025, not on 2016; an unread version is said, not assumed.
-    assert any("mbx1 runs Windows Server 2016 (build 14393)" in p and "Windows Server 2019" in p
-               for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, 14393))
-    assert any("Windows Server version of mbx1 could not be read" in p
-               for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, None))
+    assert any(
+        "mbx1 runs Windows Server 2016 (build 14393)" in p and "Windows Server 2019" in p
+        for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, 14393)
+    )
+    assert any(
+        "Windows Server version of mbx1 could not be read" in p
+        for p in target_problems(target, "mbx1", parse_build(OLD), 533320, {}, None)
+    )
     # Exchange 2019 CU11 (15.2.986) is not supported on Windows Server 2022; CU12 (15.2.1118) is.
     assert supported_windows(parse_build("15.2.986.42")) == {17763: "Windows Server 2019"}
     assert 20348 in supported_windows(parse_build("15.2.1118.7"))
     problems = target_problems(target, "mbx1", parse_build(OLD), 461808, {"mbx2": parse_build("15.1.2507.72")})
     assert any(".NET Framework 4.7.2" in p and "needs 4.8" in p for p in problems)
     assert any("mbx2 runs 15.1.2507.72, which cannot share a DAG" in p for p in problems)
-    assert any("not a CU that still receives" in p for p in target_problems(parse_build("15.2.1258.12"), "mbx1",
-                                                                                parse_build(OLD), 533320, {}))
+    assert any(
+        "not a CU that still receives" in p
+        for p in target_problems(parse_build("15.2.1258.12"), "mbx1", parse_build(OLD), 533320, {})
+    )
     assert any("no downgrades" in p for p in target_problems(parse_build(OLD), "mbx1", target, 533320, {}))
     old = parse_build(OLD)
     assert window_parity(target, {"mbx1": target, "mbx2": old}, {"mbx1": old, "mbx2": old}) == []
@@ -146,9 +206,25 @@ def test_target_gate_names_what_the_target_needs() -> None:
 
 
 def test_dry_run_plan_lists_every_member_and_command_in_order(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
-                           "--target-build", TARGET, "--patch-command", "patch.cmd"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.cli",
+            "rolling",
+            "DAG1",
+            "--reports-dir",
+            str(tmp_path),
+            "--target-build",
+            TARGET,
+            "--patch-command",
+            "patch.cmd",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "Dry run (nothing changes; --apply performs it)" in out
@@ -163,31 +239,58 @@ def test_dry_run_plan_lists_every_member_and_command_in_order(tmp_path) -> None:
     blocks = re.split(r"^\d\. ", out, flags=re.MULTILINE)[1:]
     assert [b.split()[0] for b in blocks] == ORDER
     for member, block in zip(ORDER, blocks, strict=True):
-        for command in (f"Set-ServerComponentState -Identity {member} -Component HubTransport -State Draining "
-                        "-Requester Maintenance",
-                        f"[{member} windows] Restart-Service -Name MSExchangeTransport",
-                        f"Redirect-Message -Server {member} -Target ",
-                        f"[{member} windows] Suspend-ClusterNode -Name {member}",
-                        f"Set-MailboxServer -Identity {member} -DatabaseCopyActivationDisabledAndMoveNow:$true "
-                        "-DatabaseCopyAutoActivationPolicy Blocked",
-                        f"Set-ServerComponentState -Identity {member} -Component ServerWideOffline -State Inactive"):
+        for command in (
+            f"Set-ServerComponentState -Identity {member} -Component HubTransport -State Draining -Requester Maintenance",
+            f"[{member} windows] Restart-Service -Name MSExchangeTransport",
+            f"Redirect-Message -Server {member} -Target ",
+            f"[{member} windows] Suspend-ClusterNode -Name {member}",
+            f"Set-MailboxServer -Identity {member} -DatabaseCopyActivationDisabledAndMoveNow:$true "
+            "-DatabaseCopyAutoActivationPolicy Blocked",
+            f"Set-ServerComponentState -Identity {member} -Component ServerWideOffline -State Inactive",
+        ):
             assert command in block, f"{member}: {command!r} not in its plan:\n{block}"
-        assert block.index("HubTransport -State Draining") < block.index("Suspend-ClusterNode") \
+        assert (
+            block.index("HubTransport -State Draining")
+            < block.index("Suspend-ClusterNode")
             < block.index("ServerWideOffline -State Inactive")
+        )
     assert not (tmp_path / "rolling-dag1.jsonl").exists()  # a dry run journals nothing
 
 
 def test_apply_without_a_patch_step_is_refused(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--apply", "--reports-dir", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--apply", "--reports-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 4
     assert "needs a patch step" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_a_patch_poll_below_a_tenth_of_a_second_is_refused(tmp_path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
-                           "--target-build", TARGET, "--patch-command", "patch.cmd", "--patch-poll", "0"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.cli",
+            "rolling",
+            "DAG1",
+            "--reports-dir",
+            str(tmp_path),
+            "--target-build",
+            TARGET,
+            "--patch-command",
+            "patch.cmd",
+            "--patch-poll",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 4
     assert "--patch-poll 0: at least 0.1 s" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -211,7 +314,12 @@ def test_rolling_patch_of_the_dag_runs_unattended_and_the_nightly_run_is_green(l
     journal = [json.loads(line) for line in (lab.folder / "reports/rolling-dag1.jsonl").read_text().splitlines()]
     assert [e["member"] for e in journal if e["event"] == "member_done"] == ORDER
     assert [e["step"] for e in journal if e["event"] == "member_step" and e["member"] == "mbx2"] == [
-        "target_gate", "gate_and_enter", "patch", "verify_build", "exit_and_verify"]
+        "target_gate",
+        "gate_and_enter",
+        "patch",
+        "verify_build",
+        "exit_and_verify",
+    ]
     rc, out = lab.health()
     assert rc == 0, out[-4000:]
     assert " failed" not in out.splitlines()[-1]
@@ -260,8 +368,26 @@ def test_a_patch_that_resets_extended_protection_stops_the_run_at_that_member(la
 
 def test_a_progress_interval_above_ten_seconds_is_refused(tmp_path) -> None:
     """Issue 26: a change window never goes 15 s without a line, so the interval cannot be set past 10 s."""
-    proc = subprocess.run([sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--reports-dir", str(tmp_path),
-                           "--target-build", TARGET, "--patch-command", "patch.cmd", "--progress-every", "60"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.cli",
+            "rolling",
+            "DAG1",
+            "--reports-dir",
+            str(tmp_path),
+            "--target-build",
+            TARGET,
+            "--patch-command",
+            "patch.cmd",
+            "--progress-every",
+            "60",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 4
     assert "--progress-every 60: between 0.5 and 10 s" in proc.stderr and "Traceback" not in proc.stderr

@@ -31,7 +31,7 @@ from tests.processes import budget
 from tests.scenarios.test_rolling_patch import ENV, ORDER, ROOT, TARGET, Lab
 
 BUDGET = budget(300)  # seconds any one condition may take: a hang detector scaled by load (tests/processes.py)
-PROBE = r'''
+PROBE = r"""
 import os, subprocess, sys, time
 from pathlib import Path
 probe, state = Path(sys.argv[1]), sys.argv[2]
@@ -51,7 +51,7 @@ rc = subprocess.call([sys.executable, "-m", "dagcheck.lab", "patch", "--state", 
 os.unlink(probe / "running")
 log(f"end {server} {os.getpid()} {rc}")
 sys.exit(rc)
-'''
+"""
 
 
 class Run:
@@ -62,10 +62,30 @@ class Run:
         script = probe / "patch_probe.py"
         patch = f"{sys.executable} {script} {probe} {lab.state}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dagcheck.cli", "rolling", "DAG1", "--inventory", str(lab.inventory),
-             "--reports-dir", str(lab.folder / "reports"), "--target-build", TARGET, "--patch-command", patch,
-             "--patch-poll", "0.2", "--apply"],
-            cwd=ROOT, env=ENV, stdout=self.out.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "dagcheck.cli",
+                "rolling",
+                "DAG1",
+                "--inventory",
+                str(lab.inventory),
+                "--reports-dir",
+                str(lab.folder / "reports"),
+                "--target-build",
+                TARGET,
+                "--patch-command",
+                patch,
+                "--patch-poll",
+                "0.2",
+                "--apply",
+            ],
+            cwd=ROOT,
+            env=ENV,
+            stdout=self.out.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         return self.out.read_text(encoding="utf-8", errors="replace")
@@ -134,8 +154,7 @@ def test_kill_9_at_every_kill_point_of_a_rolling_run_then_resume_patches_each_me
 
     # 1. during the first member's enter step: its transition has made its first change
     run = start()
-    run.until(f"{first}'s first enter step", lambda: step_done(lab.folder / f"reports/journal-{first}.jsonl",
-                                                               "drain_transport"))
+    run.until(f"{first}'s first enter step", lambda: step_done(lab.folder / f"reports/journal-{first}.jsonl", "drain_transport"))
     run.kill9()
 
     # 2. during the second member's patch command (held by the probe)
@@ -147,8 +166,10 @@ def test_kill_9_at_every_kill_point_of_a_rolling_run_then_resume_patches_each_me
 
     # The resumed run waits for the killed run's patch command instead of starting a second one beside it.
     run = start()
-    run.until("the resumed run waiting for the earlier patch command",
-              lambda: f"waiting for the patch command of {second} started by the earlier run" in run.output())
+    run.until(
+        "the resumed run waiting for the earlier patch command",
+        lambda: f"waiting for the patch command of {second} started by the earlier run" in run.output(),
+    )
     (probe / f"release-{second}").touch()
 
     # 3. during the third member's reboot wait

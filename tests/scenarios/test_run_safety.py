@@ -26,14 +26,25 @@ from tests.conftest import ROOT, lab_data
 from tests.processes import budget, spawn
 
 SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
-READS = [Command.of("Get-MailboxServer", Identity="{s}"), Command.of("Get-ServerComponentState", Identity="{s}"),
-         Command.of("Get-Queue", Server="{s}"), Command.of("Get-MailboxDatabaseCopyStatus", Server="{s}")]
+READS = [
+    Command.of("Get-MailboxServer", Identity="{s}"),
+    Command.of("Get-ServerComponentState", Identity="{s}"),
+    Command.of("Get-Queue", Server="{s}"),
+    Command.of("Get-MailboxDatabaseCopyStatus", Server="{s}"),
+]
 
 
 def _servers(lab: Any, **connection: Any) -> dict[str, Any]:
     inventory, _, server = lab
-    return {s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
-        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), **connection)) for s in inventory.servers}
+    return {
+        s.name: dataclasses.replace(
+            s,
+            connection=dataclasses.replace(
+                lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), **connection
+            ),
+        )
+        for s in inventory.servers
+    }
 
 
 def _read(name: str, command: Command) -> Command:
@@ -59,6 +70,7 @@ def _sweep(transport: PsrpTransport) -> dict[str, str]:
 
 
 # ---- at most two failed logons per account per run -------------------------------------------------
+
 
 def test_a_wrong_password_costs_two_failed_logons_and_one_prompt(lab, monkeypatch) -> None:
     """No password in the environment: dagcheck prompts (once for the account), the password is wrong;
@@ -91,8 +103,7 @@ def test_a_good_password_is_prompted_once_for_every_server_and_endpoint(lab, mon
     monkeypatch.setenv("DAGCHECK_TEST_USER", server.credentials.username)
     monkeypatch.delenv("DAGCHECK_TEST_PASSWORD", raising=False)
     monkeypatch.setattr(credentials_module.sys.stdin, "isatty", lambda: True, raising=False)
-    monkeypatch.setattr(credentials_module.getpass, "getpass",
-                        lambda text: prompts.append(text) or server.credentials.password)
+    monkeypatch.setattr(credentials_module.getpass, "getpass", lambda text: prompts.append(text) or server.credentials.password)
     transport = PsrpTransport(_servers(lab, username_env="DAGCHECK_TEST_USER", password_env="DAGCHECK_TEST_PASSWORD"))
     try:
         results = _sweep(transport)
@@ -122,11 +133,15 @@ def test_a_server_that_rejects_a_proven_account_fails_alone(lab) -> None:
     assert server.failed_logons == {"mbx2": 1}
     for sweep in (first, again):
         assert all(v == "ok" for k, v in sweep.items() if not k.startswith("mbx2")), sweep
-        assert all("this server refused a credential that works elsewhere" in v and "logged on to mbx1" in v
-                   for k, v in sweep.items() if k.startswith("mbx2")), sweep
+        assert all(
+            "this server refused a credential that works elsewhere" in v and "logged on to mbx1" in v
+            for k, v in sweep.items()
+            if k.startswith("mbx2")
+        ), sweep
 
 
 # ---- fail fast on an unreachable or hung server --------------------------------------------------------
+
 
 def test_a_refusing_server_is_tried_once_per_run(lab) -> None:
     _, _, server = lab
@@ -135,8 +150,12 @@ def test_a_refusing_server_is_tried_once_per_run(lab) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     dead = f"http://127.0.0.1:{port}/PowerShell"
-    servers["mbx3"] = dataclasses.replace(servers["mbx3"], connection=dataclasses.replace(
-        servers["mbx3"].connection, exchange_uri=dead, windows_uri=dead.replace("PowerShell", "wsman")))
+    servers["mbx3"] = dataclasses.replace(
+        servers["mbx3"],
+        connection=dataclasses.replace(
+            servers["mbx3"].connection, exchange_uri=dead, windows_uri=dead.replace("PowerShell", "wsman")
+        ),
+    )
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
     transport = PsrpTransport(servers, credentials=creds)
     try:
@@ -160,9 +179,16 @@ def test_a_hung_server_costs_one_read_timeout_per_run(lab) -> None:
     port = hung.getsockname()[1]
     servers = _servers(lab)
     uri = f"http://127.0.0.1:{port}/PowerShell"
-    servers["mbx2"] = dataclasses.replace(servers["mbx2"], connection=dataclasses.replace(
-        servers["mbx2"].connection, exchange_uri=uri, windows_uri=uri.replace("PowerShell", "wsman"),
-        operation_timeout=1, read_timeout=2))
+    servers["mbx2"] = dataclasses.replace(
+        servers["mbx2"],
+        connection=dataclasses.replace(
+            servers["mbx2"].connection,
+            exchange_uri=uri,
+            windows_uri=uri.replace("PowerShell", "wsman"),
+            operation_timeout=1,
+            read_timeout=2,
+        ),
+    )
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in SERVERS}
     transport = PsrpTransport(servers, credentials=creds)
     try:
@@ -252,15 +278,16 @@ def test_a_receive_with_no_answer_is_sent_once(lab) -> None:
     threading.Thread(target=accept, daemon=True).start()
     uri = f"http://127.0.0.1:{black_hole.getsockname()[1]}/wsman"
     servers = _servers(lab)
-    servers["mbx1"] = dataclasses.replace(servers["mbx1"], connection=dataclasses.replace(
-        servers["mbx1"].connection, windows_uri=uri, operation_timeout=1, read_timeout=2))
+    servers["mbx1"] = dataclasses.replace(
+        servers["mbx1"],
+        connection=dataclasses.replace(servers["mbx1"].connection, windows_uri=uri, operation_timeout=1, read_timeout=2),
+    )
     transport = PsrpTransport(servers, credentials={"mbx1": Credentials("u", "p")})
     wsman = transport._wsman(servers["mbx1"], Endpoint.WINDOWS)
     wsman.transport.reconnection_backoff = 0  # pypsrp's resends, if any, come at once (the test stays short)
     try:
         with pytest.raises(requests.exceptions.Timeout):
-            wsman.receive("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd", ET.Element("Receive"),
-                          timeout=1)
+            wsman.receive("http://schemas.microsoft.com/wbem/wsman/1/windows/shell/cmd", ET.Element("Receive"), timeout=1)
         time.sleep(0.2)
     finally:
         transport.close()
@@ -301,6 +328,7 @@ def _threads_done() -> None:
 
 # ---- whole runs ------------------------------------------------------------------------------------
 
+
 def test_unreachable_server_in_a_run_is_one_reason_and_a_blind_exit_code(run_checks) -> None:
     from dagcheck.safety import EXIT_BLIND
 
@@ -332,6 +360,7 @@ def test_a_server_rejecting_good_credentials_in_a_run_fails_alone(run_checks, mo
 
 # ---- against a lab that runs on its own (the call log and failed logons are the lab's) -------------------
 
+
 @pytest.fixture
 def external(lab, monkeypatch):
     """An inventory that points at a running lab (no lab: section): dagcheck connects to it as to real
@@ -346,15 +375,27 @@ def external(lab, monkeypatch):
 
 
 MISUSE = [
-    ("target_is_server", ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx1", "--apply"],
-     "--target mbx1 is the server entering maintenance"),
-    ("target_in_no_dag", ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx9", "--apply"],
-     "--target mbx9 is in no DAG, mbx1 in DAG DAG1"),
-    ("apply_without_change", ["--phase", "preflight", "--server", "mbx1", "--apply"],
-     "--apply with --phase preflight has nothing to apply"),
+    (
+        "target_is_server",
+        ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx1", "--apply"],
+        "--target mbx1 is the server entering maintenance",
+    ),
+    (
+        "target_in_no_dag",
+        ["--phase", "maintenance", "--server", "mbx1", "--target", "mbx9", "--apply"],
+        "--target mbx9 is in no DAG, mbx1 in DAG DAG1",
+    ),
+    (
+        "apply_without_change",
+        ["--phase", "preflight", "--server", "mbx1", "--apply"],
+        "--apply with --phase preflight has nothing to apply",
+    ),
     ("apply_health", ["--apply"], "--apply with --phase health has nothing to apply"),
-    ("cycle_with_phase", ["--cycle", "--phase", "maintenance", "--server", "mbx1"],
-     "--cycle runs pre-flight, maintenance and post-maintenance itself: drop --phase maintenance"),
+    (
+        "cycle_with_phase",
+        ["--cycle", "--phase", "maintenance", "--server", "mbx1"],
+        "--cycle runs pre-flight, maintenance and post-maintenance itself: drop --phase maintenance",
+    ),
     ("postflight_apply_all", ["--phase", "postflight", "--apply"], "--phase postflight --apply acts on one server"),
 ]
 
@@ -362,8 +403,9 @@ MISUSE = [
 @pytest.mark.parametrize("args,message", [m[1:] for m in MISUSE], ids=[m[0] for m in MISUSE])
 def test_misuse_is_refused_before_anything_is_sent(external, run_checks, capfd, args, message) -> None:
     data, org, server = external
-    data["servers"].append({"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A",
-                            "connection": dict(data["servers"][0]["connection"])})
+    data["servers"].append(
+        {"name": "mbx9", "fqdn": "mbx9.lab.contoso.test", "site": "Site-A", "connection": dict(data["servers"][0]["connection"])}
+    )
     result = run_checks(data, *args)
     err = capfd.readouterr().err
     assert result.exit_code == 4, err
@@ -424,8 +466,10 @@ def test_a_hung_server_in_a_whole_run_costs_one_timeout(external, run_checks, ca
 def test_unhealthy_and_blind_says_both(run_checks, capfd) -> None:
     from dagcheck.safety import EXIT_UNHEALTHY_AND_BLIND
 
-    result = run_checks(lab_data([{"kind": "dropped_connection", "server": "mbx3"},
-                                  {"kind": "poison_messages", "server": "mbx1"}]), "--strict-warnings")
+    result = run_checks(
+        lab_data([{"kind": "dropped_connection", "server": "mbx3"}, {"kind": "poison_messages", "server": "mbx1"}]),
+        "--strict-warnings",
+    )
     out = capfd.readouterr().out.rstrip().splitlines()
     assert result.exit_code == EXIT_UNHEALTHY_AND_BLIND
     assert out[-1] == "dagcheck exit 9: UNHEALTHY (1 check(s) failed) and BLIND (could not check mbx3: unreachable)"
@@ -456,13 +500,28 @@ def test_an_internal_error_keeps_pytest_exit_3(tmp_path) -> None:
 
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(lab_data()), encoding="utf-8")
-    code = pytest.main([str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir", str(tmp_path / "reports"),
-                        "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")],
-                       plugins=[Broken()])
+    code = pytest.main(
+        [
+            str(ROOT / "checks"),
+            "--inventory",
+            str(inv),
+            "--reports-dir",
+            str(tmp_path / "reports"),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--rootdir",
+            str(ROOT),
+            "-c",
+            str(ROOT / "pyproject.toml"),
+        ],
+        plugins=[Broken()],
+    )
     assert int(code) == 3
 
 
 # ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
+
 
 def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None = None):
     import os
@@ -473,11 +532,28 @@ def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None 
 
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(lab_data(faults)), encoding="utf-8")
-    cmd = [sys.executable, "-u", "-m", "pytest", str(ROOT / "checks"), "--inventory", str(inv), "--reports-dir",
-           str(tmp_path / "reports"), "-p", "no:cacheprovider", "-q", "--rootdir", str(ROOT), "-c",
-           str(ROOT / "pyproject.toml"), *args]
-    return spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
-                            env={**os.environ, **(env or {})})
+    cmd = [
+        sys.executable,
+        "-u",
+        "-m",
+        "pytest",
+        str(ROOT / "checks"),
+        "--inventory",
+        str(inv),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--rootdir",
+        str(ROOT),
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        *args,
+    ]
+    return spawn(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, **(env or {})}
+    )
 
 
 def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
@@ -491,8 +567,8 @@ def _lines_until(proc, wanted: str, timeout: float = 120) -> list[str]:
     if not hasattr(proc, "_dagcheck_lines"):
         proc._dagcheck_lines = lines
         proc._dagcheck_reader = threading.Thread(
-            target=lambda: ([lines.put(line) for line in iter(proc.stdout.readline, "")], lines.put(None)),
-            daemon=True)
+            target=lambda: ([lines.put(line) for line in iter(proc.stdout.readline, "")], lines.put(None)), daemon=True
+        )
         proc._dagcheck_reader.start()
     seen: list[str] = []
     deadline = time.monotonic() + budget(timeout)
@@ -527,9 +603,16 @@ def test_transition_steps_and_a_slow_call_show_while_the_run_goes_on(tmp_path) -
     by default) says what it waits for and how long it may take."""
     from dagcheck.maintenance.live import SHOW_AFTER_ENV
 
-    proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-DatabaseAvailabilityGroup",
-                              "seconds": 1.5}], "--phase", "maintenance", "--server", "mbx1", "--apply",
-                  env={SHOW_AFTER_ENV: "0.5"})
+    proc = _start(
+        tmp_path,
+        [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-DatabaseAvailabilityGroup", "seconds": 1.5}],
+        "--phase",
+        "maintenance",
+        "--server",
+        "mbx1",
+        "--apply",
+        env={SHOW_AFTER_ENV: "0.5"},
+    )
     try:
         seen = _lines_until(proc, "still waiting for mbx1: Get-DatabaseAvailabilityGroup -Status")
         assert proc.poll() is None
@@ -547,8 +630,15 @@ def test_ctrl_c_stops_at_a_safe_point_with_one_line(tmp_path) -> None:
     import signal
 
     # Slow reads keep the transition busy long enough to press Ctrl-C in the middle of it.
-    proc = _start(tmp_path, [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3}],
-                  "--phase", "maintenance", "--server", "mbx1", "--apply")
+    proc = _start(
+        tmp_path,
+        [{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3}],
+        "--phase",
+        "maintenance",
+        "--server",
+        "mbx1",
+        "--apply",
+    )
     try:
         _lines_until(proc, "ran Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining")
         proc.send_signal(signal.SIGINT)
@@ -620,8 +710,10 @@ def test_ctrl_c_during_entry_then_roll_back_or_resume(tmp_path) -> None:
     from tests.scenarios.test_dag_lease import LabProcess, assert_full_service, finish, signs
 
     source = tmp_path / "lab-source.yml"  # slow reads keep the transition busy long enough to press Ctrl-C
-    source.write_text(yaml.safe_dump(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue",
-                                                "seconds": 0.3}])), encoding="utf-8")
+    source.write_text(
+        yaml.safe_dump(lab_data([{"kind": "slow_cmdlet", "server": "mbx1", "cmdlet": "Get-Queue", "seconds": 0.3}])),
+        encoding="utf-8",
+    )
     lab = LabProcess(tmp_path, source).start()
     journal = tmp_path / "reports" / "journal-mbx1.jsonl"
     enter = ("--phase", "maintenance", "--server", "mbx1", "--target", "mbx2", "--apply")

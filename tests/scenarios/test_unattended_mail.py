@@ -56,15 +56,13 @@ def relay():
 
 
 def _mail_flags(port: int, *extra: str) -> tuple[str, ...]:
-    return ("--smtp", f"127.0.0.1:{port}", "--mail-to", "x@y.test", "--mail-from", "a@b.test", "--mail-when", "always",
-            *extra)
+    return ("--smtp", f"127.0.0.1:{port}", "--mail-to", "x@y.test", "--mail-from", "a@b.test", "--mail-when", "always", *extra)
 
 
 def test_health_with_no_smtp_server_listening_exits_10_and_says_the_mail_failed(tmp_path, capsys) -> None:
     """The issue's own command, through the CLI, on a healthy lab: the checks pass, the mail does not go."""
     port = _free_port()  # bound and released: nothing listens there
-    code = cli.main(["health", "--reports-dir", str(tmp_path / "reports"), *_mail_flags(port),
-                     "-p", "no:cacheprovider", "-q"])
+    code = cli.main(["health", "--reports-dir", str(tmp_path / "reports"), *_mail_flags(port), "-p", "no:cacheprovider", "-q"])
     out = capsys.readouterr().out
     assert code == mail.EXIT_MAIL_FAILED == 10, out[-3000:]
     assert f"dagcheck email: FAILED to send via 127.0.0.1:{port}" in out
@@ -146,8 +144,17 @@ def test_the_inventory_schema_accepts_allow_cleartext_credentials(tmp_path) -> N
     from dagcheck.inventory import load_inventory as load
 
     data = lab_data([])
-    data["report"] = {"email": {"host": "relay", "sender": "a@b", "recipients": ["x@y"], "security": "none",
-                                "username": "u", "password_env": "PW", "allow_cleartext_credentials": True}}
+    data["report"] = {
+        "email": {
+            "host": "relay",
+            "sender": "a@b",
+            "recipients": ["x@y"],
+            "security": "none",
+            "username": "u",
+            "password_env": "PW",
+            "allow_cleartext_credentials": True,
+        }
+    }
     path = tmp_path / "inv.yml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     assert load(path).report["email"]["allow_cleartext_credentials"] is True
@@ -159,10 +166,13 @@ def test_the_mailed_html_fits_1000_and_400_pixels_in_chromium(run_checks, relay,
     stays reachable on a phone. Measured in frames of each width (headless Chromium's window has a minimum)."""
     test_a_plain_relay_gets_date_message_id_a_cid_image_and_a_verdict_first_text_part(run_checks, relay, tmp_path)
     body = (tmp_path / "mail.html").read_text(encoding="utf-8")
-    frames = "".join(f"<iframe id='w{w}' style='width:{w}px;height:900px;border:0' srcdoc=\"{html.escape(body, quote=True)}\">"
-                     "</iframe>" for w in (1000, 400))
+    frames = "".join(
+        f"<iframe id='w{w}' style='width:{w}px;height:900px;border:0' srcdoc=\"{html.escape(body, quote=True)}\"></iframe>"
+        for w in (1000, 400)
+    )
     probe = tmp_path / "probe.html"
-    probe.write_text(f"""<!DOCTYPE html><html><body style='margin:0'>{frames}<script>
+    probe.write_text(
+        f"""<!DOCTYPE html><html><body style='margin:0'>{frames}<script>
 window.addEventListener('load', () => {{
   const out = [];
   for (const w of [1000, 400]) {{
@@ -177,11 +187,26 @@ window.addEventListener('load', () => {{
   const pre = document.createElement('pre'); pre.id = 'measured'; pre.textContent = out.join(';');
   document.body.appendChild(pre);
 }});
-</script></body></html>""", encoding="utf-8")
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--window-size=1500,1000", "--dump-dom", probe.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)
-    measured = done.stdout.split("<pre id=\"measured\">", 1)[1].split("</pre>", 1)[0]
+</script></body></html>""",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1500,1000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    measured = done.stdout.split('<pre id="measured">', 1)[1].split("</pre>", 1)[0]
     rows = [row.split(",") for row in measured.split(";")]
     # The page is never wider than its frame (a vertical scrollbar may take some of the width: narrower is fine).
     assert sorted(int(w) for w, *_ in rows) == [400, 1000], rows

@@ -8,7 +8,7 @@ from tests.conftest import ROOT
 
 def test_readme_table_matches_the_code() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index(BEGIN) + len(BEGIN):readme.index(END)].strip()
+    table = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)].strip()
     assert table == markdown_table(), "README.md is stale: paste `python -m dagcheck.catalogue_table` between the markers"
 
 

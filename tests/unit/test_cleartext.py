@@ -24,8 +24,11 @@ def _production(**connection: Any) -> dict[str, Any]:
     data = copy.deepcopy(lab_data())
     data.pop("lab")
     for server in data["servers"]:
-        server["connection"] = {"exchange_uri": f"http://{server['fqdn']}/PowerShell",
-                                "windows_uri": f"http://{server['fqdn']}:5985/wsman", **connection}
+        server["connection"] = {
+            "exchange_uri": f"http://{server['fqdn']}/PowerShell",
+            "windows_uri": f"http://{server['fqdn']}:5985/wsman",
+            **connection,
+        }
     return data
 
 
@@ -54,8 +57,11 @@ def test_loopback_https_and_allowed_servers_are_accepted() -> None:
     parse_inventory(_production(auth="basic", username_env="U", password_env="P", connect_address="127.0.0.1"), "x")
     data = _production(auth="basic", username_env="U", password_env="P")
     for server in data["servers"]:
-        server["connection"] = {**server["connection"], "exchange_uri": f"https://{server['fqdn']}/PowerShell",
-                                "windows_uri": f"https://{server['fqdn']}:5986/wsman"}
+        server["connection"] = {
+            **server["connection"],
+            "exchange_uri": f"https://{server['fqdn']}/PowerShell",
+            "windows_uri": f"https://{server['fqdn']}:5986/wsman",
+        }
     parse_inventory(data, "x")
     allowed = _production(auth="basic", username_env="U", password_env="P", allow_cleartext=True)
     assert all(s.connection.allow_cleartext for s in parse_inventory(allowed, "x").servers)
@@ -89,7 +95,8 @@ def running_lab():
 
 
 def test_an_allowed_cleartext_run_says_so_on_the_console_in_the_summary_and_the_mail(
-        running_lab, run_checks, smtp_server, monkeypatch, capfd, tmp_path) -> None:  # noqa: F811 - the imported fixture
+    running_lab, run_checks, smtp_server, monkeypatch, capfd, tmp_path
+) -> None:  # noqa: F811 - the imported fixture
     """The lab listens on loopback only, so the test declares loopback to be "another host" (is_loopback
     False): what is under test here is that an accepted cleartext connection is reported everywhere."""
     from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV, inventory_for

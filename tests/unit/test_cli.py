@@ -61,39 +61,68 @@ def test_a_wheel_install_runs_the_checks_without_a_checkout(tmp_path) -> None:
     import sysconfig
 
     wheels = tmp_path / "wheels"
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels),
-                            str(cli.ROOT)], capture_output=True, text=True, timeout=300, check=False)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(cli.ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if build.returncode != 0:
         pytest.skip(f"cannot build a wheel here: {build.stderr.strip()[-300:]}")
     [wheel] = wheels.glob("dagcheck-*.whl")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     # The dependencies come from this venv (appended after the new venv's own site-packages, so
     # the wheel's dagcheck is the one imported and the one whose files are listed).
     deps = [*site.getsitepackages(), sysconfig.get_path("purelib")]
     Path(purelib, "deps.pth").write_text("\n".join(deps) + "\n")
     # --ignore-installed: without it pip uninstalls the running venv's own (editable) dagcheck first
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed",
-                    "--prefix", str(venv), str(wheel)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--prefix", str(venv), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (venv / "share" / "dagcheck" / "checks" / "test_components.py").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    where = subprocess.run([str(python), "-c", "import dagcheck.paths as p; print(p.ROOT, p.INSTALLED)"],
-                           capture_output=True, text=True, cwd=work, env=env, check=True).stdout.split()
+    where = subprocess.run(
+        [str(python), "-c", "import dagcheck.paths as p; print(p.ROOT, p.INSTALLED)"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        check=True,
+    ).stdout.split()
     assert where == [str((venv / "share" / "dagcheck").resolve()), "True"]
-    run = subprocess.run([str(python), "-m", "dagcheck.cli", "health", "-k", "component"], capture_output=True,
-                         text=True, cwd=work, env=env, timeout=300, check=False)
+    run = subprocess.run(
+        [str(python), "-m", "dagcheck.cli", "health", "-k", "component"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert " passed" in run.stdout and "PytestAssertRewriteWarning" not in run.stdout
     assert list((work / "reports").glob("summary-adhoc-health-*.html")), "reports go to ./reports where it runs"
 
 
-@pytest.mark.parametrize("argv", [["report", "a.json", "b.json"], ["doctor", "--inventory", "x.yml", "stray"],
-                                  ["discover", "--from", "ex01", "--output", "o.yml", "--bogus"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "a.json", "b.json"],
+        ["doctor", "--inventory", "x.yml", "stray"],
+        ["discover", "--from", "ex01", "--output", "o.yml", "--bogus"],
+    ],
+)
 def test_a_command_that_does_not_hand_over_to_pytest_refuses_what_it_would_ignore(argv, capsys, tmp_path, monkeypatch) -> None:
     """`dagcheck report a.json b.json` rendered a.json alone and exited 0: the second file was dropped
     without a word. Nothing is read or written before the refusal."""

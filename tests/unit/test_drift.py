@@ -25,15 +25,47 @@ from tests.scenarios.test_rolling_patch import ENV, ROOT, TARGET, Lab
 
 
 def _pytest(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "pytest", "--inventory", str(lab.inventory), "--reports-dir",
-                           str(lab.folder / "reports"), "-q", "-p", "no:cacheprovider", "-rfEs", *args],
-               cwd=ROOT, env=ENV, timeout=budget(300))
+    return run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--inventory",
+            str(lab.inventory),
+            "--reports-dir",
+            str(lab.folder / "reports"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rfEs",
+            *args,
+        ],
+        cwd=ROOT,
+        env=ENV,
+        timeout=budget(300),
+    )
 
 
 def _patch(lab: Lab, server: str) -> None:
-    proc = run([sys.executable, "-m", "dagcheck.lab", "patch", "--state", str(lab.state), "--server", server,
-                           "--build", TARGET, "--reboot-seconds", "1"], cwd=ROOT, env=ENV,
-               timeout=budget(60))
+    proc = run(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.lab",
+            "patch",
+            "--state",
+            str(lab.state),
+            "--server",
+            server,
+            "--build",
+            TARGET,
+            "--reboot-seconds",
+            "1",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        timeout=budget(60),
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # The lab's reboot: the server refuses connections for a second, then its services start 0.1 s apart.
     _wait_until_back(lab, server)
@@ -53,8 +85,11 @@ def _wait_until_back(lab: Lab, server: str, timeout: float = 60) -> None:  # nom
     while time.monotonic() < deadline:
         session = DagcheckSession(inventory, servers=[server])
         try:
-            stopped = {s for h in Live(session.transport, inventory.expectations).read(server, "services")
-                       for s in h.services_not_running}
+            stopped = {
+                s
+                for h in Live(session.transport, inventory.expectations).read(server, "services")
+                for s in h.services_not_running
+            }
             if not stopped:
                 return
             last = f"services not running yet: {', '.join(sorted(stopped))}"
@@ -128,12 +163,15 @@ def test_a_clean_patch_drifts_only_in_its_build(labs) -> None:
     assert {c["id"] for c in results["checks"] if c["outcome"] == "fail"} == {"DAG-BUILD-002"}, proc.stdout[-3000:]
     [found] = results["drift"]
     assert found["compared"] > 150  # vdirs of both sites, IIS, SCP, 5 connectors, certificates, components ...
-    assert {(d["name"], d["verdict"]) for d in found["differences"]} == {("ExSetup.exe", "expected"),
-                                                                         ("AdminDisplayVersion", "expected")} or \
-        {(d["name"], d["verdict"]) for d in found["differences"]} == {("ExSetup.exe", "expected")}
+    assert {(d["name"], d["verdict"]) for d in found["differences"]} == {
+        ("ExSetup.exe", "expected"),
+        ("AdminDisplayVersion", "expected"),
+    } or {(d["name"], d["verdict"]) for d in found["differences"]} == {("ExSetup.exe", "expected")}
     assert found["not_compared"] == {}
-    assert {c["id"]: c["outcome"] for c in results["checks"] if c["id"].startswith("DAG-DRIFT")} == \
-        {"DAG-DRIFT-001": "pass", "DAG-DRIFT-002": "pass"}
+    assert {c["id"]: c["outcome"] for c in results["checks"] if c["id"].startswith("DAG-DRIFT")} == {
+        "DAG-DRIFT-001": "pass",
+        "DAG-DRIFT-002": "pass",
+    }
     assert "Configuration drift" in summary
 
 
@@ -158,34 +196,44 @@ def _baseline(*settings: Setting, unread: dict[str, str] | None = None) -> Basel
 
 
 def test_compare_marks_expected_critical_and_unexpected() -> None:
-    before = _baseline(Setting("build", "mbx1", "ExSetup.exe", "15.2.2562.46"),
-                       Setting("extended_protection", "owa (Default Web Site)", "ExtendedProtectionTokenChecking", "Require"),
-                       Setting("urls", "owa (Default Web Site)", "ExternalUrl", "https://mail/owa"),
-                       Setting("certificates", "bound to IIS", "Thumbprint", "AAA"))
-    after = [Setting("build", "mbx1", "ExSetup.exe", "15.2.2562.49"),
-             Setting("extended_protection", "owa (Default Web Site)", "ExtendedProtectionTokenChecking", "None"),
-             Setting("urls", "owa (Default Web Site)", "ExternalUrl", "https://mail/owa"),
-             Setting("receive_connectors", "Relay MBX1", "Bindings", "0.0.0.0:25")]
+    before = _baseline(
+        Setting("build", "mbx1", "ExSetup.exe", "15.2.2562.46"),
+        Setting("extended_protection", "owa (Default Web Site)", "ExtendedProtectionTokenChecking", "Require"),
+        Setting("urls", "owa (Default Web Site)", "ExternalUrl", "https://mail/owa"),
+        Setting("certificates", "bound to IIS", "Thumbprint", "AAA"),
+    )
+    after = [
+        Setting("build", "mbx1", "ExSetup.exe", "15.2.2562.49"),
+        Setting("extended_protection", "owa (Default Web Site)", "ExtendedProtectionTokenChecking", "None"),
+        Setting("urls", "owa (Default Web Site)", "ExternalUrl", "https://mail/owa"),
+        Setting("receive_connectors", "Relay MBX1", "Bindings", "0.0.0.0:25"),
+    ]
     found = drift.compare(before, after, {})
     verdicts = {(d.area, d.name): d.verdict for d in found.differences}
-    assert verdicts == {("build", "ExSetup.exe"): "expected",
-                        ("extended_protection", "ExtendedProtectionTokenChecking"): "critical",
-                        ("certificates", "Thumbprint"): "unexpected",  # removed
-                        ("receive_connectors", "Bindings"): "unexpected"}  # added
+    assert verdicts == {
+        ("build", "ExSetup.exe"): "expected",
+        ("extended_protection", "ExtendedProtectionTokenChecking"): "critical",
+        ("certificates", "Thumbprint"): "unexpected",  # removed
+        ("receive_connectors", "Bindings"): "unexpected",
+    }  # added
     removed = next(d for d in found.differences if d.area == "certificates")
     assert (removed.before, removed.after) == ("AAA", None)
     assert [d.area for d in found.critical] == ["extended_protection"]
     # The inventory can make an area critical.
-    assert {d.area for d in drift.compare(before, after, {}, (*drift.INVENTORY_EXPECTED, "certificates")).critical} == \
-        {"extended_protection", "certificates"}
+    assert {d.area for d in drift.compare(before, after, {}, (*drift.INVENTORY_EXPECTED, "certificates")).critical} == {
+        "extended_protection",
+        "certificates",
+    }
 
 
 def test_an_area_unreadable_on_either_side_is_not_compared_and_says_why() -> None:
     before = _baseline(Setting("urls", "owa (Default Web Site)", "ExternalUrl", "x"), unread={"ssl": "access denied"})
     found = drift.compare(before, [], {"urls": "mbx1: Get-OwaVirtualDirectory: timed out"})
     assert found.differences == []
-    assert found.not_compared == {"ssl": "not read before entering maintenance: access denied",
-                                  "urls": "not read after leaving maintenance: mbx1: Get-OwaVirtualDirectory: timed out"}
+    assert found.not_compared == {
+        "ssl": "not read before entering maintenance: access denied",
+        "urls": "not read after leaving maintenance: mbx1: Get-OwaVirtualDirectory: timed out",
+    }
 
 
 def test_a_damaged_baseline_is_an_error_naming_the_file(tmp_path: Path) -> None:

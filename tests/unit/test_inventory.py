@@ -29,18 +29,43 @@ INVALID = [
     ("DAG member not a server", lambda d: d["dags"][0]["members"].append("mbx9"), "dags[0].members[4]", "'mbx9' is not listed"),
     ("server in unknown DAG", lambda d: d["servers"][0].update(dag="DAG9"), "servers[0].dag", "DAG 'DAG9' is not listed"),
     ("server in unknown site", lambda d: d["servers"][3].update(site="Site-Z"), "servers[3].site", "site 'Site-Z'"),
-    ("negative threshold", lambda d: d["expectations"].update(copy_queue_max=-1), "expectations.copy_queue_max", "below the minimum 0"),
-    ("bad URI", lambda d: d["expectations"]["autodiscover"]["Site-A"].update(uri="autodiscover.contoso"),
-     "expectations.autodiscover.Site-A.uri", "expected form"),
-    ("bad activation policy", lambda d: d["expectations"].update(activation_policy="Sometimes"),
-     "expectations.activation_policy", "not one of"),
+    (
+        "negative threshold",
+        lambda d: d["expectations"].update(copy_queue_max=-1),
+        "expectations.copy_queue_max",
+        "below the minimum 0",
+    ),
+    (
+        "bad URI",
+        lambda d: d["expectations"]["autodiscover"]["Site-A"].update(uri="autodiscover.contoso"),
+        "expectations.autodiscover.Site-A.uri",
+        "expected form",
+    ),
+    (
+        "bad activation policy",
+        lambda d: d["expectations"].update(activation_policy="Sometimes"),
+        "expectations.activation_policy",
+        "not one of",
+    ),
     ("unknown fault kind", lambda d: d["lab"]["faults"].append({"kind": "meteor"}), "lab.faults[0].kind", "not one of"),
-    ("fault on unknown server", lambda d: d["lab"]["faults"].append({"kind": "stuck_queue", "server": "mbx7"}),
-     "lab.faults[0].server", "'mbx7' is not listed"),
-    ("copy on unknown server", lambda d: d["lab"]["databases"][0]["copies"].append("mbx8"),
-     "lab.databases[0].copies[3]", "'mbx8' is not listed"),
-    ("credentials are never in the file", lambda d: d.update(connection={"auth": "basic", "password": "x"}),
-     "connection", "unknown key 'password'"),
+    (
+        "fault on unknown server",
+        lambda d: d["lab"]["faults"].append({"kind": "stuck_queue", "server": "mbx7"}),
+        "lab.faults[0].server",
+        "'mbx7' is not listed",
+    ),
+    (
+        "copy on unknown server",
+        lambda d: d["lab"]["databases"][0]["copies"].append("mbx8"),
+        "lab.databases[0].copies[3]",
+        "'mbx8' is not listed",
+    ),
+    (
+        "credentials are never in the file",
+        lambda d: d.update(connection={"auth": "basic", "password": "x"}),
+        "connection",
+        "unknown key 'password'",
+    ),
     ("member not naming its DAG", lambda d: d["servers"][3].pop("dag"), "dags[0].members[3]", "does not name DAG"),
 ]
 
@@ -81,8 +106,13 @@ def test_pytest_run_with_invalid_inventory_exits_cleanly(tmp_path: Path) -> None
     data["servers"][2]["fqdn"] = "bad host"
     p = tmp_path / "bad.yml"
     p.write_text(yaml.safe_dump(data), encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pytest", "--inventory", str(p), "-p", "no:cacheprovider"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--inventory", str(p), "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"invalid inventory {p}: servers[2].fqdn" in output
@@ -93,8 +123,11 @@ def test_read_timeout_not_longer_than_operation_timeout_is_refused() -> None:
     """The server holds a Receive for the whole OperationTimeout; a shorter read timeout would cut it."""
     data = lab_data()
     data["servers"][1]["connection"] = {"operation_timeout": 60, "read_timeout": 60}
-    with pytest.raises(InventoryError, match=r"servers\[1\]\.connection\.read_timeout: 60 must be longer than "
-                                             r"operation_timeout \(60\)"):
+    with pytest.raises(
+        InventoryError,
+        match=r"servers\[1\]\.connection\.read_timeout: 60 must be longer than "
+        r"operation_timeout \(60\)",
+    ):
         parse_inventory(data, "lab.yml")
 
 
@@ -110,19 +143,32 @@ def test_an_unquoted_impossible_date_names_its_line(tmp_path) -> None:
 def _server_nodes(count: int) -> yaml.Node:
     """A composed `servers:` document of `count` servers, built as nodes (parsing 10,000 servers of YAML in pure
     Python takes a minute on a loaded machine; the limit is applied to the composed nodes either way)."""
+
     def scalar(value: str) -> yaml.ScalarNode:
         return yaml.ScalarNode("tag:yaml.org,2002:str", value)
 
     def server(i: int) -> yaml.MappingNode:
         name = f"ex{i:05d}"
-        conn = yaml.MappingNode("tag:yaml.org,2002:map", [
-            (scalar("exchange_uri"), scalar(f"https://{name}.corp.example.com/PowerShell")),
-            (scalar("windows_uri"), scalar(f"https://{name}.corp.example.com:5986/wsman")),
-            (scalar("verify_tls"), scalar("true")), (scalar("auth"), scalar("kerberos")),
-            (scalar("operation_timeout"), yaml.ScalarNode("tag:yaml.org,2002:int", "60"))])
-        return yaml.MappingNode("tag:yaml.org,2002:map", [
-            (scalar("name"), scalar(name)), (scalar("fqdn"), scalar(f"{name}.corp.example.com")),
-            (scalar("site"), scalar("HQ")), (scalar("dag"), scalar(f"DAG{i // 16:03d}")), (scalar("connection"), conn)])
+        conn = yaml.MappingNode(
+            "tag:yaml.org,2002:map",
+            [
+                (scalar("exchange_uri"), scalar(f"https://{name}.corp.example.com/PowerShell")),
+                (scalar("windows_uri"), scalar(f"https://{name}.corp.example.com:5986/wsman")),
+                (scalar("verify_tls"), scalar("true")),
+                (scalar("auth"), scalar("kerberos")),
+                (scalar("operation_timeout"), yaml.ScalarNode("tag:yaml.org,2002:int", "60")),
+            ],
+        )
+        return yaml.MappingNode(
+            "tag:yaml.org,2002:map",
+            [
+                (scalar("name"), scalar(name)),
+                (scalar("fqdn"), scalar(f"{name}.corp.example.com")),
+                (scalar("site"), scalar("HQ")),
+                (scalar("dag"), scalar(f"DAG{i // 16:03d}")),
+                (scalar("connection"), conn),
+            ],
+        )
 
     servers = yaml.SequenceNode("tag:yaml.org,2002:seq", [server(i) for i in range(count)])
     return yaml.MappingNode("tag:yaml.org,2002:map", [(scalar("servers"), servers)])

@@ -28,8 +28,10 @@ def test_a_fleet_is_one_short_line_with_totals_laggards_and_blind_servers() -> N
     blind = {f"ex{i:03d}": "unreachable" for i in range(290, 298)}
     line = _progress(calls, blind).line("collecting (40 s)")
     assert line.startswith(f"collecting (40 s): 300 servers, {sum(calls.values()):,} call(s); ")
-    assert "8 not checkable: ex290 (unreachable), ex291 (unreachable), ex292 (unreachable), ex293 (unreachable), " \
-           "ex294 (unreachable) and 3 more" in line
+    assert (
+        "8 not checkable: ex290 (unreachable), ex291 (unreachable), ex292 (unreachable), ex293 (unreachable), "
+        "ex294 (unreachable) and 3 more" in line
+    )
     assert "; fewest so far: ex150 2, ex007 9, ex000 30, " in line
     assert len(line) < 400
 

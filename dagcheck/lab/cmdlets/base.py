@@ -95,7 +95,8 @@ def invoke(org: Organization, endpoint: str, server_name: str, name: str, params
         org.call_log.append((server_name, spec.name, dict(bound)))
         for f in org.faults_matching("cmdlet_error", server_name, spec.name):
             raise LabCmdletError(
-                f.get("value") or "The Microsoft Exchange Replication service may not be running on server "
+                f.get("value")
+                or "The Microsoft Exchange Replication service may not be running on server "
                 f"{server_name}. Specific RPC error message: Error 0x6ba (The RPC server is unavailable).",
                 "NotSpecified",
                 f"[Server={server_name.upper()}] {spec.name.replace('-', '')}Exception,{spec.name}",
@@ -146,9 +147,14 @@ def server_id(s: LabServer) -> Any:
 
 
 def server_ids(servers: list[LabServer]) -> Any:
-    return ps.typed_list([server_id(m) for m in servers], [
-        f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.EX}.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, "
-        "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]", "System.Object"])
+    return ps.typed_list(
+        [server_id(m) for m in servers],
+        [
+            f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.EX}.Data.Directory.ADObjectId, Microsoft.Exchange.Data.Directory, "
+            "Version=15.0.0.0, Culture=neutral, PublicKeyToken=31bf3856ad364e35]]",
+            "System.Object",
+        ],
+    )
 
 
 def version(v: tuple[int, int, int, int]) -> Any:
@@ -196,5 +202,3 @@ def bool_param(call: Call, name: str) -> bool | None:
     if str(value).lower() in ("false", "$false", "0"):
         return False
     raise invalid_value(call.cmdlet, name, value, ["$true", "$false"])
-
-

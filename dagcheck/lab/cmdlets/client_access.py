@@ -18,42 +18,58 @@ from dagcheck.lab.cmdlets.base import (
 )
 
 
-@cmdlet("Get-ClientAccessService", "Identity", "IncludeAlternateServiceAccountCredentialStatus",
-        "IncludeAlternateServiceAccountCredentialPassword")
+@cmdlet(
+    "Get-ClientAccessService",
+    "Identity",
+    "IncludeAlternateServiceAccountCredentialStatus",
+    "IncludeAlternateServiceAccountCredentialPassword",
+)
 def get_client_access_service(call: Call) -> list[Any]:
     out = []
     for s in target_servers(call):
-        out.append(ps.obj(
-            [f"{MGMT}.ClientAccessServer", *ps.AD_PRESENTATION],
-            {
-                "Name": s.name.upper(),
-                "Fqdn": s.fqdn,
-                "AutoDiscoverServiceInternalUri": s.scp_uri,
-                "AutoDiscoverServiceCN": s.name.upper(),
-                "AutoDiscoverServiceClassName": "ms-Exchange-AutoDiscover-Service",
-                "AutoDiscoverServiceGuid": "77378f46-2c66-4aa9-a6a6-3e7a48b19596",
-                "AutoDiscoverSiteScope": ps.mvp(s.site_scope),
-                "IsOutOfService": False,
-                "Identity": server_id(s),
-            },
-            to_string=s.name.upper(),
-        ))
+        out.append(
+            ps.obj(
+                [f"{MGMT}.ClientAccessServer", *ps.AD_PRESENTATION],
+                {
+                    "Name": s.name.upper(),
+                    "Fqdn": s.fqdn,
+                    "AutoDiscoverServiceInternalUri": s.scp_uri,
+                    "AutoDiscoverServiceCN": s.name.upper(),
+                    "AutoDiscoverServiceClassName": "ms-Exchange-AutoDiscover-Service",
+                    "AutoDiscoverServiceGuid": "77378f46-2c66-4aa9-a6a6-3e7a48b19596",
+                    "AutoDiscoverSiteScope": ps.mvp(s.site_scope),
+                    "IsOutOfService": False,
+                    "Identity": server_id(s),
+                },
+                to_string=s.name.upper(),
+            )
+        )
     return out
 
 
 VDIR_TYPES = {
-    "owa": "ADOwaVirtualDirectory", "ecp": "ADEcpVirtualDirectory", "EWS": "ADWebServicesVirtualDirectory",
-    "Autodiscover": "ADAutodiscoverVirtualDirectory", "mapi": "ADMapiVirtualDirectory",
-    "OAB": "ADOabVirtualDirectory", "Microsoft-Server-ActiveSync": "ADMobileVirtualDirectory",
+    "owa": "ADOwaVirtualDirectory",
+    "ecp": "ADEcpVirtualDirectory",
+    "EWS": "ADWebServicesVirtualDirectory",
+    "Autodiscover": "ADAutodiscoverVirtualDirectory",
+    "mapi": "ADMapiVirtualDirectory",
+    "OAB": "ADOabVirtualDirectory",
+    "Microsoft-Server-ActiveSync": "ADMobileVirtualDirectory",
     "PowerShell": "ADPowerShellVirtualDirectory",
 }
 
 
 def _auth(methods: list[str]) -> Any:
     """MultiValuedProperty<AuthenticationMethod>, enum objects in it (CSS-Exchange's owa export)."""
-    return ps.typed_list([ps.enum(f"{SYSCONF}.AuthenticationMethod", m) for m in methods], [
-        f"{ps.EX}.Data.Directory.ADMultiValuedProperty`1[[{ps.AUTH_METHOD}]]", f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.AUTH_METHOD}]]",
-        f"{ps.EX}.Data.MultiValuedPropertyBase", "System.Object"])
+    return ps.typed_list(
+        [ps.enum(f"{SYSCONF}.AuthenticationMethod", m) for m in methods],
+        [
+            f"{ps.EX}.Data.Directory.ADMultiValuedProperty`1[[{ps.AUTH_METHOD}]]",
+            f"{ps.EX}.Data.MultiValuedProperty`1[[{ps.AUTH_METHOD}]]",
+            f"{ps.EX}.Data.MultiValuedPropertyBase",
+            "System.Object",
+        ],
+    )
 
 
 def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
@@ -74,25 +90,34 @@ def _vdir_cmdlet(cmdlet_name: str, vdir: str) -> None:
                 shown = (app.cmdlet_token_checking or app.token_checking) if app else "None"
                 token = None if ad_only else ps.enum(f"{SYSCONF}.ExtendedProtectionTokenCheckingMode", shown)
                 path = "1" if site == products.FRONT_END else "2"
-                out.append(ps.obj(
-                    [f"{SYSCONF}.{type_name}", f"{SYSCONF}.ExchangeVirtualDirectory", f"{SYSCONF}.ADVirtualDirectory",
-                     f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject", f"{ps.EX}.Data.Directory.ADRawEntry", *ps.CONFIGURABLE],
-                    {
-                        "Name": name,
-                        "Server": server_id(s),
-                        "MetabasePath": f"IIS://{s.fqdn}/W3SVC/{path}/ROOT/{vdir}",
-                        "ExtendedProtectionTokenChecking": token,
-                        "ExtendedProtectionFlags": ps.mvp([], element=ps.EP_FLAG),
-                        "ExtendedProtectionSPNList": ps.mvp([]),
-                        "InternalUrl": app.internal_url if app else None,
-                        "ExternalUrl": app.external_url if app else None,
-                        "InternalAuthenticationMethods": _auth(app.internal_auth if app else []),
-                        "ExternalAuthenticationMethods": _auth(app.external_auth if app else []),
-                        "AdminDisplayVersion": version(s.admin_display_version),
-                        "Identity": f"{s.name.upper()}\\{name}",
-                    },
-                    to_string=f"{s.name.upper()}\\{name}",
-                ))
+                out.append(
+                    ps.obj(
+                        [
+                            f"{SYSCONF}.{type_name}",
+                            f"{SYSCONF}.ExchangeVirtualDirectory",
+                            f"{SYSCONF}.ADVirtualDirectory",
+                            f"{SYSCONF}.ADConfigurationObject",
+                            f"{ps.EX}.Data.Directory.ADObject",
+                            f"{ps.EX}.Data.Directory.ADRawEntry",
+                            *ps.CONFIGURABLE,
+                        ],
+                        {
+                            "Name": name,
+                            "Server": server_id(s),
+                            "MetabasePath": f"IIS://{s.fqdn}/W3SVC/{path}/ROOT/{vdir}",
+                            "ExtendedProtectionTokenChecking": token,
+                            "ExtendedProtectionFlags": ps.mvp([], element=ps.EP_FLAG),
+                            "ExtendedProtectionSPNList": ps.mvp([]),
+                            "InternalUrl": app.internal_url if app else None,
+                            "ExternalUrl": app.external_url if app else None,
+                            "InternalAuthenticationMethods": _auth(app.internal_auth if app else []),
+                            "ExternalAuthenticationMethods": _auth(app.external_auth if app else []),
+                            "AdminDisplayVersion": version(s.admin_display_version),
+                            "Identity": f"{s.name.upper()}\\{name}",
+                        },
+                        to_string=f"{s.name.upper()}\\{name}",
+                    )
+                )
         return out
 
     cmdlet(cmdlet_name, "Identity", "Server", "ADPropertiesOnly", "ShowMailboxVirtualDirectories")(get_vdirs)
@@ -111,24 +136,33 @@ def get_outlook_anywhere(call: Call) -> list[Any]:
     for s in servers:
         name = f"Rpc ({products.FRONT_END})"
         app = s.iis.get((products.FRONT_END, "Rpc"))
-        out.append(ps.obj(
-            [f"{SYSCONF}.ADRpcHttpVirtualDirectory", f"{SYSCONF}.ExchangeVirtualDirectory", f"{SYSCONF}.ADVirtualDirectory",
-             f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject", f"{ps.EX}.Data.Directory.ADRawEntry",
-             *ps.CONFIGURABLE],
-            {
-                "Name": name,
-                "Server": server_id(s),
-                "SSLOffloading": s.ssl_offloading,
-                "ExternalHostname": f"mail.{s.fqdn.partition('.')[2]}",
-                "InternalHostname": s.fqdn,
-                "ExternalClientsRequireSsl": True,
-                "InternalClientsRequireSsl": True,
-                "ExtendedProtectionTokenChecking": None if call.switch("ADPropertiesOnly") else ps.enum(
-                    f"{SYSCONF}.ExtendedProtectionTokenCheckingMode", app.token_checking if app else "None"),
-                "MetabasePath": f"IIS://{s.fqdn}/W3SVC/1/ROOT/Rpc",
-                "AdminDisplayVersion": version(s.admin_display_version),
-                "Identity": f"{s.name.upper()}\\{name}",
-            },
-            to_string=f"{s.name.upper()}\\{name}",
-        ))
+        out.append(
+            ps.obj(
+                [
+                    f"{SYSCONF}.ADRpcHttpVirtualDirectory",
+                    f"{SYSCONF}.ExchangeVirtualDirectory",
+                    f"{SYSCONF}.ADVirtualDirectory",
+                    f"{SYSCONF}.ADConfigurationObject",
+                    f"{ps.EX}.Data.Directory.ADObject",
+                    f"{ps.EX}.Data.Directory.ADRawEntry",
+                    *ps.CONFIGURABLE,
+                ],
+                {
+                    "Name": name,
+                    "Server": server_id(s),
+                    "SSLOffloading": s.ssl_offloading,
+                    "ExternalHostname": f"mail.{s.fqdn.partition('.')[2]}",
+                    "InternalHostname": s.fqdn,
+                    "ExternalClientsRequireSsl": True,
+                    "InternalClientsRequireSsl": True,
+                    "ExtendedProtectionTokenChecking": None
+                    if call.switch("ADPropertiesOnly")
+                    else ps.enum(f"{SYSCONF}.ExtendedProtectionTokenCheckingMode", app.token_checking if app else "None"),
+                    "MetabasePath": f"IIS://{s.fqdn}/W3SVC/1/ROOT/Rpc",
+                    "AdminDisplayVersion": version(s.admin_display_version),
+                    "Identity": f"{s.name.upper()}\\{name}",
+                },
+                to_string=f"{s.name.upper()}\\{name}",
+            )
+        )
     return out

@@ -28,7 +28,11 @@ from dagcheck.lab.state import Organization
 
 def _cluster_node(org: Organization, s: LabServer, dag_name: str) -> Any:
     return ps.obj(
-        ["Microsoft.FailoverClusters.PowerShell.ClusterNode", "Microsoft.FailoverClusters.PowerShell.ClusterObject", "System.Object"],
+        [
+            "Microsoft.FailoverClusters.PowerShell.ClusterNode",
+            "Microsoft.FailoverClusters.PowerShell.ClusterObject",
+            "System.Object",
+        ],
         {
             "Name": s.name.upper(),
             "State": ps.enum("Microsoft.FailoverClusters.PowerShell.ClusterNodeState", s.cluster_state),
@@ -45,13 +49,19 @@ def _cluster_node(org: Organization, s: LabServer, dag_name: str) -> Any:
 def _cluster_members(call: Call) -> tuple[Any, list[LabServer]]:
     dag = call.org.dag_of(call.server)
     if dag is None:
-        raise LabCmdletError("The cluster service is not running on this computer.", "ConnectionError",
-                             "ClusterCmdletNoCluster,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
-                             "System.Exception")
+        raise LabCmdletError(
+            "The cluster service is not running on this computer.",
+            "ConnectionError",
+            "ClusterCmdletNoCluster,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
+            "System.Exception",
+        )
     if call.server.services.get("ClusSvc") != "Running":
-        raise LabCmdletError(f"Cluster service on node '{call.server.name.upper()}' is not running.", "ConnectionError",
-                             "ClusterCmdletNoCluster,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
-                             "System.Exception")
+        raise LabCmdletError(
+            f"Cluster service on node '{call.server.name.upper()}' is not running.",
+            "ConnectionError",
+            "ClusterCmdletNoCluster,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
+            "System.Exception",
+        )
     return dag, [call.org.server(m) for m in dag.members]
 
 
@@ -61,9 +71,12 @@ def get_cluster_node(call: Call) -> list[Any]:
     if call.get("Name"):
         members = [m for m in members if m.name.lower() == str(call.get("Name")).lower()]
         if not members:
-            raise LabCmdletError(f"The cluster node '{call.get('Name')}' was not found.", "ObjectNotFound",
-                                 "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
-                                 "System.Exception")
+            raise LabCmdletError(
+                f"The cluster node '{call.get('Name')}' was not found.",
+                "ObjectNotFound",
+                "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.GetNodeCommand",
+                "System.Exception",
+            )
     return [_cluster_node(call.org, m, dag.name) for m in members]
 
 
@@ -72,14 +85,19 @@ def _node_param(call: Call) -> LabServer:
     return lookup_server(call, name)
 
 
-@cmdlet("Suspend-ClusterNode", "Name", "Cluster", "Drain", "ForceDrain", "Wait", "TargetNode", endpoint=WINDOWS, changes_state=True)
+@cmdlet(
+    "Suspend-ClusterNode", "Name", "Cluster", "Drain", "ForceDrain", "Wait", "TargetNode", endpoint=WINDOWS, changes_state=True
+)
 def suspend_cluster_node(call: Call) -> list[Any]:
     dag, _ = _cluster_members(call)
     node = _node_param(call)
     if node.cluster_state == "Down":
-        raise LabCmdletError(f"The node '{node.name.upper()}' is down.", "InvalidOperation",
-                             "Suspend-ClusterNode,Microsoft.FailoverClusters.PowerShell.SuspendClusterNodeCommand",
-                             "System.Exception")
+        raise LabCmdletError(
+            f"The node '{node.name.upper()}' is down.",
+            "InvalidOperation",
+            "Suspend-ClusterNode,Microsoft.FailoverClusters.PowerShell.SuspendClusterNodeCommand",
+            "System.Exception",
+        )
     node.cluster_state = "Paused"  # the default cluster group (and so the PAM) stays where it is
     return [_cluster_node(call.org, node, dag.name)]
 
@@ -93,8 +111,6 @@ def resume_cluster_node(call: Call) -> list[Any]:
     return [_cluster_node(call.org, node, dag.name)]
 
 
-
-
 DEFAULT_GROUP = "Cluster Group"
 
 
@@ -102,8 +118,11 @@ def _cluster_group(dag: Any) -> Any:
     """A ClusterGroup as Move-ClusterGroup/Get-ClusterGroup return it: Name, OwnerNode, State (the
     properties the Learn examples print; the shape of OwnerNode over remoting is a node bag: guessed)."""
     return ps.obj(
-        ["Microsoft.FailoverClusters.PowerShell.ClusterGroup", "Microsoft.FailoverClusters.PowerShell.ClusterObject",
-         "System.Object"],
+        [
+            "Microsoft.FailoverClusters.PowerShell.ClusterGroup",
+            "Microsoft.FailoverClusters.PowerShell.ClusterObject",
+            "System.Object",
+        ],
         {
             "Name": DEFAULT_GROUP,
             "OwnerNode": dag.primary_active_manager.upper(),
@@ -116,9 +135,12 @@ def _cluster_group(dag: Any) -> Any:
 
 
 def _group_not_found(call: Call, name: str) -> LabCmdletError:
-    return LabCmdletError(f"The cluster group '{name}' was not found.", "ObjectNotFound",
-                          f"ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.{call.cmdlet.replace('-', '')}Command",
-                          "System.Exception")
+    return LabCmdletError(
+        f"The cluster group '{name}' was not found.",
+        "ObjectNotFound",
+        f"ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.{call.cmdlet.replace('-', '')}Command",
+        "System.Exception",
+    )
 
 
 @cmdlet("Get-ClusterGroup", "Name", "Cluster", "InputObject", endpoint=WINDOWS)
@@ -130,8 +152,9 @@ def get_cluster_group(call: Call) -> list[Any]:
     return [_cluster_group(dag)]
 
 
-@cmdlet("Move-ClusterGroup", "Name", "Node", "Cluster", "IgnoreLocked", "Wait", "InputObject", endpoint=WINDOWS,
-        changes_state=True)
+@cmdlet(
+    "Move-ClusterGroup", "Name", "Node", "Cluster", "IgnoreLocked", "Wait", "InputObject", endpoint=WINDOWS, changes_state=True
+)
 def move_cluster_group(call: Call) -> list[Any]:
     """Moves the default cluster group, and with it the PAM role, to -Node (or to any other node that is Up).
     A Paused or Down node cannot own a group."""
@@ -142,20 +165,30 @@ def move_cluster_group(call: Call) -> list[Any]:
     if call.get("Node"):
         target = lookup_server(call, str(call.get("Node")))
         if target.name.lower() not in [m.name.lower() for m in members]:
-            raise LabCmdletError(f"The cluster node '{call.get('Node')}' was not found.", "ObjectNotFound",
-                                 "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
-                                 "System.Exception")
+            raise LabCmdletError(
+                f"The cluster node '{call.get('Node')}' was not found.",
+                "ObjectNotFound",
+                "ClusterObjectNotFound,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+                "System.Exception",
+            )
     else:
-        target = next((m for m in members if m.cluster_state == "Up"
-                       and m.name.lower() != dag.primary_active_manager.lower()), None)
+        target = next(
+            (m for m in members if m.cluster_state == "Up" and m.name.lower() != dag.primary_active_manager.lower()), None
+        )
         if target is None:
-            raise LabCmdletError("No other node is available to own the group.", "InvalidOperation",
-                                 "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
-                                 "System.Exception")
+            raise LabCmdletError(
+                "No other node is available to own the group.",
+                "InvalidOperation",
+                "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+                "System.Exception",
+            )
     if target.cluster_state != "Up":
-        raise LabCmdletError(f"An error occurred while moving the clustered role '{name}'. The cluster node "
-                             f"'{target.name.upper()}' is {target.cluster_state} (guessed message).", "InvalidOperation",
-                             "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
-                             "System.Exception")
+        raise LabCmdletError(
+            f"An error occurred while moving the clustered role '{name}'. The cluster node "
+            f"'{target.name.upper()}' is {target.cluster_state} (guessed message).",
+            "InvalidOperation",
+            "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
+            "System.Exception",
+        )
     dag.primary_active_manager = target.name
     return [_cluster_group(dag)]

@@ -34,23 +34,30 @@ def get_receive_connector(call: Call) -> list[Any]:
             wanted = str(call.get("Identity") or "").lower()
             if wanted and wanted not in (identity.lower(), c.name.lower()):
                 continue
-            out.append(ps.obj(
-                [f"{SYSCONF}.ReceiveConnector", f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject",
-                 f"{ps.EX}.Data.Directory.ADRawEntry", *ps.CONFIGURABLE],
-                {
-                    "Name": c.name,
-                    "Server": server_id(s),
-                    "TransportRole": ps.enum(ROLE, c.transport_role),
-                    "Bindings": ps.mvp(c.bindings, element=f"{EXDATA}.IPBinding, Microsoft.Exchange.Data"),
-                    "RemoteIPRanges": ps.mvp(c.remote_ip_ranges, element=f"{EXDATA}.IPRange, Microsoft.Exchange.Data"),
-                    "AuthMechanism": c.auth_mechanism,
-                    "PermissionGroups": c.permission_groups,
-                    "Enabled": c.enabled,
-                    "Fqdn": s.fqdn,
-                    "Identity": identity,
-                },
-                to_string=c.name,
-            ))
+            out.append(
+                ps.obj(
+                    [
+                        f"{SYSCONF}.ReceiveConnector",
+                        f"{SYSCONF}.ADConfigurationObject",
+                        f"{ps.EX}.Data.Directory.ADObject",
+                        f"{ps.EX}.Data.Directory.ADRawEntry",
+                        *ps.CONFIGURABLE,
+                    ],
+                    {
+                        "Name": c.name,
+                        "Server": server_id(s),
+                        "TransportRole": ps.enum(ROLE, c.transport_role),
+                        "Bindings": ps.mvp(c.bindings, element=f"{EXDATA}.IPBinding, Microsoft.Exchange.Data"),
+                        "RemoteIPRanges": ps.mvp(c.remote_ip_ranges, element=f"{EXDATA}.IPRange, Microsoft.Exchange.Data"),
+                        "AuthMechanism": c.auth_mechanism,
+                        "PermissionGroups": c.permission_groups,
+                        "Enabled": c.enabled,
+                        "Fqdn": s.fqdn,
+                        "Identity": identity,
+                    },
+                    to_string=c.name,
+                )
+            )
     return out
 
 
@@ -86,14 +93,21 @@ def get_exchange_certificate(call: Call) -> list[Any]:
                     "Identity": f"{s.fqdn}\\{cert.thumbprint}",
                     **props,
                 }
-            out.append(ps.obj(
-                ["Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate",
-                 "System.Security.Cryptography.X509Certificates.X509Certificate2",
-                 "System.Security.Cryptography.X509Certificates.X509Certificate", "System.Object"],
-                props,
-                to_string=(f"[Subject]\r\n  {cert.subject}\r\n\r\n[Issuer]\r\n  {cert.subject}\r\n\r\n"
-                           f"[Not After]\r\n  {cert.not_after:%m/%d/%Y %H:%M:%S}\r\n\r\n[Thumbprint]\r\n  {cert.thumbprint}\r\n"),
-            ))
+            out.append(
+                ps.obj(
+                    [
+                        "Microsoft.Exchange.Management.SystemConfigurationTasks.ExchangeCertificate",
+                        "System.Security.Cryptography.X509Certificates.X509Certificate2",
+                        "System.Security.Cryptography.X509Certificates.X509Certificate",
+                        "System.Object",
+                    ],
+                    props,
+                    to_string=(
+                        f"[Subject]\r\n  {cert.subject}\r\n\r\n[Issuer]\r\n  {cert.subject}\r\n\r\n"
+                        f"[Not After]\r\n  {cert.not_after:%m/%d/%Y %H:%M:%S}\r\n\r\n[Thumbprint]\r\n  {cert.thumbprint}\r\n"
+                    ),
+                )
+            )
     return out
 
 
@@ -103,18 +117,25 @@ def get_auth_config(call: Call) -> list[Any]:
     CurrentCertificateThumbprint, PreviousCertificateThumbprint, NextCertificateThumbprint,
     NextCertificateEffectiveDate). Guessed: ServiceName and Realm's values in a lab with no hybrid."""
     auth = call.org.auth_config
-    return [ps.obj(
-        [f"{SYSCONF}.AuthConfig", f"{SYSCONF}.ADConfigurationObject", f"{ps.EX}.Data.Directory.ADObject",
-         f"{ps.EX}.Data.Directory.ADRawEntry", *ps.CONFIGURABLE],
-        {
-            "CurrentCertificateThumbprint": auth.current_thumbprint,
-            "PreviousCertificateThumbprint": auth.previous_thumbprint,
-            "NextCertificateThumbprint": auth.next_thumbprint,
-            "NextCertificateEffectiveDate": auth.next_effective,
-            "ServiceName": "00000002-0000-0ff1-ce00-000000000000",
-            "Realm": "",
-            "Name": "Auth Configuration",
-            "Identity": "Auth Configuration",
-        },
-        to_string="Auth Configuration",
-    )]
+    return [
+        ps.obj(
+            [
+                f"{SYSCONF}.AuthConfig",
+                f"{SYSCONF}.ADConfigurationObject",
+                f"{ps.EX}.Data.Directory.ADObject",
+                f"{ps.EX}.Data.Directory.ADRawEntry",
+                *ps.CONFIGURABLE,
+            ],
+            {
+                "CurrentCertificateThumbprint": auth.current_thumbprint,
+                "PreviousCertificateThumbprint": auth.previous_thumbprint,
+                "NextCertificateThumbprint": auth.next_thumbprint,
+                "NextCertificateEffectiveDate": auth.next_effective,
+                "ServiceName": "00000002-0000-0ff1-ce00-000000000000",
+                "Realm": "",
+                "Name": "Auth Configuration",
+                "Identity": "Auth Configuration",
+            },
+            to_string="Auth Configuration",
+        )
+    ]

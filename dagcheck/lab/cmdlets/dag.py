@@ -42,21 +42,27 @@ def get_dag(call: Call) -> list[Any]:
         if status:
             pam = call.org.server(d.primary_active_manager)
             in_maintenance = [m for m in members if m.own_state("ServerWideOffline") != "Active"]
-            props.update({
-                "OperationalServers": server_ids([m for m in members if m.cluster_state in ("Up", "Paused")]),
-                "PrimaryActiveManager": server_id(pam),
-                "ServersInMaintenance": server_ids(in_maintenance),
-                "ServersInDeferredRecovery": [],
-                "ReplicationPort": 64327,
-                "WitnessShareInUse": ps.enum(
-                    f"{SYSCONF}.WitnessShareUsage",
-                    ("Primary" if d.witness_available else "InvalidConfiguration") if witness else "None",
-                ),
-            })
+            props.update(
+                {
+                    "OperationalServers": server_ids([m for m in members if m.cluster_state in ("Up", "Paused")]),
+                    "PrimaryActiveManager": server_id(pam),
+                    "ServersInMaintenance": server_ids(in_maintenance),
+                    "ServersInDeferredRecovery": [],
+                    "ReplicationPort": 64327,
+                    "WitnessShareInUse": ps.enum(
+                        f"{SYSCONF}.WitnessShareUsage",
+                        ("Primary" if d.witness_available else "InvalidConfiguration") if witness else "None",
+                    ),
+                }
+            )
         else:
-            props.update({"OperationalServers": None, "PrimaryActiveManager": None, "ServersInMaintenance": None,
-                          "WitnessShareInUse": None})
+            props.update(
+                {
+                    "OperationalServers": None,
+                    "PrimaryActiveManager": None,
+                    "ServersInMaintenance": None,
+                    "WitnessShareInUse": None,
+                }
+            )
         out.append(ps.obj([f"{MGMT}.DatabaseAvailabilityGroup", *ps.AD_PRESENTATION], props, to_string=d.name))
     return out
-
-

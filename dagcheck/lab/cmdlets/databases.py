@@ -27,7 +27,11 @@ def _copy_status(call: Call, db: LabDatabase, copy: LabCopy) -> Any:
     return ps.obj(
         [f"{TASKS}.DatabaseCopyStatusEntry", *ps.CONFIGURABLE],
         {
-            "Identity": ps.obj([f"{ps.EX}.Data.Directory.ADObjectId", "System.Object"], {"Name": f"{db.name}\\{server.name.upper()}"}, to_string=f"{db.name}\\{server.name.upper()}"),
+            "Identity": ps.obj(
+                [f"{ps.EX}.Data.Directory.ADObjectId", "System.Object"],
+                {"Name": f"{db.name}\\{server.name.upper()}"},
+                to_string=f"{db.name}\\{server.name.upper()}",
+            ),
             "Id": f"{db.name}\\{server.name.upper()}",
             "Name": f"{db.name}\\{server.name.upper()}",
             "DatabaseName": db.name,
@@ -60,9 +64,11 @@ def _copy_status(call: Call, db: LabDatabase, copy: LabCopy) -> Any:
             "LastLogCopied": 100000 - (0 if active else copy.copy_queue),
             "LastLogInspected": 100000 - (0 if active else copy.copy_queue),
             "LastLogReplayed": 100000 - (0 if active else copy.copy_queue + copy.replay_queue),
-            "ReplayLagStatus": (f"Enabled:True; PlayDownReason:None; Percentage:100; Configured:{copy.lag}; "
-                                f"Actual:{copy.lag}" if copy.lag else "Enabled:False; PlayDownReason:None; "
-                                "Percentage:0; Configured:00:00:00; Actual:00:00:00"),
+            "ReplayLagStatus": (
+                f"Enabled:True; PlayDownReason:None; Percentage:100; Configured:{copy.lag}; Actual:{copy.lag}"
+                if copy.lag
+                else "Enabled:False; PlayDownReason:None; Percentage:0; Configured:00:00:00; Actual:00:00:00"
+            ),
             "ActivationDisabledAndMoveNow": server.move_now,
             "AutoActivationPolicy": ps.enum(f"{SYSCONF}.DatabaseCopyAutoActivationPolicyType", server.activation_policy),
             "DiskFreeSpacePercent": 63,
@@ -75,9 +81,12 @@ def _copy_status(call: Call, db: LabDatabase, copy: LabCopy) -> Any:
 def get_copy_status(call: Call) -> list[Any]:
     org = call.org
     if call.get("Identity") and call.get("Server"):
-        raise LabCmdletError("Parameter set cannot be resolved using the specified named parameters.",
-                             "InvalidArgument", f"AmbiguousParameterSet,{call.cmdlet}",
-                             "System.Management.Automation.ParameterBindingException")
+        raise LabCmdletError(
+            "Parameter set cannot be resolved using the specified named parameters.",
+            "InvalidArgument",
+            f"AmbiguousParameterSet,{call.cmdlet}",
+            "System.Management.Automation.ParameterBindingException",
+        )
     pairs: list[tuple[LabDatabase, LabCopy]] = []
     if call.get("Identity"):
         ident = str(call.get("Identity"))
@@ -102,11 +111,25 @@ def get_copy_status(call: Call) -> list[Any]:
 def _kvp_list(pairs: list[tuple[Any, Any]], value_type: str) -> Any:
     # KeyValuePair<ADObjectId,T>[] over remote PS: an array of bags with Key and Value (shape guessed).
     items = [
-        ps.obj([f"System.Collections.Generic.KeyValuePair`2[[{ps.EX}.Data.Directory.ADObjectId],[{value_type}]]", "System.ValueType", "System.Object"],
-               {"Key": k, "Value": v}, to_string=f"[{k}, {v}]")
+        ps.obj(
+            [
+                f"System.Collections.Generic.KeyValuePair`2[[{ps.EX}.Data.Directory.ADObjectId],[{value_type}]]",
+                "System.ValueType",
+                "System.Object",
+            ],
+            {"Key": k, "Value": v},
+            to_string=f"[{k}, {v}]",
+        )
         for k, v in pairs
     ]
-    return ps.typed_list(items, [f"System.Collections.Generic.KeyValuePair`2[[{ps.EX}.Data.Directory.ADObjectId],[{value_type}]][]", "System.Array", "System.Object"])
+    return ps.typed_list(
+        items,
+        [
+            f"System.Collections.Generic.KeyValuePair`2[[{ps.EX}.Data.Directory.ADObjectId],[{value_type}]][]",
+            "System.Array",
+            "System.Object",
+        ],
+    )
 
 
 @cmdlet("Get-MailboxDatabase", "Identity", "Server", "Status", "IncludePreExchange2013")
@@ -131,8 +154,10 @@ def get_mailbox_database(call: Call) -> list[Any]:
             "MasterType": "DatabaseAvailabilityGroup",
             "Servers": [org.server(c.server).name.upper() for c in copies],
             "ActivationPreference": _kvp_list([(server_id(org.server(c.server)), c.preference) for c in copies], "System.Int32"),
-            "ReplayLagTimes": _kvp_list([(server_id(org.server(c.server)), ps.enhanced_time_span(c.lag or "00:00:00"))
-                                         for c in copies], f"{ps.EX}.Data.EnhancedTimeSpan"),
+            "ReplayLagTimes": _kvp_list(
+                [(server_id(org.server(c.server)), ps.enhanced_time_span(c.lag or "00:00:00")) for c in copies],
+                f"{ps.EX}.Data.EnhancedTimeSpan",
+            ),
             "ReplicationType": "Remote" if len(copies) > 1 else "None",
             "Recovery": False,
             "MountAtStartup": True,
@@ -141,18 +166,31 @@ def get_mailbox_database(call: Call) -> list[Any]:
         }
         copy = db.copy_on(db.active_server)
         mounted = copy is not None and copy.status == "Mounted" and active.services.get("MSExchangeIS") == "Running"
-        props.update({
-            "Mounted": mounted if status else None,
-            "MountedOnServer": active.fqdn if status else None,
-            "DatabaseSize": ps.byte_quantified_size(db.size_bytes) if status else None,
-            "BackupInProgress": False if status else None,
-        })
-        out.append(ps.obj([f"{SYSCONF}.MailboxDatabase", f"{SYSCONF}.Database", *ps.AD_PRESENTATION[1:]], props, to_string=db.name))
+        props.update(
+            {
+                "Mounted": mounted if status else None,
+                "MountedOnServer": active.fqdn if status else None,
+                "DatabaseSize": ps.byte_quantified_size(db.size_bytes) if status else None,
+                "BackupInProgress": False if status else None,
+            }
+        )
+        out.append(
+            ps.obj([f"{SYSCONF}.MailboxDatabase", f"{SYSCONF}.Database", *ps.AD_PRESENTATION[1:]], props, to_string=db.name)
+        )
     return out
 
 
-@cmdlet("Move-ActiveMailboxDatabase", "Identity", "Server", "ActivateOnServer", "MountDialOverride",
-        "SkipClientExperienceChecks", "SkipLagChecks", "SkipHealthChecks", changes_state=True)
+@cmdlet(
+    "Move-ActiveMailboxDatabase",
+    "Identity",
+    "Server",
+    "ActivateOnServer",
+    "MountDialOverride",
+    "SkipClientExperienceChecks",
+    "SkipLagChecks",
+    "SkipHealthChecks",
+    changes_state=True,
+)
 def move_active_mailbox_database(call: Call) -> list[Any]:
     org = call.org
     if call.get("Identity"):
@@ -170,7 +208,9 @@ def move_active_mailbox_database(call: Call) -> list[Any]:
             raise LabCmdletError(
                 f"An Active Manager operation failed. Error: The database action failed. Error: An error "
                 f"occurred while trying to move database '{db.name}' from server '{source.fqdn}'.",
-                "InvalidOperation", "AmDbActionWrapperException,Microsoft.Exchange.Management.SystemConfigurationTasks.MoveActiveMailboxDatabase")
+                "InvalidOperation",
+                "AmDbActionWrapperException,Microsoft.Exchange.Management.SystemConfigurationTasks.MoveActiveMailboxDatabase",
+            )
         if call.get("ActivateOnServer"):
             target_server = lookup_server(call, call.get("ActivateOnServer"))
             target = db.copy_on(target_server.name)
@@ -189,25 +229,33 @@ def move_active_mailbox_database(call: Call) -> list[Any]:
             if target is None:
                 raise LabCmdletError(
                     f"An Active Manager operation failed. Error: No suitable copy of database '{db.name}' "
-                    "is available for activation.", "InvalidOperation",
+                    "is available for activation.",
+                    "InvalidOperation",
                     f"AmDbActionWrapperException,{call.cmdlet}",
-                    "Microsoft.Exchange.Cluster.Replay.AmDbActionWrapperException", target=db.name)
+                    "Microsoft.Exchange.Cluster.Replay.AmDbActionWrapperException",
+                    target=db.name,
+                )
         if target.server.lower() != source.name.lower():
             org.switchover(db, target)
-        out.append(ps.obj(
-            ["Microsoft.Exchange.Management.SystemConfigurationTasks.DatabaseMoveResult", "System.Object"],
-            {"Identity": db.name, "ActiveServerAtStart": source.name.upper(),
-             "ActiveServerAtEnd": org.server(target.server).name.upper(), "Status": "Succeeded",
-             "NumberOfLogsLost": 0, "MountStatusAtMoveStart": "Mounted", "MountStatusAtMoveEnd": "Mounted"},
-            to_string=db.name,
-        ))
+        out.append(
+            ps.obj(
+                ["Microsoft.Exchange.Management.SystemConfigurationTasks.DatabaseMoveResult", "System.Object"],
+                {
+                    "Identity": db.name,
+                    "ActiveServerAtStart": source.name.upper(),
+                    "ActiveServerAtEnd": org.server(target.server).name.upper(),
+                    "Status": "Succeeded",
+                    "NumberOfLogsLost": 0,
+                    "MountStatusAtMoveStart": "Mounted",
+                    "MountStatusAtMoveEnd": "Mounted",
+                },
+                to_string=db.name,
+            )
+        )
     return out
 
 
-
-
-@cmdlet("Resume-MailboxDatabaseCopy", "Identity", "ReplicationOnly", "DisableReplayLag", "EnableReplayLag",
-        changes_state=True)
+@cmdlet("Resume-MailboxDatabaseCopy", "Identity", "ReplicationOnly", "DisableReplayLag", "EnableReplayLag", changes_state=True)
 def resume_mailbox_database_copy(call: Call) -> list[Any]:
     """Resumes replication and activation of a copy (Identity `<Database>\\<Server>`); -ReplicationOnly resumes
     replication and leaves an activation suspension in place. Returns nothing, as the real cmdlet does.

@@ -30,7 +30,8 @@ def _entry(server: str, health_set: str, monitor: str, group: str, since: dt.dat
         {
             "Server": server.upper(),
             "CurrentHealthSetState": ps.enum(
-                "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorServerComponentState", "NotApplicable"),
+                "Microsoft.Exchange.Data.Storage.ActiveMonitoring.MonitorServerComponentState", "NotApplicable"
+            ),
             "Name": monitor,
             "TargetResource": "",
             "HealthSetName": health_set,
@@ -64,6 +65,8 @@ def _unhealthy_since(call: Call, s: LabServer, health_set: str, monitor: str) ->
 def get_server_health(call: Call) -> list[Any]:
     s = lookup_server(call, call.require("Identity"))
     wanted = str(call.get("HealthSet") or "").lower()
-    return [_entry(s.name, hs, monitor, group, _unhealthy_since(call, s, hs, monitor))
-            for hs, monitor, group in products.HEALTH_MONITORS
-            if not wanted or hs.lower() == wanted]
+    return [
+        _entry(s.name, hs, monitor, group, _unhealthy_since(call, s, hs, monitor))
+        for hs, monitor, group in products.HEALTH_MONITORS
+        if not wanted or hs.lower() == wanted
+    ]

@@ -19,12 +19,20 @@ from dagcheck.lab.objects import LabServer
 def _service_obj(s: LabServer, name: str) -> Any:
     status = s.services[name]
     return ps.obj(
-        ["System.ServiceProcess.ServiceController", "System.ComponentModel.Component", "System.MarshalByRefObject", "System.Object"],
+        [
+            "System.ServiceProcess.ServiceController",
+            "System.ComponentModel.Component",
+            "System.MarshalByRefObject",
+            "System.Object",
+        ],
         {
-            "Name": name, "DisplayName": products.SERVICE_DISPLAY_NAMES.get(name, name),
+            "Name": name,
+            "DisplayName": products.SERVICE_DISPLAY_NAMES.get(name, name),
             "Status": ps.enum("System.ServiceProcess.ServiceControllerStatus", status),
             "StartType": ps.enum("System.ServiceProcess.ServiceStartMode", s.start_types.get(name, "Automatic")),
-            "ServiceName": name, "MachineName": ".", "CanStop": status == "Running",
+            "ServiceName": name,
+            "MachineName": ".",
+            "CanStop": status == "Running",
         },
         to_string="System.ServiceProcess.ServiceController",
     )
@@ -41,9 +49,13 @@ def get_service(call: Call) -> list[Any]:
     for n in wanted:
         match = next((k for k in s.services if k.lower() == str(n).lower()), None)
         if match is None:
-            raise LabCmdletError(f"Cannot find any service with service name '{n}'.", "ObjectNotFound",
-                                 "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand",
-                                 "Microsoft.PowerShell.Commands.ServiceCommandException", target=str(n))
+            raise LabCmdletError(
+                f"Cannot find any service with service name '{n}'.",
+                "ObjectNotFound",
+                "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.GetServiceCommand",
+                "Microsoft.PowerShell.Commands.ServiceCommandException",
+                target=str(n),
+            )
         out.append(_service_obj(s, match))
     return out
 
@@ -54,18 +66,26 @@ def restart_service(call: Call) -> list[Any]:
     name = str(call.require("Name"))
     match = next((k for k in s.services if k.lower() == name.lower()), None)
     if match is None:
-        raise LabCmdletError(f"Cannot find any service with service name '{name}'.", "ObjectNotFound",
-                             "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand",
-                             "Microsoft.PowerShell.Commands.ServiceCommandException", target=name)
+        raise LabCmdletError(
+            f"Cannot find any service with service name '{name}'.",
+            "ObjectNotFound",
+            "NoServiceFoundForGivenName,Microsoft.PowerShell.Commands.RestartServiceCommand",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            target=name,
+        )
     if s.start_types.get(match) == "Disabled":
         # Stopped, then refused by the service control manager (ERROR_SERVICE_DISABLED). Message and error id
         # as Windows PowerShell 5.1 words them for a service it cannot start (guessed for the disabled case).
         s.services[match] = "Stopped"
         display = products.SERVICE_DISPLAY_NAMES.get(match, match)
-        raise LabCmdletError(f"Service '{display} ({match})' cannot be started due to the following error: "
-                             f"Cannot start service {match} on computer '.'.", "OpenError",
-                             "CouldNotStartService,Microsoft.PowerShell.Commands.RestartServiceCommand",
-                             "Microsoft.PowerShell.Commands.ServiceCommandException", target=match)
+        raise LabCmdletError(
+            f"Service '{display} ({match})' cannot be started due to the following error: "
+            f"Cannot start service {match} on computer '.'.",
+            "OpenError",
+            "CouldNotStartService,Microsoft.PowerShell.Commands.RestartServiceCommand",
+            "Microsoft.PowerShell.Commands.ServiceCommandException",
+            target=match,
+        )
     s.services[match] = "Running"
     if match == "MSExchangeTransport":
         # Transport answers Get-Queue again only after its BootLoader is done (ExchangeDsc waits up to 5 min).
@@ -82,9 +102,12 @@ def get_command(call: Call) -> list[Any]:
         raise command_not_found(name)
     app = ps.obj(
         ["System.Management.Automation.ApplicationInfo", "System.Management.Automation.CommandInfo", "System.Object"],
-        {"Name": "ExSetup.exe", "CommandType": "Application",
-         "Path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe",
-         "FileVersionInfo": exsetup_file_version(call.server)},
+        {
+            "Name": "ExSetup.exe",
+            "CommandType": "Application",
+            "Path": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe",
+            "FileVersionInfo": exsetup_file_version(call.server),
+        },
         to_string="ExSetup.exe",
     )
     return [app]
@@ -97,12 +120,22 @@ def exsetup_file_version(s: LabServer) -> Any:
     return ps.obj(
         ["System.Diagnostics.FileVersionInfo", "System.Object"],
         {
-            "Comments": "Service Pack 2", "CompanyName": "Microsoft Corporation", "FileBuildPart": c,
-            "FileDescription": "", "FileMajorPart": a, "FileMinorPart": b,
+            "Comments": "Service Pack 2",
+            "CompanyName": "Microsoft Corporation",
+            "FileBuildPart": c,
+            "FileDescription": "",
+            "FileMajorPart": a,
+            "FileMinorPart": b,
             "FileName": "C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe",
-            "FilePrivatePart": d, "FileVersion": text, "InternalName": "ExSetup.exe",
-            "ProductBuildPart": c, "ProductMajorPart": a, "ProductMinorPart": b, "ProductName": "Microsoft® Exchange",
-            "ProductPrivatePart": d, "ProductVersion": text,
+            "FilePrivatePart": d,
+            "FileVersion": text,
+            "InternalName": "ExSetup.exe",
+            "ProductBuildPart": c,
+            "ProductMajorPart": a,
+            "ProductMinorPart": b,
+            "ProductName": "Microsoft® Exchange",
+            "ProductPrivatePart": d,
+            "ProductVersion": text,
         },
         to_string=f"File:             C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe\r\nFileVersion:      {text}\r\n",
     )

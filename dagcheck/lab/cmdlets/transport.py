@@ -17,7 +17,11 @@ from dagcheck.lab.objects import LabServer
 def _queue_obj(s: LabServer, q: Any) -> Any:
     identity = q.identity(s.name.upper())
     return ps.obj(
-        ["Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo", "Microsoft.Exchange.Data.QueueViewer.PagedDataObject", "System.Object"],
+        [
+            "Microsoft.Exchange.Data.QueueViewer.ExtensibleQueueInfo",
+            "Microsoft.Exchange.Data.QueueViewer.PagedDataObject",
+            "System.Object",
+        ],
         {
             "DeliveryType": ps.enum("Microsoft.Exchange.Data.DeliveryType", q.delivery_type),
             "NextHopDomain": q.next_hop,
@@ -31,7 +35,9 @@ def _queue_obj(s: LabServer, q: Any) -> Any:
             "NextRetryTime": None,
             "DeferredMessageCount": 0,
             "LockedMessageCount": 0,
-            "MessageCountsPerPriority": ps.typed_list([0, q.message_count, 0, 0], ["System.Int32[]", "System.Array", "System.Object"]),
+            "MessageCountsPerPriority": ps.typed_list(
+                [0, q.message_count, 0, 0], ["System.Int32[]", "System.Array", "System.Object"]
+            ),
             "IncomingRate": 0.0,
             "OutgoingRate": 0.0,
             "Velocity": 0.0,
@@ -39,9 +45,18 @@ def _queue_obj(s: LabServer, q: Any) -> Any:
             "RiskLevel": "Normal",
             "OutboundIPPool": 0,
             # QueueIdentity as a bag (shape guessed from QueueIdentity's public members).
-            "Identity": ps.obj(["Microsoft.Exchange.Data.QueueViewer.QueueIdentity", "Microsoft.Exchange.Data.ObjectId", "System.Object"],
-                               {"RowId": q.row_id, "Server": s.name.upper(), "NextHopDomain": q.next_hop,
-                                "Type": q.queue_type, "IsLocal": True, "IsEmpty": False}, to_string=identity),
+            "Identity": ps.obj(
+                ["Microsoft.Exchange.Data.QueueViewer.QueueIdentity", "Microsoft.Exchange.Data.ObjectId", "System.Object"],
+                {
+                    "RowId": q.row_id,
+                    "Server": s.name.upper(),
+                    "NextHopDomain": q.next_hop,
+                    "Type": q.queue_type,
+                    "IsLocal": True,
+                    "IsEmpty": False,
+                },
+                to_string=identity,
+            ),
             "QueueIdentity": identity,
         },
         to_string=identity,
@@ -56,10 +71,13 @@ def get_queue(call: Call) -> list[Any]:
         s.transport_available_at is not None and org.now() < s.transport_available_at
     ):
         raise LabCmdletError(
-            f"Failed to connect to the Microsoft Exchange Transport service on computer \"{s.fqdn}\". "
+            f'Failed to connect to the Microsoft Exchange Transport service on computer "{s.fqdn}". '
             "Verify that a valid computer name was used and the Microsoft Exchange Transport service is started.",
-            "NotSpecified", f"[Server={s.name.upper()}] LocalizedException,{call.cmdlet}",
-            "Microsoft.Exchange.Data.QueueViewer.QueueViewerException", target=s.fqdn)
+            "NotSpecified",
+            f"[Server={s.name.upper()}] LocalizedException,{call.cmdlet}",
+            "Microsoft.Exchange.Data.QueueViewer.QueueViewerException",
+            target=s.fqdn,
+        )
     queues = [q for q in s.queues if q.queue_type != "Poison" or q.message_count > 0]
     if call.get("Identity"):
         queues = [q for q in queues if q.identity(s.name).lower() == str(call.get("Identity")).lower()]
@@ -77,13 +95,13 @@ def redirect_message(call: Call) -> list[Any]:
     source = lookup_server(call, call.require("Server"))
     target = lookup_server(call, call.require("Target"))
     if target.component_state("HubTransport") != "Active":
-        raise LabCmdletError(f"Target server {target.fqdn} is not accepting messages (HubTransport is "
-                             f"{target.component_state('HubTransport')}).", "InvalidOperation",
-                             f"[Server={source.name.upper()}] LocalizedException,{call.cmdlet}",
-                             "Microsoft.Exchange.Data.QueueViewer.QueueViewerException")
+        raise LabCmdletError(
+            f"Target server {target.fqdn} is not accepting messages (HubTransport is {target.component_state('HubTransport')}).",
+            "InvalidOperation",
+            f"[Server={source.name.upper()}] LocalizedException,{call.cmdlet}",
+            "Microsoft.Exchange.Data.QueueViewer.QueueViewerException",
+        )
     # From now on the source hands its queued mail to the target as lab time passes (Organization.tick);
     # stuck queues stay stuck, and shadow copies elsewhere go once the source is drained.
     source.redirect_target = target.name
     return []
-
-

@@ -72,7 +72,8 @@ def _inventory(lab: LabServer, **connection: Any) -> dict[str, Any]:
             # the protocols' health pages: the same simulated server's listener (asked directly, not by FQDN)
             "health_uri": f"http://127.0.0.1:{port}",
             "encryption": "auto",
-            "operation_timeout": 20, "read_timeout": 30,
+            "operation_timeout": 20,
+            "read_timeout": 30,
             **connection,
         }
     return data
@@ -159,8 +160,7 @@ def ntlm_pair() -> Iterator[tuple[Any, Any]]:
     creds = LabCredentials.generate()
     store = NtlmStore(creds)
     try:
-        client = spnego.client(creds.username, creds.password, protocol="ntlm",
-                               options=spnego.NegotiateOptions.wrapping_winrm)
+        client = spnego.client(creds.username, creds.password, protocol="ntlm", options=spnego.NegotiateOptions.wrapping_winrm)
         acceptor = NegotiateAcceptor("mbx1.lab.contoso.test")
         token = client.step()
         while not acceptor.complete:

@@ -30,8 +30,7 @@ from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import ROOT
 
-REQUIRE_ON_POWERSHELL = Fault("ep_mismatch", {"server": "mbx1", "vdir": "PowerShell (Default Web Site)",
-                                              "value": "Require"})
+REQUIRE_ON_POWERSHELL = Fault("ep_mismatch", {"server": "mbx1", "vdir": "PowerShell (Default Web Site)", "value": "Require"})
 
 
 @pytest.fixture
@@ -42,11 +41,20 @@ def https_ntlm_lab(tmp_path: Path) -> Iterator[tuple[LabServer, str]]:
         yield server, server.certificate.write_ca_bundle(str(tmp_path / "lab-ca.pem"))
 
 
-def _open(server: LabServer, ca: str, path: str = "PowerShell", configuration: str = "Microsoft.Exchange",
-          send_cbt: bool = True) -> list[object]:
-    wsman = WSMan("127.0.0.1", port=server.port("mbx1"), path=path, ssl=True, auth="ntlm", cert_validation=ca,
-                  username=server.credentials.username, password=server.credentials.password,
-                  negotiate_send_cbt=send_cbt)
+def _open(
+    server: LabServer, ca: str, path: str = "PowerShell", configuration: str = "Microsoft.Exchange", send_cbt: bool = True
+) -> list[object]:
+    wsman = WSMan(
+        "127.0.0.1",
+        port=server.port("mbx1"),
+        path=path,
+        ssl=True,
+        auth="ntlm",
+        cert_validation=ca,
+        username=server.credentials.username,
+        password=server.credentials.password,
+        negotiate_send_cbt=send_cbt,
+    )
     with RunspacePool(wsman, configuration_name=configuration) as pool:
         ps = PowerShell(pool)
         ps.add_cmdlet("Get-ClusterNode" if configuration == "Microsoft.PowerShell" else "Get-MailboxServer")
@@ -57,10 +65,11 @@ def test_dagcheck_binds_its_logon_to_the_channel_and_passes_extended_protection(
     server, ca = https_ntlm_lab
     assert server.org.server("mbx1").iis[("Default Web Site", "PowerShell")].token_checking == "Require"
     s = load_inventory(ROOT / "inventory" / "lab.yml").server("mbx1")
-    conn = lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca_bundle=ca,
-                          auth="ntlm")
-    transport = PsrpTransport({"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
-                              credentials={"mbx1": Credentials(server.credentials.username, server.credentials.password)})
+    conn = lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca_bundle=ca, auth="ntlm")
+    transport = PsrpTransport(
+        {"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
+        credentials={"mbx1": Credentials(server.credentials.username, server.credentials.password)},
+    )
     try:
         assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-MailboxServer", Identity="mbx1"))
         assert transport.run("mbx1", Endpoint.WINDOWS, Command.of("Get-ClusterNode"))
@@ -88,8 +97,7 @@ def test_a_token_for_another_channel_is_refused_on_both_endpoints(https_ntlm_lab
 
 
 def test_without_extended_protection_or_on_winrm_a_client_without_a_token_is_let_in(tmp_path) -> None:
-    with LabServer(build_organization(load_inventory(ROOT / "inventory" / "lab.yml")), https=True,
-                   auth="ntlm") as server:
+    with LabServer(build_organization(load_inventory(ROOT / "inventory" / "lab.yml")), https=True, auth="ntlm") as server:
         ca = server.certificate.write_ca_bundle(str(tmp_path / "lab-ca.pem"))
         assert server.org.server("mbx1").iis[("Default Web Site", "PowerShell")].token_checking == "None"
         assert _open(server, ca, send_cbt=False)
@@ -103,8 +111,15 @@ def test_the_ntlm_channel_binding_is_read_from_the_authenticate_message() -> Non
 
     def authenticate(pairs: bytes) -> bytes:
         response = b"\x11" * 16 + b"\x01\x01" + b"\x00" * 26 + pairs + b"\x00\x00\x00\x00"
-        return (auth.NTLMSSP + b"\x03\x00\x00\x00" + b"\x00" * 8
-                + len(response).to_bytes(2, "little") * 2 + (64).to_bytes(4, "little") + b"\x00" * 36 + response)
+        return (
+            auth.NTLMSSP
+            + b"\x03\x00\x00\x00"
+            + b"\x00" * 8
+            + len(response).to_bytes(2, "little") * 2
+            + (64).to_bytes(4, "little")
+            + b"\x00" * 36
+            + response
+        )
 
     bound = authenticate(b"\x0a\x00\x10\x00" + expected)
     assert auth.ntlm_channel_binding(bound) == expected

@@ -33,9 +33,16 @@ def lab():
 
 def _plain_wsman(server: LabServer, name: str, password: str | None = None) -> WSMan:
     """What any pypsrp user would write to reach the lab: HTTP, Basic, no message encryption."""
-    return WSMan("127.0.0.1", port=server.port(name), path="PowerShell", ssl=False, auth="basic",
-                 username=server.credentials.username, password=password or server.credentials.password,
-                 encryption="never")
+    return WSMan(
+        "127.0.0.1",
+        port=server.port(name),
+        path="PowerShell",
+        ssl=False,
+        auth="basic",
+        username=server.credentials.username,
+        password=password or server.credentials.password,
+        encryption="never",
+    )
 
 
 def test_plain_pypsrp_script_reads_component_states(lab) -> None:
@@ -61,8 +68,12 @@ def test_wrong_password_gets_401(lab) -> None:
 
 def _transport(lab, password: str | None = None) -> PsrpTransport:
     inventory, server = lab
-    servers = {s.name: s.__class__(s.name, s.fqdn, s.site, s.dag, lab_connection(
-        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))) for s in inventory.servers}
+    servers = {
+        s.name: s.__class__(
+            s.name, s.fqdn, s.site, s.dag, lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))
+        )
+        for s in inventory.servers
+    }
     creds = {n: Credentials(server.credentials.username, password or server.credentials.password) for n in servers}
     return PsrpTransport(servers, credentials=creds, throttle_retries=0)
 
@@ -70,7 +81,9 @@ def _transport(lab, password: str | None = None) -> PsrpTransport:
 def test_wrong_credentials_fail_clearly_through_the_transport(lab) -> None:
     transport = _transport(lab, password="nope")
     # Refused by mbx1, then proven wrong on a second server (issue 24 item 2): the reason names both.
-    with pytest.raises(ConnectionFailed, match=r"authentication failed for lab\\dagcheck on mbx1 and mbx2: .*Failed to authenticate"):
+    with pytest.raises(
+        ConnectionFailed, match=r"authentication failed for lab\\dagcheck on mbx1 and mbx2: .*Failed to authenticate"
+    ):
         transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
 
 
@@ -144,16 +157,22 @@ def test_https_with_the_labs_certificate_is_verified(tmp_path) -> None:
         ca = server.certificate.write_ca_bundle(str(tmp_path / "lab-ca.pem"))
         s = inventory.server("mbx1")
         creds = {"mbx1": Credentials(server.credentials.username, server.credentials.password)}
-        trusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
-                              lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca))
+        trusted = s.__class__(
+            s.name,
+            s.fqdn,
+            s.site,
+            s.dag,
+            lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), ca),
+        )
         transport = PsrpTransport({"mbx1": trusted}, credentials=creds)
         try:
             assert server.exchange_uri("mbx1").startswith("https://")
             assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
         finally:
             transport.close()
-        untrusted = s.__class__(s.name, s.fqdn, s.site, s.dag,
-                                lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1")))
+        untrusted = s.__class__(
+            s.name, s.fqdn, s.site, s.dag, lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"))
+        )
         transport = PsrpTransport({"mbx1": untrusted}, credentials=creds)
         with pytest.raises(ConnectionFailed, match="(?i)certificate"):
             transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-ExchangeServer", Identity="mbx1"))
@@ -187,8 +206,16 @@ def test_several_pools_and_pipelines_at_once(lab) -> None:
 
 def test_winrs_cmd_shell_with_a_plain_pypsrp_client(lab) -> None:
     _, server = lab
-    client = Client("127.0.0.1", port=server.port("mbx3"), path="wsman", ssl=False, auth="basic",
-                    username=server.credentials.username, password=server.credentials.password, encryption="never")
+    client = Client(
+        "127.0.0.1",
+        port=server.port("mbx3"),
+        path="wsman",
+        ssl=False,
+        auth="basic",
+        username=server.credentials.username,
+        password=server.credentials.password,
+        encryption="never",
+    )
     stdout, stderr, rc = client.execute_cmd("sc.exe query MSExchangeTransport")
     assert rc == 0 and "STATE              : 4  RUNNING" in stdout
     stdout, stderr, rc = client.execute_cmd("ipconfig /all")
@@ -202,8 +229,10 @@ def test_ntlm_with_pyspnego_as_the_acceptor() -> None:
 
         def transport(password: str) -> PsrpTransport:
             conn = lab_connection(s.connection, server.exchange_uri("mbx1"), server.windows_uri("mbx1"), auth="ntlm")
-            return PsrpTransport({"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
-                                 credentials={"mbx1": Credentials(server.credentials.username, password)})
+            return PsrpTransport(
+                {"mbx1": s.__class__(s.name, s.fqdn, s.site, s.dag, conn)},
+                credentials={"mbx1": Credentials(server.credentials.username, password)},
+            )
 
         good = transport(server.credentials.password)
         try:

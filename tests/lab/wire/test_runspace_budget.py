@@ -30,8 +30,12 @@ def lab():
     inventory = load_inventory(ROOT / "inventory" / "lab.yml")
     org = build_organization(inventory)
     with LabServer(org) as server:
-        servers = {s.name: dataclasses.replace(s, connection=lab_connection(
-            s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))) for s in inventory.servers}
+        servers = {
+            s.name: dataclasses.replace(
+                s, connection=lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name))
+            )
+            for s in inventory.servers
+        }
         creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in servers}
         transport = PsrpTransport(servers, credentials=creds)
         try:

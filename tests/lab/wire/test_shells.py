@@ -21,29 +21,44 @@ from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
-from dagcheck.remote.base import Command, Endpoint
-from dagcheck.remote.base import CmdResult, Transport
+from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import lab_data
 
 READ = Command.of("Get-MailboxServer", Identity="mbx1")
-CHANGE = Command.of("Set-ServerComponentState", Identity="mbx1", Component="HubTransport", State="Draining",
-                    Requester="Maintenance")
+CHANGE = Command.of(
+    "Set-ServerComponentState", Identity="mbx1", Component="HubTransport", State="Draining", Requester="Maintenance"
+)
 
 
 def _transport(lab: Any, **connection: Any) -> PsrpTransport:
     inventory, _, server = lab
-    servers = {s.name: dataclasses.replace(s, connection=dataclasses.replace(lab_connection(
-        s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), **connection)) for s in inventory.servers}
+    servers = {
+        s.name: dataclasses.replace(
+            s,
+            connection=dataclasses.replace(
+                lab_connection(s.connection, server.exchange_uri(s.name), server.windows_uri(s.name)), **connection
+            ),
+        )
+        for s in inventory.servers
+    }
     creds = {n: Credentials(server.credentials.username, server.credentials.password) for n in servers}
     return PsrpTransport(servers, credentials=creds, throttle_retries=2, backoff=0.05, reconnect_delay=0.2)
 
 
 def _other_session(server: LabServer, name: str = "mbx1") -> RunspacePool:
     """Another admin session of the same account (a forgotten Exchange Management Shell)."""
-    wsman = WSMan("127.0.0.1", port=server.port(name), path="PowerShell", ssl=False, auth="basic",
-                  username=server.credentials.username, password=server.credentials.password, encryption="never")
+    wsman = WSMan(
+        "127.0.0.1",
+        port=server.port(name),
+        path="PowerShell",
+        ssl=False,
+        auth="basic",
+        username=server.credentials.username,
+        password=server.credentials.password,
+        encryption="never",
+    )
     pool = RunspacePool(wsman, configuration_name="Microsoft.Exchange")
     pool.open()
     return pool
@@ -219,11 +234,15 @@ def test_no_shell_is_left_open_after_a_run_with_faults(run_checks, monkeypatch) 
 
     monkeypatch.setattr(embedded.EmbeddedLab, "stop", counting_stop)
     monkeypatch.setattr(psrp.PsrpTransport.__init__, "__defaults__", (None, None, 3, 0.05, 0.5))
-    result = run_checks(lab_data([
-        {"kind": "app_pool_recycle", "server": "mbx1", "count": 4},
-        {"kind": "throttled", "server": "mbx2", "cmdlet": "Get-Queue", "count": 1, "seconds": 0.05},
-        {"kind": "reboot", "server": "mbx3", "count": 6, "seconds": 0.2},
-    ]))
+    result = run_checks(
+        lab_data(
+            [
+                {"kind": "app_pool_recycle", "server": "mbx1", "count": 4},
+                {"kind": "throttled", "server": "mbx2", "cmdlet": "Get-Queue", "count": 1, "seconds": 0.05},
+                {"kind": "reboot", "server": "mbx3", "count": 6, "seconds": 0.2},
+            ]
+        )
+    )
     assert result.exit_code == 0, sorted(result.failed())
     assert fired["app_pool_recycle"] >= 4 and fired["throttled"] == 1 and fired["reboot"] >= 6  # they happened
     assert left == [0]
@@ -362,8 +381,7 @@ def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is
         # Named: the shell whose Delete got no answer (and any whose Delete was still on its way at that instant).
         left = transport.left_open
         assert f"mbx2 winrs shell {stuck_id}" in left
-        assert any("interrupted again while closing" in r.getMessage() and stuck_id in r.getMessage()
-                   for r in caplog.records)
+        assert any("interrupted again while closing" in r.getMessage() and stuck_id in r.getMessage() for r in caplog.records)
         # The other shells' Deletes went out beside it, so the second Ctrl-C did not keep them open.
         for _ in range(600):
             if [(s.server_name, s.shell_id) for s in server.open_shells()] == [("mbx2", stuck_id)]:

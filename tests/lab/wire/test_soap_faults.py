@@ -40,22 +40,31 @@ def lab() -> Iterator[LabServer]:
 
 
 def _wsman(server: LabServer, path: str = "PowerShell") -> WSMan:
-    return WSMan("127.0.0.1", port=server.port("mbx1"), path=path, ssl=False, auth="basic",
-                 username=server.credentials.username, password=server.credentials.password, encryption="never")
+    return WSMan(
+        "127.0.0.1",
+        port=server.port("mbx1"),
+        path=path,
+        ssl=False,
+        auth="basic",
+        username=server.credentials.username,
+        password=server.credentials.password,
+        encryption="never",
+    )
 
 
 def _envelope(action: str, resource: str, shell_id: str | None, body: str, options: str = "") -> bytes:
-    selectors = (f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>'
-                 if shell_id else "")
-    return (f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
-            f'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
-            f'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="{SHELL}">'
-            f'<s:Header><a:Action s:mustUnderstand="true">{action}</a:Action>'
-            f'<a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>'
-            f'<w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>'
-            f'<w:MaxEnvelopeSize s:mustUnderstand="true">153600</w:MaxEnvelopeSize>'
-            f'<w:OperationTimeout>PT5S</w:OperationTimeout>{options}{selectors}</s:Header>'
-            f'<s:Body>{body}</s:Body></s:Envelope>').encode()
+    selectors = f'<w:SelectorSet><w:Selector Name="ShellId">{shell_id}</w:Selector></w:SelectorSet>' if shell_id else ""
+    return (
+        f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" '
+        f'xmlns:a="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
+        f'xmlns:w="http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd" xmlns:rsp="{SHELL}">'
+        f'<s:Header><a:Action s:mustUnderstand="true">{action}</a:Action>'
+        f"<a:MessageID>uuid:{uuid.uuid4()}</a:MessageID>"
+        f'<w:ResourceURI s:mustUnderstand="true">{resource}</w:ResourceURI>'
+        f'<w:MaxEnvelopeSize s:mustUnderstand="true">153600</w:MaxEnvelopeSize>'
+        f"<w:OperationTimeout>PT5S</w:OperationTimeout>{options}{selectors}</s:Header>"
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    ).encode()
 
 
 def _fault(response: requests.Response) -> tuple[str, str, str]:
@@ -63,8 +72,11 @@ def _fault(response: requests.Response) -> tuple[str, str, str]:
     root = ET.fromstring(response.content)
     fault = root.find("s:Body/s:Fault", NS)
     assert fault is not None, response.content[:300]
-    return (fault.findtext("s:Code/s:Value", namespaces=NS), fault.findtext("s:Code/s:Subcode/s:Value", namespaces=NS),
-            fault.find("s:Detail/f:WSManFault", NS).get("Code"))
+    return (
+        fault.findtext("s:Code/s:Value", namespaces=NS),
+        fault.findtext("s:Code/s:Subcode/s:Value", namespaces=NS),
+        fault.find("s:Detail/f:WSManFault", NS).get("Code"),
+    )
 
 
 def test_requests_the_lab_cannot_process_get_soap_faults_on_the_same_connection(lab) -> None:
@@ -79,19 +91,30 @@ def test_requests_the_lab_cannot_process_get_soap_faults_on_the_same_connection(
         unknown = str(uuid.uuid4()).upper()
         requests_to_refuse = {
             "PSRP bytes that do not parse, sent to the pool": _envelope(
-                SHELL + "/Send", EXCHANGE_URI, shell_id, f'<rsp:Send><rsp:Stream Name="stdin">{garbage}</rsp:Stream></rsp:Send>'),
+                SHELL + "/Send", EXCHANGE_URI, shell_id, f'<rsp:Send><rsp:Stream Name="stdin">{garbage}</rsp:Stream></rsp:Send>'
+            ),
             "input for a pipeline the shell does not have": _envelope(
-                SHELL + "/Send", EXCHANGE_URI, shell_id,
-                f'<rsp:Send><rsp:Stream Name="stdin" CommandId="{unknown}">{garbage}</rsp:Stream></rsp:Send>'),
+                SHELL + "/Send",
+                EXCHANGE_URI,
+                shell_id,
+                f'<rsp:Send><rsp:Stream Name="stdin" CommandId="{unknown}">{garbage}</rsp:Stream></rsp:Send>',
+            ),
             "a Receive naming a CommandId that is not a GUID": _envelope(
-                SHELL + "/Receive", EXCHANGE_URI, shell_id,
-                '<rsp:Receive><rsp:DesiredStream CommandId="not-a-guid">stdout</rsp:DesiredStream></rsp:Receive>'),
+                SHELL + "/Receive",
+                EXCHANGE_URI,
+                shell_id,
+                '<rsp:Receive><rsp:DesiredStream CommandId="not-a-guid">stdout</rsp:DesiredStream></rsp:Receive>',
+            ),
             "a Signal naming a CommandId that is not a GUID": _envelope(
-                SHELL + "/Signal", EXCHANGE_URI, shell_id, '<rsp:Signal CommandId="zz"><rsp:Code>x</rsp:Code></rsp:Signal>'),
+                SHELL + "/Signal", EXCHANGE_URI, shell_id, '<rsp:Signal CommandId="zz"><rsp:Code>x</rsp:Code></rsp:Signal>'
+            ),
             "a Command whose CommandId is not a GUID and whose arguments do not parse": _envelope(
-                SHELL + "/Command", EXCHANGE_URI, shell_id,
+                SHELL + "/Command",
+                EXCHANGE_URI,
+                shell_id,
                 f'<rsp:CommandLine CommandId="nope"><rsp:Command>x</rsp:Command><rsp:Arguments>{garbage}</rsp:Arguments>'
-                '</rsp:CommandLine>'),
+                "</rsp:CommandLine>",
+            ),
         }
         for what, message in requests_to_refuse.items():
             answer = session.post(url, data=message, headers={"Content-Type": "application/soap+xml;charset=UTF-8"})
@@ -100,9 +123,16 @@ def test_requests_the_lab_cannot_process_get_soap_faults_on_the_same_connection(
             assert code == "s:Sender" or subcode == "w:InternalError", what
             assert answer.headers.get("Connection", "").lower() != "close", what
         # The same connection (requests keeps it alive) still serves: the pool's own Receive times out normally.
-        served = session.post(url, data=_envelope(SHELL + "/Receive", EXCHANGE_URI, shell_id,
-                                                  '<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>'),
-                              headers={"Content-Type": "application/soap+xml;charset=UTF-8"})
+        served = session.post(
+            url,
+            data=_envelope(
+                SHELL + "/Receive",
+                EXCHANGE_URI,
+                shell_id,
+                "<rsp:Receive><rsp:DesiredStream>stdout</rsp:DesiredStream></rsp:Receive>",
+            ),
+            headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        )
         assert served.status_code in (200, 500)
         if served.status_code == 500:
             assert _fault(served)[1] == "w:TimedOut"
@@ -113,11 +143,17 @@ def test_a_psrp_error_is_answered_as_exchanges_powershell_plugin(lab) -> None:
     Exchange 2019 server answered a request its plug-in refused."""
     with RunspacePool(_wsman(lab), configuration_name="Microsoft.Exchange") as pool:
         garbage = base64.b64encode(b"\x00" * 21 + b"not a PSRP message").decode()
-        answer = requests.post(f"http://127.0.0.1:{lab.port('mbx1')}/PowerShell",
-                               auth=(lab.credentials.username, lab.credentials.password),
-                               data=_envelope(SHELL + "/Send", EXCHANGE_URI, pool.shell.id,
-                                              f'<rsp:Send><rsp:Stream Name="stdin">{garbage}</rsp:Stream></rsp:Send>'),
-                               headers={"Content-Type": "application/soap+xml;charset=UTF-8"})
+        answer = requests.post(
+            f"http://127.0.0.1:{lab.port('mbx1')}/PowerShell",
+            auth=(lab.credentials.username, lab.credentials.password),
+            data=_envelope(
+                SHELL + "/Send",
+                EXCHANGE_URI,
+                pool.shell.id,
+                f'<rsp:Send><rsp:Stream Name="stdin">{garbage}</rsp:Stream></rsp:Send>',
+            ),
+            headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        )
     assert _fault(answer) == ("s:Receiver", "w:InternalError", "2152992672")
     provider = ET.fromstring(answer.content).find(".//f:ProviderFault", NS)
     assert provider is not None and provider.get("provider") == "PowerShellplugin"
@@ -159,8 +195,7 @@ def test_the_clients_idle_timeout_is_honoured(lab) -> None:
     short = WinRS(_wsman(lab, "wsman"), idle_time_out=1)
     short.open()
     try:
-        assert {s.shell_id: lab.shell_idle_timeout(s) for s in lab.open_shells("mbx1")} == {kept.id: 7200.0,
-                                                                                            short.id: 1.0}
+        assert {s.shell_id: lab.shell_idle_timeout(s) for s in lab.open_shells("mbx1")} == {kept.id: 7200.0, short.id: 1.0}
 
         def expired() -> bool:
             Process(kept, "sc.exe", ["query", "MSExchangeIS"]).invoke()  # any request makes the server look

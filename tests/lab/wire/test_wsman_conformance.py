@@ -42,8 +42,17 @@ def lab():
 
 
 def _wsman(server: LabServer, name: str = "mbx1", path: str = "PowerShell", **kw: Any) -> WSMan:
-    return WSMan("127.0.0.1", port=server.port(name), path=path, ssl=False, auth="basic",
-                 username=server.credentials.username, password=server.credentials.password, encryption="never", **kw)
+    return WSMan(
+        "127.0.0.1",
+        port=server.port(name),
+        path=path,
+        ssl=False,
+        auth="basic",
+        username=server.credentials.username,
+        password=server.credentials.password,
+        encryption="never",
+        **kw,
+    )
 
 
 def _selectors(shell_id: str) -> SelectorSet:
@@ -59,6 +68,7 @@ def _receive(wsman: WSMan, resource: str, shell_id: str, command_id: str, timeou
 
 
 # ---- Create ------------------------------------------------------------------------------------
+
 
 def test_create_response_has_rsp_shell_in_the_body_so_winrs_learns_its_id(lab) -> None:
     _, server = lab
@@ -84,8 +94,17 @@ def test_create_response_matches_the_windows_recording(lab) -> None:
     assert children == ["ResourceCreated", "Shell"]  # siblings, as test_winrs_standard.yml records
     info = body.find("rsp:Shell", NS)
     fields = [c.tag.split("}")[1] for c in info]
-    assert fields == ["ShellId", "ResourceUri", "Owner", "ClientIP", "IdleTimeOut", "InputStreams", "OutputStreams",
-                      "ShellRunTime", "ShellInactivity"]
+    assert fields == [
+        "ShellId",
+        "ResourceUri",
+        "Owner",
+        "ClientIP",
+        "IdleTimeOut",
+        "InputStreams",
+        "OutputStreams",
+        "ShellRunTime",
+        "ShellInactivity",
+    ]
     assert info.findtext("rsp:IdleTimeOut", namespaces=NS) == "PT7200.000S"
     selector = body.find("wst:ResourceCreated/wsa:ReferenceParameters/wsman:SelectorSet/wsman:Selector", NS)
     assert selector.text == info.findtext("rsp:ShellId", namespaces=NS)
@@ -117,26 +136,48 @@ def test_powershell_create_and_pool_receive_match_the_windows_recording(lab) -> 
         pass
     info = seen[0][1].find("s:Body/rsp:Shell", NS)
     assert [c.tag.split("}")[1] for c in info] == [
-        "ShellId", "ResourceUri", "Owner", "ClientIP", "ProcessId", "IdleTimeOut", "InputStreams", "OutputStreams",
-        "MaxIdleTimeOut", "Locale", "DataLocale", "CompressionMode", "ProfileLoaded", "Encoding", "BufferMode",
-        "State", "ShellRunTime", "ShellInactivity"]
+        "ShellId",
+        "ResourceUri",
+        "Owner",
+        "ClientIP",
+        "ProcessId",
+        "IdleTimeOut",
+        "InputStreams",
+        "OutputStreams",
+        "MaxIdleTimeOut",
+        "Locale",
+        "DataLocale",
+        "CompressionMode",
+        "ProfileLoaded",
+        "Encoding",
+        "BufferMode",
+        "State",
+        "ShellRunTime",
+        "ShellInactivity",
+    ]
     assert info.findtext("rsp:InputStreams", namespaces=NS) == "stdin pr"
-    receive = next(e.find("s:Body/rsp:ReceiveResponse", NS) for _, e in seen[1:]
-                   if e.find("s:Body/rsp:ReceiveResponse", NS) is not None)
+    receive = next(
+        e.find("s:Body/rsp:ReceiveResponse", NS) for _, e in seen[1:] if e.find("s:Body/rsp:ReceiveResponse", NS) is not None
+    )
     assert receive.find("rsp:CommandState", NS) is None
     assert all(st.get("CommandId") is None and st.get("Name") == "stdout" for st in receive.findall("rsp:Stream", NS))
 
 
 def test_pywinrm_runs_a_command_through_create_command_receive_signal_delete(lab) -> None:
     _, server = lab
-    session = winrm.Session(f"http://127.0.0.1:{server.port('mbx2')}/wsman", transport="basic",
-                            auth=(server.credentials.username, server.credentials.password), message_encryption="never")
+    session = winrm.Session(
+        f"http://127.0.0.1:{server.port('mbx2')}/wsman",
+        transport="basic",
+        auth=(server.credentials.username, server.credentials.password),
+        message_encryption="never",
+    )
     result = session.run_cmd("sc.exe", ["query", "MSExchangeTransport"])
     assert result.status_code == 0 and b"STATE              : 4  RUNNING" in result.std_out
     assert not server.open_shells()  # pywinrm deletes its shell; the lab no longer holds it
 
 
 # ---- InvalidSelectors ------------------------------------------------------------------------------
+
 
 def test_unknown_shell_id_is_invalid_selectors_on_the_powershell_and_the_cmd_shell(lab) -> None:
     _, server = lab
@@ -160,9 +201,13 @@ def test_unknown_command_id_is_invalid_selectors_on_both_shells(lab) -> None:
             _receive(pool.shell.wsman, EXCHANGE_URI, pool.shell.id, str(uuid.uuid4()).upper())
         assert exc.value.code == 2150858843 and message in exc.value.reason  # not a TimedOut after a wait
     # pywinrm sees the same fault on its own cmd shell.
-    protocol = winrm.Protocol(f"http://127.0.0.1:{server.port('mbx1')}/wsman", transport="basic",
-                              username=server.credentials.username, password=server.credentials.password,
-                              message_encryption="never")
+    protocol = winrm.Protocol(
+        f"http://127.0.0.1:{server.port('mbx1')}/wsman",
+        transport="basic",
+        username=server.credentials.username,
+        password=server.credentials.password,
+        message_encryption="never",
+    )
     shell_id = protocol.open_shell()
     try:
         with pytest.raises(winrm.exceptions.WSManFaultError) as fault:
@@ -182,6 +227,7 @@ def _assert_fault(fault: Any, code: str, subcode: str, wsman_code: int) -> None:
 
 
 # ---- long poll, Signal -----------------------------------------------------------------------------
+
 
 def _start_slow(org: Any, server: LabServer, seconds: float) -> tuple[RunspacePool, PowerShell]:
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx1", "cmdlet": "Get-Queue", "seconds": seconds}))
@@ -239,12 +285,17 @@ def test_cmd_shell_signal_terminate_ends_the_command(lab) -> None:
 
 # ---- MaxEnvelopeSize -------------------------------------------------------------------------------
 
+
 def test_a_request_over_max_envelope_size_gets_http_413(lab) -> None:
     _, server = lab
     big = b"<s:Envelope>" + b" " * (501 * 1024) + b"</s:Envelope>"
-    response = requests.post(f"http://127.0.0.1:{server.port('mbx1')}/wsman", data=big,
-                             auth=(server.credentials.username, server.credentials.password),
-                             headers={"Content-Type": "application/soap+xml;charset=UTF-8"}, timeout=10)
+    response = requests.post(
+        f"http://127.0.0.1:{server.port('mbx1')}/wsman",
+        data=big,
+        auth=(server.credentials.username, server.credentials.password),
+        headers={"Content-Type": "application/soap+xml;charset=UTF-8"},
+        timeout=10,
+    )
     assert response.status_code == 413
 
 
@@ -281,6 +332,7 @@ def test_a_client_sends_in_fragments_under_max_envelope_size(lab) -> None:
 
 # ---- Enumerate the shells -------------------------------------------------------------------------
 
+
 def test_enumerate_the_shell_resource_lists_what_clients_left_open(lab) -> None:
     _, server = lab
     wsman = _wsman(server, path="wsman")
@@ -316,10 +368,13 @@ def test_enumerate_the_shell_resource_lists_what_clients_left_open(lab) -> None:
 
 # ---- quotas and lost shells, as pypsrp sees them ------------------------------------------------------
 
+
 def test_quota_faults_are_quota_limit_from_create(lab) -> None:
     org, server = lab
-    org.runtime_faults += [Fault("runspace_quota", {"server": "mbx1", "count": 1}),
-                           Fault("shell_quota", {"server": "mbx1", "count": 1})]
+    org.runtime_faults += [
+        Fault("runspace_quota", {"server": "mbx1", "count": 1}),
+        Fault("shell_quota", {"server": "mbx1", "count": 1}),
+    ]
     with RunspacePool(_wsman(server), configuration_name="Microsoft.Exchange"):
         with pytest.raises(WSManFaultError) as exc:
             RunspacePool(_wsman(server), configuration_name="Microsoft.Exchange").open()
@@ -329,9 +384,13 @@ def test_quota_faults_are_quota_limit_from_create(lab) -> None:
         with pytest.raises(WSManFaultError) as exc:
             WinRS(_wsman(server, path="wsman")).open()
         assert "allowed a maximum number of 1 concurrent shells" in exc.value.reason
-        protocol = winrm.Protocol(f"http://127.0.0.1:{server.port('mbx1')}/wsman", transport="basic",
-                                  username=server.credentials.username, password=server.credentials.password,
-                                  message_encryption="never")
+        protocol = winrm.Protocol(
+            f"http://127.0.0.1:{server.port('mbx1')}/wsman",
+            transport="basic",
+            username=server.credentials.username,
+            password=server.credentials.password,
+            message_encryption="never",
+        )
         with pytest.raises(winrm.exceptions.WSManFaultError) as fault:
             protocol.open_shell()
         _assert_fault(fault.value, "s:Receiver", "w:QuotaLimit", 2150859173)

@@ -46,8 +46,9 @@ def test_a_child_streams_its_lines_and_its_exit_code_is_recorded(tmp_path) -> No
 def test_a_child_runs_in_a_session_of_its_own(tmp_path) -> None:
     files = ChildFiles(tmp_path / "c2")
     release = tmp_path / "release"
-    argv = script(tmp_path, f"print(os.getsid(0), os.getpgid(0), flush=True)\n"
-                            f"while not Path({str(release)!r}).exists(): time.sleep(0.02)")
+    argv = script(
+        tmp_path, f"print(os.getsid(0), os.getpgid(0), flush=True)\nwhile not Path({str(release)!r}).exists(): time.sleep(0.02)"
+    )
     proc = launch(files, argv, dict(os.environ))
     until("the child's first line", lambda: files.log.exists() and files.log.read_text().strip() != "")
     sid, pgid = map(int, files.log.read_text().split())
@@ -60,8 +61,11 @@ def test_a_resumed_run_waits_for_the_killed_runs_child_and_takes_its_exit_code(t
     """The run that started the child is gone: the resumed run knows the child only by its files."""
     files = ChildFiles(tmp_path / "c3")
     release = tmp_path / "release"
-    proc = launch(files, script(tmp_path, f"while not Path({str(release)!r}).exists(): time.sleep(0.02)\n"
-                                          "print('installed')\nsys.exit(0)"), dict(os.environ))
+    proc = launch(
+        files,
+        script(tmp_path, f"while not Path({str(release)!r}).exists(): time.sleep(0.02)\nprint('installed')\nsys.exit(0)"),
+        dict(os.environ),
+    )
     until("the child's pid file", lambda: files.owner() is not None)
     assert not files.claim(), "a started child is never claimed for a second start"
     quiet: list[float] = []
@@ -99,9 +103,12 @@ def test_a_child_killed_without_a_status_is_unknown_not_success(tmp_path) -> Non
 def test_a_child_past_its_timeout_is_stopped_with_its_whole_group(tmp_path) -> None:
     files = ChildFiles(tmp_path / "c6")
     grandchild = tmp_path / "grandchild"
-    argv = script(tmp_path, "import subprocess\n"
-                            f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
-                            f"Path({str(grandchild)!r}).write_text(str(p.pid))\np.wait()")
+    argv = script(
+        tmp_path,
+        "import subprocess\n"
+        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"Path({str(grandchild)!r}).write_text(str(p.pid))\np.wait()",
+    )
     proc = launch(files, argv, dict(os.environ))
     until("the grandchild", lambda: grandchild.exists() and grandchild.read_text() != "")
     ended = supervise(files, proc, 0.5, lambda line: None, lambda s: None, heartbeat=60)

@@ -23,10 +23,13 @@ def test_lab_component_timestamps_are_distinct_and_in_call_order_at_one_lab_time
 
 
 def test_lease_since_is_the_earliest_maintenance_hold_and_ties_go_by_name() -> None:
-    hub = ComponentState("mbx1", "HubTransport", "Draining",
-                         (RequesterState("Maintenance", "Draining", T0 + dt.timedelta(seconds=5)),),
-                         (RequesterState("Maintenance", "Draining", T0),
-                          RequesterState("Functional", "Inactive", T0 - dt.timedelta(1))))
+    hub = ComponentState(
+        "mbx1",
+        "HubTransport",
+        "Draining",
+        (RequesterState("Maintenance", "Draining", T0 + dt.timedelta(seconds=5)),),
+        (RequesterState("Maintenance", "Draining", T0), RequesterState("Functional", "Inactive", T0 - dt.timedelta(1))),
+    )
     assert lease_since([hub]) == T0
     assert lease_order(T0, "mbx1") < lease_order(T0, "mbx3") < lease_order(T0 + dt.timedelta(microseconds=1), "mbx0")
     assert lease_order(None, "mbx9") < lease_order(T0, "mbx1")  # busy by hand, no timestamp: first
@@ -58,7 +61,8 @@ def test_a_claim_made_first_elsewhere_wins_and_this_run_undoes_its_own(tmp_path)
     assert s.component_state("HubTransport") == "Active" and s.cluster_state == "Up" and s.activation_policy == "Unrestricted"
     assert lab.changes() == [
         "Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Draining -Requester Maintenance",
-        "Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Active -Requester Maintenance"]
+        "Set-ServerComponentState -Identity mbx1 -Component HubTransport -State Active -Requester Maintenance",
+    ]
     assert lab.journal.where_it_stands() is None and lab.journal.recorded_policy() is None
 
 

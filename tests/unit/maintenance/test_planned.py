@@ -15,8 +15,7 @@ def _stamp(hours: float) -> str:
 
 
 def _window(start: float, end: float, **extra) -> dict:
-    return {"server": "mbx2", "start": _stamp(start), "end": _stamp(end), "reason": "CU15 install", "by": "jdoe",
-            **extra}
+    return {"server": "mbx2", "start": _stamp(start), "end": _stamp(end), "reason": "CU15 install", "by": "jdoe", **extra}
 
 
 def _mbx2(result) -> dict[str, str]:
@@ -124,12 +123,16 @@ def test_parity_during_a_window_fails_a_third_build(run_checks) -> None:
 
 def test_planned_member_whose_database_has_no_mounted_copy_elsewhere_fails(run_checks) -> None:
     # DB02 is active on mbx2; its other copies failed first, so entering maintenance could not move it.
-    data = lab_data([{"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
-                     {"kind": "copy_failed", "database": "DB02", "server": "mbx4"}] + IN_MAINTENANCE)
+    data = lab_data(
+        [
+            {"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
+            {"kind": "copy_failed", "database": "DB02", "server": "mbx4"},
+        ]
+        + IN_MAINTENANCE
+    )
     data["maintenance_windows"] = [_window(-1, 2)]
     result = run_checks(data)
-    assert result.outcomes[next(n for n in result.outcomes
-                                if "test_member_not_forgotten_in_maintenance[mbx2]" in n)] == "failed"
+    assert result.outcomes[next(n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n)] == "failed"
     message = next(m for n, m in result.messages.items() if "test_member_not_forgotten_in_maintenance[mbx2]" in n)
     assert "mbx2 is in planned maintenance since " in message and "no other member has mounted DB02" in message
 
@@ -150,9 +153,17 @@ def _rolling_journal(tmp_path, *events: dict) -> None:
 
 
 def test_a_rolling_run_in_progress_is_a_window(run_checks, tmp_path, capsys) -> None:
-    _rolling_journal(tmp_path, {"time": _stamp(-1), "event": "rolling_started", "dag": "DAG1", "target": "15.2.2562.49",
-                                "order": ["mbx4", "mbx3", "mbx2", "mbx1"]},
-                     {"time": _stamp(-0.5), "event": "member_done", "member": "mbx4"})
+    _rolling_journal(
+        tmp_path,
+        {
+            "time": _stamp(-1),
+            "event": "rolling_started",
+            "dag": "DAG1",
+            "target": "15.2.2562.49",
+            "order": ["mbx4", "mbx3", "mbx2", "mbx1"],
+        },
+        {"time": _stamp(-0.5), "event": "member_done", "member": "mbx4"},
+    )
     result = run_checks(lab_data(_old_build("mbx1", "mbx2") + IN_MAINTENANCE))
     # Only the warning DAG-BUILD-003 (mbx1 lacks the latest SU) remains: the gate passes.
     assert result.short_failed() == {"test_build_is_current[mbx1]"} and result.exit_code == 0, result.short_failed()
@@ -163,8 +174,11 @@ def test_a_rolling_run_in_progress_is_a_window(run_checks, tmp_path, capsys) -> 
 
 
 def test_a_completed_rolling_run_is_no_window(run_checks, tmp_path) -> None:
-    _rolling_journal(tmp_path, {"time": _stamp(-3), "event": "rolling_started", "dag": "DAG1", "target": "15.2.2562.49"},
-                     {"time": _stamp(-1), "event": "rolling_completed", "dag": "DAG1"})
+    _rolling_journal(
+        tmp_path,
+        {"time": _stamp(-3), "event": "rolling_started", "dag": "DAG1", "target": "15.2.2562.49"},
+        {"time": _stamp(-1), "event": "rolling_completed", "dag": "DAG1"},
+    )
     result = run_checks(lab_data(_old_build("mbx1")))
     assert _parity(result)["mbx1"] == "failed"
 
@@ -202,9 +216,14 @@ def test_planned_member_not_answering_is_judged_by_the_databases_the_others_list
     """Issue 23: with the member rebooting in its window its own copies cannot be read; the databases it holds
     come from the others' Get-MailboxDatabase (ActivationPreference), so DB02, mounted nowhere else, still
     fails DAG-MAINT-001 instead of passing for want of the member's list."""
-    data = lab_data([{"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
-                     {"kind": "copy_failed", "database": "DB02", "server": "mbx4"}] + IN_MAINTENANCE
-                    + [{"kind": "dropped_connection", "server": "mbx2"}])
+    data = lab_data(
+        [
+            {"kind": "copy_failed", "database": "DB02", "server": "mbx1"},
+            {"kind": "copy_failed", "database": "DB02", "server": "mbx4"},
+        ]
+        + IN_MAINTENANCE
+        + [{"kind": "dropped_connection", "server": "mbx2"}]
+    )
     data["maintenance_windows"] = [_window(-1, 2)]
     result = run_checks(data)
     name = next(n for n in result.outcomes if "test_member_not_forgotten_in_maintenance[mbx2]" in n)

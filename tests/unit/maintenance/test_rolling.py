@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def rolling(tmp_path: Path) -> Rolling:
     inventory = load_inventory(ROOT / "inventory/lab.yml")
-    return Rolling(inventory, ROOT / "inventory/lab.yml", "DAG1", tmp_path, apply=False, patch=PatchStep("patch.cmd"),
-                   target_build=None)
+    return Rolling(
+        inventory, ROOT / "inventory/lab.yml", "DAG1", tmp_path, apply=False, patch=PatchStep("patch.cmd"), target_build=None
+    )
 
 
 def test_a_run_killed_during_a_patch_command_leaves_that_child_to_settle(tmp_path) -> None:

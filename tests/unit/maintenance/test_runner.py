@@ -55,8 +55,11 @@ class Lab:
         return Transition(direction, "mbx1", target, self.live, self.inventory, self.journal, apply, **kw)
 
     def changes(self) -> list[str]:
-        return [Action(i.server, i.endpoint, i.command).render() for i in self.transport.transcript.invocations
-                if i.command.cmdlet in CHANGING]
+        return [
+            Action(i.server, i.endpoint, i.command).render()
+            for i in self.transport.transcript.invocations
+            if i.command.cmdlet in CHANGING
+        ]
 
     def assert_in_maintenance(self) -> None:
         s = self.org.server("mbx1")
@@ -105,8 +108,14 @@ def test_dry_run_shows_exactly_the_commands_apply_runs(tmp_path) -> None:
 INTERLOCKS = [
     ("gate", [], {"gate_failures": ["DAG-RED-001 [DB01\\mbx1]: no other copy"]}),
     ("one_at_a_time", [{"kind": "in_maintenance", "server": "mbx3"}], {}),
-    ("redundancy", [{"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
-                    {"kind": "copy_failed", "database": "DB01", "server": "mbx3"}], {}),
+    (
+        "redundancy",
+        [
+            {"kind": "copy_suspended", "database": "DB01", "server": "mbx2"},
+            {"kind": "copy_failed", "database": "DB01", "server": "mbx3"},
+        ],
+        {},
+    ),
     ("quorum", [{"kind": "cluster_node_down", "server": "mbx3"}, {"kind": "witness_unavailable"}], {}),
     ("target", [{"kind": "component_inactive", "server": "mbx2", "component": "HubTransport"}], {"target": "mbx2"}),
 ]
@@ -140,6 +149,7 @@ def _interrupt_after(name: str):
     def hook(step: str) -> None:
         if step == name:
             raise Interrupted(step)
+
     return hook
 
 
@@ -151,8 +161,7 @@ EXIT = [s.name for s in exit_steps(False)]
 def test_interrupted_enter_resumes_or_rolls_back(tmp_path, step) -> None:
     # The UMCallRouter steps only act on Exchange 2016 (elsewhere they are done from the start).
     build = {"lab__build": "15.1.2507.72"} if "um_call_router" in step else {}
-    interrupted = Lab(tmp_path / "resume", [{"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 6}],
-                      **build)
+    interrupted = Lab(tmp_path / "resume", [{"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 6}], **build)
     interrupted.org.server("mbx1").activation_policy = "IntrasiteOnly"
     with pytest.raises(Interrupted):
         interrupted.transition("enter", after_step=_interrupt_after(step)).run()
@@ -227,8 +236,13 @@ def test_stuck_queue_is_detected_early_and_nothing_further_changes(tmp_path) -> 
 
 
 def test_journal_records_state_before_and_after_and_poison_is_reported(tmp_path) -> None:
-    lab = Lab(tmp_path, [{"kind": "poison_messages", "server": "mbx1", "count": 3},
-                         {"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 2}])
+    lab = Lab(
+        tmp_path,
+        [
+            {"kind": "poison_messages", "server": "mbx1", "count": 3},
+            {"kind": "shadow_queue", "server": "mbx1", "value": "mbx3", "count": 2},
+        ],
+    )
     result = lab.transition("enter").run()
     assert result.ok, result.error
     assert any("3 poison message(s) stay on mbx1" in n for n in result.notes)
@@ -236,5 +250,7 @@ def test_journal_records_state_before_and_after_and_poison_is_reported(tmp_path)
     offline = steps["server_wide_offline"]
     assert offline["before"]["components"]["ServerWideOffline"] == "Active"
     assert offline["after"]["components"]["ServerWideOffline"] == "Inactive"
-    assert offline["commands"] == ["Set-ServerComponentState -Identity mbx1 -Component ServerWideOffline -State Inactive -Requester Maintenance"]
+    assert offline["commands"] == [
+        "Set-ServerComponentState -Identity mbx1 -Component ServerWideOffline -State Inactive -Requester Maintenance"
+    ]
     assert steps["block_activation"]["after"]["activation"] == "Blocked, MoveNow True"

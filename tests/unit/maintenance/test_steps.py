@@ -84,8 +84,10 @@ def test_um_call_router_drained_on_enter_and_restored_on_exit_on_exchange_2016(t
     lab = Lab(tmp_path, lab__build=E2016)
     entered = lab.transition("enter").run()
     assert entered.ok, entered.error
-    assert ("Set-ServerComponentState -Identity mbx1 -Component UMCallRouter -State Draining -Requester Maintenance"
-            in entered.commands)
+    assert (
+        "Set-ServerComponentState -Identity mbx1 -Component UMCallRouter -State Draining -Requester Maintenance"
+        in entered.commands
+    )
     assert lab.org.server("mbx1").own_state("UMCallRouter") == "Draining"
     left = lab.transition("exit").run()
     assert left.ok, left.error

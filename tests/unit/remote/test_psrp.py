@@ -21,21 +21,33 @@ def _message(build) -> bytes:  # type: ignore[no-untyped-def]
     """What PowerShell.begin_invoke hands the fragmenter, for the commands `build` adds."""
     ps = PowerShell.__new__(PowerShell)
     ps.commands, ps.is_nested, ps.history_string, ps._current_cmd = [], False, None, None
-    ps.runspace_pool = SimpleNamespace(host=None, apartment_state=ApartmentState.UNKNOWN, id=RPID, pipelines={},
-                                       protocol_version="2.3")
+    ps.runspace_pool = SimpleNamespace(
+        host=None, apartment_state=ApartmentState.UNKNOWN, id=RPID, pipelines={}, protocol_version="2.3"
+    )
     build(ps)
     pipeline = Pipeline(is_nested=False, cmds=ps.commands, history=None, redirect_err_to_out=False)
-    create = CreatePipeline(True, ApartmentState(value=ApartmentState.UNKNOWN),
-                            RemoteStreamOptions(value=RemoteStreamOptions.ADD_INVOCATION_INFO), False, HostInfo(host=None),
-                            pipeline, False)
+    create = CreatePipeline(
+        True,
+        ApartmentState(value=ApartmentState.UNKNOWN),
+        RemoteStreamOptions(value=RemoteStreamOptions.ADD_INVOCATION_INFO),
+        False,
+        HostInfo(host=None),
+        pipeline,
+        False,
+    )
     return Message(0x00021006, RPID, PID, create, Serializer()).pack()
 
 
 PIPELINES = {
-    "a cmdlet and its parameters": lambda ps: ps.add_cmdlet("Get-MailboxDatabase").add_parameter("Server", "mbx1")
-    .add_parameter("Status", True),
-    "a cmdlet | ForEach-Object -MemberName": lambda ps: ps.add_cmdlet("Get-Command").add_parameter("Name", "ExSetup.exe")
-    .add_cmdlet("ForEach-Object").add_parameter("MemberName", "FileVersionInfo"),
+    "a cmdlet and its parameters": lambda ps: (
+        ps.add_cmdlet("Get-MailboxDatabase").add_parameter("Server", "mbx1").add_parameter("Status", True)
+    ),
+    "a cmdlet | ForEach-Object -MemberName": lambda ps: (
+        ps.add_cmdlet("Get-Command")
+        .add_parameter("Name", "ExSetup.exe")
+        .add_cmdlet("ForEach-Object")
+        .add_parameter("MemberName", "FileVersionInfo")
+    ),
     "two statements": lambda ps: ps.add_cmdlet("Get-Queue").add_statement().add_cmdlet("Get-Date"),
 }
 

@@ -23,8 +23,10 @@ from tests import shared_fixtures
 from tests.conftest import ROOT, lab_data
 
 FIXTURES = shared_fixtures.css_exchange("E19")
-FAULTS = [{"kind": "copy_failed", "database": "DB01", "server": "mbx2"},
-          {"kind": "component_inactive", "server": "mbx3", "component": "HubTransport", "requester": "Functional"}]
+FAULTS = [
+    {"kind": "copy_failed", "database": "DB01", "server": "mbx2"},
+    {"kind": "component_inactive", "server": "mbx3", "component": "HubTransport", "requester": "Functional"},
+]
 
 
 def _refuse_lab(*args: object, **kwargs: object) -> None:
@@ -59,8 +61,7 @@ def _fixture_inventory() -> dict:
     data = lab_data([])
     data.pop("lab")
     data["sites"] = [{"name": "Default-First-Site-Name"}]
-    data["servers"] = [{"name": "Solo-E19A", "fqdn": "Solo-E19A.Solo.com", "site": "Default-First-Site-Name",
-                        "dag": "DAG1"}]
+    data["servers"] = [{"name": "Solo-E19A", "fqdn": "Solo-E19A.Solo.com", "site": "Default-First-Site-Name", "dag": "DAG1"}]
     data["dags"][0]["members"] = ["Solo-E19A"]
     data["expectations"]["autodiscover"] = {}
     return data
@@ -71,12 +72,10 @@ def test_real_export_clixml_files_replay(run_checks, tmp_path: Path) -> None:
     folder = tmp_path / "e19"
     shutil.copytree(FIXTURES, folder / "Solo-E19A")
     result = run_checks(_fixture_inventory(), "--replay", str(folder), "-k", "component or service or build or cluster")
-    judged = {n: o for n, o in result.outcomes.items()
-              if "not in the saved data" not in result.messages.get(n, "")}
+    judged = {n: o for n, o in result.outcomes.items() if "not in the saved data" not in result.messages.get(n, "")}
     # Sources the capture has are judged from its data; the ones it lacks fail as missing, never silently.
     # (the object ids come from the data: the capture names the server in lower case)
-    assert any("test_component_is_active[solo-e19a:hubtransport]" in n.lower() and o == "passed"
-               for n, o in judged.items())
+    assert any("test_component_is_active[solo-e19a:hubtransport]" in n.lower() and o == "passed" for n, o in judged.items())
     assert any("test_required_services_running" in n for n in judged)
     # a real verdict on real data: Exchange 2019 CU11 (15.2.986.5) is out of support (DAG-BUILD-004 says so;
     # DAG-BUILD-001, the SU currency within a CU, then skips rather than report it twice)
@@ -90,7 +89,8 @@ def test_real_export_clixml_files_replay(run_checks, tmp_path: Path) -> None:
 def test_replay_refuses_a_change_and_names_a_missing_file(tmp_path: Path) -> None:
     (tmp_path / "mbx1").mkdir()
     (tmp_path / "mbx1" / "Get-Queue.xml").write_text(
-        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"></Objs>', encoding="utf-8")
+        '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04"></Objs>', encoding="utf-8"
+    )
     transport = ReplayTransport(tmp_path)
     assert transport.run("mbx1", Endpoint.EXCHANGE, Command.of("Get-Queue", Server="mbx1")) == []
     with pytest.raises(CmdletFailed, match="read-only"):
@@ -112,9 +112,25 @@ def test_replay_folder_must_hold_saved_data(tmp_path: Path) -> None:
 def test_replay_refuses_transitions_and_save_with_a_usage_error(tmp_path: Path, extra: list[str]) -> None:
     (tmp_path / "mbx1").mkdir()
     (tmp_path / "mbx1" / "Get-Queue.xml").write_text("<Objs/>", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "checks"), "--replay", str(tmp_path), *extra,
-                           "--reports-dir", str(tmp_path / "r"), "-p", "no:cacheprovider"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(ROOT / "checks"),
+            "--replay",
+            str(tmp_path),
+            *extra,
+            "--reports-dir",
+            str(tmp_path / "r"),
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "--replay" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -143,8 +159,7 @@ def test_export_script_reads_what_dagcheck_collects() -> None:
 
 OBJS = '<Objs Version="1.1.0.1" xmlns="http://schemas.microsoft.com/powershell/2004/04">{}</Objs>'
 QUEUE = Command.of("Get-Queue", Server="mbx1")
-XXE = ('<?xml version="1.0"?><!DOCTYPE Objs [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-       + OBJS.format("<S>&x;</S>"))
+XXE = '<?xml version="1.0"?><!DOCTYPE Objs [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + OBJS.format("<S>&x;</S>")
 
 
 def _saved(tmp_path: Path, body: bytes, name: str = "Get-Queue.xml") -> ReplayTransport:
@@ -154,12 +169,15 @@ def _saved(tmp_path: Path, body: bytes, name: str = "Get-Queue.xml") -> ReplayTr
     return ReplayTransport(tmp_path)
 
 
-@pytest.mark.parametrize(("body", "why"), [
-    (b"<Objs><Obj", "could not be read (ParseError"),
-    (XXE.encode(), "declares a DTD or entities"),
-    ("<Objs>caf\u00e9</Objs>".encode("latin-1"), "neither UTF-8 nor UTF-16 text (byte 0xe9"),
-    (b"\xff\xfe<\x00O\x00\x00\xd8", "not UTF-16 text after its byte-order mark"),
-])
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"<Objs><Obj", "could not be read (ParseError"),
+        (XXE.encode(), "declares a DTD or entities"),
+        ("<Objs>caf\u00e9</Objs>".encode("latin-1"), "neither UTF-8 nor UTF-16 text (byte 0xe9"),
+        (b"\xff\xfe<\x00O\x00\x00\xd8", "not UTF-16 text after its byte-order mark"),
+    ],
+)
 def test_a_malformed_saved_file_is_that_servers_bad_response(tmp_path: Path, body: bytes, why: str) -> None:
     transport = _saved(tmp_path, body)
     with pytest.raises(BadResponse, match=re.escape(why)) as err:
@@ -201,11 +219,14 @@ def test_a_symlink_out_of_the_saved_folder_is_not_followed(tmp_path: Path) -> No
         transport.run("mbx1", Endpoint.EXCHANGE, QUEUE)
 
 
-@pytest.mark.parametrize(("manifest", "why"), [
-    ({"format": "something-else", "version": 1}, "format is 'something-else'"),
-    ({"format": "dagcheck-saved-data", "version": 2}, "saved data of version 2; this dagcheck replays version 1"),
-    ("not an object", "format is None"),
-])
+@pytest.mark.parametrize(
+    ("manifest", "why"),
+    [
+        ({"format": "something-else", "version": 1}, "format is 'something-else'"),
+        ({"format": "dagcheck-saved-data", "version": 2}, "saved data of version 2; this dagcheck replays version 1"),
+        ("not an object", "format is None"),
+    ],
+)
 def test_a_manifest_of_another_format_or_version_is_refused(tmp_path: Path, manifest: object, why: str) -> None:
     _saved(tmp_path, OBJS.format("").encode())
     (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")

@@ -13,12 +13,35 @@ SCOPE = "/inv.yml|mbx1,mbx2"
 
 
 def _run(started: str, failing: list[str], passes: int = 500) -> RunResults:
-    checks = [CheckResult(id="DAG-COPY-001", title="t", severity="critical", area="copies", server="mbx1",
-                          object=f"DB{i:03d}", phase="health", outcome="pass", commands=["Get-X -Server mbx1"])
-              for i in range(passes)]
-    checks += [CheckResult(id="DAG-COPY-001", title="t", severity="critical", area="copies", server="mbx2",
-                           object=obj, phase="health", outcome="fail", expected="Healthy", actual="Failed")
-               for obj in failing]
+    checks = [
+        CheckResult(
+            id="DAG-COPY-001",
+            title="t",
+            severity="critical",
+            area="copies",
+            server="mbx1",
+            object=f"DB{i:03d}",
+            phase="health",
+            outcome="pass",
+            commands=["Get-X -Server mbx1"],
+        )
+        for i in range(passes)
+    ]
+    checks += [
+        CheckResult(
+            id="DAG-COPY-001",
+            title="t",
+            severity="critical",
+            area="copies",
+            server="mbx2",
+            object=obj,
+            phase="health",
+            outcome="fail",
+            expected="Healthy",
+            actual="Failed",
+        )
+        for obj in failing
+    ]
     return RunResults({"started": started, "kind": "nightly", "scope": SCOPE}, {"dags": {"DAG1": ["mbx1", "mbx2"]}}, checks)
 
 

@@ -36,8 +36,15 @@ def _authenticator(server, session, envelope, mechanism, auth_data):  # noqa: AN
 def smtp_server(tmp_path: Path):
     cert = LabCertificate()
     inbox = _Inbox()
-    ctl = aiosmtpd.Controller(inbox, hostname="127.0.0.1", port=0, tls_context=cert.server_context(),
-                              require_starttls=True, auth_required=True, authenticator=_authenticator)
+    ctl = aiosmtpd.Controller(
+        inbox,
+        hostname="127.0.0.1",
+        port=0,
+        tls_context=cert.server_context(),
+        require_starttls=True,
+        auth_required=True,
+        authenticator=_authenticator,
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         ctl.port = s.getsockname()[1]
@@ -49,9 +56,18 @@ def smtp_server(tmp_path: Path):
 
 
 def _email(port: int, ca: str | None) -> dict:
-    return {"host": "127.0.0.1", "port": port, "security": "starttls", "sender": "dagcheck@contoso.test",
-            "recipients": ["exchange-team@contoso.test"], "username": "reports", "password_env": "DAGCHECK_SMTP_TEST_PW",
-            **({"ca_file": ca} if ca else {}), "when": "on_failure", "timeout": 5}
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "starttls",
+        "sender": "dagcheck@contoso.test",
+        "recipients": ["exchange-team@contoso.test"],
+        "username": "reports",
+        "password_env": "DAGCHECK_SMTP_TEST_PW",
+        **({"ca_file": ca} if ca else {}),
+        "when": "on_failure",
+        "timeout": 5,
+    }
 
 
 def test_summary_arrives_over_starttls_with_auth(run_checks, smtp_server, monkeypatch, tmp_path) -> None:
@@ -98,10 +114,20 @@ def test_mail_set_up_from_the_command_line(run_checks, smtp_server, monkeypatch)
     port, ca, inbox = smtp_server
     monkeypatch.setenv("DAGCHECK_SMTP_TEST_PW", "s3cret!")
     data = lab_data([{"kind": "copy_failed", "database": "DB01", "server": "mbx2"}])
-    data["report"] = {"email": {"username": "reports", "password_env": "DAGCHECK_SMTP_TEST_PW", "ca_file": ca,
-                                "timeout": 5}}
-    run_checks(data, "--smtp", f"127.0.0.1:{port}", "--mail-from", "dagcheck@contoso.test",
-               "--mail-to", "oncall@contoso.test", "--mail-to", "exchange@contoso.test", "--mail-when", "on_failure")
+    data["report"] = {"email": {"username": "reports", "password_env": "DAGCHECK_SMTP_TEST_PW", "ca_file": ca, "timeout": 5}}
+    run_checks(
+        data,
+        "--smtp",
+        f"127.0.0.1:{port}",
+        "--mail-from",
+        "dagcheck@contoso.test",
+        "--mail-to",
+        "oncall@contoso.test",
+        "--mail-to",
+        "exchange@contoso.test",
+        "--mail-when",
+        "on_failure",
+    )
     [msg] = inbox.messages
     assert msg["To"] == "oncall@contoso.test, exchange@contoso.test"
     assert "NOT HEALTHY" in msg["Subject"]

@@ -29,10 +29,14 @@ class _Snapshot:
 
 
 def test_draining_names_its_draining_holder_and_inactive_its_inactive_one() -> None:
-    assert held_by(_component("HubTransport", "Draining", Maintenance="Draining", Functional="Active")) == \
-        "held Draining by requester Maintenance"
-    assert held_by(_component("HubTransport", "Inactive", Sidelined="Inactive", Maintenance="Draining")) == \
-        "held Inactive by requester Sidelined"
+    assert (
+        held_by(_component("HubTransport", "Draining", Maintenance="Draining", Functional="Active"))
+        == "held Draining by requester Maintenance"
+    )
+    assert (
+        held_by(_component("HubTransport", "Inactive", Sidelined="Inactive", Maintenance="Draining"))
+        == "held Inactive by requester Sidelined"
+    )
     assert held_by(_component("HubTransport", "Active", Functional="Active")) == "with no requester holding it"
 
 

@@ -61,8 +61,7 @@ NOT_FOUND = CmdResult(1, "", "ERROR: The system was unable to find the specified
 def _reboot(flags: str | None = None, ccm: str | None = None) -> list:
     results = [NOT_FOUND, NOT_FOUND, NOT_FOUND]
     key = "HKEY_LOCAL_MACHINE\\SOFTWARE\\Microsoft\\Updates\\UpdateExeVolatile"
-    results.append(NOT_FOUND if flags is None else CmdResult(
-        0, f"\r\n{key}\r\n    Flags    REG_DWORD    {flags}\r\n\r\n", ""))
+    results.append(NOT_FOUND if flags is None else CmdResult(0, f"\r\n{key}\r\n    Flags    REG_DWORD    {flags}\r\n\r\n", ""))
     results.append(CmdResult(1, "", "Invoke-CimMethod : Invalid namespace") if ccm is None else CmdResult(0, ccm, ""))
     return parse_reboot(results, "mbx1")
 

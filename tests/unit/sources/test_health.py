@@ -22,16 +22,31 @@ def _roundtrip(value):
 
 
 def _entry(alert, **extra):
-    return _roundtrip(ps.obj(ENTRY, {"Server": "EX01", "Name": "OwaSelfTestMonitor", "TargetResource": "",
-                                     "HealthSetName": "OWA.Protocol", "AlertValue": alert,
-                                     "LastTransitionTime": dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC), **extra}))
+    return _roundtrip(
+        ps.obj(
+            ENTRY,
+            {
+                "Server": "EX01",
+                "Name": "OwaSelfTestMonitor",
+                "TargetResource": "",
+                "HealthSetName": "OWA.Protocol",
+                "AlertValue": alert,
+                "LastTransitionTime": dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC),
+                **extra,
+            },
+        )
+    )
 
 
 @pytest.mark.parametrize("alert", [ps.enum(ALERT, "Unhealthy"), "Unhealthy", 3], ids=["enum", "name", "integer"])
 def test_alert_value_in_each_form(alert) -> None:
     monitor = health.parse(_entry(alert), "ex01.contoso.test")
-    assert (monitor.server, monitor.health_set, monitor.monitor, monitor.alert_value) == \
-        ("ex01", "OWA.Protocol", "OwaSelfTestMonitor", "Unhealthy")
+    assert (monitor.server, monitor.health_set, monitor.monitor, monitor.alert_value) == (
+        "ex01",
+        "OWA.Protocol",
+        "OwaSelfTestMonitor",
+        "Unhealthy",
+    )
     assert monitor.describe().startswith("health set OWA.Protocol is Unhealthy: monitor OwaSelfTestMonitor since 2026-12-01")
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from dagcheck.inventory import load_inventory
-from dagcheck.lab.settings import Fault
 from dagcheck.lab import iis as lab_iis
 from dagcheck.lab import winrs
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.faults import apply_fault
+from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult
 from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location
@@ -44,8 +44,10 @@ def location(path: str, inner: str) -> str:
 
 
 def ep(value: str) -> str:
-    return f'<authentication><windowsAuthentication enabled="true"><extendedProtection tokenChecking="{value}" />' \
-           "</windowsAuthentication></authentication>"
+    return (
+        f'<authentication><windowsAuthentication enabled="true"><extendedProtection tokenChecking="{value}" />'
+        "</windowsAuthentication></authentication>"
+    )
 
 
 # ---- the parser on real files ---------------------------------------------------------------------
@@ -89,10 +91,13 @@ def test_real_not_configured_file_fails_where_ep_is_expected_and_names_expected_
 
 
 def test_ip_allow_list_mitigates_ews_back_end_only() -> None:
-    allow = '<ipSecurity allowUnlisted="false"><add ipAddress="192.0.2.0" subnetMask="255.255.255.0" allowed="true" />' \
-            '<add ipAddress="198.51.100.7" /></ipSecurity>'
-    locs = locations(config(location("Exchange Back End/EWS", ep("None") + allow),
-                            location("Exchange Back End/ecp", ep("None") + allow)))
+    allow = (
+        '<ipSecurity allowUnlisted="false"><add ipAddress="192.0.2.0" subnetMask="255.255.255.0" allowed="true" />'
+        '<add ipAddress="198.51.100.7" /></ipSecurity>'
+    )
+    locs = locations(
+        config(location("Exchange Back End/EWS", ep("None") + allow), location("Exchange Back End/ecp", ep("None") + allow))
+    )
     ews = locs["Exchange Back End/EWS"]
     assert not ews.allow_unlisted and [str(r) for r in ews.ip_rules] == ["allow 192.0.2.0/255.255.255.0", "deny 198.51.100.7"]
     verdict = judge_location(ews, SUPPORTED, {})
@@ -108,13 +113,16 @@ def test_a_closed_list_without_any_allowed_address_is_no_mitigation() -> None:
 
 
 def test_inheritance_follows_iis_root_site_and_parent_paths() -> None:
-    root = ('<system.webServer><security><access sslFlags="None" /><ipSecurity allowUnlisted="false">'
-            '<add ipAddress="10.0.0.1" allowed="true" /></ipSecurity></security></system.webServer>')
+    root = (
+        '<system.webServer><security><access sslFlags="None" /><ipSecurity allowUnlisted="false">'
+        '<add ipAddress="10.0.0.1" allowed="true" /></ipSecurity></security></system.webServer>'
+    )
     text = config(
         location("Exchange Back End", '<access sslFlags="Ssl, Ssl128" />' + ep("Require")),
         location("Exchange Back End/mapi", '<ipSecurity><clear /><add ipAddress="10.0.0.2" allowed="true" /></ipSecurity>'),
         location("Exchange Back End/mapi/nspi", '<ipSecurity><remove ipAddress="10.0.0.2" /></ipSecurity>'),
-        root=root)
+        root=root,
+    )
     locs = locations(text)
     emsmdb, nspi, rpc = (locs[f"Exchange Back End/{v}"] for v in ("mapi/emsmdb", "mapi/nspi", "Rpc"))
     assert not emsmdb.present and emsmdb.token_checking == "Require" and emsmdb.ssl_flags == "Ssl, Ssl128"
@@ -142,21 +150,27 @@ def test_inventory_override_names_a_directory_either_way() -> None:
 # ---- garbage -------------------------------------------------------------------------------------
 
 
-BILLION_LAUGHS = ('<?xml version="1.0"?><!DOCTYPE c [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
-                  "<configuration>&b;</configuration>")
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?><!DOCTYPE c [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+    "<configuration>&b;</configuration>"
+)
 EXTERNAL = '<?xml version="1.0"?><!DOCTYPE c [<!ENTITY x SYSTEM "file:///etc/passwd">]><configuration>&x;</configuration>'
 
 
-@pytest.mark.parametrize("text,phrase", [
-    ("", "is empty"),
-    ("\ufeff\r\n", "is empty"),
-    ("The system cannot find the file specified.", "not well-formed XML"),
-    (config(location("Default Web Site/owa", ep("Require")))[:60], "not well-formed XML"),
-    ("<html><body>403</body></html>", "document element is <html>"),
-    (BILLION_LAUGHS, "refused: DTDForbidden"),
-    (EXTERNAL, "refused: DTDForbidden"),
-    ("x" * (33 * 1024 * 1024), "not an IIS configuration file"),
-], ids=["empty", "bom-only", "text", "truncated", "wrong-root", "entities", "external-entity", "huge"])
+@pytest.mark.parametrize(
+    "text,phrase",
+    [
+        ("", "is empty"),
+        ("\ufeff\r\n", "is empty"),
+        ("The system cannot find the file specified.", "not well-formed XML"),
+        (config(location("Default Web Site/owa", ep("Require")))[:60], "not well-formed XML"),
+        ("<html><body>403</body></html>", "document element is <html>"),
+        (BILLION_LAUGHS, "refused: DTDForbidden"),
+        (EXTERNAL, "refused: DTDForbidden"),
+        ("x" * (33 * 1024 * 1024), "not an IIS configuration file"),
+    ],
+    ids=["empty", "bom-only", "text", "truncated", "wrong-root", "entities", "external-entity", "huge"],
+)
 def test_garbage_is_a_clear_error_for_that_server(text: str, phrase: str) -> None:
     with pytest.raises(IisConfigError) as caught:
         read_iis(CmdResult(0, text, ""), "mbx9.contoso.com")
@@ -235,10 +249,14 @@ def test_a_mitigated_ews_back_end_passes_everywhere(run_checks) -> None:
     faults = [{"kind": "ep_ip_mitigation", "server": s} for s in ("mbx1", "mbx2", "mbx3", "mbx4")]
     result = run_checks(lab_data(faults), *EP)
     assert result.exit_code == 0 and not result.failed(), result.messages
-    assert result.outcomes["checks/test_extended_protection.py::test_iis_extended_protection_matches"
-                           "[mbx2:Exchange Back End/EWS]"] == "passed"
-    assert result.outcomes["checks/test_extended_protection.py::test_extended_protection_matches"
-                           "[mbx2:EWS (Exchange Back End)]"] == "passed"
+    assert (
+        result.outcomes["checks/test_extended_protection.py::test_iis_extended_protection_matches[mbx2:Exchange Back End/EWS]"]
+        == "passed"
+    )
+    assert (
+        result.outcomes["checks/test_extended_protection.py::test_extended_protection_matches[mbx2:EWS (Exchange Back End)]"]
+        == "passed"
+    )
 
 
 def test_back_end_ecp_without_ep_fails_with_expected_and_actual(run_checks) -> None:
@@ -252,8 +270,9 @@ def test_back_end_ecp_without_ep_fails_with_expected_and_actual(run_checks) -> N
 
 
 def test_cmdlet_and_iis_disagreement_is_reported(run_checks) -> None:
-    result = run_checks(lab_data([{"kind": "ep_cmdlet_differs", "server": "mbx1", "vdir": "Exchange Back End/PowerShell",
-                                   "value": "Allow"}]), *EP)
+    result = run_checks(
+        lab_data([{"kind": "ep_cmdlet_differs", "server": "mbx1", "vdir": "Exchange Back End/PowerShell", "value": "Allow"}]), *EP
+    )
     failed = result.short_failed()
     assert "test_cmdlet_and_iis_agree_on_extended_protection[mbx1:Exchange Back End/PowerShell]" in failed
     assert "test_iis_extended_protection_matches[mbx1:Exchange Back End/PowerShell]" not in failed  # IIS is right
@@ -263,11 +282,12 @@ def test_cmdlet_and_iis_disagreement_is_reported(run_checks) -> None:
 
 def test_an_unreadable_config_fails_only_that_servers_iis_checks(run_checks) -> None:
     result = run_checks(lab_data([{"kind": "iis_config", "server": "mbx2", "value": "denied"}]), *EP)
-    assert result.short_failed() == {"test_iis_extended_protection_matches[mbx2]",
-                                     "test_cmdlet_and_iis_agree_on_extended_protection[mbx2]",
-                                     "test_iis_ssl_flags_match[mbx2]",
-                                     "test_outlook_anywhere_not_offloading_ssl_with_extended_protection"
-                                     "[mbx2:Rpc (Default Web Site)]"}
+    assert result.short_failed() == {
+        "test_iis_extended_protection_matches[mbx2]",
+        "test_cmdlet_and_iis_agree_on_extended_protection[mbx2]",
+        "test_iis_ssl_flags_match[mbx2]",
+        "test_outlook_anywhere_not_offloading_ssl_with_extended_protection[mbx2:Rpc (Default Web Site)]",
+    }
     assert "could not read applicationHost.config: Access is denied." in " ".join(result.messages.values())
 
 
@@ -289,7 +309,10 @@ def test_back_end_vdirs_come_only_with_show_mailbox_virtual_directories() -> Non
 
 
 def test_a_location_that_does_not_inherit_to_child_applications_stops_there() -> None:
-    text = config('<location path="Exchange Back End" inheritInChildApplications="false"><system.webServer><security>'
-                  + ep("Require") + "</security></system.webServer></location>")
+    text = config(
+        '<location path="Exchange Back End" inheritInChildApplications="false"><system.webServer><security>'
+        + ep("Require")
+        + "</security></system.webServer></location>"
+    )
     locs = locations(text)
     assert locs["Exchange Back End/owa"].token_checking == "None"

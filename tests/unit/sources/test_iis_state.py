@@ -8,17 +8,24 @@ from dagcheck.errors import ParseError, RemoteError
 from dagcheck.remote.base import CmdResult
 from dagcheck.sources import iis_state
 
-SITES = ('SITE "Default Web Site" (id:1,bindings:http/*:80:,https/*:443:,state:Started)\r\n'
-         'SITE "Exchange Back End" (id:2,bindings:http/*:81:,https/*:444:,state:Stopped)\r\n')
-POOLS = ('APPPOOL "MSExchangeOWAAppPool" (MgdVersion:v4.0,MgdMode:Integrated,state:Started)\r\n'
-         'APPPOOL "DefaultAppPool" (MgdVersion:v4.0,MgdMode:Integrated,state:Stopped)\r\n')
+SITES = (
+    'SITE "Default Web Site" (id:1,bindings:http/*:80:,https/*:443:,state:Started)\r\n'
+    'SITE "Exchange Back End" (id:2,bindings:http/*:81:,https/*:444:,state:Stopped)\r\n'
+)
+POOLS = (
+    'APPPOOL "MSExchangeOWAAppPool" (MgdVersion:v4.0,MgdMode:Integrated,state:Started)\r\n'
+    'APPPOOL "DefaultAppPool" (MgdVersion:v4.0,MgdMode:Integrated,state:Stopped)\r\n'
+)
 
 
 def test_sites_and_pools_with_their_state() -> None:
     objects = iis_state.parse([CmdResult(0, SITES, ""), CmdResult(0, POOLS, "")], "MBX1.contoso.test")
     assert [(o.kind, o.name, o.state) for o in objects] == [
-        ("site", "Default Web Site", "Started"), ("site", "Exchange Back End", "Stopped"),
-        ("apppool", "MSExchangeOWAAppPool", "Started"), ("apppool", "DefaultAppPool", "Stopped")]
+        ("site", "Default Web Site", "Started"),
+        ("site", "Exchange Back End", "Stopped"),
+        ("apppool", "MSExchangeOWAAppPool", "Started"),
+        ("apppool", "DefaultAppPool", "Stopped"),
+    ]
     assert objects[2].key == "mbx1:MSExchangeOWAAppPool" and objects[2].is_exchange_pool
     assert not objects[3].is_exchange_pool
 

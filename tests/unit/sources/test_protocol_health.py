@@ -13,8 +13,7 @@ from dagcheck.lab.build import build_organization
 from dagcheck.lab.embedded import lab_connection
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
-from dagcheck.remote.base import Transcript
-from dagcheck.remote.base import HttpAnswer
+from dagcheck.remote.base import HttpAnswer, Transcript
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.https import HttpsGetter
 from dagcheck.remote.psrp import PsrpTransport

@@ -23,12 +23,19 @@ def _roundtrip(value):
 
 
 def _service(status, start_type, name="MSExchangeIS"):
-    return _roundtrip(ps.obj(["System.ServiceProcess.ServiceController", "System.Object"],
-                             {"Name": name, "Status": status, "StartType": start_type}))
+    return _roundtrip(
+        ps.obj(
+            ["System.ServiceProcess.ServiceController", "System.Object"],
+            {"Name": name, "Status": status, "StartType": start_type},
+        )
+    )
 
 
-@pytest.mark.parametrize("status,start_type", [(ps.enum(STATUS, "Running"), ps.enum(START, "Disabled")),
-                                               ("Running", "Disabled"), (4, 4)], ids=["enum", "name", "integer"])
+@pytest.mark.parametrize(
+    "status,start_type",
+    [(ps.enum(STATUS, "Running"), ps.enum(START, "Disabled")), ("Running", "Disabled"), (4, 4)],
+    ids=["enum", "name", "integer"],
+)
 def test_status_and_start_type_in_each_form(status, start_type) -> None:
     service = services.parse(_service(status, start_type), "MBX1.contoso.test")
     assert (service.server, service.name, service.status, service.start_type) == ("mbx1", "MSExchangeIS", "Running", "Disabled")

@@ -38,7 +38,8 @@ def test_database_copy_is_healthy(item: DatabaseCopyStatus) -> None:
     "loss on failover: the default AutoDatabaseMountDial (GoodAvailability) mounts automatically only with at "
     "most 6 logs missing, and Active Manager's best copy selection skips copies with 10 or more (Learn, "
     "'Exchange Server Active Manager'). Default threshold 6 (expectations.copy_queue_max).",
-    remediation="Check replication networks and MSExchangeRepl on {server}; Get-MailboxDatabaseCopyStatus -Identity {key} | Format-List *Queue*,*Error*",
+    remediation="Check replication networks and MSExchangeRepl on {server}; "
+    "Get-MailboxDatabaseCopyStatus -Identity {key} | Format-List *Queue*,*Error*",
     phases=("health", "preflight", "postflight"),
     source="copies",
     select=lambda c: not c.active,

@@ -57,7 +57,7 @@ TABLE_OPTIONS = {
     "--build-table": ({"metavar": "PATH"}, "CSV of CUs and their latest SUs (default: the package's table)"),
     "--lifecycle-table": ({"metavar": "PATH"}, "CSV of products' and CUs' end of support (default: the package's table)"),
 }
-REPORT_OPTIONS = {
+REPORT_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
     "--history-keep": ({"metavar": "N"}, "keep the last N nightly results files (default: report.history_keep, else 90)"),
     "--mail-to": (
         {"metavar": "ADDR", "action": "append"},
@@ -76,7 +76,7 @@ REPORT_OPTIONS = {
 }
 
 
-def _passed_on(p: argparse.ArgumentParser, title: str, options: dict[str, tuple[dict, str]]) -> None:
+def _passed_on(p: argparse.ArgumentParser, title: str, options: dict[str, tuple[dict[str, Any], str]]) -> None:
     group = p.add_argument_group(title)
     for flag, (kwargs, text) in options.items():
         group.add_argument(flag, dest=_dest(flag), default=None, help=text, **kwargs)

@@ -201,7 +201,7 @@ def check_tls(server: Server, endpoints: list[_Endpoint]) -> Finding:
                 "check that the endpoint serves HTTPS on that port (an HTTP listener answers garbage)",
             )
         expires = cert.get("notAfter")
-        days = int((ssl.cert_time_to_seconds(expires) - time.time()) // 86400) if expires else None
+        days = int((ssl.cert_time_to_seconds(expires) - time.time()) // 86400) if isinstance(expires, str) else None
         notes.append(f"{e.label} verified for {e.host}" + (f", expires in {days} day(s)" if days is not None else ""))
     return Finding("tls", True, "; ".join(notes))
 

@@ -32,7 +32,10 @@ AD_PRESENTATION = [
     f"{EX}.Data.Directory.ADRawEntry",
     *CONFIGURABLE,
 ]
-MVP_STRING = f"{EX}.Data.MultiValuedProperty`1[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]"
+MVP_STRING = (
+    f"{EX}.Data.MultiValuedProperty`1"
+    "[[System.String, mscorlib, Version=4.0.0.0, Culture=neutral, PublicKeyToken=b77a5c561934e089]]"
+)
 
 ENUMS: dict[str, dict[str, int]] = {
     "Microsoft.Exchange.Data.ServiceState": {"Inactive": 0, "Active": 1, "Draining": 3},
@@ -186,9 +189,11 @@ ENUMS: dict[str, dict[str, int]] = {
 @cache
 def _enum_class(type_name: str) -> type[PSEnumBase]:
     members = ENUMS[type_name]
-    cls = types.new_class(
-        type_name.rsplit(".", 1)[-1], (PSEnumBase,), {}, lambda ns: [ns.__setitem__(k, v) for k, v in members.items()]
-    )
+
+    def fill(namespace: dict[str, Any]) -> None:
+        namespace.update(members)
+
+    cls = types.new_class(type_name.rsplit(".", 1)[-1], (PSEnumBase,), {}, fill)
     # rehydrate=False: a deserializer in the same process must see what a remote client sees.
     return PSType([type_name], rehydrate=False)(cls)
 
@@ -312,7 +317,7 @@ def remote_shape(value: Any) -> Any:
             return str(value.PSObject.to_string)
         out = PSObject()
         out.PSObject.type_names[:] = list(value.PSObject.type_names)
-        out.PSObject.to_string = value.PSObject.to_string
+        out.PSObject.to_string = value.PSObject.to_string  # type: ignore[assignment]  # None when it has none
         for p in value.PSObject.adapted_properties:
             out.PSObject.adapted_properties.append(PSNoteProperty(p.name, remote_shape(p.get_value(value))))
         return out
@@ -347,7 +352,7 @@ def with_property(value: PSObject, name: str, new: Any) -> PSObject:
     """A copy of a bag with one property's value replaced (added when absent): the malformed_value fault."""
     out = PSObject()
     out.PSObject.type_names[:] = list(value.PSObject.type_names)
-    out.PSObject.to_string = value.PSObject.to_string
+    out.PSObject.to_string = value.PSObject.to_string  # type: ignore[assignment]  # None when it has none
     found = False
     for p in value.PSObject.adapted_properties:
         found = found or p.name == name

@@ -1,8 +1,9 @@
 """The few Windows commands the host checks run through WinRS, with their real output formats.
 
 reg.exe query, sc.exe query/queryex, fsutil volume diskfree, netsh http show sslcert, appcmd list site /
-apppool and cmd.exe's type (of IIS's applicationHost.config) print what Windows Server 2019 prints (CRLF line ends, four-space registry
-indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized" error. Results come from the lab's state, never canned.
+apppool and cmd.exe's type (of IIS's applicationHost.config) print what Windows Server 2019 prints (CRLF line
+ends, four-space registry indents, the sc.exe block layout); anything else gets cmd.exe's "is not recognized"
+error. Results come from the lab's state, never canned.
 """
 
 from __future__ import annotations

@@ -127,8 +127,8 @@ def launch(files: ChildFiles, argv: list[str], env: dict[str, str], cwd: Path | 
     files.base.parent.mkdir(parents=True, exist_ok=True)
     wrapper = [sys.executable, "-m", "dagcheck.maintenance.child", str(files.base), "--", *argv]
     extra: dict[str, object] = (
-        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-        if os.name == "nt"  # type: ignore[attr-defined]
+        {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}  # type: ignore[attr-defined]  # Windows only
+        if os.name == "nt"
         else {"start_new_session": True}
     )
     return subprocess.Popen(

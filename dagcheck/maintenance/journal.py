@@ -110,7 +110,7 @@ def _set_aside_if_damaged(journal: Journal, server: str, move: bool) -> str | No
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
     decides = f"{server}'s state in Exchange decides where it stands"
     if not path.is_file():
-        what, good = "is not a file", []
+        what, good = "is not a file", list[dict[str, Any]]()
     else:
         try:
             raw = path.read_bytes()

@@ -381,7 +381,7 @@ def _resume_actions(ctx: Ctx) -> list[Action]:
                 "Resume-MailboxDatabaseCopy",
                 Identity=f"{c.database}\\{ctx.server}",
                 Confirm=False,
-                **({"ReplicationOnly": True} if c.lagged else {}),
+                **_replication_only(c.lagged),
             ),
         )
         for c in _to_resume(ctx)
@@ -479,3 +479,9 @@ def exit_steps(monitoring_off: bool) -> list[Step]:
             ),
         ),
     ]
+
+
+def _replication_only(lagged: bool) -> dict[str, Any]:
+    """-ReplicationOnly for a lagged copy: replication resumes without changing its activation setting
+    (Learn: Resume-MailboxDatabaseCopy, -ReplicationOnly)."""
+    return {"ReplicationOnly": True} if lagged else {}

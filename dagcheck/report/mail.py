@@ -133,7 +133,7 @@ def build(
     msg["Message-ID"] = make_msgid("dagcheck", domain=settings.sender.rpartition("@")[2] or None)
     msg.set_content(text_body or "This report is HTML; open it in a mail client that shows HTML, or open the attachment.")
     msg.add_alternative(html_body, subtype="html")
-    html_part = msg.get_payload()[1]
+    html_part = next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
     for cid, png in (images or {}).items():
         html_part.add_related(png, "image", "png", cid=f"<{cid}>", disposition="inline", filename=f"{cid.partition('@')[0]}.png")
     if attachment is not None and attachment.is_file():

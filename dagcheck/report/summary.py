@@ -80,7 +80,7 @@ def _matrix(results: RunResults, dag: str, servers: list[str]) -> str:
                 tds.append(f"<td style='{CELL}background:{COLOURS['not-checked']}'>not checked</td>")
                 continue
             worst = max((c.outcome for c in items), key=RANK.__getitem__)
-            counts = defaultdict(int)
+            counts: defaultdict[str, int] = defaultdict(int)
             for c in items:
                 counts[c.outcome] += 1
             text = " ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -RANK[kv[0]]))

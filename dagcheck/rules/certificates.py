@@ -19,7 +19,7 @@ def tls_name_matches(tls_certificate_name: str, cert: ExchangeCertificate) -> bo
     """Whether a connector's TlsCertificateName ('<I>issuer<S>subject', Learn: Set-ReceiveConnector
     -TlsCertificateName) names this certificate."""
     m = _TLS_NAME.match(tls_certificate_name.strip())
-    return bool(m) and _dn(m["issuer"]) == _dn(cert.issuer) and _dn(m["subject"]) == _dn(cert.subject)
+    return m is not None and _dn(m["issuer"]) == _dn(cert.issuer) and _dn(m["subject"]) == _dn(cert.subject)
 
 
 def bound_to(cert: ExchangeCertificate, bindings: Iterable[SslBinding], connector_names: dict[str, str]) -> tuple[str, ...]:

@@ -105,7 +105,8 @@ def redundant_copies(
     replay_queue_max: int,
 ) -> tuple[list[str], list[str]]:
     """(copies that can take over, why each other copy cannot) for a database active on `server`."""
-    good, refused = [], []
+    good: list[str] = []
+    refused: list[str] = []
     for other, copies in copies_by_server.items():
         if other == server:
             continue
@@ -136,7 +137,8 @@ def choose_target(server: str, site_of: Mapping[str, str], hub_active: Mapping[s
     """The member that takes the server's messages: HubTransport Active, same AD site first."""
     candidates = [m for m in members if m != server and hub_active.get(m)]
     same_site = [m for m in candidates if site_of.get(m) == site_of.get(server)]
-    return (same_site or candidates or [None])[0]
+    chosen = same_site or candidates
+    return chosen[0] if chosen else None
 
 
 def odd_ones_out(values: Mapping[str, object]) -> dict[str, object]:

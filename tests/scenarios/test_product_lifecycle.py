@@ -307,7 +307,9 @@ def test_a_newer_lifecycle_table_is_used(run_checks, tmp_path: Path) -> None:
         LIFECYCLE_TABLE,
         tmp_path / "newer.csv",
         {
-            "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,": "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2026-11-01,,Exchange Server SE CU1"
+            "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,,,": (
+                "Exchange Server SE,RTM,15.2.2562.17,2025-07-01,2026-11-01,,Exchange Server SE CU1"
+            )
         },
     )
     result = run_checks(lab_data(), "--lifecycle-table", str(newer))

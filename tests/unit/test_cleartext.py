@@ -95,8 +95,13 @@ def running_lab():
 
 
 def test_an_allowed_cleartext_run_says_so_on_the_console_in_the_summary_and_the_mail(
-    running_lab, run_checks, smtp_server, monkeypatch, capfd, tmp_path
-) -> None:  # noqa: F811 - the imported fixture
+    running_lab,
+    run_checks,
+    smtp_server,  # noqa: F811 - the imported fixture
+    monkeypatch,
+    capfd,
+    tmp_path,
+) -> None:
     """The lab listens on loopback only, so the test declares loopback to be "another host" (is_loopback
     False): what is under test here is that an accepted cleartext connection is reported everywhere."""
     from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV, inventory_for

@@ -172,16 +172,17 @@ def move_cluster_group(call: Call) -> list[Any]:
                 "System.Exception",
             )
     else:
-        target = next(
+        other = next(
             (m for m in members if m.cluster_state == "Up" and m.name.lower() != dag.primary_active_manager.lower()), None
         )
-        if target is None:
+        if other is None:
             raise LabCmdletError(
                 "No other node is available to own the group.",
                 "InvalidOperation",
                 "MoveClusterGroup,Microsoft.FailoverClusters.PowerShell.MoveClusterGroupCommand",
                 "System.Exception",
             )
+        target = other
     if target.cluster_state != "Up":
         raise LabCmdletError(
             f"An error occurred while moving the clustered role '{name}'. The cluster node "

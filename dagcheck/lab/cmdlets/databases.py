@@ -100,9 +100,8 @@ def get_copy_status(call: Call) -> list[Any]:
     else:
         server = lookup_server(call, call.get("Server")) if call.get("Server") else call.server
         for db in org.databases.values():
-            c = db.copy_on(server.name)
-            if c is not None:
-                pairs.append((db, c))
+            if (on_server := db.copy_on(server.name)) is not None:
+                pairs.append((db, on_server))
     if call.switch("Active"):
         pairs = [(d, c) for d, c in pairs if d.active_server.lower() == c.server.lower()]
     return [_copy_status(call, d, c) for d, c in pairs]

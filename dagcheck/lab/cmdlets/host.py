@@ -137,7 +137,10 @@ def exsetup_file_version(s: LabServer) -> Any:
             "ProductPrivatePart": d,
             "ProductVersion": text,
         },
-        to_string=f"File:             C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe\r\nFileVersion:      {text}\r\n",
+        to_string=(
+            "File:             C:\\Program Files\\Microsoft\\Exchange Server\\V15\\bin\\ExSetup.exe\r\n"
+            f"FileVersion:      {text}\r\n"
+        ),
     )
 
 

@@ -47,14 +47,16 @@ CHECK_DESCRIPTIONS.update(
         "DatabaseRedundancy": "Checks whether there are enough configured and healthy database copies.",
         "DBCopySuspended": "Checks whether any mailbox database copies are in a state of Suspended.",
         "DBCopyFailed": "Checks whether any mailbox database copies are in a state of Failed.",
-        "DBLogCopyKeepingUp": "Verifies that log copying and inspection by the passive copies are able to keep up with log generation activity on the active copy.",
-        "DBLogReplayKeepingUp": "Verifies that replay activity for the passive copies is able to keep up with log copying and inspection activity.",
+        "DBLogCopyKeepingUp": "Verifies that log copying and inspection by the passive copies are able to keep up "
+        "with log generation activity on the active copy.",
+        "DBLogReplayKeepingUp": "Verifies that replay activity for the passive copies is able to keep up with log "
+        "copying and inspection activity.",
     }
 )
 
 
 def _replication_outcomes(org: Organization, s: LabServer) -> dict[str, str]:
-    copies = [(db, db.copy_on(s.name)) for db in org.databases_with_copy_on(s.name)]
+    copies = [(db, here) for db in org.databases_with_copy_on(s.name) if (here := db.copy_on(s.name)) is not None]
     dag = org.dag_of(s)
     repl = s.services.get("MSExchangeRepl") == "Running"
     res = {c: "Passed" for c in REPLICATION_CHECKS}

@@ -70,7 +70,9 @@ def get_mailbox_server(call: Call) -> list[Any]:
                     "Name": s.name.upper(),
                     "DatabaseAvailabilityGroup": ps.ad_object_id(
                         dag.name,
-                        f"CN={dag.name},CN=Database Availability Groups,CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative Groups,CN=Contoso,CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=test",
+                        f"CN={dag.name},CN=Database Availability Groups,"
+                        "CN=Exchange Administrative Group (FYDIBOHF23SPDLT),CN=Administrative Groups,CN=Contoso,"
+                        "CN=Microsoft Exchange,CN=Services,CN=Configuration,DC=contoso,DC=test",
                         s.guid,
                     )
                     if dag

@@ -1,12 +1,14 @@
-"""What a resumed rolling run reads from the killed run's journal (Rolling.unfinished), without a lab: the
-steps each member had done, and the children (phase runs, patch commands) whose outcome was never journaled."""
+"""What a resumed rolling run reads from the killed run's journal (RollingResume.unfinished, in
+dagcheck/maintenance/rolling_resume.py), without a lab: the steps each member had done, and the children
+(phase runs, patch commands) whose outcome was never journaled."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from dagcheck.inventory import load_inventory
-from dagcheck.maintenance.rolling import PatchStep, Rolling
+from dagcheck.maintenance.rolling import Rolling
+from dagcheck.maintenance.rolling_setup import PatchStep
 
 ROOT = Path(__file__).resolve().parents[3]
 

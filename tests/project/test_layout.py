@@ -67,3 +67,24 @@ def test_every_folder_of_tests_is_a_package() -> None:
 
 def test_the_top_of_tests_holds_only_helpers() -> None:
     assert sorted(p.name for p in TESTS.glob("test_*.py")) == []
+
+
+MAX_MODULE_LINES = 600  # issue 22: a module a newcomer can read whole; past it, split by concern
+
+
+def oversized(package: Path, limit: int = MAX_MODULE_LINES) -> list[str]:
+    """Modules of `package` longer than `limit` lines, each with its length."""
+    lengths = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in sorted(package.rglob("*.py"))}
+    return [f"{p.relative_to(package.parent)}: {n} lines" for p, n in lengths.items() if n > limit]
+
+
+def test_no_module_of_dagcheck_is_over_600_lines() -> None:
+    assert oversized(PACKAGE) == []
+
+
+def test_oversized_names_a_long_module(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "short.py").write_text("x = 1\n" * 600, encoding="utf-8")
+    (package / "long.py").write_text("x = 1\n" * 601, encoding="utf-8")
+    assert oversized(package) == ["pkg/long.py: 601 lines"]

@@ -58,7 +58,7 @@ class TransitionRefused(DagcheckError):
 
 
 class ParseError(RemoteError):
-    """A cmdlet answered, but a property it returned is in no form the model knows (neither the live
+    """A cmdlet answered, but a property it returned is in no form the sources' parsers know (neither the live
     Exchange type nor its remote-session string form). Never read as a silent zero or empty string:
     the source fails for that one server, and every check that reads it fails with this message."""
 

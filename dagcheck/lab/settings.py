@@ -44,7 +44,7 @@ class Fault:
 @dataclass(frozen=True)
 class DatabaseLayout:
     """A mailbox database as the inventory lays it out: its copies' servers in activation preference order
-    (the first is active) and the lagged ones. The simulated database itself is dagcheck.lab.state.LabDatabase."""
+    (the first is active) and the lagged ones. The simulated database itself is dagcheck.lab.objects.LabDatabase."""
 
     name: str
     copies: tuple[str, ...]

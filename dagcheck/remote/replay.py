@@ -151,9 +151,10 @@ class SavingTransport(Transport):
 
 
 def _reduced_application_host(stdout: str, stderr: str) -> tuple[str, str]:
-    """applicationHost.config as saved: only the sections dagcheck reads (dagcheck.iis.reduce), never the
-    whole file (app-pool identities, encrypted password blobs). A file that cannot be read is not saved at
-    all; the saved answer says why, and its replay fails that server's IIS source as the live run did."""
+    """applicationHost.config as saved: only the sections dagcheck reads
+    (dagcheck.sources.iis_config.reduce_application_host), never the whole file (app-pool identities,
+    encrypted password blobs). A file that cannot be read is not saved at all; the saved answer says why,
+    and its replay fails that server's IIS source as the live run did."""
     try:
         return iis.reduce_application_host(stdout), stderr
     except iis.IisConfigError as exc:

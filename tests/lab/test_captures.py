@@ -1,4 +1,4 @@
-"""Real Exchange 2019 CLIXML (../shared/fixtures/css-exchange) parses into the model, and the lab's
+"""Real Exchange 2019 CLIXML (../shared/fixtures/css-exchange) parses into the sources' dataclasses, and the lab's
 objects have the same structure for the properties the checks read."""
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def _client(value: Any) -> Any:
 def _raw(org: Organization, source: str) -> list[Any]:
     """The lab's server-side objects for one source of mbx1 (before serialization)."""
     out = []
-    dag_wide = SOURCES[source].dag_wide  # asked by the DAG's name (dagcheck.collect.Source.dag_wide)
+    dag_wide = SOURCES[source].dag_wide  # asked by the DAG's name (dagcheck.sources.base.Source.dag_wide)
     for command in SOURCES[source].commands(org.server(SERVER).dag if dag_wide else SERVER):
         pipeline = [(command.cmdlet, command.params())]
         if command.member:

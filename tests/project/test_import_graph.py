@@ -110,6 +110,21 @@ def test_transport_and_rules_do_not_import_the_lab() -> None:
     assert not {m: e for m, e in offenders.items() if e}
 
 
+# The product's doors into the lab (README, How it is built): the embedded lab it starts, the settings
+# the inventory loader hands the raw `lab:` section to, and `dagcheck lab`, which hands over to the lab's CLI.
+LAB_DOORS = {"dagcheck.lab.embedded", "dagcheck.lab.settings", "dagcheck.lab.__main__"}
+
+
+def test_the_product_enters_the_lab_only_through_its_doors() -> None:
+    graph = _graph()
+    offenders = {
+        m: sorted(e for e in edges if e.startswith("dagcheck.lab.") and e not in LAB_DOORS)
+        for m, edges in graph.items()
+        if not m.startswith("dagcheck.lab")
+    }
+    assert not {m: e for m, e in offenders.items() if e}
+
+
 def test_lab_does_not_import_the_checkers_rules_or_data() -> None:
     graph = _graph()
     offenders = {

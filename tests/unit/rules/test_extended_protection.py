@@ -4,8 +4,6 @@ tokenChecking, from which build, and the SSL flags that go with it."""
 from __future__ import annotations
 
 from dagcheck.rules.extended_protection import (
-    BACK_END,
-    FRONT_END,
     IIS_MATRIX,
     expected_token_checking,
     judge_location,
@@ -13,7 +11,7 @@ from dagcheck.rules.extended_protection import (
     split_vdir_name,
     supports_extended_protection,
 )
-from dagcheck.sources.iis_config import IisLocation
+from dagcheck.sources.iis_config import BACK_END, FRONT_END, IisLocation
 
 
 def test_ep_matrix_front_and_back_end() -> None:

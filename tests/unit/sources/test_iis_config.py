@@ -14,8 +14,8 @@ from dagcheck.lab.faults import apply_fault
 from dagcheck.lab.settings import Fault
 from dagcheck.lab.state import Organization
 from dagcheck.remote.base import CmdResult
-from dagcheck.rules.extended_protection import BACK_END, FRONT_END, IIS_MATRIX, judge_location
-from dagcheck.sources.iis_config import COMMAND_LINE, IisConfigError, parse_application_host, read_iis
+from dagcheck.rules.extended_protection import IIS_MATRIX, judge_location
+from dagcheck.sources.iis_config import BACK_END, COMMAND_LINE, FRONT_END, IisConfigError, parse_application_host, read_iis
 from dagcheck.sources.virtual_directories import parse_virtual_directory
 from tests import shared_fixtures
 from tests.conftest import LAB_YML, lab_data

@@ -9,8 +9,10 @@ shell_quota, throttled, app_pool_recycle, idle_timeout, reboot; and the lab's ow
 from __future__ import annotations
 
 import dataclasses
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -291,15 +293,25 @@ def test_a_change_with_unknown_outcome_is_verified_by_reading_not_repeated(tmp_p
     assert len(events) == 1
 
 
-def test_ctrl_c_during_a_command_still_closes_every_shell(lab) -> None:
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in the main thread, as a terminal's Ctrl-C does in an interactive run.
+    A suite started in the background (`cmd &` from a script, cron, nohup) inherits SIGINT ignored, and Python
+    then installs no handler: the signal these tests send would be dropped and they would prove nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_a_command_still_closes_every_shell(lab, ctrl_c_raises) -> None:
     """Ctrl-C (SIGINT to the main thread, KeyboardInterrupt there) while a slow cmdlet runs: close() deletes
     the shells, and deleting the runspace pool stops the pipeline on the server too.
 
     The signal is sent to the main thread as a terminal's Ctrl-C reaches it: it interrupts the Receive the
     client is blocked in. (_thread.interrupt_main only raised once that Receive came back by itself, after
     the lab's operation timeout: 20 s of waiting for the same proof.)"""
-    import signal
-
     _, org, server = lab
     org.runtime_faults.append(Fault("slow_cmdlet", {"server": "mbx2", "cmdlet": "Get-Queue", "seconds": 30}))
     transport = _transport(lab)
@@ -333,14 +345,13 @@ def test_a_budget_that_never_frees_gives_a_throttled_verdict(run_checks, monkeyp
     assert left == [0]
 
 
-def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is_left(lab, caplog) -> None:
+def test_a_second_ctrl_c_while_closing_still_closes_the_others_and_names_what_is_left(lab, caplog, ctrl_c_raises) -> None:
     """Issue 24, item 14: the first Ctrl-C interrupts a slow cmdlet; while close() waits for mbx2's WinRS shell,
     whose Delete gets no answer (a server that does not answer, held here until the test lets it go), a second
     Ctrl-C arrives. close() used to close the shells one after another, so the second KeyboardInterrupt left the
     rest open without a word. Now every other shell is closed all the same, close() returns, and the one not
     confirmed closed is named with its server and ShellId."""
     import logging
-    import signal
 
     from dagcheck.remote import psrp_shells
 

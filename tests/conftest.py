@@ -119,7 +119,7 @@ class _Recorder:
 def run_checks(tmp_path: Path):
     """Run checks/ in this process against an inventory (dict) and return every outcome."""
 
-    def run(data: dict[str, Any], *extra: str) -> RunResult:
+    def run(data: dict[str, Any], *extra: str, plugins: tuple[object, ...] = ()) -> RunResult:
         inv = tmp_path / "inventory.yml"
         inv.write_text(yaml.safe_dump(data), encoding="utf-8")
         result = RunResult(0)
@@ -140,7 +140,7 @@ def run_checks(tmp_path: Path):
             str(ROOT / "pyproject.toml"),
             *extra,
         ]
-        result.exit_code = int(pytest.main(args, plugins=[_Recorder(result)]))
+        result.exit_code = int(pytest.main(args, plugins=[_Recorder(result), *plugins]))
         return result
 
     return run

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def area_of(check_id: str) -> str:
     return AREAS.get(prefix, "other")
 
 
-@dataclass
+@dataclass(slots=True)  # a fleet run holds one per check to its end: no __dict__ each (issue 27)
 class CheckResult:
     id: str
     title: str
@@ -141,7 +141,8 @@ def _check(index: int, raw: Any) -> CheckResult:
         check = CheckResult(**raw)
     except TypeError as exc:
         raise ValueError(f"checks[{index}]: {exc}") from None
-    for name, value in vars(check).items():
+    for name in (f.name for f in fields(check)):
+        value = getattr(check, name)
         if name == "commands":
             ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         elif name == "waiver":

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
@@ -34,9 +35,21 @@ def web_request(url: str) -> Command:
 
 
 def base_uri(server: Server) -> str:
-    """Where the server's own IIS front end answers: `connection.health_uri`, else https://<fqdn>."""
+    """Where the server's own IIS front end answers: `connection.health_uri`, else https://<fqdn>.
+
+    With `connection.connect_address`, the request goes to that address (the URI's scheme, port and path
+    kept), as the PowerShell connection does: an inventory that names an address because the servers'
+    names do not resolve from the jump host would otherwise fail every health page on the name. As for
+    WSMan, TLS then verifies the certificate against that address (doctor's advice says so)."""
     configured = getattr(server.connection, "health_uri", None)
-    return (configured or f"https://{server.fqdn}").rstrip("/")
+    uri = (configured or f"https://{server.fqdn}").rstrip("/")
+    address = getattr(server.connection, "connect_address", None)
+    if not address:
+        return uri
+    parts = urlsplit(uri)
+    host = f"[{address}]" if ":" in address and not address.startswith("[") else address  # an IPv6 literal
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)).rstrip("/")
 
 
 class HttpsGetter:

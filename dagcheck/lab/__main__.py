@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         "and RunspacePool(..., configuration_name='Microsoft.Exchange')."
     )
     if args.state:
-        print(f"  state: {args.state} (saved after every call and at stop; delete it to start afresh)")
+        print(f"  state: {args.state} (saved after every call, at stop and on SIGUSR1; delete it to start afresh)")
     if args.write_inventory:
         with open(args.inventory, encoding="utf-8") as f:
             raw = yaml.safe_load(f)
@@ -133,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Ctrl-C stops the lab.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if saver is not None and hasattr(signal, "SIGUSR1"):  # not on Windows
+        signal.signal(signal.SIGUSR1, lambda *_: saver.ask())
     try:
         stop.wait()
     except KeyboardInterrupt:

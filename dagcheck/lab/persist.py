@@ -162,11 +162,15 @@ def load(path: Path) -> tuple[Organization, dict[str, Any]]:
 
 
 class Saver:
-    """Saves the organisation after every call that reached it, and once more at stop."""
+    """Saves the organisation after every call that reached it, once more at stop, and when asked
+    (`python -m dagcheck.lab serve` asks on SIGUSR1): whoever reads the state file from outside the lab's
+    process can then wait for a save made after the moment it asked, instead of guessing how long the
+    saver takes."""
 
     def __init__(self, org: Organization, path: Path, extra: dict[str, Any], interval: float = 0.05) -> None:
         self.org, self.path, self.extra, self.interval = org, path, extra, interval
         self._stop = threading.Event()
+        self._asked = threading.Event()
         self._seen: tuple[int, dt.datetime] | None = None
         self._thread = threading.Thread(target=self._loop, name="lab-state-saver", daemon=True)
 
@@ -185,9 +189,14 @@ class Saver:
         write_atomically(self.path, text)
         self._seen = marker
 
+    def ask(self) -> None:
+        """Save at the next tick even if nothing changed (safe from a signal handler: it only sets an event)."""
+        self._asked.set()
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            if self._marker() != self._seen:
+            if self._asked.is_set() or self._marker() != self._seen:
+                self._asked.clear()  # before saving: a request made during this save gets a save of its own
                 self.save()
 
     def stop(self) -> None:

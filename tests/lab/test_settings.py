@@ -15,6 +15,7 @@ from dagcheck.lab import faults, persist
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.settings import Fault, lab_settings
 from tests.conftest import LAB_YML, lab_data
+from tests.processes import until
 
 
 def test_a_bad_fault_kind_is_refused_by_the_labs_schema_naming_field_and_file(tmp_path: Path) -> None:
@@ -56,3 +57,20 @@ def test_a_state_file_saved_before_the_lab_owned_fault_still_loads() -> None:
     restored = persist.restore(json.loads(old))
     assert restored.runtime_faults == [Fault("slow_cmdlet", {"server": "mbx1", "seconds": 1})]
     assert persist.dump(restored)["org"] == persist.dump(org)["org"]
+
+
+def test_the_state_saver_saves_when_asked_though_nothing_changed(tmp_path: Path) -> None:
+    """What `lab serve` does on SIGUSR1: a reader outside the lab's process waits for a save made after it asked."""
+    path = tmp_path / "lab.json"
+    saver = persist.Saver(build_organization(load_inventory(LAB_YML)), path, {}).start()
+    try:
+
+        def written() -> tuple[int, int]:
+            st = path.stat()
+            return st.st_ino, st.st_mtime_ns
+
+        first = written()
+        saver.ask()
+        until("save of the lab's state on request", lambda: written() != first, 5)
+    finally:
+        saver.stop()

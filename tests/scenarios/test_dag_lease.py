@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,21 @@ from dagcheck.lab import persist
 from dagcheck.lab.objects import DEFAULT_INACTIVE
 from dagcheck.lab.state import Organization
 from dagcheck.maintenance.steps import enter_steps, exit_steps
-from tests.processes import budget, spawn
+from tests.processes import budget, spawn, until
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "lease-test-only"
 ENV = {**os.environ, "DAGCHECK_LAB_USERNAME": "lab\\dagcheck", "DAGCHECK_LAB_PASSWORD": PASSWORD}
 RUN_TIMEOUT = 120
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """Which write of the file this is: the lab replaces it whole (a new inode, a new mtime) on every save."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class LabProcess:
@@ -94,7 +102,12 @@ class LabProcess:
         return self.start()
 
     def org(self) -> Organization:
-        time.sleep(0.3)  # the saver writes within 50 ms of the last call
+        """The organisation as the lab holds it now: a running lab is asked to save (SIGUSR1), and the state file
+        is read once a save made after the asking has replaced it (the runs that changed it have ended)."""
+        if self.proc is not None and self.proc.poll() is None:
+            before = _file_identity(self.state)
+            self.proc.send_signal(signal.SIGUSR1)
+            until("save of the lab's state on SIGUSR1", lambda: _file_identity(self.state) != before, 10)
         return persist.load(self.state)[0]
 
     def dagcheck(self, *args: str, reports: str = "reports", env: dict | None = None) -> subprocess.Popen:

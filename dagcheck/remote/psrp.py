@@ -29,8 +29,8 @@ from dagcheck.remote.failures import Kind
 from dagcheck.remote.guard import ResponseRefused, install
 from dagcheck.remote.https import HttpsGetter
 from dagcheck.remote.psrp_logon import PsrpLogons
-from dagcheck.remote.psrp_shells import MAX_RETRY_AFTER, _Pool
-from dagcheck.remote.psrp_wire import _cmdlet_error, _parse_output, _receive_once
+from dagcheck.remote.psrp_shells import MAX_RETRY_AFTER, OpenPool
+from dagcheck.remote.psrp_wire import cmdlet_error, parse_output, receive_once
 from dagcheck.remote.wsman_init import new_wsman
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class PsrpTransport(PsrpLogons):
             ),
             settings.max_response_mb,
         )  # size cap, no DTDs, HTTP errors summarised (dagcheck.remote.guard)
-        _receive_once(wsman)
+        receive_once(wsman)
         with self._lock:
             return self._connections.setdefault(key, wsman)
 
@@ -182,7 +182,7 @@ class PsrpTransport(PsrpLogons):
         with self._lock:
             established = (server.name.lower(), endpoint) in self._pools or server.name.lower() in self._answered
         sent = requested = False  # the Command was answered / the Command request went out
-        entry: _Pool | None = None
+        entry: OpenPool | None = None
         try:
             entry = self._use_pool(server, endpoint)
             requested = True
@@ -210,16 +210,16 @@ class PsrpTransport(PsrpLogons):
                 with self._lock:
                     entry.active -= 1
         if ps.streams.error:
-            raise _cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
+            raise cmdlet_error(server.name, command.cmdlet, ps.streams.error[0])
         raw = [getattr(o, "_xml", None) for o in output]
         if self.raw_sink is not None and all(isinstance(x, str) for x in raw):
             self.raw_sink(server.name, command, raw)  # type: ignore[arg-type]
         try:
-            return [_parse_output(o) for o in output]
+            return [parse_output(o) for o in output]
         except (ResponseRefused, *failures.PARSE_ERRORS) as exc:
             raise self._failure(server, endpoint, command.cmdlet, exc, sent=True, requested=True, established=True) from None
 
-    def _use_pool(self, server: Server, endpoint: Endpoint) -> _Pool:
+    def _use_pool(self, server: Server, endpoint: Endpoint) -> OpenPool:
         """The server's pool for the endpoint, counted as in use (so that _make_room leaves it open)."""
         while True:
             entry = self._pool(server, endpoint)

@@ -39,7 +39,9 @@ _BUDGET_REFUSAL = re.compile(r"exceeded your budget to create runspace\.\s*Pleas
 
 
 @dataclass
-class _Pool:
+class OpenPool:
+    """A server endpoint's runspace pool with what the transport needs to share it between pipelines."""
+
     pool: RunspacePool
     lock: threading.Lock  # taken only to close the pool, and only while no pipeline uses it
     active: int = 0  # pipelines running on it now (guarded by the transport's lock)
@@ -55,7 +57,7 @@ class PsrpShells(Transport):
         self.servers = {k.lower(): v for k, v in servers.items()}
         self.throttle_retries = throttle_retries
         self._lock = threading.Lock()
-        self._pools: dict[tuple[str, Endpoint], _Pool] = {}
+        self._pools: dict[tuple[str, Endpoint], OpenPool] = {}
         self._connections: dict[tuple[str, Endpoint], WSMan] = {}
         self._cmd_shells: dict[str, tuple[WinRS, threading.Lock]] = {}
         self._open_locks: dict[str, threading.Lock] = {}  # one shell opening at a time per server (the budget)
@@ -77,7 +79,7 @@ class PsrpShells(Transport):
 
     # ---- pools, shells and lanes -------------------------------------------------------------------
 
-    def _open(self, server: Server, endpoint: Endpoint) -> _Pool:
+    def _open(self, server: Server, endpoint: Endpoint) -> OpenPool:
         pool = RunspacePool(
             self._wsman(server, endpoint), configuration_name=CONFIGURATION[endpoint], max_runspaces=self._budget(server)
         )
@@ -88,9 +90,9 @@ class PsrpShells(Transport):
             # Create may have succeeded before the open failed: never leave that shell on the server.
             _close_quietly(pool.shell)
             raise
-        return _Pool(pool, threading.Lock())
+        return OpenPool(pool, threading.Lock())
 
-    def _pool(self, server: Server, endpoint: Endpoint) -> _Pool:
+    def _pool(self, server: Server, endpoint: Endpoint) -> OpenPool:
         key = (server.name.lower(), endpoint)
         with self._lock:
             existing = self._pools.get(key)
@@ -107,7 +109,7 @@ class PsrpShells(Transport):
                 self._pools[key] = opened
                 return opened
 
-    def _open_within_budget(self, server: Server, endpoint: Endpoint) -> _Pool:
+    def _open_within_budget(self, server: Server, endpoint: Endpoint) -> OpenPool:
         """Open the pool; if Exchange refuses it over the user's runspace budget ("... exceeded your budget to
         create runspace. Please wait for N seconds.", a Broken RunspacePool state, not a WSMan fault), wait the
         N seconds it names and open again, within the transport's throttling budget (throttle_retries waits,

@@ -59,7 +59,7 @@ ERROR_CATEGORIES = {
 THROTTLING_MARKERS = ("OverBudgetException", "MicroDelay", "throttling", "ServerBusyException")
 
 
-def _receive_once(wsman: WSMan) -> None:
+def receive_once(wsman: WSMan) -> None:
     """pypsrp resends a Receive up to 5 times after an HTTP read timeout, sleeping 2 to 62 s in between: a
     server that stopped answering in the middle of a command would be asked six times over two minutes or
     more. dagcheck's own deadline decides instead (_end_invoke, _end_process): one Receive, one HTTP
@@ -141,12 +141,12 @@ def _install_tolerant_serializer(pool: RunspacePool) -> None:
     pool._fragmenter.serializer = serializer
 
 
-def _parse_output(value: Any) -> Any:
+def parse_output(value: Any) -> Any:
     xml = getattr(value, "_xml", None)
     return from_element_text(xml) if xml else value
 
 
-def _cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
+def cmdlet_error(server: str, cmdlet: str, record: Any) -> CmdletFailed:
     message = str(record) or getattr(record, "message", "") or "error"
     category = ERROR_CATEGORIES.get(getattr(record, "category", 0) or 0, "NotSpecified")
     error_id = getattr(record, "fq_error", "") or ""

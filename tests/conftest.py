@@ -115,6 +115,26 @@ class _Recorder:
                     self.result.skips[report.nodeid] = str(report.longrepr[2])
 
 
+def check_run_args(inventory: Path, reports: Path, *extra: str) -> list[str]:
+    """pytest's arguments for a run of checks/ against an inventory file, as the README's main job runs it
+    (in this process through run_checks, or in a child process)."""
+    return [
+        str(ROOT / "checks"),
+        "--inventory",
+        str(inventory),
+        "--reports-dir",
+        str(reports),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--rootdir",
+        str(ROOT),
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        *extra,
+    ]
+
+
 @pytest.fixture
 def run_checks(tmp_path: Path):
     """Run checks/ in this process against an inventory (dict) and return every outcome."""
@@ -123,23 +143,7 @@ def run_checks(tmp_path: Path):
         inv = tmp_path / "inventory.yml"
         inv.write_text(yaml.safe_dump(data), encoding="utf-8")
         result = RunResult(0)
-        args = [
-            str(ROOT / "checks"),
-            "--inventory",
-            str(inv),
-            "--reports-dir",
-            str(tmp_path / "reports"),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "-o",
-            "console_output_style=classic",
-            "--rootdir",
-            str(ROOT),
-            "-c",
-            str(ROOT / "pyproject.toml"),
-            *extra,
-        ]
+        args = check_run_args(inv, tmp_path / "reports", "-o", "console_output_style=classic", *extra)
         result.exit_code = int(pytest.main(args, plugins=[_Recorder(result), *plugins]))
         return result
 

@@ -22,7 +22,7 @@ from dagcheck.remote import credentials as credentials_module
 from dagcheck.remote.base import Command, Endpoint
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
-from tests.conftest import ROOT, lab_data
+from tests.conftest import check_run_args, lab_data
 from tests.processes import budget, spawn
 
 SERVERS = ("mbx1", "mbx2", "mbx3", "mbx4")
@@ -489,35 +489,15 @@ def test_an_invalid_inventory_is_pytest_usage_exit_4(run_checks, capfd) -> None:
     assert "servers[0].connection.operation_timeout: 2 is below the minimum 5" in err
 
 
-def test_an_internal_error_keeps_pytest_exit_3(tmp_path) -> None:
+def test_an_internal_error_keeps_pytest_exit_3(run_checks) -> None:
     """A bug (here: a hook that raises) is pytest's INTERNALERROR, exit 3; the verdict does not turn it into
     0, 1, 8 or 9."""
-    import yaml
 
     class Broken:
         def pytest_collection_modifyitems(self, items: list) -> None:
             raise RuntimeError("a bug")
 
-    inv = tmp_path / "inventory.yml"
-    inv.write_text(yaml.safe_dump(lab_data()), encoding="utf-8")
-    code = pytest.main(
-        [
-            str(ROOT / "checks"),
-            "--inventory",
-            str(inv),
-            "--reports-dir",
-            str(tmp_path / "reports"),
-            "-p",
-            "no:cacheprovider",
-            "-q",
-            "--rootdir",
-            str(ROOT),
-            "-c",
-            str(ROOT / "pyproject.toml"),
-        ],
-        plugins=[Broken()],
-    )
-    assert int(code) == 3
+    assert run_checks(lab_data(), plugins=(Broken(),)).exit_code == 3
 
 
 # ---- progress without -s, and Ctrl-C --------------------------------------------------------------------
@@ -532,25 +512,7 @@ def _start(tmp_path, faults: list[dict], *args: str, env: dict[str, str] | None 
 
     inv = tmp_path / "inventory.yml"
     inv.write_text(yaml.safe_dump(lab_data(faults)), encoding="utf-8")
-    cmd = [
-        sys.executable,
-        "-u",
-        "-m",
-        "pytest",
-        str(ROOT / "checks"),
-        "--inventory",
-        str(inv),
-        "--reports-dir",
-        str(tmp_path / "reports"),
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--rootdir",
-        str(ROOT),
-        "-c",
-        str(ROOT / "pyproject.toml"),
-        *args,
-    ]
+    cmd = [sys.executable, "-u", "-m", "pytest", *check_run_args(inv, tmp_path / "reports", *args)]
     return spawn(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env={**os.environ, **(env or {})}
     )

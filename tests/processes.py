@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MARGIN = 3.0
@@ -121,3 +122,39 @@ def run(args: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedP
         proc.communicate()
         raise
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
+
+
+def serve_lab(source: Path, state: Path, inventory: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    """`python -m dagcheck.lab serve --state` for an inventory, owned by the suite (see spawn), returned once it
+    serves (it prints "Ctrl-C stops the lab." then); it writes the inventory that points dagcheck at it."""
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "dagcheck.lab",
+            "serve",
+            "--inventory",
+            str(source),
+            "--state",
+            str(state),
+            "--write-inventory",
+            str(inventory),
+        ],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Ctrl-C stops the lab"):
+            return proc
+    raise AssertionError(f"the lab did not start: rc {proc.wait(budget(10))}")
+
+
+def stop_lab(proc: subprocess.Popen[str]) -> None:
+    """Stop a lab started by serve_lab as Ctrl-C would (SIGTERM: it saves its state once more, then exits)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(budget(20))

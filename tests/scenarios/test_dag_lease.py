@@ -22,7 +22,7 @@ from dagcheck.lab import persist
 from dagcheck.lab.objects import DEFAULT_INACTIVE
 from dagcheck.lab.state import Organization
 from dagcheck.maintenance.steps import enter_steps, exit_steps
-from tests.processes import budget, spawn, until
+from tests.processes import budget, serve_lab, spawn, stop_lab, until
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "lease-test-only"
@@ -51,35 +51,12 @@ class LabProcess:
 
     def start(self) -> LabProcess:
         self.inventory.unlink(missing_ok=True)
-        self.proc = spawn(
-            [
-                sys.executable,
-                "-m",
-                "dagcheck.lab",
-                "serve",
-                "--inventory",
-                str(self.source),
-                "--state",
-                str(self.state),
-                "--write-inventory",
-                str(self.inventory),
-            ],
-            cwd=ROOT,
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:  # the lab prints "Ctrl-C stops the lab." once it serves
-            if line.startswith("Ctrl-C stops the lab"):
-                return self
-        raise AssertionError(f"the lab did not start: rc {self.proc.wait(budget(10))}")
+        self.proc = serve_lab(self.source, self.state, self.inventory, ENV, ROOT)
+        return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(budget(20))
+        if self.proc is not None:
+            stop_lab(self.proc)
         self.proc = None
 
     def fresh(self) -> LabProcess:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -24,7 +23,7 @@ from dagcheck.lab import persist
 from dagcheck.rules.builds import parse_build
 from dagcheck.rules.host import supported_windows
 from dagcheck.rules.rolling import MemberFacts, rolling_order, target_problems, window_parity
-from tests.processes import budget, run, spawn
+from tests.processes import budget, run, serve_lab, spawn, stop_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "rolling-test-only"
@@ -47,36 +46,10 @@ class Lab:
         source["lab"]["build"] = OLD
         self.source = folder / "lab-source.yml"
         self.source.write_text(yaml.safe_dump(source), encoding="utf-8")
-        self.proc = spawn(
-            [
-                sys.executable,
-                "-m",
-                "dagcheck.lab",
-                "serve",
-                "--inventory",
-                str(self.source),
-                "--state",
-                str(self.state),
-                "--write-inventory",
-                str(self.inventory),
-            ],
-            cwd=ROOT,
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("Ctrl-C stops the lab"):
-                break
-        else:
-            raise AssertionError(f"the lab did not start: rc {self.proc.wait(budget(10))}")
+        self.proc = serve_lab(self.source, self.state, self.inventory, ENV, ROOT)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(budget(20))
+        stop_lab(self.proc)
 
     def rolling(self, *args: str) -> tuple[int, str]:
         """The run's exit code and output; `longest_silence`: the longest time it went without a line."""

@@ -58,6 +58,12 @@ def send_input(server: LabEndpointServer, shell: Shell, body: ET.Element | None)
     return ACTION + "SendResponse", [ET.Element(f"{{{NS['rsp']}}}SendResponse")]
 
 
+def pipeline_threads_of(server: str) -> str:
+    """What the names of a server's pipeline threads start with: a test can wait until a stopped pipeline's
+    thread has ended."""
+    return f"lab-pipeline-{server.lower()}-"
+
+
 def _feed(server: LabEndpointServer, shell: Shell, data: bytes, pipeline_id: uuid.UUID | None) -> None:
     """Hand PSRP fragments to psrpcore; start any pipeline they complete. Caller holds shell.cond."""
     shell.pool.receive_data(PSRPPayload(data, StreamType.default, pipeline_id))
@@ -66,7 +72,12 @@ def _feed(server: LabEndpointServer, shell: Shell, data: bytes, pipeline_id: uui
             pipeline = shell.pool.pipeline_table[event.pipeline_id]
             if shell.path == EXCHANGE_PATH:
                 _throttle(server, shell, pipeline)
-            threading.Thread(target=_run_pipeline, args=(server, shell, pipeline), daemon=True).start()
+            threading.Thread(
+                target=_run_pipeline,
+                args=(server, shell, pipeline),
+                name=f"{pipeline_threads_of(shell.server_name)}{event.pipeline_id}",  # what a test waits on
+                daemon=True,
+            ).start()
     shell.flush()
 
 

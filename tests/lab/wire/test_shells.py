@@ -21,12 +21,14 @@ from pypsrp.wsman import WSMan
 
 from dagcheck.errors import ConnectionFailed, OutcomeUnknown, Throttled
 from dagcheck.lab.embedded import lab_connection
+from dagcheck.lab.psrp import pipeline_threads_of
 from dagcheck.lab.server import LabServer
 from dagcheck.lab.settings import Fault
 from dagcheck.remote.base import CmdResult, Command, Endpoint, Transport
 from dagcheck.remote.credentials import Credentials
 from dagcheck.remote.psrp import PsrpTransport
 from tests.conftest import lab_data
+from tests.processes import until
 
 READ = Command.of("Get-MailboxServer", Identity="mbx1")
 CHANGE = Command.of(
@@ -324,7 +326,11 @@ def test_ctrl_c_during_a_command_still_closes_every_shell(lab, ctrl_c_raises) ->
     assert len(server.open_shells("mbx2")) == 2
     transport.close()
     assert not server.open_shells()
-    time.sleep(0.2)
+    until(
+        "end of mbx2's stopped pipeline thread",
+        lambda: not any(t.name.startswith(pipeline_threads_of("mbx2")) for t in threading.enumerate()),
+        10,
+    )
     assert not [c for c in org.call_log if c[1] == "Get-Queue"]  # stopped with its pool, never ran
 
 

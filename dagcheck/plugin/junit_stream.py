@@ -82,6 +82,7 @@ class StreamingLogXML(_LogXML):  # type: ignore[misc]
         self._spool: IO[bytes] | None = None
         self._spool_path = ""
         self._spool_size = 0
+        self._whole_tree = False
 
     def finalize(self, report: Any) -> None:
         open_before = list(self.node_reporters.values())
@@ -93,11 +94,18 @@ class StreamingLogXML(_LogXML):  # type: ignore[misc]
 
     def _spool_out(self, reporter: Any) -> None:
         """The finalized reporter's testcase to the spool; its place in the ordered list to a Spooled."""
-        data = ET.tostring(reporter.to_xml(), encoding="unicode").encode("utf-8")
         ordered = self.node_reporters_ordered
         position = next((i for i in range(len(ordered) - 1, -1, -1) if ordered[i] is reporter), None)  # the last, usually
-        if position is None:  # not pytest's own list's: left where it is, written by pytest's way at the end
+        if position is None:  # not in pytest's list: left to pytest's way at the end
             return
+        element = reporter.to_xml()
+        if any(name.startswith("{") for node in element.iter() for name in (node.tag, *node.attrib)):
+            # A namespaced name (record_xml_attribute("{uri}name", ...)): alone, the testcase would declare its
+            # namespace itself; in the whole tree the root does. Kept as an element, and the tree written whole.
+            ordered[position] = _Fixed(element)
+            self._whole_tree = True
+            return
+        data = ET.tostring(element, encoding="unicode").encode("utf-8")
         spool = self._open_spool()
         spool.write(data)
         ordered[position] = Spooled(self._spool_size, len(data))
@@ -123,8 +131,8 @@ class StreamingLogXML(_LogXML):  # type: ignore[misc]
             self.discard_spool()
 
     def _write_report(self, spool: IO[bytes]) -> None:
-        head, marker, tail = self._skeleton().partition(f"<{MARKER} />")
-        if not marker:  # pytest wrote its skeleton some other way: let it write the whole tree
+        head, marker, tail = ("", "", "") if self._whole_tree else self._skeleton().partition(f"<{MARKER} />")
+        if not marker:  # a namespace, or pytest wrote its skeleton some other way: pytest writes the whole tree
             self.node_reporters_ordered = [_Fixed(self._element(entry, spool)) for entry in self.node_reporters_ordered]
             super().pytest_sessionfinish()
             return

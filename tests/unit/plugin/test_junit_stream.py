@@ -40,6 +40,7 @@ class _AtSessionFinish:
         self.kept: list[type] = []
         self.logfile = ""
         self.spool = ""
+        self.spool_left_to_unconfigure = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -49,16 +50,30 @@ class _AtSessionFinish:
         self.logfile = xml.logfile
         self.spool = getattr(xml, "_spool_path", "")
 
+    @pytest.hookimpl(wrapper=True)  # before every plain unconfigure, the junit writer's last resort too
+    def pytest_unconfigure(self) -> Any:
+        self.spool_left_to_unconfigure = bool(self.spool) and Path(self.spool).exists()
+        return (yield)
+
+
+class _CollectionError:
+    """A module that failed to import: its testcase is never finalized and is written at the end, in its place."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        failed = pytest.CollectReport("checks/test_gone.py", "failed", "ImportError: no module named 'gone'", [])
+        session.config.hook.pytest_collectreport(report=failed)
+
 
 def test_the_streamed_file_is_the_bytes_pytest_writes(run_checks, tmp_path: Path) -> None:
-    data = lab_data(FAULTS)
+    data, go_on = lab_data(FAULTS), "--continue-on-collection-errors"
     plain, streamed = _AtSessionFinish(), _AtSessionFinish()
-    run_checks(data, *BLOCKED, "--reports-dir", str(tmp_path / "plain"), plugins=(plain,))
-    run_checks(data, "--reports-dir", str(tmp_path / "streamed"), plugins=(streamed,))
+    run_checks(data, go_on, *BLOCKED, "--reports-dir", str(tmp_path / "plain"), plugins=(plain, _CollectionError()))
+    run_checks(data, go_on, "--reports-dir", str(tmp_path / "streamed"), plugins=(streamed, _CollectionError()))
     assert plain.writer is junitxml.LogXML and streamed.writer is StreamingLogXML
+    assert Spooled in streamed.kept and streamed.kept[0] is not Spooled  # the collection error, never finalized
     expected = _normalized(tmp_path / "plain" / "junit.xml")
-    assert re.search(r'<testsuite [^>]*failures="[1-9]\d*" skipped="[1-9]\d*"', expected)  # failures and skips both
-    assert expected.count("<testcase ") > 1000 and "<property " in expected
+    assert re.search(r'<testsuite [^>]*errors="1" failures="[1-9]\d*" skipped="[1-9]\d*"', expected)
+    assert expected.count("<testcase ") > 1000 and "<property " in expected and 'message="collection failure"' in expected
     assert _normalized(tmp_path / "streamed" / "junit.xml") == expected
 
 
@@ -68,6 +83,7 @@ def test_finished_testcases_are_kept_only_as_placeholders_and_the_spool_goes(run
     assert seen.writer is StreamingLogXML
     assert seen.kept and set(seen.kept) == {Spooled}  # no _NodeReporter and no element for a finished check
     assert Path(seen.spool).parent == Path(seen.logfile).parent and not Path(seen.spool).exists()
+    assert not seen.spool_left_to_unconfigure  # removed by the writer, once the report is written
     junit = Path(seen.logfile)
     stem = junit.stem
     assert {p.name for p in (tmp_path / "reports").iterdir()} == {junit.name, f"{stem}.html", f"summary-{stem}.html", "history"}
@@ -105,10 +121,17 @@ class _ReportPathTaken:
         Path(session.config.stash[junitxml.xml_key].logfile).mkdir(parents=True)
 
 
-@pytest.mark.parametrize("failure", [_FailsFirst, _ReportPathTaken], ids=["before-the-writer", "while-writing"])
-def test_a_run_that_ends_in_an_error_leaves_no_spool(run_checks, tmp_path: Path, failure: type) -> None:
+@pytest.mark.parametrize(
+    ("failure", "left_to_unconfigure"),
+    [(_FailsFirst, True), (_ReportPathTaken, False)],
+    ids=["before-the-writer", "while-writing"],
+)
+def test_a_run_that_ends_in_an_error_leaves_no_spool(
+    run_checks, tmp_path: Path, failure: type, left_to_unconfigure: bool
+) -> None:
     seen = _AtSessionFinish()
     with pytest.raises((RuntimeError, IsADirectoryError)):
         run_checks(lab_data(FAULTS), *NARROW, plugins=(failure(), seen))  # seen, registered last, runs first
     assert seen.writer is StreamingLogXML and seen.spool
+    assert seen.spool_left_to_unconfigure is left_to_unconfigure  # the writer removes it even when it fails
     assert _leftovers(tmp_path / "reports") == []

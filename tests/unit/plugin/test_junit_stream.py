@@ -135,3 +135,23 @@ def test_a_run_that_ends_in_an_error_leaves_no_spool(
     assert seen.writer is StreamingLogXML and seen.spool
     assert seen.spool_left_to_unconfigure is left_to_unconfigure  # the writer removes it even when it fails
     assert _leftovers(tmp_path / "reports") == []
+
+
+class _NamespacedAttribute:
+    """record_xml_attribute with a {uri} name on one check: pytest declares the namespace on the root element."""
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if "[DB01" in item.name and "mbx3]" in item.name:
+            xml = item.config.stash[junitxml.xml_key]
+            xml.node_reporter(item.nodeid).add_attribute("{urn:example:owner}team", "messaging")
+
+
+def test_a_namespaced_attribute_is_written_as_pytest_writes_it(run_checks, tmp_path: Path) -> None:
+    data = lab_data(FAULTS)
+    plain, streamed = _AtSessionFinish(), _AtSessionFinish()
+    run_checks(data, *NARROW, *BLOCKED, "--reports-dir", str(tmp_path / "plain"), plugins=(plain, _NamespacedAttribute()))
+    run_checks(data, *NARROW, "--reports-dir", str(tmp_path / "streamed"), plugins=(streamed, _NamespacedAttribute()))
+    assert streamed.writer is StreamingLogXML and Spooled in streamed.kept
+    expected = _normalized(Path(plain.logfile))
+    assert '<testsuites xmlns:ns0="urn:example:owner"' in expected and 'ns0:team="messaging"' in expected
+    assert _normalized(Path(streamed.logfile)) == expected

@@ -17,8 +17,11 @@ inside the whole tree (JUnit has no namespaces; tests/unit/plugin/test_junit_str
 
 This uses pytest internals (`_pytest.junitxml`: `xml_key`, `LogXML` and its `finalize`, `node_reporters`,
 `node_reporters_ordered`, `pytest_sessionfinish`, `logfile`). Where they are not as expected (pyproject allows
-pytest>=8), pytest's writer stays in place: the same file, only not streamed. The spool is owner-only and is
-removed when the report is written, when writing it fails, and at unconfigure as a last resort.
+pytest>=8), pytest's writer stays in place: the same file, only not streamed. Two cases fall back at the end,
+to pytest writing the whole tree from the spooled testcases parsed back (a carriage return in a testcase's text
+then comes back as a newline, as XML parsing does): a namespaced attribute (record_xml_attribute with a {uri}
+name, whose declaration pytest puts on the root), and a pytest whose skeleton lacks the marker. The spool is
+owner-only and is removed when the report is written, when writing it fails, and at unconfigure as a last resort.
 """
 
 from __future__ import annotations
@@ -83,6 +86,11 @@ class StreamingLogXML(_LogXML):  # type: ignore[misc]
         self._spool_path = ""
         self._spool_size = 0
         self._whole_tree = False
+
+    @property
+    def spool_path(self) -> str:
+        """The spool file while there is one, else ""."""
+        return self._spool_path
 
     def finalize(self, report: Any) -> None:
         open_before = list(self.node_reporters.values())

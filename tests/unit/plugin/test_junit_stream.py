@@ -48,7 +48,7 @@ class _AtSessionFinish:
         self.writer = type(xml)
         self.kept = [type(entry) for entry in xml.node_reporters_ordered]
         self.logfile = xml.logfile
-        self.spool = getattr(xml, "_spool_path", "")
+        self.spool = getattr(xml, "spool_path", "")
 
     @pytest.hookimpl(wrapper=True)  # before every plain unconfigure, the junit writer's last resort too
     def pytest_unconfigure(self) -> Any:

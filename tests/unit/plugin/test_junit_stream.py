@@ -122,15 +122,15 @@ class _ReportPathTaken:
 
 
 @pytest.mark.parametrize(
-    ("failure", "left_to_unconfigure"),
-    [(_FailsFirst, True), (_ReportPathTaken, False)],
+    ("failure", "raised", "left_to_unconfigure"),
+    [(_FailsFirst, RuntimeError, True), (_ReportPathTaken, OSError, False)],
     ids=["before-the-writer", "while-writing"],
 )
 def test_a_run_that_ends_in_an_error_leaves_no_spool(
-    run_checks, tmp_path: Path, failure: type, left_to_unconfigure: bool
+    run_checks, tmp_path: Path, failure: type, raised: type[Exception], left_to_unconfigure: bool
 ) -> None:
     seen = _AtSessionFinish()
-    with pytest.raises((RuntimeError, IsADirectoryError)):
+    with pytest.raises(raised):
         run_checks(lab_data(FAULTS), *NARROW, plugins=(failure(), seen))  # seen, registered last, runs first
     assert seen.writer is StreamingLogXML and seen.spool
     assert seen.spool_left_to_unconfigure is left_to_unconfigure  # the writer removes it even when it fails

@@ -15,6 +15,7 @@ Its modules, one job each, from the bottom up (each imports only those above it 
 - lifecycle: the build and lifecycle tables read at configure, and their freshness
 - gc_tuning: the garbage collector's settings during a check run (issue 27)
 - retention: what a check run keeps of each check to its end (issue 27)
+- junit_stream: a check run's JUnit XML written as it goes, not held to the end (issue 27)
 
 The order below is the registration order, which decides the order pluggy calls hooks of equal
 priority in (the last registered first): reporting's configure runs before configure's (so it sees
@@ -33,4 +34,5 @@ pytest_plugins = [
     "dagcheck.plugin.lifecycle",
     "dagcheck.plugin.gc_tuning",
     "dagcheck.plugin.retention",
+    "dagcheck.plugin.junit_stream",
 ]

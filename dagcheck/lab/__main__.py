@@ -130,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             if generated
             else f"    export {persist.PASSWORD_ENV}=<the password given>"
         )
-    print("Ctrl-C stops the lab.", flush=True)
+    # The handlers are in place before the line that says the lab serves: whoever waits for that line may signal
+    # at once (SIGUSR1's default action would end the process, SIGTERM's skip the last save).
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if saver is not None and hasattr(signal, "SIGUSR1"):  # not on Windows
         signal.signal(signal.SIGUSR1, lambda *_: saver.ask())
+    print("Ctrl-C stops the lab.", flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:

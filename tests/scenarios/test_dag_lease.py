@@ -83,8 +83,14 @@ class LabProcess:
         is read once a save made after the asking has replaced it (the runs that changed it have ended)."""
         if self.proc is not None and self.proc.poll() is None:
             before = _file_identity(self.state)
-            self.proc.send_signal(signal.SIGUSR1)
-            until("save of the lab's state on SIGUSR1", lambda: _file_identity(self.state) != before, 10)
+            proc = self.proc
+            proc.send_signal(signal.SIGUSR1)
+
+            def saved_or_ended() -> bool:
+                return proc.poll() is not None or _file_identity(self.state) != before
+
+            until("save of the lab's state on SIGUSR1", saved_or_ended, 10)
+            assert proc.poll() is None, f"the lab ended on SIGUSR1 (rc {proc.returncode}) instead of saving its state"
         return persist.load(self.state)[0]
 
     def dagcheck(self, *args: str, reports: str = "reports", env: dict | None = None) -> subprocess.Popen:

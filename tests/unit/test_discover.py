@@ -10,7 +10,6 @@ an Edge server is listed, not checked.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from dagcheck.sources.exchange_servers import ExchangeServerEntry
 from dagcheck.sources.mailbox_servers import MailboxServerEntry
 from tests import shared_fixtures
 from tests.conftest import ROOT
+from tests.processes import serve_lab, stop_lab
 
 BIN = Path(sys.executable).with_name("dagcheck")
 PASSWORD = "discover-test-only"
@@ -45,36 +45,11 @@ def lab(tmp_path_factory):
     """`python -m dagcheck.lab serve --state FILE --write-inventory PATH`: the persistent lab, its inventory."""
     folder = tmp_path_factory.mktemp("discover-lab")
     inventory = folder / "lab-inventory.yml"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagcheck.lab",
-            "serve",
-            "--inventory",
-            str(ROOT / "inventory/lab.yml"),
-            "--state",
-            str(folder / "lab.json"),
-            "--write-inventory",
-            str(inventory),
-        ],
-        cwd=ROOT,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the lab prints "Ctrl-C stops the lab." once it serves
-        if line.startswith("Ctrl-C stops the lab"):
-            break
-    else:
-        raise AssertionError(f"the lab did not start: rc {proc.wait(10)}")
+    proc = serve_lab(ROOT / "inventory/lab.yml", folder / "lab.json", inventory, ENV, ROOT)
     try:
         yield folder, inventory
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        stop_lab(proc)
 
 
 def _dagcheck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -136,7 +136,7 @@ def _commands(config: pytest.Config, state: ReportState, spec: Any, server: str,
                 for i in commands_behind(session, spec.source, server, phase)
             }
         )
-    return list(found)
+    return found  # one list for every check that shares the source: a fleet run keeps every result to its end
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True, specname="pytest_runtest_makereport")

@@ -10,33 +10,74 @@ captured sections. At 300 servers that is 160,000 reports kept for nothing.
 
 So, in a run of the checks, a passed setup or teardown report with no captured sections leaves the
 terminal reporter's statistics as soon as it has been filed. Every other report stays.
+
+A passed verdict (call report) stays, but once its test's teardown has been reported (pytest-html makes
+the row then, from the call report), nothing reads its JUnit properties or dagcheck's properties again:
+they are in the JUnit file and the results already. Those of a passed verdict with nothing to show are
+let go (and its keywords, the same for its three reports, used to select it at collection), and so are
+the item's own copies once its protocol has run. A failed or
+skipped verdict keeps everything: the end-of-run summary lists it from them.
 Measured with `benchmarks/fleet.py` (benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 
+from dagcheck.plugin.keys import KEYWORDS_KEY
 from dagcheck.plugin.scope import runs_checks
 
 PLUGIN_NAME = "dagcheck-retention"
+# What a passed verdict's keywords become once written: one empty mapping for all (a check's keywords are
+# for selecting it, -k and -m, which happened at collection).
+NO_KEYWORDS: MappingProxyType[str, Any] = MappingProxyType({})
 
 
 class PassedPhaseReports:
-    """Forgets the terminal reporter's passed setup and teardown reports that have nothing to show."""
+    """Forgets the terminal reporter's passed setup and teardown reports that have nothing to show, and what a
+    passed verdict carries for writers that have already written it."""
 
     def __init__(self, stats: dict[str, list[Any]]) -> None:
         self._stats = stats
+        self._verdict: Any = None  # the running check's passed call report, until its teardown is reported
 
-    @pytest.hookimpl(trylast=True)  # after the terminal reporter has filed the report
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" or not report.passed or report.sections:
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport):  # type: ignore[no-untyped-def]
+        yield  # every plugin has had the report: the terminal reporter, JUnit XML, pytest-html (trylast)
+        self.settle(report)
+
+    def settle(self, report: pytest.TestReport) -> None:
+        """What stays of a report once every plugin has had it."""
+        if report.when == "call":
+            self._verdict = report if report.passed and not report.sections else None
+            return
+        if report.when == "teardown":
+            verdict, self._verdict = self._verdict, None
+            if verdict is not None and verdict.nodeid == report.nodeid:
+                _let_go(verdict)
+        if not report.passed or report.sections:
             return
         held = self._stats.get("")
         if held and held[-1] is report:
             held.pop()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(self, item: pytest.Item):  # type: ignore[no-untyped-def]
+        yield
+        # pytest copies them into each report; the teardown report, the last to read them, has been written.
+        item.user_properties.clear()
+        if KEYWORDS_KEY in item.stash:
+            del item.stash[KEYWORDS_KEY]
+
+
+def _let_go(verdict: Any) -> None:
+    """A passed verdict keeps what the terminal reporter reads at the end (its node id, outcome, sections)."""
+    verdict.user_properties.clear()
+    verdict.__dict__.pop("dagcheck", None)
+    verdict.keywords = NO_KEYWORDS
 
 
 @pytest.hookimpl(trylast=True)

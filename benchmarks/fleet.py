@@ -63,6 +63,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from dagcheck.lab import launch  # noqa: E402
 from dagcheck.lab.fleet import REALISTIC_LATENCY, fleet_inventory  # noqa: E402
 from dagcheck.lab.persist import PASSWORD_ENV, USERNAME_ENV  # noqa: E402
 
@@ -245,31 +246,8 @@ class Lab:
         source.write_text(yaml.safe_dump(data), encoding="utf-8")
         self.client_inventory = work / "client.yml"
         env = {**os.environ, PASSWORD_ENV: self.password}
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagcheck.lab",
-                "serve",
-                "--inventory",
-                str(source),
-                "--username",
-                USERNAME,
-                "--write-inventory",
-                str(self.client_inventory),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("Ctrl-C stops the lab"):
-                break
-        else:
-            raise RuntimeError(f"the lab did not start (exit {self.proc.wait()})")
+        options = ["--inventory", str(source), "--username", USERNAME, "--write-inventory", str(self.client_inventory)]
+        self.proc = launch.start(options, env=env, cwd=ROOT)
 
     def env(self) -> dict[str, str]:
         return {**os.environ, USERNAME_ENV: USERNAME, PASSWORD_ENV: self.password}

@@ -36,6 +36,9 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from dagcheck.lab import launch  # noqa: E402
+
 OLD, TARGET = "15.2.2562.46", "15.2.2562.49"  # Exchange SE RTM Aug26SU to Sep26SU, as tests/scenarios/test_rolling_patch.py
 
 
@@ -97,30 +100,11 @@ def _serve(folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     source = yaml.safe_load((ROOT / "inventory/lab.yml").read_text(encoding="utf-8"))
     source["lab"]["build"] = OLD
     (folder / "lab-source.yml").write_text(yaml.safe_dump(source), encoding="utf-8")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagcheck.lab",
-            "serve",
-            "--inventory",
-            str(folder / "lab-source.yml"),
-            "--state",
-            str(folder / "lab.json"),
-            "--write-inventory",
-            str(folder / "inventory.yml"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Ctrl-C stops the lab"):
-            return proc
-    sys.exit(f"the lab did not start (exit {proc.wait(10)})")
+    options = ["--inventory", str(folder / "lab-source.yml"), "--state", str(folder / "lab.json")]
+    try:
+        return launch.start([*options, "--write-inventory", str(folder / "inventory.yml")], env=env, cwd=ROOT)
+    except launch.LabDidNotStart as exc:
+        sys.exit(str(exc))
 
 
 def _entries(path: Path) -> list[dict[str, Any]]:

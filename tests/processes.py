@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dagcheck.lab import launch
+
 MARGIN = 3.0
 PR_SET_PDEATHSIG = 1
 
@@ -126,31 +128,9 @@ def run(args: list[str], timeout: float, **kwargs: Any) -> subprocess.CompletedP
 
 def serve_lab(source: Path, state: Path, inventory: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
     """`python -m dagcheck.lab serve --state` for an inventory, owned by the suite (see spawn), returned once it
-    serves (it prints "Ctrl-C stops the lab." then); it writes the inventory that points dagcheck at it."""
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "dagcheck.lab",
-            "serve",
-            "--inventory",
-            str(source),
-            "--state",
-            str(state),
-            "--write-inventory",
-            str(inventory),
-        ],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("Ctrl-C stops the lab"):
-            return proc
-    raise AssertionError(f"the lab did not start: rc {proc.wait(budget(10))}")
+    serves (dagcheck.lab.launch); it writes the inventory that points dagcheck at it."""
+    options = ["--inventory", str(source), "--state", str(state), "--write-inventory", str(inventory)]
+    return launch.start(options, env=env, cwd=cwd, popen=spawn, exit_wait=budget(10))
 
 
 def stop_lab(proc: subprocess.Popen[str]) -> None:

@@ -23,7 +23,7 @@ import yaml
 
 from dagcheck.errors import InventoryError
 from dagcheck.inventory import load_inventory
-from dagcheck.lab import patching, persist
+from dagcheck.lab import launch, patching, persist
 from dagcheck.lab.auth import LabCredentials
 from dagcheck.lab.build import build_organization
 from dagcheck.lab.server import LabServer
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if saver is not None and hasattr(signal, "SIGUSR1"):  # not on Windows
         signal.signal(signal.SIGUSR1, lambda *_: saver.ask())
-    print("Ctrl-C stops the lab.", flush=True)
+    print(launch.READY, flush=True)
     try:
         stop.wait()
     except KeyboardInterrupt:

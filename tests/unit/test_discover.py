@@ -27,7 +27,7 @@ from dagcheck.sources.exchange_servers import ExchangeServerEntry
 from dagcheck.sources.mailbox_servers import MailboxServerEntry
 from tests import shared_fixtures
 from tests.conftest import ROOT
-from tests.processes import serve_lab, stop_lab
+from tests.processes import budget, run, serve_lab, stop_lab
 
 BIN = Path(sys.executable).with_name("dagcheck")
 PASSWORD = "discover-test-only"
@@ -53,9 +53,8 @@ def lab(tmp_path_factory):
 
 
 def _dagcheck(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN), *args], capture_output=True, text=True, cwd=cwd, env={**ENV, "HOME": str(cwd)}, timeout=300, check=False
-    )
+    # A bound against a hang, scaled with the machine's load like every wait of the suite; owned by the suite.
+    return run([str(BIN), *args], budget(300), cwd=cwd, env={**ENV, "HOME": str(cwd)})
 
 
 def _facts(path: Path) -> dict:

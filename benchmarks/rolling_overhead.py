@@ -101,8 +101,9 @@ def _serve(folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     source["lab"]["build"] = OLD
     (folder / "lab-source.yml").write_text(yaml.safe_dump(source), encoding="utf-8")
     options = ["--inventory", str(folder / "lab-source.yml"), "--state", str(folder / "lab.json")]
+    options += ["--write-inventory", str(folder / "inventory.yml")]
     try:
-        return launch.start([*options, "--write-inventory", str(folder / "inventory.yml")], env=env, cwd=ROOT)
+        return launch.start(options, env=env, cwd=ROOT)
     except launch.LabDidNotStart as exc:
         sys.exit(str(exc))
 
